@@ -1,0 +1,2 @@
+"""ReFine-RFT."""
+__version__ = "0.1.0"

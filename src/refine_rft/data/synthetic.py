@@ -1,0 +1,204 @@
+"""Synthetic fine-grained birds: procedurally drawn species with known visual attributes.
+
+The embedded default dataset, for the CPU demo and the tests, and the only data here with
+ground-truth reasoning: every image comes with the attributes it was drawn from, so a judge can
+check each claim a response makes.
+
+A species is a combination of six discrete attributes (body colour, wing colour, beak shape,
+tail shape, crest, breast pattern). Species come in genera of closely related members: each
+member differs from its genus' type species in one attribute, which is what makes the task
+fine-grained ("Crimson-winged Finch" vs "Common Finch"). Pose, scale, position, background and
+noise are random per image.
+
+>>> species = make_species(24, seed=0)
+>>> len(species), len({s.name for s in species})
+(24, 24)
+>>> min(attribute_distance(a, b) for a in species for b in species if a is not b)
+1
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+COLORS = {
+    "crimson": (200, 30, 40),
+    "golden": (235, 185, 30),
+    "azure": (40, 110, 220),
+    "olive": (110, 130, 40),
+    "slate": (90, 95, 110),
+    "ivory": (245, 240, 215),
+    "black": (25, 25, 25),
+    "white": (250, 250, 250),
+}
+
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "body_color": ("crimson", "golden", "azure", "olive", "slate", "ivory"),
+    "wing_color": ("black", "white", "crimson", "azure", "golden", "olive"),
+    "beak_shape": ("short", "long", "hooked"),
+    "tail_shape": ("forked", "fan", "pointed"),
+    "crest": ("crested", "no crest"),
+    "breast_pattern": ("plain", "spotted", "striped"),
+}
+
+# How each attribute value is said in reasoning text ("a crimson body", "black wings", ...).
+PHRASES: dict[str, str] = {
+    "body_color": "{} body",
+    "wing_color": "{} wings",
+    "beak_shape": "{} beak",
+    "tail_shape": "{} tail",
+    "crest": "{}",
+    "breast_pattern": "{} breast",
+}
+
+# How a species that differs from its genus' type in one attribute is named after it.
+_NAME_PREFIX: dict[str, dict[str, str]] = {
+    "body_color": {v: v.capitalize() for v in ATTRIBUTES["body_color"]},
+    "wing_color": {v: f"{v.capitalize()}-winged" for v in ATTRIBUTES["wing_color"]},
+    "beak_shape": {"short": "Short-billed", "long": "Long-billed", "hooked": "Hook-billed"},
+    "tail_shape": {"forked": "Fork-tailed", "fan": "Fan-tailed", "pointed": "Pin-tailed"},
+    "crest": {"crested": "Crested", "no crest": "Bare-headed"},
+    "breast_pattern": {"plain": "Plain-breasted", "spotted": "Spotted", "striped": "Striped"},
+}
+
+GENERA = ("Finch", "Warbler", "Tanager", "Shrike", "Thrush", "Sparrow", "Wren", "Oriole",
+          "Vireo", "Bunting", "Kinglet", "Flycatcher", "Starling", "Swallow", "Lark", "Pipit")
+
+
+@dataclass(frozen=True)
+class Species:
+    """One synthetic class: a name and its attribute values (``attribute -> value``)."""
+
+    name: str
+    attributes: dict
+
+
+def attribute_phrase(attribute: str, value: str) -> str:
+    """The words for one attribute value, as reasoning text and the judge use them.
+
+    >>> attribute_phrase("wing_color", "crimson"), attribute_phrase("crest", "no crest")
+    ('crimson wings', 'no crest')
+    """
+    return PHRASES[attribute].format(value)
+
+
+def attribute_distance(a: Species, b: Species) -> int:
+    """How many attributes two species differ in."""
+    return sum(a.attributes[k] != b.attributes[k] for k in ATTRIBUTES)
+
+
+def make_species(num_classes: int = 24, seed: int = 0, per_genus: int = 4) -> list[Species]:
+    """``num_classes`` species in genera of ``per_genus``; each non-type member differs from the
+    genus' type species in exactly one attribute (a different one per member). Deterministic.
+    """
+    if not 2 <= per_genus <= len(ATTRIBUTES) + 1:
+        raise ValueError(f"per_genus must be in 2..{len(ATTRIBUTES) + 1}, got {per_genus}")
+    genera_needed = math.ceil(num_classes / per_genus)
+    if genera_needed > len(GENERA):
+        raise ValueError(f"num_classes={num_classes} needs {genera_needed} genera; at most {len(GENERA)} exist")
+    rng = random.Random(seed)
+    taken: set[tuple] = set()
+    species: list[Species] = []
+    for genus in GENERA[:genera_needed]:
+        while True:
+            base = {k: rng.choice(values) for k, values in ATTRIBUTES.items()}
+            members = [("Common", base)]
+            for attribute in rng.sample(list(ATTRIBUTES), per_genus - 1):
+                value = rng.choice([v for v in ATTRIBUTES[attribute] if v != base[attribute]])
+                members.append((_NAME_PREFIX[attribute][value], {**base, attribute: value}))
+            keys = [tuple(attrs[k] for k in ATTRIBUTES) for _, attrs in members]
+            if len(set(keys)) == len(keys) and not taken.intersection(keys):
+                taken.update(keys)
+                break
+        species.extend(Species(f"{prefix} {genus}", attrs) for prefix, attrs in members)
+    return species[:num_classes]
+
+
+def nearest_distractors(target: Species, species: Sequence[Species], rng: random.Random, k: int = 3) -> list[str]:
+    """The ``k`` species closest to ``target`` by attribute distance (hard negatives); ties broken by ``rng``."""
+    others = [s for s in species if s.name != target.name]
+    others.sort(key=lambda s: (attribute_distance(target, s), rng.random()))
+    return [s.name for s in others[:k]]
+
+
+def _jitter(color: tuple[int, int, int], rng: random.Random, amount: int = 18) -> tuple[int, int, int]:
+    return tuple(max(0, min(255, c + rng.randint(-amount, amount))) for c in color)
+
+
+def draw_bird(species: Species, size: int = 112, rng: random.Random | None = None) -> Image.Image:
+    """Draw one image of ``species``: random pose, scale, position, background and noise."""
+    rng = rng or random.Random(0)
+    attrs = species.attributes
+    # Draw at 2x and downsample: anti-aliased edges without a slow renderer.
+    big = size * 2
+    background = tuple(rng.randint(150, 230) for _ in range(3))
+    image = Image.new("RGB", (big, big), background)
+    draw = ImageDraw.Draw(image)
+    for _ in range(rng.randint(2, 5)):  # background clutter (leaves, sky patches)
+        x, y, r = rng.randint(0, big), rng.randint(0, big), rng.randint(big // 12, big // 5)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=_jitter(background, rng, 30))
+
+    scale = rng.uniform(0.75, 1.0) * big / 224
+    cx = big / 2 + rng.uniform(-0.08, 0.08) * big
+    cy = big / 2 + rng.uniform(-0.06, 0.08) * big
+    facing = rng.choice((1, -1))  # pose: facing right or left
+
+    def point(dx: float, dy: float) -> tuple[float, float]:
+        return (cx + facing * dx * scale, cy + dy * scale)
+
+    def box(x0, y0, x1, y1):
+        (ax, ay), (bx, by) = point(x0, y0), point(x1, y1)
+        return (min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))
+
+    body = _jitter(COLORS[attrs["body_color"]], rng)
+    wing = _jitter(COLORS[attrs["wing_color"]], rng)
+    dark = (30, 30, 30)
+
+    tail = {
+        "forked": [(-55, 0), (-105, -30), (-80, 2), (-105, 32)],
+        "fan": [(-55, 0), (-100, -40), (-112, 0), (-100, 40)],
+        "pointed": [(-55, -8), (-115, 0), (-55, 10)],
+    }[attrs["tail_shape"]]
+    draw.polygon([point(*p) for p in tail], fill=wing, outline=dark)
+    draw.ellipse(box(-65, -38, 45, 42), fill=body, outline=dark)  # body
+    pattern = attrs["breast_pattern"]
+    if pattern == "spotted":
+        for dx, dy in ((5, 15), (20, 25), (-10, 28), (12, 5), (-5, 5), (28, 10)):
+            draw.ellipse(box(dx - 4, dy - 4, dx + 4, dy + 4), fill=dark)
+    elif pattern == "striped":
+        for dx in (-12, 0, 12, 24):
+            draw.line([point(dx, 0), point(dx + 4, 34)], fill=dark, width=max(2, int(3 * scale)))
+    draw.ellipse(box(-45, -28, 20, 12), fill=wing, outline=dark)  # folded wing
+    draw.ellipse(box(30, -62, 76, -16), fill=body, outline=dark)  # head
+    if attrs["crest"] == "crested":
+        draw.polygon([point(40, -56), point(46, -84), point(54, -58), point(60, -80), point(66, -54)],
+                     fill=wing, outline=dark)
+    beak = {
+        "short": [(72, -44), (92, -38), (72, -32)],
+        "long": [(72, -44), (122, -38), (72, -33)],
+        "hooked": [(72, -46), (96, -44), (100, -30), (90, -36), (72, -32)],
+    }[attrs["beak_shape"]]
+    draw.polygon([point(*p) for p in beak], fill=(230, 150, 40), outline=dark)
+    draw.ellipse(box(55, -45, 63, -37), fill=(0, 0, 0))  # eye
+
+    image = image.resize((size, size), Image.BILINEAR).filter(ImageFilter.SMOOTH)
+    pixels = np.asarray(image, dtype=np.int16)
+    noise = np.random.default_rng(rng.randrange(2**32)).normal(0, 6, pixels.shape)
+    return Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8))
+
+
+def vocabulary(species: Sequence[Species] | None = None) -> list[str]:
+    """Words the model will have to read and write about this data (for tokenizer training)."""
+    species = species if species is not None else make_species(48, seed=0)
+    words = [s.name for s in species]
+    words += [attribute_phrase(a, v) for a, values in ATTRIBUTES.items() for v in values]
+    words += [p for table in _NAME_PREFIX.values() for p in table.values()]
+    words += [f"{prefix} {genus}" for genus in GENERA for prefix in ("Common",)]
+    return words

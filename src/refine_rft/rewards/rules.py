@@ -1,0 +1,114 @@
+"""Rule rewards with TRL's signature ``f(completions, **kwargs) -> list[float | None]``.
+
+- :func:`format_reward` (R_f): ``<think>…</think><answer>…</answer>``, the classic R1 format.
+- :func:`attribute_format_reward` (R_fa): ``<think>…</think><attribute>…</attribute><answer>…</answer>``.
+- :func:`classification_reward` (R_cls): the single ``<answer>`` block names exactly the true option.
+
+Completions arrive either as strings or in conversational form
+(``[{"role": "assistant", "content": "..."}]``); dataset columns arrive as keyword lists
+(``options: list[list[str]]``, ``answer: list[int]``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from refine_rft.parsing import extract_choice
+
+ALL_TAGS = ("think", "attribute", "answer")
+
+
+def completion_text(completion) -> str:
+    """The text of one completion, whether plain or conversational.
+
+    >>> completion_text([{"role": "assistant", "content": "<answer>A</answer>"}])
+    '<answer>A</answer>'
+    >>> completion_text([{"role": "assistant", "content": [{"type": "text", "text": "B"}]}])
+    'B'
+    """
+    if isinstance(completion, str):
+        return completion
+    content = completion[-1]["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+
+
+def _is_tagged_sequence(text: str, tags: tuple[str, ...]) -> bool:
+    """True iff ``text`` is exactly the blocks ``tags`` in order, each once and non-blank, with
+    only whitespace between and around them, and no other of the known tags anywhere."""
+    for tag in ALL_TAGS:
+        expected = 1 if tag in tags else 0
+        if text.count(f"<{tag}>") != expected or text.count(f"</{tag}>") != expected:
+            return False
+    pattern = r"\s*" + r"\s*".join(rf"<{tag}>(.*?)</{tag}>" for tag in tags) + r"\s*"
+    match = re.fullmatch(pattern, text, flags=re.DOTALL)
+    return match is not None and all(group.strip() for group in match.groups())
+
+
+def format_reward(completions, **kwargs) -> list[float]:
+    """R_f: 1.0 iff the response is ``<think>X</think>`` then ``<answer>Y</answer>``, else 0.0.
+
+    Args:
+        completions: list of completions (strings or conversational).
+
+    Returns:
+        One float per completion.
+
+    Example:
+        >>> format_reward(["<think>red</think> <answer>A</answer>", "<answer>A</answer>",
+        ...                "<think>red</think><attribute>x</attribute><answer>A</answer>"])
+        [1.0, 0.0, 0.0]
+    """
+    return [float(_is_tagged_sequence(completion_text(c), ("think", "answer"))) for c in completions]
+
+
+def attribute_format_reward(completions, **kwargs) -> list[float]:
+    """R_fa: 1.0 iff the response is ``<think>`` ``<attribute>`` ``<answer>`` blocks in that order.
+
+    Each tag exactly once, each block non-blank, only whitespace outside the blocks.
+
+    Args:
+        completions: list of completions (strings or conversational).
+
+    Returns:
+        One float per completion.
+
+    Example:
+        >>> attribute_format_reward(["<think>red</think>\\n<attribute>red wing</attribute>\\n<answer>A</answer>",
+        ...                          "<think>red</think><answer>A</answer>",
+        ...                          "<attribute>x</attribute><think>y</think><answer>A</answer>"])
+        [1.0, 0.0, 0.0]
+    """
+    return [
+        float(_is_tagged_sequence(completion_text(c), ("think", "attribute", "answer"))) for c in completions
+    ]
+
+
+def classification_reward(completions, options, answer, **kwargs) -> list[float]:
+    """R_cls: 1.0 iff exactly one ``<answer>`` block exists and it names exactly the true option.
+
+    Args:
+        completions: list of completions (strings or conversational).
+        options: per completion, the option names in the order shown to the model.
+        answer: per completion, the index of the correct option in ``options``.
+
+    Returns:
+        One float per completion.
+
+    Example:
+        >>> opts = [["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]] * 4
+        >>> classification_reward(["<answer>B. Sooty_Albatross</answer>", "<answer>A or B</answer>",
+        ...                        "<answer></answer>", "B"], options=opts, answer=[1, 1, 1, 1])
+        [1.0, 0.0, 0.0, 0.0]
+    """
+    rewards = []
+    for completion, opts, correct in zip(completions, options, answer, strict=True):
+        text = completion_text(completion)
+        if text.count("<answer>") != 1 or text.count("</answer>") != 1:
+            rewards.append(0.0)
+            continue
+        match = re.search(r"<answer>(.*?)</answer>", text, flags=re.DOTALL)
+        chosen = extract_choice(match.group(1), opts) if match else None
+        rewards.append(float(chosen is not None and chosen == int(correct)))
+    return rewards

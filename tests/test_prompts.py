@@ -1,0 +1,51 @@
+"""Snapshots of the exact prompt texts: a prompt change must show up as a deliberate diff here.
+
+To accept a deliberate change, delete the snapshot file and rerun (it is rewritten), then commit it.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from refine_rft.prompts import STYLES, answer_text, question_messages, question_text
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+OPTIONS = ["Laysan_Albatross", "Sooty_Albatross", "Black_footed_Albatross", "Least_Auklet"]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_prompt_snapshot(style):
+    text = question_text("birds", OPTIONS, style)
+    snapshot = SNAPSHOTS / f"prompt_{style}.txt"
+    if not snapshot.exists():
+        snapshot.write_text(text)
+        pytest.fail(f"snapshot {snapshot.name} was missing and has been written; review and commit it")
+    assert text == snapshot.read_text()
+
+
+def test_question_format_is_foci():
+    text = question_text("aircraft", ["707-320", "727-200", "737-200", "737-300"], "choice")
+    assert text.startswith("Which of these aircraft is shown in the image?\nChoices:\nA. 707-320\nB. 727-200\n")
+    assert text.endswith("D. 737-300\nAnswer with the letter from the given choices directly.")
+    assert question_text("birds", OPTIONS, "both").endswith("Answer the correct choice and its category name.")
+
+
+def test_cot_asks_for_the_three_tags_in_order():
+    text = question_text("birds", OPTIONS, "cot")
+    positions = [text.index(tag) for tag in ("<think>", "<attribute>", "<answer>")]
+    assert positions == sorted(positions)
+
+
+def test_messages_put_the_image_first():
+    messages = question_messages("birds", OPTIONS, "cot")
+    assert [m["role"] for m in messages] == ["user"]
+    assert [part["type"] for part in messages[0]["content"]] == ["image", "text"]
+
+
+def test_unknown_style_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="choice, both, cot"):
+        question_text("birds", OPTIONS, "letters")
+
+
+def test_answer_text():
+    assert answer_text(OPTIONS, 2) == "C. Black_footed_Albatross"
