@@ -202,3 +202,41 @@ def vocabulary(species: Sequence[Species] | None = None) -> list[str]:
     words += [p for table in _NAME_PREFIX.values() for p in table.values()]
     words += [f"{prefix} {genus}" for genus in GENERA for prefix in ("Common",)]
     return words
+
+
+def synthetic_questions(
+    out_dir: str | Path,
+    split: str,
+    per_class: int,
+    num_classes: int = 24,
+    image_size: int = 112,
+    seed: int = 0,
+    species_seed: int = 0,
+) -> list[dict]:
+    """Draw ``per_class`` images of each species into ``out_dir/images/<split>/`` and return one
+    question record per image (4 options: the species and its 3 nearest species by attributes).
+
+    The species set depends only on ``(num_classes, species_seed)``, so every split of a dataset
+    shares it; images and option orders depend on ``(seed, split)``, so splits never share images.
+
+    >>> import tempfile
+    >>> rows = synthetic_questions(tempfile.mkdtemp(), "test", per_class=1, num_classes=8)
+    >>> len(rows), rows[0]["dataset"], len(rows[0]["options"]), sorted(rows[0]["attributes"])[:2]
+    (8, 'synthetic', 4, ['beak_shape', 'body_color'])
+    """
+    from refine_rft.data.records import make_record, seeded_rng
+
+    species = make_species(num_classes, seed=species_seed)
+    image_dir = Path(out_dir) / "images" / split
+    image_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for class_index, target in enumerate(species):
+        for k in range(per_class):
+            question_id = f"synthetic/{split}/{class_index:03d}_{k:04d}"
+            rng = seeded_rng(seed, question_id)
+            path = image_dir / f"{class_index:03d}_{k:04d}.png"
+            draw_bird(target, image_size, rng).save(path)
+            options = [target.name, *nearest_distractors(target, species, rng)]
+            rows.append(make_record(question_id, "synthetic", str(path.resolve()), target.name, options,
+                                    "birds", seed=seed, attributes=dict(target.attributes)))
+    return rows

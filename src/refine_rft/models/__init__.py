@@ -1,0 +1,22 @@
+"""Model loading helpers shared by training, evaluation and the demo."""
+
+from __future__ import annotations
+
+TINY_PREFIX = "tiny:"
+
+
+def resolve_model_path(name: str) -> str:
+    """Turn ``tiny:<arch>`` (e.g. ``tiny:qwen2_vl``) into the path of the cached embedded tiny model;
+    any other name (a hub id or a folder) is returned unchanged.
+
+    >>> resolve_model_path("Qwen/Qwen2-VL-7B-Instruct")
+    'Qwen/Qwen2-VL-7B-Instruct'
+    """
+    if not name.startswith(TINY_PREFIX):
+        return name
+    from refine_rft.models.tiny import ARCHS, cached_tiny_model
+
+    arch = name[len(TINY_PREFIX):] or "qwen2_vl"
+    if arch not in ARCHS:
+        raise ValueError(f"unknown tiny model {name!r}; valid: {', '.join(TINY_PREFIX + a for a in ARCHS)}")
+    return str(cached_tiny_model(arch))
