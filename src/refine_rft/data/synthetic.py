@@ -216,6 +216,10 @@ def synthetic_questions(
     """Draw ``per_class`` images of each species into ``out_dir/images/<split>/`` and return one
     question record per image (4 options: the species and its 3 nearest species by attributes).
 
+    Besides the image's own ``attributes``, each record carries ``option_attributes``: the
+    attributes of each option's species, aligned with ``options``, so that a judge can tell which
+    attributes separate the true class from the others without any outside table.
+
     The species set depends only on ``(num_classes, species_seed)``, so every split of a dataset
     shares it; images and option orders depend on ``(seed, split)``, so splits never share images.
 
@@ -237,6 +241,9 @@ def synthetic_questions(
             path = image_dir / f"{class_index:03d}_{k:04d}.png"
             draw_bird(target, image_size, rng).save(path)
             options = [target.name, *nearest_distractors(target, species, rng)]
-            rows.append(make_record(question_id, "synthetic", str(path.resolve()), target.name, options,
-                                    "birds", seed=seed, attributes=dict(target.attributes)))
+            record = make_record(question_id, "synthetic", str(path.resolve()), target.name, options,
+                                 "birds", seed=seed, attributes=dict(target.attributes))
+            by_name = {s.name: s for s in species}
+            record["option_attributes"] = [dict(by_name[name].attributes) for name in record["options"]]
+            rows.append(record)
     return rows
