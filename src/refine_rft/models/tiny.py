@@ -66,11 +66,16 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-# Tiny but real: hidden 64, 2 decoder layers, a 1-block vision tower. Images are resized to
-# 112x112 at most (8x8 patches of 14 px, merged 2x2 -> 16 image tokens).
-TEXT_DIMS = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, max_position_embeddings=4096)
-VISION_DIMS = dict(depth=1, num_heads=2)
+# Tiny but real. "tiny" (the default: hidden 64, 2 decoder layers, a 1-block vision tower) is for
+# tests; "small" has enough capacity to be pre-trained into a usable instruct model on CPU in
+# minutes (the demo). Images are resized to 112x112 at most (8x8 patches of 14 px, merged 2x2 ->
+# 16 image tokens).
+SIZES: dict[str, dict] = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, vision_depth=1, vision_width=32, vision_heads=2),
+    "small": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
+                  num_key_value_heads=2, vision_depth=2, vision_width=96, vision_heads=4),
+}
 MIN_PIXELS = 56 * 56
 MAX_PIXELS = 112 * 112
 
@@ -134,33 +139,39 @@ def build_tokenizer(vocab_size: int = 2048):
     return tokenizer
 
 
-def _model_config(arch: str, tokenizer):
+def _model_config(arch: str, tokenizer, size: str = "tiny"):
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
+
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; valid: {', '.join(SIZES)}")
+    dims = dict(SIZES[size])
+    width, depth, vision_heads = dims.pop("vision_width"), dims.pop("vision_depth"), dims.pop("vision_heads")
 
     ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in [
         ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
         ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}
-    head_dim = TEXT_DIMS["hidden_size"] // TEXT_DIMS["num_attention_heads"]
+    head_dim = dims["hidden_size"] // dims["num_attention_heads"]
     half = head_dim // 2
     mrope = [half - 2 * (half // 3), half // 3, half // 3]  # temporal, height, width; sums to head_dim/2
-    text = dict(TEXT_DIMS, vocab_size=len(tokenizer), bos_token_id=None,
+    text = dict(dims, max_position_embeddings=4096, vocab_size=len(tokenizer), bos_token_id=None,
                 eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
                 pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    hidden = TEXT_DIMS["hidden_size"]
+    hidden = dims["hidden_size"]
+    vision_common = dict(depth=depth, num_heads=vision_heads)
     if arch == "qwen2_vl":
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope, "rope_theta": 10000.0}
-        vision = dict(VISION_DIMS, embed_dim=32, hidden_size=hidden, mlp_ratio=2)
+        vision = dict(vision_common, embed_dim=width, hidden_size=hidden, mlp_ratio=2)
         return Qwen2VLConfig(text_config=text, vision_config=vision, **ids)
     if arch == "qwen2_5_vl":
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope, "rope_theta": 10000.0}
-        vision = dict(VISION_DIMS, hidden_size=32, intermediate_size=64, out_hidden_size=hidden,
+        vision = dict(vision_common, hidden_size=width, intermediate_size=2 * width, out_hidden_size=hidden,
                       window_size=56, fullatt_block_indexes=[0])
         return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids)
     if arch == "qwen3_vl":
         text["head_dim"] = head_dim
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope, "mrope_interleaved": True,
                                    "rope_theta": 10000.0}
-        vision = dict(VISION_DIMS, hidden_size=32, intermediate_size=64, out_hidden_size=hidden,
+        vision = dict(vision_common, hidden_size=width, intermediate_size=2 * width, out_hidden_size=hidden,
                       num_position_embeddings=64, deepstack_visual_indexes=[0], patch_size=14)
         return Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
     raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
@@ -173,8 +184,9 @@ _PROCESSOR_CLASSES = {
 }
 
 
-def build_tiny_model(out: str | os.PathLike, arch: str = "qwen2_vl", seed: int = 0) -> Path:
-    """Build a random-weight ``arch`` model with a local tokenizer and an image-only processor.
+def build_tiny_model(out: str | os.PathLike, arch: str = "qwen2_vl", seed: int = 0, size: str = "tiny") -> Path:
+    """Build a random-weight ``arch`` model (``size`` from :data:`SIZES`) with a local tokenizer and
+    an image-only processor.
 
     The folder loads offline with ``AutoModelForImageTextToText.from_pretrained(out)`` and
     ``AutoProcessor.from_pretrained(out, trust_remote_code=True)``. Deterministic for a seed.
@@ -192,7 +204,7 @@ def build_tiny_model(out: str | os.PathLike, arch: str = "qwen2_vl", seed: int =
     try:
         tokenizer = build_tokenizer()
         torch.manual_seed(seed)
-        model = AutoModelForImageTextToText.from_config(_model_config(arch, tokenizer), dtype=torch.float32)
+        model = AutoModelForImageTextToText.from_config(_model_config(arch, tokenizer, size), dtype=torch.float32)
         model.generation_config.eos_token_id = tokenizer.eos_token_id
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.save_pretrained(work)
@@ -246,9 +258,9 @@ def _source_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def cached_tiny_model(arch: str = "qwen2_vl", seed: int = 0) -> Path:
-    """The tiny model for ``(arch, seed)``, built once and reused (keyed by the builder's source)."""
-    path = tiny_model_cache_dir() / f"tiny-{arch}-s{seed}-{_source_fingerprint()}"
+def cached_tiny_model(arch: str = "qwen2_vl", seed: int = 0, size: str = "tiny") -> Path:
+    """The model for ``(arch, seed, size)``, built once and reused (keyed by the builder's source)."""
+    path = tiny_model_cache_dir() / f"{size}-{arch}-s{seed}-{_source_fingerprint()}"
     if not (path / "config.json").exists():
-        build_tiny_model(path, arch=arch, seed=seed)
+        build_tiny_model(path, arch=arch, seed=seed, size=size)
     return path
