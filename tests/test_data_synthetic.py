@@ -1,0 +1,61 @@
+"""The synthetic set as `refine-rft prepare synthetic` writes it."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from refine_rft.data.prepare import main, prepare_synthetic
+from refine_rft.data.records import read_jsonl
+from refine_rft.data.synthetic import ATTRIBUTES, attribute_distance, make_species
+
+
+def _digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_splits_sizes_and_disjoint_images(tmp_path):
+    paths = prepare_synthetic(tmp_path, num_classes=8, shots=2, test_per_class=3, pool_per_class=4, image_size=64)
+    assert set(paths) == {"train", "test", "pool"}
+    rows = {split: read_jsonl(path, validate=True) for split, path in paths.items()}
+    assert {s: len(r) for s, r in rows.items()} == {"train": 16, "test": 24, "pool": 32}
+    for split, split_rows in rows.items():
+        assert {r["label"] for r in split_rows} == {s.name for s in make_species(8)}
+        assert all(Path(r["image"]).is_file() for r in split_rows)
+        assert all(set(r["attributes"]) == set(ATTRIBUTES) for r in split_rows)
+    # Different splits draw different images: no file content is shared.
+    digests = {split: {_digest(r["image"]) for r in split_rows} for split, split_rows in rows.items()}
+    assert not digests["train"] & digests["test"]
+    assert not digests["pool"] & (digests["train"] | digests["test"])
+
+
+def test_deterministic_and_hard_distractors(tmp_path):
+    first = read_jsonl(prepare_synthetic(tmp_path / "a", num_classes=8, shots=1, test_per_class=1)["test"])
+    second = read_jsonl(prepare_synthetic(tmp_path / "b", num_classes=8, shots=1, test_per_class=1)["test"])
+    assert [(r["options"], r["answer"]) for r in first] == [(r["options"], r["answer"]) for r in second]
+    assert [_digest(r["image"]) for r in first] == [_digest(r["image"]) for r in second]
+    by_name = {s.name: s for s in make_species(8)}
+    for row in first:
+        target = by_name[row["label"]]
+        distances = sorted(attribute_distance(target, by_name[o]) for o in row["options"] if o != row["label"])
+        others = sorted(attribute_distance(target, s) for s in by_name.values() if s is not target)
+        assert distances == others[:3]  # the 3 nearest species by attributes
+        assert row["option_attributes"][row["answer"]] == row["attributes"]
+
+
+def test_no_pool_by_default_and_bad_sizes(tmp_path):
+    assert "pool" not in prepare_synthetic(tmp_path, num_classes=4, shots=1, test_per_class=1)
+    assert not (tmp_path / "pool.jsonl").exists()
+    with pytest.raises(ValueError, match="shots"):
+        prepare_synthetic(tmp_path, num_classes=4, shots=0)
+
+
+def test_cli_prints_one_line_per_split(tmp_path, capsys):
+    assert main(["synthetic", "--out", str(tmp_path), "--classes", "4", "--shots", "1",
+                 "--test-per-class", "2", "--pool-per-class", "1", "--image-size", "48", "--seed", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["train", "test", "pool"]
+    assert lines[1].startswith("test: 8 questions, 4 classes")
+    assert main(["synthetic", "--out", str(tmp_path / "x"), "--shots", "0"]) == 1
