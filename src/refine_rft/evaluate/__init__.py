@@ -1,0 +1,9 @@
+"""Evaluation: Answer-only generation (``generate``), scoring (``score``), ``predict`` and general VQA.
+
+>>> from refine_rft.evaluate import generate_predictions, score_predictions
+"""
+
+from refine_rft.evaluate.generate import generate_predictions
+from refine_rft.evaluate.score import score_predictions
+
+__all__ = ["generate_predictions", "score_predictions"]

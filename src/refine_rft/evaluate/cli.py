@@ -1,0 +1,73 @@
+"""``refine-rft eval``: generate Answer-only predictions, then score them.
+
+    refine-rft eval --model tiny:qwen2_vl --data data/synthetic/test.jsonl --prompts choice,both,cot --out runs/eval
+
+writes ``OUT/predictions.jsonl`` (resumable: rerun the same command after an interruption) and
+``OUT/scores.json``, and prints the accuracy table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from refine_rft.evaluate.generate import BACKENDS, DEFAULT_MAX_NEW_TOKENS, check_styles, generate_predictions
+from refine_rft.evaluate.score import score_predictions
+
+
+def parse_max_tokens(text: str) -> dict[str, int]:
+    """``"cot=256,choice=4"`` -> ``{"cot": 256, "choice": 4}``.
+
+    >>> parse_max_tokens("cot=256, choice=4")
+    {'cot': 256, 'choice': 4}
+    """
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        style, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"--max-new-tokens: expected STYLE=N[,STYLE=N], got {item!r}")
+        out[style.strip()] = int(value)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="refine-rft eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model folder, hub id, or tiny:<arch>")
+    parser.add_argument("--adapter", help="peft LoRA adapter folder")
+    parser.add_argument("--data", nargs="+", required=True, help="question JSONL file(s)")
+    parser.add_argument("--prompts", default="choice,both,cot", help="comma-separated styles (default: %(default)s)")
+    parser.add_argument("--out", required=True, help="run folder for predictions.jsonl and scores.json")
+    parser.add_argument("--backend", choices=BACKENDS, default="hf")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=parse_max_tokens, default={},
+                        help=f"per-style budgets, e.g. cot=256 (defaults: {DEFAULT_MAX_NEW_TOKENS})")
+    parser.add_argument("--limit", type=int, help="only the first N questions")
+    return parser
+
+
+def format_scores(scores: dict) -> str:
+    """A plain-text summary: one line per style with per-dataset and average accuracy."""
+    lines = []
+    for style, s in scores["styles"].items():
+        per = "  ".join(f"{name}={d['accuracy']:.1f}" for name, d in s["per_dataset"].items())
+        lines.append(f"{style:<6} avg={s['average']:.1f}  {per}  (n={s['n']}, unparseable {s['unparseable']:.1f}%)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    styles = check_styles([s.strip() for s in args.prompts.split(",") if s.strip()])
+    path = generate_predictions(
+        args.model, args.data, styles, args.out, adapter=args.adapter, backend=args.backend,
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit,
+    )
+    scores = score_predictions(path)
+    print(format_scores(scores))
+    print(f"wrote {path} and {Path(path).parent / 'scores.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

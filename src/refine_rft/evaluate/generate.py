@@ -1,0 +1,289 @@
+"""Answer-only generation: one response per (question, prompt style), appended to ``predictions.jsonl``.
+
+Generation and scoring are kept apart: this module only writes what the model said (plus the
+question's fields, so that the file is self-contained), and :mod:`refine_rft.evaluate.score`
+scores the file afterwards.
+
+Decoding is greedy. Two backends give the same rows:
+
+- ``hf``: transformers' batched ``generate`` with left padding, fp32 on CPU and bf16 on GPU, with
+  an optional peft LoRA adapter;
+- ``vllm``: vLLM's offline ``LLM`` engine (GPU), with the adapter as a ``LoRARequest``.
+
+Resuming: questions are cut into batches *before* anything is skipped, per style and in file
+order, and a batch is generated again as a whole if any of its rows is missing. So a resumed run
+pads and computes every batch exactly as an uninterrupted run would, and the final file holds the
+same rows (in a different order, and with different timing fields).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from refine_rft.data.records import JsonlAppender, read_jsonl
+from refine_rft.prompts import STYLES, question_messages
+
+# Greedy budgets per style: a letter needs a few tokens, "B. <name>" a few dozen, reasoning hundreds.
+DEFAULT_MAX_NEW_TOKENS = {"choice": 8, "both": 48, "cot": 512}
+# Record fields copied into each prediction row (the optional ones when present).
+CARRIED_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun", "attributes", "option_attributes")
+# Fields that differ between two runs of the same model on the same data.
+TIMING_FIELDS = ("gen_seconds",)
+PREDICTIONS_FILE = "predictions.jsonl"
+BACKENDS = ("hf", "vllm")
+
+
+def prediction_key(row: dict) -> tuple[str, str]:
+    """The key of a prediction row: ``(question id, style)``."""
+    return (row["id"], row["style"])
+
+
+def load_questions(data_files: Sequence[str | Path]) -> list[dict]:
+    """Read and validate question records from JSONL files; ids must be unique across files.
+
+    A relative ``image`` path that does not exist from the working directory is looked up next
+    to its JSONL file; the record keeps its original ``image`` string and gains ``_image_path``.
+    """
+    records, seen = [], {}
+    for data_file in map(Path, data_files):
+        for record in read_jsonl(data_file, validate=True):
+            if record["id"] in seen:
+                raise ValueError(f"{data_file}: question id {record['id']!r} already in {seen[record['id']]}")
+            seen[record["id"]] = data_file
+            image = Path(record["image"])
+            if not image.is_absolute() and not image.exists() and (data_file.parent / image).exists():
+                image = data_file.parent / image
+            records.append({**record, "_image_path": str(image)})
+    return records
+
+
+def plan_batches(records: Sequence[dict], styles: Sequence[str], batch_size: int) -> list[tuple[str, list[dict]]]:
+    """``(style, records)`` batches, grouped by style, in file order; independent of what is done.
+
+    >>> [(s, [r["id"] for r in b]) for s, b in plan_batches([{"id": "a"}, {"id": "b"}, {"id": "c"}], ["choice"], 2)]
+    [('choice', ['a', 'b']), ('choice', ['c'])]
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return [(style, list(records[i : i + batch_size])) for style in styles for i in range(0, len(records), batch_size)]
+
+
+def check_styles(styles: Sequence[str]) -> list[str]:
+    """Validate prompt style names, naming the valid ones on error."""
+    unknown = [s for s in styles if s not in STYLES]
+    if unknown or not styles:
+        raise ValueError(f"unknown prompt style(s) {unknown or styles}; valid styles: {', '.join(STYLES)}")
+    return list(styles)
+
+
+def _open_image(record: dict):
+    from PIL import Image
+
+    path = record.get("_image_path", record["image"])
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"question {record['id']}: image not found: {path}") from None
+
+
+class HFGenerator:
+    """Batched greedy generation with transformers (left padding), optionally through a LoRA adapter.
+
+    Example (the embedded tiny model, random weights):
+        >>> from refine_rft.models import resolve_model_path
+        >>> gen = HFGenerator(resolve_model_path("tiny:qwen2_vl"))  # doctest: +SKIP
+        >>> gen.generate(records, "choice", max_new_tokens=4)       # doctest: +SKIP
+        ['B', ...]
+    """
+
+    def __init__(self, model_path: str, adapter: str | None = None, device: str | None = None):
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # bf16 only on GPUs: on CPUs it is slow or unsupported, fp32 is exact.
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True)
+        self.processor.tokenizer.padding_side = "left"  # generation continues at the right edge
+        model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype)
+        if adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter)
+        self.model = model.to(self.device).eval()
+
+    def prompts(self, records: Sequence[dict], style: str) -> list[str]:
+        """The chat-formatted prompt text of each record (image placeholder expanded by the processor)."""
+        return [
+            self.processor.apply_chat_template(
+                question_messages(r["noun"], r["options"], style), add_generation_prompt=True, tokenize=False
+            )
+            for r in records
+        ]
+
+    def generate(self, records: Sequence[dict], style: str, max_new_tokens: int, min_new_tokens: int = 0) -> list[str]:
+        """Greedy responses to ``records`` under ``style``, in order."""
+        import torch
+
+        inputs = self.processor(
+            text=self.prompts(records, style), images=[[_open_image(r)] for r in records],
+            padding=True, return_tensors="pt",
+        ).to(self.device)
+        tokenizer = self.processor.tokenizer
+        with torch.inference_mode():
+            output = self.model.generate(
+                **inputs, do_sample=False, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None,
+            )
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+def vllm_requests(processor, records: Sequence[dict], style: str) -> list[dict]:
+    """vLLM prompt dicts: the chat-formatted text plus the image as ``multi_modal_data``.
+
+    >>> class P:  # any processor with apply_chat_template
+    ...     def apply_chat_template(self, messages, **kw): return "<prompt>"
+    >>> vllm_requests(P(), [], "cot")
+    []
+    """
+    return [
+        {
+            "prompt": processor.apply_chat_template(
+                question_messages(r["noun"], r["options"], style), add_generation_prompt=True, tokenize=False
+            ),
+            "multi_modal_data": {"image": _open_image(r)},
+        }
+        for r in records
+    ]
+
+
+def _import_vllm():
+    try:
+        import vllm
+    except ImportError:
+        raise RuntimeError(
+            "the 'vllm' backend needs vLLM, which is not installed; on a GPU machine run "
+            "pip install -e '.[vllm]', or use --backend hf"
+        ) from None
+    return vllm
+
+
+class VLLMGenerator:
+    """Greedy generation with vLLM's offline engine (GPU); a LoRA adapter goes in as a ``LoRARequest``.
+
+    vLLM batches internally (continuous batching), so it receives each planned batch whole.
+    """
+
+    def __init__(self, model_path: str, adapter: str | None = None, max_model_len: int = 4096,
+                 gpu_memory_utilization: float = 0.85):
+        from transformers import AutoProcessor
+
+        vllm = _import_vllm()
+        self._vllm = vllm
+        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True)
+        self.lora_request = None
+        kwargs = {}
+        if adapter:
+            from vllm.lora.request import LoRARequest
+
+            rank = json.loads((Path(adapter) / "adapter_config.json").read_text())["r"]
+            kwargs = dict(enable_lora=True, max_lora_rank=max(8, rank))
+            self.lora_request = LoRARequest("adapter", 1, str(adapter))
+        self.llm = vllm.LLM(
+            model=model_path, limit_mm_per_prompt={"image": 1}, max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization, trust_remote_code=True, **kwargs,
+        )
+
+    def generate(self, records: Sequence[dict], style: str, max_new_tokens: int, min_new_tokens: int = 0) -> list[str]:
+        params = self._vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens, min_tokens=min_new_tokens)
+        outputs = self.llm.generate(vllm_requests(self.processor, records, style), params,
+                                    lora_request=self.lora_request, use_tqdm=False)
+        return [out.outputs[0].text.strip() for out in outputs]
+
+
+def make_generator(backend: str, model_path: str, adapter: str | None = None):
+    """The generator of ``backend`` (``hf`` or ``vllm``)."""
+    if backend == "hf":
+        return HFGenerator(model_path, adapter)
+    if backend == "vllm":
+        return VLLMGenerator(model_path, adapter)
+    raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+
+
+def max_tokens_for(styles: Sequence[str], overrides: dict[str, int] | None = None) -> dict[str, int]:
+    """Per-style ``max_new_tokens``: the defaults, updated by ``overrides``.
+
+    >>> max_tokens_for(["choice", "cot"], {"cot": 64})
+    {'choice': 8, 'cot': 64}
+    """
+    overrides = overrides or {}
+    unknown = set(overrides) - set(STYLES)
+    if unknown:
+        raise ValueError(f"max new tokens given for unknown style(s) {sorted(unknown)}; valid: {', '.join(STYLES)}")
+    return {s: int(overrides.get(s, DEFAULT_MAX_NEW_TOKENS[s])) for s in styles}
+
+
+def generate_predictions(
+    model: str,
+    data_files: Sequence[str | Path],
+    styles: Sequence[str],
+    out_dir: str | Path,
+    adapter: str | None = None,
+    backend: str = "hf",
+    batch_size: int = 16,
+    max_new_tokens: dict[str, int] | None = None,
+    min_new_tokens: int = 0,
+    limit: int | None = None,
+    generator=None,
+) -> Path:
+    """Generate the missing rows of ``out_dir/predictions.jsonl`` and return its path.
+
+    Args:
+        model: a model folder, hub id or ``tiny:<arch>``.
+        data_files: question JSONL files (see :mod:`refine_rft.data.records`).
+        styles: prompt styles among ``choice``, ``both``, ``cot``.
+        out_dir: the run folder; rows already in its ``predictions.jsonl`` are kept and skipped.
+        adapter: a peft LoRA adapter folder, or ``None``.
+        backend: ``hf`` or ``vllm``.
+        batch_size: questions per ``generate`` call.
+        max_new_tokens: per-style overrides of :data:`DEFAULT_MAX_NEW_TOKENS`.
+        min_new_tokens: forces at least this many new tokens (benchmarks only).
+        limit: only the first ``limit`` questions (smoke runs).
+        generator: an already-loaded generator to reuse (then ``model`` is only recorded).
+
+    Returns:
+        The path of ``predictions.jsonl``.
+    """
+    from refine_rft.models import resolve_model_path
+
+    styles = check_styles(styles)
+    budgets = max_tokens_for(styles, max_new_tokens)
+    records = load_questions(data_files)[:limit]
+    path = Path(out_dir) / PREDICTIONS_FILE
+    with JsonlAppender(path, key=prediction_key) as out:
+        todo = [(style, batch) for style, batch in plan_batches(records, styles, batch_size)
+                if any((r["id"], style) not in out.done for r in batch)]
+        if not todo:
+            return path
+        if generator is None:
+            generator = make_generator(backend, resolve_model_path(model), adapter)
+        pending = sum(sum((r["id"], s) not in out.done for r in batch) for s, batch in todo)
+        with tqdm(total=pending, unit="q", desc="eval", dynamic_ncols=True) as bar:
+            for style, batch in todo:
+                bar.set_postfix_str(style)
+                start = time.perf_counter()
+                responses = generator.generate(batch, style, budgets[style], min_new_tokens)
+                seconds = (time.perf_counter() - start) / len(batch)
+                for record, response in zip(batch, responses):
+                    row = {k: record[k] for k in CARRIED_FIELDS if k in record}
+                    row.update(style=style, response=response, model=model, adapter=adapter, backend=backend,
+                               max_new_tokens=budgets[style], gen_seconds=round(seconds, 4))
+                    bar.update(int(out.write(row)))
+    return path
