@@ -1,0 +1,138 @@
+"""Generation on the embedded tiny model: all three prompts, resume, kill -9 and resume, vLLM glue."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from refine_rft.data.records import iter_jsonl_tolerant, write_jsonl_atomic
+from refine_rft.data.synthetic import synthetic_questions
+from refine_rft.evaluate import generate_predictions, score_predictions
+from refine_rft.evaluate.generate import TIMING_FIELDS, HFGenerator, load_questions, vllm_requests
+from refine_rft.prompts import STYLES
+
+TOKENS = {"choice": 3, "both": 6, "cot": 10}
+
+
+@pytest.fixture(scope="module")
+def questions(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("eval-data")
+    rows = synthetic_questions(folder, "test", per_class=1, num_classes=6)
+    return write_jsonl_atomic(folder / "test.jsonl", rows)
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_model_path):
+    return HFGenerator(str(tiny_model_path))
+
+
+def _stable(path):
+    """Rows without timing fields, sorted by key: what two equivalent runs must agree on."""
+    rows = [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in iter_jsonl_tolerant(path)]
+    return sorted(rows, key=lambda r: (r["id"], r["style"]))
+
+
+def test_eval_all_styles_then_rerun_skips(questions, generator, tmp_path):
+    path = generate_predictions("tiny:qwen2_vl", [questions], STYLES, tmp_path, batch_size=4,
+                                max_new_tokens=TOKENS, generator=generator)
+    rows = list(iter_jsonl_tolerant(path))
+    records = load_questions([questions])
+    assert sorted((r["id"], r["style"]) for r in rows) == sorted((q["id"], s) for q in records for s in STYLES)
+    for row in rows:
+        record = next(q for q in records if q["id"] == row["id"])
+        for field in ("dataset", "image", "label", "options", "answer", "noun", "attributes", "option_attributes"):
+            assert row[field] == record[field]
+        assert isinstance(row["response"], str) and row["model"] == "tiny:qwen2_vl" and row["gen_seconds"] >= 0
+    scores = score_predictions(path)
+    assert set(scores["styles"]) == set(STYLES)
+    assert all(s["n"] == len(records) for s in scores["styles"].values())
+    before = path.read_bytes()
+
+    class Refuses:  # a rerun with everything done must not generate at all
+        def generate(self, *args, **kwargs):
+            raise AssertionError("rerun generated again")
+
+    generate_predictions("tiny:qwen2_vl", [questions], STYLES, tmp_path, batch_size=4, max_new_tokens=TOKENS,
+                         generator=Refuses())
+    assert path.read_bytes() == before
+
+
+def test_batched_equals_one_at_a_time(questions, generator):
+    records = load_questions([questions])[:4]
+    batched = generator.generate(records, "cot", 8)
+    single = [generator.generate([r], "cot", 8)[0] for r in records]
+    assert batched == single
+
+
+def test_partial_batch_is_regenerated_whole(questions, generator, tmp_path):
+    full = generate_predictions("x", [questions], ["choice"], tmp_path / "full", batch_size=4,
+                               max_new_tokens=TOKENS, generator=generator)
+    rows = _stable(full)
+    # Keep only 2 rows of the first batch of 4: the resumed run regenerates that batch and adds the rest.
+    write_jsonl_atomic(tmp_path / "part" / "predictions.jsonl", list(iter_jsonl_tolerant(full))[:2])
+    calls = []
+
+    class Spy:
+        def generate(self, records, style, *args):
+            calls.append(len(records))
+            return generator.generate(records, style, *args)
+
+    part = generate_predictions("x", [questions], ["choice"], tmp_path / "part", batch_size=4,
+                               max_new_tokens=TOKENS, generator=Spy())
+    assert calls == [4, 2] and _stable(part) == rows
+
+
+def test_bad_inputs_fail_with_names(questions, tmp_path):
+    with pytest.raises(ValueError, match="valid styles: choice, both, cot"):
+        generate_predictions("tiny:qwen2_vl", [questions], ["guess"], tmp_path)
+    with pytest.raises(ValueError, match="valid backends"):
+        generate_predictions("tiny:qwen2_vl", [questions], ["choice"], tmp_path, backend="onnx")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "q", "dataset": "cub"}) + "\n")
+    with pytest.raises(ValueError, match="bad.jsonl:1: missing field"):
+        generate_predictions("tiny:qwen2_vl", [bad], ["choice"], tmp_path)
+
+
+def test_vllm_backend_missing_is_a_clear_error(questions, tmp_path):
+    pytest.importorskip("transformers")
+    if __import__("importlib").util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    with pytest.raises(RuntimeError, match=r"needs vLLM.*pip install -e '\.\[vllm\]'"):
+        generate_predictions("tiny:qwen2_vl", [questions], ["choice"], tmp_path, backend="vllm")
+
+
+def test_vllm_requests_carry_prompt_and_image(questions, generator):
+    records = load_questions([questions])[:2]
+    requests = vllm_requests(generator.processor, records, "cot")
+    assert [r["prompt"] for r in requests] == generator.prompts(records, "cot")
+    assert "<|vision_start|>" in requests[0]["prompt"] and "<answer>" in requests[0]["prompt"]
+    assert requests[0]["multi_modal_data"]["image"].size == (112, 112)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_uninterrupted(questions, tmp_path):
+    args = ["--model", "tiny:qwen2_vl", "--data", str(questions), "--prompts", "choice,cot",
+            "--batch-size", "1", "--max-new-tokens", "cot=48"]
+    out = tmp_path / "killed" / "predictions.jsonl"
+    command = [sys.executable, "-m", "refine_rft.cli", "eval", *args, "--out", str(out.parent)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.time() + 120
+    while sum(1 for _ in iter_jsonl_tolerant(out)) < 3:
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = sum(1 for _ in iter_jsonl_tolerant(out))
+    assert 3 <= done < 12, "the kill did not land mid-run"
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reference = generate_predictions("tiny:qwen2_vl", [questions], ["choice", "cot"], tmp_path / "reference",
+                                     batch_size=1, max_new_tokens={"cot": 48})
+    assert _stable(out) == _stable(reference)
+    assert len(_stable(out)) == 12
