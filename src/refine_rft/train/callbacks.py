@@ -1,0 +1,127 @@
+"""Per-step monitoring of a GRPO run through TRL's reward-function hooks.
+
+TRL calls every reward function once per generation batch with the batch's dataset columns
+(``id``, ...), the ``trainer_state`` and a ``log_metric(name, value)`` hook whose values it
+averages over each logging step and reports beside its own metrics (``rewards/<name>/mean``,
+``completions/mean_length``, ...). Wrapping reward functions is therefore the one place that sees
+which questions a step trained on and can add metrics to the same log without a custom trainer:
+
+- the first reward also records the step's question ids in ``sample_ids.rank<N>.jsonl`` (the
+  resume test compares them with an uninterrupted run) and logs format compliance
+  (``format/think_answer``: R_f's rate, ``format/think_attribute_answer``: R_fa's), whatever the
+  recipe's rewards are;
+- a reward with judge ``stats`` (the reasoning reward) logs its counters after each call
+  (``judge/failures``, ``judge/retries``, ``judge/mean_latency_s``, ...; per generation batch,
+  averaged over the logging step).
+
+Wrappers keep the wrapped function's ``__name__`` (TRL's metric names) and its sync/async kind
+(TRL runs async rewards concurrently).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from trl.trainer.utils import get_callable_name, is_async_callable
+
+from refine_rft.rewards.rules import attribute_format_reward, format_reward
+
+
+class SampleIdLog:
+    """Appends ``{"step": S, "ids": [...]}`` per generation batch to a JSONL file, flushed and
+    fsynced so that a killed run keeps every line it logged.
+
+    >>> import tempfile
+    >>> log = SampleIdLog(Path(tempfile.mkdtemp()) / "ids.jsonl")
+    >>> log.write(3, ["q1", "q1"])
+    >>> read_sample_ids(log.path)
+    {3: ['q1', 'q1']}
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, step: int, ids: list) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, "ids": list(ids)}) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def read_sample_ids(path: str | os.PathLike) -> dict[int, list]:
+    """Step -> ids from a :class:`SampleIdLog` file. A step logged twice (the steps between the
+    last checkpoint and a kill, run again after resuming) keeps its last entry."""
+    from refine_rft.data.records import iter_jsonl_tolerant
+
+    return {row["step"]: row["ids"] for row in iter_jsonl_tolerant(path)}
+
+
+def _first_reward_monitor(func, sample_log: SampleIdLog | None):
+    def observe(completions, kwargs):
+        log_metric = kwargs.get("log_metric")
+        if log_metric is not None:
+            log_metric("format/think_answer", _mean(format_reward(completions)))
+            log_metric("format/think_attribute_answer", _mean(attribute_format_reward(completions)))
+        if sample_log is not None and "id" in kwargs and kwargs.get("trainer_state") is not None:
+            sample_log.write(kwargs["trainer_state"].global_step, kwargs["id"])
+
+    if is_async_callable(func):
+        async def monitored(completions, **kwargs):
+            observe(completions, kwargs)
+            return await func(completions, **kwargs)
+    else:
+        def monitored(completions, **kwargs):
+            observe(completions, kwargs)
+            return func(completions, **kwargs)
+    return _named_like(func, monitored)
+
+
+def _judge_stats_monitor(func):
+    def report(kwargs):
+        log_metric = kwargs.get("log_metric")
+        if log_metric is not None:
+            for name, value in func.stats.read_and_reset().items():
+                log_metric(name, float(value))
+
+    if is_async_callable(func):
+        async def monitored(completions, **kwargs):
+            try:
+                return await func(completions, **kwargs)
+            finally:
+                report(kwargs)
+    else:
+        def monitored(completions, **kwargs):
+            try:
+                return func(completions, **kwargs)
+            finally:
+                report(kwargs)
+    monitored.stats = func.stats
+    return _named_like(func, monitored)
+
+
+def monitor_rewards(reward_funcs: list, sample_log_path: str | os.PathLike | None = None) -> list:
+    """``reward_funcs`` wrapped for per-step monitoring (see the module docstring); the rewards
+    they return are unchanged."""
+    sample_log = SampleIdLog(sample_log_path) if sample_log_path is not None else None
+    wrapped = []
+    for index, func in enumerate(reward_funcs):
+        if getattr(func, "stats", None) is not None:
+            func = _judge_stats_monitor(func)
+        if index == 0:
+            func = _first_reward_monitor(func, sample_log)
+        wrapped.append(func)
+    return wrapped
+
+
+def _named_like(func, wrapper):
+    """Give ``wrapper`` the name TRL would log ``func`` under."""
+    wrapper.__name__ = wrapper.__qualname__ = get_callable_name(func)
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -1,0 +1,207 @@
+"""Recipes: YAML files parsed by TRL's ``TrlParser`` into script arguments + a TRL config + ``ModelConfig``.
+
+A recipe may start from other recipes with ``include`` (a path, or a list of paths, relative to
+the including file). Included files are read first, in order, and the including file's keys win;
+mappings (such as ``judge``) are merged key by key, everything else is replaced. This is how each
+ablation is a few lines over a shared base::
+
+    # recipes/qwen2vl7b/ablations/rf_rcls.yaml
+    include: ../base.yaml
+    rewards: [format, classification]
+    reward_weights: [0.5, 0.5]
+    output_dir: runs/qwen2vl7b/rf_rcls
+
+Command-line flags override the recipe (``refine-rft train --config r.yaml --learning_rate 1e-5``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+# Keys whose values are secrets: never written into a run's saved config.
+SECRET_KEYS = frozenset({"api_key", "hub_token", "push_to_hub_token", "report_to_token"})
+SAVED_CONFIG_NAME = "refine_rft_config.yaml"
+
+
+@dataclass
+class DataArguments:
+    """Where the training questions come from."""
+
+    train_file: str = field(
+        default="synthetic",
+        metadata={"help": "Prepared question JSONL (see `refine-rft prepare`), or 'synthetic' to draw the "
+                  "synthetic birds into <output_dir>/data (deterministic, so a resumed run draws the same)."},
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use only the first N questions (for quick runs)."}
+    )
+    synthetic_per_class: int = field(default=4, metadata={"help": "Images per species when train_file=synthetic."})
+    synthetic_num_classes: int = field(default=24, metadata={"help": "Species when train_file=synthetic."})
+    synthetic_image_size: int = field(default=112, metadata={"help": "Image side in pixels when train_file=synthetic."})
+    synthetic_seed: int = field(default=0, metadata={"help": "Seed of the synthetic images and option orders."})
+
+
+@dataclass
+class GRPOScriptArguments(DataArguments):
+    """ReFine-RFT specifics of a GRPO run; the optimisation itself is TRL's ``GRPOConfig``."""
+
+    prompt_style: str = field(
+        default="cot", metadata={"help": "Question instruction: choice, both or cot (the ReFine-RFT prompt)."}
+    )
+    rewards: list[str] = field(
+        default_factory=lambda: ["attribute_format", "classification", "reasoning"],
+        metadata={"help": "Reward names: format, attribute_format, classification, reasoning, length. "
+                  "Weights go in `reward_weights` (GRPOConfig), in the same order."},
+    )
+    judge: dict | str | None = field(
+        default=None,
+        metadata={"help": "Judge settings for the 'reasoning' reward (a mapping, or JSON on the command line), "
+                  "e.g. {backend: openai, base_urls: [http://teacher:8000/v1], model: OpenGVLab/InternVL3-38B}."},
+    )
+    length_budget: int = field(
+        default=256, metadata={"help": "Thinking tokens the 'length' reward allows without penalty."}
+    )
+    log_sample_ids: bool = field(
+        default=True,
+        metadata={"help": "Append the question ids of every step to <output_dir>/sample_ids.rank<N>.jsonl."},
+    )
+
+    def __post_init__(self):
+        if isinstance(self.judge, str):
+            try:
+                self.judge = json.loads(self.judge)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"'judge' must be a mapping or a JSON object, got {self.judge!r} ({error.msg})") from None
+        if isinstance(self.rewards, str):
+            self.rewards = [name.strip() for name in self.rewards.split(",") if name.strip()]
+
+
+@dataclass
+class SFTScriptArguments(DataArguments):
+    """The SFT baseline's data settings; the optimisation itself is TRL's ``SFTConfig``."""
+
+    prompt_style: str = field(
+        default="both",
+        metadata={"help": "Question instruction. 'both' asks for the letter and the name, which is exactly "
+                  "the SFT target ('B. Laysan_Albatross')."},
+    )
+
+
+def load_recipe(path: str | os.PathLike) -> dict:
+    """Read a YAML recipe, resolving ``include`` (see the module docstring).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "base.yaml").write_text("learning_rate: 1.0\\njudge: {backend: openai, timeout: 30}\\n")
+    >>> _ = (d / "run.yaml").write_text("include: base.yaml\\njudge: {timeout: 5}\\n")
+    >>> load_recipe(d / "run.yaml")
+    {'learning_rate': 1.0, 'judge': {'backend': 'openai', 'timeout': 5}}
+    """
+    return _load(Path(path), chain=())
+
+
+def _load(path: Path, chain: tuple[Path, ...]) -> dict:
+    path = path.resolve()
+    if path in chain:
+        raise ValueError(f"recipe include cycle: {' -> '.join(map(str, (*chain, path)))}")
+    if not path.is_file():
+        where = f" (included from {chain[-1]})" if chain else ""
+        raise FileNotFoundError(f"no such recipe: {path}{where}")
+    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"recipe {path} must be a YAML mapping of argument names to values")
+    includes = config.pop("include", [])
+    merged: dict = {}
+    for include in [includes] if isinstance(includes, str) else includes:
+        merged = merge(merged, _load(path.parent / include, (*chain, path)))
+    return merge(merged, config)
+
+
+def merge(base: dict, override: dict) -> dict:
+    """``base`` updated by ``override``; nested mappings merge key by key, anything else is replaced.
+
+    >>> merge({"a": 1, "j": {"x": 1, "y": 2}, "l": [1]}, {"j": {"y": 3}, "l": [2]})
+    {'a': 1, 'j': {'x': 1, 'y': 3}, 'l': [2]}
+    """
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_recipe(dataclass_types, argv: list[str] | None = None, recipe: str | os.PathLike | dict | None = None,
+                 overrides: dict | None = None) -> tuple:
+    """Parse ``--config RECIPE`` (with includes) and command-line flags into ``dataclass_types``.
+
+    ``recipe`` and ``overrides`` serve callers without a command line: the recipe (a path or a
+    mapping) is read first, then ``overrides`` are merged over it, then ``argv`` flags win.
+    Unknown recipe keys fail fast, naming them.
+    """
+    from trl import TrlParser
+
+    argv = list(argv or [])
+    if "--config" in argv:
+        index = argv.index("--config")
+        if index + 1 >= len(argv):
+            raise ValueError("--config needs a recipe path")
+        recipe = argv[index + 1]
+        del argv[index:index + 2]
+    config = {} if recipe is None else dict(recipe) if isinstance(recipe, dict) else load_recipe(recipe)
+    config = merge(config, overrides or {})
+    for key, value in (config.pop("env", None) or {}).items():
+        os.environ[key] = str(value)
+    parser = TrlParser(dataclass_types)
+    unknown = parser.set_defaults_with_config(**config)
+    if unknown:
+        names = sorted(arg[2:] for arg in unknown if arg.startswith("--"))
+        raise ValueError(f"unknown recipe key(s): {', '.join(names)} (see 'refine-rft train --help' for valid ones)")
+    return tuple(parser.parse_args_into_dataclasses(args=argv))
+
+
+def scrub_secrets(value):
+    """A copy of ``value`` without secret entries (API keys, hub tokens).
+
+    >>> scrub_secrets({"judge": {"api_key": "sk-1", "api_key_env": "JUDGE_KEY"}, "hub_token": "hf_x"})
+    {'judge': {'api_key_env': 'JUDGE_KEY'}}
+    """
+    if isinstance(value, dict):
+        return {k: scrub_secrets(v) for k, v in value.items() if k not in SECRET_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [scrub_secrets(v) for v in value]
+    return value
+
+
+def resolved_config(script_args, training_args, model_args) -> dict:
+    """The full resolved configuration of a run as plain data, secrets removed."""
+    return scrub_secrets({
+        "script": asdict(script_args),
+        "training": training_args.to_dict(),
+        "model": asdict(model_args),
+    })
+
+
+def save_resolved_config(config: dict, output_dir: str | os.PathLike) -> Path:
+    """Write ``config`` to ``<output_dir>/refine_rft_config.yaml`` atomically."""
+    from refine_rft.data.records import write_text_atomic
+
+    text = yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True)
+    return write_text_atomic(Path(output_dir) / SAVED_CONFIG_NAME, text)
+
+
+def _plain(value):
+    """Enums and other objects as strings, so the YAML is readable by ``yaml.safe_load``."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(getattr(value, "value", value))

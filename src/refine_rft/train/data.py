@@ -1,0 +1,127 @@
+"""Prepared question records -> the datasets TRL's trainers consume.
+
+GRPO rows are ``{"prompt": [user turn], "image": <image>, ...record fields}``: TRL inserts the
+image into the conversational prompt itself (``prepare_multimodal_messages`` puts an image block
+before the text of the first user turn, which is where :func:`refine_rft.prompts.question_messages`
+puts it too), and passes every other column (``options``, ``answer``, ``id``, ``attributes``,
+``option_attributes``, ...) to the reward functions as keyword lists.
+
+The user turn's content is stored as a plain string rather than as ``[{"type": "image"}, {"type":
+"text", ...}]`` because Arrow stores a list of dicts with one shared schema: the image block would
+gain a ``"text": None`` key. The rendered prompt is the same either way.
+
+SFT rows are ``{"messages": [user turn, assistant turn], "image": <image>, "id": ...}`` with the
+assistant turn ``"B. Laysan_Albatross"`` (:func:`refine_rft.prompts.answer_text`).
+
+Images stay file paths in the records and are decoded lazily by ``datasets.Image``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from refine_rft.prompts import STYLES, answer_text, question_text
+
+# Record fields the rewards and the judge may need; other record fields are dropped.
+PASSTHROUGH_FIELDS = ("id", "dataset", "label", "options", "answer", "noun", "attributes", "option_attributes")
+
+
+def load_records(path: str | os.PathLike, max_samples: int | None = None) -> list[dict]:
+    """Read and validate a prepared question JSONL; image paths are made absolute (relative ones
+    are relative to the JSONL's folder) and checked to exist, failing with the file and line."""
+    from refine_rft.data.records import read_jsonl
+
+    path = Path(path)
+    records = read_jsonl(path, validate=True)
+    if not records:
+        raise ValueError(f"{path}: no questions")
+    if max_samples is not None:
+        records = records[:max_samples]
+    for number, record in enumerate(records, 1):
+        image = Path(record["image"])
+        image = image if image.is_absolute() else path.parent / image
+        if not image.is_file():
+            raise FileNotFoundError(f"{path}: question {number} ({record['id']}): image not found: {image}")
+        record["image"] = str(image)
+    return records
+
+
+def grpo_rows(records: list[dict], style: str = "cot") -> list[dict]:
+    """One GRPO row per record (see the module docstring).
+
+    >>> rows = grpo_rows([{"id": "q1", "dataset": "cub", "image": "a.png", "label": "y", "options": ["x", "y"],
+    ...                    "answer": 1, "noun": "birds"}], style="choice")
+    >>> rows[0]["prompt"][0]["content"].splitlines()[0], rows[0]["answer"], rows[0]["image"]
+    ('Which of these birds is shown in the image?', 1, 'a.png')
+    """
+    _check_style(style)
+    rows = []
+    for record in records:
+        row = {"prompt": [{"role": "user", "content": question_text(record["noun"], record["options"], style)}],
+               "image": record["image"]}
+        row.update({key: record[key] for key in PASSTHROUGH_FIELDS if key in record})
+        rows.append(row)
+    return rows
+
+
+def sft_rows(records: list[dict], style: str = "both") -> list[dict]:
+    """One SFT conversation per record: the question, then the answer ``"B. <name>"``.
+
+    >>> rows = sft_rows([{"id": "q1", "dataset": "cub", "image": "a.png", "label": "y", "options": ["x", "y"],
+    ...                   "answer": 1, "noun": "birds"}])
+    >>> rows[0]["messages"][1]
+    {'role': 'assistant', 'content': 'B. y'}
+    """
+    _check_style(style)
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": question_text(record["noun"], record["options"], style)},
+                {"role": "assistant", "content": answer_text(record["options"], record["answer"])},
+            ],
+            "image": record["image"],
+            "id": record["id"],
+        }
+        for record in records
+    ]
+
+
+def to_dataset(rows: list[dict]):
+    """A ``datasets.Dataset`` whose ``image`` column decodes files to PIL images on access."""
+    from datasets import Dataset, Image
+
+    return Dataset.from_list(rows).cast_column("image", Image())
+
+
+def _check_style(style: str) -> None:
+    if style not in STYLES:
+        raise ValueError(f"unknown prompt_style {style!r}; valid styles: {', '.join(STYLES)}")
+
+
+def synthetic_train_file(out_dir: str | os.PathLike, per_class: int, num_classes: int, image_size: int,
+                         seed: int) -> Path:
+    """Draw the synthetic training questions into ``out_dir`` once and return their JSONL path.
+
+    An existing file is reused (a resumed run sees the same questions; the drawing is seeded anyway).
+    """
+    from refine_rft.data.records import write_jsonl_atomic
+    from refine_rft.data.synthetic import synthetic_questions
+
+    path = Path(out_dir) / "train.jsonl"
+    if not path.is_file():
+        rows = synthetic_questions(out_dir, "train", per_class=per_class, num_classes=num_classes,
+                                   image_size=image_size, seed=seed)
+        write_jsonl_atomic(path, rows)
+    return path
+
+
+def training_file(script_args, output_dir: str | os.PathLike) -> Path:
+    """The JSONL a run trains on: ``script_args.train_file``, or the synthetic set drawn into
+    ``<output_dir>/data`` when it is ``"synthetic"``. Under several processes call it inside
+    ``training_args.main_process_first()`` so that only the first process draws."""
+    if script_args.train_file != "synthetic":
+        return Path(script_args.train_file)
+    return synthetic_train_file(Path(output_dir) / "data", script_args.synthetic_per_class,
+                                script_args.synthetic_num_classes, script_args.synthetic_image_size,
+                                script_args.synthetic_seed)

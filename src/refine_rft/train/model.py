@@ -1,0 +1,64 @@
+"""What GRPO and SFT runs share around TRL's trainers: the processor, model loading arguments,
+the checkpoint to resume from, and the saved resolved configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from refine_rft.models import TINY_PREFIX, resolve_model_path
+
+
+def model_path(model_args) -> str:
+    """The model to load: a hub id, a folder, or the cached embedded tiny model for ``tiny:<arch>``."""
+    if not model_args.model_name_or_path:
+        raise ValueError("the recipe needs 'model_name_or_path' (a hub id, a folder, or tiny:qwen2_vl)")
+    return resolve_model_path(model_args.model_name_or_path)
+
+
+def load_processor(model_args, training_args):
+    """The policy's processor with left padding (generation pads prompts on the left).
+
+    The embedded tiny model's processor is a project class, loaded with ``trust_remote_code``.
+    """
+    from transformers import AutoProcessor
+
+    trust = training_args.trust_remote_code or model_args.model_name_or_path.startswith(TINY_PREFIX)
+    processor = AutoProcessor.from_pretrained(model_path(model_args), revision=model_args.model_revision,
+                                              trust_remote_code=trust)
+    processor.tokenizer.padding_side = "left"
+    return processor
+
+
+def model_init_kwargs(model_args) -> dict:
+    """``from_pretrained`` arguments TRL's trainers load the model with (``args.model_init_kwargs``)."""
+    kwargs = {"revision": model_args.model_revision, "dtype": model_args.dtype or "auto"}
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    return kwargs
+
+
+def resume_checkpoint(training_args) -> str | None:
+    """The checkpoint to resume from: ``resume_from_checkpoint`` as given, or the newest
+    ``checkpoint-*`` of ``output_dir`` when it is ``last`` / ``true``; ``None`` for a fresh run."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    value = training_args.resume_from_checkpoint
+    if value is None or str(value).lower() in ("", "false", "none"):
+        return None
+    if str(value).lower() in ("last", "true"):
+        output_dir = Path(training_args.output_dir)
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if last is None:
+            raise FileNotFoundError(f"resume_from_checkpoint={value}: no checkpoint-* folder in {output_dir}")
+        return last
+    if not Path(value).is_dir():
+        raise FileNotFoundError(f"resume_from_checkpoint: no such checkpoint folder: {value}")
+    return str(value)
+
+
+def save_run_config(trainer, script_args, training_args, model_args) -> None:
+    """Save the resolved configuration (without secrets) beside the checkpoints, from the main process."""
+    from refine_rft.train.config import resolved_config, save_resolved_config
+
+    if trainer.accelerator.is_main_process:
+        save_resolved_config(resolved_config(script_args, training_args, model_args), training_args.output_dir)
