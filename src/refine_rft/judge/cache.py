@@ -1,0 +1,71 @@
+"""A persistent sqlite cache of judgements, so reruns and resumed evaluations never pay twice.
+
+Keyed by (model, prompt version, image hash, judged text): a different teacher, a prompt change or
+a different picture is a different judgement. The judged text includes everything else the prompt
+shows (options, answer, noun). WAL mode and a busy timeout let several processes (one per GPU
+rank) share one file; a lock serialises this process' threads. Only successful judgements are
+stored: a failure is retried next time, not remembered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+
+def cache_key(model: str, prompt_version: str, image_hash: str, judged_text: str) -> str:
+    """SHA-256 of the four key parts (unambiguous: JSON-encoded as a list).
+
+    >>> cache_key("m", "v1", "abc", "text") == cache_key("m", "v1", "abc", "text")
+    True
+    >>> cache_key("m", "v1", "abc", "text") == cache_key("m", "v2", "abc", "text")
+    False
+    """
+    return hashlib.sha256(json.dumps([model, prompt_version, image_hash, judged_text]).encode()).hexdigest()
+
+
+class JudgeCache:
+    """``get(key) -> dict | None`` and ``put(key, value)`` over one sqlite file.
+
+    Example:
+        >>> import tempfile, os
+        >>> cache = JudgeCache(os.path.join(tempfile.mkdtemp(), "judge.sqlite"))
+        >>> cache.put("k", {"score": 85.0}, model="m")
+        >>> cache.get("k"), cache.get("other"), len(cache)
+        ({'score': 85.0}, None, 1)
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process (not a power cut) without an fsync per row,
+        # which would otherwise stall the event loop at a few hundred judgements per step.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS judgements (key TEXT PRIMARY KEY, model TEXT, value TEXT NOT NULL, "
+            "created REAL)")
+
+    def get(self, key: str) -> dict | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM judgements WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, value: dict, model: str = "") -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO judgements (key, model, value, created) VALUES (?, ?, ?, ?)",
+                             (key, model, json.dumps(value), time.time()))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM judgements").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,159 @@
+"""One asynchronous chat-completions client for any OpenAI-compatible judge (``vllm serve``, hosted APIs).
+
+Built on the official ``openai`` async client, with what a judge in a training loop needs on top:
+
+- **bounded concurrency**: an ``asyncio.Semaphore`` of ``config.concurrency`` requests in flight,
+  shared by every reward call on the event loop;
+- **replicas**: each request goes to the base URL with the fewest requests in flight (ties go
+  round-robin), so several ``vllm serve`` instances share the load;
+- **retries**: 429, 5xx, timeouts and dropped connections are retried ``config.max_retries`` times
+  with exponential backoff and full jitter, waiting at least what ``Retry-After`` asks (capped at
+  ``backoff_max``). The ``openai`` client's own retries are off so that every retry is counted here.
+  A request that still fails returns ``None``: logged and counted, never raised;
+- **fail fast on configuration**: 401 / 403 / 404 mean a wrong key, model or URL, which no retry
+  fixes, so they raise :class:`JudgeConfigError` naming the URL, the model and the key's variable.
+
+The client binds to the event loop it is first used on (httpx connections and the semaphore belong
+to one loop); used from a new loop (a second ``asyncio.run``), it starts fresh connections there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import itertools
+import logging
+import random
+import time
+
+import openai
+
+from refine_rft.judge.config import JudgeConfig
+from refine_rft.judge.stats import JudgeStats
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
+CONFIG_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
+
+
+class JudgeConfigError(ValueError):
+    """The endpoint refuses the configuration itself (key, model name or URL)."""
+
+
+def retry_after_seconds(error: Exception) -> float | None:
+    """Seconds the server asked to wait (``Retry-After`` in seconds or as an HTTP date, or
+    ``retry-after-ms``), or ``None``.
+
+    >>> import httpx2 as httpx
+    >>> response = httpx.Response(429, headers={"Retry-After": "2"}, request=httpx.Request("POST", "http://x"))
+    >>> retry_after_seconds(openai.RateLimitError("slow down", response=response, body=None))
+    2.0
+    """
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    headers = response.headers
+    try:
+        if headers.get("retry-after-ms"):
+            return float(headers["retry-after-ms"]) / 1000
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def backoff_delay(attempt: int, config: JudgeConfig, retry_after: float | None = None) -> float:
+    """Full-jitter exponential backoff, at least ``retry_after``, at most ``config.backoff_max``.
+
+    >>> config = JudgeConfig(backend="attributes", backoff_base=1.0, backoff_max=30.0)
+    >>> 0.0 <= backoff_delay(3, config) <= 8.0, backoff_delay(0, config, retry_after=5.0) >= 5.0
+    (True, True)
+    """
+    delay = random.uniform(0, min(config.backoff_max, config.backoff_base * 2**attempt))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, config.backoff_max)
+
+
+class JudgeClient:
+    """Send chat requests to the judge replicas; return the reply text or ``None``.
+
+    Args:
+        config: the judge configuration (URLs, model, timeouts, concurrency, retries).
+        stats: counters to update (requests, retries, latency); a fresh one if not given.
+    """
+
+    def __init__(self, config: JudgeConfig, stats: JudgeStats | None = None):
+        self.config = config
+        self.stats = stats or JudgeStats()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clients: dict[str, openai.AsyncOpenAI] = {}
+        self._in_flight: dict[str, int] = {}
+        self._semaphore: asyncio.Semaphore | None = None
+        self._turn = itertools.count()
+
+    def _bind_to_running_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        self._loop = loop
+        self._clients = {
+            url: openai.AsyncOpenAI(base_url=url, api_key=self.config.api_key(), timeout=self.config.timeout,
+                                    max_retries=0)
+            for url in self.config.base_urls
+        }
+        self._in_flight = dict.fromkeys(self.config.base_urls, 0)
+        self._semaphore = asyncio.Semaphore(self.config.concurrency)
+
+    def _pick_replica(self) -> str:
+        """The least busy base URL; ties are broken round-robin."""
+        urls = self.config.base_urls
+        start = next(self._turn) % len(urls)
+        rotated = urls[start:] + urls[:start]
+        return min(rotated, key=self._in_flight.__getitem__)
+
+    async def chat(self, messages: list[dict], max_tokens: int) -> str | None:
+        """The judge's reply to ``messages`` (temperature 0), or ``None`` after ``max_retries`` retries."""
+        self._bind_to_running_loop()
+        for attempt in range(self.config.max_retries + 1):
+            async with self._semaphore:
+                url = self._pick_replica()
+                self._in_flight[url] += 1
+                started = time.perf_counter()
+                try:
+                    response = await self._clients[url].chat.completions.create(
+                        model=self.config.model, messages=messages, temperature=0, max_tokens=max_tokens)
+                except CONFIG_ERRORS as error:
+                    raise JudgeConfigError(
+                        f"judge endpoint {url} refused the configuration (HTTP {error.status_code}: {error.message}); "
+                        f"check judge.base_urls, judge.model={self.config.model!r} and the API key in "
+                        f"${self.config.api_key_env}") from None
+                except RETRYABLE as error:
+                    failure = error
+                except openai.APIStatusError as error:  # other 4xx: this request is wrong, not the server busy
+                    logger.warning("judge request rejected by %s (HTTP %s): %s", url, error.status_code, error.message)
+                    return None
+                else:
+                    self.stats.add(requests=1, latency_total=time.perf_counter() - started)
+                    choices = response.choices or []
+                    return (choices[0].message.content or "") if choices else ""
+                finally:
+                    self._in_flight[url] -= 1
+            if attempt == self.config.max_retries:
+                break
+            # Sleep outside the semaphore: a request waiting out a 429 must not hold a slot.
+            delay = backoff_delay(attempt, self.config, retry_after_seconds(failure))
+            self.stats.add(retries=1)
+            logger.debug("judge request to %s failed (%s); retry %d in %.2fs", url, type(failure).__name__,
+                         attempt + 1, delay)
+            await asyncio.sleep(delay)
+        logger.warning("judge request failed after %d retries: %s: %s", self.config.max_retries,
+                       type(failure).__name__, failure)
+        return None

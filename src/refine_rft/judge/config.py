@@ -1,0 +1,89 @@
+"""The judge's configuration: which teacher, where it is served, and how hard to push it.
+
+Recipes give it as a YAML mapping; :meth:`JudgeConfig.from_dict` rejects unknown keys by name, so
+a typo ("concurency: 64") fails at start-up instead of silently running with the default.
+
+The API key itself is never part of the configuration: only the *name* of the environment
+variable that holds it, so that saved recipes and logs never contain a secret.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+
+BACKENDS = ("openai", "attributes")
+
+
+@dataclass
+class JudgeConfig:
+    """How to reach and use the teacher judge.
+
+    Example:
+        >>> config = JudgeConfig.from_dict({"backend": "openai", "base_urls": ["http://judge:8000/v1"],
+        ...                                 "model": "OpenGVLab/InternVL3-38B", "concurrency": 64})
+        >>> config.concurrency, config.timeout
+        (64, 60.0)
+        >>> JudgeConfig.from_dict({"concurency": 64})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: judge config: unknown key 'concurency'; valid keys: backend, base_urls, model, ...
+    """
+
+    backend: str = field(default="openai", metadata={"help": "'openai' (any OpenAI-compatible endpoint: "
+                                                             "vllm serve, hosted APIs) or 'attributes'."})
+    base_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
+                                 metadata={"help": "One or more judge replicas; requests go to the least busy."})
+    model: str = field(default="", metadata={"help": "Model name as the endpoint knows it."})
+    api_key_env: str = field(default="REFINE_RFT_JUDGE_API_KEY",
+                             metadata={"help": "Name of the environment variable holding the API key "
+                                               "(unset: 'EMPTY', which vllm serve accepts)."})
+    timeout: float = field(default=60.0, metadata={"help": "Seconds before one request is abandoned."})
+    max_retries: int = field(default=4, metadata={"help": "Retries on 429 / 5xx / timeouts / dropped "
+                                                          "connections before a judgement counts as failed."})
+    backoff_base: float = field(default=1.0, metadata={"help": "First backoff in seconds; doubles per retry."})
+    backoff_max: float = field(default=30.0, metadata={"help": "Longest single backoff (also caps Retry-After)."})
+    concurrency: int = field(default=32, metadata={"help": "Requests in flight at once, over all replicas."})
+    max_image_side: int = field(default=768, metadata={"help": "Images are downscaled to this longest side."})
+    max_tokens: int = field(default=16, metadata={"help": "Reply budget for the reasoning score."})
+    rsc_max_tokens: int = field(default=400, metadata={"help": "Reply budget for the Reasoning-Answer JSON."})
+    cache_path: str | None = field(default=None, metadata={"help": "sqlite file caching judgements (None: off)."})
+    reject_injections: bool = field(default=True, metadata={"help": "Score 0, without a call, responses "
+                                                                    "that address the judge."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.base_urls, str):
+            self.base_urls = [self.base_urls]
+        self.base_urls = [str(url).rstrip("/") for url in self.base_urls]
+        checks = [
+            (self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}"),
+            (self.backend != "openai" or bool(self.base_urls), "base_urls", "needs at least one URL"),
+            (self.backend != "openai" or bool(self.model), "model", "is required for backend 'openai'"),
+            (self.timeout > 0, "timeout", "must be > 0"),
+            (self.max_retries >= 0, "max_retries", "must be >= 0"),
+            (self.backoff_base >= 0 and self.backoff_max >= 0, "backoff_base", "backoffs must be >= 0"),
+            (self.concurrency >= 1, "concurrency", "must be >= 1"),
+            (self.max_image_side >= 16, "max_image_side", "must be >= 16"),
+            (self.max_tokens >= 1 and self.rsc_max_tokens >= 1, "max_tokens", "must be >= 1"),
+        ]
+        for ok, name, message in checks:
+            if not ok:
+                raise ValueError(f"judge config: {name} {message} (got {getattr(self, name)!r})")
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> JudgeConfig:
+        """Build from a plain mapping (a recipe's ``judge:`` section); unknown keys fail by name."""
+        values = dict(values or {})
+        valid = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in valid:
+                raise ValueError(f"judge config: unknown key {key!r}; valid keys: {', '.join(valid)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        """A plain mapping, safe to save: it names the key's variable, never the key."""
+        return asdict(self)
+
+    def api_key(self) -> str:
+        """The API key from the environment (read at call time, never stored)."""
+        return os.environ.get(self.api_key_env) or "EMPTY"

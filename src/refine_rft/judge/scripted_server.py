@@ -1,0 +1,208 @@
+"""A real OpenAI-compatible HTTP judge on 127.0.0.1 with scripted behaviour, for tests and benchmarks.
+
+It speaks the chat-completions protocol (``POST /v1/chat/completions``, ``GET /v1/models``) from
+a ``ThreadingHTTPServer`` in a background thread, so the real ``openai`` client talks to it over
+real sockets, with many requests in flight at once. What it answers is scripted:
+
+- ``reply``: a string (always that reply) or a function ``reply(request) -> behaviour`` of the
+  parsed request body; by default a score derived from a hash of the student text (so GRPO
+  groups get different rewards) or, for Reasoning-Answer prompts, a valid RSC JSON;
+- ``script``: behaviours served first, one per request, in arrival order (then ``reply``);
+- ``latency``: seconds every request waits before its behaviour.
+
+A behaviour is a string (a 200 reply with that content), :class:`Status` (an HTTP error, e.g.
+``Status(429, retry_after=0.1)`` or ``Status(500)``), :data:`HANG` (never answer; the client
+must time out) or :data:`DROP` (close the connection without a response).
+
+Example:
+    >>> import openai
+    >>> with ScriptedJudgeServer(reply="Score: 85", script=[Status(500)]) as server:
+    ...     client = openai.OpenAI(base_url=server.url, api_key="EMPTY", max_retries=1)
+    ...     reply = client.chat.completions.create(model="judge", messages=[{"role": "user", "content": "hi"}])
+    ...     client.close()
+    >>> reply.choices[0].message.content, server.count
+    ('Score: 85', 2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from refine_rft.judge.prompts import BEGIN, END
+
+
+@dataclass(frozen=True)
+class Status:
+    """Answer with HTTP ``code`` (and a ``Retry-After`` header when ``retry_after`` is set)."""
+
+    code: int
+    retry_after: float | None = None
+    message: str = "scripted error"
+
+
+HANG = "<hang>"
+DROP = "<drop>"
+
+
+def request_text(request: dict) -> str:
+    """All text parts of all messages of a chat request, joined by newlines."""
+    parts = []
+    for message in request.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts += [part.get("text", "") for part in content if part.get("type") == "text"]
+    return "\n".join(parts)
+
+
+def student_text(request: dict) -> str:
+    """The student response inside the judge prompt's delimiters ('' if none)."""
+    text = request_text(request)
+    start, end = text.rfind(BEGIN), text.rfind(END)
+    return text[start + len(BEGIN):end].strip() if 0 <= start < end else ""
+
+
+def hashed_reply(request: dict) -> str:
+    """The default reply: for a Reasoning-Answer prompt a valid RSC JSON, else a score 0-100 that
+    depends only on the student text (deterministic, and different across a GRPO group)."""
+    score = int(hashlib.sha256(student_text(request).encode()).hexdigest(), 16) % 101
+    if "RSC_A" in request_text(request):
+        return json.dumps({"RSC_A": score, "RSC_A_feedback": "Scripted.", "RSC_U": score,
+                           "RSC_U_feedback": "Scripted.", "RSC_O": score, "RSC_O_feedback": "Scripted."})
+    return str(score)
+
+
+class ScriptedJudgeServer:
+    """Context manager running the scripted judge; ``server.url`` is its ``.../v1`` base URL.
+
+    Attributes:
+        requests: parsed bodies of every chat request received, in arrival order.
+        count: how many chat requests arrived (including errored, hung and dropped ones).
+        max_in_flight: the most chat requests being handled at the same moment.
+    """
+
+    def __init__(self, reply=hashed_reply, script=(), latency: float = 0.0, model: str = "scripted-judge",
+                 hang_seconds: float = 60.0):
+        self.reply = reply
+        self.script = deque(script)
+        self.latency = latency
+        self.model = model
+        self.hang_seconds = hang_seconds
+        self.requests: list[dict] = []
+        self.max_in_flight = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def _next_behaviour(self, request: dict):
+        with self._lock:
+            self.requests.append(request)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            scripted = self.script.popleft() if self.script else None
+        if scripted is not None:
+            return scripted
+        return self.reply(request) if callable(self.reply) else self.reply
+
+    def _done(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def __enter__(self) -> ScriptedJudgeServer:
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True, name="scripted-judge")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()  # releases hanging requests
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _handler_for(server: ScriptedJudgeServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+
+        def log_message(self, *args) -> None:  # keep test output clean
+            pass
+
+        def _send_json(self, code: int, payload: dict, headers: dict | None = None) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") == "/v1/models":
+                self._send_json(200, {"object": "list", "data": [
+                    {"id": server.model, "object": "model", "created": 0, "owned_by": "scripted"}]})
+            else:
+                self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                return
+            request = json.loads(raw or b"{}")
+            behaviour = server._next_behaviour(request)
+            try:
+                if server.latency:
+                    time.sleep(server.latency)
+                self._act(behaviour, request)
+            finally:
+                server._done()
+
+        def _act(self, behaviour, request: dict) -> None:
+            if behaviour == HANG:
+                server._stop.wait(server.hang_seconds)
+                self.close_connection = True
+            elif behaviour == DROP:
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+            elif isinstance(behaviour, Status):
+                headers = {} if behaviour.retry_after is None else {"Retry-After": str(behaviour.retry_after)}
+                self._send_json(behaviour.code, {"error": {"message": behaviour.message, "type": "scripted",
+                                                           "code": behaviour.code}}, headers)
+            else:
+                self._send_json(200, {
+                    "id": f"chatcmpl-{server.count}", "object": "chat.completion", "created": int(time.time()),
+                    "model": request.get("model", server.model),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": str(behaviour)}}],
+                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default backlog of 5 refuses bursts of concurrent connections
+    daemon_threads = True

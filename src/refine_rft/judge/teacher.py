@@ -1,0 +1,115 @@
+"""The teacher-MLLM judge (``backend: openai``): prompts an OpenAI-compatible endpoint with the
+image and the response, parses its score, and caches what it paid for.
+
+A reply without a usable score (missing, ambiguous or out of [0, 100]) earns one more request with
+a reminder of the expected form; a second miss makes the judgement ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections import OrderedDict
+
+from refine_rft.judge.base import Judge, require_fields
+from refine_rft.judge.cache import JudgeCache, cache_key
+from refine_rft.judge.client import JudgeClient
+from refine_rft.judge.config import JudgeConfig
+from refine_rft.judge.images import image_data_url, image_hash, load_image
+from refine_rft.judge.prompts import (PROMPT_VERSION, RSC_REMINDER, SCORE_REMINDER, reasoning_messages,
+                                      rsc_messages, with_reminder)
+from refine_rft.judge.scoring import in_range, parse_rsc, parse_score
+from refine_rft.judge.stats import JudgeStats
+
+logger = logging.getLogger(__name__)
+
+NEEDED = ("image", "options", "answer", "noun")
+
+
+class TeacherJudge(Judge):
+    """Judge with a teacher MLLM behind ``config.base_urls`` (see :class:`~refine_rft.judge.client.JudgeClient`)."""
+
+    def __init__(self, config: JudgeConfig, stats: JudgeStats | None = None):
+        super().__init__(config, stats)
+        self.client = JudgeClient(config, self.stats)
+        self.cache = JudgeCache(config.cache_path) if config.cache_path else None
+        # The G completions of one prompt share its image: prepare each picture once. PIL images are
+        # keyed by id() and kept referenced here, so an id cannot be reused while it is a key.
+        self._images: OrderedDict[object, tuple[object, str, str]] = OrderedDict()
+        self._images_lock = threading.Lock()  # _prepare runs in worker threads
+
+    def _prepare(self, image) -> tuple[str, str]:
+        key = image if isinstance(image, str) else id(image)
+        with self._images_lock:
+            if key in self._images:
+                self._images.move_to_end(key)
+                return self._images[key][1:]
+        picture = load_image(image)
+        prepared = (image, image_hash(picture), image_data_url(picture, self.config.max_image_side))
+        with self._images_lock:
+            self._images[key] = prepared
+            if len(self._images) > 1024:
+                self._images.popitem(last=False)
+        return prepared[1:]
+
+    async def _image(self, sample: dict) -> tuple[str, str]:
+        # Decoding and JPEG-encoding take milliseconds per photo: off the event loop.
+        return await asyncio.to_thread(self._prepare, sample["image"])
+
+    async def _ask(self, messages: list[dict], max_tokens: int, parse, valid, reminder: str):
+        """Ask; on an unusable reply ask once more with ``reminder``; return (parsed, reply) or (None, reply)."""
+        reply = await self.client.chat(messages, max_tokens)
+        if reply is None:
+            return None, None
+        value = parse(reply)
+        if valid(value):
+            return value, reply
+        self.stats.add(reminders=1)
+        second = await self.client.chat(with_reminder(messages, reply, reminder), max_tokens)
+        value = parse(second) if second is not None else None
+        if valid(value):
+            return value, second
+        logger.warning("judge reply without a usable score, twice: %r / %r", reply[:200], (second or "")[:200])
+        return None, second
+
+    def _cached(self, key: str):
+        hit = self.cache.get(key) if self.cache else None
+        if hit is not None:
+            self.stats.add(cache_hits=1)
+        return hit
+
+    async def _score_reasoning(self, text: str, sample: dict) -> float | None:
+        require_fields(sample, NEEDED, "the teacher sees the image, the options and the answer")
+        hashed, url = await self._image(sample)
+        judged = json.dumps(["reasoning", sample["noun"], list(sample["options"]), int(sample["answer"]), text])
+        key = cache_key(self.config.model, PROMPT_VERSION, hashed, judged)
+        if (hit := self._cached(key)) is not None:
+            return hit["score"]
+        messages = reasoning_messages(url, sample["noun"], sample["options"], int(sample["answer"]), text)
+        score, reply = await self._ask(messages, self.config.max_tokens, parse_score, in_range, SCORE_REMINDER)
+        if score is not None and self.cache:
+            self.cache.put(key, {"score": score, "reply": reply}, model=self.config.model)
+        return score
+
+    async def _score_rsc(self, sample: dict) -> dict | None:
+        require_fields(sample, NEEDED, "the teacher sees the image, the question and the answer")
+        hashed, url = await self._image(sample)
+        style = sample.get("style") or "cot"
+        judged = json.dumps(["rsc", sample["noun"], list(sample["options"]), int(sample["answer"]), style,
+                             sample["response"]])
+        key = cache_key(self.config.model, PROMPT_VERSION, hashed, judged)
+        if (hit := self._cached(key)) is not None:
+            return hit
+        messages = rsc_messages(url, sample["noun"], sample["options"], int(sample["answer"]), sample["response"],
+                                style)
+        result, _ = await self._ask(messages, self.config.rsc_max_tokens, parse_rsc, lambda r: r is not None,
+                                    RSC_REMINDER)
+        if result is not None and self.cache:
+            self.cache.put(key, result, model=self.config.model)
+        return result
+
+    async def aclose(self) -> None:
+        if self.cache:
+            self.cache.close()
