@@ -1,0 +1,62 @@
+"""``refine-rft report RUN_DIR ... --out DIR``: tables, plots and an HTML report from run folders.
+
+Reads only files that earlier stages wrote (see :mod:`refine_rft.report.runs` for a run folder's
+layout) and writes into ``DIR``: ``table*.{md,csv,tex}``, ``tables.md``, ``accuracy.png``,
+``training_<run>.png`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from refine_rft.data.records import write_text_atomic
+from refine_rft.report.html import build_html
+from refine_rft.report.plots import accuracy_bars, training_curves
+from refine_rft.report.runs import load_run
+from refine_rft.report.tables import all_tables, write_tables
+
+
+def _slug(name: str) -> str:
+    """A file-name-safe form of a run name.
+
+    >>> _slug("ReFine-RFT (ours)")
+    'ReFine-RFT_ours'
+    """
+    return re.sub(r"[^0-9A-Za-z._-]+", "_", name).strip("_") or "run"
+
+
+def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: int = 6, seed: int = 0) -> Path:
+    """Write every table, plot and ``report.html`` for ``run_dirs`` into ``out_dir``; return the HTML path."""
+    runs = [load_run(d) for d in run_dirs]
+    names = [r.name for r in runs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"several runs are named {duplicates}: give each a distinct 'name' in its run.json")
+    out_dir = Path(out_dir)
+    tables = all_tables(runs)
+    write_tables(tables, out_dir)
+    plots = [accuracy_bars(runs, out_dir / "accuracy.png")]
+    plots += [training_curves(run, out_dir / f"training_{_slug(run.name)}.png") for run in runs]
+    plots = [p for p in plots if p is not None]
+    return write_text_atomic(out_dir / "report.html", build_html(runs, tables, plots, samples, seed))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="refine-rft report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (one table row each, in order)")
+    parser.add_argument("--out", required=True, help="folder for tables, plots and report.html")
+    parser.add_argument("--samples", type=int, default=6, help="sample questions shown in the HTML report")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the question sample")
+    args = parser.parse_args(argv)
+    path = build_report(args.runs, args.out, args.samples, args.seed)
+    print((Path(args.out) / "tables.md").read_text(encoding="utf-8"))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""A run folder, as the report reads it (files only; nothing is generated or judged here).
+
+    RUN_DIR/
+      run.json             optional: {"name": "ReFine-RFT", "ablation": {"R_fa": true, "R_cls": true,
+                           "R_cot": false}, "train_dir": "../train/refine"}
+      predictions.jsonl    refine-rft eval
+      scores.json          refine-rft eval (recomputed from predictions.jsonl when absent)
+      judge_scores.jsonl   refine-rft judge RUN_DIR/predictions.jsonl --out RUN_DIR/judge_scores.jsonl
+      general_eval/        refine-rft general-eval (lmms-eval's *_results.json)
+      trainer_state.json   or checkpoint-*/trainer_state.json, here or in run.json's "train_dir"
+
+``name`` defaults to the folder's name. A run with an ``ablation`` object (reward or component
+name -> used or not) joins the ablation table; ``train_dir`` (relative to the run folder, or
+absolute) points at the trainer's output folder for the training curves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from refine_rft.data.records import iter_jsonl_tolerant
+from refine_rft.evaluate.general import latest_results, parse_lmms_results
+from refine_rft.evaluate.score import SCORES_FILE, score_rows
+
+RUN_FILE = "run.json"
+JUDGE_FILE = "judge_scores.jsonl"
+RSC_KEYS = ("RSC_A", "RSC_U", "RSC_O")
+
+
+@dataclass
+class Run:
+    """Everything the report needs from one run folder."""
+
+    path: Path
+    name: str
+    meta: dict
+    predictions: list[dict]
+    scores: dict  # style -> {"per_dataset": {name: {"accuracy", ...}}, "average", ...}
+    judge: dict = field(default_factory=dict)  # (id, style) -> judge row
+    general: dict = field(default_factory=dict)  # lmms-eval task -> percentage
+    log_history: list[dict] = field(default_factory=list)
+
+    @property
+    def ablation(self) -> dict | None:
+        return self.meta.get("ablation")
+
+    def accuracy(self, style: str, dataset: str | None = None) -> float | None:
+        """Accuracy (%) of ``style`` on ``dataset`` (``None``: the average); ``None`` if not evaluated."""
+        s = self.scores.get(style)
+        if s is None:
+            return None
+        if dataset is None:
+            return s["average"]
+        d = s["per_dataset"].get(dataset)
+        return None if d is None else d["accuracy"]
+
+    def rsc(self, style: str = "cot") -> dict:
+        """Mean RSC_A/U/O per dataset and on average (mean of datasets), over judged rows.
+
+        Rows whose judgement failed (``None`` scores) are left out of the means and counted in
+        ``failed``, so an outage shows as missing judgements, not as low scores.
+        """
+        by_dataset: dict[str, dict[str, list[float]]] = {}
+        failed = 0
+        datasets = {(p["id"], p["style"]): p["dataset"] for p in self.predictions}
+        for (qid, row_style), row in self.judge.items():
+            if row_style != style:
+                continue
+            dataset = row.get("dataset") or datasets.get((qid, row_style))
+            if dataset is None or any(not isinstance(row.get(k), (int, float)) for k in RSC_KEYS):
+                failed += 1
+                continue
+            cell = by_dataset.setdefault(dataset, {k: [] for k in RSC_KEYS})
+            for key in RSC_KEYS:
+                cell[key].append(float(row[key]))
+        per = {d: {k: sum(v) / len(v) for k, v in cell.items()} for d, cell in sorted(by_dataset.items())}
+        average = {k: sum(p[k] for p in per.values()) / len(per) for k in RSC_KEYS} if per else {}
+        return {"per_dataset": per, "average": average, "failed": failed}
+
+
+def _trainer_state(folder: Path) -> Path | None:
+    """``trainer_state.json`` in ``folder``, else in its latest ``checkpoint-N`` (it holds the whole log)."""
+    if (folder / "trainer_state.json").is_file():
+        return folder / "trainer_state.json"
+    checkpoints = [p for p in folder.glob("checkpoint-*/trainer_state.json") if re.fullmatch(r"checkpoint-\d+", p.parent.name)]
+    return max(checkpoints, key=lambda p: int(p.parent.name.split("-")[1]), default=None)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error.msg})") from None
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run folder (see the module docstring); fails naming the folder if it has no results."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no such run folder: {path}")
+    meta = _read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else {}
+    if not isinstance(meta, dict) or not isinstance(meta.get("ablation", {}), dict):
+        raise ValueError(f"{path / RUN_FILE}: expected an object with an optional 'ablation' object")
+    predictions = list(iter_jsonl_tolerant(path / "predictions.jsonl"))
+    if (path / SCORES_FILE).is_file():
+        scores = _read_json(path / SCORES_FILE)["styles"]
+    else:
+        scores = score_rows(predictions)
+    judge = {(row["id"], row.get("style", "cot")): row for row in iter_jsonl_tolerant(path / JUDGE_FILE)}
+    results = latest_results(path)
+    general = parse_lmms_results(results) if results else {}
+    train_dir = path / meta["train_dir"] if "train_dir" in meta else path
+    state = _trainer_state(train_dir)
+    log_history = _read_json(state).get("log_history", []) if state else []
+    if not (predictions or scores or judge or general or log_history):
+        raise ValueError(f"{path}: no predictions.jsonl, scores.json, {JUDGE_FILE}, general_eval/ or trainer logs")
+    return Run(path, str(meta.get("name", path.name)), meta, predictions, scores, judge, general, log_history)

@@ -1,0 +1,193 @@
+"""The paper's tables from run folders, as Markdown, CSV and LaTeX.
+
+- Table 2, Answer-only: accuracy per dataset under each prompt (CH., Both, CoT) and their averages.
+- Table 3, Reasoning-Answer: the judge's RSC_A / RSC_U / RSC_O per dataset and on average.
+- Table 4, general VQA: lmms-eval's MMStar / MMMU / TextVQA.
+- Table 5, ablation: which components each labelled run used, with its average scores.
+
+Numbers are percentages (RSC: 0-100) with one decimal; a missing value is "–" ("" in CSV).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from refine_rft.data.records import NOUNS, write_text_atomic
+from refine_rft.evaluate.general import DEFAULT_TASKS
+from refine_rft.prompts import STYLES
+from refine_rft.report.runs import RSC_KEYS, Run
+
+DATASET_NAMES = {
+    "cub": "CUB-200", "aircraft": "FGVC-Aircraft", "cars": "Stanford Cars", "dogs": "Stanford Dogs",
+    "flowers": "Flowers-102", "pets": "Oxford Pets", "synthetic": "Synthetic",
+}
+STYLE_LABELS = {"choice": "CH.", "both": "Both", "cot": "CoT"}
+TASK_NAMES = {"mmstar": "MMStar", "mmmu_val": "MMMU", "textvqa_val": "TextVQA"}
+
+
+@dataclass
+class Table:
+    """A table whose columns may be grouped (``(group, label)``; consecutive equal groups merge)."""
+
+    key: str
+    title: str
+    columns: list[tuple[str, str]]
+    rows: list[list]
+
+    def header(self) -> list[str]:
+        return [f"{group} {label}".strip() for group, label in self.columns]
+
+    def to_markdown(self) -> str:
+        """A GitHub Markdown table under a ``###`` title.
+
+        >>> print(Table("t", "T", [("", "Run"), ("CUB", "CH.")], [["a", 50.0], ["b", None]]).to_markdown())
+        ### T
+        <BLANKLINE>
+        | Run | CUB CH. |
+        | --- | ---: |
+        | a | 50.0 |
+        | b | – |
+        """
+        align = ["---" if i == 0 else "---:" for i in range(len(self.columns))]
+        lines = [f"### {self.title}", "", _md_row(self.header()), _md_row(align)]
+        lines += [_md_row([_cell(v, "md") for v in row]) for row in self.rows]
+        return "\n".join(lines)
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(self.header())
+        writer.writerows([[_cell(v, "csv") for v in row] for row in self.rows])
+        return out.getvalue()
+
+    def to_latex(self) -> str:
+        """A booktabs ``tabular`` with ``\\multicolumn`` group headers."""
+        spans, rules, col = [], [], 1
+        for group, labels in _groups(self.columns):
+            width = len(labels)
+            if group:
+                spans.append(f"\\multicolumn{{{width}}}{{c}}{{{_tex(group)}}}")
+                rules.append(f"\\cmidrule(lr){{{col}-{col + width - 1}}}")
+            else:
+                spans += [""] * width
+            col += width
+        lines = [f"% {self.title}", "\\begin{tabular}{l" + "c" * (len(self.columns) - 1) + "}", "\\toprule"]
+        if any(group for group, _ in self.columns):
+            lines += [" & ".join(spans) + " \\\\", " ".join(rules)]
+        lines += [" & ".join(_tex(label) for _, label in self.columns) + " \\\\", "\\midrule"]
+        lines += [" & ".join(_cell(v, "tex") for v in row) + " \\\\" for row in self.rows]
+        lines += ["\\bottomrule", "\\end{tabular}"]
+        return "\n".join(lines) + "\n"
+
+
+def _groups(columns: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    groups: list[tuple[str, list[str]]] = []
+    for group, label in columns:
+        if groups and groups[-1][0] == group and group:
+            groups[-1][1].append(label)
+        else:
+            groups.append((group, [label]))
+    return groups
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _tex(text: str) -> str:
+    for char in "\\&%$#_{}":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _cell(value, fmt: str) -> str:
+    if value is None:
+        return {"md": "–", "csv": "", "tex": "--"}[fmt]
+    if isinstance(value, bool):
+        return {"md": ("✓", "✗"), "csv": ("yes", "no"), "tex": ("\\checkmark", "$\\times$")}[fmt][not value]
+    if isinstance(value, (int, float)):
+        return f"{value:.1f}"
+    return _tex(str(value)) if fmt == "tex" else str(value)
+
+
+def _datasets(names) -> list[str]:
+    """Dataset names in the paper's order, unknown ones after, alphabetically."""
+    order = list(NOUNS)
+    return sorted(set(names), key=lambda d: (order.index(d) if d in order else len(order), d))
+
+
+def answer_only_table(runs: Sequence[Run]) -> Table | None:
+    """Table 2: one row per run; per dataset one column per prompt style that any run has."""
+    styles = [s for s in STYLES if any(s in run.scores for run in runs)]
+    datasets = _datasets(d for run in runs for s in run.scores.values() for d in s["per_dataset"])
+    if not styles:
+        return None
+    columns = [("", "Run")] + [(DATASET_NAMES.get(d, d), STYLE_LABELS[s]) for d in datasets + ["Avg"] for s in styles]
+    rows = [[run.name] + [run.accuracy(s, None if d == "Avg" else d) for d in datasets + ["Avg"] for s in styles]
+            for run in runs]
+    return Table("table2_answer_only", "Answer-only accuracy (%)", columns, rows)
+
+
+def reasoning_table(runs: Sequence[Run], style: str = "cot") -> Table | None:
+    """Table 3: the judge's mean RSC_A / RSC_U / RSC_O per dataset and on average (runs with judge rows)."""
+    judged = [(run, run.rsc(style)) for run in runs if any(k[1] == style for k in run.judge)]
+    if not judged:
+        return None
+    datasets = _datasets(d for _, rsc in judged for d in rsc["per_dataset"])
+    columns = [("", "Run")] + [(DATASET_NAMES.get(d, d), k) for d in datasets + ["Avg"] for k in RSC_KEYS]
+    rows = [[run.name] + [(rsc["average"] if d == "Avg" else rsc["per_dataset"].get(d, {})).get(k)
+                          for d in datasets + ["Avg"] for k in RSC_KEYS] for run, rsc in judged]
+    return Table("table3_reasoning", "Reasoning-Answer scores (judge, 0-100)", columns, rows)
+
+
+def general_table(runs: Sequence[Run]) -> Table | None:
+    """Table 4: lmms-eval's headline metric per task (runs with general-eval results)."""
+    with_results = [run for run in runs if run.general]
+    if not with_results:
+        return None
+    tasks = sorted({t for run in with_results for t in run.general},
+                   key=lambda t: (DEFAULT_TASKS.index(t) if t in DEFAULT_TASKS else len(DEFAULT_TASKS), t))
+    columns = [("", "Run")] + [("", TASK_NAMES.get(t, t)) for t in tasks]
+    rows = [[run.name] + [run.general.get(t) for t in tasks] for run in with_results]
+    return Table("table4_general", "General VQA (lmms-eval, %)", columns, rows)
+
+
+def ablation_table(runs: Sequence[Run]) -> Table | None:
+    """Table 5: runs whose ``run.json`` has an ``ablation`` object, with their average scores."""
+    labelled = [run for run in runs if run.ablation]
+    if not labelled:
+        return None
+    components = list(dict.fromkeys(k for run in labelled for k in run.ablation))
+    styles = [s for s in STYLES if any(s in run.scores for run in labelled)]
+    judged = any(run.judge for run in labelled)
+    columns = [("", "Run")] + [("Components", c) for c in components]
+    columns += [("Answer-only Avg", STYLE_LABELS[s]) for s in styles]
+    columns += [("Reasoning Avg", k) for k in RSC_KEYS] if judged else []
+    rows = []
+    for run in labelled:
+        rsc = run.rsc()["average"] if judged else {}
+        rows.append([run.name] + [run.ablation.get(c) for c in components] + [run.accuracy(s) for s in styles]
+                    + ([rsc.get(k) for k in RSC_KEYS] if judged else []))
+    return Table("table5_ablation", "Ablation", columns, rows)
+
+
+def all_tables(runs: Sequence[Run]) -> list[Table]:
+    """The tables that the runs have data for, in the paper's order."""
+    tables = [answer_only_table(runs), reasoning_table(runs), general_table(runs), ablation_table(runs)]
+    return [t for t in tables if t is not None]
+
+
+def write_tables(tables: Sequence[Table], out_dir: str | Path) -> list[Path]:
+    """Write ``<key>.md``, ``<key>.csv``, ``<key>.tex`` per table and all of them in ``tables.md``."""
+    out_dir = Path(out_dir)
+    paths = []
+    for table in tables:
+        paths.append(write_text_atomic(out_dir / f"{table.key}.md", table.to_markdown() + "\n"))
+        paths.append(write_text_atomic(out_dir / f"{table.key}.csv", table.to_csv()))
+        paths.append(write_text_atomic(out_dir / f"{table.key}.tex", table.to_latex()))
+    paths.append(write_text_atomic(out_dir / "tables.md", "\n\n".join(t.to_markdown() for t in tables) + "\n"))
+    return paths
