@@ -1,0 +1,80 @@
+"""The paper's data in one go: the six published test sets and the k-shot training set.
+
+``DIR/test/<dataset>.jsonl`` (35,566 questions with the published choice files),
+``DIR/train.jsonl`` (5 shots x 755 classes = 3,775 questions) and ``DIR/summary.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from refine_rft.data.choices import PUBLISHED_FILES
+from refine_rft.data.readers import OFFICIAL
+
+LETTERS = "ABCDEFGHIJ"
+
+
+def letter_shares(rows: list[dict]) -> dict[str, float]:
+    """The share of questions whose correct answer is each letter.
+
+    >>> letter_shares([{"answer": 0, "options": list("abcd")}, {"answer": 2, "options": list("abcd")}])
+    {'A': 0.5, 'B': 0.0, 'C': 0.5, 'D': 0.0}
+    """
+    width = max((len(r["options"]) for r in rows), default=4)
+    counts = [0] * width
+    for row in rows:
+        counts[row["answer"]] += 1
+    return {LETTERS[i]: counts[i] / max(len(rows), 1) for i in range(width)}
+
+
+def summary_table(tests: dict[str, list[dict]], train: dict[str, list[dict]]) -> str:
+    """A Markdown table: per dataset, test and train questions and classes and the test letter balance."""
+    lines = ["| dataset | test questions | test classes | test answers A / B / C / D | train questions | train classes |",
+             "| --- | ---: | ---: | --- | ---: | ---: |"]
+    for dataset in tests:
+        test_rows, train_rows = tests[dataset], train.get(dataset, [])
+        shares = " / ".join(f"{v:.1%}" for v in letter_shares(test_rows).values())
+        lines.append(f"| {dataset} | {len(test_rows):,} | {len({r['label'] for r in test_rows})} | {shares} "
+                     f"| {len(train_rows):,} | {len({r['label'] for r in train_rows})} |")
+    all_test = [r for rows in tests.values() for r in rows]
+    all_train = [r for rows in train.values() for r in rows]
+    shares = " / ".join(f"{v:.1%}" for v in letter_shares(all_test).values())
+    lines.append(f"| **all** | {len(all_test):,} | {len({(r['dataset'], r['label']) for r in all_test})} | {shares} "
+                 f"| {len(all_train):,} | {len({(r['dataset'], r['label']) for r in all_train})} |")
+    return "\n".join(lines)
+
+
+def prepare_paper(roots: str | Path, choices_dir: str | Path, out_dir: str | Path, shots: int = 5, seed: int = 0,
+                  distractors: str = "similar", pretty: bool = False, verify_images: bool = True,
+                  datasets: tuple[str, ...] = OFFICIAL, clip_options: dict | None = None) -> dict[str, Path]:
+    """Build and write the test sets and the k-shot training set; return ``{name: path}``.
+
+    ``roots`` holds each dataset under its distributed folder name (``CUB_200_2011``,
+    ``fgvc-aircraft-2013b``, ``stanford_cars``, ``stanford_dogs``, ``flowers-102``,
+    ``oxford-iiit-pet``); ``choices_dir`` holds the published choice files (``bird-200.json``, ...).
+    Everything is built before anything is written, so a failure writes nothing.
+    """
+    from tqdm.auto import tqdm
+
+    from refine_rft.data.prepare import prepare_dataset
+
+    roots, choices_dir, out_dir = Path(roots), Path(choices_dir), Path(out_dir)
+    missing = [str(choices_dir / PUBLISHED_FILES[d]) for d in datasets if not (choices_dir / PUBLISHED_FILES[d]).is_file()]
+    if missing:
+        raise FileNotFoundError(f"missing published choice file(s): {', '.join(missing)}")
+    tests, train = {}, {}
+    steps = tqdm([(d, s) for d in datasets for s in ("test", "train")], desc="prepare paper", unit="split")
+    for dataset, split in steps:
+        steps.set_postfix_str(f"{dataset} {split}")
+        if split == "test":
+            tests[dataset] = prepare_dataset(dataset, roots, "test", choices=choices_dir / PUBLISHED_FILES[dataset],
+                                             seed=seed, pretty=pretty, verify_images=verify_images)
+        else:
+            train[dataset] = prepare_dataset(dataset, roots, "train", shots=shots, seed=seed, distractors=distractors,
+                                             pretty=pretty, verify_images=verify_images, clip_options=clip_options)
+    from refine_rft.data.records import write_jsonl_atomic, write_text_atomic
+
+    paths = {f"test/{d}": write_jsonl_atomic(out_dir / "test" / f"{d}.jsonl", rows) for d, rows in tests.items()}
+    paths["train"] = write_jsonl_atomic(out_dir / "train.jsonl", [r for rows in train.values() for r in rows])
+    paths["summary"] = write_text_atomic(out_dir / "summary.md", summary_table(tests, train) + "\n")
+    return paths
