@@ -80,7 +80,9 @@ def sample_questions(runs: Sequence[Run], k: int, seed: int = 0) -> list[dict]:
 
 
 def _question_html(record: dict, runs: Sequence[Run]) -> str:
-    uri = image_uri(record["image"])
+    # Relative image paths are relative to where the questions were prepared: try each run folder too.
+    candidates = [record["image"]] + [str(run.path / record["image"]) for run in runs]
+    uri = next(filter(None, (image_uri(c) for c in candidates)), None)
     image = f"<img src='{uri}' alt='question image'>" if uri else "<p><em>image not found</em></p>"
     options = "".join(
         f"<li class='{'truth' if i == record['answer'] else ''}'>{LETTERS[i]}. {html.escape(o)}</li>"

@@ -47,7 +47,7 @@ def accuracy_bars(runs: Sequence[Run], path: str | Path) -> Path | None:
         ax.set_ylim(0, 100)
         ax.set_ylabel("accuracy (%)")
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize="small")
+    axes[0][-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside the bars
     return _save(fig, path)
 
 
