@@ -103,6 +103,7 @@ class JudgeClient:
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
+        # Connections opened on a previous (now closed) loop cannot be closed from this one; they are dropped.
         self._loop = loop
         self._clients = {
             url: openai.AsyncOpenAI(base_url=url, api_key=self.config.api_key(), timeout=self.config.timeout,
@@ -157,3 +158,9 @@ class JudgeClient:
         logger.warning("judge request failed after %d retries: %s: %s", self.config.max_retries,
                        type(failure).__name__, failure)
         return None
+
+    async def aclose(self) -> None:
+        """Close the connections (call on the loop that used them)."""
+        if self._loop is asyncio.get_running_loop():
+            await asyncio.gather(*(client.close() for client in self._clients.values()))
+        self._clients, self._loop = {}, None

@@ -32,7 +32,7 @@ def load_image(image) -> Image.Image:
     elif isinstance(image, list) and len(image) == 1:  # an ``images`` column with one image per prompt
         return load_image(image[0])
     else:
-        raise TypeError(f"judge: cannot read an image from {type(image).__name__} (want PIL image, path, "
+        raise ValueError(f"judge: cannot read an image from {type(image).__name__} (want PIL image, path, "
                         "bytes or a datasets image dict)")
     return picture if picture.mode == "RGB" else picture.convert("RGB")
 

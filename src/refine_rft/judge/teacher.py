@@ -75,7 +75,7 @@ class TeacherJudge(Judge):
         return None, second
 
     def _cached(self, key: str):
-        hit = self.cache.get(key) if self.cache else None
+        hit = self.cache.get(key) if self.cache is not None else None
         if hit is not None:
             self.stats.add(cache_hits=1)
         return hit
@@ -89,7 +89,7 @@ class TeacherJudge(Judge):
             return hit["score"]
         messages = reasoning_messages(url, sample["noun"], sample["options"], int(sample["answer"]), text)
         score, reply = await self._ask(messages, self.config.max_tokens, parse_score, in_range, SCORE_REMINDER)
-        if score is not None and self.cache:
+        if score is not None and self.cache is not None:
             self.cache.put(key, {"score": score, "reply": reply}, model=self.config.model)
         return score
 
@@ -106,10 +106,11 @@ class TeacherJudge(Judge):
                                 style)
         result, _ = await self._ask(messages, self.config.rsc_max_tokens, parse_rsc, lambda r: r is not None,
                                     RSC_REMINDER)
-        if result is not None and self.cache:
+        if result is not None and self.cache is not None:
             self.cache.put(key, result, model=self.config.model)
         return result
 
     async def aclose(self) -> None:
-        if self.cache:
+        await self.client.aclose()
+        if self.cache is not None:
             self.cache.close()

@@ -1,0 +1,188 @@
+"""The teacher judge against a real HTTP server speaking the chat-completions protocol.
+
+Every test goes through the real ``openai`` client over 127.0.0.1; the server's behaviour is
+scripted per request (scores, prose, garbage, errors, hangs, dropped connections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+
+import pytest
+from PIL import Image
+
+from refine_rft.judge import JudgeConfig, JudgeConfigError, make_judge
+from refine_rft.judge.scripted_server import DROP, HANG, ScriptedJudgeServer, Status, student_text
+
+OPTIONS = ["Common Finch", "Crimson-winged Finch", "Hook-billed Finch", "Crested Finch"]
+RESPONSE = "<think>The wings are crimson.</think><attribute>crimson wings</attribute><answer>B</answer>"
+
+
+def config_for(*servers, **overrides) -> JudgeConfig:
+    """Fast settings: short timeouts and backoffs, so failure paths take milliseconds."""
+    values = dict(backend="openai", base_urls=[s.url for s in servers], model="teacher", timeout=2.0,
+                  max_retries=2, backoff_base=0.01, backoff_max=0.5)
+    return JudgeConfig(**(values | overrides))
+
+
+def sample(response: str = RESPONSE, image=None, **extra) -> dict:
+    image = image if image is not None else Image.new("RGB", (64, 48), (200, 30, 40))
+    return {"id": "q1", "image": image, "options": OPTIONS, "answer": 1, "noun": "birds", "response": response,
+            **extra}
+
+
+def score_all(config: JudgeConfig, samples: list[dict]):
+    judge = make_judge(config)
+
+    async def run():
+        try:
+            return await asyncio.gather(*(judge.reasoning_score(s) for s in samples))
+        finally:
+            await judge.aclose()
+
+    return asyncio.run(run()), judge.stats.snapshot()
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("85", 85.0),
+    ("The reasoning correctly notes the crimson wings. Score: 72", 72.0),
+    ('```json\n{"score": 40}\n```', 40.0),
+])
+def test_scores_are_read_from_plain_prose_and_json_replies(reply, expected):
+    with ScriptedJudgeServer(reply=reply) as server:
+        scores, stats = score_all(config_for(server), [sample()])
+    assert scores == [expected]
+    assert server.count == 1 and stats["judge/failures"] == 0
+
+
+def test_garbage_gets_one_reminder_then_none():
+    with ScriptedJudgeServer(reply="I cannot grade this.") as server:
+        scores, stats = score_all(config_for(server), [sample()])
+    assert scores == [None]
+    assert server.count == 2  # the question, then the reminder
+    assert "integer from 0 to 100" in server.requests[1]["messages"][-1]["content"]
+    assert stats["judge/failures"] == 1 and stats["judge/reminders"] == 1
+
+
+def test_out_of_range_then_valid_after_the_reminder():
+    with ScriptedJudgeServer(script=["150"], reply="90") as server:
+        scores, stats = score_all(config_for(server), [sample()])
+    assert scores == [90.0]
+    assert server.requests[1]["messages"][-2] == {"role": "assistant", "content": "150"}
+    assert stats["judge/reminders"] == 1 and stats["judge/failures"] == 0
+
+
+def test_429_waits_at_least_retry_after():
+    with ScriptedJudgeServer(script=[Status(429, retry_after=0.3)], reply="60") as server:
+        started = time.perf_counter()
+        scores, stats = score_all(config_for(server), [sample()])
+        elapsed = time.perf_counter() - started
+    assert scores == [60.0]
+    assert elapsed >= 0.3
+    assert server.count == 2 and stats["judge/retries"] == 1
+
+
+def test_500s_are_retried_and_a_persistent_outage_gives_none_without_raising():
+    with ScriptedJudgeServer(script=[Status(500), Status(503)], reply="70") as server:
+        scores, stats = score_all(config_for(server), [sample()])
+    assert scores == [70.0] and stats["judge/retries"] == 2
+    with ScriptedJudgeServer(reply=Status(500)) as server:
+        scores, stats = score_all(config_for(server, max_retries=2), [sample()])
+    assert scores == [None]
+    assert server.count == 3  # first try + 2 retries
+    assert stats["judge/failures"] == 1
+
+
+def test_a_hanging_request_times_out_and_is_retried():
+    with ScriptedJudgeServer(script=[HANG], reply="55") as server:
+        started = time.perf_counter()
+        scores, stats = score_all(config_for(server, timeout=0.3), [sample()])
+        elapsed = time.perf_counter() - started
+    assert scores == [55.0] and stats["judge/retries"] == 1
+    assert 0.3 <= elapsed < 2.0
+
+
+def test_a_dropped_connection_is_retried():
+    with ScriptedJudgeServer(script=[DROP], reply="65") as server:
+        scores, stats = score_all(config_for(server), [sample()])
+    assert scores == [65.0] and server.count == 2 and stats["judge/retries"] == 1
+
+
+def test_wrong_model_or_key_fails_fast():
+    with ScriptedJudgeServer(reply=Status(404, message="model 'teacher' does not exist")) as server:
+        with pytest.raises(JudgeConfigError, match="judge.model='teacher'"):
+            score_all(config_for(server), [sample()])
+    assert server.count == 1
+
+
+def test_concurrency_is_bounded_and_replicas_share_the_load():
+    samples = [sample(response=RESPONSE.replace("crimson.", f"crimson {i}.")) for i in range(24)]
+    with ScriptedJudgeServer(reply="80", latency=0.05) as one, ScriptedJudgeServer(reply="80", latency=0.05) as two:
+        scores, _ = score_all(config_for(one, two, concurrency=6), samples)
+    assert scores == [80.0] * 24
+    assert one.max_in_flight + two.max_in_flight <= 6
+    assert one.count + two.count == 24 and min(one.count, two.count) >= 8
+
+
+def test_the_image_is_sent_downscaled_and_the_student_text_fenced():
+    big = Image.new("RGB", (1000, 500), (40, 110, 220))
+    with ScriptedJudgeServer(reply="75") as server:
+        score_all(config_for(server, max_image_side=128), [sample(image=big)])
+    request = server.requests[0]
+    assert request["temperature"] == 0 and request["max_tokens"] == 16
+    url = request["messages"][1]["content"][0]["image_url"]["url"]
+    header, data = url.split(",", 1)
+    assert header == "data:image/jpeg;base64"
+    assert Image.open(io.BytesIO(base64.b64decode(data))).size == (128, 64)
+    assert student_text(request) == "<think>The wings are crimson.</think>\n<attribute>crimson wings</attribute>"
+
+
+def test_cache_hits_skip_requests_and_paths_and_pil_images_share_keys(tmp_path):
+    picture = Image.new("RGB", (64, 48), (200, 30, 40))
+    picture.save(tmp_path / "bird.png")
+    config_kw = dict(cache_path=str(tmp_path / "judge.sqlite"))
+    with ScriptedJudgeServer(reply="85") as server:
+        first, _ = score_all(config_for(server, **config_kw), [sample(image=str(tmp_path / "bird.png"))])
+        second, stats = score_all(config_for(server, **config_kw), [sample(image=picture)])
+        other, _ = score_all(config_for(server, **config_kw), [sample(response=RESPONSE.replace("crimson", "black"))])
+    assert first == second == other == [85.0]
+    assert stats["judge/cache_hits"] == 1
+    assert server.count == 2  # the first judgement and the different text; not the cached one
+
+
+def test_failures_are_not_cached(tmp_path):
+    config_kw = dict(cache_path=str(tmp_path / "judge.sqlite"), max_retries=0)
+    with ScriptedJudgeServer(script=[Status(500)], reply="85") as server:
+        assert score_all(config_for(server, **config_kw), [sample()])[0] == [None]
+        assert score_all(config_for(server, **config_kw), [sample()])[0] == [85.0]
+    assert server.count == 2
+
+
+def test_rsc_json_is_parsed_with_feedback():
+    reply = ('Here is my grading:\n```json\n{"RSC_A": 100, "RSC_A_feedback": "Correct choice.", "RSC_U": 70, '
+             '"RSC_U_feedback": "Mostly right.", "RSC_O": 90, "RSC_O_feedback": "Good format."}\n```')
+    with ScriptedJudgeServer(reply=reply) as server:
+        judge = make_judge(config_for(server))
+        result = asyncio.run(judge.rsc(sample(style="cot")))
+    assert result["RSC_A"] == 100.0 and result["RSC_U"] == 70.0 and result["RSC_O"] == 90.0
+    assert result["RSC_U_feedback"] == "Mostly right."
+    assert "Ground-truth answer: B. Crimson-winged Finch" in server.requests[0]["messages"][1]["content"][1]["text"]
+
+
+def test_the_api_key_is_read_from_the_environment_and_never_saved(monkeypatch):
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-secret-123")
+    config = JudgeConfig(base_urls=["http://127.0.0.1:9/v1"], model="m", api_key_env="MY_JUDGE_KEY")
+    assert config.api_key() == "sk-secret-123"
+    assert "sk-secret-123" not in repr(config) and "sk-secret-123" not in str(config.to_dict())
+
+
+def test_config_fails_fast_naming_the_field():
+    with pytest.raises(ValueError, match="unknown key 'concurency'"):
+        JudgeConfig.from_dict({"concurency": 4})
+    with pytest.raises(ValueError, match="model"):
+        JudgeConfig.from_dict({"backend": "openai", "base_urls": ["http://x/v1"]})
+    with pytest.raises(ValueError, match="backend"):
+        JudgeConfig.from_dict({"backend": "gpt"})
