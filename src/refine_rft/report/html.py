@@ -27,6 +27,7 @@ table.t th, table.t td { border: 1px solid #bbb; padding: 3px 8px; text-align: r
 table.t th { background: #e8eef6; } table.t td:first-child { text-align: left; font-weight: 600; }
 img.plot { max-width: 100%; border: 1px solid #ddd; margin: .5em 0; }
 .q { display: flex; gap: 1.2em; border: 1px solid #ccc; border-radius: 6px; padding: 1em; margin: 1em 0; }
+.q > div:first-child { flex: none; width: 200px; }
 .q img { width: 160px; height: 160px; image-rendering: pixelated; border: 1px solid #999; }
 .truth { color: #11763b; font-weight: 700; }
 pre { white-space: pre-wrap; background: #f6f6f6; padding: .4em; margin: .2em 0; font-size: 13px; }
