@@ -78,8 +78,8 @@ def read_choices(path: str | Path) -> list[Choice]:
 
 def _pick(candidates: list[Example], relative: str) -> Example | None:
     """Among images sharing a file name, the one whose path ends with most of ``relative``'s parts."""
-    if len(candidates) == 1:
-        return candidates[0]
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
     parts = PurePosixPath(relative).parts
 
     def shared_tail(example: Example) -> int:
@@ -108,7 +108,8 @@ def match_choices(choices: list[Choice], split: LabelledSplit, source: str | Pat
     for choice in choices:
         example = _pick(by_name.get(PurePosixPath(choice.image).name, []), choice.image)
         if example is None:
-            unmatched.append(choice.image)
+            shared = len(by_name.get(PurePosixPath(choice.image).name, []))
+            unmatched.append(choice.image + (f" (ambiguous: {shared} images have this name)" if shared else ""))
             continue
         if example.label != choice.groundtruth:
             mislabelled.append(f"{choice.image}: file says {choice.groundtruth!r}, dataset says {example.label!r}")

@@ -93,10 +93,12 @@ def read_pairs(path: Path, dataset: str) -> list[tuple[str, str]]:
 def load_mat(path: Path, dataset: str, *keys: str) -> dict:
     """A MATLAB file's variables (squeezed), checking that ``keys`` are present."""
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
+    require(path, dataset)
     try:
-        content = loadmat(str(require(path, dataset)), squeeze_me=True)
-    except (ValueError, OSError, TypeError) as error:
+        content = loadmat(str(path), squeeze_me=True)
+    except (MatReadError, ValueError, OSError, TypeError) as error:
         raise ValueError(f"{dataset}: cannot read {path} as a MATLAB file ({error})") from None
     missing = [k for k in keys if k not in content]
     if missing:
