@@ -1,0 +1,110 @@
+"""``refine-rft predict``: answer one image, showing the reasoning, the attributes and the answer.
+
+    refine-rft predict --model Qwen/Qwen2-VL-7B-Instruct --adapter runs/refine/adapter \\
+        --image bird.jpg --options "Laysan_Albatross;Sooty_Albatross;Least_Auklet;Rusty_Blackbird"
+    refine-rft predict --model ... --image bird.jpg --dataset cub --root data/CUB --label Laysan_Albatross
+
+With ``--dataset``/``--root``/``--label`` the options are the labelled class and its three classes
+with the most similar names (the ``similar`` distractors of ``refine-rft prepare``), shuffled with
+a seed; the answer is then marked right or wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.text import Text
+
+from refine_rft.data.records import NOUNS, shuffle_options
+from refine_rft.evaluate.generate import DEFAULT_MAX_NEW_TOKENS, make_generator
+from refine_rft.evaluate.score import parsed_choice
+from refine_rft.parsing import parse_response
+from refine_rft.prompts import LETTERS, STYLES, question_text
+
+
+def parse_options(text: str) -> list[str]:
+    """``"a; b;c"`` -> ``["a", "b", "c"]`` (2 to 4 distinct names).
+
+    >>> parse_options("Laysan_Albatross; Sooty_Albatross")
+    ['Laysan_Albatross', 'Sooty_Albatross']
+    """
+    options = [o.strip() for o in text.split(";") if o.strip()]
+    if not 2 <= len(options) <= len(LETTERS) or len(set(options)) != len(options):
+        raise ValueError(f"--options: give 2 to {len(LETTERS)} distinct names separated by ';', got {options}")
+    return options
+
+
+def dataset_options(dataset: str, root: str, label: str, split: str = "test", seed: int = 0) -> tuple[list[str], int]:
+    """``label`` and its 3 most name-similar classes of ``dataset``, shuffled; and the answer index."""
+    from refine_rft.data.distractors import name_similarity, ranked_neighbours
+    from refine_rft.data.readers import read_split
+
+    classes = read_split(dataset, root, split).classes
+    if label not in classes:
+        raise ValueError(f"--label {label!r} is not a class of {dataset} (e.g. {', '.join(classes[:5])}, ...)")
+    neighbours = ranked_neighbours(name_similarity(classes), classes)[label][: len(LETTERS) - 1]
+    return shuffle_options(f"predict/{label}", [label, *neighbours], label, seed)
+
+
+def render(console: Console, options: list[str], response: str, style: str, answer: int | None) -> int | None:
+    """Print the response's blocks as panels and the parsed answer; return the chosen index."""
+    parsed = parse_response(response)
+    if parsed.think is not None:
+        console.print(Panel(parsed.think, title="Reasoning", border_style="cyan"))
+    if parsed.attribute is not None:
+        console.print(Panel(parsed.attribute, title="Attributes", border_style="magenta"))
+    if parsed.think is None and parsed.attribute is None:
+        console.print(Panel(response or "(empty)", title="Response", border_style="cyan"))
+    choice = parsed_choice(style, response, options)
+    line = Text("Answer: ", style="bold")
+    if choice is None:
+        line.append(f"none that the {style} rule accepts ({parsed.answer or response!r})", style="yellow")
+    else:
+        line.append(f"{LETTERS[choice]}. {options[choice]}", style="bold green" if answer in (None, choice) else "bold red")
+        if answer is not None:
+            line.append("  (correct)" if choice == answer else f"  (wrong: {LETTERS[answer]}. {options[answer]})")
+    console.print(line)
+    return choice
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="refine-rft predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model folder, hub id, or tiny:<arch>")
+    parser.add_argument("--adapter", help="peft LoRA adapter folder")
+    parser.add_argument("--image", required=True)
+    parser.add_argument("--options", help="option names separated by ';'")
+    parser.add_argument("--dataset", help="dataset whose class list gives the options (with --root, --label)")
+    parser.add_argument("--root", help="dataset folder (as for refine-rft prepare)")
+    parser.add_argument("--label", help="the image's true class (its 3 most similar classes are the distractors)")
+    parser.add_argument("--noun", help="what the options are ('birds', ...; default from --dataset, else 'birds')")
+    parser.add_argument("--style", choices=STYLES, default="cot")
+    parser.add_argument("--max-new-tokens", type=int)
+    parser.add_argument("--backend", choices=("hf", "vllm"), default="hf")
+    args = parser.parse_args(argv)
+    if not Path(args.image).is_file():
+        parser.error(f"--image: no such file {args.image}")
+    if args.options and not args.dataset:
+        options, answer = parse_options(args.options), None
+    elif args.dataset and args.root and args.label and not args.options:
+        options, answer = dataset_options(args.dataset, args.root, args.label)
+    else:
+        parser.error("give either --options, or --dataset with --root and --label")
+    from refine_rft.models import resolve_model_path
+
+    noun = args.noun or NOUNS.get(args.dataset or "", "birds")
+    record = {"id": "predict", "image": args.image, "noun": noun, "options": options}
+    console = Console()
+    console.print(Panel(question_text(noun, options, args.style), title=Path(args.image).name, border_style="blue"))
+    generator = make_generator(args.backend, resolve_model_path(args.model), args.adapter)
+    budget = args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[args.style]
+    response = generator.generate([record], args.style, budget)[0]
+    render(console, options, response, args.style, answer)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
