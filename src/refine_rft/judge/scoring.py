@@ -78,7 +78,7 @@ def parse_score(text: str | None) -> float | None:
     labelled = re.findall(rf"\b(?:score|rating|grade)\W{{0,5}}(?:is\W+|of\W+)?({_NUMBER})", text, re.IGNORECASE)
     if labelled:
         return _one([float(n) for n in labelled])
-    bare = re.fullmatch(rf"\W*({_NUMBER})\s*(?:/\s*100|out of 100)?\W*", text.strip())
+    bare = re.fullmatch(rf"[^\w+-]*({_NUMBER})\s*(?:/\s*100|out of 100)?\W*", text.strip())
     if bare:
         return float(bare.group(1))
     # Prose with one number in it ("I would give it 65 out of 100"); "100" of "out of 100" is not a score.

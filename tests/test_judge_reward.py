@@ -1,0 +1,75 @@
+"""R_cot as TRL sees it: an async reward called with dataset columns as keyword lists."""
+
+from __future__ import annotations
+
+import asyncio
+
+from PIL import Image
+from trl.trainer.utils import get_callable_name, is_async_callable, start_event_loop_in_daemon
+
+from refine_rft.judge.scripted_server import ScriptedJudgeServer, Status
+from refine_rft.rewards.reasoning import make_reasoning_reward
+
+OPTIONS = ["Common Finch", "Crimson-winged Finch", "Hook-billed Finch", "Crested Finch"]
+GOOD = [{"role": "assistant", "content": "<think>Crimson wings.</think><attribute>crimson wings</attribute>"
+                                         "<answer>B</answer>"}]
+NO_THINK = [{"role": "assistant", "content": "<answer>B</answer>"}]
+
+
+def columns(n: int) -> dict:
+    """What TRL passes besides completions: every dataset column, plus its own extras."""
+    return dict(prompts=[[{"role": "user", "content": "q"}]] * n, completion_ids=[[1]] * n, options=[OPTIONS] * n,
+                answer=[1] * n, noun=["birds"] * n, id=[f"q{i}" for i in range(n)], trainer_state=None)
+
+
+def judge_config(server, **overrides) -> dict:
+    return {"base_urls": [server.url], "model": "teacher", "timeout": 2.0, "max_retries": 1,
+            "backoff_base": 0.01, "backoff_max": 0.1, **overrides}
+
+
+def test_trl_sees_an_async_reward_named_reasoning_reward():
+    reward = make_reasoning_reward({"backend": "attributes"})
+    assert is_async_callable(reward)
+    assert get_callable_name(reward) == "reasoning_reward"
+
+
+def test_scores_scaled_zero_without_think_none_on_failure(tmp_path):
+    picture = Image.new("RGB", (32, 32), (200, 30, 40))
+    picture.save(tmp_path / "bird.png")
+    with ScriptedJudgeServer(reply="80", script=[Status(500), Status(500)]) as server:
+        reward = make_reasoning_reward(judge_config(server))
+        scores = asyncio.run(reward([GOOD, NO_THINK], image=[picture, str(tmp_path / "bird.png")], **columns(2)))
+        assert scores == [None, 0.0]  # two 500s exhaust max_retries=1; no request for the missing <think>
+        assert asyncio.run(reward([GOOD], images=[[picture]], **columns(1))) == [0.8]
+    stats = reward.stats.read_and_reset()
+    assert stats["judge/failures"] == 1 and stats["judge/no_think"] == 1 and stats["judge/retries"] == 1
+    assert server.count == 3
+
+
+def test_judge_counters_go_to_trls_log_metric_hook():
+    logged = {}
+    with ScriptedJudgeServer(reply="50", latency=0.02) as server:
+        reward = make_reasoning_reward(judge_config(server))
+        image = Image.new("RGB", (32, 32))
+        asyncio.run(reward([GOOD] * 3, image=[image] * 3, log_metric=logged.__setitem__, **columns(3)))
+    assert logged["judge/requests"] == 3.0 and logged["judge/failures"] == 0.0
+    assert logged["judge/mean_latency_s"] >= 0.02
+    assert reward.stats.snapshot()["judge/requests"] == 0  # read and reset by the hook
+
+
+def test_runs_on_trls_daemon_event_loop_across_steps():
+    """TRL runs async rewards with ``run_coroutine_threadsafe`` on one loop in a daemon thread."""
+    _, loop, ready = start_event_loop_in_daemon(name="reward-loop")
+    ready.wait()
+    image = Image.new("RGB", (32, 32))
+    with ScriptedJudgeServer(latency=0.05) as server:
+        reward = make_reasoning_reward(judge_config(server, concurrency=8))
+        for step in range(2):
+            completions = [[{"role": "assistant", "content": f"<think>step {step} sample {i}</think>"}]
+                           for i in range(16)]
+            future = asyncio.run_coroutine_threadsafe(reward(completions, image=[image] * 16, **columns(16)), loop)
+            scores = future.result(timeout=30)
+            assert len(scores) == 16 and all(0.0 <= s <= 1.0 for s in scores)
+            assert len(set(scores)) > 1  # the scripted judge's scores vary with the text
+    loop.call_soon_threadsafe(loop.stop)
+    assert server.max_in_flight == 8
