@@ -1,0 +1,81 @@
+"""``refine-rft judge``: RSC scores for a predictions file, resumable, with a per-dataset summary."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from refine_rft.cli import main as refine_rft
+from refine_rft.data.synthetic import attribute_phrase, synthetic_questions
+from refine_rft.judge.scripted_server import ScriptedJudgeServer, Status
+from refine_rft.prompts import answer_text
+
+
+@pytest.fixture(scope="module")
+def predictions(tmp_path_factory):
+    """Predictions as ``refine-rft eval`` writes them: a correct cot response and a choice response per question."""
+    folder = tmp_path_factory.mktemp("judge-cli")
+    rows = []
+    for row in synthetic_questions(folder, "test", per_class=1, num_classes=8):
+        traits = ", ".join(attribute_phrase(a, v) for a, v in row["attributes"].items())
+        response = (f"<think>The bird has {traits}.</think>\n<attribute>{traits}</attribute>\n"
+                    f"<answer>{answer_text(row['options'], row['answer'])}</answer>")
+        rows.append({**row, "style": "cot", "response": response})
+        rows.append({**row, "style": "choice", "response": "ABCD"[row["answer"]]})
+    path = folder / "predictions.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_attribute_judge_scores_cot_rows_and_summarises(predictions, tmp_path, capsys):
+    out = tmp_path / "scores.jsonl"
+    assert refine_rft(["judge", str(predictions), "--backend", "attributes", "--out", str(out)]) == 0
+    rows = read(out)
+    assert len(rows) == 8 and {row["style"] for row in rows} == {"cot"}
+    assert all(row["RSC_A"] == 100.0 and row["RSC_O"] == 100.0 and row["RSC_U"] == 100.0 for row in rows)
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["synthetic"] == {"n": 8, "RSC_A": 100.0, "RSC_U": 100.0, "RSC_O": 100.0}
+    assert "synthetic" in capsys.readouterr().out
+
+
+def test_a_rerun_judges_only_what_is_missing(predictions, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    with ScriptedJudgeServer() as server:
+        args = ["judge", str(predictions), "--endpoint", server.url, "--model", "teacher", "--out", str(out),
+                "--styles", "cot,choice"]
+        assert refine_rft(args) == 0
+        assert server.count == 16
+        lines = out.read_text().splitlines()
+        out.write_text("\n".join(lines[:-3]) + "\n" + lines[-3][:20])  # lose two rows, tear a third
+        assert refine_rft(args) == 0
+    assert server.count == 16 + 3
+    assert sorted((r["id"], r["style"]) for r in read(out)) == sorted(
+        (r["id"], r["style"]) for r in map(json.loads, predictions.read_text().splitlines()))
+
+
+def test_failed_judgements_are_left_for_the_next_run(predictions, tmp_path, capsys):
+    out = tmp_path / "scores.jsonl"
+    with ScriptedJudgeServer(script=[Status(500)] * 2) as server:
+        args = ["judge", str(predictions), "--endpoint", server.url, "--model", "teacher", "--out", str(out),
+                "--max-retries", "0", "--concurrency", "1"]
+        assert refine_rft(args) == 0
+        assert len(read(out)) == 6
+        assert "2 responses could not be judged" in capsys.readouterr().err
+        assert refine_rft(args) == 0
+    assert len(read(out)) == 8
+
+
+def test_bad_input_fails_with_a_message(tmp_path, capsys):
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text(json.dumps({"id": "cars/1", "style": "cot", "dataset": "cars", "image": "x.png",
+                                       "options": ["a", "b"], "answer": 0, "noun": "cars",
+                                       "response": "<think>red</think>"}) + "\n")
+    assert refine_rft(["judge", str(predictions), "--backend", "attributes", "--out", str(tmp_path / "s.jsonl")]) == 2
+    assert "'cars/1' lacks field(s) attributes" in capsys.readouterr().err
+    assert refine_rft(["judge", str(predictions), "--out", str(tmp_path / "s.jsonl")]) == 2  # no --model
+    assert "model is required" in capsys.readouterr().err
