@@ -9,13 +9,13 @@ which questions a step trained on and can add metrics to the same log without a 
 - the first reward also records the step's question ids in ``sample_ids.rank<N>.jsonl`` (the
   resume test compares them with an uninterrupted run) and logs format compliance
   (``format/think_answer``: R_f's rate, ``format/think_attribute_answer``: R_fa's), whatever the
-  recipe's rewards are;
-- a reward with judge ``stats`` (the reasoning reward) logs its counters after each call
-  (``judge/failures``, ``judge/retries``, ``judge/mean_latency_s``, ...; per generation batch,
-  averaged over the logging step).
+  recipe's rewards are.
 
-Wrappers keep the wrapped function's ``__name__`` (TRL's metric names) and its sync/async kind
-(TRL runs async rewards concurrently).
+The reasoning reward logs the judge's counters (``judge/failures``, ``judge/retries``,
+``judge/mean_latency_s``, ...) through the same hook itself (:mod:`refine_rft.rewards.reasoning`).
+
+The wrapper keeps the wrapped function's name (TRL's metric names) and its sync/async kind (TRL
+runs async rewards concurrently).
 """
 
 from __future__ import annotations
@@ -79,41 +79,12 @@ def _first_reward_monitor(func, sample_log: SampleIdLog | None):
     return _named_like(func, monitored)
 
 
-def _judge_stats_monitor(func):
-    def report(kwargs):
-        log_metric = kwargs.get("log_metric")
-        if log_metric is not None:
-            for name, value in func.stats.read_and_reset().items():
-                log_metric(name, float(value))
-
-    if is_async_callable(func):
-        async def monitored(completions, **kwargs):
-            try:
-                return await func(completions, **kwargs)
-            finally:
-                report(kwargs)
-    else:
-        def monitored(completions, **kwargs):
-            try:
-                return func(completions, **kwargs)
-            finally:
-                report(kwargs)
-    monitored.stats = func.stats
-    return _named_like(func, monitored)
-
-
 def monitor_rewards(reward_funcs: list, sample_log_path: str | os.PathLike | None = None) -> list:
     """``reward_funcs`` wrapped for per-step monitoring (see the module docstring); the rewards
     they return are unchanged."""
     sample_log = SampleIdLog(sample_log_path) if sample_log_path is not None else None
-    wrapped = []
-    for index, func in enumerate(reward_funcs):
-        if getattr(func, "stats", None) is not None:
-            func = _judge_stats_monitor(func)
-        if index == 0:
-            func = _first_reward_monitor(func, sample_log)
-        wrapped.append(func)
-    return wrapped
+    return [_first_reward_monitor(func, sample_log) if index == 0 else func
+            for index, func in enumerate(reward_funcs)]
 
 
 def _named_like(func, wrapper):

@@ -90,6 +90,11 @@ class SFTScriptArguments(DataArguments):
         metadata={"help": "Question instruction. 'both' asks for the letter and the name, which is exactly "
                   "the SFT target ('B. Laysan_Albatross')."},
     )
+    sft_target: str = field(
+        default="answer",
+        metadata={"help": "'answer': the letter and name (the SFT baseline); 'cot': a full <think>/<attribute>/"
+                  "<answer> response built from ground-truth attributes (a format warm-up; synthetic set only)."},
+    )
 
 
 def load_recipe(path: str | os.PathLike) -> dict:

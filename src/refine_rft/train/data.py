@@ -65,8 +65,34 @@ def grpo_rows(records: list[dict], style: str = "cot") -> list[dict]:
     return rows
 
 
-def sft_rows(records: list[dict], style: str = "both") -> list[dict]:
-    """One SFT conversation per record: the question, then the answer ``"B. <name>"``.
+def cot_target(record: dict) -> str:
+    """A reference response in the ReFine-RFT format, from a record's ground-truth ``attributes``:
+    every attribute in ``<think>``, those that set the true option apart from the others (per
+    ``option_attributes``; all of them when absent) in ``<attribute>``, the answer in ``<answer>``.
+
+    >>> print(cot_target({"options": ["x", "y"], "answer": 1, "attributes": {"crest": "crested", "tail_shape": "fan"},
+    ...                   "option_attributes": [{"crest": "no crest", "tail_shape": "fan"},
+    ...                                         {"crest": "crested", "tail_shape": "fan"}]}))
+    <think>The bird has crested, fan tail.</think><attribute>crested</attribute><answer>B. y</answer>
+    """
+    from refine_rft.data.synthetic import attribute_phrase
+
+    attributes = record.get("attributes")
+    if not attributes:
+        raise ValueError(f"question {record.get('id')}: sft_target 'cot' needs ground-truth 'attributes' "
+                         "(the synthetic set has them)")
+    others = [a for i, a in enumerate(record.get("option_attributes") or []) if i != record["answer"]]
+    telling = [k for k, v in attributes.items() if not others or any(o.get(k) != v for o in others)] or list(attributes)
+    seen = ", ".join(attribute_phrase(k, v) for k, v in attributes.items())
+    key = ", ".join(attribute_phrase(k, attributes[k]) for k in telling)
+    answer = answer_text(record["options"], record["answer"])
+    return f"<think>The bird has {seen}.</think><attribute>{key}</attribute><answer>{answer}</answer>"
+
+
+def sft_rows(records: list[dict], style: str = "both", target: str = "answer") -> list[dict]:
+    """One SFT conversation per record: the question, then the answer ``"B. <name>"`` (``target=
+    "answer"``, the SFT baseline) or a full ReFine-RFT response from the record's ground-truth
+    attributes (``target="cot"``, :func:`cot_target`: a format warm-up for the synthetic set).
 
     >>> rows = sft_rows([{"id": "q1", "dataset": "cub", "image": "a.png", "label": "y", "options": ["x", "y"],
     ...                   "answer": 1, "noun": "birds"}])
@@ -78,13 +104,21 @@ def sft_rows(records: list[dict], style: str = "both") -> list[dict]:
         {
             "messages": [
                 {"role": "user", "content": question_text(record["noun"], record["options"], style)},
-                {"role": "assistant", "content": answer_text(record["options"], record["answer"])},
+                {"role": "assistant", "content": _sft_target(record, target)},
             ],
             "image": record["image"],
             "id": record["id"],
         }
         for record in records
     ]
+
+
+def _sft_target(record: dict, target: str) -> str:
+    if target == "answer":
+        return answer_text(record["options"], record["answer"])
+    if target == "cot":
+        return cot_target(record)
+    raise ValueError(f"unknown sft_target {target!r}; valid: answer, cot")
 
 
 def to_dataset(rows: list[dict]):

@@ -41,7 +41,7 @@ def build_trainer(script_args, training_args, model_args):
     with training_args.main_process_first(desc="training questions"):
         train_file = training_file(script_args, training_args.output_dir)
     records = load_records(train_file, script_args.max_train_samples)
-    dataset = to_dataset(sft_rows(records, script_args.prompt_style))
+    dataset = to_dataset(sft_rows(records, script_args.prompt_style, script_args.sft_target))
 
     training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
     return SFTTrainer(

@@ -1,0 +1,63 @@
+"""``refine-rft export --adapter DIR --out DIR``: merge a LoRA adapter into its base model.
+
+The merged folder is a plain transformers checkpoint (model + processor), which vLLM and
+lmms-eval load without peft. The base model is the one the adapter names
+(``base_model_name_or_path`` in ``adapter_config.json``) unless ``--base`` says otherwise; the
+processor is the adapter folder's (the trainers save it there) or else the base model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+
+def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None = None,
+                  dtype: str = "auto") -> Path:
+    """Load ``base`` + the LoRA adapter in ``adapter_dir``, merge, and save model and processor to ``out_dir``."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from refine_rft.models import resolve_model_path
+
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} exists; remove it or choose another --out")
+    config_path = adapter_dir / "adapter_config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{adapter_dir} is not a LoRA adapter folder: no adapter_config.json")
+    base = resolve_model_path(base or json.loads(config_path.read_text())["base_model_name_or_path"])
+    torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+    model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch_dtype)
+    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    processor_source = adapter_dir if (adapter_dir / "processor_config.json").is_file() else base
+    processor = AutoProcessor.from_pretrained(processor_source, trust_remote_code=True)
+
+    # Save into a sibling temporary folder, then rename: an interrupted export leaves no half model.
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted export
+    merged.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="refine-rft export", description=__doc__.splitlines()[0])
+    parser.add_argument("--adapter", required=True, help="LoRA adapter folder (a run's output_dir or checkpoint)")
+    parser.add_argument("--out", required=True, help="folder for the merged model and processor (must not exist)")
+    parser.add_argument("--base", default=None, help="base model (default: the one the adapter names); "
+                        "tiny:qwen2_vl works")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="dtype to merge and save in")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = export_merged(args.adapter, args.out, args.base, args.dtype)
+    print(f"merged model and processor written to {out}")
+    return 0
