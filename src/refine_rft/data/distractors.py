@@ -117,7 +117,7 @@ def clip_scores(images: Sequence, classes: Sequence[str], model_name: str, pretr
 
 
 def clip_distractors(examples: Sequence[Example], classes: Sequence[str], k: int = 3, model_name: str = "ViT-L-14",
-                     pretrained: str = "openai", device: str = "cpu", **_) -> list[list[str]]:
+                     pretrained: str = "openai", device: str = "cpu") -> list[list[str]]:
     """The ``k`` wrong classes most similar to each image under an open_clip model."""
     _check_enough(classes, k)
     scores = clip_scores([e.image for e in examples], classes, model_name, pretrained, device)

@@ -35,12 +35,14 @@ class LabelledSplit:
     examples: list[Example]
     classes: list[str]
     class_attributes: dict[str, dict] = field(default_factory=dict)
+    source: str = ""  # the file the labels came from, for error messages
 
     def __post_init__(self) -> None:
         known = set(self.classes)
         unknown = sorted({e.label for e in self.examples} - known)
         if unknown:
-            raise ValueError(f"{self.dataset}/{self.split}: images labelled with unknown class(es) {unknown[:5]}")
+            where = f" in {self.source}" if self.source else ""
+            raise ValueError(f"{self.dataset}/{self.split}: images labelled{where} with unknown class(es) {unknown[:5]}")
 
 
 def pretty_name(name: str) -> str:

@@ -109,7 +109,7 @@ def read_aircraft(root: Path, split: str) -> LabelledSplit:
     listing = data / f"images_variant_{'trainval' if split == 'train' else 'test'}.txt"
     examples = [Example(image_id, data / "images" / f"{image_id}.jpg", variant)
                 for image_id, variant in read_pairs(listing, "aircraft")]
-    return LabelledSplit("aircraft", split, examples, classes)
+    return LabelledSplit("aircraft", split, examples, classes, source=str(listing))
 
 
 def read_cars(root: Path, split: str) -> LabelledSplit:
