@@ -6,6 +6,7 @@
       predictions.jsonl    refine-rft eval
       scores.json          refine-rft eval (recomputed from predictions.jsonl when absent)
       judge_scores.jsonl   refine-rft judge RUN_DIR/predictions.jsonl --out RUN_DIR/judge_scores.jsonl
+                           (rsc_scores.jsonl is read when judge_scores.jsonl is absent)
       general_eval/        refine-rft general-eval (lmms-eval's *_results.json)
       trainer_state.json   or checkpoint-*/trainer_state.json, here or in run.json's "train_dir"
 
@@ -27,6 +28,7 @@ from refine_rft.evaluate.score import SCORES_FILE, score_rows
 
 RUN_FILE = "run.json"
 JUDGE_FILE = "judge_scores.jsonl"
+JUDGE_FILES = (JUDGE_FILE, "rsc_scores.jsonl")
 RSC_KEYS = ("RSC_A", "RSC_U", "RSC_O")
 
 
@@ -109,7 +111,9 @@ def load_run(path: str | Path) -> Run:
         scores = _read_json(path / SCORES_FILE)["styles"]
     else:
         scores = score_rows(predictions)
-    judge = {(row["id"], row.get("style", "cot")): row for row in iter_jsonl_tolerant(path / JUDGE_FILE)}
+    judge_file = next((path / name for name in JUDGE_FILES if (path / name).is_file()), path / JUDGE_FILE)
+    # Later rows win: a rerun of the judge appends the retried judgement after the failed one.
+    judge = {(row["id"], row.get("style", "cot")): row for row in iter_jsonl_tolerant(judge_file)}
     results = latest_results(path)
     general = parse_lmms_results(results) if results else {}
     train_dir = path / meta["train_dir"] if "train_dir" in meta else path
