@@ -145,6 +145,9 @@ class ScriptedJudgeServer:
 def _handler_for(server: ScriptedJudgeServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+        # Headers and body go out as separate writes; with Nagle's algorithm on, the body waits for
+        # the client's delayed ACK (~40 ms per request), which would swamp any latency scripted here.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args) -> None:  # keep test output clean
             pass

@@ -39,24 +39,45 @@ class TeacherJudge(Judge):
         # keyed by id() and kept referenced here, so an id cannot be reused while it is a key.
         self._images: OrderedDict[object, tuple[object, str, str]] = OrderedDict()
         self._images_lock = threading.Lock()  # _prepare runs in worker threads
+        self._pending: dict[tuple, asyncio.Task] = {}
+        self._pending_loop: asyncio.AbstractEventLoop | None = None
 
-    def _prepare(self, image) -> tuple[str, str]:
+    def _memoized(self, image, with_url: bool) -> tuple[str, str | None] | None:
         key = image if isinstance(image, str) else id(image)
         with self._images_lock:
-            if key in self._images:
-                self._images.move_to_end(key)
-                return self._images[key][1:]
+            entry = self._images.get(key)
+            if entry is None or (with_url and entry[2] is None):
+                return None
+            self._images.move_to_end(key)
+            return entry[1:]
+
+    def _prepare(self, image, with_url: bool) -> tuple[str, str | None]:
+        key = image if isinstance(image, str) else id(image)
         picture = load_image(image)
-        prepared = (image, image_hash(picture), image_data_url(picture, self.config.max_image_side))
+        prepared = (image, image_hash(picture), image_data_url(picture, self.config.max_image_side) if with_url else None)
         with self._images_lock:
             self._images[key] = prepared
             if len(self._images) > 1024:
                 self._images.popitem(last=False)
         return prepared[1:]
 
-    async def _image(self, sample: dict) -> tuple[str, str]:
-        # Decoding and JPEG-encoding take milliseconds per photo: off the event loop.
-        return await asyncio.to_thread(self._prepare, sample["image"])
+    async def _image(self, image, with_url: bool) -> tuple[str, str | None]:
+        """(pixel hash, data URL or None) of an image, prepared once per picture. With a cache, the
+        data URL is made only on a miss: a cached rerun never re-encodes the images."""
+        memoized = self._memoized(image, with_url)
+        if memoized is not None:
+            return memoized
+        loop = asyncio.get_running_loop()
+        if loop is not self._pending_loop:
+            self._pending, self._pending_loop = {}, loop
+        # The G completions of a prompt are judged at once: the first starts the work, the others
+        # wait for it. Decoding and JPEG-encoding take milliseconds per photo: off the event loop.
+        key = (image if isinstance(image, str) else id(image), with_url)
+        if key not in self._pending:
+            task = loop.create_task(asyncio.to_thread(self._prepare, image, with_url))
+            task.add_done_callback(lambda _: self._pending.pop(key, None))
+            self._pending[key] = task
+        return await asyncio.shield(self._pending[key])
 
     async def _ask(self, messages: list[dict], max_tokens: int, parse, valid, reminder: str):
         """Ask; on an unusable reply ask once more with ``reminder``; return (parsed, reply) or (None, reply)."""
@@ -82,11 +103,13 @@ class TeacherJudge(Judge):
 
     async def _score_reasoning(self, text: str, sample: dict) -> float | None:
         require_fields(sample, NEEDED, "the teacher sees the image, the options and the answer")
-        hashed, url = await self._image(sample)
+        hashed, url = await self._image(sample["image"], with_url=self.cache is None)
         judged = json.dumps(["reasoning", sample["noun"], list(sample["options"]), int(sample["answer"]), text])
         key = cache_key(self.config.model, PROMPT_VERSION, hashed, judged)
         if (hit := self._cached(key)) is not None:
             return hit["score"]
+        if url is None:
+            _, url = await self._image(sample["image"], with_url=True)
         messages = reasoning_messages(url, sample["noun"], sample["options"], int(sample["answer"]), text)
         score, reply = await self._ask(messages, self.config.max_tokens, parse_score, in_range, SCORE_REMINDER)
         if score is not None and self.cache is not None:
@@ -95,13 +118,15 @@ class TeacherJudge(Judge):
 
     async def _score_rsc(self, sample: dict) -> dict | None:
         require_fields(sample, NEEDED, "the teacher sees the image, the question and the answer")
-        hashed, url = await self._image(sample)
+        hashed, url = await self._image(sample["image"], with_url=self.cache is None)
         style = sample.get("style") or "cot"
         judged = json.dumps(["rsc", sample["noun"], list(sample["options"]), int(sample["answer"]), style,
                              sample["response"]])
         key = cache_key(self.config.model, PROMPT_VERSION, hashed, judged)
         if (hit := self._cached(key)) is not None:
             return hit
+        if url is None:
+            _, url = await self._image(sample["image"], with_url=True)
         messages = rsc_messages(url, sample["noun"], sample["options"], int(sample["answer"]), sample["response"],
                                 style)
         result, _ = await self._ask(messages, self.config.rsc_max_tokens, parse_rsc, lambda r: r is not None,

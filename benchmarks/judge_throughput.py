@@ -1,0 +1,134 @@
+"""Judge throughput: one paper-size GRPO step of R_cot judgements against a latency-bound judge.
+
+384 judgements (64 prompts x 6 completions, each prompt with its own image) go through the real
+reward function (``make_reasoning_reward``) and the real ``openai`` client to the scripted
+OpenAI-compatible server on 127.0.0.1 (in its own process, as a real judge is on another machine),
+which answers every request after a fixed latency::
+
+    python benchmarks/judge_throughput.py --judgements 384 --latency 0.1 --concurrency 32
+
+Prints the achieved time against the latency-bound ideal ceil(n / concurrency) x latency, against
+sequential calls (concurrency 1, timed on ``--sequential-sample`` judgements and extrapolated to
+n, as the printout says), and the time of a rerun that the sqlite cache answers. The client's CPU
+time per judgement is printed too: the whole step can be no faster than n times it on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import multiprocessing
+import tempfile
+import time
+from pathlib import Path
+
+from refine_rft.data.synthetic import synthetic_questions
+from refine_rft.judge.scripted_server import ScriptedJudgeServer
+from refine_rft.rewards.reasoning import make_reasoning_reward
+
+
+def step_batch(records: list[dict], group: int) -> tuple[list, dict]:
+    """Completions and TRL-style keyword columns for one GRPO step: ``group`` completions per prompt."""
+    completions, columns = [], {"image": [], "options": [], "answer": [], "noun": [], "id": []}
+    for record in records:
+        for k in range(group):
+            text = f"<think>Sample {k}: the wings and the beak of {record['id']}.</think><attribute>wings</attribute>"
+            completions.append([{"role": "assistant", "content": text}])
+            for name in columns:
+                columns[name].append(record[name])
+    return completions, columns
+
+
+def timed_step(config: dict, completions: list, columns: dict) -> tuple[float, float, dict]:
+    """Wall seconds and this process' CPU seconds for one reward call on a fresh judge, and its counters."""
+    reward = make_reasoning_reward(config)
+
+    async def step():
+        try:
+            return await reward(completions, **columns)
+        finally:
+            await reward.judge.aclose()
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    scores = asyncio.run(step())
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    stats = reward.stats.read_and_reset()
+    if stats["judge/failures"] or any(score is None for score in scores):
+        raise RuntimeError(f"judgements failed during the benchmark: {stats}")
+    return wall, cpu, stats
+
+
+def serve(latency: float, urls: multiprocessing.Queue, stop) -> None:
+    """Run the scripted judge in its own process, as a real judge runs on its own machine."""
+    with ScriptedJudgeServer(latency=latency) as server:
+        urls.put(server.url)
+        stop.wait()
+        urls.put(server.max_in_flight)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--judgements", type=int, default=384)
+    parser.add_argument("--group", type=int, default=6, help="completions per prompt (GRPO num_generations)")
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds per request at the server")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=448)
+    parser.add_argument("--sequential-sample", type=int, default=24,
+                        help="judgements timed at concurrency 1 (extrapolated to --judgements)")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args(argv)
+
+    prompts = math.ceil(args.judgements / args.group)
+    urls, stop = multiprocessing.Queue(), multiprocessing.Event()
+    server = multiprocessing.Process(target=serve, args=(args.latency, urls, stop), daemon=True)
+    server.start()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            records = synthetic_questions(folder, "bench", per_class=math.ceil(prompts / 8), num_classes=8,
+                                          image_size=args.image_size)[:prompts]
+            completions, columns = step_batch(records, args.group)
+            completions = completions[: args.judgements]
+            columns = {name: values[: args.judgements] for name, values in columns.items()}
+            n = len(completions)
+            base = {"base_urls": [urls.get(timeout=30)], "model": "scripted", "timeout": 30.0}
+            # Warm-up: the first request imports the openai client's lazily loaded modules (~1 s).
+            timed_step(base, completions[:1], {name: values[:1] for name, values in columns.items()})
+
+            concurrent, cpu, stats = timed_step({**base, "concurrency": args.concurrency}, completions, columns)
+            sample = min(args.sequential_sample, n)
+            one_by_one, _, _ = timed_step({**base, "concurrency": 1}, completions[:sample],
+                                          {name: values[:sample] for name, values in columns.items()})
+            sequential = one_by_one * n / sample
+            cache = {**base, "concurrency": args.concurrency, "cache_path": str(Path(folder) / "judge.sqlite")}
+            timed_step(cache, completions, columns)  # fills the cache
+            cached, _, cached_stats = timed_step(cache, completions, columns)
+    finally:
+        stop.set()
+        peak = urls.get(timeout=10)
+        server.join(timeout=10)
+
+    ideal = math.ceil(n / args.concurrency) * args.latency
+    figures = {"judgements": n, "latency_s": args.latency, "concurrency": args.concurrency,
+               "image_size": args.image_size, "concurrent_s": round(concurrent, 3), "ideal_s": round(ideal, 3),
+               "efficiency_vs_ideal": round(ideal / concurrent, 3), "sequential_s_extrapolated": round(sequential, 2),
+               "sequential_sample": sample, "speedup_vs_sequential": round(sequential / concurrent, 1),
+               "cached_rerun_s": round(cached, 3), "cache_hits": cached_stats["judge/cache_hits"],
+               "peak_in_flight": peak, "mean_latency_s": round(stats["judge/mean_latency_s"], 4),
+               "client_cpu_ms_per_judgement": round(1000 * cpu / n, 2)}
+    print(f"{n} judgements, {args.latency * 1000:.0f} ms per request, concurrency {args.concurrency}")
+    print(f"concurrent      : {concurrent:7.3f} s  (ideal ceil(n/c) x latency = {ideal:.3f} s; "
+          f"efficiency {ideal / concurrent:.2f}; peak in flight {peak})")
+    print(f"client CPU      : {cpu:7.3f} s  ({1000 * cpu / n:.2f} ms per judgement: the floor on a single core "
+          f"is n x that = {cpu:.3f} s)")
+    print(f"sequential      : {sequential:7.3f} s  (timed on {sample} judgements at concurrency 1, "
+          f"extrapolated to {n}; speed-up {sequential / concurrent:.1f}x)")
+    print(f"cached rerun    : {cached:7.3f} s  ({cached_stats['judge/cache_hits']} cache hits, no requests)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
