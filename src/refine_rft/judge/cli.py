@@ -80,6 +80,9 @@ def pending_rows(predictions: Path, styles: set[str], done: set) -> list[dict]:
         if missing:
             raise ValueError(f"{predictions}:{number}: missing field(s) {', '.join(missing)}")
         if row["style"] in styles and _row_key(row) not in done:
+            image = Path(row["image"])
+            if not image.is_absolute() and not image.exists():  # relative to the predictions file
+                row["image"] = str(predictions.parent / image)
             rows.append(row)
     return rows
 
