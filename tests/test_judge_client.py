@@ -186,3 +186,36 @@ def test_config_fails_fast_naming_the_field():
         JudgeConfig.from_dict({"backend": "openai", "base_urls": ["http://x/v1"]})
     with pytest.raises(ValueError, match="backend"):
         JudgeConfig.from_dict({"backend": "gpt"})
+
+
+def test_32_requests_are_in_flight_at_once():
+    samples = [sample(response=RESPONSE.replace("crimson.", f"crimson {i}.")) for i in range(64)]
+    with ScriptedJudgeServer(reply="80", latency=0.25) as server:
+        started = time.perf_counter()
+        scores, _ = score_all(config_for(server, concurrency=32), samples)
+        elapsed = time.perf_counter() - started
+    assert scores == [80.0] * 64
+    assert server.max_in_flight == 32
+    assert elapsed < 64 * 0.25 / 4  # far from sequential (16 s); two waves of 0.25 s in the ideal case
+
+
+def test_the_cache_is_shared_safely_by_threads_and_connections(tmp_path):
+    import threading
+
+    from refine_rft.judge.cache import JudgeCache
+
+    path = tmp_path / "judge.sqlite"
+
+    def writer(worker: int) -> None:
+        cache = JudgeCache(path)  # one connection per writer, as separate processes would have
+        for i in range(50):
+            cache.put(f"{worker}-{i}", {"score": float(i)})
+        cache.close()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    cache = JudgeCache(path)
+    assert len(cache) == 200 and cache.get("3-49") == {"score": 49.0}
