@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import itertools
+import json
 import logging
 import random
 import time
 
 import openai
-from openai.types.chat import ChatCompletion
 
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.stats import JudgeStats
@@ -46,9 +46,8 @@ def retry_after_seconds(error: Exception) -> float | None:
     """Seconds the server asked to wait (``Retry-After`` in seconds or as an HTTP date, or
     ``retry-after-ms``), or ``None``.
 
-    >>> import httpx2 as httpx
-    >>> response = httpx.Response(429, headers={"Retry-After": "2"}, request=httpx.Request("POST", "http://x"))
-    >>> retry_after_seconds(openai.RateLimitError("slow down", response=response, body=None))
+    >>> from types import SimpleNamespace
+    >>> retry_after_seconds(SimpleNamespace(response=SimpleNamespace(headers={"retry-after": "2"})))
     2.0
     """
     response = getattr(error, "response", None)
@@ -81,6 +80,21 @@ def backoff_delay(attempt: int, config: JudgeConfig, retry_after: float | None =
     if retry_after is not None:
         delay = max(delay, retry_after)
     return min(delay, config.backoff_max)
+
+
+def reply_content(body: str) -> str:
+    """The first choice's message text of a chat-completions response body ('' for none or a
+    malformed body: the caller's parser then treats it as an unusable reply).
+
+    >>> reply_content('{"choices": [{"message": {"role": "assistant", "content": "85"}}]}')
+    '85'
+    >>> reply_content('{"choices": []}')
+    ''
+    """
+    try:
+        return json.loads(body)["choices"][0]["message"]["content"] or ""
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""
 
 
 class JudgeClient:
@@ -134,11 +148,12 @@ class JudgeClient:
                 started = time.perf_counter()
                 try:
                     # The typed ``chat.completions.create`` walks the whole payload (base64 image
-                    # included) through its TypedDict transformer: milliseconds of CPU per request,
-                    # the bottleneck at 32+ in flight. The body here is already in wire format, so it
-                    # goes through the client's documented ``post`` (same errors, timeouts, auth).
+                    # included) through its TypedDict transformer and builds pydantic models of the
+                    # reply: milliseconds of CPU per request, the bottleneck at 32+ in flight. The body
+                    # here is already in wire format and only the reply text is needed, so it goes
+                    # through the client's documented ``post`` (same errors, timeouts, auth).
                     response = await self._clients[url].post(
-                        "/chat/completions", cast_to=ChatCompletion,
+                        "/chat/completions", cast_to=str,
                         body={"model": self.config.model, "messages": messages, "temperature": 0,
                               "max_tokens": max_tokens})
                 except CONFIG_ERRORS as error:
@@ -153,8 +168,7 @@ class JudgeClient:
                     return None
                 else:
                     self.stats.add(requests=1, latency_total=time.perf_counter() - started)
-                    choices = response.choices or []
-                    return (choices[0].message.content or "") if choices else ""
+                    return reply_content(response)
                 finally:
                     self._in_flight[url] -= 1
             if attempt == self.config.max_retries:
