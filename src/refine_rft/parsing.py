@@ -119,6 +119,22 @@ def _fragment_of(text: str, options: Sequence[str]) -> set[int]:
     return {i for i, option in enumerate(options) if fragment in f" {normalize_name(option)} "}
 
 
+def stated_options(text: str, options: Sequence[str], letters: str = "ABCD") -> tuple[set[int], set[int]]:
+    """The options a text states by letter and, separately, by full name: ``(by_letter, by_name)``.
+
+    The building block of :func:`extract_choice` and of stricter rules (the Both protocol needs a
+    letter *and* a name that agree).
+
+    >>> stated_options("B. Sooty Albatross", ["Laysan_Albatross", "Sooty_Albatross"])
+    ({1}, {1})
+    >>> stated_options("A or B", ["Laysan_Albatross", "Sooty_Albatross"])
+    ({0, 1}, set())
+    """
+    letters = letters[: len(options)]
+    named = {index for _, _, index in _name_spans(text, options)}
+    return _letters_in(_mask_names(text, options), letters), named
+
+
 def extract_choice(text: str | None, options: Sequence[str], letters: str = "ABCD") -> int | None:
     """The index of the single option that ``text`` identifies, else ``None``.
 
@@ -143,9 +159,7 @@ def extract_choice(text: str | None, options: Sequence[str], letters: str = "ABC
     """
     if text is None or not text.strip():
         return None
-    letters = letters[: len(options)]
-    named = {index for _, _, index in _name_spans(text, options)}
-    stated = _letters_in(_mask_names(text, options), letters)
+    stated, named = stated_options(text, options, letters)
     if len(named) > 1 or len(stated) > 1:
         return None
     if named and stated:

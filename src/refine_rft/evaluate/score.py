@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from refine_rft.data.records import iter_jsonl_tolerant, write_text_atomic
-from refine_rft.parsing import _letters_in, _mask_names, _name_spans, extract_choice, extract_letter_answer, parse_response
+from refine_rft.parsing import extract_choice, extract_letter_answer, parse_response, stated_options
 from refine_rft.prompts import LETTERS
 
 SCORES_FILE = "scores.json"
@@ -38,8 +38,7 @@ def both_choice(text: str | None, options: Sequence[str]) -> int | None:
     """
     if not text:
         return None
-    named = {index for _, _, index in _name_spans(text, options)}
-    stated = _letters_in(_mask_names(text, options), LETTERS[: len(options)])
+    stated, named = stated_options(text, options, LETTERS)
     return named.pop() if len(named) == 1 and named == stated else None
 
 
