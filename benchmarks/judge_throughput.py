@@ -41,23 +41,31 @@ def step_batch(records: list[dict], group: int) -> tuple[list, dict]:
     return completions, columns
 
 
-def timed_step(config: dict, completions: list, columns: dict) -> tuple[float, float, dict]:
-    """Wall seconds and this process' CPU seconds for one reward call on a fresh judge, and its counters."""
+def timed_steps(config: dict, batches: list[tuple[list, dict]]) -> list[tuple[float, float, dict]]:
+    """Run one reward function over ``batches`` on one event loop, as TRL does (its reward loop and
+    judge connections live for the whole run); per batch: wall seconds, this process' CPU seconds
+    and the judge's counters."""
     reward = make_reasoning_reward(config)
+    loop = asyncio.new_event_loop()
+    results = []
+    try:
+        for completions, columns in batches:
+            wall, cpu = time.perf_counter(), time.process_time()
+            scores = loop.run_until_complete(reward(completions, **columns))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            stats = reward.stats.read_and_reset()
+            if stats["judge/failures"] or any(score is None for score in scores):
+                raise RuntimeError(f"judgements failed during the benchmark: {stats}")
+            results.append((wall, cpu, stats))
+        loop.run_until_complete(reward.judge.aclose())
+    finally:
+        loop.close()
+    return results
 
-    async def step():
-        try:
-            return await reward(completions, **columns)
-        finally:
-            await reward.judge.aclose()
 
-    wall, cpu = time.perf_counter(), time.process_time()
-    scores = asyncio.run(step())
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    stats = reward.stats.read_and_reset()
-    if stats["judge/failures"] or any(score is None for score in scores):
-        raise RuntimeError(f"judgements failed during the benchmark: {stats}")
-    return wall, cpu, stats
+def head(batch: tuple[list, dict], k: int) -> tuple[list, dict]:
+    completions, columns = batch
+    return completions[:k], {name: values[:k] for name, values in columns.items()}
 
 
 def serve(latency: float, urls: multiprocessing.Queue, stop) -> None:
@@ -88,22 +96,21 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as folder:
             records = synthetic_questions(folder, "bench", per_class=math.ceil(prompts / 8), num_classes=8,
                                           image_size=args.image_size)[:prompts]
-            completions, columns = step_batch(records, args.group)
-            completions = completions[: args.judgements]
-            columns = {name: values[: args.judgements] for name, values in columns.items()}
-            n = len(completions)
+            step = head(step_batch(records, args.group), args.judgements)
+            n = len(step[0])
             base = {"base_urls": [urls.get(timeout=30)], "model": "scripted", "timeout": 30.0}
-            # Warm-up: the first request imports the openai client's lazily loaded modules (~1 s).
-            timed_step(base, completions[:1], {name: values[:1] for name, values in columns.items()})
-
-            concurrent, cpu, stats = timed_step({**base, "concurrency": args.concurrency}, completions, columns)
+            # Each arm starts with a one-judgement warm-up step: the first request imports the openai
+            # client's lazily loaded modules and opens connections, once per training run.
+            warmup = head(step, 1)
+            (_, _, _), (concurrent, cpu, stats) = timed_steps({**base, "concurrency": args.concurrency},
+                                                              [warmup, step])
             sample = min(args.sequential_sample, n)
-            one_by_one, _, _ = timed_step({**base, "concurrency": 1}, completions[:sample],
-                                          {name: values[:sample] for name, values in columns.items()})
+            (_, _, _), (one_by_one, _, _) = timed_steps({**base, "concurrency": 1}, [warmup, head(step, sample)])
             sequential = one_by_one * n / sample
             cache = {**base, "concurrency": args.concurrency, "cache_path": str(Path(folder) / "judge.sqlite")}
-            timed_step(cache, completions, columns)  # fills the cache
-            cached, _, cached_stats = timed_step(cache, completions, columns)
+            timed_steps(cache, [step])  # fills the cache
+            # The rerun is a fresh judge (a new process would be): every judgement is a cache hit.
+            [(cached, _, cached_stats)] = timed_steps(cache, [step])
     finally:
         stop.set()
         peak = urls.get(timeout=10)
