@@ -219,3 +219,12 @@ def test_the_cache_is_shared_safely_by_threads_and_connections(tmp_path):
         thread.join()
     cache = JudgeCache(path)
     assert len(cache) == 200 and cache.get("3-49") == {"score": 49.0}
+
+
+def test_the_scripted_server_lists_its_model_to_the_openai_client():
+    import openai
+
+    with ScriptedJudgeServer(model="teacher-38b") as server:
+        client = openai.OpenAI(base_url=server.url, api_key="EMPTY", max_retries=0)
+        assert [model.id for model in client.models.list()] == ["teacher-38b"]
+        client.close()

@@ -59,7 +59,7 @@ def _words(text: str) -> str:
 
 
 def _part_and_value(fact: Fact) -> tuple[str, str]:
-    """The body part a fact is about and the value's words: ("wings", "crimson"), ("bill", "hooked seabird")."""
+    """The part a fact is about and the value's words: ("wings", "crimson"), ("bill", "hooked seabird")."""
     name, _, value_from_key = fact.attribute.partition("::")
     value = value_from_key if fact.value is True else str(fact.value)
     if fact.attribute in PHRASES:
@@ -178,7 +178,8 @@ class AttributeJudge(Judge):
 
     async def _score_reasoning(self, text: str, sample: dict) -> float:
         self._check(sample)
-        return attribute_score(text, sample["attributes"], sample["option_attributes"], int(sample["answer"]))["score"]
+        detail = attribute_score(text, sample["attributes"], sample["option_attributes"], int(sample["answer"]))
+        return detail["score"]
 
     async def _score_rsc(self, sample: dict) -> dict:
         self._check(sample)
@@ -194,7 +195,7 @@ class AttributeJudge(Judge):
         detail = attribute_score(reasoning, sample["attributes"], sample["option_attributes"], answer)
         return {
             "RSC_A": 100.0 if correct else 0.0,
-            "RSC_A_feedback": f"The answer {'names' if correct else 'does not name'} exactly the correct choice.",
+            "RSC_A_feedback": f"The answer {'names' if correct else 'does not name'} exactly the right choice.",
             "RSC_U": detail["score"],
             "RSC_U_feedback": (f"{detail['true_claims']} of {detail['claims']} attribute claims are true for the "
                                f"image; they rule out {detail['helpfulness']:.0%} of the wrong choices."),

@@ -98,8 +98,9 @@ def summarize(score_rows: list[dict]) -> dict[str, dict]:
     for row in score_rows:
         groups[row["dataset"]].append(row)
         groups["all"].append(row)
+    ordered = sorted(groups.items(), key=lambda item: (item[0] == "all", item[0]))  # "all" last
     return {name: {"n": len(rows), **{key: round(sum(r[key] for r in rows) / len(rows), 2) for key in RSC_KEYS}}
-            for name, rows in sorted(groups.items(), key=lambda item: (item[0] == "all", item[0]))}
+            for name, rows in ordered}
 
 
 async def judge_rows(rows: list[dict], config: JudgeConfig, out: JsonlAppender, progress) -> tuple[int, dict]:

@@ -158,13 +158,14 @@ class JudgeClient:
                               "max_tokens": max_tokens})
                 except CONFIG_ERRORS as error:
                     raise JudgeConfigError(
-                        f"judge endpoint {url} refused the configuration (HTTP {error.status_code}: {error.message}); "
-                        f"check judge.base_urls, judge.model={self.config.model!r} and the API key in "
-                        f"${self.config.api_key_env}") from None
+                        f"judge endpoint {url} refused the configuration (HTTP {error.status_code}: "
+                        f"{error.message}); check judge.base_urls, judge.model={self.config.model!r} and "
+                        f"the API key in ${self.config.api_key_env}") from None
                 except RETRYABLE as error:
                     failure = error
                 except openai.APIStatusError as error:  # other 4xx: this request is wrong, not the server busy
-                    logger.warning("judge request rejected by %s (HTTP %s): %s", url, error.status_code, error.message)
+                    logger.warning("judge request rejected by %s (HTTP %s): %s", url, error.status_code,
+                                   error.message)
                     return None
                 else:
                     self.stats.add(requests=1, latency_total=time.perf_counter() - started)

@@ -43,7 +43,8 @@ class JudgeConfig:
                                                           "connections before a judgement counts as failed."})
     backoff_base: float = field(default=1.0, metadata={"help": "First backoff in seconds; doubles per retry."})
     backoff_max: float = field(default=30.0, metadata={"help": "Longest single backoff (also caps Retry-After)."})
-    concurrency: int = field(default=32, metadata={"help": "Requests in flight at once, over all replicas."})
+    concurrency: int = field(default=32, metadata={"help": "Requests in flight at once over all replicas, "
+                                                           "per training process."})
     max_image_side: int = field(default=768, metadata={"help": "Images are downscaled to this longest side."})
     max_tokens: int = field(default=16, metadata={"help": "Reply budget for the reasoning score."})
     rsc_max_tokens: int = field(default=400, metadata={"help": "Reply budget for the Reasoning-Answer JSON."})

@@ -137,9 +137,11 @@ def reasoning_text(noun: str, options: Sequence[str], answer: int, reasoning: st
                                      begin=BEGIN, end=END, student=fence_student_text(reasoning))
 
 
-def reasoning_messages(image_url: str, noun: str, options: Sequence[str], answer: int, reasoning: str) -> list[dict]:
+def reasoning_messages(image_url: str, noun: str, options: Sequence[str], answer: int,
+                       reasoning: str) -> list[dict]:
     """The chat for one R_cot judgement: system rules, then the image and :func:`reasoning_text`."""
-    return [{"role": "system", "content": SYSTEM}, _user(image_url, reasoning_text(noun, options, answer, reasoning))]
+    text = reasoning_text(noun, options, answer, reasoning)
+    return [{"role": "system", "content": SYSTEM}, _user(image_url, text)]
 
 
 def rsc_text(noun: str, options: Sequence[str], answer: int, response: str, style: str = "cot") -> str:
@@ -151,7 +153,8 @@ def rsc_text(noun: str, options: Sequence[str], answer: int, response: str, styl
 def rsc_messages(image_url: str, noun: str, options: Sequence[str], answer: int, response: str,
                  style: str = "cot") -> list[dict]:
     """The chat for one Reasoning-Answer judgement: system rules, then the image and :func:`rsc_text`."""
-    return [{"role": "system", "content": SYSTEM}, _user(image_url, rsc_text(noun, options, answer, response, style))]
+    text = rsc_text(noun, options, answer, response, style)
+    return [{"role": "system", "content": SYSTEM}, _user(image_url, text)]
 
 
 def with_reminder(messages: list[dict], reply: str, reminder: str) -> list[dict]:

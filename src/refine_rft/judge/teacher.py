@@ -54,7 +54,8 @@ class TeacherJudge(Judge):
     def _prepare(self, image, with_url: bool) -> tuple[str, str | None]:
         key = image if isinstance(image, str) else id(image)
         picture = load_image(image)
-        prepared = (image, image_hash(picture), image_data_url(picture, self.config.max_image_side) if with_url else None)
+        url = image_data_url(picture, self.config.max_image_side) if with_url else None
+        prepared = (image, image_hash(picture), url)
         with self._images_lock:
             self._images[key] = prepared
             if len(self._images) > 1024:
