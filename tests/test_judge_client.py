@@ -228,3 +228,10 @@ def test_the_scripted_server_lists_its_model_to_the_openai_client():
         client = openai.OpenAI(base_url=server.url, api_key="EMPTY", max_retries=0)
         assert [model.id for model in client.models.list()] == ["teacher-38b"]
         client.close()
+
+
+def test_a_rejected_request_is_not_retried():
+    with ScriptedJudgeServer(reply=Status(400, message="prompt too long")) as server:
+        scores, stats = score_all(config_for(server), [sample()])
+    assert scores == [None] and server.count == 1
+    assert stats["judge/failures"] == 1 and stats["judge/retries"] == 0

@@ -34,8 +34,8 @@ from refine_rft.judge.stats import JudgeStats
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
-CONFIG_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
+RETRY_STATUSES = (408, 409, 429)  # and every 5xx: busy or failing servers (as the openai client retries)
+CONFIG_STATUSES = (401, 403, 404)  # wrong key, model or URL: no retry fixes them
 
 
 class JudgeConfigError(ValueError):
@@ -121,7 +121,8 @@ class JudgeClient:
             return
         # Connections opened on a previous loop cannot be closed from this one, and the openai
         # client's finalizer would try (and fail noisily) on the new loop: keep them until exit.
-        self._retired.append(self._clients)
+        if self._clients:
+            self._retired.append(self._clients)
         self._loop = loop
         self._clients = {
             url: openai.AsyncOpenAI(base_url=url, api_key=self.config.api_key(), timeout=self.config.timeout,
@@ -156,17 +157,20 @@ class JudgeClient:
                         "/chat/completions", cast_to=str,
                         body={"model": self.config.model, "messages": messages, "temperature": 0,
                               "max_tokens": max_tokens})
-                except CONFIG_ERRORS as error:
-                    raise JudgeConfigError(
-                        f"judge endpoint {url} refused the configuration (HTTP {error.status_code}: "
-                        f"{error.message}); check judge.base_urls, judge.model={self.config.model!r} and "
-                        f"the API key in ${self.config.api_key_env}") from None
-                except RETRYABLE as error:
+                except openai.APIConnectionError as error:  # timeouts, refused or dropped connections
                     failure = error
-                except openai.APIStatusError as error:  # other 4xx: this request is wrong, not the server busy
-                    logger.warning("judge request rejected by %s (HTTP %s): %s", url, error.status_code,
-                                   error.message)
-                    return None
+                except openai.APIStatusError as error:
+                    if error.status_code in CONFIG_STATUSES:
+                        raise JudgeConfigError(
+                            f"judge endpoint {url} refused the configuration (HTTP {error.status_code}: "
+                            f"{error.message}); check judge.base_urls, judge.model={self.config.model!r} "
+                            f"and the API key in ${self.config.api_key_env}") from None
+                    if error.status_code not in RETRY_STATUSES and error.status_code < 500:
+                        # Another 4xx: this request is wrong (e.g. too long), not the server busy.
+                        logger.warning("judge request rejected by %s (HTTP %s): %s", url, error.status_code,
+                                       error.message)
+                        return None
+                    failure = error
                 else:
                     self.stats.add(requests=1, latency_total=time.perf_counter() - started)
                     return reply_content(response)
