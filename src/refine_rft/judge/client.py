@@ -6,7 +6,7 @@ Built on the official ``openai`` async client, with what a judge in a training l
   shared by every reward call on the event loop;
 - **replicas**: each request goes to the base URL with the fewest requests in flight (ties go
   round-robin), so several ``vllm serve`` instances share the load;
-- **retries**: 429, 5xx, timeouts and dropped connections are retried ``config.max_retries`` times
+- **retries**: 408, 409, 429, 5xx, timeouts and dropped connections are retried ``config.max_retries`` times
   with exponential backoff and full jitter, waiting at least what ``Retry-After`` asks (capped at
   ``backoff_max``). The ``openai`` client's own retries are off so that every retry is counted here.
   A request that still fails returns ``None``: logged and counted, never raised;
