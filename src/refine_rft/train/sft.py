@@ -54,7 +54,7 @@ def build_trainer(script_args, training_args, model_args):
 
 
 def run(script_args, training_args, model_args) -> Path:
-    """Train, save the final adapter (or model) and processor in ``output_dir``, and return it."""
+    """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
     from refine_rft.train.model import resume_checkpoint, save_run_config
 
     checkpoint = resume_checkpoint(training_args)
@@ -62,6 +62,7 @@ def run(script_args, training_args, model_args) -> Path:
     save_run_config(trainer, script_args, training_args, model_args)
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(training_args.output_dir)
+    trainer.save_state()  # trainer_state.json: the per-step log history, beside the final model
     return Path(training_args.output_dir)
 
 
