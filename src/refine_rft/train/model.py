@@ -38,21 +38,25 @@ def model_init_kwargs(model_args) -> dict:
 
 
 def resume_checkpoint(training_args) -> str | None:
-    """The checkpoint to resume from: ``resume_from_checkpoint`` as given, or the newest
-    ``checkpoint-*`` of ``output_dir`` when it is ``last`` / ``true``; ``None`` for a fresh run."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The checkpoint to resume from: ``resume_from_checkpoint`` as given, or, when it is ``last`` /
+    ``true``, the newest *complete* ``checkpoint-*`` of ``output_dir``; ``None`` for a fresh run.
 
+    A checkpoint is complete once its ``trainer_state.json`` exists (the trainer writes it after the
+    weights, optimizer, scheduler and RNG states), so a run killed while saving resumes from the
+    checkpoint before, not from a half-written one.
+    """
     value = training_args.resume_from_checkpoint
     if value is None or str(value).lower() in ("", "false", "none"):
         return None
     if str(value).lower() in ("last", "true"):
         output_dir = Path(training_args.output_dir)
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if last is None:
-            raise FileNotFoundError(f"resume_from_checkpoint={value}: no checkpoint-* folder in {output_dir}")
-        return last
-    if not Path(value).is_dir():
-        raise FileNotFoundError(f"resume_from_checkpoint: no such checkpoint folder: {value}")
+        candidates = [p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+        complete = [p for p in candidates if (p / "trainer_state.json").is_file()]
+        if not complete:
+            raise FileNotFoundError(f"resume_from_checkpoint={value}: no complete checkpoint-* folder in {output_dir}")
+        return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
+    if not (Path(value) / "trainer_state.json").is_file():
+        raise FileNotFoundError(f"resume_from_checkpoint: {value} is not a complete checkpoint (no trainer_state.json)")
     return str(value)
 
 

@@ -1,0 +1,92 @@
+"""Real resume: a GRPO run killed (SIGKILL) after a checkpoint continues where the checkpoint left off.
+
+The proof is the per-step question ids each run logs (``sample_ids.rank0.jsonl``): the resumed run
+must start at the checkpoint's step and, step by step, train on exactly the questions an
+uninterrupted run trains on (no sample repeated or skipped, the data position restored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "tiny" / "refine_rft.yaml"
+MAX_STEPS = 8
+
+
+def _command(train_file: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "refine_rft.cli", "train", "--config", str(RECIPE), "--train_file", str(train_file),
+            "--output_dir", str(out), "--rewards", "format", "classification", "--reward_weights", "1", "1",
+            "--max_steps", str(MAX_STEPS), "--save_steps", "2", "--max_completion_length", "8",
+            "--report_to", "none", "--disable_tqdm", "true", *extra]
+
+
+def _run(command: list[str], cwd: Path) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_at_the_next_step_with_the_same_samples(tmp_path, tiny_model_path, synthetic_train_jsonl):
+    from refine_rft.train.callbacks import read_sample_ids
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    _run(_command(synthetic_train_jsonl, full), tmp_path)
+
+    # Kill the second run for real as soon as its second checkpoint is complete (trainer_state.json is
+    # written last), then resume it from the newest checkpoint.
+    process = subprocess.Popen(_command(synthetic_train_jsonl, cut), cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (cut / "checkpoint-4" / "trainer_state.json").exists():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint-4 after 300 s"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (cut / "trainer_state.json").exists(), "the run finished before the kill"
+    last = max(int(p.name.split("-")[1]) for p in cut.glob("checkpoint-*") if (p / "trainer_state.json").exists())
+
+    logged_before = len(_rows(cut / "sample_ids.rank0.jsonl"))
+    _run(_command(synthetic_train_jsonl, cut, "--resume_from_checkpoint", "last"), tmp_path)
+
+    resumed = _rows(cut / "sample_ids.rank0.jsonl")[logged_before:]
+    assert [row["step"] for row in resumed] == list(range(last, MAX_STEPS))
+    expected = read_sample_ids(full / "sample_ids.rank0.jsonl")
+    assert sorted(expected) == list(range(MAX_STEPS))
+    assert read_sample_ids(cut / "sample_ids.rank0.jsonl") == expected
+    state = json.loads((cut / "trainer_state.json").read_text())
+    assert state["global_step"] == MAX_STEPS
+
+
+def test_resume_without_checkpoint_fails_fast(tmp_path):
+    from types import SimpleNamespace
+
+    from refine_rft.train.model import resume_checkpoint
+
+    def args(value):
+        return SimpleNamespace(resume_from_checkpoint=value, output_dir=str(tmp_path))
+
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint-"):
+        resume_checkpoint(args("last"))
+    assert resume_checkpoint(args(None)) is None
+    for step in (3, 12, 20):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    for step in (3, 12):  # checkpoint-20 was being written when the run died: no trainer_state.json
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert resume_checkpoint(args("true")).endswith("checkpoint-12")
+    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+        resume_checkpoint(args(str(tmp_path / "checkpoint-20")))

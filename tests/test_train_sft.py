@@ -1,0 +1,64 @@
+"""The SFT baseline: target ``"B. <name>"`` with the loss on it alone; LoRA moves; export merges it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "tiny" / "sft.yaml"
+
+
+def _overrides(tmp_path, train_file, **extra) -> dict:
+    return {"train_file": str(train_file), "output_dir": str(tmp_path / "sft"), "report_to": [],
+            "disable_tqdm": True, "save_strategy": "no", **extra}
+
+
+def test_sft_loss_covers_the_answer_only(tmp_path, tiny_model_path, synthetic_train_jsonl):
+    from refine_rft.data.records import read_jsonl
+    from refine_rft.prompts import answer_text
+    from refine_rft.train.config import parse_recipe
+    from refine_rft.train.sft import _dataclass_types, build_trainer
+
+    trainer = build_trainer(*parse_recipe(_dataclass_types(), recipe=RECIPE,
+                                          overrides=_overrides(tmp_path, synthetic_train_jsonl)))
+    records = read_jsonl(synthetic_train_jsonl)
+    indices = [0, 5, 11]
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in indices])
+    tokenizer = trainer.processing_class.tokenizer
+    for index, ids, labels in zip(indices, batch["input_ids"], batch["labels"]):
+        trained = [int(token) for token, label in zip(ids, labels) if label != -100]
+        expected = answer_text(records[index]["options"], records[index]["answer"])
+        assert tokenizer.decode(trained) == expected + "<|im_end|>"
+        # the image and the question are in the input, just not in the loss
+        assert len(trained) < int((labels == -100).sum())
+
+
+@pytest.mark.slow
+def test_sft_trains_lora_and_export_merges_it(tmp_path, tiny_model_path, synthetic_train_jsonl):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from refine_rft.train.export import main as export_main
+    from refine_rft.train.sft import train_sft
+
+    out = train_sft(RECIPE, _overrides(tmp_path, synthetic_train_jsonl, max_steps=3))
+    history = [row for row in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in row]
+    assert len(history) == 3 and all(row["loss"] > 0 for row in history)
+    adapter = load_file(out / "adapter_model.safetensors")
+    assert sum(float(t.norm()) for name, t in adapter.items() if "lora_B" in name) > 0
+    assert "sft_target: answer" in (out / "refine_rft_config.yaml").read_text()
+
+    merged_dir = tmp_path / "merged"
+    assert export_main(["--adapter", str(out), "--out", str(merged_dir), "--base", "tiny:qwen2_vl"]) == 0
+    merged = AutoModelForImageTextToText.from_pretrained(merged_dir)
+    base = AutoModelForImageTextToText.from_pretrained(tiny_model_path)
+    name = next(n for n, _ in merged.named_parameters() if n.endswith("layers.0.self_attn.q_proj.weight"))
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    assert not torch.equal(dict(merged.named_parameters())[name], dict(base.named_parameters())[name])
+    AutoProcessor.from_pretrained(merged_dir, trust_remote_code=True)  # the processor travels with it
+    with pytest.raises(FileExistsError):
+        export_main(["--adapter", str(out), "--out", str(merged_dir), "--base", "tiny:qwen2_vl"])
