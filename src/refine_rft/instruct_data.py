@@ -1,0 +1,186 @@
+"""Instruction data that turns the random-weight tiny VLM into a tiny *instruct* base model.
+
+An off-the-shelf instruct MLLM, the paper's starting point, answers a multiple-choice question
+fairly well when asked for the letter alone, can describe what it sees, but under the CoT prompt
+follows the ``<think>/<attribute>/<answer>`` format only part of the time and reasons imperfectly
+(Qwen2-VL-7B: Choice 79.5, CoT 53.9). This module writes instruction examples that reproduce
+that situation on the synthetic birds, one task drawn per example:
+
+- ``choice``: the Choice prompt, target the correct letter;
+- ``both``: the Both prompt, target ``"B. Name"``;
+- ``describe``: "describe the bird" and single-attribute questions, targets made of the
+  attribute phrases the judge knows ("crimson wings", "hooked beak"): the model learns to see;
+- ``cot``: the CoT prompt, with a target in one of several *formats* (the full three-tag format
+  only part of the time; think/answer only; untagged prose ending "The answer is B."; tags
+  missing) and reasoning that states a wrong attribute value in some examples, then answers the
+  option that best fits what it claimed (so a wrong claim leads to a wrong answer, as it does
+  in a real model).
+
+The mix is a parameter (:class:`InstructMix`), so the base's starting point can be tuned without
+touching the evaluation or the test data.
+
+>>> import random
+>>> record = {"options": ["Common Finch", "Crested Finch", "Hook-billed Finch", "Fork-tailed Finch"],
+...           "answer": 1, "noun": "birds",
+...           "attributes": {"body_color": "golden", "wing_color": "black", "beak_shape": "short",
+...                          "tail_shape": "fan", "crest": "crested", "breast_pattern": "plain"}}
+>>> describe_target(record["attributes"])
+'The bird has a golden body, black wings, a short beak, a fan tail, a crest and a plain breast.'
+>>> sorted(draw_example(record, random.Random(0), InstructMix()))
+['messages', 'task', 'target']
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+
+from refine_rft.data.synthetic import ATTRIBUTES, attribute_phrase
+from refine_rft.prompts import LETTERS, answer_text, question_messages
+
+# Single-attribute questions of the describe task (the answer is the attribute phrase).
+ATTRIBUTE_QUESTIONS = {
+    "body_color": "What colour is the bird's body?",
+    "wing_color": "What colour are the bird's wings?",
+    "beak_shape": "What shape is the bird's beak?",
+    "tail_shape": "What shape is the bird's tail?",
+    "crest": "Does the bird have a crest?",
+    "breast_pattern": "What pattern does the bird's breast have?",
+}
+DESCRIBE_PROMPT = "Describe the bird in the image."
+
+
+@dataclass(frozen=True)
+class InstructMix:
+    """Task weights, CoT target-format weights and reasoning noise of the instruction data.
+
+    Weights need not sum to 1; each group is normalised on its own.
+    """
+
+    choice: float = 0.35
+    both: float = 0.10
+    describe: float = 0.25
+    cot: float = 0.30
+    # Formats of CoT-prompt targets: the full three-tag format, <think>/<answer> only, untagged
+    # prose ending "The answer is B.", and answers with some tags missing.
+    cot_full: float = 0.35
+    cot_think_answer: float = 0.25
+    cot_prose: float = 0.25
+    cot_broken: float = 0.15
+    # Share of CoT targets with one wrong attribute claim (the answer then follows the claim).
+    wrong_claim: float = 0.35
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _phrase_with_article(attribute: str, value: str) -> str:
+    """'a crimson body', 'black wings', 'a crest', 'no crest' (reads naturally in a sentence)."""
+    if attribute == "crest":
+        return "a crest" if value == "crested" else "no crest"
+    phrase = attribute_phrase(attribute, value)
+    if attribute == "wing_color":
+        return phrase
+    return f"an {phrase}" if phrase[0] in "aeiou" else f"a {phrase}"
+
+
+def _join(parts: list[str]) -> str:
+    """'x', 'x and y', 'x, y and z'."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def describe_target(attributes: dict) -> str:
+    """The full description of a bird, in the judge's attribute phrases."""
+    return "The bird has " + _join([_phrase_with_article(a, attributes[a]) for a in ATTRIBUTES]) + "."
+
+
+def discriminative_attributes(record: dict) -> list[str]:
+    """The attributes in which the true option differs from at least one other option, in
+    :data:`ATTRIBUTES` order (all of them when ``option_attributes`` are missing)."""
+    option_attributes = record.get("option_attributes")
+    if not option_attributes:
+        return list(ATTRIBUTES)
+    truth = option_attributes[record["answer"]]
+    return [a for a in ATTRIBUTES if any(o[a] != truth[a] for o in option_attributes)]
+
+
+def _best_fitting_option(record: dict, claims: dict) -> int:
+    """The option whose attributes agree with the most claims (the true one on ties)."""
+    option_attributes = record.get("option_attributes")
+    if not option_attributes:
+        return record["answer"]
+    scores = [sum(o[a] == v for a, v in claims.items()) for o in option_attributes]
+    best = max(scores)
+    return record["answer"] if scores[record["answer"]] == best else scores.index(best)
+
+
+def cot_target(record: dict, rng: random.Random, mix: InstructMix) -> str:
+    """A CoT-prompt answer in a randomly drawn format, with possibly one wrong claim.
+
+    The claims are the image's values of the discriminative attributes (plus one other, so the
+    reasoning is not a bare list of differences); the answer is the option that fits the claims.
+    """
+    truth = record["attributes"]
+    named = discriminative_attributes(record)
+    extra = [a for a in ATTRIBUTES if a not in named]
+    if extra:
+        named = named + [rng.choice(extra)]
+    claims = {a: truth[a] for a in named}
+    if rng.random() < mix.wrong_claim:
+        attribute = rng.choice(named)
+        claims[attribute] = rng.choice([v for v in ATTRIBUTES[attribute] if v != truth[attribute]])
+    chosen = _best_fitting_option(record, claims)
+    options = record["options"]
+    name = options[chosen]
+    seen = _join([_phrase_with_article(a, v) for a, v in claims.items()])
+    think = f"The bird has {seen}. These traits match {name}."
+    attribute = ", ".join(attribute_phrase(a, v) for a, v in claims.items())
+    answer = answer_text(options, chosen)
+
+    formats = ("full", "think_answer", "prose", "broken")
+    weights = (mix.cot_full, mix.cot_think_answer, mix.cot_prose, mix.cot_broken)
+    form = rng.choices(formats, weights)[0]
+    if form == "full":
+        return f"<think>{think}</think>\n<attribute>{attribute}</attribute>\n<answer>{answer}</answer>"
+    if form == "think_answer":
+        return f"<think>{think}</think>\n<answer>{answer}</answer>"
+    if form == "prose":
+        return f"{think} The answer is {LETTERS[chosen]}."
+    # Broken: what weak instruction followers write — an unclosed block, or the answer alone.
+    return rng.choice([
+        f"<think>{think}\n<answer>{answer}</answer>",
+        f"<attribute>{attribute}</attribute>\n{answer}",
+        f"<answer>{answer}</answer>",
+    ])
+
+
+def _describe_example(record: dict, rng: random.Random) -> tuple[str, str]:
+    attributes = record["attributes"]
+    if rng.random() < 0.5:
+        return DESCRIBE_PROMPT, describe_target(attributes)
+    attribute = rng.choice(list(ATTRIBUTES))
+    value = attributes[attribute]
+    reply = ("Yes, it is crested." if value == "crested" else "No, it has no crest.") if attribute == "crest" \
+        else f"It has {_phrase_with_article(attribute, value)}."
+    return ATTRIBUTE_QUESTIONS[attribute], reply
+
+
+def draw_example(record: dict, rng: random.Random, mix: InstructMix) -> dict:
+    """One instruction example for a question record: ``{"task", "messages", "target"}``.
+
+    ``messages`` is the user turn (image placeholder first) and ``target`` the assistant's text.
+    """
+    tasks = ("choice", "both", "describe", "cot")
+    task = rng.choices(tasks, (mix.choice, mix.both, mix.describe, mix.cot))[0]
+    options, answer, noun = record["options"], record["answer"], record["noun"]
+    if task == "describe":
+        prompt, target = _describe_example(record, rng)
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        return {"task": task, "messages": messages, "target": target}
+    style = "cot" if task == "cot" else task
+    target = {
+        "choice": lambda: LETTERS[answer],
+        "both": lambda: answer_text(options, answer),
+        "cot": lambda: cot_target(record, rng, mix),
+    }[task]()
+    return {"task": task, "messages": question_messages(noun, options, style), "target": target}
