@@ -8,6 +8,8 @@ that situation on the synthetic birds, one task drawn per example:
 
 - ``choice``: the Choice prompt, target the correct letter;
 - ``both``: the Both prompt, target ``"B. Name"``;
+- ``identify``: "What species is this bird?", target the species' name (what a pre-trained
+  model knows about birds before it sees a multiple-choice question);
 - ``describe``: "describe the bird" and single-attribute questions, targets made of the
   attribute phrases the judge knows ("crimson wings", "hooked beak"): the model learns to see;
 - ``cot``: the CoT prompt, with a target in one of several *formats* (the full three-tag format
@@ -21,13 +23,21 @@ touching the evaluation or the test data.
 
 >>> import random
 >>> record = {"options": ["Common Finch", "Crested Finch", "Hook-billed Finch", "Fork-tailed Finch"],
-...           "answer": 1, "noun": "birds",
+...           "answer": 1, "noun": "birds", "label": "Crested Finch",
 ...           "attributes": {"body_color": "golden", "wing_color": "black", "beak_shape": "short",
 ...                          "tail_shape": "fan", "crest": "crested", "breast_pattern": "plain"}}
+>>> common = dict(record["attributes"], crest="no crest")
+>>> record["option_attributes"] = [common, record["attributes"], dict(common, beak_shape="hooked"),
+...                                dict(common, tail_shape="forked")]
 >>> describe_target(record["attributes"])
 'The bird has a golden body, black wings, a short beak, a fan tail, a crest and a plain breast.'
->>> sorted(draw_example(record, random.Random(0), InstructMix()))
-['messages', 'task', 'target']
+>>> print(draw_example(record, random.Random(3), InstructMix(), task="cot")["target"])
+<think>The bird has a short beak, a fan tail, a crest and a golden body. These traits match Crested Finch.</think>
+<attribute>short beak, fan tail, crested, golden body</attribute>
+<answer>B. Crested Finch</answer>
+>>> draw_example(record, random.Random(5), InstructMix(), task="cot")["target"]  # a wrong claim, untagged
+'The bird has a short beak, a fan tail, no crest and a plain breast. These traits match Common Finch. The answer is A.'
+
 """
 
 from __future__ import annotations
@@ -48,6 +58,8 @@ ATTRIBUTE_QUESTIONS = {
     "breast_pattern": "What pattern does the bird's breast have?",
 }
 DESCRIBE_PROMPT = "Describe the bird in the image."
+IDENTIFY_PROMPT = "What species is this bird?"
+TASKS = ("choice", "both", "identify", "describe", "cot")
 
 
 @dataclass(frozen=True)
@@ -57,10 +69,11 @@ class InstructMix:
     Weights need not sum to 1; each group is normalised on its own.
     """
 
-    choice: float = 0.35
+    choice: float = 0.30
     both: float = 0.10
-    describe: float = 0.25
-    cot: float = 0.30
+    identify: float = 0.15
+    describe: float = 0.20
+    cot: float = 0.25
     # Formats of CoT-prompt targets: the full three-tag format, <think>/<answer> only, untagged
     # prose ending "The answer is B.", and answers with some tags missing.
     cot_full: float = 0.35
@@ -127,8 +140,11 @@ def cot_target(record: dict, rng: random.Random, mix: InstructMix) -> str:
         named = named + [rng.choice(extra)]
     claims = {a: truth[a] for a in named}
     if rng.random() < mix.wrong_claim:
+        # The typical mistake: taking the bird for a neighbouring species, i.e. claiming the value
+        # a wrong option has (any other value when no option differs there).
         attribute = rng.choice(named)
-        claims[attribute] = rng.choice([v for v in ATTRIBUTES[attribute] if v != truth[attribute]])
+        confusable = sorted({o[attribute] for o in record.get("option_attributes") or []} - {truth[attribute]})
+        claims[attribute] = rng.choice(confusable or [v for v in ATTRIBUTES[attribute] if v != truth[attribute]])
     chosen = _best_fitting_option(record, claims)
     options = record["options"]
     name = options[chosen]
@@ -165,14 +181,24 @@ def _describe_example(record: dict, rng: random.Random) -> tuple[str, str]:
     return ATTRIBUTE_QUESTIONS[attribute], reply
 
 
-def draw_example(record: dict, rng: random.Random, mix: InstructMix) -> dict:
+def draw_task(rng: random.Random, mix: InstructMix) -> str:
+    """One task name, drawn with the mix's weights."""
+    return rng.choices(TASKS, (mix.choice, mix.both, mix.identify, mix.describe, mix.cot))[0]
+
+
+def draw_example(record: dict, rng: random.Random, mix: InstructMix, task: str | None = None) -> dict:
     """One instruction example for a question record: ``{"task", "messages", "target"}``.
 
-    ``messages`` is the user turn (image placeholder first) and ``target`` the assistant's text.
+    ``messages`` is the user turn (image placeholder first) and ``target`` the assistant's text;
+    ``task`` is drawn from the mix unless given.
     """
-    tasks = ("choice", "both", "describe", "cot")
-    task = rng.choices(tasks, (mix.choice, mix.both, mix.describe, mix.cot))[0]
+    task = task or draw_task(rng, mix)
+    if task not in TASKS:
+        raise ValueError(f"unknown instruction task {task!r}; valid tasks: {', '.join(TASKS)}")
     options, answer, noun = record["options"], record["answer"], record["noun"]
+    if task == "identify":
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": IDENTIFY_PROMPT}]}]
+        return {"task": task, "messages": messages, "target": f"It is a {record['label']}."}
     if task == "describe":
         prompt, target = _describe_example(record, rng)
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]

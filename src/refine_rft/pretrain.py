@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from refine_rft.instruct_data import InstructMix, draw_example
+from refine_rft.instruct_data import InstructMix, draw_example, draw_task
 
 
 @dataclass(frozen=True)
@@ -78,16 +78,17 @@ def cache_key(base_model: Path, pool_path: Path, config: PretrainConfig) -> str:
 
 
 def _batches(rows: list[dict], config: PretrainConfig):
-    """Endless shuffled batches of instruction examples with their PIL images loaded (the first
-    ``config.describe_steps`` batches from the describe task only)."""
+    """Endless shuffled batches of instruction examples with their PIL images loaded, one task
+    per batch (the first ``config.describe_steps`` batches: the describe task)."""
     from PIL import Image
 
     rng = random.Random(config.seed)
     images: dict[str, Image.Image] = {}
     order: list[int] = []
-    describe_only = InstructMix(choice=0, both=0, describe=1, cot=0)
     for step in itertools.count():
-        mix = describe_only if step < config.describe_steps else config.mix
+        # One task per batch: the tasks' prompts differ a lot in length, and a mixed batch would
+        # pad every short example to the longest CoT one.
+        task = "describe" if step < config.describe_steps else draw_task(rng, config.mix)
         batch, tasks = [], []
         for _ in range(config.batch_size):
             if not order:
@@ -97,7 +98,7 @@ def _batches(rows: list[dict], config: PretrainConfig):
             if row["image"] not in images:
                 with Image.open(row["image"]) as image:
                     images[row["image"]] = image.convert("RGB")
-            example = draw_example(row, rng, mix)
+            example = draw_example(row, rng, config.mix, task)
             user = example["messages"][0]
             content = [dict(part, image=images[row["image"]]) if part["type"] == "image" else part
                        for part in user["content"]]
