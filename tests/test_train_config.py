@@ -98,6 +98,12 @@ def test_command_line_overrides_recipe():
     assert training.learning_rate == 0.5
     assert script.judge == {"backend": "attributes", "concurrency": 2}
     assert script.rewards == ["format", "length"]
+    # --judge changes the named judge settings and keeps the recipe's others
+    script, _, _ = parse_recipe(grpo._dataclass_types(), [
+        "--config", str(PAPER / "refine_rft.yaml"), "--bf16", "false", "--use_cpu", "true",
+        "--judge", '{"base_urls": ["http://10.0.0.7:8000/v1"]}'])
+    assert script.judge["base_urls"] == ["http://10.0.0.7:8000/v1"]
+    assert script.judge["model"] == "OpenGVLab/InternVL3-38B"
 
 
 def test_saved_config_has_no_secrets():

@@ -161,6 +161,7 @@ def parse_recipe(dataclass_types, argv: list[str] | None = None, recipe: str | o
         del argv[index:index + 2]
     config = {} if recipe is None else dict(recipe) if isinstance(recipe, dict) else load_recipe(recipe)
     config = merge(config, overrides or {})
+    config, argv = _merge_mapping_flags(config, argv)
     for key, value in (config.pop("env", None) or {}).items():
         os.environ[key] = str(value)
     parser = TrlParser(dataclass_types)
@@ -169,6 +170,28 @@ def parse_recipe(dataclass_types, argv: list[str] | None = None, recipe: str | o
         names = sorted(arg[2:] for arg in unknown if arg.startswith("--"))
         raise ValueError(f"unknown recipe key(s): {', '.join(names)} (see 'refine-rft train --help' for valid ones)")
     return tuple(parser.parse_args_into_dataclasses(args=argv))
+
+
+def _merge_mapping_flags(config: dict, argv: list[str]) -> tuple[dict, list[str]]:
+    """Merge ``--judge '{"base_urls": [...]}'`` into the recipe's ``judge`` mapping instead of
+    replacing it, so a command line can change one judge setting (the teacher's URL) and keep the rest."""
+    rest = []
+    index = 0
+    while index < len(argv):
+        name = argv[index][2:] if argv[index].startswith("--") else None
+        if name in config and isinstance(config[name], dict) and index + 1 < len(argv):
+            try:
+                value = json.loads(argv[index + 1])
+            except json.JSONDecodeError as error:
+                raise ValueError(f"--{name} must be a JSON object, got {argv[index + 1]!r} ({error.msg})") from None
+            if not isinstance(value, dict):
+                raise ValueError(f"--{name} must be a JSON object, got {argv[index + 1]!r}")
+            config = merge(config, {name: value})
+            index += 2
+            continue
+        rest.append(argv[index])
+        index += 1
+    return config, rest
 
 
 def scrub_secrets(value):
