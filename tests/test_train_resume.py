@@ -40,7 +40,7 @@ def _rows(path: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_killed_run_resumes_at_the_next_step_with_the_same_samples(tmp_path, tiny_model_path, synthetic_train_jsonl):
-    from refine_rft.train.callbacks import read_sample_ids
+    from refine_rft.train.monitor import read_sample_ids
 
     full, cut = tmp_path / "full", tmp_path / "cut"
     _run(_command(synthetic_train_jsonl, full), tmp_path)

@@ -46,7 +46,8 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refine-rft export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="refine-rft export",
+                                     description="Merge a LoRA adapter into its base model; save model and processor.")
     parser.add_argument("--adapter", required=True, help="LoRA adapter folder (a run's output_dir or checkpoint)")
     parser.add_argument("--out", required=True, help="folder for the merged model and processor (must not exist)")
     parser.add_argument("--base", default=None, help="base model (default: the one the adapter names); "

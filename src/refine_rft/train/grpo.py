@@ -38,7 +38,7 @@ def build_trainer(script_args, training_args, model_args):
     from trl import GRPOTrainer, get_peft_config
 
     from refine_rft.rewards import get_reward_funcs
-    from refine_rft.train.callbacks import monitor_rewards
+    from refine_rft.train.monitor import monitor_rewards
     from refine_rft.train.data import grpo_rows, load_records, to_dataset, training_file
     from refine_rft.train.model import load_processor, model_init_kwargs, model_path
 
