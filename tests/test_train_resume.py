@@ -2,7 +2,10 @@
 
 The proof is the per-step question ids each run logs (``sample_ids.rank0.jsonl``): the resumed run
 must start at the checkpoint's step and, step by step, train on exactly the questions an
-uninterrupted run trains on (no sample repeated or skipped, the data position restored).
+uninterrupted run trains on (no sample repeated or skipped, the data position restored). And since
+weights, optimizer, scheduler and RNG (hence the sampled completions) are restored, the final adapter
+is the uninterrupted run's, to the bit (one CPU thread is deterministic). The policy is the format-warmed
+tiny model with rewards that vary within a group, so that the adapter really moves.
 """
 
 from __future__ import annotations
@@ -16,16 +19,18 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "tiny" / "refine_rft.yaml"
 MAX_STEPS = 8
 
 
-def _command(train_file: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "refine_rft.cli", "train", "--config", str(RECIPE), "--train_file", str(train_file),
-            "--output_dir", str(out), "--rewards", "format", "classification", "--reward_weights", "1", "1",
-            "--max_steps", str(MAX_STEPS), "--save_steps", "2", "--max_completion_length", "8",
+def _command(model: Path, train_file: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "refine_rft.cli", "train", "--config", str(RECIPE), "--model_name_or_path", str(model),
+            "--train_file", str(train_file), "--output_dir", str(out),
+            "--rewards", "attribute_format", "classification", "length", "--reward_weights", "1", "1", "1",
+            "--length_budget", "8", "--max_steps", str(MAX_STEPS), "--save_steps", "2", "--max_completion_length", "16",
             "--report_to", "none", "--disable_tqdm", "true", *extra]
 
 
@@ -39,15 +44,17 @@ def _rows(path: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_at_the_next_step_with_the_same_samples(tmp_path, tiny_model_path, synthetic_train_jsonl):
+def test_killed_run_resumes_at_the_next_step_with_the_same_samples(tmp_path, cot_warm_model, synthetic_train_jsonl):
+    from safetensors.torch import load_file
+
     from refine_rft.train.monitor import read_sample_ids
 
     full, cut = tmp_path / "full", tmp_path / "cut"
-    _run(_command(synthetic_train_jsonl, full), tmp_path)
+    _run(_command(cot_warm_model, synthetic_train_jsonl, full), tmp_path)
 
     # Kill the second run for real as soon as its second checkpoint is complete (trainer_state.json is
     # written last), then resume it from the newest checkpoint.
-    process = subprocess.Popen(_command(synthetic_train_jsonl, cut), cwd=tmp_path,
+    process = subprocess.Popen(_command(cot_warm_model, synthetic_train_jsonl, cut), cwd=tmp_path,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not (cut / "checkpoint-4" / "trainer_state.json").exists():
@@ -61,7 +68,7 @@ def test_killed_run_resumes_at_the_next_step_with_the_same_samples(tmp_path, tin
     last = max(int(p.name.split("-")[1]) for p in cut.glob("checkpoint-*") if (p / "trainer_state.json").exists())
 
     logged_before = len(_rows(cut / "sample_ids.rank0.jsonl"))
-    _run(_command(synthetic_train_jsonl, cut, "--resume_from_checkpoint", "last"), tmp_path)
+    _run(_command(cot_warm_model, synthetic_train_jsonl, cut, "--resume_from_checkpoint", "last"), tmp_path)
 
     resumed = _rows(cut / "sample_ids.rank0.jsonl")[logged_before:]
     assert [row["step"] for row in resumed] == list(range(last, MAX_STEPS))
@@ -70,6 +77,11 @@ def test_killed_run_resumes_at_the_next_step_with_the_same_samples(tmp_path, tin
     assert read_sample_ids(cut / "sample_ids.rank0.jsonl") == expected
     state = json.loads((cut / "trainer_state.json").read_text())
     assert state["global_step"] == MAX_STEPS
+
+    uninterrupted, resumed_adapter = (load_file(d / "adapter_model.safetensors") for d in (full, cut))
+    assert sum(float(t.norm()) for name, t in uninterrupted.items() if "lora_B" in name) > 0
+    for name, tensor in uninterrupted.items():
+        assert torch.equal(tensor, resumed_adapter[name]), name
 
 
 def test_resume_without_checkpoint_fails_fast(tmp_path):
