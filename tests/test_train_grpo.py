@@ -129,3 +129,21 @@ def test_lora_is_initialised_at_zero():
 
     model = get_peft_model(torch.nn.Sequential(torch.nn.Linear(4, 4)), LoraConfig(r=2, target_modules=["0"]))
     assert all(float(p.abs().sum()) == 0 for n, p in model.named_parameters() if "lora_B" in n)
+
+
+@pytest.mark.slow
+def test_judge_outage_is_counted_not_fatal(tmp_path, cot_warm_model, synthetic_train_jsonl):
+    """Every judge request fails with HTTP 500: training goes on with the other rewards and logs the failures."""
+    from refine_rft.judge.scripted_server import ScriptedJudgeServer, Status
+    from refine_rft.train.grpo import train_grpo
+
+    with ScriptedJudgeServer(reply=lambda request: Status(500)) as server:
+        judge = {"backend": "openai", "base_urls": [server.url], "model": "scripted-judge", "timeout": 5,
+                 "max_retries": 1, "backoff_base": 0.0}
+        out = train_grpo(RECIPE, _overrides(tmp_path, cot_warm_model, synthetic_train_jsonl, judge=judge,
+                                            max_steps=2))
+    history = _log_history(out)
+    assert len(history) == 2 and server.count > 0
+    assert sum(row["judge/failures"] for row in history) > 0
+    assert sum(row["judge/retries"] for row in history) > 0
+    assert (out / "adapter_model.safetensors").is_file()
