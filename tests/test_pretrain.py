@@ -26,9 +26,12 @@ def test_every_task_has_a_target_that_fits_its_prompt(records):
         for task in TASKS:
             example = draw_example(record, rng, InstructMix(), task=task)
             assert example["task"] == task and example["target"]
-            assert example["messages"][0]["content"][0] == {"type": "image"}
-            if task == "choice":
-                assert extract_letter_answer(example["target"], record["options"]) == record["answer"]
+            first = example["messages"][0]["content"][0]
+            assert first == ({"type": "text", "text": first.get("text")} if task == "lookup" else {"type": "image"})
+            if task in ("choice", "lookup"):
+                named = record["answer"] if task == "choice" else record["options"].index(
+                    first["text"].rsplit("Which letter is ", 1)[1].rstrip("?"))
+                assert extract_letter_answer(example["target"], record["options"]) == named
             if task == "identify":
                 assert record["label"] in example["target"]
 

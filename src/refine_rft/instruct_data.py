@@ -10,6 +10,8 @@ that situation on the synthetic birds, one task drawn per example:
 - ``both``: the Both prompt, target ``"B. Name"``;
 - ``identify``: "What species is this bird?", target the species' name (what a pre-trained
   model knows about birds before it sees a multiple-choice question);
+- ``lookup``: text only, "Which letter is <name>?" over a list of choices (the letter look-up
+  every multiple-choice answer needs, learnt without the image);
 - ``describe``: "describe the bird" and single-attribute questions, targets made of the
   attribute phrases the judge knows ("crimson wings", "hooked beak"): the model learns to see;
 - ``cot``: the CoT prompt, with a target in one of several *formats* (the full three-tag format
@@ -46,7 +48,7 @@ import random
 from dataclasses import asdict, dataclass
 
 from refine_rft.data.synthetic import ATTRIBUTES, attribute_phrase
-from refine_rft.prompts import LETTERS, answer_text, question_messages
+from refine_rft.prompts import LETTERS, answer_text, format_choices, question_messages
 
 # Single-attribute questions of the describe task (the answer is the attribute phrase).
 ATTRIBUTE_QUESTIONS = {
@@ -59,7 +61,8 @@ ATTRIBUTE_QUESTIONS = {
 }
 DESCRIBE_PROMPT = "Describe the bird in the image."
 IDENTIFY_PROMPT = "What species is this bird?"
-TASKS = ("choice", "both", "identify", "describe", "cot")
+LOOKUP_PROMPT = "Choices:\n{choices}Which letter is {name}?"
+TASKS = ("choice", "both", "identify", "describe", "lookup", "cot")
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ class InstructMix:
     both: float = 0.10
     identify: float = 0.15
     describe: float = 0.20
-    cot: float = 0.25
+    lookup: float = 0.10
+    cot: float = 0.20
     # Formats of CoT-prompt targets: the full three-tag format, <think>/<answer> only, untagged
     # prose ending "The answer is B.", and answers with some tags missing.
     cot_full: float = 0.35
@@ -183,7 +187,7 @@ def _describe_example(record: dict, rng: random.Random) -> tuple[str, str]:
 
 def draw_task(rng: random.Random, mix: InstructMix) -> str:
     """One task name, drawn with the mix's weights."""
-    return rng.choices(TASKS, (mix.choice, mix.both, mix.identify, mix.describe, mix.cot))[0]
+    return rng.choices(TASKS, (mix.choice, mix.both, mix.identify, mix.describe, mix.lookup, mix.cot))[0]
 
 
 def draw_example(record: dict, rng: random.Random, mix: InstructMix, task: str | None = None) -> dict:
@@ -196,6 +200,13 @@ def draw_example(record: dict, rng: random.Random, mix: InstructMix, task: str |
     if task not in TASKS:
         raise ValueError(f"unknown instruction task {task!r}; valid tasks: {', '.join(TASKS)}")
     options, answer, noun = record["options"], record["answer"], record["noun"]
+    if task == "lookup":
+        # Text only: which letter a named option has. The skill every multiple-choice answer needs
+        # (find the name among the choices, copy its letter), learnt here without the image.
+        index = rng.randrange(len(options))
+        text = LOOKUP_PROMPT.format(choices=format_choices(options), name=options[index])
+        return {"task": task, "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}],
+                "target": LETTERS[index]}
     if task == "identify":
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": IDENTIFY_PROMPT}]}]
         return {"task": task, "messages": messages, "target": f"It is a {record['label']}."}

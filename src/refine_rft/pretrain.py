@@ -41,14 +41,14 @@ class PretrainConfig:
     size: str = "small"
     model_seed: int = 0
     seed: int = 0
-    steps: int = 500
+    steps: int = 700
     batch_size: int = 16
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     warmup_steps: int = 30
     # The first steps train on "describe the bird" examples only: short sequences whose every
     # token depends on the image, so the vision tower learns to see before the language prior
     # of the long question prompts can make the model ignore the image.
-    describe_steps: int = 100
+    describe_steps: int = 150
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     mix: InstructMix = field(default_factory=InstructMix)

@@ -1,0 +1,50 @@
+"""``refine-rft demo --quick``: every stage runs end to end and the report holds the four runs.
+
+The quick demo's budgets are far too small for meaningful numbers, so nothing here asserts a
+number; the full demo's numbers are in ``benchmarks/demo_seeds.py``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from refine_rft.demo import RUNS, main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_report_files_and_tables_hold_the_four_runs(demo_out, capsys):
+    report = demo_out / "report"
+    for name in ("report.html", "tables.md", "accuracy.png"):
+        assert (report / name).is_file(), name
+    tables = (report / "tables.md").read_text()
+    html = (report / "report.html").read_text()
+    for _, name, _ in RUNS:
+        assert name in tables and name in html
+    assert "Answer-only" in tables and "RSC_U" in tables and "Ablation" in tables
+
+
+def test_every_run_has_choice_and_cot_predictions_and_judge_scores(demo_out):
+    for folder, name, _ in RUNS:
+        run = demo_out / "eval" / folder
+        rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+        assert {row["style"] for row in rows} == {"choice", "cot"}
+        judged = [json.loads(line) for line in (run / "judge_scores.jsonl").read_text().splitlines()]
+        assert len(judged) == sum(row["style"] == "cot" for row in rows)
+        assert json.loads((run / "run.json").read_text())["name"] == name
+
+
+def test_a_second_run_skips_every_finished_stage(demo_out, capsys):
+    assert main(["--quick", "--out", str(demo_out)]) == 0
+    printed = capsys.readouterr().out
+    assert "instruct base: cached" in printed
+    assert printed.count("already trained") == 3 and printed.count("already evaluated") == 4
