@@ -147,8 +147,8 @@ def train_instruct(model, processor, rows: list[dict], config: PretrainConfig,
     bar = tqdm(range(config.steps), desc="pre-training", disable=not progress, unit="step")
     for step in bar:
         batch, tasks = next(batches)
-        inputs = processor.apply_chat_template(batch, tokenize=True, return_dict=True, padding=True,
-                                               return_assistant_tokens_mask=True, return_tensors="pt")
+        inputs = processor.apply_chat_template(batch, tokenize=True, return_dict=True, return_tensors="pt",
+                                               return_assistant_tokens_mask=True, processor_kwargs={"padding": True})
         per_sequence = _sequence_losses(model, inputs)
         loss = per_sequence.mean()
         loss.backward()
