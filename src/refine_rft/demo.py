@@ -185,12 +185,13 @@ def evaluate_runs(out: Path, model: Path, test_file: Path, adapters: dict[str, P
     return run_dirs
 
 
-def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) -> Path:
-    """Run every stage into ``out`` and return the report folder."""
+def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
+             config: DemoConfig | None = None) -> Path:
+    """Run every stage into ``out`` and return the report folder (``config`` overrides ``quick``)."""
     from refine_rft.pretrain import cached_instruct_model
     from refine_rft.report import build_report
 
-    config = QUICK if quick else DemoConfig()
+    config = config or (QUICK if quick else DemoConfig())
     config = replace(config, pretrain=replace(config.pretrain, seed=seed))
     out = Path(out)
     start = time.time()
