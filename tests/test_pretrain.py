@@ -93,3 +93,24 @@ def test_pool_without_attributes_fails_naming_the_file(tmp_path, records):
     pool = write_jsonl_atomic(tmp_path / "plain.jsonl", rows)
     with pytest.raises(ValueError, match="plain.jsonl.*attributes"):
         pretrain_instruct(pool, tmp_path / "out", PretrainConfig(size="tiny", steps=1), progress=False)
+
+
+def test_cache_key_follows_the_pool_content_not_its_folder(tmp_path, records):
+    import shutil
+
+    from refine_rft.data.records import write_jsonl_atomic
+    from refine_rft.models.tiny import cached_tiny_model
+
+    base = cached_tiny_model("qwen2_vl", seed=0, size="tiny")
+    config = PretrainConfig(size="tiny")
+    moved = []
+    for row in records:
+        target = tmp_path / "moved" / row["id"].replace("/", "_")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(row["image"], target)
+        moved.append(dict(row, image=str(target)))
+    here = write_jsonl_atomic(tmp_path / "a.jsonl", records)
+    there = write_jsonl_atomic(tmp_path / "b.jsonl", moved)
+    assert cache_key(base, here, config) == cache_key(base, there, config)
+    changed = write_jsonl_atomic(tmp_path / "c.jsonl", [dict(moved[0], label="Other")] + moved[1:])
+    assert cache_key(base, changed, config) != cache_key(base, here, config)

@@ -62,15 +62,20 @@ def _file_digest(path: Path) -> str:
 
 
 def cache_key(base_model: Path, pool_path: Path, config: PretrainConfig) -> str:
-    """A short hash of every input: the base model's weights and config, the pool file (its
-    rows name the image files, which are drawn deterministically from it), the configuration
-    and the source of this module and of the instruction data."""
+    """A short hash of every input: the base model's weights and config, the pool's rows and
+    image bytes, the configuration and the source of this module and of the instruction data."""
     from refine_rft import instruct_data
 
     digest = hashlib.sha256()
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         digest.update(_file_digest(Path(base_model) / name).encode())
-    digest.update(_file_digest(pool_path).encode())
+    # The pool by content, not by location: each row without its image path, and the image's
+    # bytes, so the same data drawn into another folder reuses the model.
+    from refine_rft.data.records import read_jsonl
+
+    for row in read_jsonl(pool_path):
+        digest.update(json.dumps({k: v for k, v in row.items() if k != "image"}, sort_keys=True).encode())
+        digest.update(_file_digest(Path(row["image"])).encode())
     digest.update(json.dumps(config.as_dict(), sort_keys=True).encode())
     for module_file in (__file__, instruct_data.__file__):
         digest.update(Path(module_file).read_bytes())
