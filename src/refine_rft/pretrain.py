@@ -25,11 +25,11 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from refine_rft.data.records import atomic_directory
 from refine_rft.instruct_data import InstructMix, draw_example, draw_task
 
 
@@ -202,9 +202,7 @@ def pretrain_instruct(pool_path: str | os.PathLike, out: str | os.PathLike, conf
     seconds = time.time() - start
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_directory(out) as work:
         model.save_pretrained(work)
         processor.save_pretrained(work)
         # The processor's remote code must sit next to the weights, as in the base folder.
@@ -216,12 +214,6 @@ def pretrain_instruct(pool_path: str | os.PathLike, out: str | os.PathLike, conf
                    "seconds": round(seconds, 1), "final_loss": {task: round(sum(v[-20:]) / len(v[-20:]), 4) for task, v in losses.items()},
                    "losses": {task: [round(x, 4) for x in v] for task, v in losses.items()}}
         (work / "pretrain.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return out
 
 

@@ -15,8 +15,10 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 REQUIRED_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun")
@@ -164,6 +166,31 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Fill a temporary sibling folder; on success it replaces ``path`` in one rename, on failure it
+    is removed, so ``path`` is always complete or absent (models, caches, exports).
+
+    >>> import tempfile, os
+    >>> out = os.path.join(tempfile.mkdtemp(), "model")
+    >>> with atomic_directory(out) as work:
+    ...     _ = (work / "config.json").write_text("{}")
+    >>> os.listdir(out)
+    ['config.json']
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(work, path)
 
 
 class JsonlAppender:

@@ -14,8 +14,9 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from refine_rft.data.records import atomic_directory
 
 ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 
@@ -199,9 +200,7 @@ def build_tiny_model(out: str | os.PathLike, arch: str = "qwen2_vl", seed: int =
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_directory(out) as work:
         tokenizer = build_tokenizer()
         torch.manual_seed(seed)
         model = AutoModelForImageTextToText.from_config(_model_config(arch, tokenizer, size), dtype=torch.float32)
@@ -218,12 +217,6 @@ def build_tiny_model(out: str | os.PathLike, arch: str = "qwen2_vl", seed: int =
                                                      chat_template=CHAT_TEMPLATE)
         processor.save_pretrained(work)
         _add_auto_map(work, processor_class)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return out
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 
@@ -21,6 +20,7 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from refine_rft.data.records import atomic_directory
     from refine_rft.models import resolve_model_path
 
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
@@ -36,12 +36,10 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
     processor_source = adapter_dir if (adapter_dir / "processor_config.json").is_file() else base
     processor = AutoProcessor.from_pretrained(processor_source, trust_remote_code=True)
 
-    # Save into a sibling temporary folder, then rename: an interrupted export leaves no half model.
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted export
-    merged.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    tmp.rename(out_dir)
+    # An interrupted export leaves no half model behind.
+    with atomic_directory(out_dir) as work:
+        merged.save_pretrained(work)
+        processor.save_pretrained(work)
     return out_dir
 
 
