@@ -66,3 +66,28 @@ def save_run_config(trainer, script_args, training_args, model_args) -> None:
 
     if trainer.accelerator.is_main_process:
         save_resolved_config(resolved_config(script_args, training_args, model_args), training_args.output_dir)
+
+
+def load_training_inputs(script_args, training_args, model_args):
+    """The processor and the training records a run uses: ``(processor, records)``.
+
+    On several processes the main one prepares the training file first (the others then read it).
+    """
+    from refine_rft.train.data import load_records, training_file
+
+    processor = load_processor(model_args, training_args)
+    with training_args.main_process_first(desc="training questions"):
+        train_file = training_file(script_args, training_args.output_dir)
+    return processor, load_records(train_file, script_args.max_train_samples)
+
+
+def train_and_save(build_trainer, script_args, training_args, model_args) -> Path:
+    """Build the trainer, resume from a checkpoint if asked, train, and save the final adapter (or
+    model), processor and log history in ``output_dir``; return that folder."""
+    checkpoint = resume_checkpoint(training_args)
+    trainer = build_trainer(script_args, training_args, model_args)
+    save_run_config(trainer, script_args, training_args, model_args)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model(training_args.output_dir)
+    trainer.save_state()  # trainer_state.json: the per-step log history, beside the final model
+    return Path(training_args.output_dir)

@@ -34,13 +34,10 @@ def build_trainer(script_args, training_args, model_args):
     """A ready ``SFTTrainer`` for the run the three argument objects describe."""
     from trl import SFTTrainer, get_peft_config
 
-    from refine_rft.train.data import load_records, sft_rows, to_dataset, training_file
-    from refine_rft.train.model import load_processor, model_init_kwargs, model_path
+    from refine_rft.train.data import sft_rows, to_dataset
+    from refine_rft.train.model import load_training_inputs, model_init_kwargs, model_path
 
-    processor = load_processor(model_args, training_args)
-    with training_args.main_process_first(desc="training questions"):
-        train_file = training_file(script_args, training_args.output_dir)
-    records = load_records(train_file, script_args.max_train_samples)
+    processor, records = load_training_inputs(script_args, training_args, model_args)
     dataset = to_dataset(sft_rows(records, script_args.prompt_style, script_args.sft_target))
 
     training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
@@ -55,15 +52,9 @@ def build_trainer(script_args, training_args, model_args):
 
 def run(script_args, training_args, model_args) -> Path:
     """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
-    from refine_rft.train.model import resume_checkpoint, save_run_config
+    from refine_rft.train.model import train_and_save
 
-    checkpoint = resume_checkpoint(training_args)
-    trainer = build_trainer(script_args, training_args, model_args)
-    save_run_config(trainer, script_args, training_args, model_args)
-    trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model(training_args.output_dir)
-    trainer.save_state()  # trainer_state.json: the per-step log history, beside the final model
-    return Path(training_args.output_dir)
+    return train_and_save(build_trainer, script_args, training_args, model_args)
 
 
 def train_sft(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:
