@@ -9,7 +9,6 @@ writes ``OUT/predictions.jsonl`` (resumable: rerun the same command after an int
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from refine_rft.evaluate.generate import BACKENDS, DEFAULT_MAX_NEW_TOKENS, check_styles, generate_predictions
