@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from refine_rft.data.synthetic import synthetic_questions
-from refine_rft.judge.scripted_server import ScriptedJudgeServer
+from refine_rft.testing.scripted_server import ScriptedJudgeServer
 from refine_rft.rewards.reasoning import make_reasoning_reward
 
 

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from refine_rft.data.records import write_jsonl_atomic
     from refine_rft.data.synthetic import synthetic_questions
-    from refine_rft.judge.scripted_server import ScriptedJudgeServer
+    from refine_rft.testing.scripted_server import ScriptedJudgeServer
     from refine_rft.train.sft import train_sft
 
     work = Path(tempfile.mkdtemp(prefix="step-overhead-"))

@@ -9,7 +9,7 @@ import pytest
 
 from refine_rft.data.choices import PUBLISHED_FILES
 from refine_rft.data.distractors import choose_distractors, clip_distractors, similar_distractors
-from refine_rft.data.fake_layouts import tiny_jpeg, write_layout
+from refine_rft.testing.fake_layouts import tiny_jpeg, write_layout
 from refine_rft.data.fewshot import fewshot_size, sample_shots
 from refine_rft.data.paper import letter_shares
 from refine_rft.data.prepare import main, prepare_dataset

@@ -8,7 +8,7 @@ import pytest
 
 from refine_rft.cli import main as refine_rft
 from refine_rft.data.synthetic import attribute_phrase, synthetic_questions
-from refine_rft.judge.scripted_server import ScriptedJudgeServer, Status
+from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
 from refine_rft.prompts import answer_text
 
 

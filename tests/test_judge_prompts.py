@@ -10,7 +10,7 @@ import pytest
 from refine_rft.judge import make_judge
 from refine_rft.judge.prompts import END, addresses_the_judge, reasoning_text, rsc_text
 from refine_rft.judge.scoring import parse_rsc, parse_score
-from refine_rft.judge.scripted_server import ScriptedJudgeServer
+from refine_rft.testing.scripted_server import ScriptedJudgeServer
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 OPTIONS = ["Laysan_Albatross", "Sooty_Albatross", "Black_footed_Albatross", "Least_Auklet"]

@@ -7,7 +7,7 @@ import asyncio
 from PIL import Image
 from trl.trainer.utils import get_callable_name, is_async_callable, start_event_loop_in_daemon
 
-from refine_rft.judge.scripted_server import ScriptedJudgeServer, Status
+from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
 from refine_rft.rewards.reasoning import make_reasoning_reward
 
 OPTIONS = ["Common Finch", "Crimson-winged Finch", "Hook-billed Finch", "Crested Finch"]

@@ -8,10 +8,10 @@ import random
 import pytest
 
 from refine_rft.data.synthetic import synthetic_questions
-from refine_rft.instruct_data import TASKS, InstructMix, cot_target, describe_target, draw_example
+from refine_rft.demo.instruct_data import TASKS, InstructMix, cot_target, describe_target, draw_example
 from refine_rft.judge.attributes import attribute_score
 from refine_rft.parsing import extract_letter_answer
-from refine_rft.pretrain import PretrainConfig, cache_key, cached_instruct_model
+from refine_rft.demo.pretrain import PretrainConfig, cache_key, cached_instruct_model
 from refine_rft.rewards.rules import attribute_format_reward, classification_reward
 
 
@@ -87,7 +87,7 @@ def test_pretraining_learns_is_cached_and_keyed_by_its_config(tmp_path, records,
 
 def test_pool_without_attributes_fails_naming_the_file(tmp_path, records):
     from refine_rft.data.records import write_jsonl_atomic
-    from refine_rft.pretrain import pretrain_instruct
+    from refine_rft.demo.pretrain import pretrain_instruct
 
     rows = [{k: v for k, v in r.items() if k != "attributes"} for r in records]
     pool = write_jsonl_atomic(tmp_path / "plain.jsonl", rows)

@@ -54,7 +54,7 @@ def _check_run(out: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_grpo_with_judge_over_http(tmp_path, cot_warm_model, synthetic_train_jsonl, monkeypatch):
-    from refine_rft.judge.scripted_server import ScriptedJudgeServer
+    from refine_rft.testing.scripted_server import ScriptedJudgeServer
     from refine_rft.train.grpo import train_grpo
 
     monkeypatch.setenv("TEST_JUDGE_KEY", "sk-test-secret")
@@ -134,7 +134,7 @@ def test_lora_is_initialised_at_zero():
 @pytest.mark.slow
 def test_judge_outage_is_counted_not_fatal(tmp_path, cot_warm_model, synthetic_train_jsonl):
     """Every judge request fails with HTTP 500: training goes on with the other rewards and logs the failures."""
-    from refine_rft.judge.scripted_server import ScriptedJudgeServer, Status
+    from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
     from refine_rft.train.grpo import train_grpo
 
     with ScriptedJudgeServer(reply=lambda request: Status(500)) as server:

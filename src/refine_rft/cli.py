@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "general-eval": ("refine_rft.evaluate.general", "general VQA (MMStar, MMMU, TextVQA) through lmms-eval"),
     "predict": ("refine_rft.evaluate.predict", "answer one image with reasoning, attributes and answer"),
     "report": ("refine_rft.report.cli", "tables, plots and the HTML report from run folders"),
-    "demo": ("refine_rft.demo", "the whole pipeline on CPU: tiny VLM, synthetic data, report"),
+    "demo": ("refine_rft.demo.pipeline", "the whole pipeline on CPU: tiny VLM, synthetic data, report"),
 }
 
 

@@ -6,7 +6,7 @@ Stages (one line each, progress bars inside):
 
 1. data: synthetic birds — a pre-training pool, a 5-shot training set and a held-out test set;
 2. a tiny instruct base: the "small" tiny VLM pre-trained on instruction data from the pool
-   (:mod:`refine_rft.pretrain`, cached: a second run skips it);
+   (:mod:`refine_rft.demo.pretrain`, cached: a second run skips it);
 3. ReFine-RFT: GRPO with LoRA on the 5-shot set, rewards R_fa + R_cls + R_cot (the attribute judge);
 4. baselines on the same set: GRPO with R_f + R_cls, and SFT;
 5. evaluation of zero-shot / SFT / GRPO (R_f+R_cls) / ReFine-RFT: Answer-only under the Choice and
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from refine_rft.data.records import write_text_atomic
-from refine_rft.pretrain import PretrainConfig
+from refine_rft.demo.pretrain import PretrainConfig
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
+RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "tiny"
 STAGE_FILE = "demo_stage.json"
 
 
@@ -188,7 +188,7 @@ def evaluate_runs(out: Path, model: Path, test_file: Path, adapters: dict[str, P
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
              config: DemoConfig | None = None) -> Path:
     """Run every stage into ``out`` and return the report folder (``config`` overrides ``quick``)."""
-    from refine_rft.pretrain import cached_instruct_model
+    from refine_rft.demo.pretrain import cached_instruct_model
     from refine_rft.report import build_report
 
     config = config or (QUICK if quick else DemoConfig())

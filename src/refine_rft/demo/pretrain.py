@@ -2,7 +2,7 @@
 
 The demo needs a policy that starts where the paper's does: an instruct MLLM that answers Choice
 questions reasonably but follows the CoT format only part of the time (see
-:mod:`refine_rft.instruct_data` for the data). A random-weight model cannot be that, so the demo
+:mod:`refine_rft.demo.instruct_data` for the data). A random-weight model cannot be that, so the demo
 pre-trains the "small" tiny model on instruction examples drawn from a *pool* of synthetic images
 (the same species as the demo's train and test sets, different images).
 
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from refine_rft.data.records import atomic_directory
-from refine_rft.instruct_data import InstructMix, draw_example, draw_task
+from refine_rft.demo.instruct_data import InstructMix, draw_example, draw_task
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def _file_digest(path: Path) -> str:
 def cache_key(base_model: Path, pool_path: Path, config: PretrainConfig) -> str:
     """A short hash of every input: the base model's weights and config, the pool's rows and
     image bytes, the configuration and the source of this module and of the instruction data."""
-    from refine_rft import instruct_data
+    from refine_rft.demo import instruct_data
 
     digest = hashlib.sha256()
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
