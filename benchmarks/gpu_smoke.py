@@ -42,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +77,10 @@ class PhaseClock:
         if self.cuda:
             self.torch.cuda.reset_peak_memory_stats()
 
+    def _sync(self) -> None:
+        if self.cuda:  # kernels run asynchronously: wait for them so that each phase gets its own time
+            self.torch.cuda.synchronize()
+
     def _peak(self) -> tuple[float, float]:
         if not self.cuda:
             return 0.0, 0.0
@@ -83,6 +88,7 @@ class PhaseClock:
 
     def reward_started(self, completion_ids) -> None:
         if self._first_reward is None:  # the first reward of the step: generation is over
+            self._sync()
             self._first_reward = time.perf_counter()
             self._tokens = sum(len(ids) for ids in completion_ids or [])
             self._completions = len(completion_ids or [])
@@ -94,6 +100,7 @@ class PhaseClock:
         self._last_reward = time.perf_counter()
 
     def step_ended(self) -> None:
+        self._sync()
         now = time.perf_counter()
         if self._first_reward is not None:  # a step that generated (one generation per optimizer step)
             self.steps.append({
@@ -180,6 +187,8 @@ def overrides(args, model: str, train_file: Path, out: Path, judge_url: str) -> 
 
 def train_steps(args, model: str, train_file: Path, work: Path, judge_url: str, cuda: bool) -> tuple[list[dict], dict]:
     """Run the GRPO steps; return the timed steps (warm-up dropped) and facts about the model."""
+    from transformers import PrinterCallback
+
     from refine_rft.train import grpo
     from refine_rft.train.config import parse_recipe
 
@@ -190,6 +199,7 @@ def train_steps(args, model: str, train_file: Path, work: Path, judge_url: str, 
     trainer.reward_funcs = [timed(f, clock, as_cot=getattr(f, "__name__", "") == "reasoning_reward")
                             for f in trainer.reward_funcs]
     trainer.add_callback(step_callback(clock))
+    trainer.remove_callback(PrinterCallback)  # TRL's per-step log dicts; the figures are printed at the end
     trainer.train()
     facts = model_facts(trainer)
     tokens_seen = [row["num_tokens"] for row in trainer.state.log_history if "num_tokens" in row]
@@ -294,7 +304,7 @@ def report(args, device: str, step: dict, facts: dict, evaluation: dict) -> list
     share = {k: step[k] / step["total_s"] for k in ("generation_s", "rewards_s", "optimizer_s")}
     lines = [
         f"model {args.model if not args.tiny else 'embedded tiny qwen2_vl'} on {device}: "
-        f"{facts['parameters'] / 1e9:.3f} B parameters ({facts['trainable_parameters'] / 1e6:.1f} M trainable LoRA), "
+        f"{facts['parameters']:,} parameters ({facts['trainable_parameters']:,} trainable: LoRA), "
         f"weights {facts['weights_gib']:.2f} GiB",
         f"shapes: micro-batch {args.batch} completions x {args.grad_accum} accumulation, G={args.generations}, "
         f"{step['completions']:.0f} completions of {args.completion_tokens} tokens per step, "
@@ -367,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     cuda = not args.tiny
     if cuda and not torch.cuda.is_available():
         parser.error("no GPU: run with --tiny on a CPU")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' renames, called from TRL
     hf_logging.set_verbosity_error()  # the weightless model's load report lists every weight as missing
     device = torch.cuda.get_device_name() if cuda else "CPU"
     work = Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
