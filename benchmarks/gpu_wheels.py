@@ -5,7 +5,9 @@ no network. This script, run where PyPI is reachable, downloads into ``OUT`` (de
 the wheels of what such a machine lacks: TRL, openai and datasets (at the versions installed here
 when this environment has them, i.e. the tested ones), every dependency they declare
 (``Requires-Dist``, markers evaluated for the target, extras not followed) that is not in
-:data:`ASSUMED_PRESENT`, recursively, and this project as a wheel. It fails if the bundle exceeds
+:data:`ASSUMED_PRESENT` (the frameworks' own dependencies and the scientific stack of PyTorch
+images: pandas, pyarrow, scipy, pillow, matplotlib, tensorboard), recursively, and this project
+as a wheel. It fails if the bundle exceeds
 ``--max-mib`` (64 MiB, the transfer limit), or if a dependency declared twice cannot be satisfied
 by the one version bundled. Then, on the GPU machine::
 
@@ -33,14 +35,18 @@ from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 ROOTS = ("trl", "openai", "datasets")
-# What torch, transformers, peft and accelerate bring on any recent version: never bundled, because
-# a bundled copy on PYTHONPATH would shadow the machine's own (and its CUDA build of torch).
-ASSUMED_PRESENT = frozenset(canonicalize_name(name) for name in (
-    "torch", "transformers", "peft", "accelerate",
+# What torch, transformers, peft and accelerate bring on any recent version, and the scientific
+# stack that PyTorch GPU images carry. Never bundled: a bundled copy on PYTHONPATH would shadow the
+# machine's own (its CUDA build of torch, its compiled pyarrow). The scientific stack cannot travel
+# anyway: pyarrow (needed by datasets), scipy and pandas alone are about 100 MiB of wheels.
+FRAMEWORKS = (
+    "torch", "transformers", "peft", "accelerate", "triton",
     "huggingface-hub", "tokenizers", "safetensors", "numpy", "packaging", "pyyaml", "regex", "tqdm",
     "filelock", "fsspec", "typing-extensions", "sympy", "mpmath", "networkx", "jinja2", "markupsafe",
-    "psutil", "setuptools", "triton",
-))
+    "psutil", "setuptools",
+)
+SCIENTIFIC_STACK = ("pyarrow", "pandas", "scipy", "pillow", "matplotlib", "tensorboard")
+ASSUMED_PRESENT = frozenset(canonicalize_name(name) for name in FRAMEWORKS + SCIENTIFIC_STACK)
 PYTHON = "3.12"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 TARGET_MARKERS = {
@@ -77,20 +83,27 @@ def pinned(requirement: Requirement) -> str:
     return str(Requirement(f"{requirement.name}{requirement.specifier}"))
 
 
+def run(command: list[str]) -> None:
+    """Run a pip command; its output (build warnings, index notices) is shown only if it fails."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+
+
 def download(requirements: list[str], dest: Path) -> None:
     """``pip download`` binary wheels for the target, without dependencies."""
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                "--python-version", PYTHON, "--implementation", "cp", "--dest", str(dest)]
     for platform in PLATFORMS:
         command += ["--platform", platform]
-    subprocess.run(command + requirements, check=True)
+    run(command + requirements)
 
 
 def build_project_wheel(dest: Path) -> Path:
     """This project as a wheel (built offline with the setuptools installed here)."""
     before = set(dest.glob("*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(dest), str(REPO)], check=True)
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(dest), str(REPO)])
     (wheel,) = set(dest.glob("*.whl")) - before
     return wheel
 

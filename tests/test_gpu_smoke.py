@@ -1,0 +1,56 @@
+"""benchmarks/gpu_smoke.py: its --tiny run end to end on CPU, and the arithmetic of its implications."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_smoke.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("gpu_smoke", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_run_end_to_end(tmp_path):
+    out = tmp_path / "figures.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--json", str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    step, args = figures["step"], figures["args"]
+    completions = args["batch"] * args["grad_accum"]
+    assert len(figures["steps"]) == args["steps"] - 1  # the warm-up step is not counted
+    assert step["completions"] == completions and step["completion_tokens"] == completions * args["completion_tokens"]
+    # Every completion reached the scripted judge over HTTP, inside the rewards phase.
+    assert figures["judge_requests"] == args["steps"] * completions
+    assert step["rewards_s"] >= args["latency"]
+    for timed in figures["steps"]:
+        parts = timed["generation_s"] + timed["rewards_s"] + timed["optimizer_s"]
+        assert abs(parts - timed["total_s"]) < 1e-6 and min(timed["generation_s"], timed["optimizer_s"]) > 0
+    assert step["prompt_tokens"] > completions * 16  # 16 image tokens per 112 px image, plus the question
+    assert figures["evaluation"]["tokens_per_s"] > 0 and figures["evaluation"]["questions"] == args["eval_questions"]
+    printed = done.stdout
+    assert "seconds per optimizer step" in printed and "4 x 48 GB" in printed and "8 x 80 GB" in printed
+
+
+def test_implications_of_a_7b_measurement():
+    smoke = load_script()
+    args = type("Args", (), dict(batch=12, grad_accum=4, generations=6, completion_tokens=512))()
+    facts = {"weights_gib": 15.4, "kv_bytes_per_token": 2 * 28 * 4 * 128 * 2}
+    step = {"completions": 48, "prompt_tokens": 48 * 300, "peak_generation_gib": [20.0, 22.0],
+            "peak_training_gib": [30.0, 32.0], "generation_s": 20.0, "rewards_s": 1.0, "optimizer_s": 10.0}
+    lines = smoke.implications(step, facts, args)
+    paper, recipe = lines[:4], lines[4:]
+    assert "12 completions x 8 accumulation per GPU (96 generated at once)" in paper[0]
+    assert "12 completions x 4 accumulation per GPU (48 generated at once)" in recipe[0]
+    # 48 GB: training peak 32 GiB fits; vLLM needs 15.4 + 96 x 812 tokens x 56 KiB (4.2 GiB) + 2 = 21.6 GiB,
+    # more than the 15.5 GiB left beside the training peak.
+    assert "-> fits (margin +15.5 GiB)" in paper[1]
+    assert "vLLM colocate needs 21.6 GiB" in paper[2] and paper[2].endswith("does NOT fit")
+    assert "vLLM colocate needs 19.5 GiB" in recipe[2] and recipe[2].endswith("-> fits")
+    assert "step ~62 s" in paper[3] and "step ~31 s" in recipe[3]  # generation, rewards, optimizer x2 on 4 GPUs
