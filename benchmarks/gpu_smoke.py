@@ -330,7 +330,7 @@ def report(args, device: str, step: dict, facts: dict, evaluation: dict) -> list
     lines += implications(step, facts, args)
     lines += [
         "how: the generation peak grows by the KV cache of the extra sequences generated at once "
-        "(2 x layers x kv-heads x head-dim x 2 bytes per token); the rewards + optimizer peak does not "
+        "(per token: 2 x layers x kv-heads x head-dim values of the weights' dtype); the rewards + optimizer peak does not "
         "depend on the accumulation; vLLM colocate holds a second bf16 copy of the weights, the KV cache "
         f"of the per-GPU generation batch and ~{VLLM_OVERHEAD_GIB:.0f} GiB of its own (assumed), beside the "
         "training peak; step time scales generation and rewards by at most, the optimizer by exactly, the "
