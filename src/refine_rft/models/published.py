@@ -135,6 +135,7 @@ def build_published_model(out: str | os.PathLike, name: str = "qwen2-vl-7b", dty
     tokenizer = build_tokenizer()
     config = published_config(name, tokenizer)
     config.dtype = getattr(torch, dtype)
+    config.architectures = ["Qwen2VLForConditionalGeneration"]  # what TRL and the Auto classes load
     with atomic_directory(out) as work:
         config.save_pretrained(work)
         GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id).save_pretrained(work)
