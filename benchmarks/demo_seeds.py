@@ -15,8 +15,8 @@ import json
 import statistics
 from pathlib import Path
 
-from refine_rft.data.records import write_text_atomic
 from refine_rft.demo import RUNS, run_demo
+from refine_rft.files import write_text_atomic
 from refine_rft.report import load_run
 
 METRICS = ("CH.", "CoT", "RSC_A", "RSC_U", "RSC_O")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from refine_rft.data.records import write_jsonl_atomic
 from refine_rft.evaluate.score import both_choice, parsed_choice, score_predictions
+from refine_rft.files import write_jsonl_atomic
 
 OPTIONS = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]
 

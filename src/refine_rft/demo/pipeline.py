@@ -29,8 +29,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from refine_rft.data.records import write_text_atomic
 from refine_rft.demo.pretrain import PretrainConfig
+from refine_rft.files import write_text_atomic
 
 RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "tiny"
 STAGE_FILE = "demo_stage.json"

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from refine_rft.data.records import iter_jsonl_tolerant, write_text_atomic
+from refine_rft.files import iter_jsonl_tolerant, write_text_atomic
 from refine_rft.parsing import extract_choice, extract_letter_answer, parse_response, stated_options
 from refine_rft.prompts import LETTERS
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from refine_rft.data.records import JsonlAppender, iter_jsonl_tolerant, read_jsonl, write_text_atomic
+from refine_rft.files import JsonlAppender, iter_jsonl_tolerant, read_jsonl, write_text_atomic
 from refine_rft.judge import JudgeConfig, make_judge
 
 RSC_KEYS = ("RSC_A", "RSC_U", "RSC_O")

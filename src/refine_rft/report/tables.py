@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from refine_rft.data.records import NOUNS, write_text_atomic
+from refine_rft.data.records import NOUNS, RSC_KEYS
 from refine_rft.evaluate.general import DEFAULT_TASKS
+from refine_rft.files import write_text_atomic
 from refine_rft.prompts import STYLES
-from refine_rft.report.runs import RSC_KEYS, Run
+from refine_rft.report.runs import Run
 
 DATASET_NAMES = {
     "cub": "CUB-200", "aircraft": "FGVC-Aircraft", "cars": "Stanford Cars", "dogs": "Stanford Dogs",

@@ -218,7 +218,7 @@ def resolved_config(script_args, training_args, model_args) -> dict:
 
 def save_resolved_config(config: dict, output_dir: str | os.PathLike) -> Path:
     """Write ``config`` to ``<output_dir>/refine_rft_config.yaml`` atomically."""
-    from refine_rft.data.records import write_text_atomic
+    from refine_rft.files import write_text_atomic
 
     text = yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True)
     return write_text_atomic(Path(output_dir) / SAVED_CONFIG_NAME, text)

@@ -21,29 +21,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from refine_rft.data.records import TEXT_COLUMNS
 from refine_rft.prompts import STYLES, answer_text, question_text
-
-# Record fields the rewards and the judge may need; other record fields are dropped.
-PASSTHROUGH_FIELDS = ("id", "dataset", "label", "options", "answer", "noun", "attributes", "option_attributes")
 
 
 def load_records(path: str | os.PathLike, max_samples: int | None = None) -> list[dict]:
-    """Read and validate a prepared question JSONL; image paths are made absolute (relative ones
-    are relative to the JSONL's folder) and checked to exist, failing with the file and line."""
-    from refine_rft.data.records import read_jsonl
+    """Read and validate a prepared question JSONL (:func:`~refine_rft.data.records.read_questions`:
+    relative image paths are relative to the JSONL's folder) and check that every image exists,
+    failing with the file and line."""
+    from refine_rft.data.records import read_questions
 
     path = Path(path)
-    records = read_jsonl(path, validate=True)
+    records = read_questions(path)
     if not records:
         raise ValueError(f"{path}: no questions")
     if max_samples is not None:
         records = records[:max_samples]
     for number, record in enumerate(records, 1):
-        image = Path(record["image"])
-        image = image if image.is_absolute() else path.parent / image
-        if not image.is_file():
-            raise FileNotFoundError(f"{path}: question {number} ({record['id']}): image not found: {image}")
-        record["image"] = str(image)
+        if not Path(record["image"]).is_file():
+            raise FileNotFoundError(f"{path}: question {number} ({record['id']}): image not found: {record['image']}")
     return records
 
 
@@ -60,7 +56,7 @@ def grpo_rows(records: list[dict], style: str = "cot") -> list[dict]:
     for record in records:
         row = {"prompt": [{"role": "user", "content": question_text(record["noun"], record["options"], style)}],
                "image": record["image"]}
-        row.update({key: record[key] for key in PASSTHROUGH_FIELDS if key in record})
+        row.update({key: record[key] for key in TEXT_COLUMNS if key in record})
         rows.append(row)
     return rows
 
@@ -139,8 +135,8 @@ def synthetic_train_file(out_dir: str | os.PathLike, per_class: int, num_classes
 
     An existing file is reused (a resumed run sees the same questions; the drawing is seeded anyway).
     """
-    from refine_rft.data.records import write_jsonl_atomic
     from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft.files import write_jsonl_atomic
 
     path = Path(out_dir) / "train.jsonl"
     if not path.is_file():
