@@ -18,8 +18,14 @@ from refine_rft.judge.cache import JudgeCache, cache_key
 from refine_rft.judge.client import JudgeClient
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.images import image_data_url, image_hash, load_image
-from refine_rft.judge.prompts import (PROMPT_VERSION, RSC_REMINDER, SCORE_REMINDER, reasoning_messages,
-                                      rsc_messages, with_reminder)
+from refine_rft.judge.prompts import (
+    PROMPT_VERSION,
+    RSC_REMINDER,
+    SCORE_REMINDER,
+    reasoning_messages,
+    rsc_messages,
+    with_reminder,
+)
 from refine_rft.judge.scoring import in_range, parse_rsc, parse_score
 from refine_rft.judge.stats import JudgeStats
 
