@@ -27,10 +27,10 @@ from tqdm.auto import tqdm
 
 from refine_rft.data.records import QUESTION_COLUMNS, prediction_key, read_questions
 from refine_rft.files import JsonlAppender
-from refine_rft.prompts import STYLES, question_messages
+from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
-# Greedy budgets per style: a letter needs a few tokens, "B. <name>" a few dozen, reasoning hundreds.
-DEFAULT_MAX_NEW_TOKENS = {"choice": 8, "both": 48, "cot": 512}
+# Greedy budgets per style (the prompt styles' table).
+DEFAULT_MAX_NEW_TOKENS = {name: style.max_new_tokens for name, style in PROMPT_STYLES.items()}
 # Fields that differ between two runs of the same model on the same data.
 TIMING_FIELDS = ("gen_seconds",)
 PREDICTIONS_FILE = "predictions.jsonl"
