@@ -61,12 +61,12 @@ def grpo_rows(records: list[dict], style: str = "cot") -> list[dict]:
     return rows
 
 
-def cot_target(record: dict) -> str:
+def reference_cot_response(record: dict) -> str:
     """A reference response in the ReFine-RFT format, from a record's ground-truth ``attributes``:
     every attribute in ``<think>``, those that set the true option apart from the others (per
     ``option_attributes``; all of them when absent) in ``<attribute>``, the answer in ``<answer>``.
 
-    >>> print(cot_target({"options": ["x", "y"], "answer": 1, "attributes": {"crest": "crested", "tail_shape": "fan"},
+    >>> print(reference_cot_response({"options": ["x", "y"], "answer": 1, "attributes": {"crest": "crested", "tail_shape": "fan"},
     ...                   "option_attributes": [{"crest": "no crest", "tail_shape": "fan"},
     ...                                         {"crest": "crested", "tail_shape": "fan"}]}))
     <think>The bird has crested, fan tail.</think><attribute>crested</attribute><answer>B. y</answer>
@@ -88,7 +88,7 @@ def cot_target(record: dict) -> str:
 def sft_rows(records: list[dict], style: str = "both", target: str = "answer") -> list[dict]:
     """One SFT conversation per record: the question, then the answer ``"B. <name>"`` (``target=
     "answer"``, the SFT baseline) or a full ReFine-RFT response from the record's ground-truth
-    attributes (``target="cot"``, :func:`cot_target`: a format warm-up for the synthetic set).
+    attributes (``target="cot"``, :func:`reference_cot_response`: a format warm-up for the synthetic set).
 
     >>> rows = sft_rows([{"id": "q1", "dataset": "cub", "image": "a.png", "label": "y", "options": ["x", "y"],
     ...                   "answer": 1, "noun": "birds"}])
@@ -113,7 +113,7 @@ def _sft_target(record: dict, target: str) -> str:
     if target == "answer":
         return answer_text(record["options"], record["answer"])
     if target == "cot":
-        return cot_target(record)
+        return reference_cot_response(record)
     raise ValueError(f"unknown sft_target {target!r}; valid: answer, cot")
 
 
@@ -155,3 +155,16 @@ def training_file(script_args, output_dir: str | os.PathLike) -> Path:
     return synthetic_train_file(Path(output_dir) / "data", script_args.synthetic_per_class,
                                 script_args.synthetic_num_classes, script_args.synthetic_image_size,
                                 script_args.synthetic_seed)
+
+
+def load_training_inputs(script_args, training_args, model_args):
+    """The processor and the training records a run uses: ``(processor, records)``.
+
+    On several processes the main one prepares the training file first (the others then read it).
+    """
+    from refine_rft.train.model import load_processor
+
+    processor = load_processor(model_args, training_args)
+    with training_args.main_process_first(desc="training questions"):
+        train_file = training_file(script_args, training_args.output_dir)
+    return processor, load_records(train_file, script_args.max_train_samples)
