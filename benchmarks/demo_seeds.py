@@ -15,8 +15,9 @@ import json
 import statistics
 from pathlib import Path
 
-from refine_rft.data.records import write_text_atomic
+from refine_rft.data.records import RSC_KEYS
 from refine_rft.demo import RUNS, run_demo
+from refine_rft.files import write_text_atomic
 from refine_rft.report import load_run
 
 METRICS = ("CH.", "CoT", "RSC_A", "RSC_U", "RSC_O")
@@ -27,7 +28,7 @@ def run_metrics(run_dir: Path) -> dict[str, float | None]:
     run = load_run(run_dir)
     rsc = run.rsc("cot")["average"]
     return {"CH.": run.accuracy("choice"), "CoT": run.accuracy("cot"),
-            **{key: rsc.get(key) for key in ("RSC_A", "RSC_U", "RSC_O")}}
+            **{key: rsc.get(key) for key in RSC_KEYS}}
 
 
 def summarize(per_seed: dict[int, dict[str, dict]]) -> dict[str, dict[str, dict]]:

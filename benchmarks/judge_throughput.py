@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 
 from refine_rft.data.synthetic import synthetic_questions
-from refine_rft.testing.scripted_server import ScriptedJudgeServer
+from refine_rft.judge import JudgeConfig
 from refine_rft.rewards.reasoning import make_reasoning_reward
+from refine_rft.testing.scripted_server import ScriptedJudgeServer
 
 
 def step_batch(records: list[dict], group: int) -> tuple[list, dict]:
@@ -45,7 +46,7 @@ def timed_steps(config: dict, batches: list[tuple[list, dict]]) -> list[tuple[fl
     """Run one reward function over ``batches`` on one event loop, as TRL does (its reward loop and
     judge connections live for the whole run); per batch: wall seconds, this process' CPU seconds
     and the judge's counters."""
-    reward = make_reasoning_reward(config)
+    reward = make_reasoning_reward(JudgeConfig.from_dict(config))
     loop = asyncio.new_event_loop()
     results = []
     try:

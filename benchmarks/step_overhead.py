@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
-    from refine_rft.data.records import write_jsonl_atomic
     from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft.files import write_jsonl_atomic
     from refine_rft.testing.scripted_server import ScriptedJudgeServer
     from refine_rft.train.sft import train_sft
 

@@ -34,8 +34,8 @@ def tiny_model_path(_session_cache):
 @pytest.fixture(scope="session")
 def synthetic_train_jsonl(tmp_path_factory):
     """A small synthetic training set (8 species x 2 images) as a prepared JSONL file."""
-    from refine_rft.data.records import write_jsonl_atomic
     from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft.files import write_jsonl_atomic
 
     out = tmp_path_factory.mktemp("synthetic-train")
     return write_jsonl_atomic(out / "train.jsonl", synthetic_questions(out, "train", per_class=2, num_classes=8))

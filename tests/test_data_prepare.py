@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 
 from refine_rft.data.choices import PUBLISHED_FILES
+from refine_rft.data.cli import main
 from refine_rft.data.distractors import choose_distractors, clip_distractors, similar_distractors
-from refine_rft.testing.fake_layouts import tiny_jpeg, write_layout
 from refine_rft.data.fewshot import fewshot_size, sample_shots
 from refine_rft.data.paper import letter_shares
-from refine_rft.data.prepare import main, prepare_dataset
+from refine_rft.data.prepare import prepare_dataset
 from refine_rft.data.questions import check_images
 from refine_rft.data.readers import Example, LabelledSplit, read_split
 from refine_rft.data.readers.official import FLOWER_NAMES
-from refine_rft.data.records import make_record, read_jsonl
+from refine_rft.data.records import make_record, read_questions
+from refine_rft.testing.fake_layouts import tiny_jpeg, write_layout
 
 JPEG = tiny_jpeg()
 CARS = ["AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Audi S5 Coupe 2012", "BMW X5 SUV 2007",
@@ -160,7 +161,7 @@ def test_cli_dataset_writes_atomically_and_reports(cars, tmp_path, capsys):
     root, choices, entries = cars
     out = tmp_path / "out" / "cars_test.jsonl"
     assert main(["cars", "--root", str(root), "--split", "test", "--choices", str(choices), "--out", str(out)]) == 0
-    assert len(read_jsonl(out, validate=True)) == len(entries)
+    assert len(read_questions(out)) == len(entries)
     assert capsys.readouterr().out.startswith(f"cars test: {len(entries)} questions, 5 classes, answers A=")
     (root / "stanford_cars" / "cars_test" / "00003.jpg").write_bytes(b"truncated")
     failed = tmp_path / "out" / "failed.jsonl"
@@ -172,7 +173,7 @@ def test_cli_dataset_writes_atomically_and_reports(cars, tmp_path, capsys):
     train = tmp_path / "out" / "train.jsonl"
     assert main(["cars", "--root", str(root), "--split", "train", "--shots", "1", "--distractors", "random",
                  "--out", str(train)]) == 0
-    assert sorted(r["label"] for r in read_jsonl(train, validate=True)) == sorted(CARS)
+    assert sorted(r["label"] for r in read_questions(train)) == sorted(CARS)
 
 
 def test_prepare_paper_builds_six_test_sets_and_the_fewshot_set(tmp_path, capsys):
@@ -198,9 +199,9 @@ def test_prepare_paper_builds_six_test_sets_and_the_fewshot_set(tmp_path, capsys
     assert main(["paper", "--roots", str(tmp_path / "roots"), "--choices-dir", str(tmp_path / "choices"),
                  "--out", str(out), "--shots", "1", "--distractors", "random"]) == 0
     for dataset in classes:
-        rows = read_jsonl(out / "test" / f"{dataset}.jsonl", validate=True)
+        rows = read_questions(out / "test" / f"{dataset}.jsonl")
         assert len(rows) == 4 and {r["dataset"] for r in rows} == {dataset}
-    train = read_jsonl(out / "train.jsonl", validate=True)
+    train = read_questions(out / "train.jsonl")
     assert len(train) == sum(len(c) for c in classes.values())  # 1 shot x every class
     table = capsys.readouterr().out
     assert "| flowers | 4 | 4 |" in table and "| **all** | 24 | 24 |" in table

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from refine_rft.data.prepare import main, prepare_synthetic
-from refine_rft.data.records import read_jsonl
+from refine_rft.data.cli import main
+from refine_rft.data.prepare import prepare_synthetic
+from refine_rft.data.records import read_questions
 from refine_rft.data.synthetic import ATTRIBUTES, attribute_distance, make_species
+from refine_rft.files import read_jsonl
 
 
 def _digest(path: str) -> str:
@@ -19,7 +21,7 @@ def _digest(path: str) -> str:
 def test_splits_sizes_and_disjoint_images(tmp_path):
     paths = prepare_synthetic(tmp_path, num_classes=8, shots=2, test_per_class=3, pool_per_class=4, image_size=64)
     assert set(paths) == {"train", "test", "pool"}
-    rows = {split: read_jsonl(path, validate=True) for split, path in paths.items()}
+    rows = {split: read_questions(path) for split, path in paths.items()}
     assert {s: len(r) for s, r in rows.items()} == {"train": 16, "test": 24, "pool": 32}
     for split, split_rows in rows.items():
         assert {r["label"] for r in split_rows} == {s.name for s in make_species(8)}

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from refine_rft.data.records import write_jsonl_atomic
 from refine_rft.data.synthetic import synthetic_questions
 from refine_rft.evaluate import cli, general
+from refine_rft.files import write_jsonl_atomic
 
 
 def test_eval_command_writes_predictions_and_scores(tmp_path, tiny_model_path, capsys):

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from refine_rft.data.records import write_jsonl_atomic
-from refine_rft.evaluate.score import both_choice, parsed_choice, score_predictions
+from refine_rft.evaluate.score import parsed_choice, score_predictions
+from refine_rft.files import write_jsonl_atomic
+from refine_rft.parsing import both_choice
 
 OPTIONS = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from refine_rft.data.synthetic import attribute_phrase, synthetic_questions
-from refine_rft.judge import make_judge
+from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.attributes import attribute_score
 from refine_rft.prompts import answer_text
 
@@ -61,7 +61,7 @@ def test_a_negated_crest_is_a_claim_of_no_crest():
 
 
 def test_on_synthetic_questions_the_truth_scores_highest(questions):
-    judge = make_judge({"backend": "attributes"})
+    judge = make_judge(JudgeConfig.from_dict({"backend": "attributes"}))
     for row in questions:
         distractor = row["option_attributes"][(row["answer"] + 1) % 4]
         truth = asyncio.run(judge.reasoning_score({**row, "response": f"<think>{describe(row['attributes'])}</think>"}))
@@ -71,7 +71,7 @@ def test_on_synthetic_questions_the_truth_scores_highest(questions):
 
 
 def test_rsc_reads_answer_format_and_reasoning(questions):
-    judge = make_judge({"backend": "attributes"})
+    judge = make_judge(JudgeConfig.from_dict({"backend": "attributes"}))
     row = questions[0]
     good = (f"<think>{describe(row['attributes'])}</think>\n<attribute>{describe(row['attributes'])}</attribute>\n"
             f"<answer>{answer_text(row['options'], row['answer'])}</answer>")
@@ -85,7 +85,7 @@ def test_rsc_reads_answer_format_and_reasoning(questions):
 
 
 def test_data_without_attributes_fails_fast_naming_the_sample():
-    judge = make_judge({"backend": "attributes"})
+    judge = make_judge(JudgeConfig.from_dict({"backend": "attributes"}))
     sample = {"id": "cars/test/7", "options": ["a", "b"], "answer": 0, "response": "<think>red paint</think>"}
     with pytest.raises(ValueError, match=r"'cars/test/7' lacks field\(s\) attributes, option_attributes"):
         asyncio.run(judge.reasoning_score(sample))

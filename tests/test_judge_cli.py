@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from refine_rft.cli import main as refine_rft
 from refine_rft.data.synthetic import attribute_phrase, synthetic_questions
-from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
 from refine_rft.prompts import answer_text
+from refine_rft.recipes import load_recipe
+from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = sorted(RECIPES_DIR.rglob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +84,35 @@ def test_bad_input_fails_with_a_message(tmp_path, capsys):
     assert "'cars/1' lacks field(s) attributes" in capsys.readouterr().err
     assert refine_rft(["judge", str(predictions), "--out", str(tmp_path / "s.jsonl")]) == 2  # no --model
     assert "model is required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(RECIPES_DIR)))
+def test_judge_config_reads_every_recipe_as_training_does(recipe, predictions, tmp_path):
+    """``--config RECIPE`` (includes resolved): the judge that training would use, flags on top."""
+    from refine_rft.judge.cli import build_parser, config_from_args
+    from refine_rft.train import grpo
+    from refine_rft.train.config import parse_recipe
+
+    args = build_parser().parse_args([str(predictions), "--config", str(recipe), "--out", str(tmp_path / "s.jsonl")])
+    config = config_from_args(args) if "judge" in load_recipe(recipe) else None
+    if config is not None:
+        script, _, _ = parse_recipe(grpo._dataclass_types(), ["--config", str(recipe), "--bf16", "false",
+                                                              "--use_cpu", "true"])
+        assert config == script.judge
+    out = tmp_path / "scores.jsonl"
+    with ScriptedJudgeServer() as server:
+        assert refine_rft(["judge", str(predictions), "--config", str(recipe), "--endpoint", server.url,
+                           "--model", "teacher", "--out", str(out)]) == 0
+    rows = read(out)
+    assert len(rows) == 8
+    if config is not None and config.backend == "attributes":
+        assert server.count == 0 and {row["judge"] for row in rows} == {"attributes"}
+    else:
+        assert server.count == 8 and {row["judge"] for row in rows} == {"teacher"}
+
+
+def test_judge_settings_file_with_a_typo_fails(predictions, tmp_path, capsys):
+    settings = tmp_path / "judge.yaml"
+    settings.write_text("backend: attributes\nconcurency: 4\n")
+    assert refine_rft(["judge", str(predictions), "--config", str(settings), "--out", str(tmp_path / "s.jsonl")]) == 2
+    assert "unknown key 'concurency'" in capsys.readouterr().err

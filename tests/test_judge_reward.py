@@ -7,8 +7,9 @@ import asyncio
 from PIL import Image
 from trl.trainer.utils import get_callable_name, is_async_callable, start_event_loop_in_daemon
 
-from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
+from refine_rft.judge import JudgeConfig
 from refine_rft.rewards.reasoning import make_reasoning_reward
+from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
 
 OPTIONS = ["Common Finch", "Crimson-winged Finch", "Hook-billed Finch", "Crested Finch"]
 GOOD = [{"role": "assistant", "content": "<think>Crimson wings.</think><attribute>crimson wings</attribute>"
@@ -22,13 +23,13 @@ def columns(n: int) -> dict:
                 answer=[1] * n, noun=["birds"] * n, id=[f"q{i}" for i in range(n)], trainer_state=None)
 
 
-def judge_config(server, **overrides) -> dict:
-    return {"base_urls": [server.url], "model": "teacher", "timeout": 2.0, "max_retries": 1,
-            "backoff_base": 0.01, "backoff_max": 0.1, **overrides}
+def judge_config(server, **overrides) -> JudgeConfig:
+    return JudgeConfig(base_urls=[server.url], model="teacher", timeout=2.0, max_retries=1,
+                       backoff_base=0.01, backoff_max=0.1, **overrides)
 
 
 def test_trl_sees_an_async_reward_named_reasoning_reward():
-    reward = make_reasoning_reward({"backend": "attributes"})
+    reward = make_reasoning_reward(JudgeConfig(backend="attributes"))
     assert is_async_callable(reward)
     assert get_callable_name(reward) == "reasoning_reward"
 

@@ -9,9 +9,9 @@ import pytest
 
 from refine_rft.data.synthetic import synthetic_questions
 from refine_rft.demo.instruct_data import TASKS, InstructMix, cot_target, describe_target, draw_example
+from refine_rft.demo.pretrain import PretrainConfig, cache_key, cached_instruct_model
 from refine_rft.judge.attributes import attribute_score
 from refine_rft.parsing import extract_letter_answer
-from refine_rft.demo.pretrain import PretrainConfig, cache_key, cached_instruct_model
 from refine_rft.rewards.rules import attribute_format_reward, classification_reward
 
 
@@ -65,7 +65,7 @@ def test_unknown_task_is_refused(records):
 
 
 def test_pretraining_learns_is_cached_and_keyed_by_its_config(tmp_path, records, tiny_model_path):
-    from refine_rft.data.records import write_jsonl_atomic
+    from refine_rft.files import write_jsonl_atomic
 
     pool = write_jsonl_atomic(tmp_path / "pool.jsonl", records)
     config = PretrainConfig(size="tiny", steps=12, describe_steps=4, warmup_steps=2, batch_size=4)
@@ -86,8 +86,8 @@ def test_pretraining_learns_is_cached_and_keyed_by_its_config(tmp_path, records,
 
 
 def test_pool_without_attributes_fails_naming_the_file(tmp_path, records):
-    from refine_rft.data.records import write_jsonl_atomic
     from refine_rft.demo.pretrain import pretrain_instruct
+    from refine_rft.files import write_jsonl_atomic
 
     rows = [{k: v for k, v in r.items() if k != "attributes"} for r in records]
     pool = write_jsonl_atomic(tmp_path / "plain.jsonl", rows)
@@ -98,7 +98,7 @@ def test_pool_without_attributes_fails_naming_the_file(tmp_path, records):
 def test_cache_key_follows_the_pool_content_not_its_folder(tmp_path, records):
     import shutil
 
-    from refine_rft.data.records import write_jsonl_atomic
+    from refine_rft.files import write_jsonl_atomic
     from refine_rft.models.tiny import cached_tiny_model
 
     base = cached_tiny_model("qwen2_vl", seed=0, size="tiny")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from refine_rft.judge import JudgeConfig
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 PAPER = RECIPES / "qwen2vl7b"
@@ -43,13 +45,13 @@ def test_paper_recipe():
     assert 8 * training.per_device_train_batch_size * training.gradient_accumulation_steps == 64 * 6
     assert script.rewards == ["attribute_format", "classification", "reasoning"]
     assert training.reward_weights == pytest.approx([1 / 3] * 3, abs=1e-6)
-    assert script.judge["backend"] == "openai" and script.judge["model"] == "OpenGVLab/InternVL3-38B"
-    assert script.judge["base_urls"][0].startswith("http")
+    assert script.judge.backend == "openai" and script.judge.model == "OpenGVLab/InternVL3-38B"
+    assert script.judge.base_urls[0].startswith("http")
     assert training.use_vllm and script.prompt_style == "cot"
 
 
 def test_ablations_differ_from_the_paper_only_where_they_should():
-    from refine_rft.train.config import load_recipe
+    from refine_rft.recipes import load_recipe
 
     paper = load_recipe(PAPER / "refine_rft.yaml")
     expected = {
@@ -70,7 +72,7 @@ def test_ablations_differ_from_the_paper_only_where_they_should():
 
 
 def test_include_merges_and_detects_cycles(tmp_path):
-    from refine_rft.train.config import load_recipe
+    from refine_rft.recipes import load_recipe
 
     (tmp_path / "a.yaml").write_text("include: b.yaml\nx: 1\n")
     (tmp_path / "b.yaml").write_text("include: a.yaml\n")
@@ -96,23 +98,26 @@ def test_command_line_overrides_recipe():
         "--config", str(RECIPES / "tiny" / "refine_rft.yaml"), "--learning_rate", "0.5",
         "--judge", '{"backend": "attributes", "concurrency": 2}', "--rewards", "format", "length"])
     assert training.learning_rate == 0.5
-    assert script.judge == {"backend": "attributes", "concurrency": 2}
+    assert script.judge == JudgeConfig(backend="attributes", concurrency=2)
     assert script.rewards == ["format", "length"]
     # --judge changes the named judge settings and keeps the recipe's others
     script, _, _ = parse_recipe(grpo._dataclass_types(), [
         "--config", str(PAPER / "refine_rft.yaml"), "--bf16", "false", "--use_cpu", "true",
         "--judge", '{"base_urls": ["http://10.0.0.7:8000/v1"]}'])
-    assert script.judge["base_urls"] == ["http://10.0.0.7:8000/v1"]
-    assert script.judge["model"] == "OpenGVLab/InternVL3-38B"
+    assert script.judge.base_urls == ["http://10.0.0.7:8000/v1"]
+    assert script.judge.model == "OpenGVLab/InternVL3-38B"
 
 
 def test_saved_config_has_no_secrets():
     from refine_rft.train.config import resolved_config, scrub_secrets
 
     script, training, model = _parse(RECIPES / "tiny" / "refine_rft.yaml",
-                                     {"judge": {"backend": "attributes", "api_key": "sk-secret"}, "hub_token": "hf_x"})
+                                     {"judge": {"backend": "attributes"}, "hub_token": "hf_x"})
     text = json.dumps(resolved_config(script, training, model))
-    assert "sk-secret" not in text and "hf_x" not in text and '"backend": "attributes"' in text
+    assert "hf_x" not in text and '"backend": "attributes"' in text
+    # The judge's key is never configured, only its variable's name: a key in the recipe fails.
+    with pytest.raises(ValueError, match="api_key_env"):
+        _parse(RECIPES / "tiny" / "refine_rft.yaml", {"judge": {"backend": "attributes", "api_key": "sk-secret"}})
     assert scrub_secrets([{"api_key": 1, "k": 2}]) == [{"k": 2}]
 
 
@@ -126,7 +131,7 @@ def test_reward_table():
         get_reward_funcs(["format", "format"])
     with pytest.raises(ValueError, match="needs judge settings"):
         get_reward_funcs(["reasoning"])
-    names = [f.__name__ for f in get_reward_funcs(list(REWARD_NAMES), judge={"backend": "attributes"})]
+    names = [f.__name__ for f in get_reward_funcs(list(REWARD_NAMES), judge=JudgeConfig(backend="attributes"))]
     assert names == ["format_reward", "attribute_format_reward", "classification_reward", "reasoning_reward",
                      "length_reward"]
 
@@ -147,8 +152,8 @@ def test_length_reward_counts_policy_tokens(tiny_model_path):
 
 
 def test_grpo_rows_pass_record_fields_to_rewards(tmp_path):
-    from refine_rft.data.records import write_jsonl_atomic
     from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft.files import write_jsonl_atomic
     from refine_rft.train.data import grpo_rows, load_records, to_dataset
 
     rows = synthetic_questions(tmp_path, "train", per_class=1, num_classes=4)

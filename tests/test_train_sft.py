@@ -19,7 +19,7 @@ def _overrides(tmp_path, train_file, **extra) -> dict:
 
 
 def test_sft_loss_covers_the_answer_only(tmp_path, tiny_model_path, synthetic_train_jsonl):
-    from refine_rft.data.records import read_jsonl
+    from refine_rft.files import read_jsonl
     from refine_rft.prompts import answer_text
     from refine_rft.train.config import parse_recipe
     from refine_rft.train.sft import _dataclass_types, build_trainer

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 TAGS = ("think", "attribute", "answer")
+# The option letters, in the order options are shown (the FOCI protocol asks four-option questions).
+LETTERS = "ABCD"
 
 
 @dataclass(frozen=True)
@@ -189,3 +191,80 @@ def extract_letter_answer(text: str | None, options: Sequence[str], letters: str
         if not is_article:
             return letters.index(match.group(1).upper())
     return extract_choice(text, options, letters)
+
+
+# --- Answer rules of the prompt styles (see refine_rft.prompts.PROMPT_STYLES) -------------------
+# choice: extract_letter_answer; both: both_choice; cot: cot_choice.
+
+
+def both_choice(text: str | None, options: Sequence[str], letters: str = LETTERS) -> int | None:
+    """The option that a Both-style response identifies by letter *and* full name, else ``None``.
+
+    >>> options = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]
+    >>> [both_choice(t, options) for t in ["B. Sooty Albatross", "(C) least auklet", "B", "Sooty_Albatross"]]
+    [1, 2, None, None]
+    >>> [both_choice(t, options) for t in ["A. Sooty_Albatross", "B. Sooty_Albatross or C. Least_Auklet"]]
+    [None, None]
+    """
+    if not text:
+        return None
+    stated, named = stated_options(text, options, letters)
+    return named.pop() if len(named) == 1 and named == stated else None
+
+
+def cot_choice(text: str | None, options: Sequence[str]) -> int | None:
+    """The CoT rule: the first ``<answer>…</answer>`` block is required (no block: ``None``,
+    whatever the rest of the text says) and must identify one option under :func:`extract_choice`.
+
+    >>> options = ["Laysan_Albatross", "Sooty_Albatross"]
+    >>> cot_choice("<think>dark</think><answer>B. Sooty_Albatross</answer>", options), cot_choice("B", options)
+    (1, None)
+    """
+    answer = parse_response(text or "").answer
+    return None if answer is None else extract_choice(answer, options)
+
+# --- Tag grammar: the <think>/<attribute>/<answer> format of a whole response -------------------
+# Shared by the format rewards (R_f, R_fa), R_cls and the attribute judge's RSC.
+
+THINK_ANSWER = ("think", "answer")
+THINK_ATTRIBUTE_ANSWER = ("think", "attribute", "answer")
+
+
+def follows_format(text: str, tags: Sequence[str]) -> bool:
+    """True iff ``text`` is exactly the blocks ``tags`` in order, each once and non-blank, with
+    only whitespace between and around them, and no other of the known tags anywhere.
+
+    >>> follows_format("<think>red</think> <answer>A</answer>", THINK_ANSWER)
+    True
+    >>> follows_format("<think>red</think><attribute>x</attribute><answer>A</answer>", THINK_ANSWER)
+    False
+    """
+    for tag in TAGS:
+        expected = 1 if tag in tags else 0
+        if text.count(f"<{tag}>") != expected or text.count(f"</{tag}>") != expected:
+            return False
+    pattern = r"\s*" + r"\s*".join(rf"<{tag}>(.*?)</{tag}>" for tag in tags) + r"\s*"
+    match = re.fullmatch(pattern, text, flags=re.DOTALL)
+    return match is not None and all(group.strip() for group in match.groups())
+
+
+def only_answer_block(text: str) -> str | None:
+    """The contents of the ``<answer>`` block when the response has exactly one, else ``None``.
+
+    >>> only_answer_block("<think>x</think><answer>B</answer>"), only_answer_block("<answer>A</answer><answer>B</answer>")
+    ('B', None)
+    """
+    if text.count("<answer>") != 1 or text.count("</answer>") != 1:
+        return None
+    match = re.search(r"<answer>(.*?)</answer>", text, flags=re.DOTALL)
+    return match.group(1) if match else None
+
+
+def answered_option(text: str, options: Sequence[str]) -> int | None:
+    """The option that the response's single ``<answer>`` block identifies (R_cls's reading), else ``None``.
+
+    >>> answered_option("<answer>B. Sooty_Albatross</answer>", ["Laysan_Albatross", "Sooty_Albatross"])
+    1
+    """
+    block = only_answer_block(text)
+    return None if block is None else extract_choice(block, options)

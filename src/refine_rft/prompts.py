@@ -8,7 +8,8 @@ The question text is the one FOCI / Finedefics use, so numbers are comparable wi
     B. Sooty_Albatross
     ...
 
-followed by one instruction line that sets the answer style:
+followed by one instruction line that sets the answer style (:data:`PROMPT_STYLES` holds each
+style's instruction, evaluation token budget, answer rule and report label):
 
 - ``choice``: the letter only (the paper's "Choice" / CH. protocol);
 - ``both``:   the letter and the category name;
@@ -21,24 +22,50 @@ so a change must be a visible, deliberate diff.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-LETTERS = "ABCD"
+from refine_rft.parsing import LETTERS, both_choice, cot_choice, extract_letter_answer
 
 QUESTION_TEMPLATE = "Which of these {noun} is shown in the image?\nChoices:\n{choices}"
 
-INSTRUCTIONS: dict[str, str] = {
-    "choice": "Answer with the letter from the given choices directly.",
-    "both": "Answer the correct choice and its category name.",
-    "cot": (
+
+@dataclass(frozen=True)
+class PromptStyle:
+    """Everything a prompt style means, in one place: the instruction that ends the question, the
+    greedy token budget at evaluation, the rule that reads the answer, and the report's label."""
+
+    name: str
+    instruction: str
+    max_new_tokens: int  # a letter needs a few tokens, "B. <name>" a few dozen, reasoning hundreds
+    parse: Callable[[str | None, Sequence[str]], int | None]  # the option an answer gives, None: unparseable
+    label: str  # the column label of the paper's tables
+
+
+PROMPT_STYLES: dict[str, PromptStyle] = {style.name: style for style in (
+    PromptStyle("choice", "Answer with the letter from the given choices directly.", 8,
+                extract_letter_answer, "CH."),
+    PromptStyle("both", "Answer the correct choice and its category name.", 48, both_choice, "Both"),
+    PromptStyle("cot", (
         "First think about the visual details in the image and compare them with the choices "
         "inside <think> </think>. Then list the discriminative attributes that identify the "
         "category inside <attribute> </attribute>. Finally give the letter and the category "
         "name of the correct choice inside <answer> </answer>."
-    ),
-}
+    ), 512, cot_choice, "CoT"),
+)}
+STYLES = tuple(PROMPT_STYLES)
+INSTRUCTIONS: dict[str, str] = {name: style.instruction for name, style in PROMPT_STYLES.items()}
 
-STYLES = tuple(INSTRUCTIONS)
+
+def prompt_style(name: str) -> PromptStyle:
+    """The style called ``name``; an unknown name fails, listing the valid ones.
+
+    >>> prompt_style("choice").label, prompt_style("cot").max_new_tokens
+    ('CH.', 512)
+    """
+    if name not in PROMPT_STYLES:
+        raise ValueError(f"unknown prompt style {name!r}; valid styles: {', '.join(STYLES)}")
+    return PROMPT_STYLES[name]
 
 
 def format_choices(options: Sequence[str], letters: str = LETTERS) -> str:
@@ -62,9 +89,7 @@ def question_text(noun: str, options: Sequence[str], style: str = "cot") -> str:
     B. Sooty_Albatross
     Answer with the letter from the given choices directly.
     """
-    if style not in INSTRUCTIONS:
-        raise ValueError(f"unknown prompt style {style!r}; valid styles: {', '.join(STYLES)}")
-    return QUESTION_TEMPLATE.format(noun=noun, choices=format_choices(options)) + INSTRUCTIONS[style]
+    return QUESTION_TEMPLATE.format(noun=noun, choices=format_choices(options)) + prompt_style(style).instruction
 
 
 def question_messages(noun: str, options: Sequence[str], style: str = "cot") -> list[dict]:

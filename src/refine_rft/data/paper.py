@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from refine_rft.data.choices import PUBLISHED_FILES
+from refine_rft.data.prepare import prepare_dataset
 from refine_rft.data.readers import OFFICIAL
-
-LETTERS = "ABCDEFGHIJ"
+from refine_rft.files import write_jsonl_atomic, write_text_atomic
+from refine_rft.prompts import LETTERS
 
 
 def letter_shares(rows: list[dict]) -> dict[str, float]:
@@ -56,8 +57,6 @@ def prepare_paper(roots: str | Path, choices_dir: str | Path, out_dir: str | Pat
     """
     from tqdm.auto import tqdm
 
-    from refine_rft.data.prepare import prepare_dataset
-
     roots, choices_dir, out_dir = Path(roots), Path(choices_dir), Path(out_dir)
     missing = [str(choices_dir / PUBLISHED_FILES[d]) for d in datasets if not (choices_dir / PUBLISHED_FILES[d]).is_file()]
     if missing:
@@ -72,8 +71,6 @@ def prepare_paper(roots: str | Path, choices_dir: str | Path, out_dir: str | Pat
         else:
             train[dataset] = prepare_dataset(dataset, roots, "train", shots=shots, seed=seed, distractors=distractors,
                                              pretty=pretty, verify_images=verify_images, clip_options=clip_options)
-    from refine_rft.data.records import write_jsonl_atomic, write_text_atomic
-
     paths = {f"test/{d}": write_jsonl_atomic(out_dir / "test" / f"{d}.jsonl", rows) for d, rows in tests.items()}
     paths["train"] = write_jsonl_atomic(out_dir / "train.jsonl", [r for rows in train.values() for r in rows])
     paths["summary"] = write_text_atomic(out_dir / "summary.md", summary_table(tests, train) + "\n")

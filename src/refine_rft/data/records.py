@@ -1,28 +1,46 @@
-"""The one record type every prepared question uses, seeded option shuffling, and safe JSONL I/O.
+"""The rows that flow between the stages, defined once: the question record, the prediction row
+and the judge's score row; and how a row's ``image`` path is read.
 
-A question is one JSONL row::
+A question is one JSONL row (``refine-rft prepare``)::
 
     {"id": "cub/test/000123", "dataset": "cub", "image": "/data/CUB_200_2011/images/....jpg",
      "label": "Laysan_Albatross", "options": ["Sooty_Albatross", "Laysan_Albatross", ...],
      "answer": 1, "noun": "birds", "attributes": {...}}
 
 ``options`` are in the order shown to the model and ``answer`` indexes the true class in them.
+A prediction row (``refine-rft eval``) is the question's columns plus ``style`` and ``response``
+(and how it was generated), so that a predictions file stands alone. A score row
+(``refine-rft judge``) is ``id``, ``style``, ``dataset`` and the :data:`RSC_KEYS` with feedback.
+
+Relative ``image`` paths are relative to the folder of the JSONL file that lists them
+(:func:`resolve_image`); every stage reads them that way.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-REQUIRED_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun")
+from refine_rft.files import read_jsonl
 
+# Every question has these; ``validate_record`` checks them.
+QUESTION_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun")
+# Ground-truth attributes, where the data has them (the synthetic set; CUB with attributes/).
+ATTRIBUTE_FIELDS = ("attributes", "option_attributes")
+# Every column of a question that a later stage reads.
+QUESTION_COLUMNS = QUESTION_FIELDS + ATTRIBUTE_FIELDS
+# The columns that travel beside the image: TRL hands them to the rewards, the rewards to the judge.
+TEXT_COLUMNS = tuple(name for name in QUESTION_COLUMNS if name != "image")
+# What a prediction adds to its question's columns.
+ANSWER_FIELDS = ("style", "response")
+# What scoring and judging need of a prediction row (the label is carried but not needed: the
+# options and the answer index say which option is true).
+PREDICTION_FIELDS = tuple(name for name in QUESTION_FIELDS if name != "label") + ANSWER_FIELDS
+# The judge's Reasoning-Answer scores (0-100): answer accuracy, reasoning usefulness, instruction obedience.
+RSC_KEYS = ("RSC_A", "RSC_U", "RSC_O")
 NOUNS = {
     "cub": "birds",
     "aircraft": "aircraft",
@@ -87,11 +105,33 @@ def make_record(
     return record
 
 
+def resolve_image(image: str | os.PathLike, listed_in: str | os.PathLike) -> str:
+    """The absolute path of a row's ``image``: as given when absolute, else relative to the folder
+    of the JSONL file ``listed_in`` (so a data folder can move as a whole).
+
+    >>> resolve_image("/data/a.png", "/runs/eval/predictions.jsonl")
+    '/data/a.png'
+    >>> resolve_image("images/a.png", "/data/synthetic/test.jsonl")
+    '/data/synthetic/images/a.png'
+    """
+    image = Path(image)
+    if image.is_absolute():
+        return str(image)
+    return os.path.abspath(Path(listed_in).parent / image)
+
+
+def read_questions(path: str | os.PathLike) -> list[dict]:
+    """The question records of a JSONL file, each validated (errors name the file and line), with
+    ``image`` resolved by :func:`resolve_image`."""
+    return [{**record, "image": resolve_image(record["image"], path)}
+            for record in read_jsonl(path, check=validate_record)]
+
+
 def validate_record(record: dict, where: str = "record") -> dict:
     """Check a record has every field with a sane value; raise ``ValueError`` naming ``where`` if not."""
-    missing = [f for f in REQUIRED_FIELDS if f not in record]
+    missing = [f for f in QUESTION_FIELDS if f not in record]
     if missing:
-        raise ValueError(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(REQUIRED_FIELDS)})")
+        raise ValueError(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(QUESTION_FIELDS)})")
     options, answer = record["options"], record["answer"]
     if not isinstance(options, list) or len(options) < 2:
         raise ValueError(f"{where}: field 'options' must be a list of at least 2 class names, got {options!r}")
@@ -102,144 +142,19 @@ def validate_record(record: dict, where: str = "record") -> dict:
     return record
 
 
-def read_jsonl(path: str | os.PathLike, validate: bool = False) -> list[dict]:
-    """Read a JSONL file; with ``validate``, check each row is a question record.
+def validate_prediction(row: dict, where: str = "prediction") -> dict:
+    """Check a prediction row has every field of :data:`PREDICTION_FIELDS`; raise ``ValueError``
+    naming ``where`` and the missing fields if not."""
+    missing = [name for name in PREDICTION_FIELDS if name not in row]
+    if missing:
+        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+    return row
 
-    Errors name the file and line.
+
+def prediction_key(row: dict) -> tuple[str, str]:
+    """The key of a prediction or score row: ``(question id, style)``.
+
+    >>> prediction_key({"id": "cub/test/1", "style": "cot", "response": "..."})
+    ('cub/test/1', 'cot')
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            rows.append(validate_record(row, f"{path}:{number}") if validate else row)
-    return rows
-
-
-def iter_jsonl_tolerant(path: str | os.PathLike) -> Iterator[dict]:
-    """Rows of an append-only JSONL file, skipping a torn last line left by a killed writer."""
-    path = Path(path)
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
-
-
-def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
-    """Write rows to ``path`` through a temporary file in the same folder and an atomic rename,
-    so a failed run never leaves a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for row in rows:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-@contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Fill a temporary sibling folder; on success it replaces ``path`` in one rename, on failure it
-    is removed, so ``path`` is always complete or absent (models, caches, exports).
-
-    >>> import tempfile, os
-    >>> out = os.path.join(tempfile.mkdtemp(), "model")
-    >>> with atomic_directory(out) as work:
-    ...     _ = (work / "config.json").write_text("{}")
-    >>> os.listdir(out)
-    ['config.json']
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
-        yield work
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(work, path)
-
-
-class JsonlAppender:
-    """Append rows keyed by ``id_key`` to a JSONL file, skipping keys already there (resume).
-
-    Each row is flushed and fsynced as it is written, so a kill loses at most the row in flight;
-    a torn last line is ignored on reopen and rewritten.
-
-    >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "p.jsonl")
-    >>> with JsonlAppender(path, key=lambda r: r["id"]) as out:
-    ...     out.write({"id": "a"}); out.write({"id": "a"})
-    True
-    False
-    >>> JsonlAppender(path, key=lambda r: r["id"]).done
-    {'a'}
-    """
-
-    def __init__(self, path: str | os.PathLike, key):
-        self.path = Path(path)
-        self.key = key
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        rows = list(iter_jsonl_tolerant(self.path))
-        self.done = {key(row) for row in rows}
-        # Rewrite without a torn tail so that appends start on a fresh line.
-        if self.path.exists() and self.path.read_bytes()[-1:] not in (b"", b"\n"):
-            write_jsonl_atomic(self.path, rows)
-        self._handle = None
-
-    def write(self, row: dict) -> bool:
-        """Append ``row`` unless its key is already done; return whether it was written."""
-        key = self.key(row)
-        if key in self.done:
-            return False
-        if self._handle is None:
-            self._handle = self.path.open("a", encoding="utf-8")
-        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self.done.add(key)
-        return True
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    def __enter__(self) -> JsonlAppender:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    return (row["id"], row["style"])

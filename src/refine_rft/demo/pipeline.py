@@ -29,8 +29,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from refine_rft.data.records import write_text_atomic
 from refine_rft.demo.pretrain import PretrainConfig
+from refine_rft.files import write_text_atomic
 
 RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "tiny"
 STAGE_FILE = "demo_stage.json"
@@ -153,7 +153,8 @@ def train_runs(out: Path, model: Path, train_file: Path, config: DemoConfig, see
 def evaluate_runs(out: Path, model: Path, test_file: Path, adapters: dict[str, Path], config: DemoConfig) -> list[Path]:
     """Stage 5: Answer-only predictions (Choice, CoT) and attribute-judge RSC for each run."""
     from refine_rft.evaluate import generate_predictions, score_predictions
-    from refine_rft.judge.cli import main as judge_main
+    from refine_rft.judge import JudgeConfig
+    from refine_rft.judge.reasoning_answer import score_reasoning_answers
 
     run_dirs = []
     for folder_name, name, ablation in RUNS:
@@ -168,10 +169,10 @@ def evaluate_runs(out: Path, model: Path, test_file: Path, adapters: dict[str, P
                                                batch_size=config.eval_batch_size,
                                                max_new_tokens=config.eval_max_new_tokens)
             score_predictions(predictions)
-            code = judge_main([str(predictions), "--backend", "attributes", "--out",
-                               str(run_dir / "judge_scores.jsonl"), "--styles", "cot"])
-            if code != 0:
-                raise RuntimeError(f"the attribute judge failed on {predictions} (exit code {code})")
+            judged = score_reasoning_answers(predictions, run_dir / "judge_scores.jsonl",
+                                             JudgeConfig(backend="attributes"), styles=["cot"])
+            if judged.failures:
+                raise RuntimeError(f"the attribute judge failed on {judged.failures} rows of {predictions}")
             meta = {"name": name}
             if ablation:
                 meta["ablation"] = ablation

@@ -29,8 +29,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from refine_rft.data.records import atomic_directory
 from refine_rft.demo.instruct_data import InstructMix, draw_example, draw_task
+from refine_rft.files import atomic_directory
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def cache_key(base_model: Path, pool_path: Path, config: PretrainConfig) -> str:
         digest.update(_file_digest(Path(base_model) / name).encode())
     # The pool by content, not by location: each row without its image path, and the image's
     # bytes, so the same data drawn into another folder reuses the model.
-    from refine_rft.data.records import read_jsonl
+    from refine_rft.files import read_jsonl
 
     for row in read_jsonl(pool_path):
         digest.update(json.dumps({k: v for k, v in row.items() if k != "image"}, sort_keys=True).encode())
@@ -183,11 +183,11 @@ def pretrain_instruct(pool_path: str | os.PathLike, out: str | os.PathLike, conf
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from refine_rft.data.records import read_jsonl
+    from refine_rft.data.records import read_questions
     from refine_rft.models.tiny import cached_tiny_model
 
     config = config or PretrainConfig()
-    rows = read_jsonl(pool_path, validate=True)
+    rows = read_questions(pool_path)
     missing = [r["id"] for r in rows if "attributes" not in r]
     if missing:
         raise ValueError(f"{pool_path}: pre-training needs rows with 'attributes' (synthetic data); "

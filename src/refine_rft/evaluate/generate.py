@@ -25,40 +25,29 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from refine_rft.data.records import JsonlAppender, read_jsonl
-from refine_rft.prompts import STYLES, question_messages
+from refine_rft.data.records import QUESTION_COLUMNS, prediction_key, read_questions
+from refine_rft.files import JsonlAppender
+from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
-# Greedy budgets per style: a letter needs a few tokens, "B. <name>" a few dozen, reasoning hundreds.
-DEFAULT_MAX_NEW_TOKENS = {"choice": 8, "both": 48, "cot": 512}
-# Record fields copied into each prediction row (the optional ones when present).
-CARRIED_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun", "attributes", "option_attributes")
+# Greedy budgets per style (the prompt styles' table).
+DEFAULT_MAX_NEW_TOKENS = {name: style.max_new_tokens for name, style in PROMPT_STYLES.items()}
 # Fields that differ between two runs of the same model on the same data.
 TIMING_FIELDS = ("gen_seconds",)
 PREDICTIONS_FILE = "predictions.jsonl"
 BACKENDS = ("hf", "vllm")
 
 
-def prediction_key(row: dict) -> tuple[str, str]:
-    """The key of a prediction row: ``(question id, style)``."""
-    return (row["id"], row["style"])
-
-
 def load_questions(data_files: Sequence[str | Path]) -> list[dict]:
-    """Read and validate question records from JSONL files; ids must be unique across files.
-
-    A relative ``image`` path that does not exist from the working directory is looked up next
-    to its JSONL file; the record keeps its original ``image`` string and gains ``_image_path``.
-    """
+    """Read and validate question records from JSONL files (relative image paths are relative to
+    each file's folder, see :func:`~refine_rft.data.records.resolve_image`); ids must be unique
+    across files."""
     records, seen = [], {}
     for data_file in map(Path, data_files):
-        for record in read_jsonl(data_file, validate=True):
+        for record in read_questions(data_file):
             if record["id"] in seen:
                 raise ValueError(f"{data_file}: question id {record['id']!r} already in {seen[record['id']]}")
             seen[record["id"]] = data_file
-            image = Path(record["image"])
-            if not image.is_absolute() and not image.exists() and (data_file.parent / image).exists():
-                image = data_file.parent / image
-            records.append({**record, "_image_path": str(image)})
+            records.append(record)
     return records
 
 
@@ -84,7 +73,7 @@ def check_styles(styles: Sequence[str]) -> list[str]:
 def _open_image(record: dict):
     from PIL import Image
 
-    path = record.get("_image_path", record["image"])
+    path = record["image"]
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
@@ -282,7 +271,7 @@ def generate_predictions(
                 responses = generator.generate(batch, style, budgets[style], min_new_tokens)
                 seconds = (time.perf_counter() - start) / len(batch)
                 for record, response in zip(batch, responses):
-                    row = {k: record[k] for k in CARRIED_FIELDS if k in record}
+                    row = {k: record[k] for k in QUESTION_COLUMNS if k in record}
                     row.update(style=style, response=response, model=model, adapter=adapter, backend=backend,
                                max_new_tokens=budgets[style], gen_seconds=round(seconds, 4))
                     bar.update(int(out.write(row)))

@@ -20,30 +20,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from refine_rft.data.records import iter_jsonl_tolerant, write_text_atomic
-from refine_rft.parsing import extract_choice, extract_letter_answer, parse_response, stated_options
-from refine_rft.prompts import LETTERS
+from refine_rft.files import iter_jsonl_tolerant, write_text_atomic
+from refine_rft.prompts import prompt_style
 
 SCORES_FILE = "scores.json"
 
 
-def both_choice(text: str | None, options: Sequence[str]) -> int | None:
-    """The option that a Both-style response identifies by letter *and* full name, else ``None``.
-
-    >>> options = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]
-    >>> [both_choice(t, options) for t in ["B. Sooty Albatross", "(C) least auklet", "B", "Sooty_Albatross"]]
-    [1, 2, None, None]
-    >>> [both_choice(t, options) for t in ["A. Sooty_Albatross", "B. Sooty_Albatross or C. Least_Auklet"]]
-    [None, None]
-    """
-    if not text:
-        return None
-    stated, named = stated_options(text, options, LETTERS)
-    return named.pop() if len(named) == 1 and named == stated else None
-
-
 def parsed_choice(style: str, response: str | None, options: Sequence[str]) -> int | None:
-    """The option index that ``response`` gives under ``style``'s rule (``None``: unparseable).
+    """The option index that ``response`` gives under ``style``'s rule (``None``: unparseable);
+    the rules are :data:`~refine_rft.prompts.PROMPT_STYLES`' ``parse``.
 
     >>> options = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]
     >>> parsed_choice("cot", "<think>dark</think><answer>B. Sooty_Albatross</answer>", options)
@@ -51,14 +36,7 @@ def parsed_choice(style: str, response: str | None, options: Sequence[str]) -> i
     >>> parsed_choice("cot", "The answer is B. Sooty_Albatross", options) is None
     True
     """
-    if style == "choice":
-        return extract_letter_answer(response, options)
-    if style == "both":
-        return both_choice(response, options)
-    if style == "cot":
-        answer = parse_response(response or "").answer
-        return None if answer is None else extract_choice(answer, options)
-    raise ValueError(f"unknown prompt style {style!r}")
+    return prompt_style(style).parse(response, options)
 
 
 def score_rows(rows: Iterable[dict]) -> dict:

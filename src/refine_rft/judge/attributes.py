@@ -33,8 +33,13 @@ from dataclasses import dataclass
 
 from refine_rft.data.synthetic import ATTRIBUTES, PHRASES
 from refine_rft.judge.base import Judge, require_fields
-from refine_rft.parsing import extract_choice, parse_response
-from refine_rft.rewards.rules import attribute_format_reward, classification_reward
+from refine_rft.parsing import (
+    THINK_ATTRIBUTE_ANSWER,
+    answered_option,
+    extract_choice,
+    follows_format,
+    parse_response,
+)
 
 NEEDED = ("attributes", "option_attributes", "options", "answer")
 WHY = "backend 'attributes' needs ground-truth attributes; use backend 'openai' for data without them"
@@ -185,8 +190,8 @@ class AttributeJudge(Judge):
         self._check(sample)
         response, options, answer = sample["response"], sample["options"], int(sample["answer"])
         if (sample.get("style") or "cot") == "cot":
-            correct = classification_reward([response], options=[options], answer=[answer])[0] == 1.0
-            obeyed = attribute_format_reward([response])[0] == 1.0
+            correct = answered_option(response, options) == answer  # R_cls
+            obeyed = follows_format(response, THINK_ATTRIBUTE_ANSWER)  # R_fa
             parsed = parse_response(response)
             reasoning = " ".join(part for part in (parsed.think, parsed.attribute) if part)
         else:

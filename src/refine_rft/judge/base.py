@@ -17,6 +17,7 @@ Backends implement ``_score_reasoning(text, sample) -> 0..100 | None`` and
 
 from __future__ import annotations
 
+from refine_rft.data.records import RSC_KEYS
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.prompts import addresses_the_judge, judged_reasoning
 from refine_rft.judge.stats import JudgeStats
@@ -61,8 +62,7 @@ class Judge:
         self.stats.add(judgements=1)
         if self.config.reject_injections and addresses_the_judge(sample["response"]):
             self.stats.add(injections_rejected=1)
-            return {key: 0.0 for key in ("RSC_A", "RSC_U", "RSC_O")} | {
-                f"{key}_feedback": INJECTION_FEEDBACK for key in ("RSC_A", "RSC_U", "RSC_O")}
+            return {key: 0.0 for key in RSC_KEYS} | {f"{key}_feedback": INJECTION_FEEDBACK for key in RSC_KEYS}
         result = await self._score_rsc(sample)
         if result is None:
             self.stats.add(failures=1)

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 
-def cache_key(model: str, prompt_version: str, image_hash: str, judged_text: str) -> str:
+def judgement_key(model: str, prompt_version: str, image_hash: str, judged_text: str) -> str:
     """SHA-256 of the four key parts (unambiguous: JSON-encoded as a list).
 
-    >>> cache_key("m", "v1", "abc", "text") == cache_key("m", "v1", "abc", "text")
+    >>> judgement_key("m", "v1", "abc", "text") == judgement_key("m", "v1", "abc", "text")
     True
-    >>> cache_key("m", "v1", "abc", "text") == cache_key("m", "v2", "abc", "text")
+    >>> judgement_key("m", "v1", "abc", "text") == judgement_key("m", "v2", "abc", "text")
     False
     """
     return hashlib.sha256(json.dumps([model, prompt_version, image_hash, judged_text]).encode()).hexdigest()

@@ -3,49 +3,40 @@
     refine-rft judge runs/eval/predictions.jsonl --endpoint http://judge:8000/v1 \\
         --model OpenGVLab/InternVL3-38B --out runs/eval/rsc_scores.jsonl
     refine-rft judge runs/eval/predictions.jsonl --backend attributes --out runs/eval/rsc_scores.jsonl
+    refine-rft judge runs/eval/predictions.jsonl --config recipes/qwen2vl7b/refine_rft.yaml --out ...
 
-Each predictions row (``id, style, dataset, image, options, answer, noun, response`` and, for the
-attribute judge, ``attributes, option_attributes``) of the chosen styles (default: ``cot``) gets
-one score row ``{id, style, dataset, RSC_A, RSC_U, RSC_O, *_feedback, judge}``, appended as it is
-judged. Rows are keyed by ``(id, style)``: a rerun skips what is done and retries what failed.
-At the end, a per-dataset summary (mean RSC over every score row) is printed and written next to
-the scores as ``<SCORES>.summary.json``.
+Each predictions row of the chosen styles (default: ``cot``) gets one score row, appended as it is
+judged; a rerun skips what is done and retries what failed (see
+:mod:`refine_rft.judge.reasoning_answer`, the library this command runs). At the end, a per-dataset
+summary is printed and written next to the scores as ``<SCORES>.summary.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-import yaml
-from tqdm import tqdm
+from refine_rft.data.records import RSC_KEYS
+from refine_rft.judge.config import BACKENDS, JudgeConfig, judge_settings
+from refine_rft.judge.reasoning_answer import score_reasoning_answers
 
-from refine_rft.data.records import JsonlAppender, iter_jsonl_tolerant, read_jsonl, write_text_atomic
-from refine_rft.judge import JudgeConfig, make_judge
-
-RSC_KEYS = ("RSC_A", "RSC_U", "RSC_O")
-PREDICTION_FIELDS = ("id", "style", "dataset", "image", "options", "answer", "noun", "response")
-
-
-def _row_key(row: dict) -> tuple[str, str]:
-    return (row["id"], row["style"])
+# Flags that set a judge setting of the same name (on top of --config).
+SETTING_FLAGS = ("backend", "base_urls", "model", "api_key_env", "concurrency", "timeout", "max_retries",
+                 "cache_path", "reject_injections")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refine-rft judge", description=__doc__.split("\n\n")[0])
     parser.add_argument("predictions", type=Path, help="predictions JSONL (from refine-rft eval)")
     parser.add_argument("--out", type=Path, required=True, help="scores JSONL (appended; resumable)")
-    parser.add_argument("--backend", choices=("openai", "attributes"), help="judge backend (default: openai)")
+    parser.add_argument("--backend", choices=BACKENDS, help="judge backend (default: openai)")
     parser.add_argument("--endpoint", action="append", dest="base_urls", metavar="URL",
                         help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (repeat for replicas)")
     parser.add_argument("--model", help="judge model name as the endpoint knows it")
-    parser.add_argument("--config", type=Path, help="YAML with judge settings (a mapping, or a recipe with a "
-                                                    "'judge:' section); flags override it")
+    parser.add_argument("--config", type=Path, help="YAML with judge settings: a training recipe (its 'judge:' "
+                                                    "section, includes resolved) or a mapping; flags override it")
     parser.add_argument("--api-key-env", help="environment variable holding the API key")
     parser.add_argument("--concurrency", type=int, help="requests in flight (default 32)")
     parser.add_argument("--timeout", type=float, help="seconds per request")
@@ -58,78 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> JudgeConfig:
-    """The judge configuration: the ``--config`` file, then the flags given on top."""
-    values: dict = {}
-    if args.config:
-        loaded = yaml.safe_load(args.config.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{args.config}: expected a mapping of judge settings")
-        values = dict(loaded.get("judge", loaded))
-    for name in ("backend", "base_urls", "model", "api_key_env", "concurrency", "timeout", "max_retries",
-                 "cache_path", "reject_injections"):
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
+    """The judge configuration: the ``--config`` file's settings, then the flags given on top."""
+    values = judge_settings(args.config) if args.config else {}
+    values.update({name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None})
     return JudgeConfig.from_dict(values)
 
 
-def pending_rows(predictions: Path, styles: set[str], done: set) -> list[dict]:
-    """The prediction rows of ``styles`` not judged yet; fails on a row missing a field."""
-    rows = []
-    for number, row in enumerate(read_jsonl(predictions), 1):
-        missing = [name for name in PREDICTION_FIELDS if name not in row]
-        if missing:
-            raise ValueError(f"{predictions}:{number}: missing field(s) {', '.join(missing)}")
-        if row["style"] in styles and _row_key(row) not in done:
-            image = Path(row["image"])
-            if not image.is_absolute() and not image.exists():  # relative to the predictions file
-                row["image"] = str(predictions.parent / image)
-            rows.append(row)
-    return rows
-
-
-def summarize(score_rows: list[dict]) -> dict[str, dict]:
-    """Mean RSC_A / RSC_U / RSC_O and the row count per dataset, plus ``"all"``.
-
-    >>> summarize([{"dataset": "cub", "RSC_A": 100, "RSC_U": 50, "RSC_O": 100},
-    ...            {"dataset": "cub", "RSC_A": 0, "RSC_U": 30, "RSC_O": 100}])["cub"]
-    {'n': 2, 'RSC_A': 50.0, 'RSC_U': 40.0, 'RSC_O': 100.0}
-    """
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for row in score_rows:
-        groups[row["dataset"]].append(row)
-        groups["all"].append(row)
-    ordered = sorted(groups.items(), key=lambda item: (item[0] == "all", item[0]))  # "all" last
-    return {name: {"n": len(rows), **{key: round(sum(r[key] for r in rows) / len(rows), 2) for key in RSC_KEYS}}
-            for name, rows in ordered}
-
-
-async def judge_rows(rows: list[dict], config: JudgeConfig, out: JsonlAppender, progress) -> tuple[int, dict]:
-    """Judge ``rows`` concurrently, appending each score row as it completes; return (failures, stats)."""
-    judge = make_judge(config)
-    # A window of judgements in flight keeps memory flat on large files; the client bounds requests.
-    window = asyncio.Semaphore(2 * config.concurrency)
-    failures = 0
-
-    async def one(row: dict):
-        async with window:
-            return row, await judge.rsc(row)
-
-    try:
-        for next_done in asyncio.as_completed([one(row) for row in rows]):
-            row, result = await next_done
-            progress.update(1)
-            if result is None:
-                failures += 1
-                continue
-            out.write({"id": row["id"], "style": row["style"], "dataset": row["dataset"], **result,
-                       "judge": config.model if config.backend == "openai" else "attributes"})
-    finally:
-        await judge.aclose()
-    return failures, judge.stats.snapshot()
-
-
 def print_summary(summary: dict[str, dict]) -> None:
-    print(f"{'dataset':<16}{'n':>7}{'RSC_A':>9}{'RSC_U':>9}{'RSC_O':>9}")
+    print(f"{'dataset':<16}{'n':>7}" + "".join(f"{key:>9}" for key in RSC_KEYS))
     for name, values in summary.items():
         print(f"{name:<16}{values['n']:>7}" + "".join(f"{values[key]:>9.2f}" for key in RSC_KEYS))
 
@@ -137,22 +64,19 @@ def print_summary(summary: dict[str, dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    styles = [style.strip() for style in args.styles.split(",") if style.strip()]
     try:
         config = config_from_args(args)
-        styles = {style.strip() for style in args.styles.split(",") if style.strip()}
-        with JsonlAppender(args.out, key=_row_key) as out:
-            rows = pending_rows(args.predictions, styles, out.done)
-            print(f"judging {len(rows)} responses ({len(out.done)} already scored in {args.out})", file=sys.stderr)
-            with tqdm(total=len(rows), desc="judge", unit="resp", file=sys.stderr) as progress:
-                failures, stats = asyncio.run(judge_rows(rows, config, out, progress))
+        result = score_reasoning_answers(args.predictions, args.out, config, styles, progress=True)
     except (ValueError, FileNotFoundError) as error:
         print(f"refine-rft judge: {error}", file=sys.stderr)
         return 2
-    summary = summarize([row for row in iter_jsonl_tolerant(args.out) if row["style"] in styles])
-    write_text_atomic(args.out.with_suffix(".summary.json"), json.dumps(summary, indent=2) + "\n")
-    print_summary(summary)
-    counters = ", ".join(f"{name.removeprefix('judge/')}={value:g}" for name, value in stats.items())
+    print(f"judged {result.judged} responses ({result.already_scored} already scored in {args.out})",
+          file=sys.stderr)
+    print_summary(result.summary)
+    counters = ", ".join(f"{name.removeprefix('judge/')}={value:g}" for name, value in result.stats.items())
     print(f"judge: {counters}", file=sys.stderr)
-    if failures:
-        print(f"refine-rft judge: {failures} responses could not be judged; rerun to retry them", file=sys.stderr)
+    if result.failures:
+        print(f"refine-rft judge: {result.failures} responses could not be judged; rerun to retry them",
+              file=sys.stderr)
     return 0

@@ -29,17 +29,13 @@ import time
 
 import openai
 
-from refine_rft.judge.config import JudgeConfig
+from refine_rft.judge.config import JudgeConfig, JudgeConfigError
 from refine_rft.judge.stats import JudgeStats
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = (408, 409, 429)  # and every 5xx: busy or failing servers (as the openai client retries)
 CONFIG_STATUSES = (401, 403, 404)  # wrong key, model or URL: no retry fixes them
-
-
-class JudgeConfigError(ValueError):
-    """The endpoint refuses the configuration itself (key, model name or URL)."""
 
 
 def retry_after_seconds(error: Exception) -> float | None:

@@ -15,6 +15,10 @@ from dataclasses import asdict, dataclass, field, fields
 BACKENDS = ("openai", "attributes")
 
 
+class JudgeConfigError(ValueError):
+    """The endpoint refuses the configuration itself (key, model name or URL)."""
+
+
 @dataclass
 class JudgeConfig:
     """How to reach and use the teacher judge.
@@ -77,6 +81,9 @@ class JudgeConfig:
         values = dict(values or {})
         valid = [f.name for f in fields(cls)]
         for key in values:
+            if key == "api_key":
+                raise ValueError("judge config: the API key is never configured; give the name of the "
+                                 "environment variable that holds it in 'api_key_env'")
             if key not in valid:
                 raise ValueError(f"judge config: unknown key {key!r}; valid keys: {', '.join(valid)}")
         return cls(**values)
@@ -88,3 +95,28 @@ class JudgeConfig:
     def api_key(self) -> str:
         """The API key from the environment (read at call time, never stored)."""
         return os.environ.get(self.api_key_env) or "EMPTY"
+
+
+def judge_settings(path: str | os.PathLike) -> dict:
+    """The judge settings a YAML file holds, read by the recipe loader (``include`` and all):
+    a recipe's ``judge:`` section; or the file itself when it is a mapping of judge settings; or
+    nothing (``{}``) for a recipe without judge settings (the SFT recipes, say).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "base.yaml").write_text("judge: {backend: openai, model: teacher, timeout: 30}\\n")
+    >>> _ = (d / "run.yaml").write_text("include: base.yaml\\njudge: {timeout: 5}\\nlearning_rate: 1.0e-5\\n")
+    >>> judge_settings(d / "run.yaml")
+    {'backend': 'openai', 'model': 'teacher', 'timeout': 5}
+    """
+    from refine_rft.recipes import load_recipe
+
+    values = load_recipe(path)
+    if "judge" in values:
+        if not isinstance(values["judge"], dict):
+            raise ValueError(f"{path}: 'judge' must be a mapping of judge settings, got {values['judge']!r}")
+        return dict(values["judge"])
+    judge_keys = {f.name for f in fields(JudgeConfig)}
+    # A file with any judge key is a judge settings file: its other keys are typos, and
+    # JudgeConfig.from_dict names them. A file with none is a recipe that sets no judge.
+    return values if judge_keys & set(values) else {}

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import re
 
+from refine_rft.data.records import RSC_KEYS
+
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
-RSC_KEYS = ("RSC_A", "RSC_U", "RSC_O")
 
 
 def in_range(score: float | None) -> bool:

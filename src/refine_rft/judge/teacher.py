@@ -14,12 +14,18 @@ import threading
 from collections import OrderedDict
 
 from refine_rft.judge.base import Judge, require_fields
-from refine_rft.judge.cache import JudgeCache, cache_key
+from refine_rft.judge.cache import JudgeCache, judgement_key
 from refine_rft.judge.client import JudgeClient
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.images import image_data_url, image_hash, load_image
-from refine_rft.judge.prompts import (PROMPT_VERSION, RSC_REMINDER, SCORE_REMINDER, reasoning_messages,
-                                      rsc_messages, with_reminder)
+from refine_rft.judge.prompts import (
+    PROMPT_VERSION,
+    RSC_REMINDER,
+    SCORE_REMINDER,
+    reasoning_messages,
+    rsc_messages,
+    with_reminder,
+)
 from refine_rft.judge.scoring import in_range, parse_rsc, parse_score
 from refine_rft.judge.stats import JudgeStats
 
@@ -106,7 +112,7 @@ class TeacherJudge(Judge):
         require_fields(sample, NEEDED, "the teacher sees the image, the options and the answer")
         hashed, url = await self._image(sample["image"], with_url=self.cache is None)
         judged = json.dumps(["reasoning", sample["noun"], list(sample["options"]), int(sample["answer"]), text])
-        key = cache_key(self.config.model, PROMPT_VERSION, hashed, judged)
+        key = judgement_key(self.config.model, PROMPT_VERSION, hashed, judged)
         if (hit := self._cached(key)) is not None:
             return hit["score"]
         if url is None:
@@ -123,7 +129,7 @@ class TeacherJudge(Judge):
         style = sample.get("style") or "cot"
         judged = json.dumps(["rsc", sample["noun"], list(sample["options"]), int(sample["answer"]), style,
                              sample["response"]])
-        key = cache_key(self.config.model, PROMPT_VERSION, hashed, judged)
+        key = judgement_key(self.config.model, PROMPT_VERSION, hashed, judged)
         if (hit := self._cached(key)) is not None:
             return hit
         if url is None:

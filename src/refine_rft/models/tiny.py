@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from refine_rft.data.records import atomic_directory
+from refine_rft.files import atomic_directory
 
 ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from refine_rft.data.records import write_text_atomic
+from refine_rft.files import write_text_atomic
 from refine_rft.report.html import build_html
 from refine_rft.report.plots import accuracy_bars, training_curves
 from refine_rft.report.runs import load_run

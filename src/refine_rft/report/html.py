@@ -13,10 +13,10 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from refine_rft.data.records import seeded_rng
+from refine_rft.data.records import RSC_KEYS, seeded_rng
 from refine_rft.evaluate.score import parsed_choice
 from refine_rft.prompts import LETTERS, STYLES
-from refine_rft.report.runs import RSC_KEYS, Run
+from refine_rft.report.runs import Run
 from refine_rft.report.tables import STYLE_LABELS, Table, _cell
 
 CSS = """
@@ -81,9 +81,7 @@ def sample_questions(runs: Sequence[Run], k: int, seed: int = 0) -> list[dict]:
 
 
 def _question_html(record: dict, runs: Sequence[Run]) -> str:
-    # Relative image paths are relative to where the questions were prepared: try each run folder too.
-    candidates = [record["image"]] + [str(run.path / record["image"]) for run in runs]
-    uri = next(filter(None, (image_uri(c) for c in candidates)), None)
+    uri = image_uri(record["image"])  # resolved when the run was loaded
     image = f"<img src='{uri}' alt='question image'>" if uri else "<p><em>image not found</em></p>"
     options = "".join(
         f"<li class='{'truth' if i == record['answer'] else ''}'>{LETTERS[i]}. {html.escape(o)}</li>"

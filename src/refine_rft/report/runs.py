@@ -22,14 +22,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refine_rft.data.records import iter_jsonl_tolerant
+from refine_rft.data.records import RSC_KEYS, resolve_image
 from refine_rft.evaluate.general import latest_results, parse_lmms_results
 from refine_rft.evaluate.score import SCORES_FILE, score_rows
+from refine_rft.files import iter_jsonl_tolerant
 
 RUN_FILE = "run.json"
 JUDGE_FILE = "judge_scores.jsonl"
 JUDGE_FILES = (JUDGE_FILE, "rsc_scores.jsonl")
-RSC_KEYS = ("RSC_A", "RSC_U", "RSC_O")
 
 
 @dataclass
@@ -106,7 +106,9 @@ def load_run(path: str | Path) -> Run:
     meta = _read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else {}
     if not isinstance(meta, dict) or not isinstance(meta.get("ablation", {}), dict):
         raise ValueError(f"{path / RUN_FILE}: expected an object with an optional 'ablation' object")
-    predictions = list(iter_jsonl_tolerant(path / "predictions.jsonl"))
+    # Image paths as every stage reads them: relative ones are relative to the predictions file.
+    predictions = [{**row, "image": resolve_image(row["image"], path / "predictions.jsonl")} if "image" in row else row
+                   for row in iter_jsonl_tolerant(path / "predictions.jsonl")]
     if (path / SCORES_FILE).is_file():
         scores = _read_json(path / SCORES_FILE)["styles"]
     else:

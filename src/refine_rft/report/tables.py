@@ -16,16 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from refine_rft.data.records import NOUNS, write_text_atomic
+from refine_rft.data.records import NOUNS, RSC_KEYS
 from refine_rft.evaluate.general import DEFAULT_TASKS
-from refine_rft.prompts import STYLES
-from refine_rft.report.runs import RSC_KEYS, Run
+from refine_rft.files import write_text_atomic
+from refine_rft.prompts import PROMPT_STYLES, STYLES
+from refine_rft.report.runs import Run
 
 DATASET_NAMES = {
     "cub": "CUB-200", "aircraft": "FGVC-Aircraft", "cars": "Stanford Cars", "dogs": "Stanford Dogs",
     "flowers": "Flowers-102", "pets": "Oxford Pets", "synthetic": "Synthetic",
 }
-STYLE_LABELS = {"choice": "CH.", "both": "Both", "cot": "CoT"}
+STYLE_LABELS = {name: style.label for name, style in PROMPT_STYLES.items()}
 TASK_NAMES = {"mmstar": "MMStar", "mmmu_val": "MMMU", "textvqa_val": "TextVQA"}
 
 

@@ -1,6 +1,10 @@
-"""Rewards by name, as recipes list them.
+"""Rewards by name, as recipes list them: the table :data:`REWARDS` is the one list of them, and
+the errors, the recipe help and this table are made from it.
 
-======================  ======  ===========================================================
+Every reward has TRL's signature ``f(completions, **kwargs) -> list[float | None]``; each entry of
+:data:`REWARDS` builds one from the run's :class:`RewardSettings`.
+
+>>> print(rewards_table())
 name                    paper   what it scores
 ======================  ======  ===========================================================
 ``format``              R_f     ``<think>…</think><answer>…</answer>``
@@ -8,10 +12,6 @@ name                    paper   what it scores
 ``classification``      R_cls   the ``<answer>`` names exactly the true option
 ``reasoning``           R_cot   a teacher judge scores the reasoning against the image (0-1)
 ``length``              —       thinking within a token budget (1.0), beyond it less
-======================  ======  ===========================================================
-
-Every reward has TRL's signature ``f(completions, **kwargs) -> list[float | None]``.
-
 >>> [f.__name__ for f in get_reward_funcs(["attribute_format", "classification"])]
 ['attribute_format_reward', 'classification_reward']
 >>> get_reward_funcs(["acc"])
@@ -22,25 +22,79 @@ ValueError: unknown reward 'acc'; valid rewards: format, attribute_format, class
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 from refine_rft.rewards.rules import attribute_format_reward, classification_reward, format_reward
 
-REWARD_NAMES = ("format", "attribute_format", "classification", "reasoning", "length")
+if TYPE_CHECKING:
+    from refine_rft.judge import JudgeConfig
+
+
+@dataclass(frozen=True)
+class RewardSettings:
+    """What a reward may need from the run: the judge (``reasoning``), the thinking budget and the
+    policy's tokenizer (``length``)."""
+
+    judge: JudgeConfig | None = None
+    length_budget: int = 256
+    tokenizer: object = None
+
+
+def _reasoning(settings: RewardSettings):
+    # Imported here: the judge pulls in the HTTP client stack, which rule-only runs never need.
+    from refine_rft.rewards.reasoning import make_reasoning_reward
+
+    if settings.judge is None:
+        raise ValueError("the 'reasoning' reward needs judge settings: set 'judge' in the recipe "
+                         "(e.g. judge: {backend: attributes} or judge: {backend: openai, base_urls: [...]})")
+    return make_reasoning_reward(settings.judge)
+
+
+def _length(settings: RewardSettings):
+    from refine_rft.rewards.length import make_length_reward
+
+    return make_length_reward(settings.length_budget, settings.tokenizer)
+
+
+class Reward(NamedTuple):
+    """One entry of :data:`REWARDS`: the paper's symbol, what it scores, and its factory."""
+
+    paper: str
+    scores: str
+    make: Callable[[RewardSettings], Callable]
+
+
+REWARDS: dict[str, Reward] = {
+    "format": Reward("R_f", "``<think>…</think><answer>…</answer>``", lambda s: format_reward),
+    "attribute_format": Reward("R_fa", "``<think>…</think><attribute>…</attribute><answer>…</answer>``",
+                               lambda s: attribute_format_reward),
+    "classification": Reward("R_cls", "the ``<answer>`` names exactly the true option", lambda s: classification_reward),
+    "reasoning": Reward("R_cot", "a teacher judge scores the reasoning against the image (0-1)", _reasoning),
+    "length": Reward("—", "thinking within a token budget (1.0), beyond it less", _length),
+}
+REWARD_NAMES = tuple(REWARDS)
+
+
+def rewards_table() -> str:
+    """The rewards as an reStructuredText-style table (name, paper symbol, what it scores)."""
+    lines = [f"{'name':<24}{'paper':<8}what it scores", f"{'=' * 22}  {'=' * 6}  {'=' * 59}"]
+    lines += [f"{'``' + name + '``':<24}{reward.paper:<8}{reward.scores}" for name, reward in REWARDS.items()]
+    return "\n".join(lines)
 
 
 def get_reward_funcs(
     names: Sequence[str],
-    judge: dict | None = None,
+    judge: JudgeConfig | None = None,
     length_budget: int = 256,
     tokenizer=None,
 ) -> list:
     """The reward functions named in ``names``, in that order.
 
     Args:
-        names: reward names from :data:`REWARD_NAMES`.
-        judge: the judge settings (a :class:`refine_rft.judge.JudgeConfig` as a dict); required by
-            ``reasoning`` and ignored otherwise.
+        names: reward names, keys of :data:`REWARDS`.
+        judge: the judge settings; required by ``reasoning`` and ignored otherwise.
         length_budget: thinking tokens allowed by ``length`` without penalty.
         tokenizer: the policy tokenizer, with which ``length`` counts tokens.
 
@@ -48,36 +102,12 @@ def get_reward_funcs(
         ValueError: an unknown or repeated name (the message lists the valid ones), or ``reasoning``
             without judge settings.
     """
-    unknown = [name for name in names if name not in REWARD_NAMES]
+    unknown = [name for name in names if name not in REWARDS]
     if unknown:
-        raise ValueError(f"unknown reward {unknown[0]!r}; valid rewards: {', '.join(REWARD_NAMES)}")
+        raise ValueError(f"unknown reward {unknown[0]!r}; valid rewards: {', '.join(REWARDS)}")
     if len(set(names)) != len(names):
         raise ValueError(f"rewards listed twice in {list(names)}; each reward may appear once")
     if not names:
-        raise ValueError(f"no rewards given; choose from: {', '.join(REWARD_NAMES)}")
-    funcs = []
-    for name in names:
-        if name == "format":
-            funcs.append(format_reward)
-        elif name == "attribute_format":
-            funcs.append(attribute_format_reward)
-        elif name == "classification":
-            funcs.append(classification_reward)
-        elif name == "reasoning":
-            funcs.append(_reasoning_reward(judge))
-        else:
-            from refine_rft.rewards.length import make_length_reward
-
-            funcs.append(make_length_reward(length_budget, tokenizer))
-    return funcs
-
-
-def _reasoning_reward(judge: dict | None):
-    # Imported here: the judge pulls in the HTTP client stack, which rule-only runs never need.
-    from refine_rft.judge import JudgeConfig
-    from refine_rft.rewards.reasoning import make_reasoning_reward
-
-    if not judge:
-        raise ValueError("the 'reasoning' reward needs judge settings: set 'judge' in the recipe "
-                         "(e.g. judge: {backend: attributes} or judge: {backend: openai, base_urls: [...]})")
-    return make_reasoning_reward(JudgeConfig.from_dict(dict(judge)))
+        raise ValueError(f"no rewards given; choose from: {', '.join(REWARDS)}")
+    settings = RewardSettings(judge, length_budget, tokenizer)
+    return [REWARDS[name].make(settings) for name in names]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 
+from refine_rft.data.records import TEXT_COLUMNS
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.rewards.rules import completion_text
 
-COLUMNS = ("options", "answer", "noun", "id", "attributes", "option_attributes")
 
-
-def make_reasoning_reward(config: JudgeConfig | dict):
+def make_reasoning_reward(config: JudgeConfig):
     """An async reward ``reasoning_reward(completions, image, **kwargs) -> list[float | None]``.
 
     Scores are the judge's 0-100 scaled to [0, 1]; 0.0 without a call for a completion without
@@ -31,11 +30,11 @@ def make_reasoning_reward(config: JudgeConfig | dict):
     ``reasoning_reward.stats.read_and_reset()``.
 
     Args:
-        config: a :class:`~refine_rft.judge.JudgeConfig` or its dict form (a recipe's ``judge:``).
+        config: the judge settings (a recipe's ``judge:``, parsed).
 
     Example:
         >>> import asyncio
-        >>> reward = make_reasoning_reward({"backend": "attributes"})
+        >>> reward = make_reasoning_reward(JudgeConfig(backend="attributes"))
         >>> image = {"wing_color": "crimson", "crest": "crested"}
         >>> kwargs = dict(options=[["Crimson-winged Finch", "Common Finch"]] * 2, answer=[0, 0],
         ...               attributes=[image] * 2, option_attributes=[[image, {**image, "wing_color": "black"}]] * 2)
@@ -53,7 +52,7 @@ def make_reasoning_reward(config: JudgeConfig | dict):
             pictures = [None] * len(completions)
         samples = []
         for index, completion in enumerate(completions):
-            sample = {name: kwargs[name][index] for name in COLUMNS if kwargs.get(name) is not None}
+            sample = {name: kwargs[name][index] for name in TEXT_COLUMNS if kwargs.get(name) is not None}
             sample["response"] = completion_text(completion)
             sample["image"] = pictures[index]
             samples.append(sample)

@@ -11,11 +11,7 @@ Completions arrive either as strings or in conversational form
 
 from __future__ import annotations
 
-import re
-
-from refine_rft.parsing import extract_choice
-
-ALL_TAGS = ("think", "attribute", "answer")
+from refine_rft.parsing import THINK_ANSWER, THINK_ATTRIBUTE_ANSWER, answered_option, follows_format
 
 
 def completion_text(completion) -> str:
@@ -34,18 +30,6 @@ def completion_text(completion) -> str:
     return "".join(part.get("text", "") for part in content if part.get("type") == "text")
 
 
-def _is_tagged_sequence(text: str, tags: tuple[str, ...]) -> bool:
-    """True iff ``text`` is exactly the blocks ``tags`` in order, each once and non-blank, with
-    only whitespace between and around them, and no other of the known tags anywhere."""
-    for tag in ALL_TAGS:
-        expected = 1 if tag in tags else 0
-        if text.count(f"<{tag}>") != expected or text.count(f"</{tag}>") != expected:
-            return False
-    pattern = r"\s*" + r"\s*".join(rf"<{tag}>(.*?)</{tag}>" for tag in tags) + r"\s*"
-    match = re.fullmatch(pattern, text, flags=re.DOTALL)
-    return match is not None and all(group.strip() for group in match.groups())
-
-
 def format_reward(completions, **kwargs) -> list[float]:
     """R_f: 1.0 iff the response is ``<think>X</think>`` then ``<answer>Y</answer>``, else 0.0.
 
@@ -60,7 +44,7 @@ def format_reward(completions, **kwargs) -> list[float]:
         ...                "<think>red</think><attribute>x</attribute><answer>A</answer>"])
         [1.0, 0.0, 0.0]
     """
-    return [float(_is_tagged_sequence(completion_text(c), ("think", "answer"))) for c in completions]
+    return [float(follows_format(completion_text(c), THINK_ANSWER)) for c in completions]
 
 
 def attribute_format_reward(completions, **kwargs) -> list[float]:
@@ -80,9 +64,7 @@ def attribute_format_reward(completions, **kwargs) -> list[float]:
         ...                          "<attribute>x</attribute><think>y</think><answer>A</answer>"])
         [1.0, 0.0, 0.0]
     """
-    return [
-        float(_is_tagged_sequence(completion_text(c), ("think", "attribute", "answer"))) for c in completions
-    ]
+    return [float(follows_format(completion_text(c), THINK_ATTRIBUTE_ANSWER)) for c in completions]
 
 
 def classification_reward(completions, options, answer, **kwargs) -> list[float]:
@@ -102,13 +84,5 @@ def classification_reward(completions, options, answer, **kwargs) -> list[float]
         ...                        "<answer></answer>", "B"], options=opts, answer=[1, 1, 1, 1])
         [1.0, 0.0, 0.0, 0.0]
     """
-    rewards = []
-    for completion, opts, correct in zip(completions, options, answer, strict=True):
-        text = completion_text(completion)
-        if text.count("<answer>") != 1 or text.count("</answer>") != 1:
-            rewards.append(0.0)
-            continue
-        match = re.search(r"<answer>(.*?)</answer>", text, flags=re.DOTALL)
-        chosen = extract_choice(match.group(1), opts) if match else None
-        rewards.append(float(chosen is not None and chosen == int(correct)))
-    return rewards
+    return [float(answered_option(completion_text(c), opts) == int(correct))
+            for c, opts, correct in zip(completions, options, answer, strict=True)]

@@ -1,9 +1,8 @@
 """Recipes: YAML files parsed by TRL's ``TrlParser`` into script arguments + a TRL config + ``ModelConfig``.
 
-A recipe may start from other recipes with ``include`` (a path, or a list of paths, relative to
-the including file). Included files are read first, in order, and the including file's keys win;
-mappings (such as ``judge``) are merged key by key, everything else is replaced. This is how each
-ablation is a few lines over a shared base::
+Recipes are read by :func:`refine_rft.recipes.load_recipe`: a recipe may start from other recipes
+with ``include`` (the including file's keys win; mappings such as ``judge`` merge key by key).
+This is how each ablation is a few lines over a shared base::
 
     # recipes/qwen2vl7b/ablations/rf_rcls.yaml
     include: ../base.yaml
@@ -22,6 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
+
+from refine_rft.judge.config import JudgeConfig
+from refine_rft.recipes import load_recipe, merge
+from refine_rft.rewards import REWARD_NAMES
 
 # Keys whose values are secrets: never written into a run's saved config.
 SECRET_KEYS = frozenset({"api_key", "hub_token", "push_to_hub_token", "report_to_token"})
@@ -55,13 +58,14 @@ class GRPOScriptArguments(DataArguments):
     )
     rewards: list[str] = field(
         default_factory=lambda: ["attribute_format", "classification", "reasoning"],
-        metadata={"help": "Reward names: format, attribute_format, classification, reasoning, length. "
+        metadata={"help": f"Reward names: {', '.join(REWARD_NAMES)}. "
                   "Weights go in `reward_weights` (GRPOConfig), in the same order."},
     )
     judge: dict | str | None = field(
         default=None,
         metadata={"help": "Judge settings for the 'reasoning' reward (a mapping, or JSON on the command line), "
-                  "e.g. {backend: openai, base_urls: [http://teacher:8000/v1], model: OpenGVLab/InternVL3-38B}."},
+                  "e.g. {backend: openai, base_urls: [http://teacher:8000/v1], model: OpenGVLab/InternVL3-38B}; "
+                  "parsed into a JudgeConfig."},
     )
     length_budget: int = field(
         default=256, metadata={"help": "Thinking tokens the 'length' reward allows without penalty."}
@@ -77,6 +81,9 @@ class GRPOScriptArguments(DataArguments):
                 self.judge = json.loads(self.judge)
             except json.JSONDecodeError as error:
                 raise ValueError(f"'judge' must be a mapping or a JSON object, got {self.judge!r} ({error.msg})") from None
+        # Parsed here, once: everything downstream (rewards, judge) receives a JudgeConfig.
+        if isinstance(self.judge, dict):
+            self.judge = JudgeConfig.from_dict(self.judge)
         if isinstance(self.rewards, str):
             self.rewards = [name.strip() for name in self.rewards.split(",") if name.strip()]
 
@@ -95,51 +102,6 @@ class SFTScriptArguments(DataArguments):
         metadata={"help": "'answer': the letter and name (the SFT baseline); 'cot': a full <think>/<attribute>/"
                   "<answer> response built from ground-truth attributes (a format warm-up; synthetic set only)."},
     )
-
-
-def load_recipe(path: str | os.PathLike) -> dict:
-    """Read a YAML recipe, resolving ``include`` (see the module docstring).
-
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (d / "base.yaml").write_text("learning_rate: 1.0\\njudge: {backend: openai, timeout: 30}\\n")
-    >>> _ = (d / "run.yaml").write_text("include: base.yaml\\njudge: {timeout: 5}\\n")
-    >>> load_recipe(d / "run.yaml")
-    {'learning_rate': 1.0, 'judge': {'backend': 'openai', 'timeout': 5}}
-    """
-    return _load(Path(path), chain=())
-
-
-def _load(path: Path, chain: tuple[Path, ...]) -> dict:
-    path = path.resolve()
-    if path in chain:
-        raise ValueError(f"recipe include cycle: {' -> '.join(map(str, (*chain, path)))}")
-    if not path.is_file():
-        where = f" (included from {chain[-1]})" if chain else ""
-        raise FileNotFoundError(f"no such recipe: {path}{where}")
-    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(config, dict):
-        raise ValueError(f"recipe {path} must be a YAML mapping of argument names to values")
-    includes = config.pop("include", [])
-    merged: dict = {}
-    for include in [includes] if isinstance(includes, str) else includes:
-        merged = merge(merged, _load(path.parent / include, (*chain, path)))
-    return merge(merged, config)
-
-
-def merge(base: dict, override: dict) -> dict:
-    """``base`` updated by ``override``; nested mappings merge key by key, anything else is replaced.
-
-    >>> merge({"a": 1, "j": {"x": 1, "y": 2}, "l": [1]}, {"j": {"y": 3}, "l": [2]})
-    {'a': 1, 'j': {'x': 1, 'y': 3}, 'l': [2]}
-    """
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def parse_recipe(dataclass_types, argv: list[str] | None = None, recipe: str | os.PathLike | dict | None = None,
@@ -218,7 +180,7 @@ def resolved_config(script_args, training_args, model_args) -> dict:
 
 def save_resolved_config(config: dict, output_dir: str | os.PathLike) -> Path:
     """Write ``config`` to ``<output_dir>/refine_rft_config.yaml`` atomically."""
-    from refine_rft.data.records import write_text_atomic
+    from refine_rft.files import write_text_atomic
 
     text = yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True)
     return write_text_atomic(Path(output_dir) / SAVED_CONFIG_NAME, text)

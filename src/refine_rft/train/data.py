@@ -21,29 +21,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from refine_rft.data.records import TEXT_COLUMNS
 from refine_rft.prompts import STYLES, answer_text, question_text
-
-# Record fields the rewards and the judge may need; other record fields are dropped.
-PASSTHROUGH_FIELDS = ("id", "dataset", "label", "options", "answer", "noun", "attributes", "option_attributes")
 
 
 def load_records(path: str | os.PathLike, max_samples: int | None = None) -> list[dict]:
-    """Read and validate a prepared question JSONL; image paths are made absolute (relative ones
-    are relative to the JSONL's folder) and checked to exist, failing with the file and line."""
-    from refine_rft.data.records import read_jsonl
+    """Read and validate a prepared question JSONL (:func:`~refine_rft.data.records.read_questions`:
+    relative image paths are relative to the JSONL's folder) and check that every image exists,
+    failing with the file and line."""
+    from refine_rft.data.records import read_questions
 
     path = Path(path)
-    records = read_jsonl(path, validate=True)
+    records = read_questions(path)
     if not records:
         raise ValueError(f"{path}: no questions")
     if max_samples is not None:
         records = records[:max_samples]
     for number, record in enumerate(records, 1):
-        image = Path(record["image"])
-        image = image if image.is_absolute() else path.parent / image
-        if not image.is_file():
-            raise FileNotFoundError(f"{path}: question {number} ({record['id']}): image not found: {image}")
-        record["image"] = str(image)
+        if not Path(record["image"]).is_file():
+            raise FileNotFoundError(f"{path}: question {number} ({record['id']}): image not found: {record['image']}")
     return records
 
 
@@ -60,17 +56,17 @@ def grpo_rows(records: list[dict], style: str = "cot") -> list[dict]:
     for record in records:
         row = {"prompt": [{"role": "user", "content": question_text(record["noun"], record["options"], style)}],
                "image": record["image"]}
-        row.update({key: record[key] for key in PASSTHROUGH_FIELDS if key in record})
+        row.update({key: record[key] for key in TEXT_COLUMNS if key in record})
         rows.append(row)
     return rows
 
 
-def cot_target(record: dict) -> str:
+def reference_cot_response(record: dict) -> str:
     """A reference response in the ReFine-RFT format, from a record's ground-truth ``attributes``:
     every attribute in ``<think>``, those that set the true option apart from the others (per
     ``option_attributes``; all of them when absent) in ``<attribute>``, the answer in ``<answer>``.
 
-    >>> print(cot_target({"options": ["x", "y"], "answer": 1, "attributes": {"crest": "crested", "tail_shape": "fan"},
+    >>> print(reference_cot_response({"options": ["x", "y"], "answer": 1, "attributes": {"crest": "crested", "tail_shape": "fan"},
     ...                   "option_attributes": [{"crest": "no crest", "tail_shape": "fan"},
     ...                                         {"crest": "crested", "tail_shape": "fan"}]}))
     <think>The bird has crested, fan tail.</think><attribute>crested</attribute><answer>B. y</answer>
@@ -92,7 +88,7 @@ def cot_target(record: dict) -> str:
 def sft_rows(records: list[dict], style: str = "both", target: str = "answer") -> list[dict]:
     """One SFT conversation per record: the question, then the answer ``"B. <name>"`` (``target=
     "answer"``, the SFT baseline) or a full ReFine-RFT response from the record's ground-truth
-    attributes (``target="cot"``, :func:`cot_target`: a format warm-up for the synthetic set).
+    attributes (``target="cot"``, :func:`reference_cot_response`: a format warm-up for the synthetic set).
 
     >>> rows = sft_rows([{"id": "q1", "dataset": "cub", "image": "a.png", "label": "y", "options": ["x", "y"],
     ...                   "answer": 1, "noun": "birds"}])
@@ -117,7 +113,7 @@ def _sft_target(record: dict, target: str) -> str:
     if target == "answer":
         return answer_text(record["options"], record["answer"])
     if target == "cot":
-        return cot_target(record)
+        return reference_cot_response(record)
     raise ValueError(f"unknown sft_target {target!r}; valid: answer, cot")
 
 
@@ -139,8 +135,8 @@ def synthetic_train_file(out_dir: str | os.PathLike, per_class: int, num_classes
 
     An existing file is reused (a resumed run sees the same questions; the drawing is seeded anyway).
     """
-    from refine_rft.data.records import write_jsonl_atomic
     from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft.files import write_jsonl_atomic
 
     path = Path(out_dir) / "train.jsonl"
     if not path.is_file():
@@ -159,3 +155,16 @@ def training_file(script_args, output_dir: str | os.PathLike) -> Path:
     return synthetic_train_file(Path(output_dir) / "data", script_args.synthetic_per_class,
                                 script_args.synthetic_num_classes, script_args.synthetic_image_size,
                                 script_args.synthetic_seed)
+
+
+def load_training_inputs(script_args, training_args, model_args):
+    """The processor and the training records a run uses: ``(processor, records)``.
+
+    On several processes the main one prepares the training file first (the others then read it).
+    """
+    from refine_rft.train.model import load_processor
+
+    processor = load_processor(model_args, training_args)
+    with training_args.main_process_first(desc="training questions"):
+        train_file = training_file(script_args, training_args.output_dir)
+    return processor, load_records(train_file, script_args.max_train_samples)

@@ -20,7 +20,7 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from refine_rft.data.records import atomic_directory
+    from refine_rft.files import atomic_directory
     from refine_rft.models import resolve_model_path
 
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)

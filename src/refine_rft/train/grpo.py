@@ -38,9 +38,9 @@ def build_trainer(script_args, training_args, model_args):
     from trl import GRPOTrainer, get_peft_config
 
     from refine_rft.rewards import get_reward_funcs
+    from refine_rft.train.data import grpo_rows, load_training_inputs, to_dataset
+    from refine_rft.train.model import model_init_kwargs, model_path
     from refine_rft.train.monitor import monitor_rewards
-    from refine_rft.train.data import grpo_rows, to_dataset
-    from refine_rft.train.model import load_training_inputs, model_init_kwargs, model_path
 
     processor, records = load_training_inputs(script_args, training_args, model_args)
     dataset = to_dataset(grpo_rows(records, script_args.prompt_style))

@@ -1,5 +1,6 @@
 """What GRPO and SFT runs share around TRL's trainers: the processor, model loading arguments,
-the checkpoint to resume from, and the saved resolved configuration."""
+the checkpoint to resume from, and the saved resolved configuration (their training questions
+come from :mod:`refine_rft.train.data`)."""
 
 from __future__ import annotations
 
@@ -66,19 +67,6 @@ def save_run_config(trainer, script_args, training_args, model_args) -> None:
 
     if trainer.accelerator.is_main_process:
         save_resolved_config(resolved_config(script_args, training_args, model_args), training_args.output_dir)
-
-
-def load_training_inputs(script_args, training_args, model_args):
-    """The processor and the training records a run uses: ``(processor, records)``.
-
-    On several processes the main one prepares the training file first (the others then read it).
-    """
-    from refine_rft.train.data import load_records, training_file
-
-    processor = load_processor(model_args, training_args)
-    with training_args.main_process_first(desc="training questions"):
-        train_file = training_file(script_args, training_args.output_dir)
-    return processor, load_records(train_file, script_args.max_train_samples)
 
 
 def train_and_save(build_trainer, script_args, training_args, model_args) -> Path:

@@ -54,7 +54,7 @@ class SampleIdLog:
 def read_sample_ids(path: str | os.PathLike) -> dict[int, list]:
     """Step -> ids from a :class:`SampleIdLog` file. A step logged twice (the steps between the
     last checkpoint and a kill, run again after resuming) keeps its last entry."""
-    from refine_rft.data.records import iter_jsonl_tolerant
+    from refine_rft.files import iter_jsonl_tolerant
 
     return {row["step"]: row["ids"] for row in iter_jsonl_tolerant(path)}
 

@@ -34,8 +34,8 @@ def build_trainer(script_args, training_args, model_args):
     """A ready ``SFTTrainer`` for the run the three argument objects describe."""
     from trl import SFTTrainer, get_peft_config
 
-    from refine_rft.train.data import sft_rows, to_dataset
-    from refine_rft.train.model import load_training_inputs, model_init_kwargs, model_path
+    from refine_rft.train.data import load_training_inputs, sft_rows, to_dataset
+    from refine_rft.train.model import model_init_kwargs, model_path
 
     processor, records = load_training_inputs(script_args, training_args, model_args)
     dataset = to_dataset(sft_rows(records, script_args.prompt_style, script_args.sft_target))
