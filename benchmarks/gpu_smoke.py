@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from refine_rft.data.records import write_jsonl_atomic
+    from refine_rft.files import write_jsonl_atomic
     from refine_rft.data.synthetic import synthetic_questions
     from refine_rft.testing.scripted_server import ScriptedJudgeServer
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from refine_rft.data.records import atomic_directory
+from refine_rft.files import atomic_directory
 
 # The published config.json dimensions (text model, vision tower). Both share the vision tower
 # (a 32-block ViT of width 1280 with 14 px patches, 2x2 merge, 2-frame temporal patches); its
