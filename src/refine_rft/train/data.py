@@ -121,11 +121,20 @@ def _sft_target(record: dict, target: str) -> str:
     raise ValueError(f"unknown sft_target {target!r}; valid: answer, cot")
 
 
-def to_dataset(rows: list[dict]):
-    """A ``datasets.Dataset`` whose ``image`` column decodes files to PIL images on access."""
+def to_dataset(rows: list[dict], resolution=None):
+    """A ``datasets.Dataset`` whose ``image`` column decodes files to PIL images on access, resized to
+    ``resolution``'s grid (an :class:`~refine_rft.models.resolution.ImageResolution`) when it is set:
+    then the trainer's processor and TRL's vLLM engine see the same image and count the same tokens."""
     from datasets import Dataset, Image
 
-    return Dataset.from_list(rows).cast_column("image", Image())
+    dataset = Dataset.from_list(rows).cast_column("image", Image())
+    if resolution is None or not resolution.is_set:
+        return dataset
+
+    def fit_images(batch: dict) -> dict:
+        return {**batch, "image": [resolution.fit(image) for image in batch["image"]]}
+
+    return dataset.with_transform(fit_images)
 
 
 def _check_style(style: str) -> None:
