@@ -116,7 +116,7 @@ class HFGenerator:
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         resolution = resolution or ImageResolution()
         self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
-                                                       **resolution.processor_kwargs())
+                                                       **resolution.from_pretrained_kwargs())
         self.resolution = resolution.with_factor(processor_factor(self.processor))
         self.processor.tokenizer.padding_side = "left"  # generation continues at the right edge
         model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype)
@@ -202,7 +202,7 @@ class VLLMGenerator:
         self._vllm = vllm
         resolution = resolution or ImageResolution()
         self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
-                                                       **resolution.processor_kwargs())
+                                                       **resolution.from_pretrained_kwargs())
         self.resolution = resolution.with_factor(processor_factor(self.processor))
         kwargs = {}
         if resolution.is_set:

@@ -7,7 +7,7 @@ fine-grained image needs and more than a 2,048-token SFT sequence holds. A recip
 ``max_pixels`` / ``min_pixels``, and every path that shows the policy an image uses them:
 
 - the processor (TRL's GRPO and SFT trainers, ``refine-rft eval --backend hf``, ``predict``) is
-  loaded with them, so it tokenises each image into at most ``max_pixels / factor**2`` tokens;
+  loaded with them (as its ``size``), so it tokenises each image into at most ``max_pixels / factor**2`` tokens;
 - images are also resized to that grid before they reach any engine (:meth:`ImageResolution.fit`),
   so that vLLM, whose processor TRL builds from the hub config without these settings, receives an
   image its own (wider) bounds leave as it is, and counts the same tokens as the trainer;
@@ -55,12 +55,28 @@ class ImageResolution:
         return self.min_pixels is not None or self.max_pixels is not None
 
     def processor_kwargs(self) -> dict:
-        """Keyword arguments for ``AutoProcessor.from_pretrained`` (and vLLM's ``mm_processor_kwargs``).
+        """The bounds that are set, by their Qwen-VL names (vLLM's ``mm_processor_kwargs``, the harnesses'
+        model arguments).
 
         >>> ImageResolution(max_pixels=1003520).processor_kwargs()
         {'max_pixels': 1003520}
         """
         return {k: v for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)) if v is not None}
+
+    def from_pretrained_kwargs(self) -> dict:
+        """Keyword arguments for ``AutoProcessor.from_pretrained``: the image processor's ``size``
+        (transformers 5 names the bounds ``shortest_edge`` / ``longest_edge``); a bound left unset is
+        Qwen-VL's default.
+
+        >>> ImageResolution(max_pixels=1003520).from_pretrained_kwargs()
+        {'size': {'shortest_edge': 3136, 'longest_edge': 1003520}}
+        >>> ImageResolution().from_pretrained_kwargs()
+        {}
+        """
+        if not self.is_set:
+            return {}
+        return {"size": {"shortest_edge": self.min_pixels or QWEN_MIN_PIXELS,
+                         "longest_edge": self.max_pixels or QWEN_MAX_PIXELS}}
 
     def with_factor(self, factor: int) -> ImageResolution:
         return ImageResolution(self.min_pixels, self.max_pixels, factor)

@@ -25,7 +25,7 @@ def load_processor(model_args, training_args, resolution=None):
     from transformers import AutoProcessor
 
     trust = training_args.trust_remote_code or model_args.model_name_or_path.startswith(TINY_PREFIX)
-    kwargs = resolution.processor_kwargs() if resolution is not None else {}
+    kwargs = resolution.from_pretrained_kwargs() if resolution is not None else {}
     processor = AutoProcessor.from_pretrained(model_path(model_args), revision=model_args.model_revision,
                                               trust_remote_code=trust, **kwargs)
     processor.tokenizer.padding_side = "left"
