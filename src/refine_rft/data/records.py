@@ -23,9 +23,11 @@ from pathlib import Path
 
 REQUIRED_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun")
 
+# The noun of each dataset's question, as FOCI and Finedefics word it ("Which of these aircrafts is
+# shown in the image?": their plural, kept so that our questions match theirs token for token).
 NOUNS = {
     "cub": "birds",
-    "aircraft": "aircraft",
+    "aircraft": "aircrafts",
     "cars": "cars",
     "dogs": "dogs",
     "flowers": "flowers",
