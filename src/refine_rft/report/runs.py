@@ -7,7 +7,8 @@
       scores.json          refine-rft eval (recomputed from predictions.jsonl when absent)
       judge_scores.jsonl   refine-rft judge RUN_DIR/predictions.jsonl --out RUN_DIR/judge_scores.jsonl
                            (rsc_scores.jsonl is read when judge_scores.jsonl is absent)
-      general_eval/        refine-rft general-eval (lmms-eval's *_results.json)
+      general_eval/        refine-rft general-eval (lmms-eval's *_results.json; VLMEvalKit's
+                           *_acc.csv under general_eval/vlmevalkit)
       trainer_state.json   or checkpoint-*/trainer_state.json, here or in run.json's "train_dir"
 
 ``name`` defaults to the folder's name. A run with an ``ablation`` object (reward or component
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS, resolve_image
-from refine_rft.evaluate.general import latest_results, parse_lmms_results
+from refine_rft.evaluate.general import general_scores
 from refine_rft.evaluate.score import SCORES_FILE, score_rows
 from refine_rft.files import iter_jsonl_tolerant
 
@@ -42,7 +43,7 @@ class Run:
     predictions: list[dict]
     scores: dict  # style -> {"per_dataset": {name: {"accuracy", ...}}, "average", ...}
     judge: dict = field(default_factory=dict)  # (id, style) -> judge row
-    general: dict = field(default_factory=dict)  # lmms-eval task -> percentage
+    general: dict = field(default_factory=dict)  # lmms-eval task or VLMEvalKit dataset -> percentage
     log_history: list[dict] = field(default_factory=list)
 
     @property
@@ -116,8 +117,7 @@ def load_run(path: str | Path) -> Run:
     judge_file = next((path / name for name in JUDGE_FILES if (path / name).is_file()), path / JUDGE_FILE)
     # Later rows win: a rerun of the judge appends the retried judgement after the failed one.
     judge = {(row["id"], row.get("style", "cot")): row for row in iter_jsonl_tolerant(judge_file)}
-    results = latest_results(path)
-    general = parse_lmms_results(results) if results else {}
+    general = general_scores(path)
     train_dir = path / meta["train_dir"] if "train_dir" in meta else path
     state = _trainer_state(train_dir)
     log_history = _read_json(state).get("log_history", []) if state else []
