@@ -1,14 +1,18 @@
 """Answer-only accuracy from a predictions file, under each prompt style's rule.
 
-- **choice**: the leading standalone letter (:func:`~refine_rft.parsing.extract_letter_answer`;
-  without one, the single option the text identifies).
+Every style reads answers with the one grammar of :mod:`refine_rft.parsing` (one option, no
+second option, no negation, no hedge), which R_cls uses too:
+
+- **choice**: the whole response under :func:`~refine_rft.parsing.extract_letter_answer` (the
+  shared grammar; a leading letter is read like any other, and what follows must not contradict it).
 - **both**: the response must state exactly one option letter *and* name exactly one option in
   full, and the two must be the same option; that option must be the true one. A response with
   only the letter, only the name, a letter and a name that disagree, or two of either, is
-  unparseable (and wrong).
+  unparseable (and wrong), and so is one that the shared grammar refuses.
 - **cot**: the ``<answer>…</answer>`` block is required (no block: unparseable and wrong, as in
-  the paper, whatever the rest of the text says); the block must identify the true option under
-  :func:`~refine_rft.parsing.extract_choice`.
+  the paper, whatever the rest of the text says) and taken as R_cls takes it
+  (:func:`~refine_rft.parsing.answer_block`: one block, nothing after it); the block must identify
+  the true option under :func:`~refine_rft.parsing.extract_choice`.
 
 Accuracies are percentages. A style's average is the mean of its per-dataset accuracies (each
 dataset weighs the same, as the paper's "Avg" column).
@@ -21,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from refine_rft.data.records import iter_jsonl_tolerant, write_text_atomic
-from refine_rft.parsing import extract_choice, extract_letter_answer, parse_response, stated_options
+from refine_rft.parsing import answer_block, extract_choice, extract_letter_answer, read_answer
 from refine_rft.prompts import LETTERS
 
 SCORES_FILE = "scores.json"
@@ -35,11 +39,14 @@ def both_choice(text: str | None, options: Sequence[str]) -> int | None:
     [1, 2, None, None]
     >>> [both_choice(t, options) for t in ["A. Sooty_Albatross", "B. Sooty_Albatross or C. Least_Auklet"]]
     [None, None]
+    >>> [both_choice(t, options) for t in ["B. Sooty_Albatross, not Least", "B. Sooty_Albatross maybe"]]
+    [None, None]
     """
     if not text:
         return None
-    stated, named = stated_options(text, options, LETTERS)
-    return named.pop() if len(named) == 1 and named == stated else None
+    reading = read_answer(text, options, LETTERS)
+    choice = reading.single_option()
+    return choice if choice is not None and reading.by_letter == reading.by_name == {choice} else None
 
 
 def parsed_choice(style: str, response: str | None, options: Sequence[str]) -> int | None:
@@ -56,8 +63,7 @@ def parsed_choice(style: str, response: str | None, options: Sequence[str]) -> i
     if style == "both":
         return both_choice(response, options)
     if style == "cot":
-        answer = parse_response(response or "").answer
-        return None if answer is None else extract_choice(answer, options)
+        return extract_choice(answer_block(response), options)
     raise ValueError(f"unknown prompt style {style!r}")
 
 
