@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from refine_rft.errors import DataError, MissingFile
+
 
 def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | None = None) -> list[dict]:
     """Read a JSONL file; ``check(row, where)`` (``where`` is ``"FILE:LINE"``) may validate each row.
@@ -36,7 +38,7 @@ def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | Non
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise MissingFile(f"no such file: {path}")
     rows = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -45,7 +47,7 @@ def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | Non
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+                raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
             rows.append(check(row, f"{path}:{number}") if check else row)
     return rows
 

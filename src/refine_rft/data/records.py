@@ -24,6 +24,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from refine_rft.errors import DataError
 from refine_rft.files import read_jsonl
 
 # Every question has these; ``validate_record`` checks them.
@@ -71,9 +72,9 @@ def shuffle_options(question_id: str, options: Sequence[str], label: str, seed: 
     True
     """
     if label not in options:
-        raise ValueError(f"question {question_id}: the true class {label!r} is not among its options {list(options)}")
+        raise DataError(f"question {question_id}: the true class {label!r} is not among its options {list(options)}")
     if len(set(options)) != len(options):
-        raise ValueError(f"question {question_id}: duplicate options {list(options)}")
+        raise DataError(f"question {question_id}: duplicate options {list(options)}")
     shuffled = list(options)
     seeded_rng(seed, question_id).shuffle(shuffled)
     return shuffled, shuffled.index(label)
@@ -131,14 +132,14 @@ def validate_record(record: dict, where: str = "record") -> dict:
     """Check a record has every field with a sane value; raise ``ValueError`` naming ``where`` if not."""
     missing = [f for f in QUESTION_FIELDS if f not in record]
     if missing:
-        raise ValueError(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(QUESTION_FIELDS)})")
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(QUESTION_FIELDS)})")
     options, answer = record["options"], record["answer"]
     if not isinstance(options, list) or len(options) < 2:
-        raise ValueError(f"{where}: field 'options' must be a list of at least 2 class names, got {options!r}")
+        raise DataError(f"{where}: field 'options' must be a list of at least 2 class names, got {options!r}")
     if not isinstance(answer, int) or not 0 <= answer < len(options):
-        raise ValueError(f"{where}: field 'answer' must index 'options' (0..{len(options) - 1}), got {answer!r}")
+        raise DataError(f"{where}: field 'answer' must index 'options' (0..{len(options) - 1}), got {answer!r}")
     if options[answer] != record["label"]:
-        raise ValueError(f"{where}: options[answer] is {options[answer]!r} but label is {record['label']!r}")
+        raise DataError(f"{where}: options[answer] is {options[answer]!r} but label is {record['label']!r}")
     return record
 
 
@@ -147,7 +148,7 @@ def validate_prediction(row: dict, where: str = "prediction") -> dict:
     naming ``where`` and the missing fields if not."""
     missing = [name for name in PREDICTION_FIELDS if name not in row]
     if missing:
-        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
     return row
 
 

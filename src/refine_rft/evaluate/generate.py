@@ -26,6 +26,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from refine_rft.data.records import QUESTION_COLUMNS, prediction_key, read_questions
+from refine_rft.errors import ConfigError, MissingFile
 from refine_rft.files import JsonlAppender
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
@@ -45,7 +46,7 @@ def load_questions(data_files: Sequence[str | Path]) -> list[dict]:
     for data_file in map(Path, data_files):
         for record in read_questions(data_file):
             if record["id"] in seen:
-                raise ValueError(f"{data_file}: question id {record['id']!r} already in {seen[record['id']]}")
+                raise ConfigError(f"{data_file}: question id {record['id']!r} already in {seen[record['id']]}")
             seen[record["id"]] = data_file
             records.append(record)
     return records
@@ -58,7 +59,7 @@ def plan_batches(records: Sequence[dict], styles: Sequence[str], batch_size: int
     [('choice', ['a', 'b']), ('choice', ['c'])]
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     return [(style, list(records[i : i + batch_size])) for style in styles for i in range(0, len(records), batch_size)]
 
 
@@ -66,7 +67,7 @@ def check_styles(styles: Sequence[str]) -> list[str]:
     """Validate prompt style names, naming the valid ones on error."""
     unknown = [s for s in styles if s not in STYLES]
     if unknown or not styles:
-        raise ValueError(f"unknown prompt style(s) {unknown or styles}; valid styles: {', '.join(STYLES)}")
+        raise ConfigError(f"unknown prompt style(s) {unknown or styles}; valid styles: {', '.join(STYLES)}")
     return list(styles)
 
 
@@ -78,7 +79,7 @@ def _open_image(record: dict):
         with Image.open(path) as image:
             return image.convert("RGB")
     except FileNotFoundError:
-        raise FileNotFoundError(f"question {record['id']}: image not found: {path}") from None
+        raise MissingFile(f"question {record['id']}: image not found: {path}") from None
 
 
 class HFGenerator:
@@ -203,7 +204,7 @@ def make_generator(backend: str, model_path: str, adapter: str | None = None):
         return HFGenerator(model_path, adapter)
     if backend == "vllm":
         return VLLMGenerator(model_path, adapter)
-    raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    raise ConfigError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
 
 
 def max_tokens_for(styles: Sequence[str], overrides: dict[str, int] | None = None) -> dict[str, int]:
@@ -215,7 +216,7 @@ def max_tokens_for(styles: Sequence[str], overrides: dict[str, int] | None = Non
     overrides = overrides or {}
     unknown = set(overrides) - set(STYLES)
     if unknown:
-        raise ValueError(f"max new tokens given for unknown style(s) {sorted(unknown)}; valid: {', '.join(STYLES)}")
+        raise ConfigError(f"max new tokens given for unknown style(s) {sorted(unknown)}; valid: {', '.join(STYLES)}")
     return {s: int(overrides.get(s, DEFAULT_MAX_NEW_TOKENS[s])) for s in styles}
 
 

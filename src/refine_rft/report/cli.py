@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from refine_rft.errors import ConfigError
 from refine_rft.files import write_text_atomic
 from refine_rft.report.html import build_html
 from refine_rft.report.plots import accuracy_bars, training_curves
@@ -34,7 +35,7 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: i
     names = [r.name for r in runs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"several runs are named {duplicates}: give each a distinct 'name' in its run.json")
+        raise ConfigError(f"several runs are named {duplicates}: give each a distinct 'name' in its run.json")
     out_dir = Path(out_dir)
     tables = all_tables(runs)
     write_tables(tables, out_dir)

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from refine_rft.data.records import TEXT_COLUMNS
+from refine_rft.errors import ConfigError, MissingFile
 from refine_rft.prompts import STYLES, answer_text, question_text
 
 
@@ -34,12 +35,12 @@ def load_records(path: str | os.PathLike, max_samples: int | None = None) -> lis
     path = Path(path)
     records = read_questions(path)
     if not records:
-        raise ValueError(f"{path}: no questions")
+        raise ConfigError(f"{path}: no questions")
     if max_samples is not None:
         records = records[:max_samples]
     for number, record in enumerate(records, 1):
         if not Path(record["image"]).is_file():
-            raise FileNotFoundError(f"{path}: question {number} ({record['id']}): image not found: {record['image']}")
+            raise MissingFile(f"{path}: question {number} ({record['id']}): image not found: {record['image']}")
     return records
 
 
@@ -75,7 +76,7 @@ def reference_cot_response(record: dict) -> str:
 
     attributes = record.get("attributes")
     if not attributes:
-        raise ValueError(f"question {record.get('id')}: sft_target 'cot' needs ground-truth 'attributes' "
+        raise ConfigError(f"question {record.get('id')}: sft_target 'cot' needs ground-truth 'attributes' "
                          "(the synthetic set has them)")
     others = [a for i, a in enumerate(record.get("option_attributes") or []) if i != record["answer"]]
     telling = [k for k, v in attributes.items() if not others or any(o.get(k) != v for o in others)] or list(attributes)
@@ -114,7 +115,7 @@ def _sft_target(record: dict, target: str) -> str:
         return answer_text(record["options"], record["answer"])
     if target == "cot":
         return reference_cot_response(record)
-    raise ValueError(f"unknown sft_target {target!r}; valid: answer, cot")
+    raise ConfigError(f"unknown sft_target {target!r}; valid: answer, cot")
 
 
 def to_dataset(rows: list[dict]):
@@ -126,7 +127,7 @@ def to_dataset(rows: list[dict]):
 
 def _check_style(style: str) -> None:
     if style not in STYLES:
-        raise ValueError(f"unknown prompt_style {style!r}; valid styles: {', '.join(STYLES)}")
+        raise ConfigError(f"unknown prompt_style {style!r}; valid styles: {', '.join(STYLES)}")
 
 
 def synthetic_train_file(out_dir: str | os.PathLike, per_class: int, num_classes: int, image_size: int,

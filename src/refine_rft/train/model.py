@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from refine_rft.errors import ConfigError, MissingFile
 from refine_rft.models import TINY_PREFIX, resolve_model_path
 
 
 def model_path(model_args) -> str:
     """The model to load: a hub id, a folder, or the cached embedded tiny model for ``tiny:<arch>``."""
     if not model_args.model_name_or_path:
-        raise ValueError("the recipe needs 'model_name_or_path' (a hub id, a folder, or tiny:qwen2_vl)")
+        raise ConfigError("the recipe needs 'model_name_or_path' (a hub id, a folder, or tiny:qwen2_vl)")
     return resolve_model_path(model_args.model_name_or_path)
 
 
@@ -54,10 +55,10 @@ def resume_checkpoint(training_args) -> str | None:
         candidates = [p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
         complete = [p for p in candidates if (p / "trainer_state.json").is_file()]
         if not complete:
-            raise FileNotFoundError(f"resume_from_checkpoint={value}: no complete checkpoint-* folder in {output_dir}")
+            raise MissingFile(f"resume_from_checkpoint={value}: no complete checkpoint-* folder in {output_dir}")
         return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
     if not (Path(value) / "trainer_state.json").is_file():
-        raise FileNotFoundError(f"resume_from_checkpoint: {value} is not a complete checkpoint (no trainer_state.json)")
+        raise MissingFile(f"resume_from_checkpoint: {value} is not a complete checkpoint (no trainer_state.json)")
     return str(value)
 
 

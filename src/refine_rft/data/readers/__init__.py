@@ -24,6 +24,7 @@ from refine_rft.data.readers.official import (
     read_flowers,
     read_pets,
 )
+from refine_rft.errors import ConfigError
 
 OFFICIAL = ("cub", "aircraft", "cars", "dogs", "flowers", "pets")
 
@@ -42,7 +43,7 @@ READERS: dict[str, Callable[[Path, str], LabelledSplit]] = {
 def read_split(dataset: str, root: str | Path, split: str) -> LabelledSplit:
     """Read ``split`` of ``dataset`` from ``root``; unknown dataset names list the valid ones."""
     if dataset not in READERS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(READERS)}")
+        raise ConfigError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(READERS)}")
     return READERS[dataset](Path(root), split)
 
 
