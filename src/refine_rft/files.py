@@ -230,3 +230,13 @@ def guard_settings(settings_path: str | os.PathLike, settings: dict, outputs: It
     elif any(output.exists() for output in outputs):
         logger.warning("%s: outputs without recorded settings; adopting the current ones", settings_path.parent)
     return write_text_atomic(settings_path, json.dumps({**recorded, **settings}, indent=2, sort_keys=True) + "\n")
+
+
+def write_rejects(path: str | os.PathLike, rejects: list[dict]) -> None:
+    """Write a rejects file (one row per rejected input row) atomically, or remove a stale one
+    when this run rejected nothing."""
+    path = Path(path)
+    if rejects:
+        write_jsonl_atomic(path, rejects)
+    else:
+        path.unlink(missing_ok=True)
