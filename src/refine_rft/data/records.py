@@ -22,11 +22,13 @@ import hashlib
 import json
 import os
 import random
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.errors import DataError, MissingFile
+from refine_rft.files import read_jsonl
 
 # Every question has these; ``validate_record`` checks them.
 QUESTION_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun")
@@ -333,6 +335,17 @@ def require_all(rowset: RowSet) -> list[dict]:
         total = len(rowset.rows) + len(rowset.rejects)
         raise DataError(f"{len(rowset.rejects)} of {total} rows cannot be used: {describe_rejects(rowset.rejects)}")
     return rowset.rows
+
+
+def report_rejects(command: str, path: str | os.PathLike, what: str) -> int:
+    """Say how many rows ``path`` lists as rejected and name the first; return the exit status (1 if any)."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    rejects = read_jsonl(path)
+    print(f"refine-rft {command}: {len(rejects)} {what} rejected, listed in {path}: {describe_rejects(rejects, 5)}",
+          file=sys.stderr)
+    return 1
 
 
 def _where(file, line) -> str:

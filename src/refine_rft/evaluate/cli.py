@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import sys
-
-from refine_rft.data.records import describe_rejects
+from refine_rft.data.records import report_rejects
 from refine_rft.evaluate.generate import (
     BACKENDS,
     DEFAULT_MAX_NEW_TOKENS,
@@ -23,7 +21,6 @@ from refine_rft.evaluate.generate import (
     check_styles,
     generate_predictions,
 )
-from refine_rft.files import read_jsonl
 from refine_rft.evaluate.score import score_predictions
 
 
@@ -81,16 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         print(format_scores(scores))
         print(f"wrote {path} and {Path(path).parent / 'scores.json'}")
     return report_rejects("eval", Path(args.out) / REJECTS_FILE, "questions")
-
-
-def report_rejects(command: str, path: Path, what: str) -> int:
-    """Say how many rows ``path`` lists as rejected and name the first; return the exit status (1 if any)."""
-    if not path.is_file():
-        return 0
-    rejects = read_jsonl(path)
-    print(f"refine-rft {command}: {len(rejects)} {what} rejected, listed in {path}: {describe_rejects(rejects, 5)}",
-          file=sys.stderr)
-    return 1
 
 
 if __name__ == "__main__":
