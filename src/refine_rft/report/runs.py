@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refine_rft.data.records import RSC_KEYS, resolve_image
+from refine_rft.data.records import RSC_KEYS, prediction_key, read_rows, require_all, validate_prediction
 from refine_rft.errors import DataError, MissingFile
 from refine_rft.evaluate.general import latest_results, parse_lmms_results
 from refine_rft.evaluate.score import SCORES_FILE, score_rows
@@ -107,9 +107,12 @@ def load_run(path: str | Path) -> Run:
     meta = _read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else {}
     if not isinstance(meta, dict) or not isinstance(meta.get("ablation", {}), dict):
         raise DataError(f"{path / RUN_FILE}: expected an object with an optional 'ablation' object")
-    # Image paths as every stage reads them: relative ones are relative to the predictions file.
-    predictions = [{**row, "image": resolve_image(row["image"], path / "predictions.jsonl")} if "image" in row else row
-                   for row in iter_jsonl_tolerant(path / "predictions.jsonl")]
+    # The rule every stage reads rows by: relative image paths are relative to the predictions
+    # file, an empty file or a duplicate (id, style) fails, and so does any unusable row (a report
+    # built from part of a run would misstate it).
+    predictions = []
+    if (path / "predictions.jsonl").is_file():
+        predictions = require_all(read_rows([path / "predictions.jsonl"], validate_prediction, key=prediction_key))
     if (path / SCORES_FILE).is_file():
         scores = _read_json(path / SCORES_FILE)["styles"]
     else:

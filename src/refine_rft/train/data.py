@@ -22,26 +22,22 @@ import os
 from pathlib import Path
 
 from refine_rft.data.records import TEXT_COLUMNS
-from refine_rft.errors import ConfigError, MissingFile
+from refine_rft.errors import ConfigError
 from refine_rft.prompts import STYLES, answer_text, question_text
 
 
 def load_records(path: str | os.PathLike, max_samples: int | None = None) -> list[dict]:
-    """Read and validate a prepared question JSONL (:func:`~refine_rft.data.records.read_questions`:
-    relative image paths are relative to the JSONL's folder) and check that every image exists,
-    failing with the file and line."""
-    from refine_rft.data.records import read_questions
+    """The questions a run trains on, every one checked before the first step: read under
+    :func:`~refine_rft.data.records.read_rows`' rule (relative image paths are relative to the
+    JSONL's folder; empty files and duplicate ids fail), each image decoded once. Any unusable row
+    fails the run with a :class:`~refine_rft.errors.DataError` naming the ids (the first ten, then
+    how many more), since training on a silently smaller set would change the experiment."""
+    from refine_rft.data.records import read_rows, reject_bad_images, require_all, validate_record
 
-    path = Path(path)
-    records = read_questions(path)
-    if not records:
-        raise ConfigError(f"{path}: no questions")
+    rowset = read_rows([path], validate_record)
     if max_samples is not None:
-        records = records[:max_samples]
-    for number, record in enumerate(records, 1):
-        if not Path(record["image"]).is_file():
-            raise MissingFile(f"{path}: question {number} ({record['id']}): image not found: {record['image']}")
-    return records
+        rowset.rows = rowset.rows[:max_samples]
+    return require_all(reject_bad_images(rowset, decode=True))
 
 
 def grpo_rows(records: list[dict], style: str = "cot") -> list[dict]:
