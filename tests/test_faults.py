@@ -181,8 +181,8 @@ def test_judge_resume_with_changed_settings_refuses_unless_overwrite(data, tmp_p
 
 def test_eval_rejects_bad_questions_refuses_changed_settings_and_resumes(data, tmp_path):
     hostile = hostile_rows(data, tmp_path)
-    del hostile["missing-response"]  # a question needs no response: this row is a good question
-    questions = write_jsonl(tmp_path / "hostile_questions.jsonl", [*good_rows(data)[:2], *hostile.values()])
+    question = hostile.pop("missing-response")  # a question needs no response: this row is a good question
+    questions = write_jsonl(data / "hostile_questions.jsonl", [*good_rows(data)[:2], question, *hostile.values()])
     out = tmp_path / "eval"
     args = ["eval", "--model", "tiny:qwen2_vl", "--data", questions, "--prompts", "choice", "--out", out,
             "--batch-size", "4"]
@@ -193,7 +193,7 @@ def test_eval_rejects_bad_questions_refuses_changed_settings_and_resumes(data, t
     assert sorted(row["id"] for row in predictions) == sorted([*(r["id"] for r in good_rows(data)[:2]),
                                                               "missing-response"])
     rejects = {r["id"]: r["reason"] for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())}
-    assert "image file is truncated" in rejects["truncated-jpeg"] and len(rejects) == len(hostile) - 2 + 1
+    assert "image file is truncated" in rejects["truncated-jpeg"] and len(rejects) == len(hostile) - 2  # 3 without an id
     assert json.loads((out / "scores.json").read_text())["styles"]["choice"]["n"] == 3
     # Other settings, same folder: refused before the model is loaded, naming the change.
     line = one_line_error(cli(*args, "--max-new-tokens", "choice=4"), "eval")
@@ -211,12 +211,12 @@ def test_eval_rejects_bad_questions_refuses_changed_settings_and_resumes(data, t
 def test_train_checks_every_row_before_the_first_step(data, tmp_path):
     hostile = hostile_rows(data, tmp_path)
     rows = [*good_rows(data), *(hostile[q] for q in ("truncated-jpeg", "missing-image", "answer-out-of-range"))]
-    train_file = write_jsonl(tmp_path / "train.jsonl", rows)
+    train_file = write_jsonl(data / "hostile_train.jsonl", rows)
     result = cli("train", "--config", Path(__file__).resolve().parents[1] / "recipes/tiny/vanilla_grpo.yaml",
                  "--train_file", train_file, "--output_dir", tmp_path / "run", "--max_steps", "1")
     line = one_line_error(result, "train")
-    assert "3 of 7 rows cannot be used: truncated-jpeg (" in line
-    assert "missing-image (" in line and "answer-out-of-range (" in line
+    assert "3 of 7 rows cannot be used: " in line
+    assert all(f"{qid} ({train_file}:" in line for qid in ("truncated-jpeg", "missing-image", "answer-out-of-range"))
     assert not list((tmp_path / "run").glob("checkpoint-*"))
 
 
@@ -259,10 +259,11 @@ def test_relative_image_paths_mean_the_same_file_to_every_stage(data, tmp_path, 
 def test_prepare_writes_image_paths_that_resolve_from_anywhere(tmp_path, monkeypatch):
     """prepare run with a relative --root, the JSONL written into another folder, read from a third."""
     from refine_rft.data.records import read_questions
-    from refine_rft.testing.fake_layouts import write_layout
+    from refine_rft.testing.fake_layouts import tiny_jpeg, write_layout
 
     labels = ["Abyssinian", "Bengal", "Birman", "Bombay"]
-    write_layout("pets", tmp_path / "roots", {"train": [(f"{c}_1.jpg", c) for c in labels], "test": []}, labels)
+    write_layout("pets", tmp_path / "roots", {"train": [(f"{c}_1.jpg", c) for c in labels], "test": []}, labels,
+                 image=tiny_jpeg())
     result = cli("prepare", "pets", "--root", "roots", "--split", "train", "--distractors", "random",
                  "--out", tmp_path / "data" / "pets.jsonl", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
