@@ -169,7 +169,7 @@ def test_cli_dataset_writes_atomically_and_reports(cars, tmp_path, capsys):
     args = ["cars", "--root", str(root), "--split", "test", "--choices", str(choices), "--out", str(failed)]
     assert cli_main(["prepare", *args]) == 2  # bad data: one line, exit 2
     error = capsys.readouterr().err
-    assert error.startswith("refine-rft prepare: error: ") and "unreadable image" in error and not failed.exists()
+    assert "refine-rft prepare: error: " in error and "unreadable image" in error and not failed.exists()
     assert list((tmp_path / "out").iterdir()) == [out]  # no temporary file left behind either
     assert main(args + ["--no-verify-images"]) == 0
     train = tmp_path / "out" / "train.jsonl"
