@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from refine_rft.cli import main as cli_main
 from refine_rft.data.choices import PUBLISHED_FILES
 from refine_rft.data.cli import main
 from refine_rft.data.distractors import choose_distractors, clip_distractors, similar_distractors
@@ -219,8 +220,9 @@ def test_cli_dataset_writes_atomically_and_reports(cars, tmp_path, capsys):
     (root / "stanford_cars" / "cars_test" / "00003.jpg").write_bytes(b"truncated")
     failed = tmp_path / "out" / "failed.jsonl"
     args = ["cars", "--root", str(root), "--split", "test", "--choices", str(choices), "--out", str(failed)]
-    assert main(args) == 1
-    assert "unreadable image" in capsys.readouterr().err and not failed.exists()
+    assert cli_main(["prepare", *args]) == 2  # bad data: one line, exit 2
+    error = capsys.readouterr().err
+    assert "refine-rft prepare: error: " in error and "unreadable image" in error and not failed.exists()
     assert list((tmp_path / "out").iterdir()) == [out]  # no temporary file left behind either
     assert main(args + ["--no-verify-images"]) == 0
     train = tmp_path / "out" / "train.jsonl"
@@ -260,6 +262,6 @@ def test_prepare_paper_builds_six_test_sets_and_the_fewshot_set(tmp_path, capsys
     assert "| flowers | 4 | 4 |" in table and "| **all** | 24 | 24 |" in table
     assert read_split("dogs", tmp_path / "roots", "train").classes == classes["dogs"]
     (tmp_path / "choices" / "pet-37.json").unlink()
-    assert main(["paper", "--roots", str(tmp_path / "roots"), "--choices-dir", str(tmp_path / "choices"),
-                 "--out", str(tmp_path / "again")]) == 1
+    assert cli_main(["prepare", "paper", "--roots", str(tmp_path / "roots"), "--choices-dir",
+                     str(tmp_path / "choices"), "--out", str(tmp_path / "again")]) == 2
     assert not (tmp_path / "again").exists()

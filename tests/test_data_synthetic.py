@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from refine_rft.cli import main as cli_main
 from refine_rft.data.cli import main
 from refine_rft.data.prepare import prepare_synthetic
 from refine_rft.data.records import read_questions
@@ -60,4 +61,4 @@ def test_cli_prints_one_line_per_split(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["train", "test", "pool"]
     assert lines[1].startswith("test: 8 questions, 4 classes")
-    assert main(["synthetic", "--out", str(tmp_path / "x"), "--shots", "0"]) == 1
+    assert cli_main(["prepare", "synthetic", "--out", str(tmp_path / "x"), "--shots", "0"]) == 2  # one line, exit 2

@@ -95,15 +95,17 @@ def test_bad_inputs_fail_with_names(questions, tmp_path):
         generate_predictions("tiny:qwen2_vl", [questions], ["choice"], tmp_path, backend="onnx")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "q", "dataset": "cub"}) + "\n")
-    with pytest.raises(ValueError, match="bad.jsonl:1: missing field"):
-        generate_predictions("tiny:qwen2_vl", [bad], ["choice"], tmp_path)
+    out = generate_predictions("tiny:qwen2_vl", [bad], ["choice"], tmp_path / "bad")  # rejected, not raised
+    assert not out.exists()
+    [reject] = [json.loads(line) for line in (tmp_path / "bad" / "rejects.jsonl").read_text().splitlines()]
+    assert reject["id"] == "q" and reject["line"] == 1 and reject["reason"].startswith("missing field")
 
 
 def test_vllm_backend_missing_is_a_clear_error(questions, tmp_path):
     pytest.importorskip("transformers")
     if __import__("importlib").util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed here")
-    with pytest.raises(RuntimeError, match=r"needs vLLM.*pip install -e '\.\[vllm\]'"):
+    with pytest.raises(ImportError, match=r"needs vLLM.*pip install -e '\.\[vllm\]'"):
         generate_predictions("tiny:qwen2_vl", [questions], ["choice"], tmp_path, backend="vllm")
 
 

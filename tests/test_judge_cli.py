@@ -80,10 +80,13 @@ def test_bad_input_fails_with_a_message(tmp_path, capsys):
     predictions.write_text(json.dumps({"id": "cars/1", "style": "cot", "dataset": "cars", "image": "x.png",
                                        "options": ["a", "b"], "answer": 0, "noun": "cars",
                                        "response": "<think>red</think>"}) + "\n")
-    assert refine_rft(["judge", str(predictions), "--backend", "attributes", "--out", str(tmp_path / "s.jsonl")]) == 2
+    # A row the attribute judge cannot score is rejected (exit 1, listed beside the scores), not fatal.
+    assert refine_rft(["judge", str(predictions), "--backend", "attributes", "--out", str(tmp_path / "s.jsonl")]) == 1
     assert "'cars/1' lacks field(s) attributes" in capsys.readouterr().err
-    assert refine_rft(["judge", str(predictions), "--out", str(tmp_path / "s.jsonl")]) == 2  # no --model
-    assert "model is required" in capsys.readouterr().err
+    assert json.loads((tmp_path / "s.rejects.jsonl").read_text())["id"] == "cars/1"
+    assert refine_rft(["judge", str(predictions), "--out", str(tmp_path / "t.jsonl")]) == 2  # no --model
+    error = capsys.readouterr().err
+    assert error.startswith("refine-rft judge: error: ") and "model is required" in error
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(RECIPES_DIR)))

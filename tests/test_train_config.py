@@ -169,7 +169,7 @@ def test_grpo_rows_pass_record_fields_to_rewards(tmp_path):
 
     rows[1]["image"] = "images/train/nope.png"
     write_jsonl_atomic(path, rows)
-    with pytest.raises(FileNotFoundError, match="train.jsonl: question 2 .*nope.png"):
+    with pytest.raises(ValueError, match=r"1 of 4 rows cannot be used: synthetic/train/\S+ \(.*train.jsonl:2\): image not found: .*nope.png"):
         load_records(path)
     with pytest.raises(ValueError, match="unknown prompt_style"):
         grpo_rows(rows, "verbose")

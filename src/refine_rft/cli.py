@@ -3,6 +3,11 @@
 Each subcommand lives in its own module with a ``main(argv) -> int``; this file only dispatches,
 and imports a stage's module when that stage runs (so ``refine-rft --help`` is instant).
 ``train`` and ``sft`` parse their arguments with TRL's ``TrlParser``, the others with argparse.
+
+This is also the one error boundary: a :class:`~refine_rft.errors.UserError` (bad configuration,
+bad data, a refused endpoint) is printed as one line, ``refine-rft <command>: error: <message>``,
+with exit status 2; any other exception is a bug and keeps its traceback. Exit status 1 means the
+command ran but rejected some rows (it says how many and where they are listed).
 """
 
 from __future__ import annotations
@@ -49,8 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"refine-rft: unknown command {name!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    from refine_rft.errors import UserError
+
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        return int(module.main(rest) or 0)
+    except UserError as error:
+        print(f"refine-rft {name}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -9,18 +9,26 @@ scores -> report), so every writer here either leaves a complete file or none:
 - :class:`JsonlAppender`: append-only rows keyed by id, fsynced one by one, for long runs that
   resume (generation, judging);
 - :func:`read_jsonl` (strict: errors name the file and line) and :func:`iter_jsonl_tolerant`
-  (skips the torn last line a killed appender may leave).
+  (skips the torn last line a killed appender may leave);
+- :func:`guard_settings`: the settings that define a resumable output, recorded beside it, so that
+  a rerun with other settings refuses instead of mixing two runs in one file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from refine_rft.errors import DataError, MissingFile, SettingsChanged
+
+logger = logging.getLogger(__name__)
 
 
 def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | None = None) -> list[dict]:
@@ -36,7 +44,7 @@ def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | Non
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise MissingFile(f"no such file: {path}")
     rows = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -45,7 +53,7 @@ def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | Non
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+                raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
             rows.append(check(row, f"{path}:{number}") if check else row)
     return rows
 
@@ -170,3 +178,65 @@ class JsonlAppender:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (a data file's identity in the recorded settings)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def guard_settings(settings_path: str | os.PathLike, settings: dict, outputs: Iterable[str | os.PathLike],
+                   overwrite: bool = False, flag: str = "--overwrite") -> Path:
+    """Record the ``settings`` that define ``outputs`` in ``settings_path`` (JSON), or refuse a rerun
+    whose settings differ from those recorded, naming each change.
+
+    A setting present in both must be equal; a setting only one side has is added (a rerun may
+    add a prompt style and its token budget). With ``overwrite`` the outputs and the recorded
+    settings are removed first: the output starts afresh. Outputs found without recorded settings
+    (made before settings were recorded) are adopted with a warning.
+
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> path = os.path.join(folder, "run_settings.json")
+    >>> _ = guard_settings(path, {"model": "a", "budget/cot": 512}, [])
+    >>> _ = guard_settings(path, {"model": "a", "budget/choice": 8}, [])
+    >>> guard_settings(path, {"model": "b"}, [])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.SettingsChanged: ... was made with other settings: model 'a' -> 'b'; rerun with --overwrite to start it afresh, or write elsewhere
+    """
+    settings_path, outputs = Path(settings_path), [Path(p) for p in outputs]
+    recorded: dict = {}
+    if overwrite:
+        for output in [*outputs, settings_path]:
+            if output.is_dir():
+                shutil.rmtree(output)
+            else:
+                output.unlink(missing_ok=True)
+    elif settings_path.is_file():
+        try:
+            recorded = json.loads(settings_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{settings_path}: not valid JSON ({error.msg}); remove it or use {flag}") from None
+        changed = [f"{name} {recorded[name]!r} -> {value!r}" for name, value in settings.items()
+                   if name in recorded and recorded[name] != value]
+        if changed:
+            raise SettingsChanged(f"{settings_path.parent} was made with other settings: {'; '.join(changed)}; "
+                                  f"rerun with {flag} to start it afresh, or write elsewhere")
+    elif any(output.exists() for output in outputs):
+        logger.warning("%s: outputs without recorded settings; adopting the current ones", settings_path.parent)
+    return write_text_atomic(settings_path, json.dumps({**recorded, **settings}, indent=2, sort_keys=True) + "\n")
+
+
+def write_rejects(path: str | os.PathLike, rejects: list[dict]) -> None:
+    """Write a rejects file (one row per rejected input row) atomically, or remove a stale one
+    when this run rejected nothing."""
+    path = Path(path)
+    if rejects:
+        write_jsonl_atomic(path, rejects)
+    else:
+        path.unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from refine_rft.errors import ConfigError
 from refine_rft.parsing import LETTERS, both_choice, cot_choice, extract_letter_answer
 
 QUESTION_TEMPLATE = "Which of these {noun} is shown in the image?\nChoices:\n{choices}"
@@ -64,7 +65,7 @@ def prompt_style(name: str) -> PromptStyle:
     ('CH.', 512)
     """
     if name not in PROMPT_STYLES:
-        raise ValueError(f"unknown prompt style {name!r}; valid styles: {', '.join(STYLES)}")
+        raise ConfigError(f"unknown prompt style {name!r}; valid styles: {', '.join(STYLES)}")
     return PROMPT_STYLES[name]
 
 
@@ -75,7 +76,7 @@ def format_choices(options: Sequence[str], letters: str = LETTERS) -> str:
     'A. Laysan_Albatross\\nB. Sooty_Albatross\\n'
     """
     if len(options) > len(letters):
-        raise ValueError(f"{len(options)} options but only {len(letters)} letters ({letters!r})")
+        raise ConfigError(f"{len(options)} options but only {len(letters)} letters ({letters!r})")
     return "".join(f"{letter}. {option}\n" for letter, option in zip(letters, options))
 
 

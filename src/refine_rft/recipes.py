@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from refine_rft.errors import ConfigError, MissingFile
+
 
 def load_recipe(path: str | os.PathLike) -> dict:
     """Read a YAML recipe, resolving ``include`` (see the module docstring).
@@ -30,13 +32,13 @@ def load_recipe(path: str | os.PathLike) -> dict:
 def _load(path: Path, chain: tuple[Path, ...]) -> dict:
     path = path.resolve()
     if path in chain:
-        raise ValueError(f"recipe include cycle: {' -> '.join(map(str, (*chain, path)))}")
+        raise ConfigError(f"recipe include cycle: {' -> '.join(map(str, (*chain, path)))}")
     if not path.is_file():
         where = f" (included from {chain[-1]})" if chain else ""
-        raise FileNotFoundError(f"no such recipe: {path}{where}")
+        raise MissingFile(f"no such recipe: {path}{where}")
     config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(config, dict):
-        raise ValueError(f"recipe {path} must be a YAML mapping of argument names to values")
+        raise ConfigError(f"recipe {path} must be a YAML mapping of argument names to values")
     includes = config.pop("include", [])
     merged: dict = {}
     for include in [includes] if isinstance(includes, str) else includes:

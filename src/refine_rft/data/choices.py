@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from refine_rft.data.readers import Example, LabelledSplit
+from refine_rft.errors import DataError, MissingFile
 
 # The file each dataset's published choice set is distributed as.
 PUBLISHED_FILES = {
@@ -52,26 +53,26 @@ def read_choices(path: str | Path) -> list[Choice]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such choice file: {path}")
+        raise MissingFile(f"no such choice file: {path}")
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+        raise DataError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(content, dict):
-        raise ValueError(f"{path}: expected an object {{class_name: [entries]}}, got {type(content).__name__}")
+        raise DataError(f"{path}: expected an object {{class_name: [entries]}}, got {type(content).__name__}")
     choices = []
     for class_name, entries in content.items():
         if not isinstance(entries, list):
-            raise ValueError(f"{path}: class {class_name!r}: expected a list of entries")
+            raise DataError(f"{path}: class {class_name!r}: expected a list of entries")
         for number, entry in enumerate(entries):
             where = f"{path}: class {class_name!r} entry {number}"
             if not isinstance(entry, dict) or not {"image", "options", "groundtruth"} <= set(entry):
-                raise ValueError(f"{where}: needs the fields 'image', 'options' and 'groundtruth'")
+                raise DataError(f"{where}: needs the fields 'image', 'options' and 'groundtruth'")
             options = entry["options"]
             if not isinstance(options, list) or len(options) < 2 or len(set(options)) != len(options):
-                raise ValueError(f"{where}: 'options' must list at least 2 distinct class names, got {options!r}")
+                raise DataError(f"{where}: 'options' must list at least 2 distinct class names, got {options!r}")
             if entry["groundtruth"] != class_name or class_name not in options:
-                raise ValueError(f"{where}: groundtruth {entry['groundtruth']!r} must be the class and one of the options")
+                raise DataError(f"{where}: groundtruth {entry['groundtruth']!r} must be the class and one of the options")
             choices.append(Choice(str(entry["image"]), tuple(options), class_name))
     return choices
 
@@ -117,11 +118,11 @@ def match_choices(choices: list[Choice], split: LabelledSplit, source: str | Pat
         matched.append((choice, example))
     where = f"{source} vs the {split.dataset} {split.split} split"
     if unmatched:
-        raise ValueError(f"{where}: {len(unmatched)} of {len(choices)} entries match no image by file name; "
+        raise DataError(f"{where}: {len(unmatched)} of {len(choices)} entries match no image by file name; "
                          f"first unmatched: {', '.join(unmatched[:SHOW_UNMATCHED])}")
     if mislabelled:
-        raise ValueError(f"{where}: {len(mislabelled)} entries disagree with the dataset's labels; first: "
+        raise DataError(f"{where}: {len(mislabelled)} entries disagree with the dataset's labels; first: "
                          + "; ".join(mislabelled[:SHOW_UNMATCHED]))
     if unknown:
-        raise ValueError(f"{where}: options name unknown class(es) {sorted(unknown)[:SHOW_UNMATCHED]}")
+        raise DataError(f"{where}: options name unknown class(es) {sorted(unknown)[:SHOW_UNMATCHED]}")
     return matched

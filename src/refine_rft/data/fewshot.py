@@ -12,6 +12,7 @@ from collections import defaultdict
 
 from refine_rft.data.readers import Example, LabelledSplit
 from refine_rft.data.records import seeded_rng
+from refine_rft.errors import DataError
 
 # Classes per official dataset, the arithmetic behind the 3,775-question 5-shot set.
 CLASS_COUNTS = {"cub": 200, "aircraft": 100, "cars": 196, "dogs": 120, "flowers": 102, "pets": 37}
@@ -34,13 +35,13 @@ def sample_shots(split: LabelledSplit, shots: int, seed: int = 0) -> list[Exampl
     A class with fewer than ``shots`` images is an error naming it.
     """
     if shots < 1:
-        raise ValueError(f"shots must be >= 1, got {shots}")
+        raise DataError(f"shots must be >= 1, got {shots}")
     by_class: dict[str, list[Example]] = defaultdict(list)
     for example in split.examples:
         by_class[example.label].append(example)
     short = [f"{c} ({len(by_class[c])})" for c in split.classes if len(by_class[c]) < shots]
     if short:
-        raise ValueError(f"{split.dataset}/{split.split}: {len(short)} class(es) have fewer than {shots} images: "
+        raise DataError(f"{split.dataset}/{split.split}: {len(short)} class(es) have fewer than {shots} images: "
                          f"{', '.join(short[:5])}")
     chosen = []
     for label in split.classes:

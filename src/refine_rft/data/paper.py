@@ -11,6 +11,7 @@ from pathlib import Path
 from refine_rft.data.choices import PUBLISHED_FILES
 from refine_rft.data.prepare import prepare_dataset
 from refine_rft.data.readers import OFFICIAL
+from refine_rft.errors import MissingFile
 from refine_rft.files import write_jsonl_atomic, write_text_atomic
 from refine_rft.prompts import LETTERS
 
@@ -60,7 +61,7 @@ def prepare_paper(roots: str | Path, choices_dir: str | Path, out_dir: str | Pat
     roots, choices_dir, out_dir = Path(roots), Path(choices_dir), Path(out_dir)
     missing = [str(choices_dir / PUBLISHED_FILES[d]) for d in datasets if not (choices_dir / PUBLISHED_FILES[d]).is_file()]
     if missing:
-        raise FileNotFoundError(f"missing published choice file(s): {', '.join(missing)}")
+        raise MissingFile(f"missing published choice file(s): {', '.join(missing)}")
     tests, train = {}, {}
     steps = tqdm([(d, s) for d in datasets for s in ("test", "train")], desc="prepare paper", unit="split")
     for dataset, split in steps:

@@ -21,6 +21,7 @@ from refine_rft.data.questions import check_images, questions_from_choices, ques
 from refine_rft.data.readers import read_split
 from refine_rft.data.records import NOUNS
 from refine_rft.data.synthetic import synthetic_questions
+from refine_rft.errors import ConfigError
 from refine_rft.files import write_jsonl_atomic
 
 
@@ -49,9 +50,9 @@ def prepare_synthetic(
     sizes = {"train": shots, "test": test_per_class, "pool": pool_per_class}
     for name, count in sizes.items():
         if count < 0:
-            raise ValueError(f"{name} images per class must be >= 0, got {count}")
+            raise ConfigError(f"{name} images per class must be >= 0, got {count}")
     if shots < 1 or test_per_class < 1:
-        raise ValueError(f"shots and test_per_class must be >= 1, got {shots} and {test_per_class}")
+        raise ConfigError(f"shots and test_per_class must be >= 1, got {shots} and {test_per_class}")
     out_dir = Path(out_dir)
     paths = {}
     for split, per_class in sizes.items():
@@ -89,7 +90,7 @@ def prepare_dataset(
     noun = noun or NOUNS.get(dataset, "objects")
     if choices is not None:
         if shots is not None:
-            raise ValueError("--shots and --choices exclude each other: a choice file fixes its questions")
+            raise ConfigError("--shots and --choices exclude each other: a choice file fixes its questions")
         matched = match_choices(read_choices(choices), labelled, choices)
         rows = questions_from_choices(matched, name, split, noun, seed, pretty, labelled.class_attributes)
     else:

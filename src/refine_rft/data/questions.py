@@ -14,6 +14,7 @@ from pathlib import Path
 from refine_rft.data.choices import Choice
 from refine_rft.data.readers import Example, pretty_name
 from refine_rft.data.records import make_record
+from refine_rft.errors import DataError, MissingFile
 
 
 def _unique_ids(dataset: str, split: str, examples: Iterable[Example]) -> list[str]:
@@ -37,7 +38,7 @@ def build_question(question_id: str, dataset: str, example: Example, options: Se
     if pretty:
         shown = [pretty_name(o) for o in record["options"]]
         if len(set(shown)) != len(shown):
-            raise ValueError(f"question {question_id}: pretty names collide: {shown}")
+            raise DataError(f"question {question_id}: pretty names collide: {shown}")
         record["options"], record["label"] = shown, pretty_name(record["label"])
     return record
 
@@ -72,13 +73,13 @@ def check_images(paths: Iterable[str | Path], verify: bool = True, desc: str = "
     for path in tqdm(unique, desc=desc, unit="img", disable=not verify, leave=False):
         if not verify:
             if not Path(path).is_file():
-                raise FileNotFoundError(f"missing image {path}")
+                raise MissingFile(f"missing image {path}")
             continue
         try:
             with Image.open(path) as image:
                 image.verify()
         except FileNotFoundError:
-            raise FileNotFoundError(f"missing image {path}") from None
+            raise MissingFile(f"missing image {path}") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise ValueError(f"unreadable image {path} ({error})") from None
+            raise DataError(f"unreadable image {path} ({error})") from None
     return len(unique)

@@ -19,11 +19,15 @@ Relative ``image`` paths are relative to the folder of the JSONL file that lists
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from refine_rft.errors import DataError, MissingFile
 from refine_rft.files import read_jsonl
 
 # Every question has these; ``validate_record`` checks them.
@@ -73,9 +77,9 @@ def shuffle_options(question_id: str, options: Sequence[str], label: str, seed: 
     True
     """
     if label not in options:
-        raise ValueError(f"question {question_id}: the true class {label!r} is not among its options {list(options)}")
+        raise DataError(f"question {question_id}: the true class {label!r} is not among its options {list(options)}")
     if len(set(options)) != len(options):
-        raise ValueError(f"question {question_id}: duplicate options {list(options)}")
+        raise DataError(f"question {question_id}: duplicate options {list(options)}")
     shuffled = list(options)
     seeded_rng(seed, question_id).shuffle(shuffled)
     return shuffled, shuffled.index(label)
@@ -123,33 +127,49 @@ def resolve_image(image: str | os.PathLike, listed_in: str | os.PathLike) -> str
 
 
 def read_questions(path: str | os.PathLike) -> list[dict]:
-    """The question records of a JSONL file, each validated (errors name the file and line), with
-    ``image`` resolved by :func:`resolve_image`."""
-    return [{**record, "image": resolve_image(record["image"], path)}
-            for record in read_jsonl(path, check=validate_record)]
+    """The question records of a JSONL file under :func:`read_rows`' rules, failing on the first
+    unusable rows (a :class:`~refine_rft.errors.DataError` naming their ids, file and lines)."""
+    return require_all(read_rows([path], validate_record))
+
+
+def _check_common(row: dict, where: str, fields: Sequence[str]) -> None:
+    missing = [name for name in fields if name not in row]
+    if missing:
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(fields)})")
+    if not isinstance(row["id"], str) or not row["id"]:
+        raise DataError(f"{where}: field 'id' must be a non-empty string, got {row['id']!r}")
+    options, answer = row["options"], row["answer"]
+    if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options):
+        raise DataError(f"{where}: field 'options' must be a list of at least 2 class names, got {options!r}")
+    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(options):
+        raise DataError(f"{where}: field 'answer' must index 'options' (0..{len(options) - 1}), got {answer!r}")
+    if not isinstance(row["image"], str) or not row["image"]:
+        raise DataError(f"{where}: field 'image' must be a file path, got {row['image']!r}")
 
 
 def validate_record(record: dict, where: str = "record") -> dict:
-    """Check a record has every field with a sane value; raise ``ValueError`` naming ``where`` if not."""
-    missing = [f for f in QUESTION_FIELDS if f not in record]
-    if missing:
-        raise ValueError(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(QUESTION_FIELDS)})")
-    options, answer = record["options"], record["answer"]
-    if not isinstance(options, list) or len(options) < 2:
-        raise ValueError(f"{where}: field 'options' must be a list of at least 2 class names, got {options!r}")
-    if not isinstance(answer, int) or not 0 <= answer < len(options):
-        raise ValueError(f"{where}: field 'answer' must index 'options' (0..{len(options) - 1}), got {answer!r}")
-    if options[answer] != record["label"]:
-        raise ValueError(f"{where}: options[answer] is {options[answer]!r} but label is {record['label']!r}")
+    """Check a question record has every field with a sane value; raise
+    :class:`~refine_rft.errors.DataError` naming ``where`` if not.
+
+    >>> validate_record({"id": "q", "dataset": "d", "image": "a.png", "label": "x", "options": ["x", "y"],
+    ...                  "answer": 2, "noun": "birds"}, "q.jsonl:1")
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.DataError: q.jsonl:1: field 'answer' must index 'options' (0..1), got 2
+    """
+    _check_common(record, where, QUESTION_FIELDS)
+    if record["options"][record["answer"]] != record["label"]:
+        raise DataError(f"{where}: options[answer] is {record['options'][record['answer']]!r} "
+                        f"but label is {record['label']!r}")
     return record
 
 
 def validate_prediction(row: dict, where: str = "prediction") -> dict:
-    """Check a prediction row has every field of :data:`PREDICTION_FIELDS`; raise ``ValueError``
-    naming ``where`` and the missing fields if not."""
-    missing = [name for name in PREDICTION_FIELDS if name not in row]
-    if missing:
-        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+    """Check a prediction row has every field of :data:`PREDICTION_FIELDS` with a sane value; raise
+    :class:`~refine_rft.errors.DataError` naming ``where`` if not."""
+    _check_common(row, where, PREDICTION_FIELDS)
+    if not isinstance(row["style"], str) or not (row["response"] is None or isinstance(row["response"], str)):
+        raise DataError(f"{where}: fields 'style' and 'response' must be strings")
     return row
 
 
@@ -160,3 +180,180 @@ def prediction_key(row: dict) -> tuple[str, str]:
     ('cub/test/1', 'cot')
     """
     return (row["id"], row["style"])
+
+
+def question_key(row: dict) -> str:
+    """The key of a question row: its ``id``."""
+    return row["id"]
+
+
+# --- Reading rows: one rule for ids, empty inputs, image paths and unusable rows -------------------
+
+# How many offenders a message names before it only counts the rest.
+SHOW_IDS = 10
+
+
+@dataclass
+class RowSet:
+    """The usable rows of one or more JSONL files, where each came from, and the rows rejected.
+
+    ``sources`` maps a row's key to ``(file, line)``; each reject is a dict ``{"id", "file",
+    "line", "reason"}`` (``id`` is ``None`` when the line has none), the row of a rejects file.
+    """
+
+    rows: list[dict]
+    sources: dict
+    rejects: list[dict] = field(default_factory=list)
+
+    def reject(self, row: dict, key, reason: str) -> None:
+        """Move ``row`` (whose key is ``key``) from the usable rows to the rejects."""
+        file, line = self.sources.pop(key)
+        self.rows = [r for r in self.rows if r is not row]
+        self.rejects.append(rejection(row.get("id"), file, line, reason))
+
+
+def rejection(row_id, file, line: int | None, reason: str) -> dict:
+    """One row of a rejects file.
+
+    >>> rejection("q7", "data/test.jsonl", 7, "image not found: /data/q7.jpg")
+    {'id': 'q7', 'file': 'data/test.jsonl', 'line': 7, 'reason': 'image not found: /data/q7.jpg'}
+    """
+    return {"id": row_id, "file": str(file), "line": line, "reason": reason}
+
+
+def read_rows(paths: Sequence[str | os.PathLike], check: Callable[[dict, str], dict],
+              key: Callable[[dict], object] = question_key) -> RowSet:
+    """Read JSONL files under the one rule every stage (train, eval, judge, report) follows:
+
+    - a file that does not exist, or has no rows, is an error naming it
+      (:class:`~refine_rft.errors.MissingFile`, :class:`~refine_rft.errors.DataError`);
+    - a line that is not a JSON object, or a row that ``check(row, "FILE:LINE")`` refuses, is
+      *rejected*: kept out of the rows and listed with its id, file, line and reason;
+    - a key (``key(row)``: the id, or ``(id, style)`` for predictions) seen twice, in one file or
+      across files, is an error naming the keys and where they are: which row is meant is not
+      for the reader to guess;
+    - a relative ``image`` path is relative to the folder of the file that lists it
+      (:func:`resolve_image`), whatever the working directory.
+
+    >>> import json, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "q.jsonl")
+    >>> good = {"id": "q1", "dataset": "d", "image": "a.png", "label": "x", "options": ["x", "y"], "answer": 0,
+    ...         "noun": "birds"}
+    >>> with open(path, "w") as out:
+    ...     _ = out.write(json.dumps(good) + "\\n" + json.dumps({**good, "id": "q2", "answer": 5}) + "\\n{oops\\n")
+    >>> rows = read_rows([path], validate_record)
+    >>> [r["id"] for r in rows.rows], [(r["id"], r["line"]) for r in rows.rejects]
+    (['q1'], [('q2', 2), (None, 3)])
+    >>> rows.rows[0]["image"] == os.path.join(os.path.dirname(path), "a.png")
+    True
+    """
+    rows, sources, rejects, duplicates = [], {}, [], []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise MissingFile(f"no such data file: {path}")
+        count = 0
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                count += 1
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    rejects.append(rejection(None, path, number, f"not valid JSON ({error.msg})"))
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    if not isinstance(row, dict):
+                        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+                    check(row, where)
+                except DataError as error:
+                    row_id = row.get("id") if isinstance(row, dict) and isinstance(row.get("id"), str) else None
+                    rejects.append(rejection(row_id, path, number, str(error).removeprefix(f"{where}: ")))
+                    continue
+                row_key = key(row)
+                if row_key in sources:
+                    duplicates.append(f"{row_key!r} ({_where(*sources[row_key])} and {where})")
+                    continue
+                sources[row_key] = (str(path), number)
+                rows.append({**row, "image": resolve_image(row["image"], path)})
+        if count == 0:
+            raise DataError(f"{path}: empty data file (no rows)")
+    if duplicates:
+        raise DataError(f"{len(duplicates)} duplicate id(s); each row must have its own: "
+                        f"{_first(duplicates)}")
+    return RowSet(rows, sources, rejects)
+
+
+def image_problem(path: str, decode: bool = True) -> str | None:
+    """Why the image file at ``path`` cannot be used, or ``None``: missing, or (with ``decode``) not
+    an image or cut short. JPEGs are decoded at 1/8 scale (``draft``), which still reads every byte.
+
+    >>> image_problem("/no/such.png")
+    'image not found: /no/such.png'
+    """
+    if not os.path.isfile(path):
+        return f"image not found: {path}"
+    if not decode:
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (1, 1))
+            image.load()
+    except Exception as error:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ... on bad files
+        return f"unreadable image {path} ({type(error).__name__}: {error})"
+    return None
+
+
+def reject_bad_images(rowset: RowSet, key: Callable[[dict], object] = question_key, decode: bool = True,
+                      rows: Sequence[dict] | None = None) -> RowSet:
+    """Reject the rows of ``rowset`` (or only ``rows`` of it) whose image is missing or (with
+    ``decode``) unreadable; return ``rowset``. Images shared by several rows are checked once."""
+    problems: dict[str, str | None] = {}
+    for row in list(rowset.rows if rows is None else rows):
+        if row["image"] not in problems:
+            problems[row["image"]] = image_problem(row["image"], decode)
+        if problems[row["image"]] is not None:
+            rowset.reject(row, key(row), problems[row["image"]])
+    return rowset
+
+
+def describe_rejects(rejects: Sequence[dict], limit: int = SHOW_IDS) -> str:
+    """The first ``limit`` rejects as ``id (file:line): reason``, then how many more.
+
+    >>> describe_rejects([rejection("q7", "t.jsonl", 7, "image not found: a.jpg")])
+    'q7 (t.jsonl:7): image not found: a.jpg'
+    """
+    return _first([f"{r['id'] or '(no id)'} ({_where(r['file'], r['line'])}): {r['reason']}" for r in rejects],
+                  limit)
+
+
+def require_all(rowset: RowSet) -> list[dict]:
+    """The rows of ``rowset`` if none was rejected; else a :class:`~refine_rft.errors.DataError`
+    naming the rejected ids (training uses every row it is given, so it takes all or none)."""
+    if rowset.rejects:
+        total = len(rowset.rows) + len(rowset.rejects)
+        raise DataError(f"{len(rowset.rejects)} of {total} rows cannot be used: {describe_rejects(rowset.rejects)}")
+    return rowset.rows
+
+
+def report_rejects(command: str, path: str | os.PathLike, what: str) -> int:
+    """Say how many rows ``path`` lists as rejected and name the first; return the exit status (1 if any)."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    rejects = read_jsonl(path)
+    print(f"refine-rft {command}: {len(rejects)} {what} rejected, listed in {path}: {describe_rejects(rejects, 5)}",
+          file=sys.stderr)
+    return 1
+
+
+def _where(file, line) -> str:
+    return f"{file}:{line}" if line is not None else str(file)
+
+
+def _first(items: Sequence[str], limit: int = SHOW_IDS) -> str:
+    shown = "; ".join(items[:limit])
+    return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")

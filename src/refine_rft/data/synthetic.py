@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from refine_rft.errors import ConfigError
+
 COLORS = {
     "crimson": (200, 30, 40),
     "golden": (235, 185, 30),
@@ -99,10 +101,10 @@ def make_species(num_classes: int = 24, seed: int = 0, per_genus: int = 4) -> li
     genus' type species in exactly one attribute (a different one per member). Deterministic.
     """
     if not 2 <= per_genus <= len(ATTRIBUTES) + 1:
-        raise ValueError(f"per_genus must be in 2..{len(ATTRIBUTES) + 1}, got {per_genus}")
+        raise ConfigError(f"per_genus must be in 2..{len(ATTRIBUTES) + 1}, got {per_genus}")
     genera_needed = math.ceil(num_classes / per_genus)
     if genera_needed > len(GENERA):
-        raise ValueError(f"num_classes={num_classes} needs {genera_needed} genera; at most {len(GENERA)} exist")
+        raise ConfigError(f"num_classes={num_classes} needs {genera_needed} genera; at most {len(GENERA)} exist")
     rng = random.Random(seed)
     taken: set[tuple] = set()
     species: list[Species] = []

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from refine_rft.demo.instruct_data import InstructMix, draw_example, draw_task
+from refine_rft.errors import DataError
 from refine_rft.files import atomic_directory
 
 
@@ -190,7 +191,7 @@ def pretrain_instruct(pool_path: str | os.PathLike, out: str | os.PathLike, conf
     rows = read_questions(pool_path)
     missing = [r["id"] for r in rows if "attributes" not in r]
     if missing:
-        raise ValueError(f"{pool_path}: pre-training needs rows with 'attributes' (synthetic data); "
+        raise DataError(f"{pool_path}: pre-training needs rows with 'attributes' (synthetic data); "
                          f"{len(missing)} rows lack it, e.g. {missing[0]}")
     base = cached_tiny_model(config.arch, seed=config.model_seed, size=config.size)
     torch.manual_seed(config.seed)

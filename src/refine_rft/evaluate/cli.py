@@ -3,7 +3,9 @@
     refine-rft eval --model tiny:qwen2_vl --data data/synthetic/test.jsonl --prompts choice,both,cot --out runs/eval
 
 writes ``OUT/predictions.jsonl`` (resumable: rerun the same command after an interruption) and
-``OUT/scores.json``, and prints the accuracy table.
+``OUT/scores.json``, and prints the accuracy table. Questions that cannot be used are listed in
+``OUT/rejects.jsonl`` and the command then exits with status 1; a rerun with other settings than
+those recorded in ``OUT/run_settings.json`` refuses unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from refine_rft.evaluate.generate import BACKENDS, DEFAULT_MAX_NEW_TOKENS, check_styles, generate_predictions
+from refine_rft.data.records import report_rejects
+from refine_rft.evaluate.generate import (
+    BACKENDS,
+    DEFAULT_MAX_NEW_TOKENS,
+    REJECTS_FILE,
+    check_styles,
+    generate_predictions,
+)
 from refine_rft.evaluate.score import score_predictions
 from refine_rft.models import resolve_model_path
 from refine_rft.models.resolution import choose_resolution
@@ -46,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"per-style budgets, e.g. cot=256 (defaults: {DEFAULT_MAX_NEW_TOKENS})")
     parser.add_argument("--limit", type=int, help="only the first N questions")
     add_resolution_arguments(parser)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start OUT's predictions afresh (needed when model, adapter, backend, budgets or data change)")
     return parser
 
 
@@ -75,11 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     path = generate_predictions(
         args.model, args.data, styles, args.out, adapter=args.adapter, backend=args.backend,
         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit, resolution=resolution,
+        overwrite=args.overwrite,
     )
-    scores = score_predictions(path)
-    print(format_scores(scores))
-    print(f"wrote {path} and {Path(path).parent / 'scores.json'}")
-    return 0
+    if path.is_file():
+        scores = score_predictions(path)
+        print(format_scores(scores))
+        print(f"wrote {path} and {Path(path).parent / 'scores.json'}")
+    return report_rejects("eval", Path(args.out) / REJECTS_FILE, "questions")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from refine_rft.errors import DataError
 from refine_rft.evaluate.vlmevalkit import DATASETS as VLMEVALKIT_DATASETS
 from refine_rft.evaluate.vlmevalkit import WORK_DIR as VLMEVALKIT_DIR
 from refine_rft.evaluate.vlmevalkit import (parse_vlmevalkit_results, vlmevalkit_command, vlmevalkit_config,
@@ -66,14 +67,14 @@ def parse_lmms_results(path: str | Path) -> dict[str, float]:
     path = Path(path)
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data.get("results"), dict):
-        raise ValueError(f"{path}: not an lmms-eval results file (no 'results' object)")
+        raise DataError(f"{path}: not an lmms-eval results file (no 'results' object)")
     scores = {}
     for task, metrics in data["results"].items():
         values = {key.split(",")[0]: value for key, value in metrics.items()
                   if "," in key and "_stderr" not in key and isinstance(value, (int, float))}
         metric = TASK_METRICS.get(task, next(iter(values), None))
         if metric not in values:
-            raise ValueError(f"{path}: task {task!r} has no metric {metric!r} (has: {', '.join(values) or 'none'})")
+            raise DataError(f"{path}: task {task!r} has no metric {metric!r} (has: {', '.join(values) or 'none'})")
         scores[task] = 100.0 * values[metric]
     return scores
 

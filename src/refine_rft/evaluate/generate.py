@@ -15,20 +15,39 @@ its grid before either backend sees it. Two backends give the same rows:
 Resuming: questions are cut into batches *before* anything is skipped, per style and in file
 order, and a batch is generated again as a whole if any of its rows is missing. So a resumed run
 pads and computes every batch exactly as an uninterrupted run would, and the final file holds the
-same rows (in a different order, and with different timing fields).
+same rows (in a different order, and with different timing fields). The settings that define the
+predictions (model, adapter, backend, token budgets, data files and their digests) are recorded
+in ``run_settings.json``; a rerun with other settings refuses unless ``overwrite``.
+
+Bad rows: a question that cannot be used (a missing field, an ``answer`` outside the options, a
+missing, truncated or unreadable image, an image the model's processor refuses) is left out and
+listed in ``rejects.jsonl`` (``id, file, line, reason``) beside the predictions; every other
+question is generated. Image files are checked to exist up front and decoded just before their
+batch; a rejected question leaves its batch one row shorter, identically on every rerun.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from refine_rft.data.records import QUESTION_COLUMNS, prediction_key, read_questions
-from refine_rft.files import JsonlAppender
+from refine_rft.data.records import (
+    QUESTION_COLUMNS,
+    image_problem,
+    prediction_key,
+    read_rows,
+    reject_bad_images,
+    rejection,
+    require_all,
+    validate_record,
+)
+from refine_rft.errors import ConfigError, MissingDependency
+from refine_rft.files import JsonlAppender, file_digest, guard_settings, write_rejects
 from refine_rft.models.resolution import ImageResolution, choose_resolution, processor_factor
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
@@ -37,21 +56,16 @@ DEFAULT_MAX_NEW_TOKENS = {name: style.max_new_tokens for name, style in PROMPT_S
 # Fields that differ between two runs of the same model on the same data.
 TIMING_FIELDS = ("gen_seconds",)
 PREDICTIONS_FILE = "predictions.jsonl"
+REJECTS_FILE = "rejects.jsonl"
+SETTINGS_FILE = "run_settings.json"
 BACKENDS = ("hf", "vllm")
 
 
 def load_questions(data_files: Sequence[str | Path]) -> list[dict]:
-    """Read and validate question records from JSONL files (relative image paths are relative to
-    each file's folder, see :func:`~refine_rft.data.records.resolve_image`); ids must be unique
-    across files."""
-    records, seen = [], {}
-    for data_file in map(Path, data_files):
-        for record in read_questions(data_file):
-            if record["id"] in seen:
-                raise ValueError(f"{data_file}: question id {record['id']!r} already in {seen[record['id']]}")
-            seen[record["id"]] = data_file
-            records.append(record)
-    return records
+    """Read and validate question records from JSONL files under the one rule of
+    :func:`~refine_rft.data.records.read_rows` (relative image paths are relative to each file's
+    folder; ids unique across files); any unusable row fails, naming it."""
+    return require_all(read_rows(data_files, validate_record))
 
 
 def plan_batches(records: Sequence[dict], styles: Sequence[str], batch_size: int) -> list[tuple[str, list[dict]]]:
@@ -61,7 +75,7 @@ def plan_batches(records: Sequence[dict], styles: Sequence[str], batch_size: int
     [('choice', ['a', 'b']), ('choice', ['c'])]
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     return [(style, list(records[i : i + batch_size])) for style in styles for i in range(0, len(records), batch_size)]
 
 
@@ -69,19 +83,15 @@ def check_styles(styles: Sequence[str]) -> list[str]:
     """Validate prompt style names, naming the valid ones on error."""
     unknown = [s for s in styles if s not in STYLES]
     if unknown or not styles:
-        raise ValueError(f"unknown prompt style(s) {unknown or styles}; valid styles: {', '.join(STYLES)}")
+        raise ConfigError(f"unknown prompt style(s) {unknown or styles}; valid styles: {', '.join(STYLES)}")
     return list(styles)
 
 
 def _open_image(record: dict, resolution: ImageResolution | None = None):
     from PIL import Image
 
-    path = record["image"]
-    try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"question {record['id']}: image not found: {path}") from None
+    with Image.open(record["image"]) as image:
+        image = image.convert("RGB")
     return resolution.fit(image) if resolution is not None else image
 
 
@@ -170,7 +180,7 @@ def _import_vllm():
     try:
         import vllm
     except ImportError:
-        raise RuntimeError(
+        raise MissingDependency(
             "the 'vllm' backend needs vLLM, which is not installed; on a GPU machine run "
             "pip install -e '.[vllm]', or use --backend hf"
         ) from None
@@ -223,7 +233,7 @@ def make_generator(backend: str, model_path: str, adapter: str | None = None,
         return HFGenerator(model_path, adapter, resolution=resolution)
     if backend == "vllm":
         return VLLMGenerator(model_path, adapter, resolution=resolution)
-    raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    raise ConfigError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
 
 
 def max_tokens_for(styles: Sequence[str], overrides: dict[str, int] | None = None) -> dict[str, int]:
@@ -235,8 +245,18 @@ def max_tokens_for(styles: Sequence[str], overrides: dict[str, int] | None = Non
     overrides = overrides or {}
     unknown = set(overrides) - set(STYLES)
     if unknown:
-        raise ValueError(f"max new tokens given for unknown style(s) {sorted(unknown)}; valid: {', '.join(STYLES)}")
+        raise ConfigError(f"max new tokens given for unknown style(s) {sorted(unknown)}; valid: {', '.join(STYLES)}")
     return {s: int(overrides.get(s, DEFAULT_MAX_NEW_TOKENS[s])) for s in styles}
+
+
+def eval_settings(model: str, data_files: Sequence[str | Path], adapter: str | None, backend: str,
+                  budgets: dict[str, int], resolution: ImageResolution | None = None) -> dict:
+    """The settings that define a predictions file: a rerun into the same folder must share them."""
+    resolution = resolution or ImageResolution()
+    return {"model": model, "adapter": adapter, "backend": backend,
+            "min_pixels": resolution.min_pixels, "max_pixels": resolution.max_pixels,
+            "data": [[os.path.abspath(f), file_digest(f)] for f in data_files if Path(f).is_file()],
+            **{f"max_new_tokens/{style}": budget for style, budget in budgets.items()}}
 
 
 def generate_predictions(
@@ -252,6 +272,7 @@ def generate_predictions(
     limit: int | None = None,
     generator=None,
     resolution: ImageResolution | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Generate the missing rows of ``out_dir/predictions.jsonl`` and return its path.
 
@@ -265,39 +286,82 @@ def generate_predictions(
         batch_size: questions per ``generate`` call.
         max_new_tokens: per-style overrides of :data:`DEFAULT_MAX_NEW_TOKENS`.
         min_new_tokens: forces at least this many new tokens (benchmarks only).
-        limit: only the first ``limit`` questions (smoke runs).
+        limit: only the first ``limit`` usable questions (smoke runs).
         generator: an already-loaded generator to reuse (then ``model`` is only recorded).
         resolution: the image resolution; by default the one saved with the adapter's (or the
             model folder's) training run, else the processor's default.
+        overwrite: start ``out_dir``'s predictions afresh (else a rerun must have the same settings).
 
     Returns:
-        The path of ``predictions.jsonl``.
+        The path of ``predictions.jsonl`` (absent if no question was usable). Rejected questions
+        are listed in ``out_dir/rejects.jsonl`` (removed when there are none).
     """
     from refine_rft.models import resolve_model_path
 
     styles = check_styles(styles)
     budgets = max_tokens_for(styles, max_new_tokens)
-    records = load_questions(data_files)[:limit]
-    path = Path(out_dir) / PREDICTIONS_FILE
-    with JsonlAppender(path, key=prediction_key) as out:
-        todo = [(style, batch) for style, batch in plan_batches(records, styles, batch_size)
-                if any((r["id"], style) not in out.done for r in batch)]
-        if not todo:
-            return path
-        if generator is None:
-            if resolution is None:
-                resolution = choose_resolution(None, None, adapter, resolve_model_path(model))
-            generator = make_generator(backend, resolve_model_path(model), adapter, resolution)
-        pending = sum(sum((r["id"], s) not in out.done for r in batch) for s, batch in todo)
-        with tqdm(total=pending, unit="q", desc="eval", dynamic_ncols=True) as bar:
-            for style, batch in todo:
-                bar.set_postfix_str(style)
-                start = time.perf_counter()
-                responses = generator.generate(batch, style, budgets[style], min_new_tokens)
-                seconds = (time.perf_counter() - start) / len(batch)
-                for record, response in zip(batch, responses):
-                    row = {k: record[k] for k in QUESTION_COLUMNS if k in record}
-                    row.update(style=style, response=response, model=model, adapter=adapter, backend=backend,
-                               max_new_tokens=budgets[style], gen_seconds=round(seconds, 4))
-                    bar.update(int(out.write(row)))
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    questions = reject_bad_images(read_rows(data_files, validate_record), decode=False)
+    out_dir = Path(out_dir)
+    path = out_dir / PREDICTIONS_FILE
+    if generator is None and resolution is None:
+        resolution = choose_resolution(None, None, adapter, resolve_model_path(model))
+    guard_settings(out_dir / SETTINGS_FILE, eval_settings(model, data_files, adapter, backend, budgets, resolution),
+                   [path, out_dir / "scores.json", out_dir / REJECTS_FILE], overwrite)
+    records = questions.rows[:limit]
+    unusable: dict[str, str] = {}  # question id -> why (found while generating)
+    try:
+        with JsonlAppender(path, key=prediction_key) as out:
+            plan = plan_batches(records, styles, batch_size)
+            pending = sum((r["id"], s) not in out.done for s, batch in plan for r in batch)
+            with tqdm(total=pending, unit="q", desc="eval", dynamic_ncols=True, disable=not pending) as bar:
+                for style, batch in plan:
+                    batch = _usable(batch, style, out.done, unusable)
+                    if not batch:
+                        continue
+                    if generator is None:
+                        generator = make_generator(backend, resolve_model_path(model), adapter, resolution)
+                    bar.set_postfix_str(style)
+                    for record, response, seconds in _generate_isolated(generator, batch, style, budgets[style],
+                                                                        min_new_tokens, unusable):
+                        row = {k: record[k] for k in QUESTION_COLUMNS if k in record}
+                        row.update(style=style, response=response, model=model, adapter=adapter, backend=backend,
+                                   max_new_tokens=budgets[style], gen_seconds=round(seconds, 4))
+                        bar.update(int(out.write(row)))
+                    bar.update(sum((r["id"], style) not in out.done for r in batch))  # rejected now
+    finally:
+        rejects = questions.rejects + [rejection(qid, *questions.sources[qid], why) for qid, why in unusable.items()]
+        write_rejects(out_dir / REJECTS_FILE, rejects)
     return path
+
+
+def _usable(batch: list[dict], style: str, done: set, unusable: dict[str, str]) -> list[dict]:
+    """The rows of ``batch`` whose image decodes, or ``[]`` when none of them is missing; images
+    are decoded only for batches that still have work."""
+    if all((r["id"], style) in done or r["id"] in unusable for r in batch):
+        return []
+    for record in batch:
+        if record["id"] not in unusable and (problem := image_problem(record["image"])) is not None:
+            unusable[record["id"]] = problem
+    batch = [r for r in batch if r["id"] not in unusable]
+    return batch if any((r["id"], style) not in done for r in batch) else []
+
+
+def _generate_isolated(generator, batch: list[dict], style: str, budget: int, min_new_tokens: int,
+                       unusable: dict[str, str]):
+    """``(record, response, seconds per row)`` for ``batch``. If the processor refuses the batch
+    (``ValueError``, e.g. an image too small for its patch size), each row is generated alone and the
+    rows it still refuses are marked ``unusable``; other errors are bugs or faults and propagate."""
+    start = time.perf_counter()
+    try:
+        responses = generator.generate(batch, style, budget, min_new_tokens)
+    except ValueError as error:
+        if len(batch) == 1:
+            unusable[batch[0]["id"]] = f"the model's processor refused it ({error})"
+            return []
+        return [item for record in batch
+                for item in _generate_isolated(generator, [record], style, budget, min_new_tokens, unusable)]
+    seconds = (time.perf_counter() - start) / len(batch)
+    return [(record, response, seconds) for record, response in zip(batch, responses)]
+

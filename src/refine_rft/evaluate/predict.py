@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from refine_rft.data.records import NOUNS, shuffle_options
+from refine_rft.errors import ConfigError
 from refine_rft.evaluate.cli import add_resolution_arguments
 from refine_rft.evaluate.generate import DEFAULT_MAX_NEW_TOKENS, make_generator
 from refine_rft.evaluate.score import parsed_choice
@@ -34,7 +35,7 @@ def parse_options(text: str) -> list[str]:
     """
     options = [o.strip() for o in text.split(";") if o.strip()]
     if not 2 <= len(options) <= len(LETTERS) or len(set(options)) != len(options):
-        raise ValueError(f"--options: give 2 to {len(LETTERS)} distinct names separated by ';', got {options}")
+        raise ConfigError(f"--options: give 2 to {len(LETTERS)} distinct names separated by ';', got {options}")
     return options
 
 
@@ -45,7 +46,7 @@ def dataset_options(dataset: str, root: str, label: str, split: str = "test", se
 
     classes = read_split(dataset, root, split).classes
     if label not in classes:
-        raise ValueError(f"--label {label!r} is not a class of {dataset} (e.g. {', '.join(classes[:5])}, ...)")
+        raise ConfigError(f"--label {label!r} is not a class of {dataset} (e.g. {', '.join(classes[:5])}, ...)")
     neighbours = ranked_neighbours(name_similarity(classes), classes)[label][: len(LETTERS) - 1]
     return shuffle_options(f"predict/{label}", [label, *neighbours], label, seed)
 

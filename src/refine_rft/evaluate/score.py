@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from refine_rft.errors import MissingFile
 from refine_rft.files import iter_jsonl_tolerant, write_text_atomic
 from refine_rft.prompts import prompt_style
 
@@ -85,7 +86,7 @@ def score_predictions(path: str | Path, write: bool = True) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no predictions file: {path}")
+        raise MissingFile(f"no predictions file: {path}")
     scores = {"predictions": path.name, "styles": score_rows(iter_jsonl_tolerant(path))}
     if write:
         write_text_atomic(path.parent / SCORES_FILE, json.dumps(scores, indent=2) + "\n")

@@ -28,6 +28,7 @@ import json
 import sys
 from pathlib import Path
 
+from refine_rft.errors import ConfigError, DataError
 from refine_rft.models.resolution import ImageResolution
 
 DATASETS = ("MMStar", "MMMU_DEV_VAL", "TextVQA_VAL")
@@ -51,7 +52,7 @@ def vlmevalkit_config(model: str, resolution: ImageResolution, datasets=DATASETS
     """
     unknown = [d for d in datasets if d not in DATASET_CLASSES]
     if unknown:
-        raise ValueError(f"unknown VLMEvalKit dataset(s) {unknown}; supported here: {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown VLMEvalKit dataset(s) {unknown}; supported here: {', '.join(DATASETS)}")
     return {
         "model": {model_name: {"class": "Qwen2VLChat", "model_path": str(model), **resolution.processor_kwargs()}},
         "data": {d: {"class": DATASET_CLASSES[d], "dataset": d} for d in datasets},
@@ -93,7 +94,7 @@ def parse_vlmevalkit_results(work_dir: str | Path, model_name: str = MODEL_NAME)
             rows = list(csv.DictReader(handle))
         row = next((r for r in rows if split is None or r.get("split") == split), None)
         if row is None or row.get("Overall") in (None, ""):
-            raise ValueError(f"{path}: no 'Overall' score" + (f" in a split={split!r} row" if split else "")
+            raise DataError(f"{path}: no 'Overall' score" + (f" in a split={split!r} row" if split else "")
                              + f" (rows: {[r.get('split') for r in rows]})")
         scores[dataset] = scale * float(row["Overall"])
     return scores

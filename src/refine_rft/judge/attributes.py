@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass
 
 from refine_rft.data.synthetic import ATTRIBUTES, PHRASES
+from refine_rft.errors import DataError
 from refine_rft.judge.base import Judge, require_fields
 from refine_rft.parsing import (
     THINK_ATTRIBUTE_ANSWER,
@@ -178,7 +179,7 @@ class AttributeJudge(Judge):
     def _check(self, sample: dict) -> None:
         require_fields(sample, NEEDED, WHY)
         if len(sample["option_attributes"]) != len(sample["options"]):
-            raise ValueError(f"judge: sample {sample.get('id', '?')!r}: option_attributes has "
+            raise DataError(f"judge: sample {sample.get('id', '?')!r}: option_attributes has "
                              f"{len(sample['option_attributes'])} entries for {len(sample['options'])} options")
 
     async def _score_reasoning(self, text: str, sample: dict) -> float:

@@ -18,6 +18,7 @@ Backends implement ``_score_reasoning(text, sample) -> 0..100 | None`` and
 from __future__ import annotations
 
 from refine_rft.data.records import RSC_KEYS
+from refine_rft.errors import DataError
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.prompts import addresses_the_judge, judged_reasoning
 from refine_rft.judge.stats import JudgeStats
@@ -30,7 +31,7 @@ def require_fields(sample: dict, names: tuple[str, ...], why: str) -> None:
     """Fail fast, naming the sample and the missing field(s)."""
     missing = [name for name in names if sample.get(name) is None]
     if missing:
-        raise ValueError(f"judge: sample {sample.get('id', '?')!r} lacks field(s) {', '.join(missing)} ({why})")
+        raise DataError(f"judge: sample {sample.get('id', '?')!r} lacks field(s) {', '.join(missing)} ({why})")
 
 
 class Judge:

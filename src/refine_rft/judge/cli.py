@@ -8,7 +8,9 @@
 Each predictions row of the chosen styles (default: ``cot``) gets one score row, appended as it is
 judged; a rerun skips what is done and retries what failed (see
 :mod:`refine_rft.judge.reasoning_answer`, the library this command runs). At the end, a per-dataset
-summary is printed and written next to the scores as ``<SCORES>.summary.json``.
+summary is printed and written next to the scores as ``<SCORES>.summary.json``. Rows that cannot
+be judged are listed in ``<SCORES>.rejects.jsonl`` and the command then exits with status 1; a
+rerun with other settings than those in ``<SCORES>.settings.json`` refuses unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from refine_rft.data.records import RSC_KEYS
+from refine_rft.data.records import RSC_KEYS, report_rejects
 from refine_rft.judge.config import BACKENDS, JudgeConfig, judge_settings
 from refine_rft.judge.reasoning_answer import score_reasoning_answers
 
@@ -45,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-reject-injections", dest="reject_injections", action="store_false", default=None,
                         help="judge responses that address the judge instead of scoring them 0")
     parser.add_argument("--styles", default="cot", help="comma-separated styles to judge (default: cot)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start the scores afresh (needed when the predictions, backend, model or prompt change)")
     return parser
 
 
@@ -65,12 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     styles = [style.strip() for style in args.styles.split(",") if style.strip()]
-    try:
-        config = config_from_args(args)
-        result = score_reasoning_answers(args.predictions, args.out, config, styles, progress=True)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"refine-rft judge: {error}", file=sys.stderr)
-        return 2
+    config = config_from_args(args)
+    result = score_reasoning_answers(args.predictions, args.out, config, styles, progress=True,
+                                     overwrite=args.overwrite)
     print(f"judged {result.judged} responses ({result.already_scored} already scored in {args.out})",
           file=sys.stderr)
     print_summary(result.summary)
@@ -79,4 +80,4 @@ def main(argv: list[str] | None = None) -> int:
     if result.failures:
         print(f"refine-rft judge: {result.failures} responses could not be judged; rerun to retry them",
               file=sys.stderr)
-    return 0
+    return report_rejects("judge", result.rejects_path, "rows") if result.rejects_path else 0

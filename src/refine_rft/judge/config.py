@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, fields
 
+from refine_rft.errors import ConfigError, JudgeUnavailable
+
 BACKENDS = ("openai", "attributes")
 
 
-class JudgeConfigError(ValueError):
+class JudgeConfigError(JudgeUnavailable, ValueError):
     """The endpoint refuses the configuration itself (key, model name or URL)."""
 
 
@@ -31,7 +33,7 @@ class JudgeConfig:
         >>> JudgeConfig.from_dict({"concurency": 64})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: judge config: unknown key 'concurency'; valid keys: backend, base_urls, model, ...
+        refine_rft.errors.ConfigError: judge config: unknown key 'concurency'; valid keys: backend, base_urls, model, ...
     """
 
     backend: str = field(default="openai", metadata={"help": "'openai' (any OpenAI-compatible endpoint: "
@@ -73,7 +75,7 @@ class JudgeConfig:
         ]
         for ok, name, message in checks:
             if not ok:
-                raise ValueError(f"judge config: {name} {message} (got {getattr(self, name)!r})")
+                raise ConfigError(f"judge config: {name} {message} (got {getattr(self, name)!r})")
 
     @classmethod
     def from_dict(cls, values: dict | None) -> JudgeConfig:
@@ -82,10 +84,10 @@ class JudgeConfig:
         valid = [f.name for f in fields(cls)]
         for key in values:
             if key == "api_key":
-                raise ValueError("judge config: the API key is never configured; give the name of the "
+                raise ConfigError("judge config: the API key is never configured; give the name of the "
                                  "environment variable that holds it in 'api_key_env'")
             if key not in valid:
-                raise ValueError(f"judge config: unknown key {key!r}; valid keys: {', '.join(valid)}")
+                raise ConfigError(f"judge config: unknown key {key!r}; valid keys: {', '.join(valid)}")
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -114,7 +116,7 @@ def judge_settings(path: str | os.PathLike) -> dict:
     values = load_recipe(path)
     if "judge" in values:
         if not isinstance(values["judge"], dict):
-            raise ValueError(f"{path}: 'judge' must be a mapping of judge settings, got {values['judge']!r}")
+            raise ConfigError(f"{path}: 'judge' must be a mapping of judge settings, got {values['judge']!r}")
         return dict(values["judge"])
     judge_keys = {f.name for f in fields(JudgeConfig)}
     # A file with any judge key is a judge settings file: its other keys are typos, and

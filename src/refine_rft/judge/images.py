@@ -10,6 +10,8 @@ import os
 
 from PIL import Image
 
+from refine_rft.errors import DataError
+
 
 def load_image(image) -> Image.Image:
     """An RGB PIL image from a PIL image, a file path, raw bytes, or a ``datasets`` image dict
@@ -22,9 +24,12 @@ def load_image(image) -> Image.Image:
         picture = image
     elif isinstance(image, (str, os.PathLike)):
         if not os.path.isfile(image):
-            raise FileNotFoundError(f"judge: image file not found: {image}")
-        with Image.open(image) as handle:
-            picture = handle.copy()
+            raise DataError(f"image not found: {image}")
+        try:
+            with Image.open(image) as handle:
+                picture = handle.copy()
+        except Exception as error:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ... on bad files
+            raise DataError(f"unreadable image {image} ({type(error).__name__}: {error})") from None
     elif isinstance(image, (bytes, bytearray)):
         picture = Image.open(io.BytesIO(image))
     elif isinstance(image, dict) and (image.get("bytes") or image.get("path")):
@@ -32,7 +37,7 @@ def load_image(image) -> Image.Image:
     elif isinstance(image, list) and len(image) == 1:  # an ``images`` column with one image per prompt
         return load_image(image[0])
     else:
-        raise ValueError(f"judge: cannot read an image from {type(image).__name__} (want PIL image, path, "
+        raise DataError(f"judge: cannot read an image from {type(image).__name__} (want PIL image, path, "
                         "bytes or a datasets image dict)")
     return picture if picture.mode == "RGB" else picture.convert("RGB")
 

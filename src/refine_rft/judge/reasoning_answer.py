@@ -6,6 +6,13 @@ judge ``attributes, option_attributes``) of the chosen styles gets one score row
 keyed by ``(id, style)``: a rerun skips what is done and retries what failed. At the end the mean
 RSC per dataset over every score row is written next to the scores as ``<SCORES>.summary.json``.
 
+The predictions are read under :func:`~refine_rft.data.records.read_rows`' rule (an empty file or
+duplicate ``(id, style)`` keys fail, naming them). A row that cannot be judged (a missing field, an
+``answer`` outside the options, a missing or truncated image) is listed in
+``<SCORES>.rejects.jsonl`` and the others are judged. The settings that define the scores (the
+predictions file, backend, judge model, prompt version, injection filter, image size) are recorded
+in ``<SCORES>.settings.json``; a rerun with others refuses unless ``overwrite``.
+
 >>> import json, tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())
 >>> image = {"wing_color": "crimson"}
@@ -28,9 +35,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from refine_rft.data.records import RSC_KEYS, prediction_key, resolve_image, validate_prediction
-from refine_rft.files import JsonlAppender, iter_jsonl_tolerant, read_jsonl, write_text_atomic
+from refine_rft.data.records import (
+    RSC_KEYS,
+    RowSet,
+    prediction_key,
+    read_rows,
+    reject_bad_images,
+    rejection,
+    validate_prediction,
+)
+from refine_rft.errors import DataError
+from refine_rft.files import JsonlAppender, guard_settings, iter_jsonl_tolerant, write_rejects, write_text_atomic
 from refine_rft.judge import JudgeConfig, make_judge
+from refine_rft.judge.prompts import PROMPT_VERSION
 
 
 @dataclass
@@ -44,6 +61,8 @@ class RscResult:
     stats: dict
     summary: dict[str, dict]
     summary_path: Path
+    rejected: int = 0
+    rejects_path: Path | None = None
 
 
 def summary_path(scores: str | Path) -> Path:
@@ -55,14 +74,34 @@ def summary_path(scores: str | Path) -> Path:
     return Path(scores).with_suffix(".summary.json")
 
 
-def pending_rows(predictions: Path, styles: set[str], done: set) -> list[dict]:
-    """The prediction rows of ``styles`` not judged yet, images resolved against the predictions
-    file's folder; fails on a row missing a field, naming the file and line."""
-    rows = []
-    for row in read_jsonl(predictions, check=validate_prediction):
-        if row["style"] in styles and prediction_key(row) not in done:
-            rows.append({**row, "image": resolve_image(row["image"], predictions)})
-    return rows
+def sibling_path(scores: str | Path, kind: str) -> Path:
+    """A file that belongs to a scores file: ``<SCORES>.<kind>``.
+
+    >>> sibling_path("runs/eval/judge_scores.jsonl", "rejects.jsonl").name
+    'judge_scores.rejects.jsonl'
+    """
+    return Path(scores).with_suffix(f".{kind}")
+
+
+def judge_settings_record(predictions: Path, config: JudgeConfig) -> dict:
+    """What defines a scores file: a rerun into it must share these."""
+    settings = {"predictions": str(predictions.resolve()), "backend": config.backend,
+                "reject_injections": config.reject_injections}
+    if config.backend == "openai":
+        settings.update(model=config.model, prompt_version=PROMPT_VERSION, max_image_side=config.max_image_side)
+    return settings
+
+
+def pending_rows(predictions: Path, styles: set[str]) -> RowSet:
+    """The prediction rows of ``styles`` (images resolved against the predictions file's folder),
+    and every rejected row of the file. Fails when the file has no row of ``styles`` at all."""
+    rowset = read_rows([predictions], validate_prediction, key=prediction_key)
+    present = {row["style"] for row in rowset.rows}
+    if not present & styles and not rowset.rejects:
+        raise DataError(f"{predictions}: no rows of style(s) {', '.join(sorted(styles))} to judge "
+                        f"(the file has: {', '.join(sorted(present))}); choose them with --styles")
+    rowset.rows = [row for row in rowset.rows if row["style"] in styles]
+    return rowset
 
 
 def summarize(score_rows: Iterable[dict]) -> dict[str, dict]:
@@ -81,8 +120,15 @@ def summarize(score_rows: Iterable[dict]) -> dict[str, dict]:
             for name, rows in ordered}
 
 
-async def judge_rows(rows: list[dict], config: JudgeConfig, out: JsonlAppender, progress=None) -> tuple[int, dict]:
-    """Judge ``rows`` concurrently, appending each score row as it completes; return (failures, stats)."""
+async def judge_rows(rows: RowSet, config: JudgeConfig, out: JsonlAppender, progress=None) -> tuple[int, dict]:
+    """Judge ``rows.rows`` concurrently, appending each score row as it completes; a row that
+    cannot be judged (a :class:`~refine_rft.errors.DataError`, e.g. its image does not decode) joins
+    ``rows.rejects``. Return (failures, stats).
+
+    On the way out, normal or not (a refused endpoint, Ctrl-C), every outstanding judgement is
+    cancelled and awaited before the client closes: no request runs on a closed client and no
+    task's exception goes unretrieved.
+    """
     judge = make_judge(config)
     # A window of judgements in flight keeps memory flat on large files; the client bounds requests.
     window = asyncio.Semaphore(2 * config.concurrency)
@@ -90,40 +136,64 @@ async def judge_rows(rows: list[dict], config: JudgeConfig, out: JsonlAppender, 
 
     async def one(row: dict):
         async with window:
-            return row, await judge.rsc(row)
+            try:
+                return row, await judge.rsc(row), None
+            except DataError as error:  # this row's own problem: the others go on
+                return row, None, str(error)
 
+    tasks = [asyncio.ensure_future(one(row)) for row in rows.rows]
     try:
-        for next_done in asyncio.as_completed([one(row) for row in rows]):
-            row, result = await next_done
+        for next_done in asyncio.as_completed(tasks):
+            row, result, problem = await next_done
             if progress is not None:
                 progress.update(1)
-            if result is None:
+            if problem is not None:
+                rows.rejects.append(rejection(row["id"], *rows.sources[prediction_key(row)], problem))
+            elif result is None:
                 failures += 1
-                continue
-            out.write({"id": row["id"], "style": row["style"], "dataset": row["dataset"], **result,
-                       "judge": config.model if config.backend == "openai" else "attributes"})
+            else:
+                out.write({"id": row["id"], "style": row["style"], "dataset": row["dataset"], **result,
+                           "judge": config.model if config.backend == "openai" else "attributes"})
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await judge.aclose()
     return failures, judge.stats.snapshot()
 
 
 def score_reasoning_answers(predictions: str | Path, out: str | Path, config: JudgeConfig,
-                            styles: Iterable[str] = ("cot",), progress: bool = False) -> RscResult:
+                            styles: Iterable[str] = ("cot",), progress: bool = False,
+                            overwrite: bool = False) -> RscResult:
     """Judge the not yet scored rows of ``predictions`` (of ``styles``) into the scores JSONL
-    ``out`` and write its summary (see the module docstring). ``progress`` shows a bar on stderr.
+    ``out`` and write its summary (see the module docstring). ``progress`` shows a bar on stderr;
+    ``overwrite`` starts ``out`` afresh (else a rerun must have the same settings).
 
     Failed judgements are counted in ``failures`` and left out of ``out``, so a rerun retries them.
+    Rejected rows are counted in ``rejected`` and listed in ``rejects_path``.
     """
     import sys
 
     from tqdm import tqdm
 
     predictions, out, styles = Path(predictions), Path(out), set(styles)
+    rows = pending_rows(predictions, styles)  # bad input fails before anything is written
+    rejects_path = sibling_path(out, "rejects.jsonl")
+    guard_settings(sibling_path(out, "settings.json"), judge_settings_record(predictions, config),
+                   [out, summary_path(out), rejects_path], overwrite)
     with JsonlAppender(out, key=prediction_key) as appender:
         already = len(appender.done)
-        rows = pending_rows(predictions, styles, appender.done)
-        with tqdm(total=len(rows), desc="judge", unit="resp", file=sys.stderr, disable=not progress) as bar:
-            failures, stats = asyncio.run(judge_rows(rows, config, appender, bar))
+        rows.rows = [row for row in rows.rows if prediction_key(row) not in appender.done]
+        if config.backend == "openai":  # the attribute judge never looks at the image
+            reject_bad_images(rows, prediction_key, decode=False)
+        try:
+            with tqdm(total=len(rows.rows), desc="judge", unit="resp", file=sys.stderr,
+                      disable=not progress) as bar:
+                failures, stats = asyncio.run(judge_rows(rows, config, appender, bar))
+        finally:
+            write_rejects(rejects_path, rows.rejects)
+        judged = len(appender.done) - already
     summary = summarize(row for row in iter_jsonl_tolerant(out) if row["style"] in styles)
     path = write_text_atomic(summary_path(out), json.dumps(summary, indent=2) + "\n")
-    return RscResult(len(rows) - failures, already, failures, stats, summary, path)
+    return RscResult(judged, already, failures, stats, summary, path, len(rows.rejects),
+                     rejects_path if rows.rejects else None)

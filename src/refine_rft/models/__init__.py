@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from refine_rft.errors import ConfigError
+
 TINY_PREFIX = "tiny:"
 
 
@@ -18,5 +20,5 @@ def resolve_model_path(name: str) -> str:
 
     arch = name[len(TINY_PREFIX):] or "qwen2_vl"
     if arch not in ARCHS:
-        raise ValueError(f"unknown tiny model {name!r}; valid: {', '.join(TINY_PREFIX + a for a in ARCHS)}")
+        raise ConfigError(f"unknown tiny model {name!r}; valid: {', '.join(TINY_PREFIX + a for a in ARCHS)}")
     return str(cached_tiny_model(arch))

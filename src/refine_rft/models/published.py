@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from refine_rft.errors import ConfigError
 from refine_rft.files import atomic_directory
 
 # The published config.json dimensions (text model, vision tower). Both share the vision tower
@@ -84,7 +85,7 @@ def published_config(name: str, tokenizer=None):
     from refine_rft.models.tiny import build_tokenizer
 
     if name not in PUBLISHED:
-        raise ValueError(f"unknown published model {name!r}; valid: {', '.join(published_names())}")
+        raise ConfigError(f"unknown published model {name!r}; valid: {', '.join(published_names())}")
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
     spec = PUBLISHED[name]
     text = dict(spec["text"])
@@ -98,7 +99,7 @@ def published_config(name: str, tokenizer=None):
         ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
         ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}
     if max(ids.values()) >= text["vocab_size"] or len(tokenizer) > text["vocab_size"]:
-        raise ValueError(f"tokenizer of {len(tokenizer)} tokens does not fit {name}'s vocabulary")
+        raise ConfigError(f"tokenizer of {len(tokenizer)} tokens does not fit {name}'s vocabulary")
     return Qwen2VLConfig(text_config=text, vision_config=dict(spec["vision"]),
                          tie_word_embeddings=text["tie_word_embeddings"], **ids)
 

@@ -27,6 +27,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from refine_rft.errors import ConfigError
+
 # Qwen2-VL's defaults (its preprocessor_config.json): 4 to 16,384 tokens of 28 x 28 pixels.
 QWEN_MIN_PIXELS = 56 * 56
 QWEN_MAX_PIXELS = 28 * 28 * 16384
@@ -45,10 +47,10 @@ class ImageResolution:
         for name in ("min_pixels", "max_pixels"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < self.factor ** 2):
-                raise ValueError(f"{name} must be an integer >= {self.factor ** 2} (one {self.factor} x "
+                raise ConfigError(f"{name} must be an integer >= {self.factor ** 2} (one {self.factor} x "
                                  f"{self.factor} image token), got {value!r}")
         if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
-            raise ValueError(f"min_pixels ({self.min_pixels}) is larger than max_pixels ({self.max_pixels})")
+            raise ConfigError(f"min_pixels ({self.min_pixels}) is larger than max_pixels ({self.max_pixels})")
 
     @property
     def is_set(self) -> bool:

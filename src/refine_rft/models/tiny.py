@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+from refine_rft.errors import ConfigError
 from refine_rft.files import atomic_directory
 
 ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
@@ -144,7 +145,7 @@ def _model_config(arch: str, tokenizer, size: str = "tiny"):
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
     if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}; valid: {', '.join(SIZES)}")
+        raise ConfigError(f"unknown size {size!r}; valid: {', '.join(SIZES)}")
     dims = dict(SIZES[size])
     width, depth, vision_heads = dims.pop("vision_width"), dims.pop("vision_depth"), dims.pop("vision_heads")
 
@@ -175,7 +176,7 @@ def _model_config(arch: str, tokenizer, size: str = "tiny"):
         vision = dict(vision_common, hidden_size=width, intermediate_size=2 * width, out_hidden_size=hidden,
                       num_position_embeddings=64, deepstack_visual_indexes=[0], patch_size=14)
         return Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
-    raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
+    raise ConfigError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
 
 
 _PROCESSOR_CLASSES = {
@@ -198,7 +199,7 @@ def build_tiny_model(out: str | os.PathLike, arch: str = "qwen2_vl", seed: int =
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
+        raise ConfigError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
     out = Path(out)
     with atomic_directory(out) as work:
         tokenizer = build_tokenizer()

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from refine_rft.errors import ConfigError
 from refine_rft.files import write_text_atomic
 from refine_rft.report.html import build_html
 from refine_rft.report.plots import accuracy_bars, training_curves
@@ -42,7 +43,7 @@ def write_report(runs: Sequence[Run], out_dir: str | Path, samples: int = 6, see
     names = [r.name for r in runs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"several runs are named {duplicates}: give each a distinct 'name' in its run.json")
+        raise ConfigError(f"several runs are named {duplicates}: give each a distinct 'name' in its run.json")
     out_dir = Path(out_dir)
     tables = all_tables(runs)
     write_tables(tables, out_dir)

@@ -30,7 +30,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refine_rft.data.records import RSC_KEYS, resolve_image
+from refine_rft.data.records import RSC_KEYS, prediction_key, read_rows, require_all, validate_prediction
+from refine_rft.errors import DataError, MissingFile
 from refine_rft.evaluate.general import general_scores
 from refine_rft.evaluate.score import SCORES_FILE, score_rows
 from refine_rft.files import iter_jsonl_tolerant
@@ -139,20 +140,23 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error.msg})") from None
+        raise DataError(f"{path}: not valid JSON ({error.msg})") from None
 
 
 def load_run(path: str | Path) -> Run:
     """Read a run folder (see the module docstring); fails naming the folder if it has no results."""
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"no such run folder: {path}")
+        raise MissingFile(f"no such run folder: {path}")
     meta = _read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else {}
     if not isinstance(meta, dict) or not isinstance(meta.get("ablation", {}), dict):
-        raise ValueError(f"{path / RUN_FILE}: expected an object with an optional 'ablation' object")
-    # Image paths as every stage reads them: relative ones are relative to the predictions file.
-    predictions = [{**row, "image": resolve_image(row["image"], path / "predictions.jsonl")} if "image" in row else row
-                   for row in iter_jsonl_tolerant(path / "predictions.jsonl")]
+        raise DataError(f"{path / RUN_FILE}: expected an object with an optional 'ablation' object")
+    # The rule every stage reads rows by: relative image paths are relative to the predictions
+    # file, an empty file or a duplicate (id, style) fails, and so does any unusable row (a report
+    # built from part of a run would misstate it).
+    predictions = []
+    if (path / "predictions.jsonl").is_file():
+        predictions = require_all(read_rows([path / "predictions.jsonl"], validate_prediction, key=prediction_key))
     if (path / SCORES_FILE).is_file():
         scores = _read_json(path / SCORES_FILE)["styles"]
     else:
@@ -164,6 +168,6 @@ def load_run(path: str | Path) -> Run:
     state = _trainer_state(train_dir)
     log_history = _read_json(state).get("log_history", []) if state else []
     if not (predictions or scores or judge or general or log_history):
-        raise ValueError(f"{path}: no predictions.jsonl, scores.json, {JUDGE_FILE}, general_eval/ or trainer logs")
+        raise DataError(f"{path}: no predictions.jsonl, scores.json, {JUDGE_FILE}, general_eval/ or trainer logs")
     return Run(path, str(meta.get("name", path.name)), meta, predictions, scores, judge, general, log_history,
                rejected)

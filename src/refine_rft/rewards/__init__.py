@@ -17,7 +17,7 @@ name                    paper   what it scores
 >>> get_reward_funcs(["acc"])
 Traceback (most recent call last):
 ...
-ValueError: unknown reward 'acc'; valid rewards: format, attribute_format, classification, reasoning, length
+refine_rft.errors.ConfigError: unknown reward 'acc'; valid rewards: format, attribute_format, classification, reasoning, length
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from refine_rft.errors import ConfigError
 from refine_rft.rewards.rules import attribute_format_reward, classification_reward, format_reward
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def _reasoning(settings: RewardSettings):
     from refine_rft.rewards.reasoning import make_reasoning_reward
 
     if settings.judge is None:
-        raise ValueError("the 'reasoning' reward needs judge settings: set 'judge' in the recipe "
+        raise ConfigError("the 'reasoning' reward needs judge settings: set 'judge' in the recipe "
                          "(e.g. judge: {backend: attributes} or judge: {backend: openai, base_urls: [...]})")
     return make_reasoning_reward(settings.judge)
 
@@ -104,10 +105,10 @@ def get_reward_funcs(
     """
     unknown = [name for name in names if name not in REWARDS]
     if unknown:
-        raise ValueError(f"unknown reward {unknown[0]!r}; valid rewards: {', '.join(REWARDS)}")
+        raise ConfigError(f"unknown reward {unknown[0]!r}; valid rewards: {', '.join(REWARDS)}")
     if len(set(names)) != len(names):
-        raise ValueError(f"rewards listed twice in {list(names)}; each reward may appear once")
+        raise ConfigError(f"rewards listed twice in {list(names)}; each reward may appear once")
     if not names:
-        raise ValueError(f"no rewards given; choose from: {', '.join(REWARDS)}")
+        raise ConfigError(f"no rewards given; choose from: {', '.join(REWARDS)}")
     settings = RewardSettings(judge, length_budget, tokenizer)
     return [REWARDS[name].make(settings) for name in names]

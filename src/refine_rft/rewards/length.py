@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from refine_rft.errors import ConfigError
 from refine_rft.rewards.rules import completion_text
 
 
@@ -33,7 +34,7 @@ def budget_score(num_tokens: int, budget: int) -> float:
     [1.0, 1.0, 0.5, 0.0, 0.0]
     """
     if budget <= 0:
-        raise ValueError(f"the thinking budget must be a positive number of tokens, got {budget}")
+        raise ConfigError(f"the thinking budget must be a positive number of tokens, got {budget}")
     return max(0.0, min(1.0, 2.0 - num_tokens / budget))
 
 
@@ -51,7 +52,7 @@ def make_length_reward(budget: int, tokenizer=None):
         [1.0, 0.5, 0.0]
     """
     if budget <= 0:
-        raise ValueError(f"length reward: 'length_budget' must be a positive number of tokens, got {budget}")
+        raise ConfigError(f"length reward: 'length_budget' must be a positive number of tokens, got {budget}")
 
     def count(text: str) -> int:
         if tokenizer is None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from refine_rft.errors import ConfigError
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.models.resolution import SAVED_CONFIG_NAME
 from refine_rft.recipes import load_recipe, merge
@@ -95,7 +96,7 @@ class GRPOScriptArguments(DataArguments):
             try:
                 self.judge = json.loads(self.judge)
             except json.JSONDecodeError as error:
-                raise ValueError(f"'judge' must be a mapping or a JSON object, got {self.judge!r} ({error.msg})") from None
+                raise ConfigError(f"'judge' must be a mapping or a JSON object, got {self.judge!r} ({error.msg})") from None
         # Parsed here, once: everything downstream (rewards, judge) receives a JudgeConfig.
         if isinstance(self.judge, dict):
             self.judge = JudgeConfig.from_dict(self.judge)
@@ -133,7 +134,7 @@ def parse_recipe(dataclass_types, argv: list[str] | None = None, recipe: str | o
     if "--config" in argv:
         index = argv.index("--config")
         if index + 1 >= len(argv):
-            raise ValueError("--config needs a recipe path")
+            raise ConfigError("--config needs a recipe path")
         recipe = argv[index + 1]
         del argv[index:index + 2]
     config = {} if recipe is None else dict(recipe) if isinstance(recipe, dict) else load_recipe(recipe)
@@ -145,7 +146,7 @@ def parse_recipe(dataclass_types, argv: list[str] | None = None, recipe: str | o
     unknown = parser.set_defaults_with_config(**config)
     if unknown:
         names = sorted(arg[2:] for arg in unknown if arg.startswith("--"))
-        raise ValueError(f"unknown recipe key(s): {', '.join(names)} (see 'refine-rft train --help' for valid ones)")
+        raise ConfigError(f"unknown recipe key(s): {', '.join(names)} (see 'refine-rft train --help' for valid ones)")
     return tuple(parser.parse_args_into_dataclasses(args=argv))
 
 
@@ -160,9 +161,9 @@ def _merge_mapping_flags(config: dict, argv: list[str]) -> tuple[dict, list[str]
             try:
                 value = json.loads(argv[index + 1])
             except json.JSONDecodeError as error:
-                raise ValueError(f"--{name} must be a JSON object, got {argv[index + 1]!r} ({error.msg})") from None
+                raise ConfigError(f"--{name} must be a JSON object, got {argv[index + 1]!r} ({error.msg})") from None
             if not isinstance(value, dict):
-                raise ValueError(f"--{name} must be a JSON object, got {argv[index + 1]!r}")
+                raise ConfigError(f"--{name} must be a JSON object, got {argv[index + 1]!r}")
             config = merge(config, {name: value})
             index += 2
             continue

@@ -22,25 +22,22 @@ import os
 from pathlib import Path
 
 from refine_rft.data.records import TEXT_COLUMNS
+from refine_rft.errors import ConfigError
 from refine_rft.prompts import STYLES, answer_text, question_text
 
 
 def load_records(path: str | os.PathLike, max_samples: int | None = None) -> list[dict]:
-    """Read and validate a prepared question JSONL (:func:`~refine_rft.data.records.read_questions`:
-    relative image paths are relative to the JSONL's folder) and check that every image exists,
-    failing with the file and line."""
-    from refine_rft.data.records import read_questions
+    """The questions a run trains on, every one checked before the first step: read under
+    :func:`~refine_rft.data.records.read_rows`' rule (relative image paths are relative to the
+    JSONL's folder; empty files and duplicate ids fail), each image decoded once. Any unusable row
+    fails the run with a :class:`~refine_rft.errors.DataError` naming the ids (the first ten, then
+    how many more), since training on a silently smaller set would change the experiment."""
+    from refine_rft.data.records import read_rows, reject_bad_images, require_all, validate_record
 
-    path = Path(path)
-    records = read_questions(path)
-    if not records:
-        raise ValueError(f"{path}: no questions")
+    rowset = read_rows([path], validate_record)
     if max_samples is not None:
-        records = records[:max_samples]
-    for number, record in enumerate(records, 1):
-        if not Path(record["image"]).is_file():
-            raise FileNotFoundError(f"{path}: question {number} ({record['id']}): image not found: {record['image']}")
-    return records
+        rowset.rows = rowset.rows[:max_samples]
+    return require_all(reject_bad_images(rowset, decode=True))
 
 
 def grpo_rows(records: list[dict], style: str = "cot") -> list[dict]:
@@ -75,7 +72,7 @@ def reference_cot_response(record: dict) -> str:
 
     attributes = record.get("attributes")
     if not attributes:
-        raise ValueError(f"question {record.get('id')}: sft_target 'cot' needs ground-truth 'attributes' "
+        raise ConfigError(f"question {record.get('id')}: sft_target 'cot' needs ground-truth 'attributes' "
                          "(the synthetic set has them)")
     others = [a for i, a in enumerate(record.get("option_attributes") or []) if i != record["answer"]]
     telling = [k for k, v in attributes.items() if not others or any(o.get(k) != v for o in others)] or list(attributes)
@@ -114,7 +111,7 @@ def _sft_target(record: dict, target: str) -> str:
         return answer_text(record["options"], record["answer"])
     if target == "cot":
         return reference_cot_response(record)
-    raise ValueError(f"unknown sft_target {target!r}; valid: answer, cot")
+    raise ConfigError(f"unknown sft_target {target!r}; valid: answer, cot")
 
 
 def to_dataset(rows: list[dict], resolution=None):
@@ -135,7 +132,7 @@ def to_dataset(rows: list[dict], resolution=None):
 
 def _check_style(style: str) -> None:
     if style not in STYLES:
-        raise ValueError(f"unknown prompt_style {style!r}; valid styles: {', '.join(STYLES)}")
+        raise ConfigError(f"unknown prompt_style {style!r}; valid styles: {', '.join(STYLES)}")
 
 
 def synthetic_train_file(out_dir: str | os.PathLike, per_class: int, num_classes: int, image_size: int,

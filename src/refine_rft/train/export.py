@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from refine_rft.errors import MissingFile, OutputExists
+
 
 def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None = None,
                   dtype: str = "auto") -> Path:
@@ -30,10 +32,10 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
 
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     if out_dir.exists():
-        raise FileExistsError(f"{out_dir} exists; remove it or choose another --out")
+        raise OutputExists(f"{out_dir} exists; remove it or choose another --out")
     config_path = adapter_dir / "adapter_config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(f"{adapter_dir} is not a LoRA adapter folder: no adapter_config.json")
+        raise MissingFile(f"{adapter_dir} is not a LoRA adapter folder: no adapter_config.json")
     base = resolve_model_path(base or json.loads(config_path.read_text())["base_model_name_or_path"])
     torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
     model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch_dtype)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from refine_rft.errors import ConfigError
 from refine_rft.train.config import GRPOScriptArguments, parse_recipe
 
 
@@ -49,7 +50,7 @@ def build_trainer(script_args, training_args, model_args):
                                     processor.tokenizer)
     weights = training_args.reward_weights
     if weights is not None and len(weights) != len(reward_funcs):
-        raise ValueError(f"reward_weights has {len(weights)} values but rewards names {len(reward_funcs)} "
+        raise ConfigError(f"reward_weights has {len(weights)} values but rewards names {len(reward_funcs)} "
                          f"({', '.join(script_args.rewards)}); give one weight per reward, in the same order")
     sample_log = None
     if script_args.log_sample_ids:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from refine_rft.errors import ConfigError, MissingFile
 from refine_rft.models import TINY_PREFIX, resolve_model_path
 
 
 def model_path(model_args) -> str:
     """The model to load: a hub id, a folder, or the cached embedded tiny model for ``tiny:<arch>``."""
     if not model_args.model_name_or_path:
-        raise ValueError("the recipe needs 'model_name_or_path' (a hub id, a folder, or tiny:qwen2_vl)")
+        raise ConfigError("the recipe needs 'model_name_or_path' (a hub id, a folder, or tiny:qwen2_vl)")
     return resolve_model_path(model_args.model_name_or_path)
 
 
@@ -57,10 +58,10 @@ def resume_checkpoint(training_args) -> str | None:
         candidates = [p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
         complete = [p for p in candidates if (p / "trainer_state.json").is_file()]
         if not complete:
-            raise FileNotFoundError(f"resume_from_checkpoint={value}: no complete checkpoint-* folder in {output_dir}")
+            raise MissingFile(f"resume_from_checkpoint={value}: no complete checkpoint-* folder in {output_dir}")
         return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
     if not (Path(value) / "trainer_state.json").is_file():
-        raise FileNotFoundError(f"resume_from_checkpoint: {value} is not a complete checkpoint (no trainer_state.json)")
+        raise MissingFile(f"resume_from_checkpoint: {value} is not a complete checkpoint (no trainer_state.json)")
     return str(value)
 
 
@@ -85,7 +86,7 @@ def check_questions_per_step(questions: int | None, processes: int, per_device: 
     >>> check_questions_per_step(64, 4, 12, 4, generations=6)
     Traceback (most recent call last):
     ...
-    ValueError: questions_per_step is 64 (x 6 generations = 384 completions per optimizer step), but 4 processes x per_device_train_batch_size 12 x gradient_accumulation_steps 4 = 192 completions (32 questions); set gradient_accumulation_steps to 8
+    refine_rft.errors.ConfigError: questions_per_step is 64 (x 6 generations = 384 completions per optimizer step), but 4 processes x per_device_train_batch_size 12 x gradient_accumulation_steps 4 = 192 completions (32 questions); set gradient_accumulation_steps to 8
     """
     if questions is None:
         return
@@ -95,7 +96,7 @@ def check_questions_per_step(questions: int | None, processes: int, per_device: 
     hint = "change per_device_train_batch_size or the number of processes"
     if want % (processes * per_device) == 0:
         hint = f"set gradient_accumulation_steps to {want // (processes * per_device)}"
-    raise ValueError(
+    raise ConfigError(
         f"questions_per_step is {questions} (x {generations} generations = {want} completions per optimizer "
         f"step), but {processes} processes x per_device_train_batch_size {per_device} x "
         f"gradient_accumulation_steps {accumulation} = {have} completions ({have / generations:g} questions); {hint}"

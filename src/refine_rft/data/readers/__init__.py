@@ -10,6 +10,7 @@ order). Class names are the strings the published choice files use (see ``offici
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from refine_rft.data.readers.official import (
     read_flowers,
     read_pets,
 )
+from refine_rft.errors import ConfigError
 
 OFFICIAL = ("cub", "aircraft", "cars", "dogs", "flowers", "pets")
 
@@ -40,10 +42,15 @@ READERS: dict[str, Callable[[Path, str], LabelledSplit]] = {
 
 
 def read_split(dataset: str, root: str | Path, split: str) -> LabelledSplit:
-    """Read ``split`` of ``dataset`` from ``root``; unknown dataset names list the valid ones."""
+    """Read ``split`` of ``dataset`` from ``root``; unknown dataset names list the valid ones.
+
+    ``root`` is made absolute first, so every image path is absolute: a question file then means
+    the same pictures wherever it is written and from whatever folder it is read (a relative
+    ``image`` in a JSONL is read relative to the JSONL's folder, not to where ``prepare`` ran).
+    """
     if dataset not in READERS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(READERS)}")
-    return READERS[dataset](Path(root), split)
+        raise ConfigError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(READERS)}")
+    return READERS[dataset](Path(os.path.abspath(root)), split)
 
 
 __all__ = ["Example", "FOLDER_NAMES", "LabelledSplit", "OFFICIAL", "READERS", "pretty_name", "read_split"]

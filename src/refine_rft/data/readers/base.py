@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from refine_rft.errors import DataError, MissingFile
+
 SPLITS = ("train", "test")
 
 
@@ -42,7 +44,7 @@ class LabelledSplit:
         unknown = sorted({e.label for e in self.examples} - known)
         if unknown:
             where = f" in {self.source}" if self.source else ""
-            raise ValueError(f"{self.dataset}/{self.split}: images labelled{where} with unknown class(es) {unknown[:5]}")
+            raise DataError(f"{self.dataset}/{self.split}: images labelled{where} with unknown class(es) {unknown[:5]}")
 
 
 def pretty_name(name: str) -> str:
@@ -56,7 +58,7 @@ def pretty_name(name: str) -> str:
 
 def check_split(dataset: str, split: str, valid: tuple[str, ...] = SPLITS) -> None:
     if split not in valid:
-        raise ValueError(f"{dataset}: unknown split {split!r}; valid splits: {', '.join(valid)}")
+        raise DataError(f"{dataset}: unknown split {split!r}; valid splits: {', '.join(valid)}")
 
 
 def dataset_dir(root: Path, marker: str, folder_name: str, dataset: str) -> Path:
@@ -67,13 +69,13 @@ def dataset_dir(root: Path, marker: str, folder_name: str, dataset: str) -> Path
     for candidate in (root, root / folder_name):
         if (candidate / marker).exists():
             return candidate
-    raise FileNotFoundError(
+    raise MissingFile(
         f"{dataset}: not the official layout: expected {root / marker} (or {root / folder_name / marker})")
 
 
 def require(path: Path, dataset: str) -> Path:
     if not path.exists():
-        raise FileNotFoundError(f"{dataset}: missing file {path} (expected in the official layout)")
+        raise MissingFile(f"{dataset}: missing file {path} (expected in the official layout)")
     return path
 
 
@@ -87,7 +89,7 @@ def read_pairs(path: Path, dataset: str) -> list[tuple[str, str]]:
                 continue
             first, sep, rest = line.partition(" ")
             if not sep or not rest.strip():
-                raise ValueError(f"{dataset}: {path}:{number}: expected '<id> <value>', got {line!r}")
+                raise DataError(f"{dataset}: {path}:{number}: expected '<id> <value>', got {line!r}")
             pairs.append((first, rest.strip()))
     return pairs
 
@@ -101,8 +103,8 @@ def load_mat(path: Path, dataset: str, *keys: str) -> dict:
     try:
         content = loadmat(str(path), squeeze_me=True)
     except (MatReadError, ValueError, OSError, TypeError) as error:
-        raise ValueError(f"{dataset}: cannot read {path} as a MATLAB file ({error})") from None
+        raise DataError(f"{dataset}: cannot read {path} as a MATLAB file ({error})") from None
     missing = [k for k in keys if k not in content]
     if missing:
-        raise ValueError(f"{dataset}: {path} has no variable(s) {', '.join(missing)}")
+        raise DataError(f"{dataset}: {path} has no variable(s) {', '.join(missing)}")
     return content

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from refine_rft.data.readers.base import require
+from refine_rft.errors import DataError, MissingFile
 
 CONFIDENT = {"3", "4"}  # certainty ids: 1 not visible, 2 guessing, 3 probably, 4 definitely
 
@@ -35,14 +36,14 @@ def _attribute_names(base: Path) -> dict[str, tuple[str, str]]:
     candidates = [base.parent / "attributes.txt", base / "attributes.txt", base / "attributes" / "attributes.txt"]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
-        raise FileNotFoundError("cub: the attributes/ folder is present but attributes.txt (the 312 attribute "
+        raise MissingFile("cub: the attributes/ folder is present but attributes.txt (the 312 attribute "
                                 f"names) is not; looked for {', '.join(map(str, candidates))}")
     names = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             attribute_id, _, name = line.strip().partition(" ")
             if "::" not in name:
-                raise ValueError(f"cub: {path}:{number}: expected '<id> has_<group>::<value>', got {line!r}")
+                raise DataError(f"cub: {path}:{number}: expected '<id> has_<group>::<value>', got {line!r}")
             names[attribute_id] = split_attribute_name(name)
     return names
 
@@ -63,13 +64,13 @@ def read_cub_attributes(base: Path, image_ids: set[str]) -> tuple[dict[str, dict
             fields = line.split()
             if len(fields) < 4:
                 if fields:
-                    raise ValueError(f"cub: {labels_path}:{number}: expected at least 4 fields, got {line!r}")
+                    raise DataError(f"cub: {labels_path}:{number}: expected at least 4 fields, got {line!r}")
                 continue
             image_id, attribute_id, present, certainty = fields[:4]
             if present != "1" or certainty not in CONFIDENT or image_id not in per_image:
                 continue
             if attribute_id not in names:
-                raise ValueError(f"cub: {labels_path}:{number}: unknown attribute id {attribute_id}")
+                raise DataError(f"cub: {labels_path}:{number}: unknown attribute id {attribute_id}")
             group, value = names[attribute_id]
             per_image[image_id].setdefault(group, []).append(value)
 
@@ -80,7 +81,7 @@ def read_cub_attributes(base: Path, image_ids: set[str]) -> tuple[dict[str, dict
         rows = [line.split() for line in class_path.read_text(encoding="utf-8").splitlines() if line.strip()]
         for class_number, row in enumerate(rows, 1):
             if len(row) != len(order):
-                raise ValueError(f"cub: {class_path}:{class_number}: expected {len(order)} percentages, got {len(row)}")
+                raise DataError(f"cub: {class_path}:{class_number}: expected {len(order)} percentages, got {len(row)}")
             best: dict[str, tuple[float, str]] = {}
             for attribute_id, share in zip(order, map(float, row)):
                 group, value = names[attribute_id]

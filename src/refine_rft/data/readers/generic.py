@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from refine_rft.data.readers.base import Example, LabelledSplit, require
+from refine_rft.errors import DataError, MissingFile
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -17,10 +18,10 @@ def read_folder(root: Path, split: str) -> LabelledSplit:
     """
     base = root / split if (root / split).is_dir() else root
     if not base.is_dir():
-        raise FileNotFoundError(f"folder: no such folder {base}")
+        raise MissingFile(f"folder: no such folder {base}")
     class_dirs = sorted(p for p in base.iterdir() if p.is_dir())
     if not class_dirs:
-        raise ValueError(f"folder: {base} has no class folders (expected {base}/<class>/<image>)")
+        raise DataError(f"folder: {base} has no class folders (expected {base}/<class>/<image>)")
     examples = [
         Example(f"{d.name}/{image.stem}", image.resolve(), d.name)
         for d in class_dirs
@@ -28,7 +29,7 @@ def read_folder(root: Path, split: str) -> LabelledSplit:
         if image.suffix.lower() in IMAGE_SUFFIXES
     ]
     if not examples:
-        raise ValueError(f"folder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {base}")
+        raise DataError(f"folder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {base}")
     return LabelledSplit("folder", split, examples, [d.name for d in class_dirs])
 
 
@@ -44,14 +45,14 @@ def read_csv(root: Path, split: str) -> LabelledSplit:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise ValueError(f"csv: {path} needs a header with columns 'path' and 'label', got {reader.fieldnames}")
+            raise DataError(f"csv: {path} needs a header with columns 'path' and 'label', got {reader.fieldnames}")
         for number, row in enumerate(reader, 2):
             image, label = (row["path"] or "").strip(), (row["label"] or "").strip()
             if not image or not label:
-                raise ValueError(f"csv: {path}:{number}: empty 'path' or 'label'")
+                raise DataError(f"csv: {path}:{number}: empty 'path' or 'label'")
             classes.setdefault(label, None)
             key = str(Path(image).with_suffix(""))
             examples.append(Example(key, (path.parent / image).resolve(), label))
     if not examples:
-        raise ValueError(f"csv: {path} has no rows")
+        raise DataError(f"csv: {path} has no rows")
     return LabelledSplit("csv", split, examples, list(classes))

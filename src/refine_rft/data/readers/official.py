@@ -27,6 +27,7 @@ from refine_rft.data.readers.base import (
     require,
 )
 from refine_rft.data.readers.cub_attributes import read_cub_attributes
+from refine_rft.errors import DataError
 
 # The folder each dataset unpacks to; `refine-rft prepare paper --roots DIR` looks for these in DIR.
 FOLDER_NAMES = {
@@ -69,7 +70,7 @@ def _as_list(values) -> list:
 
 def _ids(table: dict[str, str], key: str, path: Path, dataset: str, what: str) -> str:
     if key not in table:
-        raise ValueError(f"{dataset}: {path}: image id {key} has no {what}")
+        raise DataError(f"{dataset}: {path}: image id {key} has no {what}")
     return table[key]
 
 
@@ -88,7 +89,7 @@ def read_cub(root: Path, split: str) -> LabelledSplit:
             continue
         class_id = _ids(labels, image_id, base / "image_class_labels.txt", "cub", "class")
         if class_id not in classes:
-            raise ValueError(f"cub: {base / 'image_class_labels.txt'}: unknown class id {class_id} "
+            raise DataError(f"cub: {base / 'image_class_labels.txt'}: unknown class id {class_id} "
                              f"(not in {base / 'classes.txt'})")
         chosen.append((image_id, base / "images" / relative, classes[class_id]))
     image_attributes, class_attributes = {}, {}
@@ -128,12 +129,12 @@ def read_cars(root: Path, split: str) -> LabelledSplit:
             annos_path = base / "devkit" / annos_path.name
     annotations = np.atleast_1d(load_mat(annos_path, "cars", "annotations")["annotations"])
     if annotations.dtype.names is None or not {"fname", "class"} <= set(annotations.dtype.names):
-        raise ValueError(f"cars: {annos_path}: 'annotations' must be a struct array with fields 'fname' and 'class'")
+        raise DataError(f"cars: {annos_path}: 'annotations' must be a struct array with fields 'fname' and 'class'")
     examples = []
     for fname, class_id in zip(annotations["fname"], annotations["class"]):
         index = int(class_id) - 1
         if not 0 <= index < len(classes):
-            raise ValueError(f"cars: {annos_path}: {fname} has class {int(class_id)}, outside 1..{len(classes)}")
+            raise DataError(f"cars: {annos_path}: {fname} has class {int(class_id)}, outside 1..{len(classes)}")
         examples.append(Example(Path(str(fname)).stem, images / str(fname), classes[index]))
     return LabelledSplit("cars", split, examples, classes)
 
@@ -153,7 +154,7 @@ def read_dogs(root: Path, split: str) -> LabelledSplit:
     for name in _as_list(load_mat(listing, "dogs", "file_list")["file_list"]):
         folder = str(name).split("/")[0]
         if folder not in breed:
-            raise ValueError(f"dogs: {listing}: {name} is in no class folder of {base / 'lists/file_list.mat'}")
+            raise DataError(f"dogs: {listing}: {name} is in no class folder of {base / 'lists/file_list.mat'}")
         examples.append(Example(Path(str(name)).stem, base / "Images" / str(name), breed[folder]))
     return LabelledSplit("dogs", split, examples, [breed[f] for f in sorted(breed)])
 
@@ -169,10 +170,10 @@ def read_flowers(root: Path, split: str) -> LabelledSplit:
     examples = []
     for number in sorted(int(n) for n in numbers):
         if not 1 <= number <= len(labels):
-            raise ValueError(f"flowers: {base / 'setid.mat'}: image {number} has no label in imagelabels.mat")
+            raise DataError(f"flowers: {base / 'setid.mat'}: image {number} has no label in imagelabels.mat")
         label = int(labels[number - 1])
         if not 1 <= label <= len(FLOWER_NAMES):
-            raise ValueError(f"flowers: {base / 'imagelabels.mat'}: image {number} has label {label}, outside 1..102")
+            raise DataError(f"flowers: {base / 'imagelabels.mat'}: image {number} has label {label}, outside 1..102")
         name = f"image_{number:05d}"
         examples.append(Example(name, base / "jpg" / f"{name}.jpg", FLOWER_NAMES[label - 1]))
     return LabelledSplit("flowers", split, examples, list(FLOWER_NAMES))
