@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, fields
 
+from refine_rft.errors import JudgeUnavailable
+
 BACKENDS = ("openai", "attributes")
 
 
-class JudgeConfigError(ValueError):
+class JudgeConfigError(JudgeUnavailable, ValueError):
     """The endpoint refuses the configuration itself (key, model name or URL)."""
 
 
@@ -55,6 +57,11 @@ class JudgeConfig:
     cache_path: str | None = field(default=None, metadata={"help": "sqlite file caching judgements (None: off)."})
     reject_injections: bool = field(default=True, metadata={"help": "Score 0, without a call, responses "
                                                                     "that address the judge."})
+    max_failure_rate: float = field(default=0.5, metadata={"help": "Stop the run when more than this share of "
+                                                                   "the last failure_window judgements failed "
+                                                                   "(1.0: never)."})
+    failure_window: int = field(default=64, metadata={"help": "How many of the latest judgements sent to the "
+                                                              "endpoint the failure rule looks at."})
 
     def __post_init__(self) -> None:
         if isinstance(self.base_urls, str):
@@ -70,6 +77,8 @@ class JudgeConfig:
             (self.concurrency >= 1, "concurrency", "must be >= 1"),
             (self.max_image_side >= 16, "max_image_side", "must be >= 16"),
             (self.max_tokens >= 1 and self.rsc_max_tokens >= 1, "max_tokens", "must be >= 1"),
+            (0.0 <= self.max_failure_rate <= 1.0, "max_failure_rate", "must be between 0 and 1"),
+            (self.failure_window >= 1, "failure_window", "must be >= 1"),
         ]
         for ok, name, message in checks:
             if not ok:

@@ -142,6 +142,9 @@ class TeacherJudge(Judge):
             self.cache.put(key, result, model=self.config.model)
         return result
 
+    def latest_failure(self) -> str:
+        return self.client.last_failure
+
     async def aclose(self) -> None:
         await self.client.aclose()
         if self.cache is not None:
