@@ -9,6 +9,11 @@ Each predictions row of the chosen styles (default: ``cot``) gets one score row,
 judged; a rerun skips what is done and retries what failed (see
 :mod:`refine_rft.judge.reasoning_answer`, the library this command runs). At the end, a per-dataset
 summary is printed and written next to the scores as ``<SCORES>.summary.json``.
+
+Exit status: 0 when every row is scored; 1 when some judgements failed (their count is printed, and
+a rerun retries them); 2 when nothing could be judged as configured: bad settings or input, or a
+judge that cannot judge (refused key or model, unreachable URL, too many failures; see
+:mod:`refine_rft.judge.health`).
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import sys
 from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS
+from refine_rft.errors import UserError
 from refine_rft.judge.config import BACKENDS, JudgeConfig, judge_settings
 from refine_rft.judge.reasoning_answer import score_reasoning_answers
 
 # Flags that set a judge setting of the same name (on top of --config).
 SETTING_FLAGS = ("backend", "base_urls", "model", "api_key_env", "concurrency", "timeout", "max_retries",
-                 "cache_path", "reject_injections")
+                 "cache_path", "reject_injections", "max_failure_rate", "failure_window")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, help="requests in flight (default 32)")
     parser.add_argument("--timeout", type=float, help="seconds per request")
     parser.add_argument("--max-retries", type=int, help="retries on 429 / 5xx / timeouts")
+    parser.add_argument("--max-failure-rate", type=float,
+                        help="stop when more than this share of the last --failure-window judgements failed "
+                             "(default 0.5; 1.0 never stops)")
+    parser.add_argument("--failure-window", type=int, help="judgements the failure rule looks at (default 64)")
     parser.add_argument("--cache", dest="cache_path", help="sqlite cache of judgements")
     parser.add_argument("--no-reject-injections", dest="reject_injections", action="store_false", default=None,
                         help="judge responses that address the judge instead of scoring them 0")
@@ -68,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         result = score_reasoning_answers(args.predictions, args.out, config, styles, progress=True)
+    except UserError as error:
+        print(f"refine-rft judge: error: {error}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as error:
         print(f"refine-rft judge: {error}", file=sys.stderr)
         return 2
@@ -77,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     counters = ", ".join(f"{name.removeprefix('judge/')}={value:g}" for name, value in result.stats.items())
     print(f"judge: {counters}", file=sys.stderr)
     if result.failures:
-        print(f"refine-rft judge: {result.failures} responses could not be judged; rerun to retry them",
-              file=sys.stderr)
+        print(f"refine-rft judge: {result.failures} of {result.failures + result.judged} responses could not be "
+              f"judged (not written to {args.out}); rerun the same command to retry them", file=sys.stderr)
+        return 1
     return 0

@@ -79,10 +79,13 @@ def probe_messages() -> list[dict]:
 
 
 async def probe_endpoints(config: JudgeConfig) -> dict[str, float]:
-    """Probe every replica at once; seconds each took to answer. Raises one error naming every
-    replica that failed (:class:`JudgeConfigError` if any refused the configuration)."""
+    """Probe every replica at once; seconds each took to answer (nothing to probe for the
+    ``attributes`` backend). Raises one error naming every replica that failed
+    (:class:`JudgeConfigError` if any refused the configuration)."""
     from refine_rft.judge.client import JudgeClient
 
+    if config.backend != "openai":
+        return {}
     client = JudgeClient(config)
 
     async def one(url: str) -> float:
@@ -107,8 +110,6 @@ async def probe_endpoints(config: JudgeConfig) -> dict[str, float]:
 def check_endpoints(config: JudgeConfig) -> dict[str, float]:
     """The health check (see the module docstring) from synchronous code; nothing to check for the
     ``attributes`` backend. Returns the seconds each replica took to answer."""
-    if config.backend != "openai":
-        return {}
     seconds = asyncio.run(probe_endpoints(config))
     for url, took in seconds.items():
         logger.info("judge endpoint %s (model %s) answered the health check in %.2fs", url, config.model, took)

@@ -31,6 +31,7 @@ from pathlib import Path
 from refine_rft.data.records import RSC_KEYS, prediction_key, resolve_image, validate_prediction
 from refine_rft.files import JsonlAppender, iter_jsonl_tolerant, read_jsonl, write_text_atomic
 from refine_rft.judge import JudgeConfig, make_judge
+from refine_rft.judge.health import probe_endpoints
 
 
 @dataclass
@@ -82,7 +83,13 @@ def summarize(score_rows: Iterable[dict]) -> dict[str, dict]:
 
 
 async def judge_rows(rows: list[dict], config: JudgeConfig, out: JsonlAppender, progress=None) -> tuple[int, dict]:
-    """Judge ``rows`` concurrently, appending each score row as it completes; return (failures, stats)."""
+    """Judge ``rows`` concurrently, appending each score row as it completes; return (failures, stats).
+
+    A teacher's endpoints get the health check first (:mod:`refine_rft.judge.health`); a refused
+    configuration, an unreachable replica or too many failed judgements raise
+    :class:`~refine_rft.errors.JudgeUnavailable`, keeping the rows already written."""
+    if rows:
+        await probe_endpoints(config)
     judge = make_judge(config)
     # A window of judgements in flight keeps memory flat on large files; the client bounds requests.
     window = asyncio.Semaphore(2 * config.concurrency)
@@ -113,6 +120,8 @@ def score_reasoning_answers(predictions: str | Path, out: str | Path, config: Ju
     ``out`` and write its summary (see the module docstring). ``progress`` shows a bar on stderr.
 
     Failed judgements are counted in ``failures`` and left out of ``out``, so a rerun retries them.
+    Raises :class:`~refine_rft.errors.JudgeUnavailable` when the judge cannot judge (see
+    :func:`judge_rows`).
     """
     import sys
 
