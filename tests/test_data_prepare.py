@@ -118,6 +118,59 @@ def test_random_and_clip_distractors():
             clip_distractors(examples, classes)
 
 
+def test_clip_miner_defaults_are_focis():
+    import inspect
+
+    from refine_rft.data import distractors
+    from refine_rft.data.cli import build_parser
+
+    args = build_parser().parse_args(["pets", "--root", "x", "--split", "train", "--out", "o.jsonl"])
+    assert (args.clip_model, args.clip_pretrained) == ("ViT-L-14", "laion2b_s32b_b82k")
+    for function in (distractors.clip_scores, distractors.clip_distractors):
+        defaults = inspect.signature(function).parameters
+        assert (defaults["model_name"].default, defaults["pretrained"].default) == ("ViT-L-14", "laion2b_s32b_b82k")
+    assert inspect.signature(distractors.clip_scores).parameters["template"].default == "an image of a {}"
+
+
+def test_clip_scoring_uses_focis_prompt_and_ranks_wrong_classes(tmp_path):
+    """score_with_clip with a loaded CLIP (here a small torch model in CLIP's interface: no weights to
+    download): FOCI's prompt for every class, and the wrong classes ranked by image-text similarity."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from refine_rft.data.distractors import score_with_clip, top_wrong_classes
+
+    classes = ["Red_Tanager", "Orange_Oriole", "Blue_Jay", "Green_Jay"]
+    colours = {"Red_Tanager": (1.0, 0, 0), "Orange_Oriole": (1.0, 0.5, 0), "Blue_Jay": (0, 0, 1.0),
+               "Green_Jay": (0, 0.6, 0.8)}  # a blue-green jay: the blue image's closest wrong class
+    prompts: list[str] = []
+
+    def tokenizer(texts):
+        prompts.extend(texts)
+        return torch.tensor([[classes.index(next(c for c in classes if c.replace("_", " ") in t))] for t in texts])
+
+    class ColourClip(torch.nn.Module):
+        def encode_text(self, tokens):
+            return torch.tensor([colours[classes[int(t)]] for t in tokens[:, 0]])
+
+        def encode_image(self, pixels):
+            return pixels  # preprocess below gives the mean colour
+
+    def preprocess(image):
+        return torch.tensor(np.asarray(image, dtype=np.float32).mean(axis=(0, 1)) / 255.0)
+
+    paths = []
+    for name, rgb in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        Image.new("RGB", (8, 8), rgb).save(tmp_path / f"{name}.png")
+        paths.append(tmp_path / f"{name}.png")
+    scores = score_with_clip(ColourClip(), preprocess, tokenizer, paths, classes)
+    assert prompts == ["an image of a Red Tanager", "an image of a Orange Oriole", "an image of a Blue Jay",
+                       "an image of a Green Jay"]
+    assert scores.shape == (2, 4)
+    assert top_wrong_classes(scores, [0, 2], k=1) == [[1], [3]]  # red -> orange, blue -> green
+
+
 def test_similar_distractors_are_hard_negatives():
     classes = ["Laysan_Albatross", "Sooty_Albatross", "Black_footed_Albatross", "Blue_Jay", "Cardinal",
                "737-300", "737-400", "A320", "Boxer", "golden_retriever"]

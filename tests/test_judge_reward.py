@@ -74,3 +74,50 @@ def test_runs_on_trls_daemon_event_loop_across_steps():
             assert len(set(scores)) > 1  # the scripted judge's scores vary with the text
     loop.call_soon_threadsafe(loop.stop)
     assert server.max_in_flight == 8
+
+
+def test_failed_judgements_take_their_groups_mean_or_are_skipped():
+    """Two GRPO groups of 3 (TRL passes a group's completions side by side). The real judge server
+    answers 500 for the 'unlucky' samples: in q0 one of three fails and gets the mean of the other two;
+    in q1 all fail and stay None (the same 0 for the whole group under TRL's nansum: no R_cot signal)."""
+    from refine_rft.testing.scripted_server import student_text
+
+    def reply(request):
+        text = student_text(request)
+        return Status(500) if "unlucky" in text else ("90" if "crimson" in text else "30")
+
+    def completion(text):
+        return [{"role": "assistant", "content": f"<think>{text}</think><attribute>x</attribute><answer>B</answer>"}]
+
+    completions = [completion(t) for t in ("crimson wings", "dull wings", "unlucky 1",
+                                           "unlucky 2", "unlucky 3", "unlucky 4")]
+    logged = {}
+    with ScriptedJudgeServer(reply=reply) as server:
+        reward = make_reasoning_reward(judge_config(server))
+        kwargs = {**columns(6), "id": ["q0"] * 3 + ["q1"] * 3}
+        scores = asyncio.run(reward(completions, image=[Image.new("RGB", (32, 32))] * 6,
+                                    log_metric=logged.__setitem__, **kwargs))
+    assert scores == [0.9, 0.3, 0.6, None, None, None]
+    assert logged["judge/failures"] == 4.0  # the teacher's failures, as before
+    assert logged["judge/failures_imputed"] == 1.0 and logged["judge/failures_unscored"] == 3.0
+    assert server.count == 2 + 4 * 2  # each failure was retried once (max_retries=1)
+
+
+def test_a_filled_failure_leaves_the_groups_advantages_as_without_it():
+    """What the fill buys, under TRL's aggregation (weighted nansum, then group normalisation): the
+    completion whose judgement failed is neither penalised (None -> 0) nor rewarded."""
+    import torch
+
+    from refine_rft.rewards.reasoning import fill_failed_scores
+
+    rule = torch.tensor([1.0, 1.0, 1.0])  # R_fa + R_cls, equal across the group
+    cot, _, _ = fill_failed_scores([0.9, 0.3, None], ["q"] * 3)
+
+    def advantages(r_cot):
+        rewards = torch.stack([rule, torch.tensor([torch.nan if c is None else c for c in r_cot])], 1)
+        total = (rewards * torch.tensor([2 / 3, 1 / 3])).nansum(1)
+        return (total - total.mean()) / (total.std() + 1e-4)
+
+    assert abs(float(advantages(cot)[2])) < 1e-5  # the failed completion sits at its group's mean
+    bare = advantages([0.9, 0.3, None])  # TRL's treatment of a bare None: R_cot = 0, the worst of the group
+    assert bare[2] < -0.5 and int(bare.argmin()) == 2

@@ -1,6 +1,7 @@
 import pytest
 
-from refine_rft.parsing import extract_choice, extract_letter_answer, normalize_name, parse_response
+from refine_rft.parsing import (MAX_ANSWER_WORDS, answer_block, extract_choice, extract_letter_answer, normalize_name,
+                                parse_response, read_answer, stated_options)
 
 BIRDS = ["Laysan_Albatross", "Sooty_Albatross", "Black_footed_Albatross", "Least_Auklet"]
 CARS = ["Ford Focus Sedan 2007", "Focus Sedan 2007", "Mercedes-Benz C-Class Sedan 2012", "Audi S4 Sedan 2012"]
@@ -71,3 +72,155 @@ def test_parse_response():
 
 def test_normalize_name():
     assert normalize_name("  Chuck_will's-Widow ") == "chuck will s widow"
+
+
+# --- The one answer grammar: classes of hedges, negations and second options (B is true). ---
+
+FIRSTS = ["B", "b", "(B)", "Option B", "Sooty_Albatross", "sooty albatross", "B. Sooty_Albatross"]
+SECONDS = ["C", "c", "(c)", "option C", "Least_Auklet", "least auklet", "Least", "Auklet", "Black footed"]
+SEPARATORS = [" or ", ", ", " / ", "/", " and ", "; ", " | ", " & ", " vs ", ", then ", "\n", " or maybe ",
+              ", if not then ", " OR ", ", no wait, "]
+
+
+@pytest.mark.parametrize("first", FIRSTS)
+def test_every_first_form_alone_names_b(first):
+    assert extract_choice(first, BIRDS) == 1
+
+
+@pytest.mark.parametrize("separator", SEPARATORS)
+@pytest.mark.parametrize("second", SECONDS)
+@pytest.mark.parametrize("first", FIRSTS)
+def test_a_second_option_with_any_separator_is_unparseable(first, separator, second):
+    for text in (first + separator + second, second + separator + first):
+        assert extract_choice(text, BIRDS) is None, text
+        assert extract_letter_answer(text, BIRDS) is None, text
+
+
+@pytest.mark.parametrize("template", [
+    "not {}", "Not {}", "definitely not {}", "{} is not it", "it isn't {}", "it is not {}", "{}? No.", "never {}",
+    "It can't be {}", "It doesn't look like {}", "NOT {}", "neither {}", "none of them, {}", "{}, except the bill",
+    "unlike {}", "it is no {}", "it isn’t {}",
+])
+@pytest.mark.parametrize("option", ["B", "Sooty_Albatross", "B. Sooty_Albatross"])
+def test_any_negation_is_unparseable(template, option):
+    assert extract_choice(template.format(option), BIRDS) is None
+
+
+@pytest.mark.parametrize("template", [
+    "maybe {}", "{} maybe", "perhaps {}", "probably {}", "possibly {}", "{} or", "either {}", "{}, I guess",
+    "most likely {}", "{} if anything", "it might be {}", "{}, wait", "unsure: {}", "MAYBE {}",
+])
+@pytest.mark.parametrize("option", ["B", "Sooty_Albatross", "B. Sooty_Albatross"])
+def test_any_hedge_is_unparseable(template, option):
+    assert extract_choice(template.format(option), BIRDS) is None
+
+
+@pytest.mark.parametrize("text", [  # the reports
+    "B or c", "option b, c", "answer: b, d", "B or A maybe", "B or Auklet", "Sooty_Albatross or Least",
+    "Not Sooty_Albatross", "definitely not B", "B, if not then c", "B, no wait, C", "not B", "B or C",
+])
+def test_reported_hedges_earn_nothing(text):
+    assert extract_choice(text, BIRDS) is None
+    assert extract_letter_answer(text, BIRDS) is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("\uff22", 1),                      # full-width B
+    ("B\u200b", 1),                      # a zero-width space hides nothing
+    ("no\u200bt B", None),               # ... nor splits a negation out of sight
+    ("B\u200b or C", None),
+    ("The bird is a Least Auklet.", 3),  # "a" before a name is an article
+    ("a", 0), ("b or a", None),          # ... but "a" alone, or listed, is a letter
+    ("It has a D-shaped bill: B", 1),    # a letter hyphenated into a word is that word's
+    ("I'd say B", 1),
+    ("B. Sooty Albatross, with a black bill", 1),  # prose that mentions an option word is no list item
+    ("B. Sooty Albatross, Laysan", None),          # a list item made of another option's words is
+    ("Sooty Auklet", None),                        # words of two options mixed
+    ("B. albatross", 1),                           # a shared word that includes B contradicts nothing
+])
+def test_grammar_edges(text, expected):
+    assert extract_choice(text, BIRDS) == expected
+
+
+def test_words_inside_an_option_name_are_not_negations_or_hedges():
+    flowers = ["Forget-me-not", "Bird of paradise", "Love in the mist", "Orange dahlia"]
+    assert extract_choice("A. Forget-me-not", flowers) == 0
+    assert extract_choice("Forget me not", flowers) == 0
+    assert extract_choice("A, not Forget-me-not", flowers) is None
+
+
+def test_choice_rule_is_the_shared_grammar():
+    texts = FIRSTS + SECONDS + [f + s + t for f in FIRSTS[:3] for s in SEPARATORS[:4] for t in SECONDS[:3]]
+    texts += ["A bird", "An auklet", "C. because the beak is long", "not B", "maybe B", "", "   "]
+    assert [extract_letter_answer(t, BIRDS) for t in texts] == [extract_choice(t, BIRDS) for t in texts]
+
+
+def test_an_answer_longer_than_the_word_limit_is_unparseable():
+    assert extract_choice("B " * MAX_ANSWER_WORDS, BIRDS) == 1
+    assert extract_choice("B " * (MAX_ANSWER_WORDS + 1), BIRDS) is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("<think>x</think><attribute>y</attribute><answer>B</answer>", "B"),
+    ("<answer> B. Sooty </answer>\n  ", "B. Sooty"),
+    ("<ANSWER>B</ANSWER>", "B"),
+    ("<answer>B</answer> Actually it is A", None),     # text after the block
+    ("<answer>B</answer><answer>C</answer>", None),    # a second block
+    ("<answer>B</answer><answer>B</answer>", None),
+    ("<answer>B</answer><ANSWER>C</ANSWER>", None),    # ... in any case
+    ("<answer><answer>B</answer></answer>", None),     # nested
+    ("<answer>B <think>C</think></answer>", None),     # another block inside
+    ("<think><answer>B</answer></think>", None),       # inside another block
+    ("</answer>B<answer>", None), ("<answer>B", None), ("B</answer>", None), ("B", None), ("", None), (None, None),
+])
+def test_answer_block(text, expected):
+    assert answer_block(text) == expected
+
+
+# --- Linear time: a megabyte of adversarial input through every parser. ---
+
+MEGABYTE = 1 << 20
+ADVERSARIAL = {
+    "spaces": " " * MEGABYTE, "newlines": "\n" * MEGABYTE, "tabs and spaces": " \t" * (MEGABYTE // 2),
+    "letters": "B " * (MEGABYTE // 2), "letter run": "B" * MEGABYTE, "or or or": "or " * (MEGABYTE // 3),
+    "open tags": "<answer>" * (MEGABYTE // 8), "unclosed with letters": "<answer>B " * (MEGABYTE // 10),
+    "close tags": "</answer>" * (MEGABYTE // 9), "angle brackets": "<" * MEGABYTE,
+    "names": "Sooty Albatross " * (MEGABYTE // 16), "articles": "a " * (MEGABYTE // 2),
+    "negations": "isn't " * (MEGABYTE // 6), "separators": ", / " * (MEGABYTE // 4),
+    "zero width": "\u200b" * MEGABYTE, "full width": "\uff22 " * (MEGABYTE // 2),
+    "whitespace then answer": " " * MEGABYTE + "<answer>B</answer>",
+    "braces": "{" * MEGABYTE, "json-ish": '{"score": ' * (MEGABYTE // 10),
+}
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_every_parser_is_linear_on_a_megabyte(name):
+    import time
+
+    from refine_rft.evaluate.score import parsed_choice
+    from refine_rft.rewards.rules import attribute_format_reward, classification_reward, format_reward
+
+    text = ADVERSARIAL[name]
+    parsers = [
+        lambda: extract_choice(text, BIRDS), lambda: extract_letter_answer(text, BIRDS),
+        lambda: stated_options(text, BIRDS), lambda: read_answer(text, BIRDS), lambda: parse_response(text),
+        lambda: answer_block(text), lambda: normalize_name(text),
+        lambda: classification_reward([text], options=[BIRDS], answer=[1]),
+        lambda: format_reward([text]), lambda: attribute_format_reward([text]),
+        *(lambda style=style: parsed_choice(style, text, BIRDS) for style in ("choice", "both", "cot")),
+    ]
+    for parse in parsers:
+        started = time.perf_counter()
+        parse()
+        # Quadratic parsing took seconds on 16 kB; linear parsing takes milliseconds on 1 MB.
+        assert time.perf_counter() - started < 0.5, (name, parse)
+
+
+def test_every_format_character_is_invisible_to_the_parser():
+    import sys
+    import unicodedata
+
+    from refine_rft.parsing import visible_text
+
+    format_characters = "".join(chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf")
+    assert visible_text(f"B{format_characters}C") == "BC"

@@ -23,9 +23,22 @@ def test_prompt_snapshot(style):
     assert text == snapshot.read_text()
 
 
+@pytest.mark.parametrize("style", STYLES)
+def test_aircraft_prompt_snapshot(style):
+    """FOCI / Finedefics ask "Which of these aircrafts ..." (their plural), and so does `prepare aircraft`."""
+    from refine_rft.data.records import NOUNS
+
+    text = question_text(NOUNS["aircraft"], ["707-320", "727-200", "737-200", "737-300"], style)
+    snapshot = SNAPSHOTS / f"prompt_{style}_aircraft.txt"
+    if not snapshot.exists():
+        snapshot.write_text(text)
+        pytest.fail(f"snapshot {snapshot.name} was missing and has been written; review and commit it")
+    assert text == snapshot.read_text()
+
+
 def test_question_format_is_foci():
-    text = question_text("aircraft", ["707-320", "727-200", "737-200", "737-300"], "choice")
-    assert text.startswith("Which of these aircraft is shown in the image?\nChoices:\nA. 707-320\nB. 727-200\n")
+    text = question_text("aircrafts", ["707-320", "727-200", "737-200", "737-300"], "choice")
+    assert text.startswith("Which of these aircrafts is shown in the image?\nChoices:\nA. 707-320\nB. 727-200\n")
     assert text.endswith("D. 737-300\nAnswer with the letter from the given choices directly.")
     assert question_text("birds", OPTIONS, "both").endswith("Answer the correct choice and its category name.")
 

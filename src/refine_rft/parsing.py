@@ -1,21 +1,59 @@
 """Strict parsing of model responses: tagged blocks, and which single option an answer names.
 
-Rewards and accuracy both rest on :func:`extract_choice`, so it is deliberately strict: it returns
-the index of the **one** option that the text identifies, and ``None`` whenever the text is empty,
-names nothing, names several options ("A or B"), or contradicts itself ("B. <name of option A>").
-Other projects reward hedges such as "A or B or C" or an empty ``<answer></answer>``; here those
-score 0. Picking a random option when parsing fails is never done.
+Rewards (R_cls) and accuracy (every prompt style) rest on one answer grammar, read by
+:func:`read_answer` and decided by :func:`extract_choice`. An answer names **exactly one** option:
+
+- by letter (``"B"``, ``"(b)"``, ``"Option B"``, ``"The answer is B"``), by full name
+  (``"Sooty_Albatross"``, ``"sooty albatross"``), or by both in agreement (``"B. Sooty_Albatross"``);
+  a text that names nothing else may also be one run of words of a single option's name
+  (``"Laysan"``);
+- any second option makes it unparseable, whatever the case or separator: a second letter
+  (``"B or c"``, ``"option b, c"``, ``"B/C"``), a second name, a letter that contradicts the name
+  given with it, or a list item made only of another option's words (``"Sooty_Albatross, Least"``);
+- any negation (``not``, ``no``, ``never``, ``isn't``, ...) or hedge (``or``, ``maybe``,
+  ``perhaps``, ``if``, ``wait``, ...) makes it unparseable, even next to a single option:
+  ``"not B"`` and ``"maybe B"`` earn nothing. Words inside an option's own name do not count
+  ("Forget-me-not" is a name, not a negation);
+- an answer of more than :data:`MAX_ANSWER_WORDS` words is unparseable: no prompt asks for an
+  essay, and a policy that degenerates into repetition must earn nothing, quickly.
+
+Text is read after NFKC normalisation with invisible format characters removed (so a full-width
+``Ｂ`` is ``B`` and a zero-width space hides nothing). Every parser here is linear in the length of
+its input: one split into words and one pass over them, no regex that can backtrack over
+untrusted text. Picking a random option when parsing fails is never done.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from itertools import islice
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 TAGS = ("think", "attribute", "answer")
 # The option letters, in the order options are shown (the FOCI protocol asks four-option questions).
 LETTERS = "ABCD"
+MAX_ANSWER_WORDS = 1000
+
+# Words that negate or hedge: an answer holding one of them is unparseable.
+NEGATIONS = frozenset({
+    "not", "no", "never", "neither", "nor", "none", "nope", "cannot", "except", "excluding", "unlike",
+    "instead", "isnt", "arent", "wasnt", "werent", "dont", "doesnt", "didnt", "cant", "wont", "aint",
+})
+HEDGES = frozenset({
+    "or", "either", "maybe", "perhaps", "possibly", "probably", "likely", "might", "unsure", "uncertain",
+    "unclear", "guess", "if", "whether", "wait",
+})
+# Words and characters that separate list items ("B, C", "B / Auklet", "Sooty vs Least").
+_ITEM_WORDS = frozenset({"or", "and", "nor", "then", "vs", "versus", "plus"})
+_ITEM_GAP = re.compile(r"[,;/|&()\[\]{}:.!?\n+]")
+_ARTICLES = frozenset({"a", "an", "the"})
+_WORD = re.compile(r"[0-9A-Za-z]+")
+_SPLIT = re.compile(r"([^0-9A-Za-z]+)")
+_TAG = re.compile(r"<(/?)(?:think|attribute|answer)>", re.IGNORECASE)
+_ANSWER_TAG = re.compile(r"<(/?)answer>", re.IGNORECASE)
+_APOSTROPHES = ("'", "\u2019")
 
 
 @dataclass(frozen=True)
@@ -27,21 +65,71 @@ class ParsedResponse:
     answer: str | None
 
 
+# Characters that render as nothing and can split a word without showing: the format characters
+# (category Cf: zero-width spaces and joiners, bidi controls, soft hyphen, BOM, tags; Unicode 14),
+# the combining grapheme joiner, Hangul fillers and variation selectors. One regex, not a
+# per-character Python loop: a megabyte of them is removed in milliseconds.
+_INVISIBLE = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+    "\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0\ufe00-\ufe0f\U000e0100-\U000e01ef]+")
+
+
+def visible_text(text: str) -> str:
+    """``text`` in NFKC form without invisible format characters (zero-width spaces, joiners, ...).
+
+    >>> visible_text("Ign\\u200bore  Score\\uff1a100 \\uff22")
+    'Ignore  Score:100 B'
+    """
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+
+
 def _block(text: str, tag: str) -> str | None:
-    match = re.search(rf"<{tag}>(.*?)</{tag}>", text, flags=re.DOTALL)
-    return match.group(1).strip() if match else None
+    # Two str.find calls, not a lazy regex: a regex would rescan the rest of the text from every
+    # unclosed "<tag>", which is quadratic on a response that repeats it.
+    start = text.find(f"<{tag}>")
+    if start == -1:
+        return None
+    end = text.find(f"</{tag}>", start + len(tag) + 2)
+    return None if end == -1 else text[start + len(tag) + 2:end].strip()
 
 
 def parse_response(text: str) -> ParsedResponse:
     """Split a response into its ``<think>``, ``<attribute>`` and ``<answer>`` contents.
 
     Takes the first complete block of each tag; whether the response is well-formed as a whole is
-    the format rewards' business, not this function's.
+    the format rewards' business, and which answer counts is :func:`answer_block`'s.
 
     >>> parse_response("<think>red wings</think><answer>B. Crimson-winged Finch</answer>")
     ParsedResponse(think='red wings', attribute=None, answer='B. Crimson-winged Finch')
     """
     return ParsedResponse(*(_block(text, tag) for tag in TAGS))
+
+
+def answer_block(text: str | None) -> str | None:
+    """The contents of the one ``<answer>`` block of a tagged response, else ``None``.
+
+    The rule R_cls and CoT accuracy share: exactly one ``<answer>`` and one ``</answer>`` (in any
+    case), in that order, no ``<think>``/``<attribute>``/``<answer>`` tag inside, and nothing but
+    whitespace after it. A second block, a nested one or a correction after the block
+    ("</answer> Actually it is A") leaves the response without an answer.
+
+    >>> answer_block("<think>dark</think>\\n<answer> B </answer>\\n")
+    'B'
+    >>> [answer_block(t) for t in ["<answer>B</answer> Actually A", "<answer>B</answer><answer>C</answer>",
+    ...                            "<answer><answer>B</answer></answer>", "<answer>B", "B"]]
+    [None, None, None, None, None]
+    """
+    if not text:
+        return None
+    tags = list(islice(_ANSWER_TAG.finditer(text), 3))  # a third tag already decides
+    if len(tags) != 2 or tags[0].group(1) or not tags[1].group(1):
+        return None
+    inside = text[tags[0].end():tags[1].start()]
+    if _TAG.search(inside) or text[tags[1].end():].strip():
+        return None
+    return inside.strip()
 
 
 def normalize_name(name: str) -> str:
@@ -50,95 +138,177 @@ def normalize_name(name: str) -> str:
     >>> normalize_name("Black_footed_Albatross") == normalize_name("black-footed  albatross")
     True
     """
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", name.lower()).split())
+    return re.sub(r"[^0-9a-z]+", " ", name.lower()).strip()
 
 
-def _name_spans(text: str, options: Sequence[str]) -> list[tuple[int, int, int]]:
-    """Every occurrence ``(start, end, option)`` of a full option name, on the normalized text.
+def _name_words(option: str) -> tuple[str, ...]:
+    return tuple(w for w in _SPLIT.split(visible_text(option).lower())[::2] if w)
 
-    Occurrences inside a longer occurrence of another option are dropped, so an exact full name
-    wins over a shorter option that it contains ("Ford Focus Sedan 2007" vs "Focus Sedan 2007").
+
+@dataclass(frozen=True)
+class AnswerReading:
+    """What an answer text states, before any rule decides (see :func:`read_answer`).
+
+    Attributes:
+        by_letter: options stated by letter.
+        by_name: options stated by full name.
+        by_fragment: when neither letters nor names are stated, the options whose name contains the
+            whole text as a run of words (``"Laysan"``); otherwise empty.
+        items: for each list item made only of option words outside full names (articles aside),
+            the options containing all those words (empty: words of several options mixed).
+        refusal: the first negation or hedge word, else ``None``.
     """
-    padded = f" {normalize_name(text)} "
-    spans = []
-    for index, option in enumerate(options):
-        needle = f" {normalize_name(option)} "
-        if needle.strip() == "":
-            continue
-        start = padded.find(needle)
-        while start != -1:
-            spans.append((start, start + len(needle), index))
-            start = padded.find(needle, start + 1)
-    return [
-        (s, e, i)
-        for s, e, i in spans
-        if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _ in spans)
-    ]
+
+    by_letter: frozenset[int]
+    by_name: frozenset[int]
+    by_fragment: frozenset[int]
+    items: tuple[frozenset[int], ...]
+    refusal: str | None
+
+    def single_option(self) -> int | None:
+        """The one option this reading names, if it names exactly one, consistently, without refusal."""
+        if self.refusal is not None:
+            return None
+        named = self.by_letter | self.by_name | (self.by_fragment if len(self.by_fragment) == 1 else frozenset())
+        if len(named) != 1:
+            return None
+        (choice,) = named
+        return choice if all(choice in item for item in self.items) else None
 
 
-def _mask_names(text: str, options: Sequence[str]) -> str:
-    """The raw text with every literal option name blanked out, so that letters inside names
-    ("C-Class", "F-16A/B") are not read as option letters."""
-    for option in sorted(options, key=len, reverse=True):
-        words = [re.escape(w) for w in normalize_name(option).split()]
-        if words:
-            pattern = r"(?<![0-9A-Za-z])" + r"[^0-9A-Za-z]+".join(words) + r"(?![0-9A-Za-z])"
-            text = re.sub(pattern, " ", text, flags=re.IGNORECASE)
-    return text
+class _Reader:
+    """One pass over the words of an answer (see :func:`read_answer`)."""
+
+    def __init__(self, text: str, options: Sequence[str], letters: str):
+        text = visible_text(text)
+        # Counted lazily, so that a megabyte of repetition costs one scan up to word 1001 only.
+        self.too_long = sum(1 for _ in islice(_WORD.finditer(text), MAX_ANSWER_WORDS + 1)) > MAX_ANSWER_WORDS
+        parts = [] if self.too_long else _SPLIT.split(text)
+        self.words, self.gaps = parts[0::2], parts[1::2]  # gaps[i] lies between words[i] and words[i + 1]
+        self.low = [w.lower() for w in self.words]
+        self.options = [_name_words(o) for o in options]
+        self.letter_index = {c: i for i, letter in enumerate(letters[: len(options)]) for c in (letter, letter.lower())}
+        self.vocabulary: dict[str, frozenset[int]] = {}
+        for index, words in enumerate(self.options):
+            for word in words:
+                self.vocabulary[word] = self.vocabulary.get(word, frozenset()) | {index}
+        self.consumed = bytearray(len(self.words))
+
+    def names(self) -> set[int]:
+        """Leftmost-longest full-name matches, marked consumed: an exact full name wins over a
+        shorter option that it contains ("Ford Focus Sedan 2007" vs "Focus Sedan 2007")."""
+        by_first: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+        for index, words in enumerate(self.options):
+            if words:
+                by_first.setdefault(words[0], []).append((index, words))
+        for candidates in by_first.values():
+            candidates.sort(key=lambda c: -len(c[1]))
+        low, found, i = self.low, set(), 0
+        while i < len(low):
+            for index, words in by_first.get(low[i], ()):
+                if tuple(low[i:i + len(words)]) == words:
+                    found.add(index)
+                    self.consumed[i:i + len(words)] = b"\x01" * len(words)
+                    i += len(words)
+                    break
+            else:
+                i += 1
+        return found
+
+    def _gap(self, i: int) -> str:
+        return self.gaps[i] if 0 <= i < len(self.gaps) else ""
+
+    def _stands_alone(self, i: int) -> bool:
+        """A letter-like word not joined to a word by a hyphen or apostrophe ("D-shaped", "I'd")."""
+        return self.words[i] in self.letter_index and not (
+            self._gap(i - 1).endswith(("-", *_APOSTROPHES)) or self._gap(i).startswith(("-", *_APOSTROPHES)))
+
+    def _is_letter(self, i: int) -> bool:
+        if not self._stands_alone(i):
+            return False
+        word = self.words[i]
+        if word in "Aa" and i + 1 < len(self.words) and self._gap(i).isspace():
+            following = self.words[i + 1]
+            # The article of "A bird", "is a Least Auklet" - but "A or B", "a b" name two letters.
+            if following and self.low[i + 1] not in _ITEM_WORDS and not self._stands_alone(i + 1):
+                return not (word == "a" or following[0].islower())
+        return True
+
+    def _refusal(self, i: int) -> str | None:
+        word = self.low[i]
+        if word in NEGATIONS or word in HEDGES:
+            return word
+        if word == "t" and self._gap(i - 1) in _APOSTROPHES and self.low[i - 1].endswith("n"):
+            return f"{self.words[i - 1]}{self._gap(i - 1)}t"  # "isn't", "can't", "won't"
+        return None
+
+    def read(self) -> AnswerReading:
+        if self.too_long:
+            empty: frozenset[int] = frozenset()
+            return AnswerReading(empty, empty, empty, (), f"more than {MAX_ANSWER_WORDS} words")
+        by_name = self.names()
+        by_letter, items, refusal = set(), [], None
+        item: frozenset[int] | None = None  # options that every option word of the current item is in
+        prose = False  # the current item holds a word that is no option word
+        for i, word in enumerate(self.low):
+            if i and (_ITEM_GAP.search(self.gaps[i - 1]) or word in _ITEM_WORDS):
+                if item is not None and not prose:
+                    items.append(item)
+                item, prose = None, False
+            if not word or self.consumed[i]:
+                continue
+            if self._is_letter(i):
+                by_letter.add(self.letter_index[self.words[i]])
+                continue
+            refusal = refusal or self._refusal(i)
+            if word in _ARTICLES or word in _ITEM_WORDS:
+                continue
+            options = self.vocabulary.get(word)
+            if options is None:
+                prose = True
+            else:
+                item = options if item is None else item & options
+        if item is not None and not prose:
+            items.append(item)
+        by_fragment: set[int] = set()
+        if not by_letter and not by_name:
+            run = tuple(w for w in self.low if w)
+            by_fragment = {i for i, words in enumerate(self.options) if run and _contains_run(words, run)}
+        return AnswerReading(frozenset(by_letter), frozenset(by_name), frozenset(by_fragment), tuple(items), refusal)
 
 
-def _letters_in(text: str, letters: str) -> set[int]:
-    """Indices of option letters the (name-masked) text states, in any of the tolerated forms."""
-    cls = f"[{letters}]"
-    found: set[str] = set()
-    # The whole text is a letter: "B", "(b)", "B.", "b)".
-    whole = re.fullmatch(rf"\s*[\(\[]?\s*({cls})\s*[\)\]]?\s*[\.:)]?\s*", text, flags=re.IGNORECASE)
-    if whole:
-        found.add(whole.group(1).upper())
-    # A bracketed letter anywhere: "(B)", "[B]".
-    found.update(m.upper() for m in re.findall(rf"[\(\[]\s*({cls})\s*[\)\]]", text, flags=re.IGNORECASE))
-    # "Option B", "choice: C", "the answer is D" - but not "the answer is a bird".
-    keyword = rf"\b(?:option|choice|answer(?:\s+is)?|answer\s*:)\s*[:\-]?\s*\(?({cls})\b(?![\w'])(?!\s+[a-z])"
-    found.update(m.upper() for m in re.findall(keyword, text, flags=re.IGNORECASE))
-    # A letter then "." or ")" at the start of the text or a line: "b. Laysan Albatross".
-    found.update(
-        m.upper() for m in re.findall(rf"(?:^|\n)\s*({cls})[\.\)](?=\s|$)", text, flags=re.IGNORECASE)
-    )
-    # Capital letters standing alone: "B", "A or B", "B, C" - but not the article of "A bird".
-    for match in re.finditer(rf"(?<![\w'\-/])({cls})(?![\w'\-/])", text):
-        rest = text[match.end() :]
-        if match.group(1) == "A" and re.match(r"\s+(?!(?:or|and|nor)\b)[a-z]", rest):
-            continue
-        found.add(match.group(1))
-    return {letters.index(letter) for letter in found}
+def _contains_run(words: tuple[str, ...], run: tuple[str, ...]) -> bool:
+    return any(words[i:i + len(run)] == run for i in range(len(words) - len(run) + 1))
 
 
-def _fragment_of(text: str, options: Sequence[str]) -> set[int]:
-    """Options whose name contains the whole text as a run of words ("Laysan" -> Laysan_Albatross)."""
-    fragment = f" {normalize_name(text)} "
-    if not fragment.strip():
-        return set()
-    return {i for i, option in enumerate(options) if fragment in f" {normalize_name(option)} "}
+def read_answer(text: str, options: Sequence[str], letters: str = LETTERS) -> AnswerReading:
+    """What ``text`` states about ``options``: letters, full names, fragments, list items, refusal.
+
+    >>> options = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]
+    >>> read_answer("B. Sooty Albatross, Least", options)
+    AnswerReading(by_letter=frozenset({1}), by_name=frozenset({1}), by_fragment=frozenset(), items=(frozenset({2}),), refusal=None)
+    >>> read_answer("not B", options).refusal
+    'not'
+    """
+    return _Reader(text, options, letters).read()
 
 
-def stated_options(text: str, options: Sequence[str], letters: str = "ABCD") -> tuple[set[int], set[int]]:
+def stated_options(text: str, options: Sequence[str], letters: str = LETTERS) -> tuple[set[int], set[int]]:
     """The options a text states by letter and, separately, by full name: ``(by_letter, by_name)``.
 
-    The building block of :func:`extract_choice` and of stricter rules (the Both protocol needs a
-    letter *and* a name that agree).
+    A building block of stricter rules; :func:`read_answer` has the rest (fragments, refusals).
 
     >>> stated_options("B. Sooty Albatross", ["Laysan_Albatross", "Sooty_Albatross"])
     ({1}, {1})
     >>> stated_options("A or B", ["Laysan_Albatross", "Sooty_Albatross"])
     ({0, 1}, set())
     """
-    letters = letters[: len(options)]
-    named = {index for _, _, index in _name_spans(text, options)}
-    return _letters_in(_mask_names(text, options), letters), named
+    reading = read_answer(text, options, letters)
+    return set(reading.by_letter), set(reading.by_name)
 
 
-def extract_choice(text: str | None, options: Sequence[str], letters: str = "ABCD") -> int | None:
-    """The index of the single option that ``text`` identifies, else ``None``.
+def extract_choice(text: str | None, options: Sequence[str], letters: str = LETTERS) -> int | None:
+    """The index of the single option that ``text`` identifies, else ``None`` (the module's grammar).
 
     Args:
         text: an answer such as ``"B"``, ``"(B)"``, ``"Option B"``, ``"The answer is B"``,
@@ -149,47 +319,37 @@ def extract_choice(text: str | None, options: Sequence[str], letters: str = "ABC
 
     Returns:
         The option index, or ``None`` for empty text, nothing identified, two or more different
-        options, a letter that contradicts the name given with it, or a fragment shared by
-        several options.
+        options, a letter that contradicts the name given with it, a fragment shared by several
+        options, or any negation or hedge.
 
     Example:
         >>> options = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]
         >>> [extract_choice(t, options) for t in ["B", "(c)", "Option D", "black-footed", "laysan albatross"]]
         [1, 2, 3, None, 0]
-        >>> [extract_choice(t, options) for t in ["A or B", "B. Laysan_Albatross", "Albatross", ""]]
+        >>> [extract_choice(t, options) for t in ["A or B", "B. Laysan_Albatross", "Albatross", "", "not B"]]
+        [None, None, None, None, None]
+        >>> [extract_choice(t, options) for t in ["B or c", "option b, d", "B or Auklet", "B maybe"]]
         [None, None, None, None]
     """
     if text is None or not text.strip():
         return None
-    stated, named = stated_options(text, options, letters)
-    if len(named) > 1 or len(stated) > 1:
-        return None
-    if named and stated:
-        return named.pop() if named == stated else None
-    if named or stated:
-        return (named or stated).pop()
-    fragment = _fragment_of(text, options)
-    return fragment.pop() if len(fragment) == 1 else None
+    return read_answer(text, options, letters).single_option()
 
 
-def extract_letter_answer(text: str | None, options: Sequence[str], letters: str = "ABCD") -> int | None:
-    """The Choice-protocol answer: a leading standalone letter, else :func:`extract_choice`.
+def extract_letter_answer(text: str | None, options: Sequence[str], letters: str = LETTERS) -> int | None:
+    """The Choice-protocol answer: the same grammar as :func:`extract_choice`.
 
-    The leading letter must stand alone: the "A" of "An eagle" or "A bird" is not an answer.
+    Choice needs no rule of its own. Its instruction asks for a letter, and the shared grammar
+    reads a leading letter like any other; what follows it is read too, so "B or C",
+    "B, no wait, C" and "not B" are unparseable under Choice as everywhere else. The leading
+    letter must stand alone: the "A" of "A bird" is an article, "An eagle" holds no letter.
 
     >>> options = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]
     >>> [extract_letter_answer(t, options) for t in ["C", "B. because", "A bird", "An auklet", "(d)"]]
     [2, 1, None, None, 3]
+    >>> [extract_letter_answer(t, options) for t in ["B or C", "B, no wait, C", "not B"]]
+    [None, None, None]
     """
-    if text is None:
-        return None
-    letters = letters[: len(options)]
-    match = re.match(rf"\s*[\(\[]?([{letters}])(?![\w'\-/])", text, flags=re.IGNORECASE)
-    if match:
-        rest = text[match.end() :]
-        is_article = match.group(1) in "Aa" and re.match(r"\s+[a-z]", rest) is not None
-        if not is_article:
-            return letters.index(match.group(1).upper())
     return extract_choice(text, options, letters)
 
 
@@ -198,30 +358,37 @@ def extract_letter_answer(text: str | None, options: Sequence[str], letters: str
 
 
 def both_choice(text: str | None, options: Sequence[str], letters: str = LETTERS) -> int | None:
-    """The option that a Both-style response identifies by letter *and* full name, else ``None``.
+    """The option that a Both-style response identifies by letter *and* full name, else ``None``
+    (the shared grammar's refusals apply too).
 
     >>> options = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]
     >>> [both_choice(t, options) for t in ["B. Sooty Albatross", "(C) least auklet", "B", "Sooty_Albatross"]]
     [1, 2, None, None]
     >>> [both_choice(t, options) for t in ["A. Sooty_Albatross", "B. Sooty_Albatross or C. Least_Auklet"]]
     [None, None]
+    >>> [both_choice(t, options) for t in ["B. Sooty_Albatross, not Least", "B. Sooty_Albatross maybe"]]
+    [None, None]
     """
     if not text:
         return None
-    stated, named = stated_options(text, options, letters)
-    return named.pop() if len(named) == 1 and named == stated else None
+    reading = read_answer(text, options, letters)
+    choice = reading.single_option()
+    return choice if choice is not None and reading.by_letter == reading.by_name == {choice} else None
 
 
 def cot_choice(text: str | None, options: Sequence[str]) -> int | None:
-    """The CoT rule: the first ``<answer>…</answer>`` block is required (no block: ``None``,
-    whatever the rest of the text says) and must identify one option under :func:`extract_choice`.
+    """The CoT rule, R_cls's reading: exactly one ``<answer>…</answer>`` block with nothing nested in
+    it and nothing after it (:func:`answer_block`; no block: ``None``, whatever the rest of the text
+    says), identifying one option under :func:`extract_choice`.
 
     >>> options = ["Laysan_Albatross", "Sooty_Albatross"]
     >>> cot_choice("<think>dark</think><answer>B. Sooty_Albatross</answer>", options), cot_choice("B", options)
     (1, None)
+    >>> cot_choice("<answer>B</answer> Actually it is A", options) is None
+    True
     """
-    answer = parse_response(text or "").answer
-    return None if answer is None else extract_choice(answer, options)
+    return extract_choice(answer_block(text), options)
+
 
 # --- Tag grammar: the <think>/<attribute>/<answer> format of a whole response -------------------
 # Shared by the format rewards (R_f, R_fa), R_cls and the attribute judge's RSC.
@@ -248,23 +415,11 @@ def follows_format(text: str, tags: Sequence[str]) -> bool:
     return match is not None and all(group.strip() for group in match.groups())
 
 
-def only_answer_block(text: str) -> str | None:
-    """The contents of the ``<answer>`` block when the response has exactly one, else ``None``.
-
-    >>> only_answer_block("<think>x</think><answer>B</answer>"), only_answer_block("<answer>A</answer><answer>B</answer>")
-    ('B', None)
-    """
-    if text.count("<answer>") != 1 or text.count("</answer>") != 1:
-        return None
-    match = re.search(r"<answer>(.*?)</answer>", text, flags=re.DOTALL)
-    return match.group(1) if match else None
-
-
 def answered_option(text: str, options: Sequence[str]) -> int | None:
-    """The option that the response's single ``<answer>`` block identifies (R_cls's reading), else ``None``.
+    """The option that the response's single ``<answer>`` block identifies (R_cls's reading, the
+    CoT rule: :func:`cot_choice`), else ``None``.
 
     >>> answered_option("<answer>B. Sooty_Albatross</answer>", ["Laysan_Albatross", "Sooty_Albatross"])
     1
     """
-    block = only_answer_block(text)
-    return None if block is None else extract_choice(block, options)
+    return cot_choice(text, options)

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from refine_rft.data.choices import PUBLISHED_FILES
-from refine_rft.data.distractors import STRATEGIES
+from refine_rft.data.distractors import FOCI_CLIP_MODEL, FOCI_CLIP_PRETRAINED, STRATEGIES
 from refine_rft.data.paper import letter_shares, prepare_paper
 from refine_rft.data.prepare import prepare_dataset, prepare_synthetic
 from refine_rft.data.readers import FOLDER_NAMES, READERS
@@ -77,9 +77,11 @@ def _common(parser: argparse.ArgumentParser, shots_default: int | None) -> None:
                         help="show class names with spaces instead of underscores (Black footed Albatross)")
     parser.add_argument("--no-verify-images", action="store_true",
                         help="only check that image files exist; do not open and verify them")
-    parser.add_argument("--clip-model", default="ViT-L-14", help="open_clip model for --distractors clip")
-    parser.add_argument("--clip-pretrained", default="openai",
-                        help="open_clip weights tag or checkpoint file for --distractors clip (default: openai)")
+    parser.add_argument("--clip-model", default=FOCI_CLIP_MODEL,
+                        help="open_clip model for --distractors clip (default: FOCI's, %(default)s)")
+    parser.add_argument("--clip-pretrained", default=FOCI_CLIP_PRETRAINED,
+                        help="open_clip weights tag or checkpoint file for --distractors clip (default: FOCI's, "
+                             "%(default)s)")
     parser.add_argument("--device", default="cpu", help="device for --distractors clip (default: cpu)")
 
 

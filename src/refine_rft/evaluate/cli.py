@@ -13,6 +13,8 @@ from pathlib import Path
 
 from refine_rft.evaluate.generate import BACKENDS, DEFAULT_MAX_NEW_TOKENS, check_styles, generate_predictions
 from refine_rft.evaluate.score import score_predictions
+from refine_rft.models import resolve_model_path
+from refine_rft.models.resolution import choose_resolution
 
 
 def parse_max_tokens(text: str) -> dict[str, int]:
@@ -43,7 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=parse_max_tokens, default={},
                         help=f"per-style budgets, e.g. cot=256 (defaults: {DEFAULT_MAX_NEW_TOKENS})")
     parser.add_argument("--limit", type=int, help="only the first N questions")
+    add_resolution_arguments(parser)
     return parser
+
+
+def add_resolution_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--max-pixels`` / ``--min-pixels``: the image resolution (default: the training run's)."""
+    parser.add_argument("--max-pixels", type=int,
+                        help="largest image area in pixels, e.g. 1003520 = 1280*28*28 (default: the value saved "
+                             "with the adapter's or merged model's training run, else the processor's default)")
+    parser.add_argument("--min-pixels", type=int, help="smallest image area in pixels, e.g. 200704 = 256*28*28 "
+                                                      "(default: as for --max-pixels)")
 
 
 def format_scores(scores: dict) -> str:
@@ -58,9 +70,11 @@ def format_scores(scores: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     styles = check_styles([s.strip() for s in args.prompts.split(",") if s.strip()])
+    resolution = choose_resolution(args.min_pixels, args.max_pixels, args.adapter, resolve_model_path(args.model))
+    print(f"image resolution: {resolution.processor_kwargs() or 'the processor default'}")
     path = generate_predictions(
         args.model, args.data, styles, args.out, adapter=args.adapter, backend=args.backend,
-        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit,
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit, resolution=resolution,
     )
     scores = score_predictions(path)
     print(format_scores(scores))

@@ -1,15 +1,20 @@
-"""``refine-rft general-eval``: general VQA (the paper's Table 4) through lmms-eval.
+"""``refine-rft general-eval``: general VQA (the paper's Table 4) with lmms-eval or VLMEvalKit.
 
 Fine-grained training must not cost general ability; the paper checks MMStar, MMMU (val) and
-TextVQA (val) with lmms-eval on the merged model (``refine-rft export``). This module only builds
-the lmms-eval command and reads its results file; lmms-eval downloads its datasets from the hub,
-so it runs on a GPU machine with network access::
+TextVQA (val) on the merged model (``refine-rft export``) with VLMEvalKit (``--harness vlmevalkit``,
+see :mod:`refine_rft.evaluate.vlmevalkit`). lmms-eval (the default, ``pip install -e ".[eval]"``)
+runs the same three sets, but its prompts and answer matching differ, so its numbers are not
+comparable with the paper's. Both get the image resolution the model was trained at (from the
+``refine_rft_config.yaml`` that ``refine-rft export`` copies, or ``--max-pixels/--min-pixels``).
+This module only builds the harness's command and reads its result files; the harnesses download
+their datasets, so this runs on a GPU machine with network access::
 
-    pip install -e ".[eval]"
     refine-rft general-eval --model runs/refine/merged --out runs/refine --num-processes 8
     # runs: accelerate launch --num_processes=8 -m lmms_eval --model qwen2_vl \\
-    #   --model_args pretrained=runs/refine/merged --tasks mmstar,mmmu_val,textvqa_val \\
-    #   --batch_size 1 --output_path runs/refine/general_eval
+    #   --model_args pretrained=runs/refine/merged,min_pixels=200704,max_pixels=1003520 \\
+    #   --tasks mmstar,mmmu_val,textvqa_val --batch_size 1 --output_path runs/refine/general_eval
+    refine-rft general-eval --harness vlmevalkit --vlmevalkit-dir VLMEvalKit --model runs/refine/merged \\
+        --out runs/refine --num-processes 8    # -> runs/refine/general_eval/vlmevalkit/
 
 lmms-eval writes ``<output_path>/<model name>/<date>_results.json`` whose ``results`` map each
 task to ``{"<metric>,<filter>": value, ...}``; ``refine-rft report`` reads the newest such file
@@ -21,9 +26,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from refine_rft.evaluate.vlmevalkit import DATASETS as VLMEVALKIT_DATASETS
+from refine_rft.evaluate.vlmevalkit import WORK_DIR as VLMEVALKIT_DIR
+from refine_rft.evaluate.vlmevalkit import (parse_vlmevalkit_results, vlmevalkit_command, vlmevalkit_config,
+                                            write_config)
+from refine_rft.models.resolution import choose_resolution
 
 DEFAULT_TASKS = ("mmstar", "mmmu_val", "textvqa_val")
 # The headline metric of each task in lmms-eval's results (all fractions in [0, 1]).
@@ -67,26 +79,52 @@ def parse_lmms_results(path: str | Path) -> dict[str, float]:
 
 
 def latest_results(run_dir: str | Path) -> Path | None:
-    """The newest lmms-eval results file under ``run_dir/general_eval`` (names start with the date)."""
-    files = sorted((Path(run_dir) / GENERAL_DIR).glob("**/*_results.json"), key=lambda p: p.name)
+    """The newest lmms-eval results file under ``run_dir/general_eval`` (names start with the date),
+    outside VLMEvalKit's folder."""
+    root = Path(run_dir) / GENERAL_DIR
+    files = sorted((p for p in root.glob("**/*_results.json") if p.relative_to(root).parts[0] != VLMEVALKIT_DIR),
+                   key=lambda p: p.name)
     return files[-1] if files else None
 
 
+def general_scores(run_dir: str | Path) -> dict[str, float]:
+    """A run's general-VQA percentages: lmms-eval's tasks (``mmstar``, ...) and VLMEvalKit's datasets
+    (``MMStar``, ...), whichever harness left results under ``run_dir/general_eval``."""
+    results = latest_results(run_dir)
+    scores = parse_lmms_results(results) if results else {}
+    return {**scores, **parse_vlmevalkit_results(Path(run_dir) / GENERAL_DIR / VLMEVALKIT_DIR)}
+
+
 def main(argv: list[str] | None = None) -> int:
+    from refine_rft.evaluate.cli import add_resolution_arguments
+
     parser = argparse.ArgumentParser(prog="refine-rft general-eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="merged model folder (see refine-rft export)")
     parser.add_argument("--out", help="run folder; results go to OUT/general_eval (default: the model folder)")
-    parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
+    parser.add_argument("--harness", choices=("lmms-eval", "vlmevalkit"), default="lmms-eval",
+                        help="lmms-eval (default) or VLMEvalKit (the paper's Table 4)")
+    parser.add_argument("--tasks", help=f"lmms-eval tasks (default: {','.join(DEFAULT_TASKS)}) or VLMEvalKit "
+                                        f"datasets (default: {','.join(VLMEVALKIT_DATASETS)})")
     parser.add_argument("--model-type", default="qwen2_vl", help="lmms-eval model name (qwen2_vl, qwen2_5_vl, ...)")
-    parser.add_argument("--model-args", default="", help="extra lmms-eval model_args, e.g. max_pixels=1003520")
+    parser.add_argument("--model-args", default="", help="extra lmms-eval model_args, e.g. attn_implementation=sdpa")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--num-processes", type=int, default=1, help="GPUs (uses accelerate launch when > 1)")
+    parser.add_argument("--vlmevalkit-dir", default=os.environ.get("VLMEVALKIT_DIR"),
+                        help="VLMEvalKit checkout holding run.py (default: $VLMEVALKIT_DIR)")
+    parser.add_argument("--judge", default="exact_matching",
+                        help="VLMEvalKit's answer matcher for multiple-choice sets (default: %(default)s)")
+    add_resolution_arguments(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the command and exit")
     args = parser.parse_args(argv)
     out = Path(args.out or args.model) / GENERAL_DIR
-    command = lmms_eval_command(args.model, out, [t for t in args.tasks.split(",") if t], args.model_type,
-                                args.model_args, args.batch_size, args.num_processes)
+    resolution = choose_resolution(args.min_pixels, args.max_pixels, args.model)
+    if args.harness == "vlmevalkit":
+        return _run_vlmevalkit(args, out / VLMEVALKIT_DIR, resolution)
+    tasks = [t for t in (args.tasks or ",".join(DEFAULT_TASKS)).split(",") if t]
+    model_args = ",".join(filter(None, [args.model_args, *(f"{k}={v}" for k, v in resolution.processor_kwargs().items())]))
+    command = lmms_eval_command(args.model, out, tasks, args.model_type, model_args, args.batch_size,
+                                args.num_processes)
     print(" ".join(command))
     if args.dry_run:
         return 0
@@ -102,6 +140,34 @@ def main(argv: list[str] | None = None) -> int:
     for task, value in parse_lmms_results(results).items():
         print(f"{task:<14} {value:.1f}")
     return 0
+
+
+def _run_vlmevalkit(args, work_dir: Path, resolution) -> int:
+    datasets = [d for d in (args.tasks or ",".join(VLMEVALKIT_DATASETS)).split(",") if d]
+    config = vlmevalkit_config(Path(args.model).resolve(), resolution, datasets)
+    kit = Path(args.vlmevalkit_dir or "VLMEvalKit")
+    command = vlmevalkit_command(kit.resolve(), work_dir.resolve() / "config.json", work_dir.resolve(),
+                                 args.num_processes, args.judge)
+    if args.dry_run:
+        print(json.dumps(config, indent=2))
+        print(" ".join(command))
+        return 0
+    if not (kit / "run.py").is_file():
+        print(f"refine-rft general-eval: no VLMEvalKit checkout at {kit} (run.py missing); run git clone "
+              "https://github.com/open-compass/VLMEvalKit && pip install -e VLMEvalKit, then pass "
+              "--vlmevalkit-dir VLMEvalKit or set VLMEVALKIT_DIR", file=sys.stderr)
+        return 2
+    write_config(config, work_dir)
+    print(" ".join(command))
+    # run.py resolves its own paths from its folder; the work dir and config are absolute.
+    subprocess.run(command, check=True, cwd=kit)
+    scores = parse_vlmevalkit_results(work_dir)
+    if not scores:
+        print(f"refine-rft general-eval: VLMEvalKit wrote no *_acc.csv under {work_dir}", file=sys.stderr)
+        return 1
+    for dataset, value in scores.items():
+        print(f"{dataset:<14} {value:.1f}")
+    return 0 if set(scores) == set(datasets) else 1
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Generation and scoring are kept apart: this module only writes what the model sa
 question's fields, so that the file is self-contained), and :mod:`refine_rft.evaluate.score`
 scores the file afterwards.
 
-Decoding is greedy. Two backends give the same rows:
+Decoding is greedy. Images are shown at one resolution (``max_pixels`` / ``min_pixels``, see
+:mod:`refine_rft.models.resolution`): the processor is loaded with it and each image is resized to
+its grid before either backend sees it. Two backends give the same rows:
 
 - ``hf``: transformers' batched ``generate`` with left padding, fp32 on CPU and bf16 on GPU, with
   an optional peft LoRA adapter;
@@ -27,6 +29,7 @@ from tqdm.auto import tqdm
 
 from refine_rft.data.records import QUESTION_COLUMNS, prediction_key, read_questions
 from refine_rft.files import JsonlAppender
+from refine_rft.models.resolution import ImageResolution, choose_resolution, processor_factor
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
 # Greedy budgets per style (the prompt styles' table).
@@ -70,15 +73,16 @@ def check_styles(styles: Sequence[str]) -> list[str]:
     return list(styles)
 
 
-def _open_image(record: dict):
+def _open_image(record: dict, resolution: ImageResolution | None = None):
     from PIL import Image
 
     path = record["image"]
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            image = image.convert("RGB")
     except FileNotFoundError:
         raise FileNotFoundError(f"question {record['id']}: image not found: {path}") from None
+    return resolution.fit(image) if resolution is not None else image
 
 
 class HFGenerator:
@@ -91,14 +95,18 @@ class HFGenerator:
         ['B', ...]
     """
 
-    def __init__(self, model_path: str, adapter: str | None = None, device: str | None = None):
+    def __init__(self, model_path: str, adapter: str | None = None, device: str | None = None,
+                 resolution: ImageResolution | None = None):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         # bf16 only on GPUs: on CPUs it is slow or unsupported, fp32 is exact.
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True)
+        resolution = resolution or ImageResolution()
+        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
+                                                       **resolution.from_pretrained_kwargs())
+        self.resolution = resolution.with_factor(processor_factor(self.processor))
         self.processor.tokenizer.padding_side = "left"  # generation continues at the right edge
         model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype)
         if adapter:
@@ -116,14 +124,18 @@ class HFGenerator:
             for r in records
         ]
 
+    def inputs(self, records: Sequence[dict], style: str):
+        """The model inputs of a batch: token ids (image tokens expanded), pixels and ``image_grid_thw``."""
+        return self.processor(
+            text=self.prompts(records, style), images=[[_open_image(r, self.resolution)] for r in records],
+            padding=True, return_tensors="pt",
+        ).to(self.device)
+
     def generate(self, records: Sequence[dict], style: str, max_new_tokens: int, min_new_tokens: int = 0) -> list[str]:
         """Greedy responses to ``records`` under ``style``, in order."""
         import torch
 
-        inputs = self.processor(
-            text=self.prompts(records, style), images=[[_open_image(r)] for r in records],
-            padding=True, return_tensors="pt",
-        ).to(self.device)
+        inputs = self.inputs(records, style)
         tokenizer = self.processor.tokenizer
         with torch.inference_mode():
             output = self.model.generate(
@@ -134,8 +146,9 @@ class HFGenerator:
         return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
-def vllm_requests(processor, records: Sequence[dict], style: str) -> list[dict]:
-    """vLLM prompt dicts: the chat-formatted text plus the image as ``multi_modal_data``.
+def vllm_requests(processor, records: Sequence[dict], style: str,
+                  resolution: ImageResolution | None = None) -> list[dict]:
+    """vLLM prompt dicts: the chat-formatted text plus the image (fitted to ``resolution``) as ``multi_modal_data``.
 
     >>> class P:  # any processor with apply_chat_template
     ...     def apply_chat_template(self, messages, **kw): return "<prompt>"
@@ -147,7 +160,7 @@ def vllm_requests(processor, records: Sequence[dict], style: str) -> list[dict]:
             "prompt": processor.apply_chat_template(
                 question_messages(r["noun"], r["options"], style), add_generation_prompt=True, tokenize=False
             ),
-            "multi_modal_data": {"image": _open_image(r)},
+            "multi_modal_data": {"image": _open_image(r, resolution)},
         }
         for r in records
     ]
@@ -171,19 +184,25 @@ class VLLMGenerator:
     """
 
     def __init__(self, model_path: str, adapter: str | None = None, max_model_len: int = 4096,
-                 gpu_memory_utilization: float = 0.85):
+                 gpu_memory_utilization: float = 0.85, resolution: ImageResolution | None = None):
         from transformers import AutoProcessor
 
         vllm = _import_vllm()
         self._vllm = vllm
-        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True)
-        self.lora_request = None
+        resolution = resolution or ImageResolution()
+        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
+                                                       **resolution.from_pretrained_kwargs())
+        self.resolution = resolution.with_factor(processor_factor(self.processor))
         kwargs = {}
+        if resolution.is_set:
+            # vLLM builds its own processor from the model folder: give it the same bounds.
+            kwargs["mm_processor_kwargs"] = resolution.processor_kwargs()
+        self.lora_request = None
         if adapter:
             from vllm.lora.request import LoRARequest
 
             rank = json.loads((Path(adapter) / "adapter_config.json").read_text())["r"]
-            kwargs = dict(enable_lora=True, max_lora_rank=max(8, rank))
+            kwargs.update(enable_lora=True, max_lora_rank=max(8, rank))
             self.lora_request = LoRARequest("adapter", 1, str(adapter))
         self.llm = vllm.LLM(
             model=model_path, limit_mm_per_prompt={"image": 1}, max_model_len=max_model_len,
@@ -192,17 +211,18 @@ class VLLMGenerator:
 
     def generate(self, records: Sequence[dict], style: str, max_new_tokens: int, min_new_tokens: int = 0) -> list[str]:
         params = self._vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens, min_tokens=min_new_tokens)
-        outputs = self.llm.generate(vllm_requests(self.processor, records, style), params,
+        outputs = self.llm.generate(vllm_requests(self.processor, records, style, self.resolution), params,
                                     lora_request=self.lora_request, use_tqdm=False)
         return [out.outputs[0].text.strip() for out in outputs]
 
 
-def make_generator(backend: str, model_path: str, adapter: str | None = None):
-    """The generator of ``backend`` (``hf`` or ``vllm``)."""
+def make_generator(backend: str, model_path: str, adapter: str | None = None,
+                   resolution: ImageResolution | None = None):
+    """The generator of ``backend`` (``hf`` or ``vllm``), showing images at ``resolution``."""
     if backend == "hf":
-        return HFGenerator(model_path, adapter)
+        return HFGenerator(model_path, adapter, resolution=resolution)
     if backend == "vllm":
-        return VLLMGenerator(model_path, adapter)
+        return VLLMGenerator(model_path, adapter, resolution=resolution)
     raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
 
 
@@ -231,6 +251,7 @@ def generate_predictions(
     min_new_tokens: int = 0,
     limit: int | None = None,
     generator=None,
+    resolution: ImageResolution | None = None,
 ) -> Path:
     """Generate the missing rows of ``out_dir/predictions.jsonl`` and return its path.
 
@@ -246,6 +267,8 @@ def generate_predictions(
         min_new_tokens: forces at least this many new tokens (benchmarks only).
         limit: only the first ``limit`` questions (smoke runs).
         generator: an already-loaded generator to reuse (then ``model`` is only recorded).
+        resolution: the image resolution; by default the one saved with the adapter's (or the
+            model folder's) training run, else the processor's default.
 
     Returns:
         The path of ``predictions.jsonl``.
@@ -262,7 +285,9 @@ def generate_predictions(
         if not todo:
             return path
         if generator is None:
-            generator = make_generator(backend, resolve_model_path(model), adapter)
+            if resolution is None:
+                resolution = choose_resolution(None, None, adapter, resolve_model_path(model))
+            generator = make_generator(backend, resolve_model_path(model), adapter, resolution)
         pending = sum(sum((r["id"], s) not in out.done for r in batch) for s, batch in todo)
         with tqdm(total=pending, unit="q", desc="eval", dynamic_ncols=True) as bar:
             for style, batch in todo:

@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from refine_rft.data.records import NOUNS, shuffle_options
+from refine_rft.evaluate.cli import add_resolution_arguments
 from refine_rft.evaluate.generate import DEFAULT_MAX_NEW_TOKENS, make_generator
 from refine_rft.evaluate.score import parsed_choice
 from refine_rft.parsing import parse_response
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style", choices=STYLES, default="cot")
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--backend", choices=("hf", "vllm"), default="hf")
+    add_resolution_arguments(parser)
     args = parser.parse_args(argv)
     if not Path(args.image).is_file():
         parser.error(f"--image: no such file {args.image}")
@@ -94,12 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parser.error("give either --options, or --dataset with --root and --label")
     from refine_rft.models import resolve_model_path
+    from refine_rft.models.resolution import choose_resolution
 
     noun = args.noun or NOUNS.get(args.dataset or "", "birds")
     record = {"id": "predict", "image": args.image, "noun": noun, "options": options}
     console = Console()
     console.print(Panel(question_text(noun, options, args.style), title=Path(args.image).name, border_style="blue"))
-    generator = make_generator(args.backend, resolve_model_path(args.model), args.adapter)
+    resolution = choose_resolution(args.min_pixels, args.max_pixels, args.adapter, resolve_model_path(args.model))
+    generator = make_generator(args.backend, resolve_model_path(args.model), args.adapter, resolution)
     budget = args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[args.style]
     response = generator.generate([record], args.style, budget)[0]
     render(console, options, response, args.style, answer)

@@ -1,14 +1,18 @@
 """Answer-only accuracy from a predictions file, under each prompt style's rule.
 
-- **choice**: the leading standalone letter (:func:`~refine_rft.parsing.extract_letter_answer`;
-  without one, the single option the text identifies).
+Every style reads answers with the one grammar of :mod:`refine_rft.parsing` (one option, no
+second option, no negation, no hedge), which R_cls uses too:
+
+- **choice**: the whole response under :func:`~refine_rft.parsing.extract_letter_answer` (the
+  shared grammar; a leading letter is read like any other, and what follows must not contradict it).
 - **both**: the response must state exactly one option letter *and* name exactly one option in
   full, and the two must be the same option; that option must be the true one. A response with
   only the letter, only the name, a letter and a name that disagree, or two of either, is
-  unparseable (and wrong).
+  unparseable (and wrong), and so is one that the shared grammar refuses.
 - **cot**: the ``<answer>…</answer>`` block is required (no block: unparseable and wrong, as in
-  the paper, whatever the rest of the text says); the block must identify the true option under
-  :func:`~refine_rft.parsing.extract_choice`.
+  the paper, whatever the rest of the text says) and taken as R_cls takes it
+  (:func:`~refine_rft.parsing.answer_block`: one block, nothing after it); the block must identify
+  the true option under :func:`~refine_rft.parsing.extract_choice`.
 
 Accuracies are percentages. A style's average is the mean of its per-dataset accuracies (each
 dataset weighs the same, as the paper's "Avg" column).

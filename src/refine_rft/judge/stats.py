@@ -25,6 +25,8 @@ class JudgeStats:
     retries: int = 0  # requests repeated after 429 / 5xx / timeout / dropped connection
     reminders: int = 0  # replies without a usable score, asked again once
     failures: int = 0  # judgements that ended as None
+    failures_imputed: int = 0  # R_cot failures given the mean of their group's scored R_cot
+    failures_unscored: int = 0  # R_cot failures in a group with no scored R_cot, left None (no R_cot term)
     injections_rejected: int = 0  # responses addressing the judge, scored 0 without a call
     cache_hits: int = 0
     no_think: int = 0  # responses without <think>, scored 0 without a call

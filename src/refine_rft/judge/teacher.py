@@ -2,7 +2,8 @@
 image and the response, parses its score, and caches what it paid for.
 
 A reply without a usable score (missing, ambiguous or out of [0, 100]) earns one more request with
-a reminder of the expected form; a second miss makes the judgement ``None``.
+a reminder of the expected form; a second miss makes the judgement ``None``. Every request fences
+the student's text with a fresh delimiter code (:func:`~refine_rft.judge.prompts.make_nonce`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import threading
 from collections import OrderedDict
 
@@ -18,14 +20,8 @@ from refine_rft.judge.cache import JudgeCache, judgement_key
 from refine_rft.judge.client import JudgeClient
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.images import image_data_url, image_hash, load_image
-from refine_rft.judge.prompts import (
-    PROMPT_VERSION,
-    RSC_REMINDER,
-    SCORE_REMINDER,
-    reasoning_messages,
-    rsc_messages,
-    with_reminder,
-)
+from refine_rft.judge.prompts import (PROMPT_VERSION, RSC_REMINDER, SCORE_REMINDER, make_nonce, reasoning_messages,
+                                      rsc_messages, with_reminder)
 from refine_rft.judge.scoring import in_range, parse_rsc, parse_score
 from refine_rft.judge.stats import JudgeStats
 
@@ -35,10 +31,14 @@ NEEDED = ("image", "options", "answer", "noun")
 
 
 class TeacherJudge(Judge):
-    """Judge with a teacher MLLM behind ``config.base_urls`` (see :class:`~refine_rft.judge.client.JudgeClient`)."""
+    """Judge with a teacher MLLM behind ``config.base_urls`` (see :class:`~refine_rft.judge.client.JudgeClient`).
 
-    def __init__(self, config: JudgeConfig, stats: JudgeStats | None = None):
+    ``nonce_rng`` makes the delimiter codes reproducible (tests); by default they come from ``secrets``.
+    """
+
+    def __init__(self, config: JudgeConfig, stats: JudgeStats | None = None, nonce_rng: random.Random | None = None):
         super().__init__(config, stats)
+        self.nonce_rng = nonce_rng
         self.client = JudgeClient(config, self.stats)
         self.cache = JudgeCache(config.cache_path) if config.cache_path else None
         # The G completions of one prompt share its image: prepare each picture once. PIL images are
@@ -117,7 +117,8 @@ class TeacherJudge(Judge):
             return hit["score"]
         if url is None:
             _, url = await self._image(sample["image"], with_url=True)
-        messages = reasoning_messages(url, sample["noun"], sample["options"], int(sample["answer"]), text)
+        messages = reasoning_messages(url, sample["noun"], sample["options"], int(sample["answer"]), text,
+                                      nonce=make_nonce(self.nonce_rng))
         score, reply = await self._ask(messages, self.config.max_tokens, parse_score, in_range, SCORE_REMINDER)
         if score is not None and self.cache is not None:
             self.cache.put(key, {"score": score, "reply": reply}, model=self.config.model)
@@ -135,7 +136,7 @@ class TeacherJudge(Judge):
         if url is None:
             _, url = await self._image(sample["image"], with_url=True)
         messages = rsc_messages(url, sample["noun"], sample["options"], int(sample["answer"]), sample["response"],
-                                style)
+                                style, nonce=make_nonce(self.nonce_rng))
         result, _ = await self._ask(messages, self.config.rsc_max_tokens, parse_rsc, lambda r: r is not None,
                                     RSC_REMINDER)
         if result is not None and self.cache is not None:

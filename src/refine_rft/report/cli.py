@@ -3,19 +3,23 @@
 Reads only files that earlier stages wrote (see :mod:`refine_rft.report.runs` for a run folder's
 layout) and writes into ``DIR``: ``table*.{md,csv,tex}``, ``tables.md``, ``accuracy.png``,
 ``training_<run>.png`` and ``report.html``.
+
+A judge score that is not a number in [0, 100] is left out of the tables and the page and reported
+on stderr with its file and row id; the command then exits with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from refine_rft.files import write_text_atomic
 from refine_rft.report.html import build_html
 from refine_rft.report.plots import accuracy_bars, training_curves
-from refine_rft.report.runs import load_run
+from refine_rft.report.runs import Run, load_run
 from refine_rft.report.tables import all_tables, write_tables
 
 
@@ -30,7 +34,11 @@ def _slug(name: str) -> str:
 
 def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: int = 6, seed: int = 0) -> Path:
     """Write every table, plot and ``report.html`` for ``run_dirs`` into ``out_dir``; return the HTML path."""
-    runs = [load_run(d) for d in run_dirs]
+    return write_report([load_run(d) for d in run_dirs], out_dir, samples, seed)
+
+
+def write_report(runs: Sequence[Run], out_dir: str | Path, samples: int = 6, seed: int = 0) -> Path:
+    """:func:`build_report` on loaded runs."""
     names = [r.name for r in runs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -52,9 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=6, help="sample questions shown in the HTML report")
     parser.add_argument("--seed", type=int, default=0, help="seed of the question sample")
     args = parser.parse_args(argv)
-    path = build_report(args.runs, args.out, args.samples, args.seed)
+    runs = [load_run(d) for d in args.runs]
+    path = write_report(runs, args.out, args.samples, args.seed)
     print((Path(args.out) / "tables.md").read_text(encoding="utf-8"))
     print(f"wrote {path}")
+    rejected = [message for run in runs for message in run.rejected]
+    if rejected:
+        print(f"refine-rft report: {len(rejected)} judge value(s) rejected, left out of the tables and the page:",
+              *rejected, sep="\n", file=sys.stderr)
+        return 1
     return 0
 
 

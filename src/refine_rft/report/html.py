@@ -3,6 +3,9 @@
 For a seeded sample of questions it shows the image, the options (true one marked), each run's
 response under each prompt with whether it scored, and the judge's RSC scores and feedback:
 what a reader looks at to believe that a model's reasoning is real.
+
+Every text that comes from a file (run names, ids, options, responses, feedback, scores) is
+HTML-escaped: a model's output or a hand-edited file cannot add markup or script to the page.
 """
 
 from __future__ import annotations
@@ -84,10 +87,10 @@ def _question_html(record: dict, runs: Sequence[Run]) -> str:
     uri = image_uri(record["image"])  # resolved when the run was loaded
     image = f"<img src='{uri}' alt='question image'>" if uri else "<p><em>image not found</em></p>"
     options = "".join(
-        f"<li class='{'truth' if i == record['answer'] else ''}'>{LETTERS[i]}. {html.escape(o)}</li>"
+        f"<li class='{'truth' if i == record['answer'] else ''}'>{LETTERS[i]}. {html.escape(str(o))}</li>"
         for i, o in enumerate(record["options"]))
     parts = [f"<div class='q'><div>{image}<ol type='A' style='list-style:none;padding:0'>{options}</ol>"
-             f"<small>{html.escape(record['id'])}</small></div><div style='flex:1'>"]
+             f"<small>{html.escape(str(record['id']))}</small></div><div style='flex:1'>"]
     for run in runs:
         rows = {p["style"]: p for p in run.predictions if p["id"] == record["id"]}
         if not rows:
@@ -98,10 +101,10 @@ def _question_html(record: dict, runs: Sequence[Run]) -> str:
             choice = parsed_choice(style, row["response"], row["options"])
             verdict = ("<span class='ok'>✓ correct</span>" if choice == row["answer"] else
                        "<span class='bad'>✗ unparseable</span>" if choice is None else "<span class='bad'>✗ wrong</span>")
-            parts.append(f"<div><b>{STYLE_LABELS[style]}</b> {verdict}<pre>{html.escape(row['response'])}</pre>")
+            parts.append(f"<div><b>{STYLE_LABELS[style]}</b> {verdict}<pre>{html.escape(str(row['response']))}</pre>")
             judged = run.judge.get((record["id"], style))
             if judged:
-                scores = ", ".join(f"{k} {_cell(judged.get(k), 'md')}" for k in RSC_KEYS)
+                scores = ", ".join(f"{k} {html.escape(_cell(judged.get(k), 'md'))}" for k in RSC_KEYS)
                 notes = [judged.get(f"{k}_feedback") for k in RSC_KEYS] + [judged.get("feedback")]
                 feedback = " ".join(html.escape(str(n)) for n in notes if n)
                 parts.append(f"<div class='judge'>Judge: {scores}. {feedback}</div>")

@@ -7,8 +7,14 @@
       scores.json          refine-rft eval (recomputed from predictions.jsonl when absent)
       judge_scores.jsonl   refine-rft judge RUN_DIR/predictions.jsonl --out RUN_DIR/judge_scores.jsonl
                            (rsc_scores.jsonl is read when judge_scores.jsonl is absent)
-      general_eval/        refine-rft general-eval (lmms-eval's *_results.json)
+      general_eval/        refine-rft general-eval (lmms-eval's *_results.json; VLMEvalKit's
+                           *_acc.csv under general_eval/vlmevalkit)
       trainer_state.json   or checkpoint-*/trainer_state.json, here or in run.json's "train_dir"
+
+Every RSC score in ``judge_scores.jsonl`` must be a number in [0, 100] or ``null`` (a failed
+judgement). Anything else is rejected when the file is loaded: the value is emptied (the row then
+counts as a failed judgement, and the value never reaches a table or the page) and reported in
+``Run.rejected`` with the file and the row id.
 
 ``name`` defaults to the folder's name. A run with an ``ablation`` object (reward or component
 name -> used or not) joins the ablation table; ``train_dir`` (relative to the run folder, or
@@ -18,18 +24,22 @@ absolute) points at the trainer's output folder for the training curves.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS, resolve_image
-from refine_rft.evaluate.general import latest_results, parse_lmms_results
+from refine_rft.evaluate.general import general_scores
 from refine_rft.evaluate.score import SCORES_FILE, score_rows
 from refine_rft.files import iter_jsonl_tolerant
 
 RUN_FILE = "run.json"
 JUDGE_FILE = "judge_scores.jsonl"
 JUDGE_FILES = (JUDGE_FILE, "rsc_scores.jsonl")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,8 +52,9 @@ class Run:
     predictions: list[dict]
     scores: dict  # style -> {"per_dataset": {name: {"accuracy", ...}}, "average", ...}
     judge: dict = field(default_factory=dict)  # (id, style) -> judge row
-    general: dict = field(default_factory=dict)  # lmms-eval task -> percentage
+    general: dict = field(default_factory=dict)  # lmms-eval task or VLMEvalKit dataset -> percentage
     log_history: list[dict] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # "file: row id: why", one per rejected value or row
 
     @property
     def ablation(self) -> dict | None:
@@ -72,7 +83,7 @@ class Run:
             if row_style != style:
                 continue
             dataset = row.get("dataset") or datasets.get((qid, row_style))
-            if dataset is None or any(not isinstance(row.get(k), (int, float)) for k in RSC_KEYS):
+            if dataset is None or not all(is_score(row.get(k)) for k in RSC_KEYS):
                 failed += 1
                 continue
             cell = by_dataset.setdefault(dataset, {k: [] for k in RSC_KEYS})
@@ -81,6 +92,39 @@ class Run:
         per = {d: {k: sum(v) / len(v) for k, v in cell.items()} for d, cell in sorted(by_dataset.items())}
         average = {k: sum(p[k] for p in per.values()) / len(per) for k in RSC_KEYS} if per else {}
         return {"per_dataset": per, "average": average, "failed": failed}
+
+
+def is_score(value) -> bool:
+    """True for an RSC score: a finite number (not a bool) in [0, 100].
+
+    >>> [is_score(v) for v in (85, 0.5, 100.0, 101, "90", True, float("nan"), None)]
+    [True, True, True, False, False, False, False, False]
+    """
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and 0 <= value <= 100)
+
+
+def load_judge_rows(path: Path) -> tuple[dict, list[str]]:
+    """Judge rows keyed by ``(id, style)`` and what was rejected in them (see the module docstring).
+
+    A row without an id is left out; a bad score is emptied. Later rows win: a rerun of the judge
+    appends the retried judgement after the failed one.
+    """
+    rows, rejected = {}, []
+    for number, row in enumerate(iter_jsonl_tolerant(path), 1):
+        if not isinstance(row, dict) or not isinstance(row.get("id"), (str, int)) or isinstance(row.get("id"), bool):
+            rejected.append(f"{path}: row {number}: no id (a string or an integer); row left out")
+            continue
+        for key in RSC_KEYS:
+            if row.get(key) is not None and not is_score(row[key]):
+                shown = repr(row[key])
+                shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                rejected.append(f"{path}: row {row['id']!r}: {key} is {shown}, not a number in [0, 100]; left out")
+                row[key] = None
+        rows[(row["id"], row.get("style", "cot"))] = row
+    for message in rejected:
+        logger.warning(message)
+    return rows, rejected
 
 
 def _trainer_state(folder: Path) -> Path | None:
@@ -114,13 +158,12 @@ def load_run(path: str | Path) -> Run:
     else:
         scores = score_rows(predictions)
     judge_file = next((path / name for name in JUDGE_FILES if (path / name).is_file()), path / JUDGE_FILE)
-    # Later rows win: a rerun of the judge appends the retried judgement after the failed one.
-    judge = {(row["id"], row.get("style", "cot")): row for row in iter_jsonl_tolerant(judge_file)}
-    results = latest_results(path)
-    general = parse_lmms_results(results) if results else {}
+    judge, rejected = load_judge_rows(judge_file)
+    general = general_scores(path)
     train_dir = path / meta["train_dir"] if "train_dir" in meta else path
     state = _trainer_state(train_dir)
     log_history = _read_json(state).get("log_history", []) if state else []
     if not (predictions or scores or judge or general or log_history):
         raise ValueError(f"{path}: no predictions.jsonl, scores.json, {JUDGE_FILE}, general_eval/ or trainer logs")
-    return Run(path, str(meta.get("name", path.name)), meta, predictions, scores, judge, general, log_history)
+    return Run(path, str(meta.get("name", path.name)), meta, predictions, scores, judge, general, log_history,
+               rejected)

@@ -28,6 +28,8 @@ DATASET_NAMES = {
 }
 STYLE_LABELS = {name: style.label for name, style in PROMPT_STYLES.items()}
 TASK_NAMES = {"mmstar": "MMStar", "mmmu_val": "MMMU", "textvqa_val": "TextVQA"}
+# VLMEvalKit's names of the same sets (the paper's harness); their numbers are not lmms-eval's.
+VLMEVALKIT_NAMES = {"MMStar": "MMStar", "MMMU_DEV_VAL": "MMMU", "TextVQA_VAL": "TextVQA"}
 
 
 @dataclass
@@ -146,15 +148,27 @@ def reasoning_table(runs: Sequence[Run], style: str = "cot") -> Table | None:
 
 
 def general_table(runs: Sequence[Run]) -> Table | None:
-    """Table 4: lmms-eval's headline metric per task (runs with general-eval results)."""
+    """Table 4: each harness's headline metric per set (runs with general-eval results). lmms-eval's
+    and VLMEvalKit's columns stay apart (the paper's numbers are VLMEvalKit's)."""
     with_results = [run for run in runs if run.general]
     if not with_results:
         return None
+    order = [*DEFAULT_TASKS, *VLMEVALKIT_NAMES]
     tasks = sorted({t for run in with_results for t in run.general},
-                   key=lambda t: (DEFAULT_TASKS.index(t) if t in DEFAULT_TASKS else len(DEFAULT_TASKS), t))
-    columns = [("", "Run")] + [("", TASK_NAMES.get(t, t)) for t in tasks]
+                   key=lambda t: (order.index(t) if t in order else len(order), t))
+    harnesses = [h for h, names in (("lmms-eval", TASK_NAMES), ("VLMEvalKit", VLMEVALKIT_NAMES))
+                 if any(t in names for t in tasks)]
+    columns = [("", "Run")] + [(_harness_group(t, harnesses), TASK_NAMES.get(t) or VLMEVALKIT_NAMES.get(t, t))
+                               for t in tasks]
     rows = [[run.name] + [run.general.get(t) for t in tasks] for run in with_results]
-    return Table("table4_general", "General VQA (lmms-eval, %)", columns, rows)
+    return Table("table4_general", f"General VQA ({', '.join(harnesses) or 'other'}, %)", columns, rows)
+
+
+def _harness_group(task: str, harnesses: list[str]) -> str:
+    """A column group naming the harness, only when the table mixes two."""
+    if len(harnesses) < 2:
+        return ""
+    return "VLMEvalKit" if task in VLMEVALKIT_NAMES else "lmms-eval"
 
 
 def ablation_table(runs: Sequence[Run]) -> Table | None:

@@ -3,8 +3,19 @@
 TRL's ``GRPOTrainer`` runs async reward functions concurrently on its own event loop and passes
 every dataset column as a keyword list, one entry per completion: the image arrives as the
 ``image`` column (a PIL image when the dataset decodes images, a path string when it stores paths)
-or as ``images`` (a list per prompt); both are accepted. ``None`` scores (a judgement that failed
-after its retries) are turned into NaN by TRL and skipped for that sample.
+or as ``images`` (a list per prompt); both are accepted.
+
+**A failed judgement** (the teacher still unreachable or unparseable after its retries) must neither
+penalise nor reward the completion. Returning ``None`` would not do that: with several reward
+functions TRL turns ``None`` into NaN and sums the weighted rewards with ``nansum``, so the failed
+R_cot counts as 0, a penalty of ``w_cot`` against the completion's siblings. Instead, a failed R_cot
+is replaced by **the mean of the scored R_cot of the same question's completions in the batch** (its
+GRPO group), so R_cot neither raises nor lowers its advantage; only when no completion of the group
+was scored does it stay ``None``. Then every completion of that group gets the same 0 for R_cot, a
+constant that the group normalisation of Eq. 4 removes: R_cot is skipped for that group. Both cases
+are counted (``judge/failures_imputed``, ``judge/failures_unscored``, beside ``judge/failures``).
+A group's completions sit next to each other in a batch (TRL repeats each prompt G times); when a
+group is split across training processes, its mean is over the part this process scored.
 """
 
 from __future__ import annotations
@@ -20,8 +31,9 @@ def make_reasoning_reward(config: JudgeConfig):
     """An async reward ``reasoning_reward(completions, image, **kwargs) -> list[float | None]``.
 
     Scores are the judge's 0-100 scaled to [0, 1]; 0.0 without a call for a completion without
-    ``<think>`` or (with ``reject_injections``) one that addresses the judge; ``None`` when the
-    judge failed after its retries.
+    ``<think>`` or (with ``reject_injections``) one that addresses the judge. A judgement that
+    failed after its retries gets its group's mean score, or ``None`` if the whole group failed
+    (:func:`fill_failed_scores`, module docstring).
 
     The judge's counters (failures, retries, reminders, mean latency, injections rejected, cache
     hits) are on ``reasoning_reward.stats`` (a :class:`~refine_rft.judge.JudgeStats`). When TRL
@@ -57,6 +69,8 @@ def make_reasoning_reward(config: JudgeConfig):
             sample["image"] = pictures[index]
             samples.append(sample)
         scores = await asyncio.gather(*(judge.reasoning_score(sample) for sample in samples))
+        scores, imputed, unscored = fill_failed_scores(list(scores), kwargs.get("id"))
+        judge.stats.add(failures_imputed=imputed, failures_unscored=unscored)
         log_metric = kwargs.get("log_metric")
         if callable(log_metric):
             for name, value in judge.stats.read_and_reset().items():
@@ -66,3 +80,32 @@ def make_reasoning_reward(config: JudgeConfig):
     reasoning_reward.stats = judge.stats
     reasoning_reward.judge = judge
     return reasoning_reward
+
+
+def fill_failed_scores(scores: list[float | None], ids: list | None) -> tuple[list[float | None], int, int]:
+    """Replace each failed score (``None``) by the mean of the scored ones of its group: a run of
+    consecutive completions with the same question ``id`` (every completion is its own group when
+    ``ids`` is ``None``). Returns the scores, how many were filled, and how many stay ``None``
+    because their whole group failed.
+
+    >>> fill_failed_scores([80.0, None, 40.0, None, None], ["a", "a", "a", "b", "b"])
+    ([80.0, 60.0, 40.0, None, None], 1, 2)
+    >>> fill_failed_scores([None, 10.0], None)
+    ([None, 10.0], 0, 1)
+    """
+    keys = list(ids) if ids is not None else list(range(len(scores)))
+    filled, imputed, unscored = list(scores), 0, 0
+    start = 0
+    while start < len(scores):
+        end = start
+        while end < len(scores) and keys[end] == keys[start]:
+            end += 1
+        scored = [s for s in scores[start:end] if s is not None]
+        mean = sum(scored) / len(scored) if scored else None
+        for index in range(start, end):
+            if scores[index] is None:
+                filled[index] = mean
+                imputed += mean is not None
+                unscored += mean is None
+        start = end
+    return filled, imputed, unscored

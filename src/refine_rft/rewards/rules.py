@@ -68,7 +68,10 @@ def attribute_format_reward(completions, **kwargs) -> list[float]:
 
 
 def classification_reward(completions, options, answer, **kwargs) -> list[float]:
-    """R_cls: 1.0 iff exactly one ``<answer>`` block exists and it names exactly the true option.
+    """R_cls: 1.0 iff the response's one ``<answer>`` block names exactly the true option.
+
+    The block is :func:`~refine_rft.parsing.answer_block`'s (one block, nothing after it) and the
+    option :func:`~refine_rft.parsing.extract_choice`'s: hedges, negations and second options earn 0.
 
     Args:
         completions: list of completions (strings or conversational).
@@ -79,10 +82,11 @@ def classification_reward(completions, options, answer, **kwargs) -> list[float]
         One float per completion.
 
     Example:
-        >>> opts = [["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]] * 4
+        >>> opts = [["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]] * 5
         >>> classification_reward(["<answer>B. Sooty_Albatross</answer>", "<answer>A or B</answer>",
-        ...                        "<answer></answer>", "B"], options=opts, answer=[1, 1, 1, 1])
-        [1.0, 0.0, 0.0, 0.0]
+        ...                        "<answer></answer>", "B", "<answer>B</answer> Actually A"],
+        ...                       options=opts, answer=[1] * 5)
+        [1.0, 0.0, 0.0, 0.0, 0.0]
     """
     return [float(answered_option(completion_text(c), opts) == int(correct))
             for c, opts, correct in zip(completions, options, answer, strict=True)]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import threading
 import time
@@ -36,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from refine_rft.judge.prompts import BEGIN, END
+from refine_rft.judge.prompts import BEGIN, NONCE, markers
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,20 @@ def request_text(request: dict) -> str:
     return "\n".join(parts)
 
 
+def request_nonce(request: dict) -> str | None:
+    """The delimiter code of a judge request (the last BEGIN delimiter's), ``None`` if none."""
+    found = re.findall(re.escape(BEGIN).replace(re.escape("{nonce}"), f"({NONCE.pattern})"), request_text(request))
+    return found[-1] if found else None
+
+
 def student_text(request: dict) -> str:
     """The student response inside the judge prompt's delimiters ('' if none)."""
-    text = request_text(request)
-    start, end = text.rfind(BEGIN), text.rfind(END)
-    return text[start + len(BEGIN):end].strip() if 0 <= start < end else ""
+    text, nonce = request_text(request), request_nonce(request)
+    if nonce is None:
+        return ""
+    begin, end = markers(nonce)
+    start, stop = text.rfind(begin), text.rfind(end)
+    return text[start + len(begin):stop].strip() if 0 <= start < stop else ""
 
 
 def hashed_reply(request: dict) -> str:

@@ -23,12 +23,12 @@ from pathlib import Path
 import yaml
 
 from refine_rft.judge.config import JudgeConfig
+from refine_rft.models.resolution import SAVED_CONFIG_NAME
 from refine_rft.recipes import load_recipe, merge
 from refine_rft.rewards import REWARD_NAMES
 
 # Keys whose values are secrets: never written into a run's saved config.
 SECRET_KEYS = frozenset({"api_key", "hub_token", "push_to_hub_token", "report_to_token"})
-SAVED_CONFIG_NAME = "refine_rft_config.yaml"
 
 
 @dataclass
@@ -47,6 +47,21 @@ class DataArguments:
     synthetic_num_classes: int = field(default=24, metadata={"help": "Species when train_file=synthetic."})
     synthetic_image_size: int = field(default=112, metadata={"help": "Image side in pixels when train_file=synthetic."})
     synthetic_seed: int = field(default=0, metadata={"help": "Seed of the synthetic images and option orders."})
+    max_pixels: int | None = field(
+        default=None,
+        metadata={"help": "Largest image area in pixels (Qwen2-VL: 28 x 28 per image token, e.g. 1280*28*28 = "
+                  "1003520); images are resized to fit, in training and in evaluation. None: the processor's default."},
+    )
+    min_pixels: int | None = field(
+        default=None, metadata={"help": "Smallest image area in pixels (e.g. 256*28*28 = 200704); None: the "
+                                "processor's default."},
+    )
+    questions_per_step: int | None = field(
+        default=None,
+        metadata={"help": "Questions per optimizer step the run must train on: start-up fails unless processes x "
+                  "per_device_train_batch_size x gradient_accumulation_steps = questions_per_step x "
+                  "num_generations (1 for SFT). None: no check."},
+    )
 
 
 @dataclass

@@ -117,11 +117,20 @@ def _sft_target(record: dict, target: str) -> str:
     raise ValueError(f"unknown sft_target {target!r}; valid: answer, cot")
 
 
-def to_dataset(rows: list[dict]):
-    """A ``datasets.Dataset`` whose ``image`` column decodes files to PIL images on access."""
+def to_dataset(rows: list[dict], resolution=None):
+    """A ``datasets.Dataset`` whose ``image`` column decodes files to PIL images on access, resized to
+    ``resolution``'s grid (an :class:`~refine_rft.models.resolution.ImageResolution`) when it is set:
+    then the trainer's processor and TRL's vLLM engine see the same image and count the same tokens."""
     from datasets import Dataset, Image
 
-    return Dataset.from_list(rows).cast_column("image", Image())
+    dataset = Dataset.from_list(rows).cast_column("image", Image())
+    if resolution is None or not resolution.is_set:
+        return dataset
+
+    def fit_images(batch: dict) -> dict:
+        return {**batch, "image": [resolution.fit(image) for image in batch["image"]]}
+
+    return dataset.with_transform(fit_images)
 
 
 def _check_style(style: str) -> None:
@@ -158,13 +167,17 @@ def training_file(script_args, output_dir: str | os.PathLike) -> Path:
 
 
 def load_training_inputs(script_args, training_args, model_args):
-    """The processor and the training records a run uses: ``(processor, records)``.
+    """The processor, the training records and the image resolution a run uses:
+    ``(processor, records, resolution)``.
 
     On several processes the main one prepares the training file first (the others then read it).
     """
+    from refine_rft.models.resolution import ImageResolution, processor_factor
     from refine_rft.train.model import load_processor
 
-    processor = load_processor(model_args, training_args)
+    resolution = ImageResolution(script_args.min_pixels, script_args.max_pixels)
+    processor = load_processor(model_args, training_args, resolution)
+    resolution = resolution.with_factor(processor_factor(processor))
     with training_args.main_process_first(desc="training questions"):
         train_file = training_file(script_args, training_args.output_dir)
-    return processor, load_records(train_file, script_args.max_train_samples)
+    return processor, load_records(train_file, script_args.max_train_samples), resolution

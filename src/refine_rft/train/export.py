@@ -3,7 +3,9 @@
 The merged folder is a plain transformers checkpoint (model + processor), which vLLM and
 lmms-eval load without peft. The base model is the one the adapter names
 (``base_model_name_or_path`` in ``adapter_config.json``) unless ``--base`` says otherwise; the
-processor is the adapter folder's (the trainers save it there) or else the base model's.
+processor is the adapter folder's (the trainers save it there, with the recipe's image resolution)
+or else the base model's. The run's ``refine_rft_config.yaml`` is copied too, so that evaluations of
+the merged model find the resolution it was trained at.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from pathlib import Path
 def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None = None,
                   dtype: str = "auto") -> Path:
     """Load ``base`` + the LoRA adapter in ``adapter_dir``, merge, and save model and processor to ``out_dir``."""
+    import shutil
+
     import torch
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from refine_rft.files import atomic_directory
     from refine_rft.models import resolve_model_path
+    from refine_rft.train.config import SAVED_CONFIG_NAME
 
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     if out_dir.exists():
@@ -40,6 +45,8 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
     with atomic_directory(out_dir) as work:
         merged.save_pretrained(work)
         processor.save_pretrained(work)
+        if (adapter_dir / SAVED_CONFIG_NAME).is_file():
+            shutil.copy2(adapter_dir / SAVED_CONFIG_NAME, Path(work) / SAVED_CONFIG_NAME)
     return out_dir
 
 

@@ -49,8 +49,8 @@ def build_trainer(script_args, training_args, model_args):
         from refine_rft.judge.health import check_endpoints
 
         check_endpoints(script_args.judge)
-    processor, records = load_training_inputs(script_args, training_args, model_args)
-    dataset = to_dataset(grpo_rows(records, script_args.prompt_style))
+    processor, records, resolution = load_training_inputs(script_args, training_args, model_args)
+    dataset = to_dataset(grpo_rows(records, script_args.prompt_style), resolution)
 
     reward_funcs = get_reward_funcs(script_args.rewards, script_args.judge, script_args.length_budget,
                                     processor.tokenizer)
@@ -78,7 +78,8 @@ def run(script_args, training_args, model_args) -> Path:
     """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
     from refine_rft.train.model import train_and_save
 
-    return train_and_save(build_trainer, script_args, training_args, model_args)
+    return train_and_save(build_trainer, script_args, training_args, model_args,
+                          generations=training_args.num_generations)
 
 
 def train_grpo(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:

@@ -16,16 +16,19 @@ def model_path(model_args) -> str:
     return resolve_model_path(model_args.model_name_or_path)
 
 
-def load_processor(model_args, training_args):
-    """The policy's processor with left padding (generation pads prompts on the left).
+def load_processor(model_args, training_args, resolution=None):
+    """The policy's processor with left padding (generation pads prompts on the left), tokenising
+    images at ``resolution`` (an :class:`~refine_rft.models.resolution.ImageResolution`; the trainers
+    save this processor, and with it the resolution, beside the adapter).
 
     The embedded tiny model's processor is a project class, loaded with ``trust_remote_code``.
     """
     from transformers import AutoProcessor
 
     trust = training_args.trust_remote_code or model_args.model_name_or_path.startswith(TINY_PREFIX)
+    kwargs = resolution.from_pretrained_kwargs() if resolution is not None else {}
     processor = AutoProcessor.from_pretrained(model_path(model_args), revision=model_args.model_revision,
-                                              trust_remote_code=trust)
+                                              trust_remote_code=trust, **kwargs)
     processor.tokenizer.padding_side = "left"
     return processor
 
@@ -69,9 +72,43 @@ def save_run_config(trainer, script_args, training_args, model_args) -> None:
         save_resolved_config(resolved_config(script_args, training_args, model_args), training_args.output_dir)
 
 
-def train_and_save(build_trainer, script_args, training_args, model_args) -> Path:
-    """Build the trainer, resume from a checkpoint if asked, train, and save the final adapter (or
-    model), processor and log history in ``output_dir``; return that folder."""
+def check_questions_per_step(questions: int | None, processes: int, per_device: int, accumulation: int,
+                             generations: int = 1) -> None:
+    """Refuse a launch whose optimizer step does not hold exactly ``questions`` questions of
+    ``generations`` completions each (``None``: no check).
+
+    TRL's ``per_device_train_batch_size`` counts completions, so a step holds ``processes x
+    per_device x accumulation`` completions; the same recipe on fewer GPUs would silently train on
+    fewer questions per step.
+
+    >>> check_questions_per_step(64, 4, 6, 16, generations=6)
+    >>> check_questions_per_step(64, 4, 12, 4, generations=6)
+    Traceback (most recent call last):
+    ...
+    ValueError: questions_per_step is 64 (x 6 generations = 384 completions per optimizer step), but 4 processes x per_device_train_batch_size 12 x gradient_accumulation_steps 4 = 192 completions (32 questions); set gradient_accumulation_steps to 8
+    """
+    if questions is None:
+        return
+    want, have = questions * generations, processes * per_device * accumulation
+    if want == have:
+        return
+    hint = "change per_device_train_batch_size or the number of processes"
+    if want % (processes * per_device) == 0:
+        hint = f"set gradient_accumulation_steps to {want // (processes * per_device)}"
+    raise ValueError(
+        f"questions_per_step is {questions} (x {generations} generations = {want} completions per optimizer "
+        f"step), but {processes} processes x per_device_train_batch_size {per_device} x "
+        f"gradient_accumulation_steps {accumulation} = {have} completions ({have / generations:g} questions); {hint}"
+    )
+
+
+def train_and_save(build_trainer, script_args, training_args, model_args, generations: int = 1) -> Path:
+    """Check the questions per step (``generations`` completions each: GRPO's G, 1 for SFT), build the
+    trainer, resume from a checkpoint if asked, train, and save the final adapter (or model),
+    processor and log history in ``output_dir``; return that folder."""
+    check_questions_per_step(script_args.questions_per_step, training_args.world_size,
+                             training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps,
+                             generations)
     checkpoint = resume_checkpoint(training_args)
     trainer = build_trainer(script_args, training_args, model_args)
     save_run_config(trainer, script_args, training_args, model_args)

@@ -37,8 +37,8 @@ def build_trainer(script_args, training_args, model_args):
     from refine_rft.train.data import load_training_inputs, sft_rows, to_dataset
     from refine_rft.train.model import model_init_kwargs, model_path
 
-    processor, records = load_training_inputs(script_args, training_args, model_args)
-    dataset = to_dataset(sft_rows(records, script_args.prompt_style, script_args.sft_target))
+    processor, records, resolution = load_training_inputs(script_args, training_args, model_args)
+    dataset = to_dataset(sft_rows(records, script_args.prompt_style, script_args.sft_target), resolution)
 
     training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
     return SFTTrainer(
