@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 
 import openai
@@ -42,6 +43,34 @@ logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = (408, 409, 429)  # and every 5xx: busy or failing servers (as the openai client retries)
 CONFIG_STATUSES = (401, 403, 404)  # wrong key, model or URL: no retry fixes them
+
+
+_MODEL_WORDS = re.compile(r"\bmodel\b[^.]{0,60}\b(?:invalid|not found|does not exist|unknown|not supported|no such)"
+                          r"|\b(?:invalid|unknown|no such|unsupported)\b[^.]{0,20}\bmodel", re.IGNORECASE)
+_KEY_WORDS = re.compile(r"\b(?:auth\w*|api[ _-]?key|key|token|credential\w*|unauthori[sz]ed|forbidden|permission"
+                        r"|no connected db)\b", re.IGNORECASE)
+
+
+def refusal_hint(status: int, message: str) -> str:
+    """Which setting a refusal most likely points at (a hint only; see :mod:`refine_rft.judge.health`).
+
+    >>> refusal_hint(400, "/chat/completions: Invalid model name passed in model=x. "
+    ...                   "Call `/v1/models` to view available models for your key.")
+    'the model name looks wrong'
+    >>> refusal_hint(400, "Authentication Error, No connected db."), refusal_hint(401, "")
+    ('the API key looks refused', 'the API key looks refused')
+    >>> refusal_hint(404, "The model `x` does not exist."), refusal_hint(404, "Not Found")
+    ('the model name looks wrong', 'the URL or the model name looks wrong')
+    >>> refusal_hint(422, "unprocessable")
+    'the endpoint refuses requests of this configuration'
+    """
+    if _MODEL_WORDS.search(message or ""):
+        return "the model name looks wrong"
+    if status in (401, 403) or _KEY_WORDS.search(message or ""):
+        return "the API key looks refused"
+    if status == 404:
+        return "the URL or the model name looks wrong"
+    return "the endpoint refuses requests of this configuration"
 
 
 def retryable(status: int) -> bool:
@@ -191,8 +220,6 @@ class JudgeClient:
 
     def refused(self, url: str, error: openai.APIStatusError, what: str = "refused the configuration") -> JudgeConfigError:
         """The error naming the URL, the model and the key's variable for a refusal by ``url``."""
-        from refine_rft.judge.health import refusal_hint
-
         key_state = "set" if os.environ.get(self.config.api_key_env) else "not set"
         return JudgeConfigError(
             f"judge endpoint {url} {what} (HTTP {error.status_code}: {error.message}); "

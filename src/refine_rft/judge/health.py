@@ -12,8 +12,9 @@ connected db." or an auth error, an unknown model with 400 "Invalid model name")
 texts would break with the next gateway release, so the decision never depends on the text: the
 probe is a small, well-formed request, so *any* 4xx other than 408 / 409 / 429 can only mean the
 configuration is refused. The text is used for one thing, the hint of which setting to look at
-first (:func:`refusal_hint`); the message always names all three. 408 / 409 / 429 / 5xx, timeouts
-and refused connections are retried as judgements are; a replica that still fails is unavailable.
+first (:func:`~refine_rft.judge.client.refusal_hint`); the message always names all three. 408 /
+409 / 429 / 5xx, timeouts and refused connections are retried as judgements are; a replica that
+still fails is unavailable.
 
 **Failure rule** (:class:`FailureRule`): during the run, a judgement that fails after its retries
 is counted and skipped. When more than ``judge.max_failure_rate`` of the last ``judge.failure_window``
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -39,34 +39,6 @@ from refine_rft.judge.config import JudgeConfig, JudgeConfigError
 logger = logging.getLogger(__name__)
 
 PROBE_TEXT = "This is a connection test before grading starts. Reply with only the number 100."
-
-_MODEL_WORDS = re.compile(r"\bmodel\b[^.]{0,60}\b(?:invalid|not found|does not exist|unknown|not supported|no such)"
-                          r"|\b(?:invalid|unknown|no such|unsupported)\b[^.]{0,20}\bmodel", re.IGNORECASE)
-_KEY_WORDS = re.compile(r"\b(?:auth\w*|api[ _-]?key|key|token|credential\w*|unauthori[sz]ed|forbidden|permission"
-                        r"|no connected db)\b", re.IGNORECASE)
-
-
-def refusal_hint(status: int, message: str) -> str:
-    """Which setting a refusal most likely points at (a hint only; see the module docstring).
-
-    >>> refusal_hint(400, "/chat/completions: Invalid model name passed in model=x. "
-    ...                   "Call `/v1/models` to view available models for your key.")
-    'the model name looks wrong'
-    >>> refusal_hint(400, "Authentication Error, No connected db."), refusal_hint(401, "")
-    ('the API key looks refused', 'the API key looks refused')
-    >>> refusal_hint(404, "The model `x` does not exist."), refusal_hint(404, "Not Found")
-    ('the model name looks wrong', 'the URL or the model name looks wrong')
-    >>> refusal_hint(422, "unprocessable")
-    'the endpoint refuses requests of this configuration'
-    """
-    if _MODEL_WORDS.search(message or ""):
-        return "the model name looks wrong"
-    if status in (401, 403) or _KEY_WORDS.search(message or ""):
-        return "the API key looks refused"
-    if status == 404:
-        return "the URL or the model name looks wrong"
-    return "the endpoint refuses requests of this configuration"
-
 
 def probe_messages() -> list[dict]:
     """The health check's chat: a small grey image and :data:`PROBE_TEXT`, shaped like a judgement,
