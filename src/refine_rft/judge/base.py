@@ -50,7 +50,7 @@ class Judge:
         if not parsed.think:
             self.stats.add(no_think=1)
             return 0.0
-        text = judged_reasoning(parsed.think, parsed.attribute)
+        text = self._judged_text(sample["response"], parsed)
         if self.config.reject_injections and addresses_the_judge(text):
             self.stats.add(injections_rejected=1)
             return 0.0
@@ -68,6 +68,10 @@ class Judge:
         result = await self._score_rsc(sample)
         self._count(result is None)
         return result
+
+    def _judged_text(self, response: str, parsed) -> str:
+        """What R_cot judges: the ``<think>`` and ``<attribute>`` contents, re-tagged."""
+        return judged_reasoning(parsed.think, parsed.attribute)
 
     def _count(self, failed: bool) -> None:
         if failed:

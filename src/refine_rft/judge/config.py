@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from refine_rft.errors import JudgeUnavailable
 
 BACKENDS = ("openai", "attributes")
+PROMPTS = ("paper", "label_aware")
 
 
 class JudgeConfigError(JudgeUnavailable, ValueError):
@@ -41,6 +42,9 @@ class JudgeConfig:
     base_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
                                  metadata={"help": "One or more judge replicas; requests go to the least busy."})
     model: str = field(default="", metadata={"help": "Model name as the endpoint knows it."})
+    prompt: str = field(default="paper", metadata={"help": "R_cot prompt of the teacher: 'paper' (Fig. 3 word for "
+                                                           "word; the image and the whole response) or "
+                                                           "'label_aware' (also the options and the true answer)."})
     api_key_env: str = field(default="REFINE_RFT_JUDGE_API_KEY",
                              metadata={"help": "Name of the environment variable holding the API key "
                                                "(unset: 'EMPTY', which vllm serve accepts)."})
@@ -69,6 +73,7 @@ class JudgeConfig:
         self.base_urls = [str(url).rstrip("/") for url in self.base_urls]
         checks = [
             (self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}"),
+            (self.prompt in PROMPTS, "prompt", f"must be one of {', '.join(PROMPTS)}"),
             (self.backend != "openai" or bool(self.base_urls), "base_urls", "needs at least one URL"),
             (self.backend != "openai" or bool(self.model), "model", "is required for backend 'openai'"),
             (self.timeout > 0, "timeout", "must be > 0"),
