@@ -40,7 +40,8 @@ def predictions(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("health")
     Image.new("RGB", (32, 24), (200, 30, 40)).save(folder / "bird.png")
     rows = [{"id": f"q{i}", "style": "cot", "dataset": "birds", "image": "bird.png", "label": "Finch",
-             "options": ["Tit", "Finch"], "answer": 1, "noun": "birds", "response": RESPONSE.replace("crimson.", f"{i}.")}
+             "options": ["Tit", "Finch"], "answer": 1, "noun": "birds",
+             "response": RESPONSE.replace("crimson.", f"{i}.")}
             for i in range(6)]
     path = folder / "predictions.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))

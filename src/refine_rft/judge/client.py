@@ -218,7 +218,8 @@ class JudgeClient:
         self.stats.add(requests=1, latency_total=time.perf_counter() - started)
         return reply_content(response)
 
-    def refused(self, url: str, error: openai.APIStatusError, what: str = "refused the configuration") -> JudgeConfigError:
+    def refused(self, url: str, error: openai.APIStatusError,
+                what: str = "refused the configuration") -> JudgeConfigError:
         """The error naming the URL, the model and the key's variable for a refusal by ``url``."""
         key_state = "set" if os.environ.get(self.config.api_key_env) else "not set"
         return JudgeConfigError(

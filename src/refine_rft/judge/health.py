@@ -95,10 +95,10 @@ class FailureRule:
         >>> rule = FailureRule(max_rate=0.5, window=4)
         >>> for failed in (True, False, True):
         ...     rule.record(failed)
-        >>> rule.record(True, "HTTP 500 from http://judge/v1: upstream down")
+        >>> rule.record(True, "HTTP 500 from http://judge/v1: upstream down")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        refine_rft.errors.JudgeUnavailable: judge: 3 of the last 4 judgements failed (more than judge.max_failure_rate=50%; latest: HTTP 500 from http://judge/v1: upstream down); stopping instead of going on without the judge's scores. Fix the endpoint and rerun, or raise judge.max_failure_rate (1.0 never stops).
+        refine_rft.errors.JudgeUnavailable: judge: 3 of the last 4 judgements failed (more than judge.max_failure_rate=50%; ...
     """
 
     def __init__(self, max_rate: float, window: int):
