@@ -372,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from refine_rft.files import write_jsonl_atomic
     from refine_rft.data.synthetic import synthetic_questions
-    from refine_rft.testing.scripted_server import ScriptedJudgeServer
+    from refine_rft.judge.health import PROBE_TEXT
+    from refine_rft.testing.scripted_server import ScriptedJudgeServer, request_text
 
     cuda = not args.tiny
     if cuda and not torch.cuda.is_available():
@@ -391,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with ScriptedJudgeServer(latency=args.latency) as server:
         steps, facts = train_steps(args, model, train_file, work, server.url, cuda)
-        judge_requests = server.count
+        # Judgements only: the trainer's start-up health check is one more request, not a judgement.
+        judge_requests = sum(PROBE_TEXT not in request_text(request) for request in server.requests)
     step = summarise(steps)
     evaluation = evaluate(args, model, test_file, work, cuda)
     lines = report(args, device, step, facts, evaluation)

@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from refine_rft.data.synthetic import synthetic_questions
     from refine_rft.files import write_jsonl_atomic
-    from refine_rft.testing.scripted_server import ScriptedJudgeServer
+    from refine_rft.judge.health import PROBE_TEXT
+    from refine_rft.testing.scripted_server import ScriptedJudgeServer, request_text
     from refine_rft.train.sft import train_sft
 
     work = Path(tempfile.mkdtemp(prefix="step-overhead-"))
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                 times[arm] += durations
                 judge_log = last or judge_log
                 print(f"round {round_index} {arm}: {statistics.median(durations):.3f} s/step", file=sys.stderr)
-        requests = server.count
+        # Judgements only: each run's start-up health check is one more request, not a judgement.
+        requests = sum(PROBE_TEXT not in request_text(request) for request in server.requests)
 
     vanilla, refine = (statistics.median(times[a]) for a in ("vanilla", "refine_rft"))
     steps = args.rounds * args.steps

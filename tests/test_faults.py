@@ -132,7 +132,8 @@ def test_judge_refused_endpoint_is_one_line_and_leaves_no_task_behind(data, tmp_
         result = cli("judge", data / "questions.jsonl", "--endpoint", server.url, "--model", "teacher",
                      "--out", tmp_path / "scores.jsonl")
     line = one_line_error(result, "judge")
-    assert "refused the configuration (HTTP 401" in line and "REFINE_RFT_JUDGE_API_KEY" in line
+    # The health check meets the 401 before the first judgement.
+    assert "refused the health check (HTTP 401" in line and "REFINE_RFT_JUDGE_API_KEY" in line
     assert "never retrieved" not in result.stderr and "client has been closed" not in result.stderr
 
 

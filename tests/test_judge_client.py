@@ -127,17 +127,35 @@ def test_concurrency_is_bounded_and_replicas_share_the_load():
     assert one.count + two.count == 24 and min(one.count, two.count) >= 8
 
 
-def test_the_image_is_sent_downscaled_and_the_student_text_fenced():
+@pytest.mark.parametrize("prompt, image_part, judged", [
+    ("paper", 1, RESPONSE),  # Fig. 3: the whole response, the image in the middle of the text
+    ("label_aware", 0, "<think>The wings are crimson.</think>\n<attribute>crimson wings</attribute>"),
+])
+def test_the_image_is_sent_downscaled_and_the_student_text_fenced(prompt, image_part, judged):
     big = Image.new("RGB", (1000, 500), (40, 110, 220))
     with ScriptedJudgeServer(reply="75") as server:
-        score_all(config_for(server, max_image_side=128), [sample(image=big)])
+        score_all(config_for(server, max_image_side=128, prompt=prompt), [sample(image=big)])
     request = server.requests[0]
     assert request["temperature"] == 0 and request["max_tokens"] == 16
-    url = request["messages"][1]["content"][0]["image_url"]["url"]
+    url = request["messages"][1]["content"][image_part]["image_url"]["url"]
     header, data = url.split(",", 1)
     assert header == "data:image/jpeg;base64"
     assert Image.open(io.BytesIO(base64.b64decode(data))).size == (128, 64)
-    assert student_text(request) == "<think>The wings are crimson.</think>\n<attribute>crimson wings</attribute>"
+    assert student_text(request) == judged
+
+
+def test_the_paper_prompt_shows_neither_options_nor_answer_and_has_its_own_cache_version(tmp_path):
+    cache = str(tmp_path / "cache.sqlite")
+    with ScriptedJudgeServer(reply="75") as server:
+        score_all(config_for(server, prompt="paper", cache_path=cache), [sample()])
+        text = "\n".join(part.get("text", "") for message in server.requests[0]["messages"]
+                         for part in (message["content"] if isinstance(message["content"], list)
+                                      else [{"text": message["content"]}]))
+        assert not any(option in text for option in OPTIONS) and "correct answer" not in text
+        score_all(config_for(server, prompt="label_aware", cache_path=cache), [sample()])  # another prompt: asked
+        score_all(config_for(server, prompt="paper", cache_path=cache), [sample()])  # cached
+    assert server.count == 2
+    assert "Crimson-winged Finch" in str(server.requests[1]["messages"])  # the label-aware prompt shows the options
 
 
 def test_cache_hits_skip_requests_and_paths_and_pil_images_share_keys(tmp_path):

@@ -100,3 +100,14 @@ def test_cli_builds_a_model(tmp_path):
 
     assert main(["tiny-model", str(tmp_path / "m"), "--seed", "3"]) == 0
     assert (Path(tmp_path / "m") / "image_only_processor.py").exists()
+
+
+def test_without_trust_remote_code_the_processor_does_not_load(tiny_model_path):
+    """What really happens (transformers 5.24): a ValueError asking for ``trust_remote_code``, not a
+    silent fallback to the tokenizer. With it, the image-only processor."""
+    from transformers import AutoProcessor
+
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        AutoProcessor.from_pretrained(tiny_model_path)
+    processor = AutoProcessor.from_pretrained(tiny_model_path, trust_remote_code=True)
+    assert type(processor).__name__ == "ImageOnlyQwen2VLProcessor"

@@ -66,6 +66,12 @@ def test_ablations_differ_from_the_paper_only_where_they_should():
         assert (ablation["rewards"], ablation["reward_weights"]) == (rewards, weights), name
         changed = {k for k in paper.keys() | ablation.keys() if paper.get(k) != ablation.get(k)}
         assert changed <= {"rewards", "reward_weights", "output_dir"}, (name, changed)
+    label_aware = load_recipe(PAPER / "ablations" / "judge_label_aware.yaml")
+    assert paper["judge"]["prompt"] == "paper" and label_aware["judge"] == {**paper["judge"], "prompt": "label_aware"}
+    changed = {k for k in paper.keys() | label_aware.keys() if paper.get(k) != label_aware.get(k)}
+    assert changed == {"judge", "output_dir"}
+    for recipe in ("refine_rft.yaml", "refine_rft_4gpu.yaml"):
+        assert load_recipe(PAPER / recipe)["judge"]["prompt"] == "paper", recipe
     sft = load_recipe(PAPER / "sft.yaml")
     assert sft["model_name_or_path"] == paper["model_name_or_path"] and sft["lora_r"] == paper["lora_r"]
     assert sft["train_file"] == paper["train_file"] and sft["sft_target"] == "answer"

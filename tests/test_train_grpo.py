@@ -133,17 +133,33 @@ def test_lora_is_initialised_at_zero():
 
 @pytest.mark.slow
 def test_judge_outage_is_counted_not_fatal(tmp_path, cot_warm_model, synthetic_train_jsonl):
-    """Every judge request fails with HTTP 500: training goes on with the other rewards and logs the failures."""
+    """The judge passes the health check, then every request fails with HTTP 500: with fewer failures than
+    the failure rule's window, training goes on with the other rewards and logs the failures."""
     from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
     from refine_rft.train.grpo import train_grpo
 
-    with ScriptedJudgeServer(reply=lambda request: Status(500)) as server:
+    with ScriptedJudgeServer(script=["100"], reply=lambda request: Status(500)) as server:
         judge = {"backend": "openai", "base_urls": [server.url], "model": "scripted-judge", "timeout": 5,
-                 "max_retries": 1, "backoff_base": 0.0}
+                 "max_retries": 1, "backoff_base": 0.0, "failure_window": 1000}
         out = train_grpo(RECIPE, _overrides(tmp_path, cot_warm_model, synthetic_train_jsonl, judge=judge,
                                             max_steps=2))
     history = _log_history(out)
-    assert len(history) == 2 and server.count > 0
+    assert len(history) == 2 and server.count > 1
     assert sum(row["judge/failures"] for row in history) > 0
     assert sum(row["judge/retries"] for row in history) > 0
     assert (out / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_too_many_failed_judgements_stop_the_run(tmp_path, cot_warm_model, synthetic_train_jsonl):
+    """Past judge.max_failure_rate over judge.failure_window, training stops instead of going on without R_cot."""
+    from refine_rft.errors import JudgeUnavailable
+    from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
+    from refine_rft.train.grpo import train_grpo
+
+    with ScriptedJudgeServer(script=["100"], reply=lambda request: Status(500)) as server:
+        judge = {"backend": "openai", "base_urls": [server.url], "model": "scripted-judge", "timeout": 5,
+                 "max_retries": 0, "failure_window": 2}
+        with pytest.raises(JudgeUnavailable, match="judge: 2 of the last 2 judgements failed"):
+            train_grpo(RECIPE, _overrides(tmp_path, cot_warm_model, synthetic_train_jsonl, judge=judge, max_steps=2))
+    assert not (tmp_path / "run" / "adapter_model.safetensors").exists()

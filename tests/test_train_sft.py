@@ -60,5 +60,14 @@ def test_sft_trains_lora_and_export_merges_it(tmp_path, tiny_model_path, synthet
     assert not any("lora" in n for n, _ in merged.named_parameters())
     assert not torch.equal(dict(merged.named_parameters())[name], dict(base.named_parameters())[name])
     AutoProcessor.from_pretrained(merged_dir, trust_remote_code=True)  # the processor travels with it
+    # The merged model is a standard Qwen2-VL checkpoint (vLLM and lmms-eval load it by class); the
+    # only custom code in the folder is the tiny base's own image-only processor, which a real
+    # Qwen2-VL base does not have, so its export carries none.
+    config = json.loads((merged_dir / "config.json").read_text())
+    assert config["architectures"] == ["Qwen2VLForConditionalGeneration"] and "auto_map" not in config
+    assert sorted(p.name for p in merged_dir.glob("*.py")) == ["image_only_processor.py"]
+    for name in ("processor_config.json", "tokenizer_config.json", "preprocessor_config.json"):
+        if (merged_dir / name).is_file():
+            assert set(json.loads((merged_dir / name).read_text()).get("auto_map", {})) <= {"AutoProcessor"}
     with pytest.raises(FileExistsError):
         export_main(["--adapter", str(out), "--out", str(merged_dir), "--base", "tiny:qwen2_vl"])

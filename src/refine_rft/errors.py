@@ -38,7 +38,8 @@ class SettingsChanged(ConfigError):
 
 
 class JudgeUnavailable(UserError):
-    """The judge cannot serve this run: its endpoint refuses the configuration or cannot be used."""
+    """The judge cannot judge: its endpoint refuses the configuration, cannot be reached, or fails
+    too many judgements for its scores to mean anything. The run stops rather than go on without them."""
 
 
 class OutputExists(UserError, FileExistsError):

@@ -12,7 +12,8 @@ Two checks cost nothing and come first, so no request is spent on them:
   :func:`~refine_rft.judge.prompts.addresses_the_judge`) scores 0 and is counted.
 
 Backends implement ``_score_reasoning(text, sample) -> 0..100 | None`` and
-``_score_rsc(sample) -> dict | None``; ``None`` means the judgement failed and is counted here.
+``_score_rsc(sample) -> dict | None``; ``None`` means the judgement failed and is counted here, and
+the run's :class:`~refine_rft.judge.health.FailureRule` stops it when too many fail.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from refine_rft.data.records import RSC_KEYS
 from refine_rft.errors import DataError
 from refine_rft.judge.config import JudgeConfig
+from refine_rft.judge.health import FailureRule
 from refine_rft.judge.prompts import addresses_the_judge, judged_reasoning
 from refine_rft.judge.stats import JudgeStats
 from refine_rft.parsing import parse_response
@@ -40,6 +42,7 @@ class Judge:
     def __init__(self, config: JudgeConfig, stats: JudgeStats | None = None):
         self.config = config
         self.stats = stats or JudgeStats()
+        self.failure_rule = FailureRule(config.max_failure_rate, config.failure_window)
 
     async def reasoning_score(self, sample: dict) -> float | None:
         """R_cot of ``sample["response"]`` on 0-100, or ``None`` if the judge failed."""
@@ -48,13 +51,12 @@ class Judge:
         if not parsed.think:
             self.stats.add(no_think=1)
             return 0.0
-        text = judged_reasoning(parsed.think, parsed.attribute)
+        text = self._judged_text(sample["response"], parsed)
         if self.config.reject_injections and addresses_the_judge(text):
             self.stats.add(injections_rejected=1)
             return 0.0
         score = await self._score_reasoning(text, sample)
-        if score is None:
-            self.stats.add(failures=1)
+        self._count(score is None)
         return score
 
     async def rsc(self, sample: dict) -> dict | None:
@@ -65,9 +67,21 @@ class Judge:
             self.stats.add(injections_rejected=1)
             return {key: 0.0 for key in RSC_KEYS} | {f"{key}_feedback": INJECTION_FEEDBACK for key in RSC_KEYS}
         result = await self._score_rsc(sample)
-        if result is None:
-            self.stats.add(failures=1)
+        self._count(result is None)
         return result
+
+    def _judged_text(self, response: str, parsed) -> str:
+        """What R_cot judges: the ``<think>`` and ``<attribute>`` contents, re-tagged."""
+        return judged_reasoning(parsed.think, parsed.attribute)
+
+    def _count(self, failed: bool) -> None:
+        if failed:
+            self.stats.add(failures=1)
+        self.failure_rule.record(failed, self.latest_failure())
+
+    def latest_failure(self) -> str:
+        """What the latest failed request got (for the failure rule's message); '' if unknown."""
+        return ""
 
     async def _score_reasoning(self, text: str, sample: dict) -> float | None:
         raise NotImplementedError

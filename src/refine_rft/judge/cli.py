@@ -11,6 +11,11 @@ judged; a rerun skips what is done and retries what failed (see
 summary is printed and written next to the scores as ``<SCORES>.summary.json``. Rows that cannot
 be judged are listed in ``<SCORES>.rejects.jsonl`` and the command then exits with status 1; a
 rerun with other settings than those in ``<SCORES>.settings.json`` refuses unless ``--overwrite``.
+
+Exit status: 0 when every row is scored; 1 when rows were rejected or some judgements failed (their
+count is printed, and a rerun retries them); 2 when nothing could be judged as configured: bad
+settings or input, or a judge that cannot judge (refused key or model, unreachable URL, too many
+failures; see :mod:`refine_rft.judge.health`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from refine_rft.judge.reasoning_answer import score_reasoning_answers
 
 # Flags that set a judge setting of the same name (on top of --config).
 SETTING_FLAGS = ("backend", "base_urls", "model", "api_key_env", "concurrency", "timeout", "max_retries",
-                 "cache_path", "reject_injections")
+                 "cache_path", "reject_injections", "max_failure_rate", "failure_window")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, help="requests in flight (default 32)")
     parser.add_argument("--timeout", type=float, help="seconds per request")
     parser.add_argument("--max-retries", type=int, help="retries on 429 / 5xx / timeouts")
+    parser.add_argument("--max-failure-rate", type=float,
+                        help="stop when more than this share of the last --failure-window judgements failed "
+                             "(default 0.5; 1.0 never stops)")
+    parser.add_argument("--failure-window", type=int, help="judgements the failure rule looks at (default 64)")
     parser.add_argument("--cache", dest="cache_path", help="sqlite cache of judgements")
     parser.add_argument("--no-reject-injections", dest="reject_injections", action="store_false", default=None,
                         help="judge responses that address the judge instead of scoring them 0")
@@ -78,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     counters = ", ".join(f"{name.removeprefix('judge/')}={value:g}" for name, value in result.stats.items())
     print(f"judge: {counters}", file=sys.stderr)
     if result.failures:
-        print(f"refine-rft judge: {result.failures} responses could not be judged; rerun to retry them",
-              file=sys.stderr)
-    return report_rejects("judge", result.rejects_path, "rows") if result.rejects_path else 0
+        print(f"refine-rft judge: {result.failures} of {result.failures + result.judged} responses could not be "
+              f"judged (not written to {args.out}); rerun the same command to retry them", file=sys.stderr)
+    rejected = report_rejects("judge", result.rejects_path, "rows") if result.rejects_path else 0
+    return 1 if result.failures or rejected else 0

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from refine_rft.errors import ConfigError, JudgeUnavailable
 
 BACKENDS = ("openai", "attributes")
+PROMPTS = ("paper", "label_aware")
 
 
 class JudgeConfigError(JudgeUnavailable, ValueError):
@@ -41,6 +42,9 @@ class JudgeConfig:
     base_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
                                  metadata={"help": "One or more judge replicas; requests go to the least busy."})
     model: str = field(default="", metadata={"help": "Model name as the endpoint knows it."})
+    prompt: str = field(default="paper", metadata={"help": "R_cot prompt of the teacher: 'paper' (Fig. 3 word for "
+                                                           "word; the image and the whole response) or "
+                                                           "'label_aware' (also the options and the true answer)."})
     api_key_env: str = field(default="REFINE_RFT_JUDGE_API_KEY",
                              metadata={"help": "Name of the environment variable holding the API key "
                                                "(unset: 'EMPTY', which vllm serve accepts)."})
@@ -57,6 +61,11 @@ class JudgeConfig:
     cache_path: str | None = field(default=None, metadata={"help": "sqlite file caching judgements (None: off)."})
     reject_injections: bool = field(default=True, metadata={"help": "Score 0, without a call, responses "
                                                                     "that address the judge."})
+    max_failure_rate: float = field(default=0.5, metadata={"help": "Stop the run when more than this share of "
+                                                                   "the last failure_window judgements failed "
+                                                                   "(1.0: never)."})
+    failure_window: int = field(default=64, metadata={"help": "How many of the latest judgements sent to the "
+                                                              "endpoint the failure rule looks at."})
 
     def __post_init__(self) -> None:
         if isinstance(self.base_urls, str):
@@ -64,6 +73,7 @@ class JudgeConfig:
         self.base_urls = [str(url).rstrip("/") for url in self.base_urls]
         checks = [
             (self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}"),
+            (self.prompt in PROMPTS, "prompt", f"must be one of {', '.join(PROMPTS)}"),
             (self.backend != "openai" or bool(self.base_urls), "base_urls", "needs at least one URL"),
             (self.backend != "openai" or bool(self.model), "model", "is required for backend 'openai'"),
             (self.timeout > 0, "timeout", "must be > 0"),
@@ -72,6 +82,8 @@ class JudgeConfig:
             (self.concurrency >= 1, "concurrency", "must be >= 1"),
             (self.max_image_side >= 16, "max_image_side", "must be >= 16"),
             (self.max_tokens >= 1 and self.rsc_max_tokens >= 1, "max_tokens", "must be >= 1"),
+            (0.0 <= self.max_failure_rate <= 1.0, "max_failure_rate", "must be between 0 and 1"),
+            (self.failure_window >= 1, "failure_window", "must be >= 1"),
         ]
         for ok, name, message in checks:
             if not ok:

@@ -1,9 +1,10 @@
 """The two judge prompts, and the defence against student text that talks to the judge.
 
-- :func:`reasoning_messages` (training, R_cot): in the spirit of the ReFine-RFT judge prompt, the
-  teacher sees the image, the options and the true answer, and judges whether the reasoning between
-  the ``<think>`` and ``<attribute>`` tags is factually correct for the image, relevant and helpful
-  for identifying the object; it replies with one score 0-100.
+- :func:`reasoning_messages` (training, R_cot with ``judge.prompt: label_aware``): in the spirit of
+  the ReFine-RFT judge prompt, the teacher sees the image, the options and the true answer, and
+  judges whether the reasoning between the ``<think>`` and ``<attribute>`` tags is factually correct
+  for the image, relevant and helpful for identifying the object; it replies with one score 0-100.
+  The paper's own prompt (``judge.prompt: paper``, the default) is in :mod:`refine_rft.judge.paper_prompt`.
 - :func:`rsc_messages` (evaluation, Reasoning-Answer): image, question, ground-truth answer and the
   complete response; JSON with answer accuracy (RSC_A), reasoning usefulness (RSC_U), instruction
   obedience (RSC_O), 0-100 each, and a one-sentence feedback for each.

@@ -48,6 +48,7 @@ from refine_rft.errors import DataError
 from refine_rft.files import JsonlAppender, guard_settings, iter_jsonl_tolerant, write_rejects, write_text_atomic
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.prompts import PROMPT_VERSION
+from refine_rft.judge.health import probe_endpoints
 
 
 @dataclass
@@ -128,7 +129,13 @@ async def judge_rows(rows: RowSet, config: JudgeConfig, out: JsonlAppender, prog
     On the way out, normal or not (a refused endpoint, Ctrl-C), every outstanding judgement is
     cancelled and awaited before the client closes: no request runs on a closed client and no
     task's exception goes unretrieved.
+
+    A teacher's endpoints get the health check first (:mod:`refine_rft.judge.health`); a refused
+    configuration, an unreachable replica or too many failed judgements raise
+    :class:`~refine_rft.errors.JudgeUnavailable`, keeping the rows already written.
     """
+    if rows.rows:
+        await probe_endpoints(config)
     judge = make_judge(config)
     # A window of judgements in flight keeps memory flat on large files; the client bounds requests.
     window = asyncio.Semaphore(2 * config.concurrency)
@@ -171,6 +178,8 @@ def score_reasoning_answers(predictions: str | Path, out: str | Path, config: Ju
 
     Failed judgements are counted in ``failures`` and left out of ``out``, so a rerun retries them.
     Rejected rows are counted in ``rejected`` and listed in ``rejects_path``.
+    Raises :class:`~refine_rft.errors.JudgeUnavailable` when the judge cannot judge (see
+    :func:`judge_rows`).
     """
     import sys
 

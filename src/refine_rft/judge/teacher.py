@@ -20,6 +20,7 @@ from refine_rft.judge.cache import JudgeCache, judgement_key
 from refine_rft.judge.client import JudgeClient
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.images import image_data_url, image_hash, load_image
+from refine_rft.judge.paper_prompt import PAPER_PROMPT_VERSION, paper_messages
 from refine_rft.judge.prompts import (PROMPT_VERSION, RSC_REMINDER, SCORE_REMINDER, make_nonce, reasoning_messages,
                                       rsc_messages, with_reminder)
 from refine_rft.judge.scoring import in_range, parse_rsc, parse_score
@@ -108,17 +109,31 @@ class TeacherJudge(Judge):
             self.stats.add(cache_hits=1)
         return hit
 
-    async def _score_reasoning(self, text: str, sample: dict) -> float | None:
+    def _judged_text(self, response: str, parsed) -> str:
+        # Fig. 3 shows the teacher the whole response o_i; the label-aware prompt its reasoning.
+        return response if self.config.prompt == "paper" else super()._judged_text(response, parsed)
+
+    def _reasoning_request(self, text: str, sample: dict) -> tuple[str, str, object]:
+        """(prompt version, what the judgement depends on besides the image, messages(url) builder)."""
+        nonce = make_nonce(self.nonce_rng)
+        if self.config.prompt == "paper":
+            require_fields(sample, ("image",), "the teacher sees the image")
+            return PAPER_PROMPT_VERSION, json.dumps(["reasoning-paper", text]), \
+                lambda url: paper_messages(url, text, nonce=nonce)
         require_fields(sample, NEEDED, "the teacher sees the image, the options and the answer")
+        options, answer = list(sample["options"]), int(sample["answer"])
+        return PROMPT_VERSION, json.dumps(["reasoning", sample["noun"], options, answer, text]), \
+            lambda url: reasoning_messages(url, sample["noun"], options, answer, text, nonce=nonce)
+
+    async def _score_reasoning(self, text: str, sample: dict) -> float | None:
+        version, judged, build_messages = self._reasoning_request(text, sample)
         hashed, url = await self._image(sample["image"], with_url=self.cache is None)
-        judged = json.dumps(["reasoning", sample["noun"], list(sample["options"]), int(sample["answer"]), text])
-        key = judgement_key(self.config.model, PROMPT_VERSION, hashed, judged)
+        key = judgement_key(self.config.model, version, hashed, judged)
         if (hit := self._cached(key)) is not None:
             return hit["score"]
         if url is None:
             _, url = await self._image(sample["image"], with_url=True)
-        messages = reasoning_messages(url, sample["noun"], sample["options"], int(sample["answer"]), text,
-                                      nonce=make_nonce(self.nonce_rng))
+        messages = build_messages(url)
         score, reply = await self._ask(messages, self.config.max_tokens, parse_score, in_range, SCORE_REMINDER)
         if score is not None and self.cache is not None:
             self.cache.put(key, {"score": score, "reply": reply}, model=self.config.model)
@@ -142,6 +157,9 @@ class TeacherJudge(Judge):
         if result is not None and self.cache is not None:
             self.cache.put(key, result, model=self.config.model)
         return result
+
+    def latest_failure(self) -> str:
+        return self.client.last_failure
 
     async def aclose(self) -> None:
         await self.client.aclose()

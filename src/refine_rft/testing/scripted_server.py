@@ -11,8 +11,9 @@ real sockets, with many requests in flight at once. What it answers is scripted:
 - ``latency``: seconds every request waits before its behaviour.
 
 A behaviour is a string (a 200 reply with that content), :class:`Status` (an HTTP error, e.g.
-``Status(429, retry_after=0.1)`` or ``Status(500)``), :data:`HANG` (never answer; the client
-must time out) or :data:`DROP` (close the connection without a response).
+``Status(429, retry_after=0.1)``, ``Status(500)``, or any body and headers: :data:`LITELLM_BAD_KEY`
+and :data:`LITELLM_BAD_MODEL` answer as the LiteLLM gateway does), :data:`HANG` (never answer; the
+client must time out) or :data:`DROP` (close the connection without a response).
 
 Example:
     >>> import openai
@@ -41,11 +42,36 @@ from refine_rft.judge.prompts import BEGIN, NONCE, markers
 
 @dataclass(frozen=True)
 class Status:
-    """Answer with HTTP ``code`` (and a ``Retry-After`` header when ``retry_after`` is set)."""
+    """Answer with HTTP ``code``: a ``Retry-After`` header when ``retry_after`` is set, any other
+    ``headers``, and the body ``{"error": {"message": message, ...}}`` or ``body`` (a JSON-able value)."""
 
     code: int
     retry_after: float | None = None
     message: str = "scripted error"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: object = None
+
+
+def litellm_error(code: int, message: str, error_type: str, headers=()) -> Status:
+    """An error as the LiteLLM proxy sends it: its status and body shape (``code`` as a string)."""
+    return Status(code, headers=tuple(headers), body={"error": {"message": message, "type": error_type,
+                                                                "param": None, "code": str(code)}})
+
+
+# What LiteLLM 1.108 answers (proxy with a master key, no database) for a key it does not know
+# (the openai client sends "EMPTY" when no key is set) and for a model name no route serves:
+# both HTTP 400, not 401 / 404. Recorded from a real proxy in front of this server.
+LITELLM_BAD_KEY = litellm_error(400, "No connected db.", "no_db_connection")
+LITELLM_BAD_MODEL = litellm_error(
+    400, "/chat/completions: Invalid model name passed in model=teacher. "
+         "Call `/v1/models` to view available models for your key.", "invalid_request_error")
+
+
+def upstream_rate_limit(seconds: float) -> Status:
+    """A 429 passed on by LiteLLM: the upstream's Retry-After arrives as ``llm_provider-retry-after``."""
+    return litellm_error(429, "litellm.RateLimitError: RateLimitError: OpenAIException - scripted error",
+                         "throttling_error",
+                         headers=(("llm_provider-retry-after", f"{seconds:g}"),))
 
 
 HANG = "<hang>"
@@ -202,9 +228,13 @@ def _handler_for(server: ScriptedJudgeServer):
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
             elif isinstance(behaviour, Status):
-                headers = {} if behaviour.retry_after is None else {"Retry-After": str(behaviour.retry_after)}
-                self._send_json(behaviour.code, {"error": {"message": behaviour.message, "type": "scripted",
-                                                           "code": behaviour.code}}, headers)
+                headers = dict(behaviour.headers)
+                if behaviour.retry_after is not None:
+                    headers["Retry-After"] = str(behaviour.retry_after)
+                body = behaviour.body
+                if body is None:
+                    body = {"error": {"message": behaviour.message, "type": "scripted", "code": behaviour.code}}
+                self._send_json(behaviour.code, body, headers)
             else:
                 self._send_json(200, {
                     "id": f"chatcmpl-{server.count}", "object": "chat.completion", "created": int(time.time()),

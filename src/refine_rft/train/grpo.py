@@ -5,7 +5,9 @@ Everything about the optimisation is TRL's (``GRPOConfig``: group size ``num_gen
 ``log_completions``, checkpointing, ``report_to``); LoRA is peft's through ``ModelConfig``. This
 script only maps prepared questions to TRL's conversational-image format, builds the named rewards,
 adds per-step monitoring (format compliance, judge counters, sample ids) and saves the resolved
-recipe beside the checkpoints.
+recipe beside the checkpoints. With R_cot from a teacher, every judge endpoint gets a health check
+before anything is loaded (:mod:`refine_rft.judge.health`), and too many failed judgements during
+the run stop it (``judge.max_failure_rate``).
 
 Usage::
 
@@ -43,6 +45,11 @@ def build_trainer(script_args, training_args, model_args):
     from refine_rft.train.model import model_init_kwargs, model_path
     from refine_rft.train.monitor import monitor_rewards
 
+    if "reasoning" in script_args.rewards and script_args.judge is not None:
+        # Before the model loads: a refused key or model must not cost minutes of loading first.
+        from refine_rft.judge.health import check_endpoints
+
+        check_endpoints(script_args.judge)
     processor, records, resolution = load_training_inputs(script_args, training_args, model_args)
     dataset = to_dataset(grpo_rows(records, script_args.prompt_style), resolution)
 
