@@ -37,6 +37,7 @@ def prepare_synthetic(
     pool_per_class: int = 0,
     image_size: int = 112,
     seed: int = 0,
+    image_seed: int | None = None,
 ) -> dict[str, Path]:
     """Draw the synthetic splits into ``out_dir`` and return ``{split: jsonl path}``.
 
@@ -44,7 +45,8 @@ def prepare_synthetic(
     ``test_per_class``, and ``pool`` (only when ``pool_per_class > 0``) is a larger set for
     pre-training. All splits share one species set (fixed by ``num_classes``); their images are
     drawn with RNGs keyed by split, so no two splits share an image. Images go to
-    ``out_dir/images/<split>/``.
+    ``out_dir/images/<split>/``. ``seed`` fixes the option sets and orders, ``image_seed``
+    (default: ``seed``) the images: another image seed gives other images of the same questions.
 
     >>> import tempfile
     >>> paths = prepare_synthetic(tempfile.mkdtemp(), num_classes=4, shots=1, test_per_class=1)
@@ -63,7 +65,7 @@ def prepare_synthetic(
         if per_class == 0:
             continue
         rows = synthetic_questions(out_dir, split, per_class, num_classes=num_classes,
-                                   image_size=image_size, seed=seed)
+                                   image_size=image_size, seed=seed, image_seed=image_seed)
         paths[split] = write_jsonl_atomic(out_dir / f"{split}.jsonl", rows)
     return paths
 
@@ -117,7 +119,7 @@ def summary_line(name: str, rows: list[dict], path: Path) -> str:
 def _synthetic_main(args: argparse.Namespace) -> int:
     paths = prepare_synthetic(args.out, num_classes=args.classes, shots=args.shots,
                               test_per_class=args.test_per_class, pool_per_class=args.pool_per_class,
-                              image_size=args.image_size, seed=args.seed)
+                              image_size=args.image_size, seed=args.seed, image_seed=args.image_seed)
     for split, path in paths.items():
         print(summary_line(split, read_jsonl(path), path))
     return 0
@@ -198,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--pool-per-class", type=int, default=0,
                            help="images per class in pool.jsonl, a pre-training pool; 0 = none (default: %(default)s)")
     synthetic.add_argument("--image-size", type=int, default=112, help="image side in pixels (default: %(default)s)")
-    synthetic.add_argument("--seed", type=int, default=0, help="image and option-order seed (default: %(default)s)")
+    synthetic.add_argument("--seed", type=int, default=0, help="option-set and option-order seed (default: %(default)s)")
+    synthetic.add_argument("--image-seed", type=int, default=None,
+                           help="image seed (default: --seed); another value draws other images of the same "
+                                "species, attributes and options")
     synthetic.set_defaults(run=_synthetic_main)
     return parser
 
