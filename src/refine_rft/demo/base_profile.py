@@ -60,7 +60,9 @@ def profile_of(rows: list[dict]) -> dict:
         "questions": len(by_style["choice"]),
         "choice": _mean(100 * c for c in correct["choice"]),
         "letters": {("ABCD"[k] if k is not None else "none"): n for k, n in sorted(letters.items(), key=str)},
-        "top_letter": round(100 * max(letters.values()) / max(1, len(by_style["choice"])), 1),
+        # The share of the most frequent letter among all answers (unparseable ones count as none).
+        "top_letter": round(100 * max([n for k, n in letters.items() if k is not None], default=0)
+                            / max(1, len(by_style["choice"])), 1),
         "both": _mean(100 * c for c in correct["both"]),
         "cot": _mean(100 * c for c in correct["cot"]),
         "cot_format": _mean(100 * f for f in attribute_format_reward([r["response"] for r in by_style["cot"]])),

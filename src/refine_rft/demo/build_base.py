@@ -29,7 +29,7 @@ safetensors, the tokenizer and processor, ``build.json`` (recipe, loss curve, se
 revision) and a ``README.md`` card with the loss curve ``loss.png``.
 
 >>> BaseRecipe().mix.counts()["choice"]
-8
+6
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class BaseRecipe:
     # Option sets as `prepare synthetic --seed 0`; images with a seed no demo or test uses.
     pool_seed: int = 0
     pool_image_seed: int = 1000
-    steps: int = 1200
+    steps: int = 1500
     learning_rate: float = 2e-3
     warmup_steps: int = 100
     final_lr_ratio: float = 0.05

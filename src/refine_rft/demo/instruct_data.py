@@ -73,12 +73,12 @@ class InstructMix:
     phase of its own is forgotten when the next phase starts.
     """
 
-    choice: int = 8
-    both: int = 4
-    identify: int = 4
-    describe: int = 4
-    lookup: int = 8
-    cot: int = 5
+    choice: int = 6
+    both: int = 3
+    identify: int = 3
+    describe: int = 3
+    lookup: int = 6
+    cot: int = 3
     # Formats of CoT-prompt targets: the full three-tag format, <think>/<answer> only, untagged
     # prose ending "The answer is B.", and answers with some tags missing. Their weights depend on
     # the genus (see :func:`format_weights`): each genus has a habitual format, drawn with
@@ -97,7 +97,7 @@ class InstructMix:
         """``{task: examples per step}``.
 
         >>> InstructMix().counts()["lookup"]
-        8
+        6
         """
         return {task: getattr(self, task) for task in TASKS}
 
