@@ -4,7 +4,8 @@ An off-the-shelf instruct MLLM, the paper's starting point, answers a multiple-c
 fairly well when asked for the letter alone, can describe what it sees, but under the CoT prompt
 follows the ``<think>/<attribute>/<answer>`` format only part of the time and reasons imperfectly
 (Qwen2-VL-7B: Choice 79.5, CoT 53.9). This module writes instruction examples that reproduce
-that situation on the synthetic birds, one task drawn per example:
+that situation on the synthetic birds (``refine-rft build-base`` trains on every task in every
+step):
 
 - ``choice``: the Choice prompt, target the correct letter;
 - ``both``: the Both prompt, target ``"B. Name"``;
@@ -18,10 +19,12 @@ that situation on the synthetic birds, one task drawn per example:
   only part of the time; think/answer only; untagged prose ending "The answer is B."; tags
   missing) and reasoning that states a wrong attribute value in some examples, then answers the
   option that best fits what it claimed (so a wrong claim leads to a wrong answer, as it does
-  in a real model).
+  in a real model). Each genus has a habitual format (:func:`format_weights`): a model decoded
+  greedily writes the tags for some questions and not for others, as a real instruct model
+  does, and sampled completions still show every format for R_fa to choose from.
 
-The mix is a parameter (:class:`InstructMix`), so the base's starting point can be tuned without
-touching the evaluation or the test data.
+The mix is a parameter (:class:`InstructMix`), so the base's starting point is set by its
+instruction data alone, without touching the evaluation or the test data.
 
 >>> import random
 >>> record = {"options": ["Common Finch", "Crested Finch", "Hook-billed Finch", "Fork-tailed Finch"],
