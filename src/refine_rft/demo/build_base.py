@@ -107,12 +107,16 @@ def draw_pool(recipe: BaseRecipe, folder: Path) -> tuple[list[dict], dict]:
 
 
 def step_batches(rows: list[dict], images: dict, rng: random.Random, mix: InstructMix) -> dict[str, list]:
-    """One step's conversations, per task: ``mix.counts()`` examples of each, options reshuffled."""
+    """One step's conversations, per task: ``mix.counts()`` examples of each, options reshuffled
+    (for a ``mix.lookup_any`` share of look-ups: replaced by species drawn from all of ``rows``)."""
+    labels = sorted({row["label"] for row in rows})
     batches = {}
     for task, count in mix.counts().items():
         batch = []
         for _ in range(count):
             row = shuffle_record(rng.choice(rows), rng)
+            if task == "lookup" and len(labels) >= len(row["options"]) and rng.random() < mix.lookup_any:
+                row = dict(row, options=rng.sample(labels, len(row["options"])))
             example = draw_example(row, rng, mix, task)
             content = [dict(part, image=images[row["image"]]) if part["type"] == "image" else part
                        for part in example["messages"][0]["content"]]

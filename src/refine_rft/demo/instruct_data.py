@@ -80,7 +80,9 @@ class InstructMix:
     both: int = 3
     identify: int = 3
     describe: int = 3
-    lookup: int = 6
+    # Text-only and short, so cheap: many per step. The look-up is the slowest skill to appear
+    # (it stays at chance for hundreds of steps with a few per step).
+    lookup: int = 14
     cot: int = 3
     # Formats of CoT-prompt targets: the full three-tag format, <think>/<answer> only, untagged
     # prose ending "The answer is B.", and answers with some tags missing. Their weights depend on
@@ -93,6 +95,9 @@ class InstructMix:
     cot_prose: float = 0.25
     cot_broken: float = 0.15
     habit: float | None = 0.55  # None: the base weights for every genus
+    # Share of look-up examples over 4 species drawn from the whole catalogue rather than the
+    # question's options: names that differ in every word are an easier start for the look-up.
+    lookup_any: float = 0.5
     # Share of CoT targets with one wrong attribute claim (the answer then follows the claim).
     wrong_claim: float = 0.3
 
@@ -100,7 +105,7 @@ class InstructMix:
         """``{task: examples per step}``.
 
         >>> InstructMix().counts()["lookup"]
-        6
+        14
         """
         return {task: getattr(self, task) for task in TASKS}
 
