@@ -1,11 +1,13 @@
-"""The demo over several seeds: mean and spread of every run's scores.
+"""The demo over several seeds: mean and spread of every run's scores, and the GRPO reward curves.
 
-    .venv/bin/python benchmarks/demo_seeds.py [--seeds 0 1 2] [--out runs/demo_seeds] [--quick]
+    .venv/bin/python benchmarks/demo_seeds.py [--seeds 0 1 2] [--out runs/demo_seeds] [--md benchmarks/demo_seeds.md]
 
-Each seed is a whole ``refine-rft demo --seed S`` (its own data, pre-training and training) in
-``OUT/seed<S>``; finished stages are skipped, so an interrupted benchmark resumes. Prints, per
-run and metric, the mean and the standard deviation over seeds, and writes them to
-``OUT/summary.json`` and ``OUT/summary.md``.
+Each seed is a whole ``refine-rft demo --seed S`` in ``OUT/seed<S>``: its own 5-shot training set
+and test images (image seed S), its own training seed; all start from the shipped base
+``tiny:instruct``. Finished stages are skipped, so an interrupted benchmark resumes. Prints, per
+run and metric, the mean and the standard deviation over seeds; writes them to
+``OUT/summary.json`` and rewrites ``--md`` (keeping everything from its ``## Notes`` heading on),
+with the reward curves of both GRPO arms (mean over seeds) in a PNG next to it.
 """
 
 from __future__ import annotations
@@ -13,21 +15,24 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS
-from refine_rft.demo import RUNS, run_demo
+from refine_rft.demo import RUNS, DemoConfig, run_demo
 from refine_rft.files import write_text_atomic
 from refine_rft.report import load_run
 
-METRICS = ("CH.", "CoT", "RSC_A", "RSC_U", "RSC_O")
+METRICS = ("CH.", "Both", "CoT", "RSC_A", "RSC_U", "RSC_O")
+GRPO_ARMS = ("grpo_rf_rcls", "refine_rft")
+NOTES = "## Notes"
 
 
 def run_metrics(run_dir: Path) -> dict[str, float | None]:
-    """Answer-only accuracy (Choice, CoT) and mean RSC of one evaluated run folder."""
+    """Answer-only accuracy (Choice, Both, CoT) and mean RSC (CoT prompt) of one evaluated run folder."""
     run = load_run(run_dir)
     rsc = run.rsc("cot")["average"]
-    return {"CH.": run.accuracy("choice"), "CoT": run.accuracy("cot"),
+    return {"CH.": run.accuracy("choice"), "Both": run.accuracy("both"), "CoT": run.accuracy("cot"),
             **{key: rsc.get(key) for key in RSC_KEYS}}
 
 
@@ -50,31 +55,108 @@ def summarize(per_seed: dict[int, dict[str, dict]]) -> dict[str, dict[str, dict]
 
 
 def to_markdown(table: dict, seeds: list[int]) -> str:
-    lines = [f"Mean ± standard deviation over seeds {', '.join(map(str, seeds))}", "",
-             "| Run | " + " | ".join(METRICS) + " |", "| --- |" + " ---: |" * len(METRICS)]
+    """The mean ± sd table and the per-seed values.
+
+    >>> print(to_markdown({"a": {m: {"mean": 1.0, "std": 0.5, "values": [0.5, 1.5]} for m in METRICS}}, [0, 1])
+    ... # doctest: +ELLIPSIS
+    | Run | CH. | Both | CoT | RSC_A | RSC_U | RSC_O |
+    ...
+    | a | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 |
+    ...
+    """
+    lines = ["| Run | " + " | ".join(METRICS) + " |", "| --- |" + " ---: |" * len(METRICS)]
     for run, metrics in table.items():
         cells = [f"{m['mean']:.1f} ± {m['std']:.1f}" if m["mean"] is not None else "–"
                  for m in (metrics[k] for k in METRICS)]
         lines.append(f"| {run} | " + " | ".join(cells) + " |")
+    lines += ["", f"Per seed ({', '.join(map(str, seeds))}):", "", "| Run | " + " | ".join(METRICS) + " |",
+              "| --- |" + " ---: |" * len(METRICS)]
+    for run, metrics in table.items():
+        cells = [" / ".join(f"{v:.1f}" for v in metrics[k]["values"]) or "–" for k in METRICS]
+        lines.append(f"| {run} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def reward_curves(out: Path, seeds: list[int], path: Path) -> Path:
+    """One panel per GRPO arm: each logged reward (``rewards/<f>/mean`` and the total) against the
+    step, averaged over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {folder: name for folder, name, _ in RUNS}
+    fig, axes = plt.subplots(1, len(GRPO_ARMS), figsize=(6 * len(GRPO_ARMS), 3.8), squeeze=False)
+    for ax, arm in zip(axes[0], GRPO_ARMS):
+        curves: dict[str, dict[int, list[float]]] = {}
+        for seed in seeds:
+            history = load_run(out / f"seed{seed}" / "eval" / arm).log_history
+            for entry in history:
+                for key, value in entry.items():
+                    if (key == "reward" or (key.startswith("rewards/") and key.endswith("/mean"))) and "step" in entry:
+                        curves.setdefault(key, {}).setdefault(entry["step"], []).append(value)
+        for key, by_step in sorted(curves.items()):
+            steps = sorted(by_step)
+            label = key.removeprefix("rewards/").removesuffix("/mean")
+            ax.plot(steps, [statistics.fmean(by_step[s]) for s in steps], label=label,
+                    linewidth=2.0 if key == "reward" else 1.2)
+        ax.set_title(f"{names[arm]}: rewards (mean of {len(seeds)} seeds)")
+        ax.set_xlabel("GRPO step")
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def settings_text(config: DemoConfig, seeds: list[int], seconds: dict[int, float], curves: Path) -> str:
+    build = json.loads((Path(__import__("refine_rft.models.instruct", fromlist=["INSTRUCT_DIR"]).INSTRUCT_DIR)
+                        / "build.json").read_text())
+    return "\n".join([
+        "# `make demo` over three seeds", "",
+        f"    .venv/bin/python benchmarks/demo_seeds.py --seeds {' '.join(map(str, seeds))}", "",
+        f"Default demo settings (`refine_rft.demo.DemoConfig`): {config.classes} species, {config.shots}-shot train "
+        f"({config.classes * config.shots} questions), {config.classes * config.test_per_class} test questions; "
+        f"base `tiny:instruct` ({build['parameters'] / 1e6:.1f}M parameters, shipped, built at "
+        f"`{build['revision'][:12]}`); GRPO {config.grpo_steps} steps × {config.prompts_per_step * config.num_generations} "
+        f"completions ({config.prompts_per_step} prompts × G={config.num_generations}), completion length "
+        f"{config.max_completion_length}, LoRA r={config.lora_r}, lr {config.learning_rate} for both GRPO arms; SFT "
+        f"{config.sft_steps} steps. Test accuracy (%) under the Choice (CH.), Both and CoT prompts, and "
+        "attribute-judge RSC (0-100) under the CoT prompt; mean ± standard deviation over seeds "
+        f"{', '.join(map(str, seeds))} (each seed: its own training set, test images and training seed).", "",
+        "Wall-clock per seed: " + ", ".join(f"seed {s} {seconds[s]:.0f} s" for s in seeds)
+        + f". Reward curves (mean over seeds): `{curves.name}`.", "",
+    ])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="runs/demo_seeds")
+    parser.add_argument("--md", default=str(Path(__file__).with_name("demo_seeds.md")),
+                        help="markdown file to rewrite (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="the quick demo (a smoke test of this script)")
     args = parser.parse_args()
-    out = Path(args.out)
-    per_seed = {}
+    out, md = Path(args.out), Path(args.md)
+    per_seed, seconds = {}, {}
     for seed in args.seeds:
+        start = time.time()
         run_demo(out / f"seed{seed}", quick=args.quick, seed=seed)
+        seconds[seed] = time.time() - start
         per_seed[seed] = {name: run_metrics(out / f"seed{seed}" / "eval" / folder) for folder, name, _ in RUNS}
     table = summarize(per_seed)
-    markdown = to_markdown(table, args.seeds)
-    write_text_atomic(out / "summary.json", json.dumps({"seeds": args.seeds, "runs": table}, indent=2) + "\n")
-    write_text_atomic(out / "summary.md", markdown)
-    print(markdown)
+    write_text_atomic(out / "summary.json", json.dumps({"seeds": args.seeds, "runs": table, "seconds": seconds},
+                                                       indent=2) + "\n")
+    curves = reward_curves(out, args.seeds, md.with_name(md.stem + "_rewards.png"))
+    from refine_rft.demo.pipeline import QUICK
+
+    body = settings_text(QUICK if args.quick else DemoConfig(), args.seeds, seconds, curves) + to_markdown(table, args.seeds)
+    old = md.read_text(encoding="utf-8") if md.is_file() else ""
+    notes = old[old.index(NOTES):] if NOTES in old else ""
+    write_text_atomic(md, body + ("\n" + notes if notes else ""))
+    print(to_markdown(table, args.seeds))
 
 
 if __name__ == "__main__":

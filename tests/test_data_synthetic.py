@@ -62,3 +62,17 @@ def test_cli_prints_one_line_per_split(tmp_path, capsys):
     assert [line.split(":")[0] for line in lines] == ["train", "test", "pool"]
     assert lines[1].startswith("test: 8 questions, 4 classes")
     assert cli_main(["prepare", "synthetic", "--out", str(tmp_path / "x"), "--shots", "0"]) == 2  # one line, exit 2
+
+
+def test_image_seed_draws_other_images_of_the_same_questions(tmp_path):
+    def test_rows(folder, *extra):
+        assert main(["synthetic", "--out", str(tmp_path / folder), "--classes", "8", "--shots", "1",
+                     "--test-per-class", "2", "--image-size", "48", *extra]) == 0
+        return read_questions(tmp_path / folder / "test.jsonl")
+
+    default, same, other = test_rows("a"), test_rows("b", "--image-seed", "0"), test_rows("c", "--image-seed", "5")
+    fields = ("id", "label", "options", "answer", "attributes", "option_attributes")
+    questions = [[{k: r[k] for k in fields} for r in rows] for rows in (default, same, other)]
+    assert questions[0] == questions[1] == questions[2]
+    assert [_digest(r["image"]) for r in default] == [_digest(r["image"]) for r in same]
+    assert not {_digest(r["image"]) for r in default} & {_digest(r["image"]) for r in other}

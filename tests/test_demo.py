@@ -33,11 +33,12 @@ def test_report_files_and_tables_hold_the_four_runs(demo_out, capsys):
     assert "Answer-only" in tables and "RSC_U" in tables and "Ablation" in tables
 
 
-def test_every_run_has_choice_and_cot_predictions_and_judge_scores(demo_out):
+def test_every_run_has_choice_both_and_cot_predictions_and_judge_scores(demo_out):
     for folder, name, _ in RUNS:
         run = demo_out / "eval" / folder
         rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
-        assert {row["style"] for row in rows} == {"choice", "cot"}
+        assert {row["style"] for row in rows} == {"choice", "both", "cot"}
+        assert {row["model"] for row in rows} == {"tiny:instruct"}
         judged = [json.loads(line) for line in (run / "judge_scores.jsonl").read_text().splitlines()]
         assert len(judged) == sum(row["style"] == "cot" for row in rows)
         assert json.loads((run / "run.json").read_text())["name"] == name
@@ -46,5 +47,5 @@ def test_every_run_has_choice_and_cot_predictions_and_judge_scores(demo_out):
 def test_a_second_run_skips_every_finished_stage(demo_out, capsys):
     assert main(["--quick", "--out", str(demo_out)]) == 0
     printed = capsys.readouterr().out
-    assert "instruct base: cached" in printed
+    assert "tiny instruct base: tiny:instruct" in printed and "nothing to pre-train" in printed
     assert printed.count("already trained") == 3 and printed.count("already evaluated") == 4

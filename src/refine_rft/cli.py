@@ -18,6 +18,7 @@ import sys
 # name -> (module with main(argv), one-line help), in pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "tiny-model": ("refine_rft.models.tiny_cli", "build the embedded tiny random-weight VLM (offline)"),
+    "build-base": ("refine_rft.demo.build_base", "build the tiny instruct base (tiny:instruct) from scratch"),
     "prepare": ("refine_rft.data.cli", "build question JSONL files from datasets or the synthetic set"),
     "judge": ("refine_rft.judge.cli", "score predictions with a teacher MLLM or the attribute judge (RSC)"),
     "train": ("refine_rft.train.grpo", "ReFine-RFT GRPO training from a YAML recipe"),

@@ -37,7 +37,7 @@ def summary_line(name: str, rows: list[dict], path: Path) -> str:
 def _synthetic_main(args: argparse.Namespace) -> int:
     paths = prepare_synthetic(args.out, num_classes=args.classes, shots=args.shots,
                               test_per_class=args.test_per_class, pool_per_class=args.pool_per_class,
-                              image_size=args.image_size, seed=args.seed)
+                              image_size=args.image_size, seed=args.seed, image_seed=args.image_seed)
     for split, path in paths.items():
         print(summary_line(split, read_jsonl(path), path))
     return 0
@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--pool-per-class", type=int, default=0,
                            help="images per class in pool.jsonl, a pre-training pool; 0 = none (default: %(default)s)")
     synthetic.add_argument("--image-size", type=int, default=112, help="image side in pixels (default: %(default)s)")
-    synthetic.add_argument("--seed", type=int, default=0, help="image and option-order seed (default: %(default)s)")
+    synthetic.add_argument("--seed", type=int, default=0, help="option-set and option-order seed (default: %(default)s)")
+    synthetic.add_argument("--image-seed", type=int, default=None,
+                           help="image seed (default: --seed); another value draws other images of the same "
+                                "species, attributes and options")
     synthetic.set_defaults(run=_synthetic_main)
     return parser
 

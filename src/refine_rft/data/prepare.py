@@ -33,6 +33,7 @@ def prepare_synthetic(
     pool_per_class: int = 0,
     image_size: int = 112,
     seed: int = 0,
+    image_seed: int | None = None,
 ) -> dict[str, Path]:
     """Draw the synthetic splits into ``out_dir`` and return ``{split: jsonl path}``.
 
@@ -40,7 +41,8 @@ def prepare_synthetic(
     ``test_per_class``, and ``pool`` (only when ``pool_per_class > 0``) is a larger set for
     pre-training. All splits share one species set (fixed by ``num_classes``); their images are
     drawn with RNGs keyed by split, so no two splits share an image. Images go to
-    ``out_dir/images/<split>/``.
+    ``out_dir/images/<split>/``. ``seed`` fixes the option sets and orders, ``image_seed``
+    (default: ``seed``) the images: another image seed gives other images of the same questions.
 
     >>> import tempfile
     >>> paths = prepare_synthetic(tempfile.mkdtemp(), num_classes=4, shots=1, test_per_class=1)
@@ -59,7 +61,7 @@ def prepare_synthetic(
         if per_class == 0:
             continue
         rows = synthetic_questions(out_dir, split, per_class, num_classes=num_classes,
-                                   image_size=image_size, seed=seed)
+                                   image_size=image_size, seed=seed, image_seed=image_seed)
         paths[split] = write_jsonl_atomic(out_dir / f"{split}.jsonl", rows)
     return paths
 

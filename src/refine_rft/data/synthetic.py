@@ -214,6 +214,7 @@ def synthetic_questions(
     image_size: int = 112,
     seed: int = 0,
     species_seed: int = 0,
+    image_seed: int | None = None,
 ) -> list[dict]:
     """Draw ``per_class`` images of each species into ``out_dir/images/<split>/`` and return one
     question record per image (4 options: the species and its 3 nearest species by attributes).
@@ -223,25 +224,34 @@ def synthetic_questions(
     attributes separate the true class from the others without any outside table.
 
     The species set depends only on ``(num_classes, species_seed)``, so every split of a dataset
-    shares it; images and option orders depend on ``(seed, split)``, so splits never share images.
+    shares it. Option sets and orders depend on ``(seed, split)``; images on ``(image_seed, split)``
+    (``image_seed`` defaults to ``seed``), so splits never share images, and another
+    ``image_seed`` draws other images of the same questions: same ids, species, attributes and
+    options.
 
     >>> import tempfile
     >>> rows = synthetic_questions(tempfile.mkdtemp(), "test", per_class=1, num_classes=8)
     >>> len(rows), rows[0]["dataset"], len(rows[0]["options"]), sorted(rows[0]["attributes"])[:2]
     (8, 'synthetic', 4, ['beak_shape', 'body_color'])
+    >>> other = synthetic_questions(tempfile.mkdtemp(), "test", per_class=1, num_classes=8, image_seed=5)
+    >>> [r["options"] for r in other] == [r["options"] for r in rows]
+    True
     """
     from refine_rft.data.records import make_record, seeded_rng
 
     species = make_species(num_classes, seed=species_seed)
     image_dir = Path(out_dir) / "images" / split
     image_dir.mkdir(parents=True, exist_ok=True)
+    image_seed = seed if image_seed is None else image_seed
     rows = []
     for class_index, target in enumerate(species):
         for k in range(per_class):
             question_id = f"synthetic/{split}/{class_index:03d}_{k:04d}"
-            rng = seeded_rng(seed, question_id)
             path = image_dir / f"{class_index:03d}_{k:04d}.png"
-            draw_bird(target, image_size, rng).save(path)
+            # Two independent streams: the image's and the question's, so that the image seed
+            # changes the pictures and nothing else.
+            draw_bird(target, image_size, seeded_rng(image_seed, question_id)).save(path)
+            rng = seeded_rng(seed, f"options:{question_id}")
             options = [target.name, *nearest_distractors(target, species, rng)]
             record = make_record(question_id, "synthetic", str(path.resolve()), target.name, options,
                                  "birds", seed=seed, attributes=dict(target.attributes))

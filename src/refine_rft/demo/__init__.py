@@ -1,8 +1,9 @@
 """The CPU demo: the whole pipeline on the embedded tiny VLM and synthetic birds.
 
 Not a pipeline stage: it drives the stages (``data`` → ``train`` → ``evaluate`` → ``report``) on
-toy data. :mod:`.pipeline` is ``refine-rft demo``; :mod:`.pretrain` and :mod:`.instruct_data` make
-the tiny instruct base it starts from.
+toy data. :mod:`.pipeline` is ``refine-rft demo``; :mod:`.build_base` (``refine-rft build-base``)
+and :mod:`.instruct_data` make the tiny instruct base it starts from, :mod:`.base_profile` measures
+that base's starting point and :mod:`.base_card` writes its card.
 """
 
 from refine_rft.demo.pipeline import RUNS, DemoConfig, main, run_demo

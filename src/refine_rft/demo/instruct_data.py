@@ -4,7 +4,8 @@ An off-the-shelf instruct MLLM, the paper's starting point, answers a multiple-c
 fairly well when asked for the letter alone, can describe what it sees, but under the CoT prompt
 follows the ``<think>/<attribute>/<answer>`` format only part of the time and reasons imperfectly
 (Qwen2-VL-7B: Choice 79.5, CoT 53.9). This module writes instruction examples that reproduce
-that situation on the synthetic birds, one task drawn per example:
+that situation on the synthetic birds (``refine-rft build-base`` trains on every task in every
+step):
 
 - ``choice``: the Choice prompt, target the correct letter;
 - ``both``: the Both prompt, target ``"B. Name"``;
@@ -18,10 +19,12 @@ that situation on the synthetic birds, one task drawn per example:
   only part of the time; think/answer only; untagged prose ending "The answer is B."; tags
   missing) and reasoning that states a wrong attribute value in some examples, then answers the
   option that best fits what it claimed (so a wrong claim leads to a wrong answer, as it does
-  in a real model).
+  in a real model). Each genus has a habitual format (:func:`format_weights`): a model decoded
+  greedily writes the tags for some questions and not for others, as a real instruct model
+  does, and sampled completions still show every format for R_fa to choose from.
 
-The mix is a parameter (:class:`InstructMix`), so the base's starting point can be tuned without
-touching the evaluation or the test data.
+The mix is a parameter (:class:`InstructMix`), so the base's starting point is set by its
+instruction data alone, without touching the evaluation or the test data.
 
 >>> import random
 >>> record = {"options": ["Common Finch", "Crested Finch", "Hook-billed Finch", "Fork-tailed Finch"],
@@ -47,7 +50,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 
-from refine_rft.data.synthetic import ATTRIBUTES, attribute_phrase
+from refine_rft.data.synthetic import ATTRIBUTES, GENERA, attribute_phrase
 from refine_rft.prompts import LETTERS, answer_text, format_choices, question_messages
 
 # Single-attribute questions of the describe task (the answer is the attribute phrase).
@@ -67,28 +70,86 @@ TASKS = ("choice", "both", "identify", "describe", "lookup", "cot")
 
 @dataclass(frozen=True)
 class InstructMix:
-    """Task weights, CoT target-format weights and reasoning noise of the instruction data.
+    """How many examples of each task one training step holds, and what the CoT targets look like.
 
-    Weights need not sum to 1; each group is normalised on its own.
+    Every step holds every task (``choice`` ... ``cot`` are counts per step): a skill trained in a
+    phase of its own is forgotten when the next phase starts.
     """
 
-    choice: float = 0.30
-    both: float = 0.10
-    identify: float = 0.15
-    describe: float = 0.20
-    lookup: float = 0.10
-    cot: float = 0.20
+    choice: int = 6
+    both: int = 3
+    identify: int = 3
+    describe: int = 3
+    # Text-only and short, so cheap: many per step. The look-up is the slowest skill to appear
+    # (it stays at chance for hundreds of steps with a few per step).
+    lookup: int = 14
+    cot: int = 3
     # Formats of CoT-prompt targets: the full three-tag format, <think>/<answer> only, untagged
-    # prose ending "The answer is B.", and answers with some tags missing.
+    # prose ending "The answer is B.", and answers with some tags missing. Their weights depend on
+    # the genus (see :func:`format_weights`): each genus has a habitual format, drawn with
+    # ``habit`` probability, the other formats share the rest in these proportions. So greedy
+    # decoding follows the tag format for some questions and not others, as a real instruct
+    # model does, and sampling still shows every format.
     cot_full: float = 0.35
     cot_think_answer: float = 0.25
     cot_prose: float = 0.25
     cot_broken: float = 0.15
+    habit: float | None = 0.55  # None: the base weights for every genus
+    # Share of look-up examples over 4 species drawn from the whole catalogue rather than the
+    # question's options: names that differ in every word are an easier start for the look-up.
+    lookup_any: float = 0.5
     # Share of CoT targets with one wrong attribute claim (the answer then follows the claim).
-    wrong_claim: float = 0.35
+    wrong_claim: float = 0.3
+
+    def counts(self) -> dict[str, int]:
+        """``{task: examples per step}``.
+
+        >>> InstructMix().counts()["lookup"]
+        14
+        """
+        return {task: getattr(self, task) for task in TASKS}
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+COT_FORMATS = ("full", "think_answer", "prose", "broken")
+# The habitual CoT format of a genus, by its index in GENERA: full, think/answer, prose, full, ...
+HABITS = ("full", "think_answer", "prose")
+
+
+def format_weights(label: str, mix: InstructMix) -> tuple[float, ...]:
+    """Weights of :data:`COT_FORMATS` for a question whose true class is ``label``.
+
+    >>> format_weights("Common Finch", InstructMix())  # Finch: genus 0, habitually the full format
+    (0.55, 0.1731, 0.1731, 0.1038)
+    >>> format_weights("Laysan_Albatross", InstructMix())  # not a synthetic genus: the base weights
+    (0.35, 0.25, 0.25, 0.15)
+    """
+    base = (mix.cot_full, mix.cot_think_answer, mix.cot_prose, mix.cot_broken)
+    genus = label.rsplit(" ", 1)[-1]
+    if genus not in GENERA or mix.habit is None:
+        return base
+    habit = COT_FORMATS.index(HABITS[GENERA.index(genus) % len(HABITS)])
+    rest = sum(w for i, w in enumerate(base) if i != habit)
+    return tuple(mix.habit if i == habit else round((1 - mix.habit) * w / rest, 4) for i, w in enumerate(base))
+
+
+def shuffle_record(record: dict, rng: random.Random) -> dict:
+    """The record with its options in a new random order (answer and option attributes follow), so
+    that one pool image teaches every letter.
+
+    >>> r = shuffle_record({"options": ["a", "b", "c", "d"], "answer": 0, "option_attributes": [1, 2, 3, 4]},
+    ...                    random.Random(0))
+    >>> r["options"][r["answer"]], r["option_attributes"][r["answer"]]
+    ('a', 1)
+    """
+    order = list(range(len(record["options"])))
+    rng.shuffle(order)
+    shuffled = dict(record, options=[record["options"][i] for i in order], answer=order.index(record["answer"]))
+    if record.get("option_attributes"):
+        shuffled["option_attributes"] = [record["option_attributes"][i] for i in order]
+    return shuffled
 
 
 def _phrase_with_article(attribute: str, value: str) -> str:
@@ -157,9 +218,7 @@ def cot_target(record: dict, rng: random.Random, mix: InstructMix) -> str:
     attribute = ", ".join(attribute_phrase(a, v) for a, v in claims.items())
     answer = answer_text(options, chosen)
 
-    formats = ("full", "think_answer", "prose", "broken")
-    weights = (mix.cot_full, mix.cot_think_answer, mix.cot_prose, mix.cot_broken)
-    form = rng.choices(formats, weights)[0]
+    form = rng.choices(COT_FORMATS, format_weights(record["label"], mix))[0]
     if form == "full":
         return f"<think>{think}</think>\n<attribute>{attribute}</attribute>\n<answer>{answer}</answer>"
     if form == "think_answer":
@@ -185,18 +244,11 @@ def _describe_example(record: dict, rng: random.Random) -> tuple[str, str]:
     return ATTRIBUTE_QUESTIONS[attribute], reply
 
 
-def draw_task(rng: random.Random, mix: InstructMix) -> str:
-    """One task name, drawn with the mix's weights."""
-    return rng.choices(TASKS, (mix.choice, mix.both, mix.identify, mix.describe, mix.lookup, mix.cot))[0]
+def draw_example(record: dict, rng: random.Random, mix: InstructMix, task: str) -> dict:
+    """One instruction example of ``task`` for a question record: ``{"task", "messages", "target"}``.
 
-
-def draw_example(record: dict, rng: random.Random, mix: InstructMix, task: str | None = None) -> dict:
-    """One instruction example for a question record: ``{"task", "messages", "target"}``.
-
-    ``messages`` is the user turn (image placeholder first) and ``target`` the assistant's text;
-    ``task`` is drawn from the mix unless given.
+    ``messages`` is the user turn (image placeholder first) and ``target`` the assistant's text.
     """
-    task = task or draw_task(rng, mix)
     if task not in TASKS:
         raise ValueError(f"unknown instruction task {task!r}; valid tasks: {', '.join(TASKS)}")
     options, answer, noun = record["options"], record["answer"], record["noun"]

@@ -4,13 +4,15 @@
 
 Stages (one line each, progress bars inside):
 
-1. data: synthetic birds — a pre-training pool, a 5-shot training set and a held-out test set;
-2. a tiny instruct base: the "small" tiny VLM pre-trained on instruction data from the pool
-   (:mod:`refine_rft.demo.pretrain`, cached: a second run skips it);
+1. data: synthetic birds — a 5-shot training set and a held-out test set (images drawn with the
+   demo's seed, never one the base was built with);
+2. the tiny instruct base ``tiny:instruct``, shipped with the package (built once by
+   ``refine-rft build-base``; nothing is pre-trained at demo time);
 3. ReFine-RFT: GRPO with LoRA on the 5-shot set, rewards R_fa + R_cls + R_cot (the attribute judge);
-4. baselines on the same set: GRPO with R_f + R_cls, and SFT;
-5. evaluation of zero-shot / SFT / GRPO (R_f+R_cls) / ReFine-RFT: Answer-only under the Choice and
-   CoT prompts, and Reasoning-Answer (RSC) from the attribute judge;
+4. baselines on the same set: GRPO with R_f + R_cls (the same budget as ReFine-RFT: steps, learning
+   rate, LoRA rank, G, completion length), and SFT;
+5. evaluation of zero-shot / SFT / GRPO (R_f+R_cls) / ReFine-RFT: Answer-only under the Choice, Both
+   and CoT prompts, and Reasoning-Answer (RSC) from the attribute judge;
 6. the report: tables printed at the end, tables, plots and ``report.html`` in ``OUT/report``.
 
 The training runs use the tiny recipes (``recipes/tiny``) with only the demo's model, data,
@@ -26,14 +28,15 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from refine_rft.demo.pretrain import PretrainConfig
 from refine_rft.files import write_text_atomic
 
 RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "tiny"
 STAGE_FILE = "demo_stage.json"
+MODEL = "tiny:instruct"
+STYLES = ("choice", "both", "cot")
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,6 @@ class DemoConfig:
     classes: int = 24
     shots: int = 5
     test_per_class: int = 10
-    pool_per_class: int = 30
-    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     grpo_steps: int = 60
     sft_steps: int = 60
     # GRPO: prompts per step x completions per prompt = completions per step.
@@ -53,14 +54,13 @@ class DemoConfig:
     max_completion_length: int = 96
     learning_rate: float = 3e-4
     lora_r: int = 8
-    eval_max_new_tokens: dict = field(default_factory=lambda: {"choice": 8, "cot": 128})
+    eval_max_new_tokens: dict = field(default_factory=lambda: {"choice": 8, "both": 24, "cot": 128})
     eval_batch_size: int = 48
 
 
-QUICK = DemoConfig(classes=8, shots=2, test_per_class=2, pool_per_class=4,
-                   pretrain=PretrainConfig(steps=12, describe_steps=4, warmup_steps=4, batch_size=8),
+QUICK = DemoConfig(classes=8, shots=2, test_per_class=2,
                    grpo_steps=2, sft_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=24,
-                   eval_max_new_tokens={"choice": 4, "cot": 24})
+                   eval_max_new_tokens={"choice": 4, "both": 8, "cot": 24})
 
 # The four runs of the report, in table order: (folder, name shown in the tables, ablation flags).
 RUNS = (
@@ -95,20 +95,20 @@ def _say(step: int, text: str) -> None:
 
 
 def prepare_data(out: Path, config: DemoConfig, seed: int) -> dict[str, Path]:
-    """Stage 1: the pool, 5-shot train and test splits (drawn once per settings)."""
+    """Stage 1: the 5-shot train and test splits (drawn once per settings)."""
     from refine_rft.data.prepare import prepare_synthetic
 
     folder = out / "data"
     settings = {"classes": config.classes, "shots": config.shots, "test_per_class": config.test_per_class,
-                "pool_per_class": config.pool_per_class, "seed": seed}
+                "seed": seed}
     if _fresh(folder, settings):
         prepare_synthetic(folder, num_classes=config.classes, shots=config.shots,
-                          test_per_class=config.test_per_class, pool_per_class=config.pool_per_class, seed=seed)
+                          test_per_class=config.test_per_class, seed=seed)
         _mark_done(folder, settings)
-    return {split: folder / f"{split}.jsonl" for split in ("train", "test", "pool")}
+    return {split: folder / f"{split}.jsonl" for split in ("train", "test")}
 
 
-def _train_overrides(model: Path, train_file: Path, output_dir: Path, config: DemoConfig, seed: int,
+def _train_overrides(model: str, train_file: Path, output_dir: Path, config: DemoConfig, seed: int,
                      steps: int) -> dict:
     """What the demo sets over a tiny recipe: its model, data, folder, seed and budget."""
     return {"model_name_or_path": str(model), "train_file": str(train_file), "output_dir": str(output_dir),
@@ -118,8 +118,12 @@ def _train_overrides(model: Path, train_file: Path, output_dir: Path, config: De
             "logging_steps": max(1, steps // 10), "disable_tqdm": False}
 
 
-def train_runs(out: Path, model: Path, train_file: Path, config: DemoConfig, seed: int) -> dict[str, Path]:
-    """Stages 3-4: ReFine-RFT, GRPO (R_f+R_cls) and SFT on the same training questions."""
+def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config: DemoConfig,
+               seed: int) -> dict[str, Path]:
+    """Stages 3-4: ReFine-RFT, GRPO (R_f+R_cls) and SFT on the same training questions.
+
+    ``base_digest`` (the base's weights checksum) is part of every stage's settings, so a rebuilt
+    base retrains them."""
     from refine_rft.train.grpo import train_grpo
     from refine_rft.train.sft import train_sft
 
@@ -137,7 +141,7 @@ def train_runs(out: Path, model: Path, train_file: Path, config: DemoConfig, see
     for step, name, title, train, recipe, extra, steps in plans:
         folder = out / "train" / name
         overrides = {**_train_overrides(model, train_file, folder, config, seed, steps), **extra}
-        settings = {"recipe": recipe.name, "overrides": overrides}
+        settings = {"recipe": recipe.name, "overrides": overrides, "base": base_digest}
         if _fresh(folder, settings):
             _say(step, f"{title}, {steps} steps -> {folder}")
             start = time.time()
@@ -150,8 +154,9 @@ def train_runs(out: Path, model: Path, train_file: Path, config: DemoConfig, see
     return folders
 
 
-def evaluate_runs(out: Path, model: Path, test_file: Path, adapters: dict[str, Path], config: DemoConfig) -> list[Path]:
-    """Stage 5: Answer-only predictions (Choice, CoT) and attribute-judge RSC for each run."""
+def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adapters: dict[str, Path],
+                  config: DemoConfig) -> list[Path]:
+    """Stage 5: Answer-only predictions (Choice, Both, CoT) and attribute-judge RSC for each run."""
     from refine_rft.evaluate import generate_predictions, score_predictions
     from refine_rft.judge import JudgeConfig
     from refine_rft.judge.reasoning_answer import score_reasoning_answers
@@ -160,11 +165,11 @@ def evaluate_runs(out: Path, model: Path, test_file: Path, adapters: dict[str, P
     for folder_name, name, ablation in RUNS:
         run_dir = out / "eval" / folder_name
         adapter = adapters.get(folder_name)
-        settings = {"model": str(model), "adapter": str(adapter) if adapter else None, "test": str(test_file),
-                    "max_new_tokens": config.eval_max_new_tokens}
+        settings = {"model": model, "base": base_digest, "adapter": str(adapter) if adapter else None,
+                    "test": str(test_file), "styles": list(STYLES), "max_new_tokens": config.eval_max_new_tokens}
         if _fresh(run_dir, settings):
-            _say(5, f"evaluating {name} (Choice, CoT) -> {run_dir}")
-            predictions = generate_predictions(str(model), [test_file], ["choice", "cot"], run_dir,
+            _say(5, f"evaluating {name} (Choice, Both, CoT) -> {run_dir}")
+            predictions = generate_predictions(model, [test_file], list(STYLES), run_dir,
                                                adapter=str(adapter) if adapter else None,
                                                batch_size=config.eval_batch_size,
                                                max_new_tokens=config.eval_max_new_tokens)
@@ -189,27 +194,25 @@ def evaluate_runs(out: Path, model: Path, test_file: Path, adapters: dict[str, P
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
              config: DemoConfig | None = None) -> Path:
     """Run every stage into ``out`` and return the report folder (``config`` overrides ``quick``)."""
-    from refine_rft.demo.pretrain import cached_instruct_model
+    from refine_rft.models.instruct import CHECKSUMS, instruct_model_path
     from refine_rft.report import build_report
 
     config = config or (QUICK if quick else DemoConfig())
-    config = replace(config, pretrain=replace(config.pretrain, seed=seed))
     out = Path(out)
     start = time.time()
 
     files = prepare_data(out, config, seed)
-    _say(1, f"data: {config.classes} species; {config.shots}-shot train, {config.test_per_class} test and "
-            f"{config.pool_per_class} pool images per species -> {files['train'].parent}")
+    _say(1, f"data: {config.classes} species; {config.shots}-shot train and {config.test_per_class} test images "
+            f"per species (image seed {seed}) -> {files['train'].parent}")
 
-    model, cached = cached_instruct_model(files["pool"], config.pretrain)
-    if cached:
-        _say(2, f"tiny instruct base: cached, {model}")
-    else:
-        summary = json.loads((model / "pretrain.json").read_text())
-        _say(2, f"tiny instruct base: pre-trained in {summary['seconds']:.0f}s -> {model}")
+    base = instruct_model_path()
+    build = json.loads((base / "build.json").read_text())
+    digest = json.loads((base / CHECKSUMS).read_text())["model.safetensors"]
+    _say(2, f"tiny instruct base: {MODEL}, {build['parameters'] / 1e6:.1f}M parameters, shipped in {base} "
+            f"(built at {build['revision'][:12]}; nothing to pre-train)")
 
-    adapters = train_runs(out, model, files["train"], config, seed)
-    run_dirs = evaluate_runs(out, model, files["test"], adapters, config)
+    adapters = train_runs(out, MODEL, digest, files["train"], config, seed)
+    run_dirs = evaluate_runs(out, MODEL, digest, files["test"], adapters, config)
 
     report_dir = out / "report"
     html = build_report(run_dirs, report_dir)
@@ -225,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a ~2-minute version (tiny budgets; for tests)")
     parser.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data, pre-training and training")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data (images, options) and the training")
     return parser
 
 
@@ -235,5 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refine-rft demo: the tiny recipes are not at {RECIPES}; run the demo from a source checkout",
               file=sys.stderr)
         return 2
-    run_demo(args.out, quick=args.quick, seed=args.seed)
+    from refine_rft.models.instruct import InstructBaseError
+
+    try:
+        run_demo(args.out, quick=args.quick, seed=args.seed)
+    except InstructBaseError as error:
+        print(f"refine-rft demo: {error}", file=sys.stderr)
+        return 2
     return 0

@@ -69,14 +69,15 @@ CHAT_TEMPLATE = (
 )
 
 # Tiny but real. "tiny" (the default: hidden 64, 2 decoder layers, a 1-block vision tower) is for
-# tests; "small" has enough capacity to be pre-trained into a usable instruct model on CPU in
-# minutes (the demo). Images are resized to 112x112 at most (8x8 patches of 14 px, merged 2x2 ->
-# 16 image tokens).
+# tests; "base" is the size of the shipped instruct base (``tiny:instruct``, built by
+# ``refine-rft build-base``): enough capacity to learn the letter look-up and the species in a
+# CPU build. Images are resized to 112x112 at most (8x8 patches of 14 px, merged 2x2 -> 16 image
+# tokens).
 SIZES: dict[str, dict] = {
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, vision_depth=1, vision_width=32, vision_heads=2),
-    "small": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
-                  num_key_value_heads=2, vision_depth=2, vision_width=96, vision_heads=4),
+    "base": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=2, vision_depth=2, vision_width=128, vision_heads=4),
 }
 MIN_PIXELS = 56 * 56
 MAX_PIXELS = 112 * 112

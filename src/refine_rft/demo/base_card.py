@@ -1,0 +1,112 @@
+"""The card of a built instruct base: ``README.md`` and the loss curve ``loss.png``.
+
+The card says how the folder was made (the command, the code revision, the recipe and the seeds
+its images were drawn with), how big the model is, how its training loss went and, once measured,
+its starting profile (:mod:`refine_rft.demo.base_profile`).
+
+>>> smoothed([1.0, 3.0, 5.0, 7.0], window=2)
+[1.0, 2.0, 4.0, 6.0]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def smoothed(values: list[float], window: int) -> list[float]:
+    """Trailing mean over ``window`` values (fewer at the start)."""
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_losses(losses: dict[str, list[float]], path: Path) -> Path:
+    """Per-task training loss (per-sequence mean, smoothed over 50 steps), log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for task, values in losses.items():
+        axis.plot(smoothed(values, 50), label=task, linewidth=2.0 if task == "all" else 1.0)
+    axis.set_yscale("log")
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss per sequence (mean token cross-entropy)")
+    axis.set_title("tiny instruct base: training loss per task")
+    axis.legend(ncol=2, fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def _final(values: list[float]) -> float:
+    tail = values[-50:]
+    return round(sum(tail) / len(tail), 3)
+
+
+def card_text(summary: dict, profile: dict | None = None) -> str:
+    """The ``README.md`` of a built base, from its ``build.json`` summary and measured profile."""
+    recipe = summary["recipe"]
+    lines = [
+        "# tiny:instruct — the embedded tiny instruct base",
+        "",
+        f"A `{recipe['size']}`-size tiny Qwen2-VL ({summary['parameters']:,} parameters, fp16 safetensors) trained "
+        "from random weights to answer the synthetic birds' questions the way an instruct MLLM answers "
+        "real ones: Choice well, the CoT tag format only part of the time. Load it as `--model tiny:instruct`.",
+        "",
+        "Built with",
+        "",
+        "    refine-rft build-base --out src/refine_rft/models/tiny_instruct --force "
+        + (f"--steps {recipe['steps']} " if recipe["steps"] != _default_steps() else "") + f"--threads {summary['torch_threads']}",
+        "",
+        f"- code revision: `{summary['revision']}`",
+        f"- {recipe['steps']} steps, {summary['seconds'] / 60:.0f} min on {summary['torch_threads']} CPU threads",
+        f"- pool: {summary['pool_rows']} images ({recipe['pool_per_class']} per species, {recipe['classes']} species), "
+        f"drawn with image seed {recipe['pool_image_seed']} and option seed {recipe['pool_seed']}; no other images",
+        f"- per step: {', '.join(f'{n} {task}' for task, n in _counts(recipe).items())} examples",
+        f"- lr {recipe['learning_rate']} (warm-up {recipe['warmup_steps']} steps, cosine to "
+        f"{recipe['final_lr_ratio']} of it), AdamW, weight decay {recipe['weight_decay']}",
+        "- final loss per task (mean of the last 50 steps): "
+        + ", ".join(f"{task} {_final(values)}" for task, values in summary["losses"].items()),
+        "",
+        "![training loss per task](loss.png)",
+        "",
+    ]
+    if profile:
+        lines += [
+            f"## Starting profile ({profile['questions']} fresh questions, image seed {profile['image_seed']}, greedy)",
+            "",
+            "| Choice | top letter | Both | CoT | CoT format | RSC_A | RSC_U | RSC_O |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| {profile['choice']} | {profile['top_letter']} | {profile['both']} | {profile['cot']} | "
+            f"{profile['cot_format']} | {profile['RSC_A']} | {profile['RSC_U']} | {profile['RSC_O']} |",
+            "",
+            f"Choice answers by letter: {profile['letters']}. Measured with `refine_rft.demo.base_profile."
+            "measure_profile` (part of the build).",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _default_steps() -> int:
+    from refine_rft.demo.build_base import BaseRecipe
+
+    return BaseRecipe().steps
+
+
+def _counts(recipe: dict) -> dict[str, int]:
+    from refine_rft.demo.instruct_data import TASKS
+
+    return {task: recipe["mix"][task] for task in TASKS}
+
+
+def write_card(folder: Path, summary: dict, profile: dict | None = None) -> None:
+    """Write ``loss.png`` and ``README.md`` into ``folder``."""
+    plot_losses(summary["losses"], Path(folder) / "loss.png")
+    (Path(folder) / "README.md").write_text(card_text(summary, profile), encoding="utf-8")

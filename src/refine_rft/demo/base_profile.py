@@ -1,0 +1,86 @@
+"""The starting profile of an instruct base, measured on fresh synthetic questions.
+
+The paper's policy starts as an instruct MLLM that answers Choice well (Qwen2-VL-7B: 79.5 %), the
+CoT prompt worse (53.9 %), and follows the tag format only part of the time. The tiny base must
+play that role: :data:`TARGETS` are the ranges it should fall in, measured here with greedy
+decoding on questions whose images no build has seen (image seed :data:`PROFILE_IMAGE_SEED`).
+
+>>> missed_targets({"choice": 70.0, "top_letter": 30.0, "both": 50.0, "cot_format": 40.0, "cot": 40.0,
+...                 "RSC_U": 50.0})
+[]
+>>> missed_targets({"choice": 70.0, "top_letter": 30.0, "both": 50.0, "cot_format": 90.0, "cot": 75.0,
+...                 "RSC_U": 50.0})
+['cot_format 90.0 not in 20-70', 'cot 75.0 not below choice 70.0']
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+PROFILE_IMAGE_SEED = 7
+# metric -> (low, high), in percent; "cot" must also stay below "choice".
+TARGETS = {"choice": (60, 100), "top_letter": (0, 40), "both": (40, 100), "cot_format": (20, 70),
+           "cot": (25, 100), "RSC_U": (30, 80)}
+MAX_NEW_TOKENS = {"choice": 8, "both": 48, "cot": 128}
+
+
+def missed_targets(profile: dict) -> list[str]:
+    """The targets a measured profile misses, one line each (empty: all met)."""
+    missed = [f"{key} {profile[key]} not in {low}-{high}" for key, (low, high) in TARGETS.items()
+              if not low <= profile[key] <= high]
+    if profile["cot"] >= profile["choice"]:
+        missed.append(f"cot {profile['cot']} not below choice {profile['choice']}")
+    return missed
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return round(sum(values) / len(values), 1) if values else 0.0
+
+
+def profile_of(rows: list[dict]) -> dict:
+    """The profile of prediction rows (styles choice, both, cot) with the attribute judge's RSC."""
+    from refine_rft.evaluate.score import parsed_choice
+    from refine_rft.judge import make_judge
+    from refine_rft.rewards.rules import attribute_format_reward
+
+    by_style = {style: [r for r in rows if r["style"] == style] for style in ("choice", "both", "cot")}
+    correct = {style: [parsed_choice(style, r["response"], r["options"]) == r["answer"] for r in style_rows]
+               for style, style_rows in by_style.items()}
+    letters = Counter(parsed_choice("choice", r["response"], r["options"]) for r in by_style["choice"])
+    judge = make_judge({"backend": "attributes"})
+
+    async def judge_all():
+        return [await judge.rsc(r) for r in by_style["cot"]]
+
+    rsc = asyncio.run(judge_all())
+    return {
+        "questions": len(by_style["choice"]),
+        "choice": _mean(100 * c for c in correct["choice"]),
+        "letters": {("ABCD"[k] if k is not None else "none"): n for k, n in sorted(letters.items(), key=str)},
+        # The share of the most frequent letter among all answers (unparseable ones count as none).
+        "top_letter": round(100 * max([n for k, n in letters.items() if k is not None], default=0)
+                            / max(1, len(by_style["choice"])), 1),
+        "both": _mean(100 * c for c in correct["both"]),
+        "cot": _mean(100 * c for c in correct["cot"]),
+        "cot_format": _mean(100 * f for f in attribute_format_reward([r["response"] for r in by_style["cot"]])),
+        **{key: _mean(s[key] for s in rsc if s is not None) for key in ("RSC_A", "RSC_U", "RSC_O")},
+    }
+
+
+def measure_profile(model: str, folder: str | Path, image_seed: int = PROFILE_IMAGE_SEED, per_class: int = 10,
+                    classes: int = 24, batch_size: int = 48) -> dict:
+    """Draw ``per_class`` fresh test questions per species with ``image_seed`` into ``folder``,
+    answer them greedily with ``model`` under Choice, Both and CoT, and return the profile."""
+    from refine_rft.files import read_jsonl, write_jsonl_atomic
+    from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft.evaluate import generate_predictions
+
+    folder = Path(folder)
+    rows = synthetic_questions(folder / "data", "test", per_class, num_classes=classes, image_seed=image_seed)
+    test = write_jsonl_atomic(folder / "data" / "test.jsonl", rows)
+    predictions = generate_predictions(model, [test], ["choice", "both", "cot"], folder / "eval",
+                                       batch_size=batch_size, max_new_tokens=MAX_NEW_TOKENS)
+    return {"image_seed": image_seed, **profile_of(read_jsonl(predictions))}

@@ -1,0 +1,308 @@
+"""``refine-rft build-base``: build the tiny instruct base (``tiny:instruct``) from scratch.
+
+    refine-rft build-base --out DIR [--force] [--steps N] [--threads 2]
+
+The demo needs a policy that starts where the paper's does: an instruct MLLM that answers Choice
+questions well, but follows the CoT format only part of the time and reasons imperfectly (see
+:mod:`refine_rft.demo.instruct_data`). This command trains one: the embedded tiny Qwen2-VL at its
+``base`` size, from random weights, on instruction examples drawn from a pool of synthetic bird
+images. The whole recipe is :class:`BaseRecipe`; the result is shipped with the package
+(:mod:`refine_rft.models.instruct`), so the demo never trains it.
+
+What the recipe does, and why:
+
+- **Every task in every step.** Each optimizer step holds a fixed number of examples of each
+  task (Choice, Both, identify, describe, the text-only letter look-up, CoT). A skill trained in
+  a phase of its own is forgotten when the next phase starts. Each task is its own micro-batch
+  (its own padding length), and the gradients of a step add up over them.
+- **Fresh option orders.** Every example reshuffles its question's options, so one image
+  teaches every letter and the letter cannot be memorised per image.
+- **Pool images only.** The pool is drawn with image seed :attr:`BaseRecipe.pool_image_seed`
+  (1000): never a seed the demo or the tests draw their images with (0, 1, 2, ... and the
+  profile's 7), so the base has not seen any test image.
+- **Plain loop.** AdamW, linear warm-up and cosine decay, per-sequence assistant-only loss (a
+  one-letter answer weighs as much as a long CoT target). Checkpointed every
+  :attr:`BaseRecipe.checkpoint_every` steps next to ``DIR``; rerunning the same command resumes.
+
+``DIR`` is written atomically (a temporary sibling renamed at the end), with the model in fp16
+safetensors, the tokenizer and processor, ``build.json`` (recipe, loss curve, seconds, code
+revision) and a ``README.md`` card with the loss curve ``loss.png``.
+
+>>> BaseRecipe().mix.counts()["choice"]
+6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from refine_rft.files import atomic_directory
+from refine_rft.demo.instruct_data import InstructMix, draw_example, shuffle_record
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    """Everything that determines the instruct base."""
+
+    arch: str = "qwen2_vl"
+    size: str = "base"
+    model_seed: int = 0
+    seed: int = 0
+    classes: int = 24
+    pool_per_class: int = 100
+    # Option sets as `prepare synthetic --seed 0`; images with a seed no demo or test uses.
+    pool_seed: int = 0
+    pool_image_seed: int = 1000
+    steps: int = 1500
+    learning_rate: float = 2e-3
+    warmup_steps: int = 100
+    final_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    checkpoint_every: int = 100
+    mix: InstructMix = field(default_factory=InstructMix)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def learning_rate(step: int, recipe: BaseRecipe) -> float:
+    """Linear warm-up, then cosine decay to ``final_lr_ratio`` of the peak.
+
+    >>> r = BaseRecipe(steps=1000, warmup_steps=100, learning_rate=1.0, final_lr_ratio=0.0)
+    >>> learning_rate(49, r), learning_rate(100, r), round(learning_rate(999, r), 4)
+    (0.5, 1.0, 0.0)
+    """
+    if step < recipe.warmup_steps:
+        return recipe.learning_rate * (step + 1) / recipe.warmup_steps
+    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - 1 - recipe.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return recipe.learning_rate * (recipe.final_lr_ratio + (1 - recipe.final_lr_ratio) * cosine)
+
+
+def draw_pool(recipe: BaseRecipe, folder: Path) -> tuple[list[dict], dict]:
+    """The pool's question rows and their images (PIL, loaded once), drawn into ``folder``."""
+    from PIL import Image
+
+    from refine_rft.data.synthetic import synthetic_questions
+
+    rows = synthetic_questions(folder, "pool", recipe.pool_per_class, num_classes=recipe.classes,
+                               seed=recipe.pool_seed, image_seed=recipe.pool_image_seed)
+    images = {}
+    for row in rows:
+        with Image.open(row["image"]) as image:
+            images[row["image"]] = image.convert("RGB")
+    return rows, images
+
+
+def step_batches(rows: list[dict], images: dict, rng: random.Random, mix: InstructMix) -> dict[str, list]:
+    """One step's conversations, per task: ``mix.counts()`` examples of each, options reshuffled
+    (for a ``mix.lookup_any`` share of look-ups: replaced by species drawn from all of ``rows``)."""
+    labels = sorted({row["label"] for row in rows})
+    batches = {}
+    for task, count in mix.counts().items():
+        batch = []
+        for _ in range(count):
+            row = shuffle_record(rng.choice(rows), rng)
+            if task == "lookup" and len(labels) >= len(row["options"]) and rng.random() < mix.lookup_any:
+                row = dict(row, options=rng.sample(labels, len(row["options"])))
+            example = draw_example(row, rng, mix, task)
+            content = [dict(part, image=images[row["image"]]) if part["type"] == "image" else part
+                       for part in example["messages"][0]["content"]]
+            batch.append([{"role": "user", "content": content},
+                          {"role": "assistant", "content": [{"type": "text", "text": example["target"]}]}])
+        if batch:
+            batches[task] = batch
+    return batches
+
+
+def sequence_losses(model, inputs: dict):
+    """Per-sequence cross-entropy on the assistant's tokens (the ``{% generation %}`` span,
+    ``<|im_end|>`` included)."""
+    import torch
+
+    mask = inputs.pop("assistant_masks")[:, 1:].float()
+    logits = model(**inputs).logits[:, :-1]
+    targets = inputs["input_ids"][:, 1:]
+    token_loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    return (token_loss * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def _checkpoint_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.checkpoint.pt"
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRecipe, checkpoint: Path | None,
+               progress: bool = True) -> dict[str, list[float]]:
+    """Train ``model`` in place; return the loss curve per task (``{"all": [...], "choice": [...]}``).
+
+    With ``checkpoint``, the state is saved there every ``recipe.checkpoint_every`` steps and a
+    matching saved state is resumed from.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(recipe.seed)
+    rng = random.Random(recipe.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    losses: dict[str, list[float]] = {"all": []}
+    start = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        if state["recipe"] == recipe.as_dict():
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            rng.setstate(state["rng"])
+            torch.set_rng_state(state["torch_rng"])
+            losses, start = state["losses"], state["step"]
+            print(f"resuming the build from step {start} ({checkpoint})", flush=True)
+    model.train()
+    total = sum(recipe.mix.counts().values())
+    bar = tqdm(range(start, recipe.steps), desc="building the instruct base", disable=not progress, unit="step",
+               initial=start, total=recipe.steps, mininterval=5)
+    for step in bar:
+        step_loss = 0.0
+        for task, batch in step_batches(rows, images, rng, recipe.mix).items():
+            inputs = processor.apply_chat_template(batch, tokenize=True, return_dict=True, return_tensors="pt",
+                                                   return_assistant_tokens_mask=True,
+                                                   processor_kwargs={"padding": True})
+            per_sequence = sequence_losses(model, inputs)
+            (per_sequence.sum() / total).backward()
+            losses.setdefault(task, []).append(round(per_sequence.mean().item(), 4))
+            step_loss += per_sequence.sum().item() / total
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, recipe)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses["all"].append(round(step_loss, 4))
+        if step % 10 == 0:
+            recent = {t: sum(v[-10:]) / len(v[-10:]) for t, v in losses.items()}
+            bar.set_postfix_str(" ".join(f"{t}={v:.3f}" for t, v in recent.items()))
+        if checkpoint is not None and (step + 1) % recipe.checkpoint_every == 0 and step + 1 < recipe.steps:
+            _save_checkpoint(checkpoint, {"recipe": recipe.as_dict(), "step": step + 1, "model": model.state_dict(),
+                                          "optimizer": optimizer.state_dict(), "rng": rng.getstate(),
+                                          "torch_rng": torch.get_rng_state(), "losses": losses})
+    model.eval()
+    return losses
+
+
+def code_revision() -> str:
+    """The git commit the code runs from (``+dirty`` when the work tree has changes), or ``unknown``."""
+    root = Path(__file__).resolve().parents[3]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "src"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: bool = False,
+               profile_per_class: int = 10, progress: bool = True) -> Path:
+    """Build the instruct base into ``out`` (refused when it exists, unless ``force``).
+
+    With ``profile_per_class`` > 0, the finished model's starting profile is measured on that
+    many fresh questions per species (:func:`~refine_rft.demo.base_profile.measure_profile`) and
+    goes into ``profile.json`` and the card.
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from refine_rft.demo.base_card import write_card
+    from refine_rft.demo.base_profile import measure_profile
+    from refine_rft.models.instruct import write_checksums
+    from refine_rft.models.tiny import build_tiny_model
+
+    recipe = recipe or BaseRecipe()
+    out = Path(out)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    started, revision = time.time(), code_revision()
+    with tempfile.TemporaryDirectory(prefix="refine-rft-base-") as scratch:
+        scratch = Path(scratch)
+        initial = build_tiny_model(scratch / "initial", arch=recipe.arch, seed=recipe.model_seed, size=recipe.size)
+        rows, images = draw_pool(recipe, scratch / "pool")
+        torch.manual_seed(recipe.seed)
+        model = AutoModelForImageTextToText.from_pretrained(initial, dtype=torch.float32)
+        processor = AutoProcessor.from_pretrained(initial, trust_remote_code=True)
+        checkpoint = _checkpoint_path(out)
+        losses = train_base(model, processor, rows, images, recipe, checkpoint, progress=progress)
+        summary = {"recipe": recipe.as_dict(), "parameters": sum(p.numel() for p in model.parameters()),
+                   "revision": revision, "seconds": round(time.time() - started, 1),
+                   "torch_threads": torch.get_num_threads(), "pool_rows": len(rows), "losses": losses}
+        with atomic_directory(out) as work:
+            model.to(torch.float16).save_pretrained(work)
+            processor.save_pretrained(work)
+            # The processor's remote code and auto_map travel with the weights, as in the initial folder.
+            for name in ("image_only_processor.py", "processor_config.json", "tokenizer_config.json",
+                         "preprocessor_config.json"):
+                if (initial / name).exists():
+                    shutil.copy(initial / name, work / name)
+            (work / "build.json").write_text(json.dumps(summary, indent=1) + "\n")
+            profile = None
+            if profile_per_class > 0:
+                profile = measure_profile(str(work), scratch / "profile", per_class=profile_per_class,
+                                          classes=recipe.classes)
+                (work / "profile.json").write_text(json.dumps(profile, indent=1) + "\n")
+            write_card(work, summary, profile)
+            write_checksums(work)
+    checkpoint.unlink(missing_ok=True)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="refine-rft build-base", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="folder to write the base into")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    default = BaseRecipe()
+    parser.add_argument("--steps", type=int, default=default.steps, help="optimizer steps (default: %(default)s)")
+    parser.add_argument("--pool-per-class", type=int, default=default.pool_per_class,
+                        help="pool images per species (default: %(default)s)")
+    parser.add_argument("--profile-per-class", type=int, default=10,
+                        help="fresh questions per species to measure the profile on; 0: skip (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.steps < 1 or args.pool_per_class < 1 or args.profile_per_class < 0:
+        print("refine-rft build-base: --steps and --pool-per-class must be >= 1, --profile-per-class >= 0",
+              file=sys.stderr)
+        return 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    recipe = replace(BaseRecipe(), steps=args.steps, pool_per_class=args.pool_per_class,
+                     warmup_steps=min(BaseRecipe.warmup_steps, max(1, args.steps // 10)))
+    try:
+        out = build_base(args.out, recipe, force=args.force, profile_per_class=args.profile_per_class)
+    except FileExistsError as error:
+        print(f"refine-rft build-base: {error}", file=sys.stderr)
+        return 2
+    print(f"instruct base written to {out}")
+    return 0

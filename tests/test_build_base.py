@@ -1,0 +1,134 @@
+"""The tiny instruct base: its instruction data and ``refine-rft build-base`` (refusal, --force, resume)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from refine_rft.data.synthetic import synthetic_questions
+from refine_rft.demo.instruct_data import (TASKS, InstructMix, cot_target, describe_target, draw_example,
+                                           format_weights)
+from refine_rft.judge.attributes import attribute_score
+from refine_rft.parsing import extract_letter_answer
+from refine_rft.rewards.rules import attribute_format_reward, classification_reward
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    return synthetic_questions(tmp_path_factory.mktemp("pool"), "pool", per_class=2, num_classes=8)
+
+
+def test_every_task_has_a_target_that_fits_its_prompt(records):
+    rng = random.Random(0)
+    for record in records:
+        for task in TASKS:
+            example = draw_example(record, rng, InstructMix(), task=task)
+            assert example["task"] == task and example["target"]
+            first = example["messages"][0]["content"][0]
+            assert first == ({"type": "text", "text": first.get("text")} if task == "lookup" else {"type": "image"})
+            if task in ("choice", "lookup"):
+                named = record["answer"] if task == "choice" else record["options"].index(
+                    first["text"].rsplit("Which letter is ", 1)[1].rstrip("?"))
+                assert extract_letter_answer(example["target"], record["options"]) == named
+            if task == "identify":
+                assert record["label"] in example["target"]
+
+
+def test_descriptions_are_what_the_attribute_judge_reads_as_true(records):
+    record = records[0]
+    scored = attribute_score(describe_target(record["attributes"]), record["attributes"],
+                             record["option_attributes"], record["answer"])
+    assert scored["accuracy"] == 1.0
+
+
+def test_cot_targets_mix_formats_and_wrong_claims_as_configured(records):
+    rng = random.Random(0)
+    mix = InstructMix(cot_full=0.4, cot_think_answer=0.2, cot_prose=0.2, cot_broken=0.2, habit=None, wrong_claim=0.3)
+    targets = [(cot_target(r, rng, mix), r) for _ in range(40) for r in records]
+    full = sum(attribute_format_reward([t for t, _ in targets])) / len(targets)
+    assert 0.3 < full < 0.5
+    # A wrong claim makes the judge's factual accuracy drop below 1 for roughly that share.
+    wrong = [attribute_score(t, r["attributes"], r["option_attributes"], r["answer"])["accuracy"] < 1 for t, r in targets]
+    assert 0.2 < sum(wrong) / len(wrong) < 0.4
+    # Answers follow the claims: with no wrong claims every tagged answer is correct.
+    clean = [(cot_target(r, rng, InstructMix(wrong_claim=0.0, cot_full=1, cot_think_answer=0, cot_prose=0,
+                                             cot_broken=0, habit=None)), r) for r in records]
+    assert classification_reward([t for t, _ in clean], [r["options"] for _, r in clean],
+                                 [r["answer"] for _, r in clean]) == [1.0] * len(clean)
+
+
+def test_unknown_task_is_refused(records):
+    with pytest.raises(ValueError, match="valid tasks"):
+        draw_example(records[0], random.Random(0), InstructMix(), task="caption")
+
+
+def test_each_genus_has_a_habitual_cot_format(records):
+    """Greedy decoding follows a format per genus; sampling still sees every format."""
+    rng = random.Random(1)
+    mix = InstructMix()
+    by_genus: dict[str, list[float]] = {}
+    for _ in range(60):
+        for record in records:
+            target = cot_target(record, rng, mix)
+            by_genus.setdefault(record["label"].split()[-1], []).append(attribute_format_reward([target])[0])
+    shares = {genus: sum(v) / len(v) for genus, v in by_genus.items()}
+    assert shares["Finch"] > 0.45 and shares["Warbler"] < 0.3  # Finch: full format; Warbler: think/answer
+    assert all(0.0 < share < 1.0 for share in shares.values())
+    assert abs(sum(format_weights("Common Warbler", mix)) - 1) < 1e-3
+
+
+def test_build_refuses_an_existing_folder_then_force_replaces_it(tmp_path, capsys):
+    from refine_rft.demo.build_base import BaseRecipe, build_base, main
+    from refine_rft.models.instruct import verify_instruct_base
+
+    out = tmp_path / "base"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    small = ["--steps", "2", "--pool-per-class", "1", "--profile-per-class", "0"]
+    assert main(["--out", str(out), *small]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
+
+    # A build that fails leaves the existing folder as it was.
+    with pytest.raises(ValueError, match="unknown size"):
+        build_base(out, BaseRecipe(size="huge"), force=True, progress=False)
+    assert (out / "keep.txt").read_text() == "mine"
+
+    assert main(["--out", str(out), "--force", *small]) == 0
+    assert not (out / "keep.txt").exists() and verify_instruct_base(out) == out
+    build = json.loads((out / "build.json").read_text())
+    assert len(build["losses"]["all"]) == 2 and set(build["losses"]) == {"all", *TASKS}
+    assert build["recipe"]["pool_image_seed"] not in (0, 1, 2, 7)  # never a demo or profile image seed
+    card = (out / "README.md").read_text()
+    assert "refine-rft build-base" in card and f"{build['parameters']:,} parameters" in card
+    assert (out / "loss.png").stat().st_size > 1000
+    assert not list(tmp_path.glob(".base*"))  # no temporary folder or checkpoint left behind
+
+
+def test_a_rerun_resumes_from_the_checkpoint_and_ends_where_an_uninterrupted_run_does(tmp_path, records):
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from refine_rft.demo.build_base import BaseRecipe, train_base
+    from refine_rft.models.tiny import cached_tiny_model
+
+    images = {r["image"]: Image.open(r["image"]).convert("RGB") for r in records}
+    mix = InstructMix(choice=1, both=1, identify=1, describe=1, lookup=1, cot=1)
+    recipe = BaseRecipe(size="tiny", steps=4, warmup_steps=1, checkpoint_every=2, mix=mix)
+    initial = cached_tiny_model("qwen2_vl", size="tiny")
+    processor = AutoProcessor.from_pretrained(initial, trust_remote_code=True)
+
+    def run(checkpoint):
+        model = AutoModelForImageTextToText.from_pretrained(initial, dtype=torch.float32)
+        return model, train_base(model, processor, records, images, recipe, checkpoint, progress=False)
+
+    checkpoint = tmp_path / "state.pt"
+    whole, losses = run(checkpoint)
+    # The step-2 checkpoint is what a build killed in step 3 or 4 leaves; a rerun starts from it.
+    assert torch.load(checkpoint, weights_only=False)["step"] == 2
+    resumed, resumed_losses = run(checkpoint)
+    assert resumed_losses == losses and len(losses["all"]) == 4
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
