@@ -14,7 +14,10 @@ RECIPE = REPO / "recipes" / "tiny" / "sft.yaml"
 
 
 def _overrides(tmp_path, train_file, **extra) -> dict:
-    return {"train_file": str(train_file), "output_dir": str(tmp_path / "sft"), "report_to": [],
+    # The random-weight tiny model (the recipe's default is the shipped instruct base): these tests
+    # are about the SFT mechanics, and export merges onto tiny:qwen2_vl.
+    return {"model_name_or_path": "tiny:qwen2_vl", "train_file": str(train_file), "output_dir": str(tmp_path / "sft"),
+            "report_to": [],
             "disable_tqdm": True, "save_strategy": "no", **extra}
 
 

@@ -52,13 +52,16 @@ def _final(values: list[float]) -> float:
 
 def card_text(summary: dict, profile: dict | None = None) -> str:
     """The ``README.md`` of a built base, from its ``build.json`` summary and measured profile."""
+    from refine_rft.demo.base_profile import missed_targets
+
     recipe = summary["recipe"]
     lines = [
         "# tiny:instruct — the embedded tiny instruct base",
         "",
         f"A `{recipe['size']}`-size tiny Qwen2-VL ({summary['parameters']:,} parameters, fp16 safetensors) trained "
-        "from random weights to answer the synthetic birds' questions the way an instruct MLLM answers "
-        "real ones: Choice well, the CoT tag format only part of the time. Load it as `--model tiny:instruct`.",
+        "from random weights on instruction data meant to give it the starting profile of an instruct MLLM "
+        "(Choice well, the CoT tag format only part of the time; targets in `refine_rft.demo.base_profile`). "
+        "Its measured profile is below. Load it as `--model tiny:instruct`.",
         "",
         "Built with",
         "",
@@ -66,7 +69,8 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
         + (f"--steps {recipe['steps']} " if recipe["steps"] != _default_steps() else "") + f"--threads {summary['torch_threads']}",
         "",
         f"- code revision: `{summary['revision']}`",
-        f"- {recipe['steps']} steps, {summary['seconds'] / 60:.0f} min on {summary['torch_threads']} CPU threads",
+        f"- {recipe['steps']} steps, {summary['seconds'] / 60:.0f} min on {summary['torch_threads']} CPU "
+        f"thread{'s' if summary['torch_threads'] > 1 else ''}",
         f"- pool: {summary['pool_rows']} images ({recipe['pool_per_class']} per species, {recipe['classes']} species), "
         f"drawn with image seed {recipe['pool_image_seed']} and option seed {recipe['pool_seed']}; no other images",
         f"- per step: {', '.join(f'{n} {task}' for task, n in _counts(recipe).items())} examples",
@@ -89,6 +93,8 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
             "",
             f"Choice answers by letter: {profile['letters']}. Measured with `refine_rft.demo.base_profile."
             "measure_profile` (part of the build).",
+            "",
+            "Targets missed: " + ("; ".join(missed_targets(profile)) or "none") + ".",
             "",
         ]
     return "\n".join(lines)

@@ -71,6 +71,9 @@ class BaseRecipe:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     checkpoint_every: int = 100
+    # One token per species name (" Long-billed Finch"): the letter look-up then matches single
+    # tokens, which a small model learns far sooner than matching multi-token names.
+    species_tokens: bool = True
     mix: InstructMix = field(default_factory=InstructMix)
 
     def as_dict(self) -> dict:
@@ -125,6 +128,16 @@ def step_batches(rows: list[dict], images: dict, rng: random.Random, mix: Instru
         if batch:
             batches[task] = batch
     return batches
+
+
+def add_species_tokens(model, processor, names: list[str]) -> int:
+    """Give each species name one token (with its leading space, as it follows "A." or "is a"),
+    grow the model's embeddings to match, and return how many tokens were added."""
+    from tokenizers import AddedToken
+
+    added = processor.tokenizer.add_tokens([AddedToken(" " + name, normalized=False) for name in names])
+    model.resize_token_embeddings(len(processor.tokenizer), mean_resizing=True)
+    return added
 
 
 def sequence_losses(model, inputs: dict):
@@ -247,6 +260,8 @@ def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: 
         torch.manual_seed(recipe.seed)
         model = AutoModelForImageTextToText.from_pretrained(initial, dtype=torch.float32)
         processor = AutoProcessor.from_pretrained(initial, trust_remote_code=True)
+        if recipe.species_tokens:
+            add_species_tokens(model, processor, sorted({row["label"] for row in rows}))
         checkpoint = _checkpoint_path(out)
         losses = train_base(model, processor, rows, images, recipe, checkpoint, progress=progress)
         summary = {"recipe": recipe.as_dict(), "parameters": sum(p.numel() for p in model.parameters()),

@@ -80,9 +80,9 @@ class InstructMix:
     both: int = 3
     identify: int = 3
     describe: int = 3
-    # Text-only and short, so cheap: many per step. The look-up is the slowest skill to appear
-    # (it stays at chance for hundreds of steps with a few per step).
-    lookup: int = 14
+    # Text-only and short, so cheap: many per step. The look-up is the slowest skill to appear:
+    # with 14 per step it stays at chance for 300 steps, with 32 it starts to fall by then.
+    lookup: int = 32
     cot: int = 3
     # Formats of CoT-prompt targets: the full three-tag format, <think>/<answer> only, untagged
     # prose ending "The answer is B.", and answers with some tags missing. Their weights depend on
@@ -105,7 +105,7 @@ class InstructMix:
         """``{task: examples per step}``.
 
         >>> InstructMix().counts()["lookup"]
-        14
+        32
         """
         return {task: getattr(self, task) for task in TASKS}
 
