@@ -66,7 +66,7 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
         "Built with",
         "",
         "    refine-rft build-base --out src/refine_rft/models/tiny_instruct --force "
-        + (f"--steps {recipe['steps']} " if recipe["steps"] != _default_steps() else "") + f"--threads {summary['torch_threads']}",
+        + f"--steps {recipe['steps']} --threads {summary['torch_threads']}",
         "",
         f"- code revision: `{summary['revision']}`",
         f"- {recipe['steps']} steps, {summary['seconds'] / 60:.0f} min on {summary['torch_threads']} CPU "
@@ -98,12 +98,6 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
             "",
         ]
     return "\n".join(lines)
-
-
-def _default_steps() -> int:
-    from refine_rft.demo.build_base import BaseRecipe
-
-    return BaseRecipe().steps
 
 
 def _counts(recipe: dict) -> dict[str, int]:
