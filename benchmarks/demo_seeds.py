@@ -56,12 +56,9 @@ def summarize(per_seed: dict[int, dict[str, dict]]) -> dict[str, dict[str, dict]
 def to_markdown(table: dict, seeds: list[int]) -> str:
     """The mean ± sd table and the per-seed values.
 
-    >>> print(to_markdown({"a": {m: {"mean": 1.0, "std": 0.5, "values": [0.5, 1.5]} for m in METRICS}}, [0, 1])
-    ... # doctest: +ELLIPSIS
-    | Run | CH. | Both | CoT | RSC_A | RSC_U | RSC_O |
-    ...
-    | a | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 |
-    ...
+    >>> text = to_markdown({"a": {m: {"mean": 1.0, "std": 0.5, "values": [0.5, 1.5]} for m in METRICS}}, [0, 1])
+    >>> text.splitlines()[2]
+    '| a | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 |'
     """
     lines = ["| Run | " + " | ".join(METRICS) + " |", "| --- |" + " ---: |" * len(METRICS)]
     for run, metrics in table.items():
