@@ -57,12 +57,9 @@ def summarize(per_seed: dict[int, dict[str, dict]]) -> dict[str, dict[str, dict]
 def to_markdown(table: dict, seeds: list[int]) -> str:
     """The mean ± sd table and the per-seed values.
 
-    >>> print(to_markdown({"a": {m: {"mean": 1.0, "std": 0.5, "values": [0.5, 1.5]} for m in METRICS}}, [0, 1])
-    ... # doctest: +ELLIPSIS
-    | Run | CH. | Both | CoT | RSC_A | RSC_U | RSC_O |
-    ...
-    | a | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 |
-    ...
+    >>> text = to_markdown({"a": {m: {"mean": 1.0, "std": 0.5, "values": [0.5, 1.5]} for m in METRICS}}, [0, 1])
+    >>> text.splitlines()[2]
+    '| a | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 |'
     """
     lines = ["| Run | " + " | ".join(METRICS) + " |", "| --- |" + " ---: |" * len(METRICS)]
     for run, metrics in table.items():
@@ -127,7 +124,7 @@ def settings_text(config: DemoConfig, seeds: list[int], seconds: dict[int, float
         "attribute-judge RSC (0-100) under the CoT prompt; mean ± standard deviation over seeds "
         f"{', '.join(map(str, seeds))} (each seed: its own training set, test images and training seed).", "",
         "Wall-clock per seed: " + ", ".join(f"seed {s} {seconds[s]:.0f} s" for s in seeds)
-        + f". Reward curves (mean over seeds): `{curves.name}`.", "",
+        + f" (the first complete run of each). Reward curves (mean over seeds): `{curves.name}`.", "", "",
     ])
 
 
@@ -144,7 +141,11 @@ def main() -> None:
     for seed in args.seeds:
         start = time.time()
         run_demo(out / f"seed{seed}", quick=args.quick, seed=seed)
-        seconds[seed] = time.time() - start
+        # The first completed run's wall-clock is kept: a rerun skips every finished stage.
+        timing = out / f"seed{seed}" / "demo_seconds.json"
+        if not timing.is_file():
+            write_text_atomic(timing, json.dumps({"seconds": round(time.time() - start, 1)}) + "\n")
+        seconds[seed] = json.loads(timing.read_text())["seconds"]
         per_seed[seed] = {name: run_metrics(out / f"seed{seed}" / "eval" / folder) for folder, name, _ in RUNS}
     table = summarize(per_seed)
     write_text_atomic(out / "summary.json", json.dumps({"seeds": args.seeds, "runs": table, "seconds": seconds},
