@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # spin-wait for each other make a training step an order of magnitude slower (measured: 15 SFT steps
 # 24 s with 2 threads, 1.8 s with 1). Subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """Import a script of ``benchmarks/`` by name (they are scripts, not a package)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,19 +1,11 @@
 """benchmarks/gpu_smoke.py: its --tiny run end to end on CPU, and the arithmetic of its implications."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_smoke.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("gpu_smoke", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_tiny_run_end_to_end(tmp_path):
@@ -38,8 +30,8 @@ def test_tiny_run_end_to_end(tmp_path):
     assert "seconds per optimizer step" in printed and "4 x 48 GB" in printed and "8 x 80 GB" in printed
 
 
-def test_implications_of_a_7b_measurement():
-    smoke = load_script()
+def test_implications_of_a_7b_measurement(load_benchmark):
+    smoke = load_benchmark("gpu_smoke")
     args = type("Args", (), dict(batch=12, grad_accum=4, generations=6, completion_tokens=512))()
     facts = {"weights_gib": 15.4, "kv_bytes_per_token": 2 * 28 * 4 * 128 * 2}
     step = {"completions": 48, "prompt_tokens": 48 * 300, "peak_generation_gib": [20.0, 22.0],

@@ -1,7 +1,6 @@
 """benchmarks/gpu_wheels.py: the offline wheel bundle is an installable set within the transfer limit."""
 
 import importlib.metadata
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,17 +12,10 @@ from packaging.utils import canonicalize_name
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_wheels.py"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("gpu_wheels", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_framework_dependencies_are_what_the_frameworks_bring():
+def test_framework_dependencies_are_what_the_frameworks_bring(load_benchmark):
     """Every name assumed present with the frameworks is a dependency of torch, transformers, peft or
     accelerate as installed here (triton only comes with CUDA builds of torch)."""
-    wheels = load_script()
+    wheels = load_benchmark("gpu_wheels")
     closure, todo = set(), ["torch", "transformers", "peft", "accelerate"]
     while todo:
         name = canonicalize_name(todo.pop())
@@ -38,12 +30,12 @@ def test_framework_dependencies_are_what_the_frameworks_bring():
 
 
 @pytest.mark.slow
-def test_bundle_is_an_installable_set_within_the_limit(tmp_path):
+def test_bundle_is_an_installable_set_within_the_limit(tmp_path, load_benchmark):
     out = tmp_path / "whl"
     done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    wheels = load_script()
+    wheels = load_benchmark("gpu_wheels")
     bundled = wheels.bundled_wheels(out)
     assert {"trl", "openai", "datasets", "refine-rft"} <= set(bundled)
     assert not set(bundled) & wheels.ASSUMED_PRESENT  # nothing shadows the machine's own packages
