@@ -47,8 +47,9 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from refine_rft.files import atomic_directory
 from refine_rft.demo.instruct_data import InstructMix, draw_example, shuffle_record
+from refine_rft.errors import OutputExists
+from refine_rft.files import atomic_directory
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,7 @@ def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: 
     recipe = recipe or BaseRecipe()
     out = Path(out)
     if out.exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to replace it")
+        raise OutputExists(f"{out} exists; pass --force to replace it")
     started, revision = time.time(), code_revision()
     with tempfile.TemporaryDirectory(prefix="refine-rft-base-") as scratch:
         scratch = Path(scratch)
