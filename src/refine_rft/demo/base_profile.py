@@ -44,13 +44,14 @@ def profile_of(rows: list[dict]) -> dict:
     """The profile of prediction rows (styles choice, both, cot) with the attribute judge's RSC."""
     from refine_rft.evaluate.score import parsed_choice
     from refine_rft.judge import make_judge
+    from refine_rft.judge.config import JudgeConfig
     from refine_rft.rewards.rules import attribute_format_reward
 
     by_style = {style: [r for r in rows if r["style"] == style] for style in ("choice", "both", "cot")}
     correct = {style: [parsed_choice(style, r["response"], r["options"]) == r["answer"] for r in style_rows]
                for style, style_rows in by_style.items()}
     letters = Counter(parsed_choice("choice", r["response"], r["options"]) for r in by_style["choice"])
-    judge = make_judge({"backend": "attributes"})
+    judge = make_judge(JudgeConfig.from_dict({"backend": "attributes"}))
 
     async def judge_all():
         return [await judge.rsc(r) for r in by_style["cot"]]

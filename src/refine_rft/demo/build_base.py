@@ -29,7 +29,7 @@ safetensors, the tokenizer and processor, ``build.json`` (recipe, loss curve, se
 revision) and a ``README.md`` card with the loss curve ``loss.png``.
 
 >>> BaseRecipe().mix.counts()["choice"]
-6
+12
 """
 
 from __future__ import annotations
@@ -47,9 +47,11 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from refine_rft.demo.build_aids import add_catalogue_tokens
 from refine_rft.demo.instruct_data import InstructMix, draw_example, shuffle_record
 from refine_rft.errors import OutputExists
 from refine_rft.files import atomic_directory
+from refine_rft.prompts import LETTERS
 
 
 @dataclass(frozen=True)
@@ -61,20 +63,24 @@ class BaseRecipe:
     model_seed: int = 0
     seed: int = 0
     classes: int = 24
-    pool_per_class: int = 100
+    pool_per_class: int = 300
     # Option sets as `prepare synthetic --seed 0`; images with a seed no demo or test uses.
     pool_seed: int = 0
     pool_image_seed: int = 1000
-    steps: int = 1500
+    steps: int = 3000
     learning_rate: float = 2e-3
     warmup_steps: int = 100
     final_lr_ratio: float = 0.05
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     checkpoint_every: int = 100
-    # One token per species name (" Long-billed Finch"): the letter look-up then matches single
-    # tokens, which a small model learns far sooner than matching multi-token names.
-    species_tokens: bool = True
+    # The training aids of :mod:`refine_rft.demo.build_aids` (none is used after the build):
+    # one token per option line and per name of the catalogue, with factorised starting embeddings;
+    catalogue_tokens: bool = True
+    # the weight of the vision probe's loss (species and attributes from the image tokens);
+    vision_probe: float = 1.0
+    # the weight of the attention hints on Choice and Both answers (0: eager attention not needed).
+    attention_hints: float = 1.0
     mix: InstructMix = field(default_factory=InstructMix)
 
     def as_dict(self) -> dict:
@@ -110,15 +116,17 @@ def draw_pool(recipe: BaseRecipe, folder: Path) -> tuple[list[dict], dict]:
     return rows, images
 
 
-def step_batches(rows: list[dict], images: dict, rng: random.Random, mix: InstructMix) -> dict[str, list]:
-    """One step's conversations, per task: ``mix.counts()`` examples of each, options reshuffled
-    (for a ``mix.lookup_any`` share of look-ups: replaced by species drawn from all of ``rows``)."""
+def step_batches(rows: list[dict], images: dict, rng: random.Random, mix: InstructMix) -> dict[str, tuple]:
+    """One step's ``(conversations, records)``, per task: ``mix.counts()`` examples of each, options
+    reshuffled (for a ``mix.lookup_any`` share of look-ups: replaced by species drawn from all of
+    ``rows``)."""
     labels = sorted({row["label"] for row in rows})
     batches = {}
     for task, count in mix.counts().items():
-        batch = []
+        batch, records = [], []
         for _ in range(count):
             row = shuffle_record(rng.choice(rows), rng)
+            records.append(row)
             if task == "lookup" and len(labels) >= len(row["options"]) and rng.random() < mix.lookup_any:
                 row = dict(row, options=rng.sample(labels, len(row["options"])))
             example = draw_example(row, rng, mix, task)
@@ -127,18 +135,8 @@ def step_batches(rows: list[dict], images: dict, rng: random.Random, mix: Instru
             batch.append([{"role": "user", "content": content},
                           {"role": "assistant", "content": [{"type": "text", "text": example["target"]}]}])
         if batch:
-            batches[task] = batch
+            batches[task] = (batch, records)
     return batches
-
-
-def add_species_tokens(model, processor, names: list[str]) -> int:
-    """Give each species name one token (with its leading space, as it follows "A." or "is a"),
-    grow the model's embeddings to match, and return how many tokens were added."""
-    from tokenizers import AddedToken
-
-    added = processor.tokenizer.add_tokens([AddedToken(" " + name, normalized=False) for name in names])
-    model.resize_token_embeddings(len(processor.tokenizer), mean_resizing=True)
-    return added
 
 
 def sequence_losses(model, inputs: dict):
@@ -146,10 +144,16 @@ def sequence_losses(model, inputs: dict):
     ``<|im_end|>`` included)."""
     import torch
 
-    mask = inputs.pop("assistant_masks")[:, 1:].float()
-    logits = model(**inputs).logits[:, :-1]
-    targets = inputs["input_ids"][:, 1:]
-    token_loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    return sequence_losses_of(model(**inputs).logits, inputs["input_ids"], inputs.pop("assistant_masks"))
+
+
+def sequence_losses_of(logits, input_ids, assistant_mask):
+    """:func:`sequence_losses` from the logits of a forward pass already made."""
+    import torch
+
+    mask = assistant_mask[:, 1:].float()
+    token_loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), input_ids[:, 1:],
+                                                   reduction="none")
     return (token_loss * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
@@ -167,7 +171,8 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRecipe, checkpoint: Path | None,
                progress: bool = True) -> dict[str, list[float]]:
-    """Train ``model`` in place; return the loss curve per task (``{"all": [...], "choice": [...]}``).
+    """Train ``model`` in place; return the loss curve per task (``{"all": [...], "choice": [...]}``,
+    plus ``probe`` and ``hints`` for the training aids).
 
     With ``checkpoint``, the state is saved there every ``recipe.checkpoint_every`` steps and a
     matching saved state is resumed from.
@@ -175,47 +180,73 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
     import torch
     from tqdm.auto import tqdm
 
+    from refine_rft.demo.build_aids import VisionProbe, answer_positions, attention_hint_loss
+
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    tokenizer = processor.tokenizer
+    probe = VisionProbe(model, sorted({row["label"] for row in rows}))
+    parameters = list(model.parameters()) + (list(probe.parameters()) if recipe.vision_probe else [])
+    optimizer = torch.optim.AdamW(parameters, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     losses: dict[str, list[float]] = {"all": []}
     start = 0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
         if state["recipe"] == recipe.as_dict():
             model.load_state_dict(state["model"])
+            probe.heads.load_state_dict(state["probe"])
             optimizer.load_state_dict(state["optimizer"])
             rng.setstate(state["rng"])
             torch.set_rng_state(state["torch_rng"])
             losses, start = state["losses"], state["step"]
             print(f"resuming the build from step {start} ({checkpoint})", flush=True)
+    image_token = tokenizer.convert_tokens_to_ids("<|image_pad|>")
     model.train()
     total = sum(recipe.mix.counts().values())
     bar = tqdm(range(start, recipe.steps), desc="building the instruct base", disable=not progress, unit="step",
                initial=start, total=recipe.steps, mininterval=5)
     for step in bar:
-        step_loss = 0.0
-        for task, batch in step_batches(rows, images, rng, recipe.mix).items():
+        step_loss, aids = 0.0, {"probe": [], "hints": []}
+        for task, (batch, records) in step_batches(rows, images, rng, recipe.mix).items():
             inputs = processor.apply_chat_template(batch, tokenize=True, return_dict=True, return_tensors="pt",
                                                    return_assistant_tokens_mask=True,
                                                    processor_kwargs={"padding": True})
-            per_sequence = sequence_losses(model, inputs)
-            (per_sequence.sum() / total).backward()
+            assistant_mask = inputs.pop("assistant_masks")
+            hinted = recipe.attention_hints > 0 and task in ("choice", "both")
+            output = model(**inputs, output_attentions=hinted)
+            per_sequence = sequence_losses_of(output.logits, inputs["input_ids"], assistant_mask)
+            loss = per_sequence.sum() / total
+            if recipe.vision_probe and "pixel_values" in inputs:
+                probe_loss = probe.loss(records)
+                loss = loss + recipe.vision_probe * probe_loss * len(records) / total
+                aids["probe"].append(probe_loss.item())
+            if hinted:
+                lines = [tokenizer.convert_tokens_to_ids(f"{LETTERS[r['answer']]}. {r['options'][r['answer']]}")
+                         for r in records]
+                hint_loss = attention_hint_loss(output.attentions, inputs["input_ids"],
+                                                answer_positions(assistant_mask), lines, image_token)
+                loss = loss + recipe.attention_hints * hint_loss * len(records) / total
+                aids["hints"].append(hint_loss.item())
+            loss.backward()
             losses.setdefault(task, []).append(round(per_sequence.mean().item(), 4))
             step_loss += per_sequence.sum().item() / total
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(parameters, recipe.max_grad_norm)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, recipe)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses["all"].append(round(step_loss, 4))
+        for name, values in aids.items():
+            if values:
+                losses.setdefault(name, []).append(round(sum(values) / len(values), 4))
         if step % 10 == 0:
             recent = {t: sum(v[-10:]) / len(v[-10:]) for t, v in losses.items()}
             bar.set_postfix_str(" ".join(f"{t}={v:.3f}" for t, v in recent.items()))
         if checkpoint is not None and (step + 1) % recipe.checkpoint_every == 0 and step + 1 < recipe.steps:
             _save_checkpoint(checkpoint, {"recipe": recipe.as_dict(), "step": step + 1, "model": model.state_dict(),
-                                          "optimizer": optimizer.state_dict(), "rng": rng.getstate(),
-                                          "torch_rng": torch.get_rng_state(), "losses": losses})
+                                          "probe": probe.heads.state_dict(), "optimizer": optimizer.state_dict(),
+                                          "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+                                          "losses": losses})
     model.eval()
     return losses
 
@@ -259,16 +290,19 @@ def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: 
         initial = build_tiny_model(scratch / "initial", arch=recipe.arch, seed=recipe.model_seed, size=recipe.size)
         rows, images = draw_pool(recipe, scratch / "pool")
         torch.manual_seed(recipe.seed)
-        model = AutoModelForImageTextToText.from_pretrained(initial, dtype=torch.float32)
+        # Eager attention returns the attention weights the hints need; the saved model uses the default.
+        attention = "eager" if recipe.attention_hints > 0 else None
+        model = AutoModelForImageTextToText.from_pretrained(initial, dtype=torch.float32, attn_implementation=attention)
         processor = AutoProcessor.from_pretrained(initial, trust_remote_code=True)
-        if recipe.species_tokens:
-            add_species_tokens(model, processor, sorted({row["label"] for row in rows}))
+        if recipe.catalogue_tokens:
+            add_catalogue_tokens(model, processor.tokenizer, sorted({row["label"] for row in rows}), seed=recipe.seed)
         checkpoint = _checkpoint_path(out)
         losses = train_base(model, processor, rows, images, recipe, checkpoint, progress=progress)
         summary = {"recipe": recipe.as_dict(), "parameters": sum(p.numel() for p in model.parameters()),
                    "revision": revision, "seconds": round(time.time() - started, 1),
                    "torch_threads": torch.get_num_threads(), "pool_rows": len(rows), "losses": losses}
         with atomic_directory(out) as work:
+            model.set_attn_implementation("sdpa")
             model.to(torch.float16).save_pretrained(work)
             processor.save_pretrained(work)
             # The processor's remote code and auto_map travel with the weights, as in the initial folder.

@@ -1,0 +1,126 @@
+"""Training aids of the instruct-base build: option-line tokens, a vision probe and attention hints.
+
+A small model trained from random weights on a 2-core CPU does not find, within its budget, the
+two skills every multiple-choice answer needs (``benchmarks/instruct_base.md``): seeing which
+species is in the image, and finding that species among the options to copy its letter. The
+model stays a plain Qwen2-VL; these aids only shape what its training sees and what it is
+pushed towards, and none of them is used after the build:
+
+- **Catalogue tokens** (:func:`add_catalogue_tokens`). Each option line of the fixed species
+  catalogue (``"B. Crested Finch"``) and each name (``" Crested Finch"``) is one token. A line
+  token starts as its letter's embedding plus its species' vector, so all ``"B. …"`` lines share
+  the letter part and all lines of a species share the species part: the answer can then be read
+  in one attention hop (match the species, take the letter from the same token).
+- **Vision probe** (:class:`VisionProbe`). Linear heads on the mean of each image's tokens
+  predict the species and its six attributes: a direct signal for the vision tower, which
+  otherwise learns only through the language model.
+- **Attention hints** (:func:`attention_hint_loss`). At the position that writes the answer, one
+  head of an early layer is pushed to look at the image tokens and one head of the last layer
+  at the correct option line.
+
+>>> from refine_rft.prompts import LETTERS
+>>> catalogue_token_texts(["Common Finch"])
+['A. Common Finch', 'B. Common Finch', 'C. Common Finch', 'D. Common Finch', ' Common Finch']
+"""
+
+from __future__ import annotations
+
+from refine_rft.data.synthetic import ATTRIBUTES
+from refine_rft.prompts import LETTERS
+
+OPTION_LETTERS = LETTERS[:4]
+
+
+def catalogue_token_texts(names: list[str]) -> list[str]:
+    """The texts that become single tokens: every option line ``"<letter>. <name>"`` and every
+    name with its leading space (as it follows "is a" or "match")."""
+    return [f"{letter}. {name}" for letter in OPTION_LETTERS for name in names] + [" " + name for name in names]
+
+
+def add_catalogue_tokens(model, tokenizer, names: list[str], seed: int = 0) -> int:
+    """Add :func:`catalogue_token_texts` to ``tokenizer`` and ``model`` with factorised starting
+    embeddings (line = letter embedding + species vector, name = species vector); return how
+    many tokens were added."""
+    import torch
+    from tokenizers import AddedToken
+
+    texts = catalogue_token_texts(names)
+    added = tokenizer.add_tokens([AddedToken(text, normalized=False) for text in texts])
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    embeddings = model.get_input_embeddings().weight
+    generator = torch.Generator().manual_seed(seed)
+    scale = embeddings[: embeddings.shape[0] - added].std().item()
+    species = {name: torch.randn(embeddings.shape[1], generator=generator) * scale for name in names}
+    with torch.no_grad():
+        for text in texts:
+            token = tokenizer.convert_tokens_to_ids(text)
+            if text.startswith(" "):
+                embeddings[token] = species[text[1:]]
+            else:
+                letter, name = text.split(". ", 1)
+                embeddings[token] = embeddings[tokenizer.convert_tokens_to_ids(letter)] + species[name]
+    return added
+
+
+class VisionProbe:
+    """Linear heads on an image's mean token: its species and each attribute's value.
+
+    Built on the model's vision output (:meth:`attach` hooks the vision tower); ``loss(rows)``
+    is the mean cross-entropy over the images of the last forward pass, whose rows are given in
+    order. Discarded after the build.
+    """
+
+    def __init__(self, model, names: list[str]):
+        import torch
+
+        hidden = model.config.text_config.hidden_size
+        self.names = names
+        self.heads = torch.nn.ModuleDict({"species": torch.nn.Linear(hidden, len(names)),
+                                          **{a: torch.nn.Linear(hidden, len(v)) for a, v in ATTRIBUTES.items()}})
+        self.hidden = hidden
+        self._features = None
+        model.model.visual.register_forward_hook(self._capture)
+
+    def _capture(self, module, inputs, output):
+        # The merged image tokens of every image in the batch, before the model splits them.
+        self._features = output.pooler_output
+
+    def parameters(self):
+        return self.heads.parameters()
+
+    def loss(self, rows: list[dict]):
+        import torch
+
+        features = self._features.reshape(len(rows), -1, self.hidden).mean(1)
+        self._features = None
+        targets = {"species": [self.names.index(r["label"]) for r in rows]}
+        targets.update({a: [values.index(r["attributes"][a]) for r in rows] for a, values in ATTRIBUTES.items()})
+        species = torch.nn.functional.cross_entropy(self.heads["species"](features), torch.tensor(targets["species"]))
+        attributes = sum(torch.nn.functional.cross_entropy(self.heads[a](features), torch.tensor(targets[a]))
+                         for a in ATTRIBUTES) / len(ATTRIBUTES)
+        return species + attributes
+
+
+def answer_positions(assistant_mask):
+    """Per sequence, the position whose logits predict the first answer token (the one before
+    the first assistant token; ``assistant_mask`` is unshifted)."""
+    return assistant_mask.float().argmax(1) - 1
+
+
+def attention_hint_loss(attentions, input_ids, positions, line_tokens: list[int], image_token: int,
+                        image_layer: int = 1):
+    """How far head 0 of ``image_layer`` is from looking only at the image tokens, and head 0 of
+    the last layer from looking at the correct option line, at each answer ``position``
+    (negative log of the attention mass there, averaged).
+
+    ``line_tokens`` holds the correct option line's token id per sequence: its first occurrence
+    (in the question) is the target.
+    """
+    import torch
+
+    rows = torch.arange(input_ids.shape[0])
+    on_image = (attentions[image_layer][rows, 0, positions] * (input_ids == image_token)).sum(1)
+    line_mask = input_ids == torch.tensor(line_tokens).unsqueeze(1)
+    first_line = line_mask.float().argmax(1)
+    on_line = attentions[-1][rows, 0, positions, first_line]
+    return -(torch.log(on_image + 1e-6) + torch.log(on_line + 1e-6)).mean()
