@@ -38,28 +38,34 @@ def catalogue_token_texts(names: list[str]) -> list[str]:
 
 
 def add_catalogue_tokens(model, tokenizer, names: list[str], seed: int = 0) -> int:
-    """Add :func:`catalogue_token_texts` to ``tokenizer`` and ``model`` with factorised starting
-    embeddings (line = letter embedding + species vector, name = species vector); return how
-    many tokens were added."""
+    """Add :func:`catalogue_token_texts` to ``tokenizer`` (those it lacks) and grow ``model``'s
+    embeddings to match, new rows factorised (line = letter embedding + species vector, name =
+    species vector); return how many rows were added. Calling it again changes nothing.
+    """
     import torch
     from tokenizers import AddedToken
 
     texts = catalogue_token_texts(names)
-    added = tokenizer.add_tokens([AddedToken(text, normalized=False) for text in texts])
+    tokenizer.add_tokens([AddedToken(text, normalized=False) for text in texts])
+    old_rows = model.get_input_embeddings().weight.shape[0]
+    if old_rows >= len(tokenizer):
+        return 0
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     embeddings = model.get_input_embeddings().weight
     generator = torch.Generator().manual_seed(seed)
-    scale = embeddings[: embeddings.shape[0] - added].std().item()
+    scale = embeddings[:old_rows].std().item()
     species = {name: torch.randn(embeddings.shape[1], generator=generator) * scale for name in names}
     with torch.no_grad():
         for text in texts:
             token = tokenizer.convert_tokens_to_ids(text)
+            if token < old_rows:
+                continue
             if text.startswith(" "):
                 embeddings[token] = species[text[1:]]
             else:
                 letter, name = text.split(". ", 1)
                 embeddings[token] = embeddings[tokenizer.convert_tokens_to_ids(letter)] + species[name]
-    return added
+    return len(tokenizer) - old_rows
 
 
 class VisionProbe:

@@ -20,6 +20,9 @@ What the recipe does, and why:
 - **Pool images only.** The pool is drawn with image seed :attr:`BaseRecipe.pool_image_seed`
   (1000): never a seed the demo or the tests draw their images with (0, 1, 2, ... and the
   profile's 7), so the base has not seen any test image.
+- **Build-time aids** (:mod:`refine_rft.demo.build_aids`): one token per option line and per
+  species name of the catalogue, a vision probe on the image tokens and attention hints at the
+  answer position. They shape training only; the saved model is a plain Qwen2-VL.
 - **Plain loop.** AdamW, linear warm-up and cosine decay, per-sequence assistant-only loss (a
   one-letter answer weighs as much as a long CoT target). Checkpointed every
   :attr:`BaseRecipe.checkpoint_every` steps next to ``DIR``; rerunning the same command resumes.
@@ -185,7 +188,15 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
     tokenizer = processor.tokenizer
-    probe = VisionProbe(model, sorted({row["label"] for row in rows}))
+    names = sorted({row["label"] for row in rows})
+    if recipe.catalogue_tokens:
+        add_catalogue_tokens(model, tokenizer, names, seed=recipe.seed)
+    # Eager attention returns the attention weights the hints need; the model is given back with
+    # the implementation it came with.
+    attention = model.config._attn_implementation
+    if recipe.attention_hints > 0:
+        model.set_attn_implementation("eager")
+    probe = VisionProbe(model, names)
     parameters = list(model.parameters()) + (list(probe.parameters()) if recipe.vision_probe else [])
     optimizer = torch.optim.AdamW(parameters, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     losses: dict[str, list[float]] = {"all": []}
@@ -212,7 +223,7 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
                                                    return_assistant_tokens_mask=True,
                                                    processor_kwargs={"padding": True})
             assistant_mask = inputs.pop("assistant_masks")
-            hinted = recipe.attention_hints > 0 and task in ("choice", "both")
+            hinted = recipe.attention_hints > 0 and recipe.catalogue_tokens and task in ("choice", "both")
             output = model(**inputs, output_attentions=hinted)
             per_sequence = sequence_losses_of(output.logits, inputs["input_ids"], assistant_mask)
             loss = per_sequence.sum() / total
@@ -247,6 +258,7 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
                                           "probe": probe.heads.state_dict(), "optimizer": optimizer.state_dict(),
                                           "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
                                           "losses": losses})
+    model.set_attn_implementation(attention)
     model.eval()
     return losses
 
@@ -290,19 +302,14 @@ def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: 
         initial = build_tiny_model(scratch / "initial", arch=recipe.arch, seed=recipe.model_seed, size=recipe.size)
         rows, images = draw_pool(recipe, scratch / "pool")
         torch.manual_seed(recipe.seed)
-        # Eager attention returns the attention weights the hints need; the saved model uses the default.
-        attention = "eager" if recipe.attention_hints > 0 else None
-        model = AutoModelForImageTextToText.from_pretrained(initial, dtype=torch.float32, attn_implementation=attention)
+        model = AutoModelForImageTextToText.from_pretrained(initial, dtype=torch.float32)
         processor = AutoProcessor.from_pretrained(initial, trust_remote_code=True)
-        if recipe.catalogue_tokens:
-            add_catalogue_tokens(model, processor.tokenizer, sorted({row["label"] for row in rows}), seed=recipe.seed)
         checkpoint = _checkpoint_path(out)
         losses = train_base(model, processor, rows, images, recipe, checkpoint, progress=progress)
         summary = {"recipe": recipe.as_dict(), "parameters": sum(p.numel() for p in model.parameters()),
                    "revision": revision, "seconds": round(time.time() - started, 1),
                    "torch_threads": torch.get_num_threads(), "pool_rows": len(rows), "losses": losses}
         with atomic_directory(out) as work:
-            model.set_attn_implementation("sdpa")
             model.to(torch.float16).save_pretrained(work)
             processor.save_pretrained(work)
             # The processor's remote code and auto_map travel with the weights, as in the initial folder.
