@@ -113,20 +113,62 @@ def answer_positions(assistant_mask):
     return assistant_mask.float().argmax(1) - 1
 
 
-def attention_hint_loss(attentions, input_ids, positions, line_tokens: list[int], image_token: int,
-                        image_layer: int = 1):
-    """How far head 0 of ``image_layer`` is from looking only at the image tokens, and head 0 of
-    the last layer from looking at the correct option line, at each answer ``position``
-    (negative log of the attention mass there, averaged).
+class OptionHints:
+    """The answer circuit of a multiple-choice question, hinted piece by piece.
 
-    ``line_tokens`` holds the correct option line's token id per sequence: its first occurrence
-    (in the question) is the target.
+    Each piece is an easy, directly supervised step, where the whole look-up learnt from the
+    answer alone stays at chance (``benchmarks/instruct_base.md``):
+
+    1. at each option line and at the answer position, head 0 of layer 1 looks at the image
+       (it brings the image's species to the line);
+    2. a linear probe reads, from the input of the last layer at each option line, whether this
+       line is the correct option (the line compares its own species with the image's);
+    3. at the answer position, head ``k`` of the last layer looks at the ``k``-th option line
+       (so the letter's logit can read line ``k``'s flag through head ``k`` alone).
+
+    ``loss(output, input_ids, assistant_mask, correct_lines)`` needs a forward pass with
+    ``output_attentions`` and ``output_hidden_states``. Discarded after the build.
     """
-    import torch
 
-    rows = torch.arange(input_ids.shape[0])
-    on_image = (attentions[image_layer][rows, 0, positions] * (input_ids == image_token)).sum(1)
-    line_mask = input_ids == torch.tensor(line_tokens).unsqueeze(1)
-    first_line = line_mask.float().argmax(1)
-    on_line = attentions[-1][rows, 0, positions, first_line]
-    return -(torch.log(on_image + 1e-6) + torch.log(on_line + 1e-6)).mean()
+    def __init__(self, model, line_tokens: list[int], image_token: int, options: int = 4):
+        import torch
+
+        self.flag = torch.nn.Linear(model.config.text_config.hidden_size, 1)
+        self.is_line = torch.zeros(model.get_input_embeddings().weight.shape[0], dtype=torch.bool)
+        self.is_line[line_tokens] = True
+        self.image_token, self.options = image_token, options
+        self.heads = min(options, model.config.text_config.num_attention_heads)
+
+    def parameters(self):
+        return self.flag.parameters()
+
+    def loss(self, output, input_ids, assistant_mask, correct_lines: list[int]) -> dict:
+        """``{"pool", "flag", "heads"}``: the three hint losses (mean negative log attention mass,
+        the probe's binary cross-entropy), and ``flag_accuracy``: how often the probe's highest
+        line is the correct one."""
+        import torch
+
+        batch = torch.arange(input_ids.shape[0])
+        positions = answer_positions(assistant_mask)
+        in_prompt = torch.arange(input_ids.shape[1]).unsqueeze(0) <= positions.unsqueeze(1)
+        is_line = self.is_line[input_ids] & in_prompt
+        if (is_line.sum(1) != self.options).any():
+            raise ValueError(f"hinted examples need {self.options} option lines of catalogue tokens each")
+        correct = is_line & (input_ids == torch.tensor(correct_lines).unsqueeze(1))
+        on_image = (input_ids == self.image_token).float()
+
+        queries = is_line.clone()
+        queries[batch, positions] = True
+        image_mass = (output.attentions[1][:, 0] * on_image.unsqueeze(1)).sum(2)
+        pool = -(torch.log(image_mass + 1e-6) * queries).sum() / queries.sum()
+
+        flag_logits = self.flag(output.hidden_states[-2]).squeeze(-1)
+        flag = torch.nn.functional.binary_cross_entropy_with_logits(flag_logits[is_line], correct[is_line].float())
+        best = torch.where(is_line, flag_logits, torch.full_like(flag_logits, -1e9)).argmax(1)
+
+        line_positions = is_line.nonzero()[:, 1].reshape(-1, self.options)  # in order: A, B, C, D
+        last = output.attentions[-1]
+        heads = -torch.stack([torch.log(last[batch, k, positions, line_positions[:, k]] + 1e-6)
+                              for k in range(self.heads)]).mean()
+        return {"pool": pool, "flag": flag, "heads": heads,
+                "flag_accuracy": correct[batch, best].float().mean().item()}

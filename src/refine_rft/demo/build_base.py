@@ -70,7 +70,7 @@ class BaseRecipe:
     # Option sets as `prepare synthetic --seed 0`; images with a seed no demo or test uses.
     pool_seed: int = 0
     pool_image_seed: int = 1000
-    steps: int = 3000
+    steps: int = 2500
     learning_rate: float = 2e-3
     warmup_steps: int = 100
     final_lr_ratio: float = 0.05
@@ -183,7 +183,7 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
     import torch
     from tqdm.auto import tqdm
 
-    from refine_rft.demo.build_aids import VisionProbe, answer_positions, attention_hint_loss
+    from refine_rft.demo.build_aids import OptionHints, VisionProbe, catalogue_token_texts
 
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
@@ -197,7 +197,10 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
     if recipe.attention_hints > 0:
         model.set_attn_implementation("eager")
     probe = VisionProbe(model, names)
-    parameters = list(model.parameters()) + (list(probe.parameters()) if recipe.vision_probe else [])
+    hints = OptionHints(model, [tokenizer.convert_tokens_to_ids(t) for t in catalogue_token_texts(names)
+                                if not t.startswith(" ")], tokenizer.convert_tokens_to_ids("<|image_pad|>"))
+    parameters = list(model.parameters()) + (list(probe.parameters()) if recipe.vision_probe else []) \
+        + (list(hints.parameters()) if recipe.attention_hints else [])
     optimizer = torch.optim.AdamW(parameters, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     losses: dict[str, list[float]] = {"all": []}
     start = 0
@@ -206,25 +209,25 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
         if state["recipe"] == recipe.as_dict():
             model.load_state_dict(state["model"])
             probe.heads.load_state_dict(state["probe"])
+            hints.flag.load_state_dict(state["hints"])
             optimizer.load_state_dict(state["optimizer"])
             rng.setstate(state["rng"])
             torch.set_rng_state(state["torch_rng"])
             losses, start = state["losses"], state["step"]
             print(f"resuming the build from step {start} ({checkpoint})", flush=True)
-    image_token = tokenizer.convert_tokens_to_ids("<|image_pad|>")
     model.train()
     total = sum(recipe.mix.counts().values())
     bar = tqdm(range(start, recipe.steps), desc="building the instruct base", disable=not progress, unit="step",
                initial=start, total=recipe.steps, mininterval=5)
     for step in bar:
-        step_loss, aids = 0.0, {"probe": [], "hints": []}
+        step_loss, aids = 0.0, {"probe": [], "pool": [], "flag": [], "heads": [], "flag_accuracy": []}
         for task, (batch, records) in step_batches(rows, images, rng, recipe.mix).items():
             inputs = processor.apply_chat_template(batch, tokenize=True, return_dict=True, return_tensors="pt",
                                                    return_assistant_tokens_mask=True,
                                                    processor_kwargs={"padding": True})
             assistant_mask = inputs.pop("assistant_masks")
             hinted = recipe.attention_hints > 0 and recipe.catalogue_tokens and task in ("choice", "both")
-            output = model(**inputs, output_attentions=hinted)
+            output = model(**inputs, output_attentions=hinted, output_hidden_states=hinted)
             per_sequence = sequence_losses_of(output.logits, inputs["input_ids"], assistant_mask)
             loss = per_sequence.sum() / total
             if recipe.vision_probe and "pixel_values" in inputs:
@@ -234,10 +237,11 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
             if hinted:
                 lines = [tokenizer.convert_tokens_to_ids(f"{LETTERS[r['answer']]}. {r['options'][r['answer']]}")
                          for r in records]
-                hint_loss = attention_hint_loss(output.attentions, inputs["input_ids"],
-                                                answer_positions(assistant_mask), lines, image_token)
-                loss = loss + recipe.attention_hints * hint_loss * len(records) / total
-                aids["hints"].append(hint_loss.item())
+                hint = hints.loss(output, inputs["input_ids"], assistant_mask, lines)
+                loss = loss + recipe.attention_hints * (hint["pool"] + hint["flag"] + hint["heads"]) \
+                    * len(records) / total
+                for name, value in hint.items():
+                    aids[name].append(value if isinstance(value, float) else value.item())
             loss.backward()
             losses.setdefault(task, []).append(round(per_sequence.mean().item(), 4))
             step_loss += per_sequence.sum().item() / total
@@ -255,7 +259,8 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
             bar.set_postfix_str(" ".join(f"{t}={v:.3f}" for t, v in recent.items()))
         if checkpoint is not None and (step + 1) % recipe.checkpoint_every == 0 and step + 1 < recipe.steps:
             _save_checkpoint(checkpoint, {"recipe": recipe.as_dict(), "step": step + 1, "model": model.state_dict(),
-                                          "probe": probe.heads.state_dict(), "optimizer": optimizer.state_dict(),
+                                          "probe": probe.heads.state_dict(),
+                                          "hints": hints.flag.state_dict(), "optimizer": optimizer.state_dict(),
                                           "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
                                           "losses": losses})
     model.set_attn_implementation(attention)
