@@ -25,15 +25,23 @@ def smoothed(values: list[float], window: int) -> list[float]:
 
 
 def plot_losses(losses: dict[str, list[float]], path: Path) -> Path:
-    """Per-task training loss (per-sequence mean, smoothed over 50 steps), log scale."""
+    """Per-task training loss (per-sequence mean, smoothed over 50 steps), log scale; the build
+    aids' losses dashed, and the correct-line probe's accuracy (not a loss) left out."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4))
+    from refine_rft.demo.instruct_data import TASKS
+
     for task, values in losses.items():
-        axis.plot(smoothed(values, 50), label=task, linewidth=2.0 if task == "all" else 1.0)
+        if task == "flag_accuracy":
+            continue
+        # A hint learnt to the last digit logs 0, which a log axis cannot show.
+        curve = [max(value, 1e-4) for value in smoothed(values, 50)]
+        axis.plot(curve, label=task, linewidth=2.0 if task == "all" else 1.0,
+                  linestyle="-" if task in ("all", *TASKS) else "--")
     axis.set_yscale("log")
     axis.set_xlabel("step")
     axis.set_ylabel("loss per sequence (mean token cross-entropy)")

@@ -3,8 +3,13 @@
 The stock Qwen-VL processors also construct a video processor, which imports torchvision; on a
 CPU machine without torchvision that import fails. These subclasses take only an image processor
 (the PIL one) and a tokenizer, and are otherwise the stock processors. Load them with
-``AutoProcessor.from_pretrained(path, trust_remote_code=True)``: without ``trust_remote_code``
-AutoProcessor silently falls back to the tokenizer alone.
+``AutoProcessor.from_pretrained(path, trust_remote_code=True)``. Without ``trust_remote_code``,
+transformers (5.x) refuses: ``ValueError: The repository ... contains custom code which must be
+executed to correctly load the model ... pass the argument trust_remote_code=True`` (on an
+interactive terminal it first asks whether to run it). It never falls back to the tokenizer.
+
+Only the tiny models carry this file. A real Qwen2-VL checkpoint uses the stock processor, and
+``refine-rft export`` of an adapter trained on it writes no custom code.
 
 This file must import nothing but transformers: it is executed from the model folder.
 """
