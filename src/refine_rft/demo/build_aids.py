@@ -14,11 +14,10 @@ pushed towards, and none of them is used after the build:
 - **Vision probe** (:class:`VisionProbe`). Linear heads on the mean of each image's tokens
   predict the species and its six attributes: a direct signal for the vision tower, which
   otherwise learns only through the language model.
-- **Attention hints** (:func:`attention_hint_loss`). At the position that writes the answer, one
-  head of an early layer is pushed to look at the image tokens and one head of the last layer
-  at the correct option line.
+- **Option hints** (:class:`OptionHints`). At Choice and Both answers, the answer circuit is
+  supervised piece by piece: attention from each option line to the image, a probe for the
+  correct line, one last-layer head per option line.
 
->>> from refine_rft.prompts import LETTERS
 >>> catalogue_token_texts(["Common Finch"])
 ['A. Common Finch', 'B. Common Finch', 'C. Common Finch', 'D. Common Finch', ' Common Finch']
 """
@@ -26,7 +25,7 @@ pushed towards, and none of them is used after the build:
 from __future__ import annotations
 
 from refine_rft.data.synthetic import ATTRIBUTES
-from refine_rft.prompts import LETTERS
+from refine_rft.prompts import LETTERS, answer_text
 
 OPTION_LETTERS = LETTERS[:4]
 
@@ -34,7 +33,8 @@ OPTION_LETTERS = LETTERS[:4]
 def catalogue_token_texts(names: list[str]) -> list[str]:
     """The texts that become single tokens: every option line ``"<letter>. <name>"`` and every
     name with its leading space (as it follows "is a" or "match")."""
-    return [f"{letter}. {name}" for letter in OPTION_LETTERS for name in names] + [" " + name for name in names]
+    # The line as the question writes it (``answer_text`` is the option-line format of the prompts).
+    return [answer_text([name], 0, letter) for letter in OPTION_LETTERS for name in names] + [" " + n for n in names]
 
 
 def add_catalogue_tokens(model, tokenizer, names: list[str], seed: int = 0) -> int:
@@ -71,9 +71,9 @@ def add_catalogue_tokens(model, tokenizer, names: list[str], seed: int = 0) -> i
 class VisionProbe:
     """Linear heads on an image's mean token: its species and each attribute's value.
 
-    Built on the model's vision output (:meth:`attach` hooks the vision tower); ``loss(rows)``
-    is the mean cross-entropy over the images of the last forward pass, whose rows are given in
-    order. Discarded after the build.
+    It hooks the model's vision tower (:meth:`detach` removes the hook); ``loss(rows)`` is the
+    mean cross-entropy over the images of the last forward pass, whose rows are given in order.
+    Discarded after the build.
     """
 
     def __init__(self, model, names: list[str]):
@@ -85,7 +85,7 @@ class VisionProbe:
                                           **{a: torch.nn.Linear(hidden, len(v)) for a, v in ATTRIBUTES.items()}})
         self.hidden = hidden
         self._features = None
-        model.model.visual.register_forward_hook(self._capture)
+        self._hook = model.model.visual.register_forward_hook(self._capture)
 
     def _capture(self, module, inputs, output):
         # The merged image tokens of every image in the batch, before the model splits them.
@@ -93,6 +93,10 @@ class VisionProbe:
 
     def parameters(self):
         return self.heads.parameters()
+
+    def detach(self) -> None:
+        """Stop capturing the vision tower's output (the model is then as it was)."""
+        self._hook.remove()
 
     def loss(self, rows: list[dict]):
         import torch

@@ -54,7 +54,7 @@ from refine_rft.demo.build_aids import add_catalogue_tokens
 from refine_rft.demo.instruct_data import InstructMix, draw_example, shuffle_record
 from refine_rft.errors import OutputExists
 from refine_rft.files import atomic_directory
-from refine_rft.prompts import LETTERS
+from refine_rft.prompts import answer_text
 
 
 @dataclass(frozen=True)
@@ -142,16 +142,9 @@ def step_batches(rows: list[dict], images: dict, rng: random.Random, mix: Instru
     return batches
 
 
-def sequence_losses(model, inputs: dict):
+def sequence_losses(logits, input_ids, assistant_mask):
     """Per-sequence cross-entropy on the assistant's tokens (the ``{% generation %}`` span,
-    ``<|im_end|>`` included)."""
-    import torch
-
-    return sequence_losses_of(model(**inputs).logits, inputs["input_ids"], inputs.pop("assistant_masks"))
-
-
-def sequence_losses_of(logits, input_ids, assistant_mask):
-    """:func:`sequence_losses` from the logits of a forward pass already made."""
+    ``<|im_end|>`` included), from a forward pass's ``logits``."""
     import torch
 
     mask = assistant_mask[:, 1:].float()
@@ -175,7 +168,7 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRecipe, checkpoint: Path | None,
                progress: bool = True) -> dict[str, list[float]]:
     """Train ``model`` in place; return the loss curve per task (``{"all": [...], "choice": [...]}``,
-    plus ``probe`` and ``hints`` for the training aids).
+    plus the training aids': ``probe``, ``pool``, ``flag``, ``heads`` and ``flag_accuracy``).
 
     With ``checkpoint``, the state is saved there every ``recipe.checkpoint_every`` steps and a
     matching saved state is resumed from.
@@ -228,15 +221,14 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
             assistant_mask = inputs.pop("assistant_masks")
             hinted = recipe.attention_hints > 0 and recipe.catalogue_tokens and task in ("choice", "both")
             output = model(**inputs, output_attentions=hinted, output_hidden_states=hinted)
-            per_sequence = sequence_losses_of(output.logits, inputs["input_ids"], assistant_mask)
+            per_sequence = sequence_losses(output.logits, inputs["input_ids"], assistant_mask)
             loss = per_sequence.sum() / total
             if recipe.vision_probe and "pixel_values" in inputs:
                 probe_loss = probe.loss(records)
                 loss = loss + recipe.vision_probe * probe_loss * len(records) / total
                 aids["probe"].append(probe_loss.item())
             if hinted:
-                lines = [tokenizer.convert_tokens_to_ids(f"{LETTERS[r['answer']]}. {r['options'][r['answer']]}")
-                         for r in records]
+                lines = [tokenizer.convert_tokens_to_ids(answer_text(r["options"], r["answer"])) for r in records]
                 hint = hints.loss(output, inputs["input_ids"], assistant_mask, lines)
                 loss = loss + recipe.attention_hints * (hint["pool"] + hint["flag"] + hint["heads"]) \
                     * len(records) / total
@@ -263,6 +255,7 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
                                           "hints": hints.flag.state_dict(), "optimizer": optimizer.state_dict(),
                                           "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
                                           "losses": losses})
+    probe.detach()
     model.set_attn_implementation(attention)
     model.eval()
     return losses
