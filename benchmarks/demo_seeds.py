@@ -36,6 +36,47 @@ def run_metrics(run_dir: Path) -> dict[str, float | None]:
             **{key: rsc.get(key) for key in RSC_KEYS}}
 
 
+def cot_answers(run_dir: Path) -> dict[str, float]:
+    """Of one evaluated run's CoT answers (%): those the answer grammar refuses, those whose one
+    ``<answer>`` names one option by letter and another by name (a refused kind), and the correct
+    share of the accepted ones.
+
+    The CoT accuracy is ``(100 - refused) * correct_of_accepted / 100``.
+    """
+    from refine_rft.evaluate.score import parsed_choice
+    from refine_rft.files import read_jsonl
+    from refine_rft.parsing import answer_block, stated_options
+
+    rows = [r for r in read_jsonl(run_dir / "predictions.jsonl") if r["style"] == "cot"]
+    refused = mismatched = 0
+    accepted = []
+    for row in rows:
+        got = parsed_choice("cot", row["response"], row["options"])
+        if got is not None:
+            accepted.append(got == row["answer"])
+            continue
+        refused += 1
+        block = answer_block(row["response"])
+        if block is not None:
+            by_letter, by_name = stated_options(block, row["options"])
+            mismatched += len(by_letter) == len(by_name) == 1 and by_letter != by_name
+    return {"refused": 100 * refused / len(rows), "mismatched": 100 * mismatched / len(rows),
+            "correct_of_accepted": 100 * sum(accepted) / len(accepted) if accepted else 0.0}
+
+
+def cot_answers_markdown(per_seed: dict[int, dict[str, dict]]) -> str:
+    """Mean over seeds of :func:`cot_answers` per run, as a table."""
+    runs = next(iter(per_seed.values()))
+    lines = ["CoT answers (% of all; mean over seeds), from `cot_answers`:", "",
+             "| Run | refused by the grammar | letter and name of different options | correct, of the accepted |",
+             "| --- | ---: | ---: | ---: |"]
+    for run in runs:
+        cells = [statistics.fmean(per_seed[s][run][k] for s in per_seed)
+                 for k in ("refused", "mismatched", "correct_of_accepted")]
+        lines.append(f"| {run} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def summarize(per_seed: dict[int, dict[str, dict]]) -> dict[str, dict[str, dict]]:
     """``{run: {metric: {"mean", "std", "values"}}}`` over seeds.
 
@@ -137,7 +178,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the quick demo (a smoke test of this script)")
     args = parser.parse_args()
     out, md = Path(args.out), Path(args.md)
-    per_seed, seconds = {}, {}
+    per_seed, seconds, cot = {}, {}, {}
     for seed in args.seeds:
         start = time.time()
         run_demo(out / f"seed{seed}", quick=args.quick, seed=seed)
@@ -147,17 +188,21 @@ def main() -> None:
             write_text_atomic(timing, json.dumps({"seconds": round(time.time() - start, 1)}) + "\n")
         seconds[seed] = json.loads(timing.read_text())["seconds"]
         per_seed[seed] = {name: run_metrics(out / f"seed{seed}" / "eval" / folder) for folder, name, _ in RUNS}
+        cot[seed] = {name: cot_answers(out / f"seed{seed}" / "eval" / folder) for folder, name, _ in RUNS}
     table = summarize(per_seed)
-    write_text_atomic(out / "summary.json", json.dumps({"seeds": args.seeds, "runs": table, "seconds": seconds},
+    write_text_atomic(out / "summary.json", json.dumps({"seeds": args.seeds, "runs": table, "seconds": seconds,
+                                                        "cot_answers": cot},
                                                        indent=2) + "\n")
     curves = reward_curves(out, args.seeds, md.with_name(md.stem + "_rewards.png"))
     from refine_rft.demo.pipeline import QUICK
 
-    body = settings_text(QUICK if args.quick else DemoConfig(), args.seeds, seconds, curves) + to_markdown(table, args.seeds)
+    body = settings_text(QUICK if args.quick else DemoConfig(), args.seeds, seconds, curves) + to_markdown(table, args.seeds) \
+        + "\n" + cot_answers_markdown(cot)
     old = md.read_text(encoding="utf-8") if md.is_file() else ""
     notes = old[old.index(NOTES):] if NOTES in old else ""
     write_text_atomic(md, body + ("\n" + notes if notes else ""))
     print(to_markdown(table, args.seeds))
+    print(cot_answers_markdown(cot))
 
 
 if __name__ == "__main__":

@@ -49,3 +49,22 @@ def test_a_second_run_skips_every_finished_stage(demo_out, capsys):
     printed = capsys.readouterr().out
     assert "tiny instruct base: tiny:instruct" in printed and "nothing to pre-train" in printed
     assert printed.count("already trained") == 3 and printed.count("already evaluated") == 4
+
+
+def test_demo_seeds_counts_refused_and_mismatched_cot_answers(tmp_path, load_benchmark):
+    """The shares `benchmarks/demo_seeds.md` explains the CoT accuracy with."""
+    import json
+
+    seeds = load_benchmark("demo_seeds")
+    options = ["Common Finch", "Crested Finch", "Striped Finch", "Fork-tailed Finch"]
+    responses = [
+        "<think>crest</think>\n<answer>B. Crested Finch</answer>",  # accepted, right
+        "<think>stripes</think>\n<answer>C. Striped Finch</answer>",  # accepted, wrong
+        "<think>crest</think>\n<answer>C. Crested Finch</answer>",  # letter and name disagree
+        "It has a crest. The answer is B.",  # untagged: refused, no mismatch
+    ]
+    rows = [{"id": str(i), "style": "cot", "response": r, "options": options, "answer": 1}
+            for i, r in enumerate(responses)]
+    rows.append({"id": "x", "style": "choice", "response": "C", "options": options, "answer": 1})
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert seeds.cot_answers(tmp_path) == {"refused": 50.0, "mismatched": 25.0, "correct_of_accepted": 50.0}
