@@ -14,8 +14,8 @@ pushed towards, and none of them is used after the build:
 - **Vision probe** (:class:`VisionProbe`). Linear heads on the mean of each image's tokens
   predict the species and its six attributes: a direct signal for the vision tower, which
   otherwise learns only through the language model.
-- **Option hints** (:class:`OptionHints`). At Choice and Both answers, the answer circuit is
-  supervised piece by piece: attention from each option line to the image, a probe for the
+- **Option hints** (:class:`OptionHints`). At Choice, Both and CoT answers, the answer circuit
+  is supervised piece by piece: attention from each option line to the image, a probe for the
   correct line, one last-layer head per option line.
 
 >>> catalogue_token_texts(["Common Finch"])
@@ -111,10 +111,24 @@ class VisionProbe:
         return species + attributes
 
 
-def answer_positions(assistant_mask):
-    """Per sequence, the position whose logits predict the first answer token (the one before
-    the first assistant token; ``assistant_mask`` is unshifted)."""
-    return assistant_mask.float().argmax(1) - 1
+def answer_positions(input_ids, assistant_mask, answer_tokens):
+    """Per sequence, the position whose logits predict the answer: the one before the last
+    assistant token in ``answer_tokens`` (a letter, or an option line), so that a CoT answer is
+    found after its reasoning; the one before the first assistant token where there is none
+    (``assistant_mask`` is unshifted).
+
+    >>> import torch
+    >>> ids = torch.tensor([[5, 6, 1, 7, 2, 9], [5, 6, 2, 8, 8, 9]])
+    >>> mask = torch.tensor([[0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]])
+    >>> answer_positions(ids, mask, torch.tensor([False, True, True] + [False] * 7)).tolist()
+    [3, 1]
+    """
+    import torch
+
+    is_answer = answer_tokens[input_ids] & assistant_mask.bool()
+    last = torch.arange(input_ids.shape[1]).expand_as(input_ids).masked_fill(~is_answer, -1).max(1).values
+    first = assistant_mask.float().argmax(1)
+    return torch.where(last >= 0, last, first) - 1
 
 
 class OptionHints:
@@ -130,16 +144,22 @@ class OptionHints:
     3. at the answer position, head ``k`` of the last layer looks at the ``k``-th option line
        (so the letter's logit can read line ``k``'s flag through head ``k`` alone).
 
+    The answer position is the one before the answer's letter or option line
+    (:func:`answer_positions`): the first assistant token for Choice and Both, the ``<answer>``
+    line after the reasoning for CoT.
+
     ``loss(output, input_ids, assistant_mask, correct_lines)`` needs a forward pass with
     ``output_attentions`` and ``output_hidden_states``. Discarded after the build.
     """
 
-    def __init__(self, model, line_tokens: list[int], image_token: int, options: int = 4):
+    def __init__(self, model, line_tokens: list[int], letter_tokens: list[int], image_token: int, options: int = 4):
         import torch
 
         self.flag = torch.nn.Linear(model.config.text_config.hidden_size, 1)
         self.is_line = torch.zeros(model.get_input_embeddings().weight.shape[0], dtype=torch.bool)
         self.is_line[line_tokens] = True
+        self.is_answer = self.is_line.clone()
+        self.is_answer[letter_tokens] = True
         self.image_token, self.options = image_token, options
         self.heads = min(options, model.config.text_config.num_attention_heads)
 
@@ -153,8 +173,9 @@ class OptionHints:
         import torch
 
         batch = torch.arange(input_ids.shape[0])
-        positions = answer_positions(assistant_mask)
-        in_prompt = torch.arange(input_ids.shape[1]).unsqueeze(0) <= positions.unsqueeze(1)
+        positions = answer_positions(input_ids, assistant_mask, self.is_answer)
+        # The option lines of the question, not an answer line the target writes.
+        in_prompt = assistant_mask.cumsum(1) == 0
         is_line = self.is_line[input_ids] & in_prompt
         if (is_line.sum(1) != self.options).any():
             raise ValueError(f"hinted examples need {self.options} option lines of catalogue tokens each")

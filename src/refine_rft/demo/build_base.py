@@ -70,7 +70,7 @@ class BaseRecipe:
     # Option sets as `prepare synthetic --seed 0`; images with a seed no demo or test uses.
     pool_seed: int = 0
     pool_image_seed: int = 1000
-    steps: int = 2500
+    steps: int = 3600
     learning_rate: float = 2e-3
     warmup_steps: int = 100
     final_lr_ratio: float = 0.05
@@ -82,12 +82,16 @@ class BaseRecipe:
     catalogue_tokens: bool = True
     # the weight of the vision probe's loss (species and attributes from the image tokens);
     vision_probe: float = 1.0
-    # the weight of the attention hints on Choice and Both answers (0: eager attention not needed).
+    # the weight of the attention hints on Choice, Both and CoT answers (0: eager attention not needed).
     attention_hints: float = 1.0
     mix: InstructMix = field(default_factory=InstructMix)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# The tasks whose answers pick an option: the option hints apply at their answer.
+HINTED_TASKS = ("choice", "both", "cot")
 
 
 def learning_rate(step: int, recipe: BaseRecipe) -> float:
@@ -176,7 +180,7 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
     import torch
     from tqdm.auto import tqdm
 
-    from refine_rft.demo.build_aids import OptionHints, VisionProbe, catalogue_token_texts
+    from refine_rft.demo.build_aids import OPTION_LETTERS, OptionHints, VisionProbe, catalogue_token_texts
 
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
@@ -190,8 +194,12 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
     if recipe.attention_hints > 0:
         model.set_attn_implementation("eager")
     probe = VisionProbe(model, names)
+    # A CoT answer's letter is "B" after a tag or " B" in prose ("The answer is B.").
+    letters = [tokenizer.tokenize(text) for letter in OPTION_LETTERS for text in (letter, " " + letter)]
+    letters = [tokens[0] for tokens in letters if len(tokens) == 1]
     hints = OptionHints(model, [tokenizer.convert_tokens_to_ids(t) for t in catalogue_token_texts(names)
-                                if not t.startswith(" ")], tokenizer.convert_tokens_to_ids("<|image_pad|>"))
+                                if not t.startswith(" ")], tokenizer.convert_tokens_to_ids(letters),
+                        tokenizer.convert_tokens_to_ids("<|image_pad|>"))
     parameters = list(model.parameters()) + (list(probe.parameters()) if recipe.vision_probe else []) \
         + (list(hints.parameters()) if recipe.attention_hints else [])
     optimizer = torch.optim.AdamW(parameters, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
@@ -219,7 +227,7 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
                                                    return_assistant_tokens_mask=True,
                                                    processor_kwargs={"padding": True})
             assistant_mask = inputs.pop("assistant_masks")
-            hinted = recipe.attention_hints > 0 and recipe.catalogue_tokens and task in ("choice", "both")
+            hinted = recipe.attention_hints > 0 and recipe.catalogue_tokens and task in HINTED_TASKS
             output = model(**inputs, output_attentions=hinted, output_hidden_states=hinted)
             per_sequence = sequence_losses(output.logits, inputs["input_ids"], assistant_mask)
             loss = per_sequence.sum() / total

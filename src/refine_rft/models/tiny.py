@@ -71,13 +71,15 @@ CHAT_TEMPLATE = (
 # Tiny but real. "tiny" (the default: hidden 64, 2 decoder layers, a 1-block vision tower) is for
 # tests; "base" is the size of the shipped instruct base (``tiny:instruct``, built by
 # ``refine-rft build-base``): enough capacity to learn the letter look-up and the species in a
-# CPU build. Images are resized to 112x112 at most (8x8 patches of 14 px, merged 2x2 -> 16 image
-# tokens).
+# CPU build. Images are resized to 112x112 at most. "tiny" cuts them into 8x8 patches of 14 px
+# merged 2x2; "base" into 16x16 patches of 7 px merged 4x4, because the beak and the breast
+# pattern that tell neighbouring species apart are a few pixels wide (a 14 px grid saw them in
+# 70-75 % of held-out images, benchmarks/instruct_base.md). Both give 16 image tokens.
 SIZES: dict[str, dict] = {
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, vision_depth=1, vision_width=32, vision_heads=2),
+                 num_key_value_heads=2, vision_depth=1, vision_width=32, vision_heads=2, patch=14, merge=2),
     "base": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4,
-                 num_key_value_heads=2, vision_depth=2, vision_width=128, vision_heads=4),
+                 num_key_value_heads=2, vision_depth=2, vision_width=128, vision_heads=4, patch=7, merge=4),
 }
 MIN_PIXELS = 56 * 56
 MAX_PIXELS = 112 * 112
@@ -149,6 +151,7 @@ def _model_config(arch: str, tokenizer, size: str = "tiny"):
         raise ConfigError(f"unknown size {size!r}; valid: {', '.join(SIZES)}")
     dims = dict(SIZES[size])
     width, depth, vision_heads = dims.pop("vision_width"), dims.pop("vision_depth"), dims.pop("vision_heads")
+    patch, merge = dims.pop("patch"), dims.pop("merge")
 
     ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in [
         ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
@@ -160,7 +163,7 @@ def _model_config(arch: str, tokenizer, size: str = "tiny"):
                 eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
                 pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
     hidden = dims["hidden_size"]
-    vision_common = dict(depth=depth, num_heads=vision_heads)
+    vision_common = dict(depth=depth, num_heads=vision_heads, patch_size=patch, spatial_merge_size=merge)
     if arch == "qwen2_vl":
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope, "rope_theta": 10000.0}
         vision = dict(vision_common, embed_dim=width, hidden_size=hidden, mlp_ratio=2)
@@ -175,7 +178,7 @@ def _model_config(arch: str, tokenizer, size: str = "tiny"):
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope, "mrope_interleaved": True,
                                    "rope_theta": 10000.0}
         vision = dict(vision_common, hidden_size=width, intermediate_size=2 * width, out_hidden_size=hidden,
-                      num_position_embeddings=64, deepstack_visual_indexes=[0], patch_size=14)
+                      num_position_embeddings=(112 // patch) ** 2, deepstack_visual_indexes=[0])
         return Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
     raise ConfigError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
 
@@ -210,8 +213,9 @@ def build_tiny_model(out: str | os.PathLike, arch: str = "qwen2_vl", seed: int =
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.save_pretrained(work)
 
-        # All three tiny towers use 14 px patches (real Qwen3-VL uses 16; only sizes are tiny here).
-        image_processor = Qwen2VLImageProcessorPil(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS, patch_size=14)
+        # The patch grid is the size's (real Qwen3-VL uses 16 px patches; only sizes are tiny here).
+        image_processor = Qwen2VLImageProcessorPil(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS,
+                                                   patch_size=SIZES[size]["patch"], merge_size=SIZES[size]["merge"])
         shutil.copy(Path(__file__).with_name("image_only_processor.py"), work / "image_only_processor.py")
         processor_class = _PROCESSOR_CLASSES[arch]
         module = __import__("refine_rft.models.image_only_processor", fromlist=[processor_class])
