@@ -70,7 +70,7 @@ class BaseRecipe:
     # Option sets as `prepare synthetic --seed 0`; images with a seed no demo or test uses.
     pool_seed: int = 0
     pool_image_seed: int = 1000
-    steps: int = 3600
+    steps: int = 3000
     learning_rate: float = 2e-3
     warmup_steps: int = 100
     final_lr_ratio: float = 0.05
