@@ -83,7 +83,7 @@ class InstructMix:
     identify: int = 8
     describe: int = 3
     # Text-only "Which letter is <name>?". Off by default: with the build aids the look-up is
-    # learnt on the Choice and Both examples themselves (benchmarks/instruct_base.md).
+    # learnt on the Choice, Both and CoT examples themselves (benchmarks/instruct_base.md).
     lookup: int = 0
     cot: int = 4
     # Formats of CoT-prompt targets: the full three-tag format, <think>/<answer> only, untagged
