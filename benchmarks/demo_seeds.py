@@ -64,6 +64,36 @@ def cot_answers(run_dir: Path) -> dict[str, float]:
             "correct_of_accepted": 100 * sum(accepted) / len(accepted) if accepted else 0.0}
 
 
+def usefulness_by_answer(run_dir: Path) -> dict[str, float | None]:
+    """Mean RSC_U (the attribute claims' score) of one judged run's right and wrong CoT answers
+    (RSC_A 100 or not), and how many were right: whether rewarding right answers also rewards true
+    claims in this run.
+    """
+    from refine_rft.files import read_jsonl
+
+    rows = [r for r in read_jsonl(run_dir / "judge_scores.jsonl") if r.get("style", "cot") == "cot"]
+    right = [r["RSC_U"] for r in rows if r.get("RSC_A") == 100.0 and r.get("RSC_U") is not None]
+    wrong = [r["RSC_U"] for r in rows if r.get("RSC_A") != 100.0 and r.get("RSC_U") is not None]
+    return {"RSC_U right": statistics.fmean(right) if right else None,
+            "RSC_U wrong": statistics.fmean(wrong) if wrong else None, "right": len(right)}
+
+
+def usefulness_markdown(per_seed: dict[int, dict[str, dict]]) -> str:
+    """:func:`usefulness_by_answer` per run, over all seeds' answers, as a table."""
+    runs = next(iter(per_seed.values()))
+    lines = ["RSC_U of right and wrong CoT answers (mean over seeds), from `usefulness_by_answer`:", "",
+             "| Run | RSC_U of right answers | RSC_U of wrong answers | right answers (all seeds) |",
+             "| --- | ---: | ---: | ---: |"]
+    for run in runs:
+        cells = []
+        for key in ("RSC_U right", "RSC_U wrong"):
+            values = [per_seed[s][run][key] for s in per_seed if per_seed[s][run][key] is not None]
+            cells.append(f"{statistics.fmean(values):.1f}" if values else "-")
+        cells.append(str(sum(per_seed[s][run]["right"] for s in per_seed)))
+        lines.append(f"| {run} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def cot_answers_markdown(per_seed: dict[int, dict[str, dict]]) -> str:
     """Mean over seeds of :func:`cot_answers` per run, as a table."""
     runs = next(iter(per_seed.values()))
@@ -178,7 +208,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the quick demo (a smoke test of this script)")
     args = parser.parse_args()
     out, md = Path(args.out), Path(args.md)
-    per_seed, seconds, cot = {}, {}, {}
+    per_seed, seconds, cot, usefulness = {}, {}, {}, {}
     for seed in args.seeds:
         start = time.time()
         run_demo(out / f"seed{seed}", quick=args.quick, seed=seed)
@@ -189,20 +219,23 @@ def main() -> None:
         seconds[seed] = json.loads(timing.read_text())["seconds"]
         per_seed[seed] = {name: run_metrics(out / f"seed{seed}" / "eval" / folder) for folder, name, _ in RUNS}
         cot[seed] = {name: cot_answers(out / f"seed{seed}" / "eval" / folder) for folder, name, _ in RUNS}
+        usefulness[seed] = {name: usefulness_by_answer(out / f"seed{seed}" / "eval" / folder)
+                            for folder, name, _ in RUNS}
     table = summarize(per_seed)
     write_text_atomic(out / "summary.json", json.dumps({"seeds": args.seeds, "runs": table, "seconds": seconds,
-                                                        "cot_answers": cot},
+                                                        "cot_answers": cot, "usefulness": usefulness},
                                                        indent=2) + "\n")
     curves = reward_curves(out, args.seeds, md.with_name(md.stem + "_rewards.png"))
     from refine_rft.demo.pipeline import QUICK
 
     body = settings_text(QUICK if args.quick else DemoConfig(), args.seeds, seconds, curves) + to_markdown(table, args.seeds) \
-        + "\n" + cot_answers_markdown(cot)
+        + "\n" + cot_answers_markdown(cot) + "\n" + usefulness_markdown(usefulness)
     old = md.read_text(encoding="utf-8") if md.is_file() else ""
     notes = old[old.index(NOTES):] if NOTES in old else ""
     write_text_atomic(md, body + ("\n" + notes if notes else ""))
     print(to_markdown(table, args.seeds))
     print(cot_answers_markdown(cot))
+    print(usefulness_markdown(usefulness))
 
 
 if __name__ == "__main__":

@@ -68,3 +68,19 @@ def test_demo_seeds_counts_refused_and_mismatched_cot_answers(tmp_path, load_ben
     rows.append({"id": "x", "style": "choice", "response": "C", "options": options, "answer": 1})
     (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert seeds.cot_answers(tmp_path) == {"refused": 50.0, "mismatched": 25.0, "correct_of_accepted": 50.0}
+
+
+def test_demo_seeds_splits_usefulness_by_right_and_wrong_answers(tmp_path, load_benchmark):
+    """The split `benchmarks/demo_seeds.md` explains the RSC_U of the GRPO arms with."""
+    import json
+
+    seeds = load_benchmark("demo_seeds")
+    scores = [{"id": "a", "style": "cot", "RSC_A": 100.0, "RSC_U": 90.0},
+              {"id": "b", "style": "cot", "RSC_A": 100.0, "RSC_U": 70.0},
+              {"id": "c", "style": "cot", "RSC_A": 0.0, "RSC_U": 40.0},
+              {"id": "d", "style": "cot", "RSC_A": 0.0, "RSC_U": None}]  # unscored: left out
+    (tmp_path / "judge_scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scores))
+    split = seeds.usefulness_by_answer(tmp_path)
+    assert split == {"RSC_U right": 80.0, "RSC_U wrong": 40.0, "right": 2}
+    table = seeds.usefulness_markdown({0: {"Zero-shot": split}, 1: {"Zero-shot": dict(split, **{"RSC_U right": 60.0})}})
+    assert "| Zero-shot | 70.0 | 40.0 | 4 |" in table
