@@ -63,7 +63,8 @@ def test_training_path_caps_image_tokens(recipe, big_image_questions, tmp_path, 
                                                   "text": "q"}]}], add_generation_prompt=True, tokenize=False)
             inputs = processor(text=[text], images=[[picture]], return_tensors="pt")
             grid = inputs["image_grid_thw"][0]
-            assert int(grid.prod()) // 4 == _image_tokens(processor, inputs["input_ids"]) <= MAX_TOKENS
+            merged = processor.image_processor.merge_size ** 2  # patches per image token
+            assert int(grid.prod()) // merged == _image_tokens(processor, inputs["input_ids"]) <= MAX_TOKENS
 
 
 def test_without_a_resolution_the_tiny_default_admits_more(big_image_questions, tmp_path, tiny_model_path):
@@ -74,7 +75,7 @@ def test_without_a_resolution_the_tiny_default_admits_more(big_image_questions, 
     from PIL import Image
 
     inputs = processor.image_processor(images=[Image.open(records[0]["image"]).convert("RGB")], return_tensors="pt")
-    assert int(inputs["image_grid_thw"][0].prod()) // 4 > MAX_TOKENS
+    assert int(inputs["image_grid_thw"][0].prod()) // processor.image_processor.merge_size ** 2 > MAX_TOKENS
 
 
 def test_eval_path_caps_image_tokens(big_image_questions, tiny_model_path):
