@@ -71,7 +71,7 @@ def usefulness_by_answer(run_dir: Path) -> dict[str, float | None]:
     """
     from refine_rft.files import read_jsonl
 
-    rows = [r for r in read_jsonl(run_dir / "judge_scores.jsonl") if r.get("style", "cot") == "cot"]
+    rows = [r for r in read_jsonl(run_dir / "judge_scores.jsonl") if r["style"] == "cot"]
     right = [r["RSC_U"] for r in rows if r.get("RSC_A") == 100.0 and r.get("RSC_U") is not None]
     wrong = [r["RSC_U"] for r in rows if r.get("RSC_A") != 100.0 and r.get("RSC_U") is not None]
     return {"RSC_U right": statistics.fmean(right) if right else None,
@@ -98,7 +98,8 @@ def cot_answers_markdown(per_seed: dict[int, dict[str, dict]]) -> str:
     """Mean over seeds of :func:`cot_answers` per run, as a table."""
     runs = next(iter(per_seed.values()))
     lines = ["CoT answers (% of all; mean over seeds), from `cot_answers`:", "",
-             "| Run | refused by the grammar | letter and name of different options | correct, of the accepted |",
+             "| Run | refused by the grammar | letter and name of different options "
+             "| correct, of the accepted |",
              "| --- | ---: | ---: | ---: |"]
     for run in runs:
         cells = [statistics.fmean(per_seed[s][run][k] for s in per_seed)
@@ -222,14 +223,13 @@ def main() -> None:
         usefulness[seed] = {name: usefulness_by_answer(out / f"seed{seed}" / "eval" / folder)
                             for folder, name, _ in RUNS}
     table = summarize(per_seed)
-    write_text_atomic(out / "summary.json", json.dumps({"seeds": args.seeds, "runs": table, "seconds": seconds,
-                                                        "cot_answers": cot, "usefulness": usefulness},
-                                                       indent=2) + "\n")
+    summary = {"seeds": args.seeds, "runs": table, "seconds": seconds, "cot_answers": cot, "usefulness": usefulness}
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     curves = reward_curves(out, args.seeds, md.with_name(md.stem + "_rewards.png"))
     from refine_rft.demo.pipeline import QUICK
 
-    body = settings_text(QUICK if args.quick else DemoConfig(), args.seeds, seconds, curves) + to_markdown(table, args.seeds) \
-        + "\n" + cot_answers_markdown(cot) + "\n" + usefulness_markdown(usefulness)
+    body = "\n".join([settings_text(QUICK if args.quick else DemoConfig(), args.seeds, seconds, curves)
+                      + to_markdown(table, args.seeds), cot_answers_markdown(cot), usefulness_markdown(usefulness)])
     old = md.read_text(encoding="utf-8") if md.is_file() else ""
     notes = old[old.index(NOTES):] if NOTES in old else ""
     write_text_atomic(md, body + ("\n" + notes if notes else ""))

@@ -99,7 +99,8 @@ def test_build_refuses_an_existing_folder_then_force_replaces_it(tmp_path, capsy
     assert not (out / "keep.txt").exists() and verify_instruct_base(out) == out
     build = json.loads((out / "build.json").read_text())
     tasks = {task for task, count in InstructMix().counts().items() if count}
-    assert len(build["losses"]["all"]) == 2 and set(build["losses"]) == {"all", *tasks, "probe", "pool", "flag", "heads", "flag_accuracy"}
+    aids = {"probe", "pool", "flag", "heads", "flag_accuracy"}
+    assert len(build["losses"]["all"]) == 2 and set(build["losses"]) == {"all", *tasks, *aids}
     assert build["recipe"]["pool_image_seed"] not in (0, 1, 2, 7)  # never a demo or profile image seed
     card = (out / "README.md").read_text()
     assert "refine-rft build-base" in card and f"{build['parameters']:,} parameters" in card

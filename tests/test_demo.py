@@ -82,5 +82,6 @@ def test_demo_seeds_splits_usefulness_by_right_and_wrong_answers(tmp_path, load_
     (tmp_path / "judge_scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scores))
     split = seeds.usefulness_by_answer(tmp_path)
     assert split == {"RSC_U right": 80.0, "RSC_U wrong": 40.0, "right": 2}
-    table = seeds.usefulness_markdown({0: {"Zero-shot": split}, 1: {"Zero-shot": dict(split, **{"RSC_U right": 60.0})}})
+    other_seed = dict(split, **{"RSC_U right": 60.0})
+    table = seeds.usefulness_markdown({0: {"Zero-shot": split}, 1: {"Zero-shot": other_seed}})
     assert "| Zero-shot | 70.0 | 40.0 | 4 |" in table

@@ -82,9 +82,10 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
         f"- pool: {summary['pool_rows']} images ({recipe['pool_per_class']} per species, {recipe['classes']} species), "
         f"drawn with image seed {recipe['pool_image_seed']} and option seed {recipe['pool_seed']}; no other images",
         f"- per step: {', '.join(f'{n} {task}' for task, n in _counts(recipe).items())} examples",
-        "- build-time aids (`refine_rft.demo.build_aids`, not part of the saved model): "
-        f"one token per option line and per species name: {'yes' if recipe.get('catalogue_tokens') else 'no'}; "
-        f"vision probe weight {recipe.get('vision_probe', 0)}; attention hints weight {recipe.get('attention_hints', 0)}",
+        "- build-time aids (`refine_rft.demo.build_aids`, not part of the saved model): one token per "
+        f"option line and per species name: {'yes' if recipe.get('catalogue_tokens') else 'no'}; "
+        f"vision probe weight {recipe.get('vision_probe', 0)}; "
+        f"attention hints weight {recipe.get('attention_hints', 0)}",
         f"- lr {recipe['learning_rate']} (warm-up {recipe['warmup_steps']} steps, cosine to "
         f"{recipe['final_lr_ratio']} of it), AdamW, weight decay {recipe['weight_decay']}",
         "- final loss per task (mean of the last 50 steps): "

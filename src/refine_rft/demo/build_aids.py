@@ -34,7 +34,8 @@ def catalogue_token_texts(names: list[str]) -> list[str]:
     """The texts that become single tokens: every option line ``"<letter>. <name>"`` and every
     name with its leading space (as it follows "is a" or "match")."""
     # The line as the question writes it (``answer_text`` is the option-line format of the prompts).
-    return [answer_text([name], 0, letter) for letter in OPTION_LETTERS for name in names] + [" " + n for n in names]
+    lines = [answer_text([name], 0, letter) for letter in OPTION_LETTERS for name in names]
+    return lines + [" " + name for name in names]
 
 
 def add_catalogue_tokens(model, tokenizer, names: list[str], seed: int = 0) -> int:
@@ -152,7 +153,8 @@ class OptionHints:
     ``output_attentions`` and ``output_hidden_states``. Discarded after the build.
     """
 
-    def __init__(self, model, line_tokens: list[int], letter_tokens: list[int], image_token: int, options: int = 4):
+    def __init__(self, model, line_tokens: list[int], letter_tokens: list[int], image_token: int,
+                 options: int = 4):
         import torch
 
         self.flag = torch.nn.Linear(model.config.text_config.hidden_size, 1)
@@ -188,7 +190,8 @@ class OptionHints:
         pool = -(torch.log(image_mass + 1e-6) * queries).sum() / queries.sum()
 
         flag_logits = self.flag(output.hidden_states[-2]).squeeze(-1)
-        flag = torch.nn.functional.binary_cross_entropy_with_logits(flag_logits[is_line], correct[is_line].float())
+        flag = torch.nn.functional.binary_cross_entropy_with_logits(flag_logits[is_line],
+                                                                    correct[is_line].float())
         best = torch.where(is_line, flag_logits, torch.full_like(flag_logits, -1e9)).argmax(1)
 
         line_positions = is_line.nonzero()[:, 1].reshape(-1, self.options)  # in order: A, B, C, D

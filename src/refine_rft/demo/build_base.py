@@ -236,7 +236,8 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
                 loss = loss + recipe.vision_probe * probe_loss * len(records) / total
                 aids["probe"].append(probe_loss.item())
             if hinted:
-                lines = [tokenizer.convert_tokens_to_ids(answer_text(r["options"], r["answer"])) for r in records]
+                lines = [tokenizer.convert_tokens_to_ids(answer_text(r["options"], r["answer"]))
+                         for r in records]
                 hint = hints.loss(output, inputs["input_ids"], assistant_mask, lines)
                 loss = loss + recipe.attention_hints * (hint["pool"] + hint["flag"] + hint["heads"]) \
                     * len(records) / total
@@ -259,8 +260,8 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
             bar.set_postfix_str(" ".join(f"{t}={v:.3f}" for t, v in recent.items()))
         if checkpoint is not None and (step + 1) % recipe.checkpoint_every == 0 and step + 1 < recipe.steps:
             _save_checkpoint(checkpoint, {"recipe": recipe.as_dict(), "step": step + 1, "model": model.state_dict(),
-                                          "probe": probe.heads.state_dict(),
-                                          "hints": hints.flag.state_dict(), "optimizer": optimizer.state_dict(),
+                                          "probe": probe.heads.state_dict(), "hints": hints.flag.state_dict(),
+                                          "optimizer": optimizer.state_dict(),
                                           "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
                                           "losses": losses})
     probe.detach()

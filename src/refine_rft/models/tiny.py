@@ -81,8 +81,9 @@ SIZES: dict[str, dict] = {
     "base": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4,
                  num_key_value_heads=2, vision_depth=2, vision_width=128, vision_heads=4, patch=7, merge=4),
 }
+IMAGE_SIDE = 112  # largest image side in pixels
 MIN_PIXELS = 56 * 56
-MAX_PIXELS = 112 * 112
+MAX_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 
 
 def _tokenizer_corpus() -> list[str]:
@@ -178,7 +179,7 @@ def _model_config(arch: str, tokenizer, size: str = "tiny"):
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope, "mrope_interleaved": True,
                                    "rope_theta": 10000.0}
         vision = dict(vision_common, hidden_size=width, intermediate_size=2 * width, out_hidden_size=hidden,
-                      num_position_embeddings=(112 // patch) ** 2, deepstack_visual_indexes=[0])
+                      num_position_embeddings=(IMAGE_SIDE // patch) ** 2, deepstack_visual_indexes=[0])
         return Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
     raise ConfigError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
 
@@ -214,8 +215,9 @@ def build_tiny_model(out: str | os.PathLike, arch: str = "qwen2_vl", seed: int =
         model.save_pretrained(work)
 
         # The patch grid is the size's (real Qwen3-VL uses 16 px patches; only sizes are tiny here).
+        grid = SIZES[size]
         image_processor = Qwen2VLImageProcessorPil(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS,
-                                                   patch_size=SIZES[size]["patch"], merge_size=SIZES[size]["merge"])
+                                                   patch_size=grid["patch"], merge_size=grid["merge"])
         shutil.copy(Path(__file__).with_name("image_only_processor.py"), work / "image_only_processor.py")
         processor_class = _PROCESSOR_CLASSES[arch]
         module = __import__("refine_rft.models.image_only_processor", fromlist=[processor_class])
