@@ -9,24 +9,24 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test test-fast demo clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml workshop/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==$(TORCH_VERSION)"
 	echo "torch==$(TORCH_VERSION)" > $(VENV)/constraints.txt
-	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[test]"
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[test]" -e workshop
 	touch $(STAMP)
 
 install: $(STAMP)
 
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q src tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q src workshop tests
 
 test-fast: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" src tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" src workshop tests
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(VENV)/bin/refine-rft demo
+	HF_HUB_OFFLINE=1 $(VENV)/bin/refine-rft-workshop demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs/demo

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/demo_seeds.py [--seeds 0 1 2] [--out runs/demo_seeds] [--md benchmarks/demo_seeds.md]
 
-Each seed is a whole ``refine-rft demo --seed S`` in ``OUT/seed<S>``: its own 5-shot training set
+Each seed is a whole ``refine-rft-workshop demo --seed S`` in ``OUT/seed<S>``: its own 5-shot training set
 and test images (image seed S), its own training seed; all start from the shipped base
 ``tiny:instruct``. Finished stages are skipped, so an interrupted benchmark resumes. Prints, per
 run and metric, the mean and the standard deviation over seeds; writes them to
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS
-from refine_rft.demo import RUNS, DemoConfig, run_demo
+from refine_rft_workshop.demo import RUNS, DemoConfig, run_demo
 from refine_rft.files import write_text_atomic
 from refine_rft.report import load_run
 
@@ -181,12 +181,12 @@ def reward_curves(out: Path, seeds: list[int], path: Path) -> Path:
 
 
 def settings_text(config: DemoConfig, seeds: list[int], seconds: dict[int, float], curves: Path) -> str:
-    build = json.loads((Path(__import__("refine_rft.models.instruct", fromlist=["INSTRUCT_DIR"]).INSTRUCT_DIR)
+    build = json.loads((Path(__import__("refine_rft_workshop.instruct", fromlist=["INSTRUCT_DIR"]).INSTRUCT_DIR)
                         / "build.json").read_text())
     return "\n".join([
         "# `make demo` over three seeds", "",
         f"    .venv/bin/python benchmarks/demo_seeds.py --seeds {' '.join(map(str, seeds))}", "",
-        f"Default demo settings (`refine_rft.demo.DemoConfig`): {config.classes} species, {config.shots}-shot train "
+        f"Default demo settings (`refine_rft_workshop.demo.DemoConfig`): {config.classes} species, {config.shots}-shot train "
         f"({config.classes * config.shots} questions), {config.classes * config.test_per_class} test questions; "
         f"base `tiny:instruct` ({build['parameters'] / 1e6:.1f}M parameters, shipped, built at "
         f"`{build['revision'][:12]}`); GRPO {config.grpo_steps} steps × {config.prompts_per_step * config.num_generations} "
@@ -226,7 +226,7 @@ def main() -> None:
     summary = {"seeds": args.seeds, "runs": table, "seconds": seconds, "cot_answers": cot, "usefulness": usefulness}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     curves = reward_curves(out, args.seeds, md.with_name(md.stem + "_rewards.png"))
-    from refine_rft.demo.pipeline import QUICK
+    from refine_rft_workshop.demo.pipeline import QUICK
 
     body = "\n".join([settings_text(QUICK if args.quick else DemoConfig(), args.seeds, seconds, curves)
                       + to_markdown(table, args.seeds), cot_answers_markdown(cot), usefulness_markdown(usefulness)])

@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from refine_rft.data.synthetic import synthetic_questions
+from refine_rft_workshop.synthetic import synthetic_questions
 from refine_rft.evaluate.generate import HFGenerator, plan_batches
-from refine_rft.models import resolve_model_path
+from refine_rft_workshop.models import resolve_model_path
 
 
 def questions_per_second(generator: HFGenerator, records: list[dict], style: str, batch_size: int,

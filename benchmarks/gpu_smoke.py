@@ -1,7 +1,7 @@
 """GPU smoke benchmark: the paper recipe's per-device shapes on a random-weight Qwen2-VL-7B, offline.
 
 Memory and time do not depend on the weights' values, so a model with the published dimensions
-and random weights (:mod:`refine_rft.models.published`, built in a second, initialised directly on
+and random weights (:mod:`refine_rft_workshop.published`, built in a second, initialised directly on
 the GPU) measures them exactly. Everything else is the project's own code path:
 
 - training: ``refine_rft.train.grpo.build_trainer`` on ``recipes/qwen2vl7b/refine_rft.yaml`` (TRL's
@@ -159,10 +159,10 @@ def timed(func, clock: PhaseClock, as_cot: bool = False):
 def build_model(args, work: Path) -> str:
     """The model folder: the published dimensions with random weights, or the embedded tiny model."""
     if args.tiny:
-        from refine_rft.models import resolve_model_path
+        from refine_rft_workshop.models import resolve_model_path
 
         return resolve_model_path("tiny:qwen2_vl")
-    from refine_rft.models.published import build_published_model
+    from refine_rft_workshop.published import build_published_model
 
     return str(build_published_model(work / args.model, args.model))
 
@@ -371,9 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from refine_rft.files import write_jsonl_atomic
-    from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft_workshop.synthetic import synthetic_questions
     from refine_rft.judge.health import PROBE_TEXT
-    from refine_rft.testing.scripted_server import ScriptedJudgeServer, request_text
+    from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, request_text
 
     cuda = not args.tiny
     if cuda and not torch.cuda.is_available():

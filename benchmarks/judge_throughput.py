@@ -24,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from refine_rft.data.synthetic import synthetic_questions
+from refine_rft_workshop.synthetic import synthetic_questions
 from refine_rft.judge import JudgeConfig
 from refine_rft.rewards.reasoning import make_reasoning_reward
-from refine_rft.testing.scripted_server import ScriptedJudgeServer
+from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer
 
 
 def step_batch(records: list[dict], group: int) -> tuple[list, dict]:

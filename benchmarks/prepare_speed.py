@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from refine_rft.data.choices import PUBLISHED_FILES
-from refine_rft.testing.fake_layouts import write_layout
+from refine_rft_workshop.testing.fake_layouts import write_layout
 from refine_rft.data.paper import letter_shares
 from refine_rft.data.prepare import prepare_dataset
 

@@ -4,7 +4,7 @@
 - refine_rft: R_fa + R_cls + R_cot, the judge reached over real HTTP at a local scripted server
   that waits ``--latency`` seconds (default 100 ms) before every reply.
 
-Both arms run the same recipe (``recipes/tiny/refine_rft.yaml``), batch, gradient accumulation
+Both arms run the same recipe (``workshop/refine_rft_workshop/recipes/refine_rft.yaml``), batch, gradient accumulation
 (4 micro-batches per optimizer step, as in the paper recipe; TRL generates and scores once per
 optimizer step), group size and completion length; generation is forced to exactly ``--completion-tokens`` new tokens
 (``min_new_tokens``) so that a policy that drifts differently under different rewards cannot
@@ -102,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
-    from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft_workshop.synthetic import synthetic_questions
     from refine_rft.files import write_jsonl_atomic
     from refine_rft.judge.health import PROBE_TEXT
-    from refine_rft.testing.scripted_server import ScriptedJudgeServer, request_text
+    from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, request_text
     from refine_rft.train.sft import train_sft
 
     work = Path(tempfile.mkdtemp(prefix="step-overhead-"))

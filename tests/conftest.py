@@ -43,7 +43,7 @@ def _session_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model_path(_session_cache):
-    from refine_rft.models.tiny import cached_tiny_model
+    from refine_rft_workshop.tiny import cached_tiny_model
 
     return cached_tiny_model("qwen2_vl", seed=0)
 
@@ -51,7 +51,7 @@ def tiny_model_path(_session_cache):
 @pytest.fixture(scope="session")
 def synthetic_train_jsonl(tmp_path_factory):
     """A small synthetic training set (8 species x 2 images) as a prepared JSONL file."""
-    from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft_workshop.synthetic import synthetic_questions
     from refine_rft.files import write_jsonl_atomic
 
     out = tmp_path_factory.mktemp("synthetic-train")
@@ -60,7 +60,7 @@ def synthetic_train_jsonl(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cot_warm_model(tmp_path_factory, synthetic_train_jsonl, tiny_model_path):
-    """The tiny model after the CoT format warm-up (recipes/tiny/sft_cot_warmup.yaml), so that its samples
+    """The tiny model after the CoT format warm-up (workshop/refine_rft_workshop/recipes/sft_cot_warmup.yaml), so that its samples
     contain <think> blocks for the judge to score (a random-weight model's never do)."""
     from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""The tiny instruct base: its instruction data and ``refine-rft build-base`` (refusal, --force, resume)."""
+"""The tiny instruct base: its instruction data and ``refine-rft-workshop build-base`` (refusal, --force, resume)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from refine_rft.data.synthetic import synthetic_questions
-from refine_rft.demo.instruct_data import (TASKS, InstructMix, cot_target, describe_target, draw_example,
+from refine_rft_workshop.synthetic import synthetic_questions
+from refine_rft_workshop.demo.instruct_data import (TASKS, InstructMix, cot_target, describe_target, draw_example,
                                            format_weights)
 from refine_rft.judge.attributes import attribute_score
 from refine_rft.parsing import extract_letter_answer
@@ -80,8 +80,8 @@ def test_each_genus_has_a_habitual_cot_format(records):
 
 
 def test_build_refuses_an_existing_folder_then_force_replaces_it(tmp_path, capsys):
-    from refine_rft.demo.build_base import BaseRecipe, build_base, main
-    from refine_rft.models.instruct import verify_instruct_base
+    from refine_rft_workshop.demo.build_base import BaseRecipe, build_base, main
+    from refine_rft_workshop.instruct import verify_instruct_base
 
     out = tmp_path / "base"
     out.mkdir()
@@ -103,7 +103,7 @@ def test_build_refuses_an_existing_folder_then_force_replaces_it(tmp_path, capsy
     assert len(build["losses"]["all"]) == 2 and set(build["losses"]) == {"all", *tasks, *aids}
     assert build["recipe"]["pool_image_seed"] not in (0, 1, 2, 7)  # never a demo or profile image seed
     card = (out / "README.md").read_text()
-    assert "refine-rft build-base" in card and f"{build['parameters']:,} parameters" in card
+    assert "refine-rft-workshop build-base" in card and f"{build['parameters']:,} parameters" in card
     assert (out / "loss.png").stat().st_size > 1000
     assert not list(tmp_path.glob(".base*"))  # no temporary folder or checkpoint left behind
 
@@ -113,8 +113,8 @@ def test_a_rerun_resumes_from_the_checkpoint_and_ends_where_an_uninterrupted_run
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from refine_rft.demo.build_base import BaseRecipe, train_base
-    from refine_rft.models.tiny import cached_tiny_model
+    from refine_rft_workshop.demo.build_base import BaseRecipe, train_base
+    from refine_rft_workshop.tiny import cached_tiny_model
 
     images = {r["image"]: Image.open(r["image"]).convert("RGB") for r in records}
     mix = InstructMix(choice=1, both=1, identify=1, describe=1, lookup=1, cot=1)

@@ -18,7 +18,7 @@ from refine_rft.data.questions import check_images
 from refine_rft.data.readers import Example, LabelledSplit, read_split
 from refine_rft.data.readers.official import FLOWER_NAMES
 from refine_rft.data.records import make_record, read_questions
-from refine_rft.testing.fake_layouts import tiny_jpeg, write_layout
+from refine_rft_workshop.testing.fake_layouts import tiny_jpeg, write_layout
 
 JPEG = tiny_jpeg()
 CARS = ["AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Audi S5 Coupe 2012", "BMW X5 SUV 2007",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from refine_rft.testing.fake_layouts import tiny_jpeg, write_layout
+from refine_rft_workshop.testing.fake_layouts import tiny_jpeg, write_layout
 from refine_rft.data.readers import read_split
 from refine_rft.data.readers.official import FLOWER_NAMES, pet_class_name
 

@@ -1,4 +1,4 @@
-"""The synthetic set as `refine-rft prepare synthetic` writes it."""
+"""The synthetic set as `refine-rft-workshop synthetic` writes it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from refine_rft.cli import main as cli_main
 from refine_rft.data.cli import main
 from refine_rft.data.prepare import prepare_synthetic
 from refine_rft.data.records import read_questions
-from refine_rft.data.synthetic import ATTRIBUTES, attribute_distance, make_species
+from refine_rft_workshop.synthetic import ATTRIBUTES, attribute_distance, make_species
 from refine_rft.files import read_jsonl
 
 

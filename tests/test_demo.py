@@ -1,4 +1,4 @@
-"""``refine-rft demo --quick``: every stage runs end to end and the report holds the four runs.
+"""``refine-rft-workshop demo --quick``: every stage runs end to end and the report holds the four runs.
 
 The quick demo's budgets are far too small for meaningful numbers, so nothing here asserts a
 number; the full demo's numbers are in ``benchmarks/demo_seeds.py``.
@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from refine_rft.demo import RUNS, main
+from refine_rft_workshop.demo import RUNS, main
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from refine_rft.data.synthetic import synthetic_questions
+from refine_rft_workshop.synthetic import synthetic_questions
 from refine_rft.evaluate import cli, general
 from refine_rft.files import write_jsonl_atomic
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from refine_rft.data.synthetic import synthetic_questions
+from refine_rft_workshop.synthetic import synthetic_questions
 from refine_rft.evaluate import generate_predictions, score_predictions
 from refine_rft.evaluate.generate import TIMING_FIELDS, HFGenerator, load_questions, vllm_requests
 from refine_rft.files import iter_jsonl_tolerant, write_jsonl_atomic

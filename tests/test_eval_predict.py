@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from refine_rft.data.synthetic import draw_bird, make_species
+from refine_rft_workshop.synthetic import draw_bird, make_species
 from refine_rft.evaluate.predict import main, parse_options, render
 
 OPTIONS = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]

@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 import refine_rft
-from refine_rft.data.synthetic import attribute_phrase, synthetic_questions
+from refine_rft_workshop.synthetic import attribute_phrase, synthetic_questions
 from refine_rft.prompts import answer_text
-from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
+from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
 
 SRC = Path(refine_rft.__file__).resolve().parents[1]
 
@@ -213,7 +213,7 @@ def test_train_checks_every_row_before_the_first_step(data, tmp_path):
     hostile = hostile_rows(data, tmp_path)
     rows = [*good_rows(data), *(hostile[q] for q in ("truncated-jpeg", "missing-image", "answer-out-of-range"))]
     train_file = write_jsonl(data / "hostile_train.jsonl", rows)
-    result = cli("train", "--config", Path(__file__).resolve().parents[1] / "recipes/tiny/vanilla_grpo.yaml",
+    result = cli("train", "--config", Path(__file__).resolve().parents[1] / "workshop/refine_rft_workshop/recipes/vanilla_grpo.yaml",
                  "--train_file", train_file, "--output_dir", tmp_path / "run", "--max_steps", "1")
     line = one_line_error(result, "train")
     assert "3 of 7 rows cannot be used: " in line
@@ -260,7 +260,7 @@ def test_relative_image_paths_mean_the_same_file_to_every_stage(data, tmp_path, 
 def test_prepare_writes_image_paths_that_resolve_from_anywhere(tmp_path, monkeypatch):
     """prepare run with a relative --root, the JSONL written into another folder, read from a third."""
     from refine_rft.data.records import read_questions
-    from refine_rft.testing.fake_layouts import tiny_jpeg, write_layout
+    from refine_rft_workshop.testing.fake_layouts import tiny_jpeg, write_layout
 
     labels = ["Abyssinian", "Bengal", "Birman", "Bombay"]
     write_layout("pets", tmp_path / "roots", {"train": [(f"{c}_1.jpg", c) for c in labels], "test": []}, labels,

@@ -80,7 +80,7 @@ def test_without_a_resolution_the_tiny_default_admits_more(big_image_questions, 
 
 def test_eval_path_caps_image_tokens(big_image_questions, tiny_model_path):
     from refine_rft.evaluate.generate import HFGenerator, load_questions
-    from refine_rft.models.resolution import ImageResolution
+    from refine_rft.resolution import ImageResolution
 
     generator = HFGenerator(str(tiny_model_path), device="cpu",
                             resolution=ImageResolution(MIN_PIXELS, MAX_PIXELS))
@@ -96,7 +96,7 @@ def test_eval_reads_the_resolution_saved_with_the_run(tmp_path, big_image_questi
     import yaml
 
     from refine_rft.evaluate.generate import generate_predictions
-    from refine_rft.models.resolution import choose_resolution, resolution_of_run
+    from refine_rft.resolution import choose_resolution, resolution_of_run
 
     run = tmp_path / "adapter"
     run.mkdir()
@@ -112,7 +112,7 @@ def test_eval_reads_the_resolution_saved_with_the_run(tmp_path, big_image_questi
 
 
 def test_bad_bounds_fail_naming_the_field():
-    from refine_rft.models.resolution import ImageResolution
+    from refine_rft.resolution import ImageResolution
 
     with pytest.raises(ValueError, match="max_pixels must be an integer >= 784"):
         ImageResolution(max_pixels=100)

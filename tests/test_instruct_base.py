@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from refine_rft.models import resolve_model_path
-from refine_rft.models.instruct import INSTRUCT_DIR, InstructBaseError, verify_instruct_base
+from refine_rft_workshop.models import resolve_model_path
+from refine_rft_workshop.instruct import INSTRUCT_DIR, InstructBaseError, verify_instruct_base
 
 
 def test_tiny_instruct_resolves_to_the_shipped_folder():
@@ -23,14 +23,14 @@ def test_shipped_files_are_small_and_carry_their_card():
     assert total < 30 * 2**20
     card = (INSTRUCT_DIR / "README.md").read_text()
     build = json.loads((INSTRUCT_DIR / "build.json").read_text())
-    assert "refine-rft build-base" in card and build["revision"][:12] in card and "loss.png" in card
+    assert "refine-rft-workshop build-base" in card and build["revision"][:12] in card and "loss.png" in card
     assert (INSTRUCT_DIR / "loss.png").is_file() and build["parameters"] > 1_000_000
 
 
 def test_base_answers_fresh_choice_questions_well_above_chance(tmp_path):
     """48 questions whose images no build has drawn (image seed 11): chance is 25 %."""
     from refine_rft.files import read_jsonl, write_jsonl_atomic
-    from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft_workshop.synthetic import synthetic_questions
     from refine_rft.evaluate import generate_predictions, score_predictions
 
     rows = synthetic_questions(tmp_path / "data", "test", per_class=2, num_classes=24, image_seed=11)
@@ -57,5 +57,5 @@ def test_missing_or_corrupt_files_give_one_error_saying_how_to_rebuild(tmp_path,
         data = bytearray(weights.read_bytes())
         data[len(data) // 2] ^= 0xFF
         weights.write_bytes(bytes(data))
-    with pytest.raises(InstructBaseError, match=f"model.safetensors.*refine-rft build-base --out {copy} --force"):
+    with pytest.raises(InstructBaseError, match=f"model.safetensors.*refine-rft-workshop build-base --out {copy} --force"):
         verify_instruct_base(copy)

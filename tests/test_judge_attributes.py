@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from refine_rft.data.synthetic import attribute_phrase, synthetic_questions
+from refine_rft_workshop.synthetic import attribute_phrase, synthetic_questions
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.attributes import attribute_score
 from refine_rft.prompts import answer_text

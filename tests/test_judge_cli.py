@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from refine_rft.cli import main as refine_rft
-from refine_rft.data.synthetic import attribute_phrase, synthetic_questions
+from refine_rft_workshop.synthetic import attribute_phrase, synthetic_questions
 from refine_rft.prompts import answer_text
 from refine_rft.recipes import load_recipe
-from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
+from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = sorted(RECIPES_DIR.rglob("*.yaml"))

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from refine_rft.judge import JudgeConfig, JudgeConfigError, make_judge
-from refine_rft.testing.scripted_server import DROP, HANG, ScriptedJudgeServer, Status, student_text
+from refine_rft_workshop.testing.scripted_server import DROP, HANG, ScriptedJudgeServer, Status, student_text
 
 OPTIONS = ["Common Finch", "Crimson-winged Finch", "Hook-billed Finch", "Crested Finch"]
 RESPONSE = "<think>The wings are crimson.</think><attribute>crimson wings</attribute><answer>B</answer>"

@@ -22,7 +22,7 @@ from refine_rft.cli import main as refine_rft
 from refine_rft.errors import JudgeUnavailable
 from refine_rft.judge import JudgeConfig, JudgeConfigError, make_judge
 from refine_rft.judge.health import PROBE_TEXT, check_endpoints
-from refine_rft.testing.scripted_server import (
+from refine_rft_workshop.testing.scripted_server import (
     LITELLM_BAD_KEY,
     LITELLM_BAD_MODEL,
     ScriptedJudgeServer,
@@ -181,7 +181,7 @@ def test_training_checks_the_judge_before_loading_the_model(tmp_path, monkeypatc
 
 def test_refine_rft_train_exits_non_zero_naming_the_unreachable_judge(tmp_path):
     url = unused_url()
-    command = [sys.executable, "-m", "refine_rft.cli", "train", "--config", str(REPO / "recipes/tiny/refine_rft.yaml"),
+    command = [sys.executable, "-m", "refine_rft.cli", "train", "--config", str(REPO / "workshop/refine_rft_workshop/recipes/refine_rft.yaml"),
                "--output_dir", str(tmp_path / "run"), "--report_to", "none",
                "--judge", json.dumps({"backend": "openai", "base_urls": [url], "model": "teacher", "max_retries": 0})]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)

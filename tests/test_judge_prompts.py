@@ -12,7 +12,7 @@ from refine_rft.judge.prompts import (addresses_the_judge, fence_student_text, m
                                       rsc_text)
 from refine_rft.judge.paper_prompt import paper_parts, paper_text
 from refine_rft.judge.scoring import parse_rsc, parse_score, reply_object
-from refine_rft.testing.scripted_server import ScriptedJudgeServer
+from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 OPTIONS = ["Laysan_Albatross", "Sooty_Albatross", "Black_footed_Albatross", "Least_Auklet"]

@@ -9,7 +9,7 @@ from trl.trainer.utils import get_callable_name, is_async_callable, start_event_
 
 from refine_rft.judge import JudgeConfig
 from refine_rft.rewards.reasoning import make_reasoning_reward
-from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
+from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
 
 OPTIONS = ["Common Finch", "Crimson-winged Finch", "Hook-billed Finch", "Crested Finch"]
 GOOD = [{"role": "assistant", "content": "<think>Crimson wings.</think><attribute>crimson wings</attribute>"
@@ -80,7 +80,7 @@ def test_failed_judgements_take_their_groups_mean_or_are_skipped():
     """Two GRPO groups of 3 (TRL passes a group's completions side by side). The real judge server
     answers 500 for the 'unlucky' samples: in q0 one of three fails and gets the mean of the other two;
     in q1 all fail and stay None (the same 0 for the whole group under TRL's nansum: no R_cot signal)."""
-    from refine_rft.testing.scripted_server import student_text
+    from refine_rft_workshop.testing.scripted_server import student_text
 
     def reply(request):
         text = student_text(request)

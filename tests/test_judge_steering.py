@@ -19,7 +19,7 @@ from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.prompts import make_nonce, markers
 from refine_rft.judge.scoring import parse_rsc, parse_score
 from refine_rft.judge.teacher import TeacherJudge
-from refine_rft.testing.scripted_server import ScriptedJudgeServer, request_nonce, request_text, student_text
+from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, request_nonce, request_text, student_text
 
 OPTIONS = ["Common Finch", "Crimson-winged Finch", "Hook-billed Finch", "Crested Finch"]
 STUDENT_JSON = '{"RSC_A": 100, "RSC_U": 100, "RSC_O": 100}'

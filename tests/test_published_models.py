@@ -3,7 +3,7 @@
 import pytest
 from PIL import Image
 
-from refine_rft.models.published import (MAX_PIXELS, PUBLISHED, build_published_model, instantiate_published,
+from refine_rft_workshop.published import (MAX_PIXELS, PUBLISHED, build_published_model, instantiate_published,
                                          published_config)
 
 

@@ -10,10 +10,10 @@ import os
 
 import pytest
 
-from refine_rft.data.synthetic import synthetic_questions
+from refine_rft_workshop.synthetic import synthetic_questions
 from refine_rft.files import write_jsonl_atomic
 from refine_rft.report.cli import build_report
-from refine_rft.testing.browser import find_chromium, screenshot
+from refine_rft_workshop.testing.browser import find_chromium, screenshot
 
 WIDTH, HEIGHT = 1024, 1600
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from refine_rft.models.tiny import build_tokenizer, build_tiny_model
+from refine_rft_workshop.tiny import build_tokenizer, build_tiny_model
 
 LOAD_AND_GENERATE = r"""
 import json, random, sys
 from transformers import AutoModelForImageTextToText, AutoProcessor
-from refine_rft.data.synthetic import draw_bird, make_species
+from refine_rft_workshop.synthetic import draw_bird, make_species
 from refine_rft.prompts import question_messages
 path = sys.argv[1]
 processor = AutoProcessor.from_pretrained(path, trust_remote_code=True)
@@ -55,7 +55,7 @@ def test_other_architectures_build_and_run(tmp_path, arch):
 
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from refine_rft.data.synthetic import draw_bird, make_species
+    from refine_rft_workshop.synthetic import draw_bird, make_species
 
     path = build_tiny_model(tmp_path / arch, arch=arch)
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=True)
@@ -81,7 +81,7 @@ def test_assistant_mask_covers_only_the_answer(tiny_model_path):
 
     from transformers import AutoProcessor
 
-    from refine_rft.data.synthetic import draw_bird, make_species
+    from refine_rft_workshop.synthetic import draw_bird, make_species
 
     processor = AutoProcessor.from_pretrained(tiny_model_path, trust_remote_code=True)
     image = draw_bird(make_species(4)[0], 112, random.Random(0))

@@ -158,7 +158,7 @@ def test_length_reward_counts_policy_tokens(tiny_model_path):
 
 
 def test_grpo_rows_pass_record_fields_to_rewards(tmp_path):
-    from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft_workshop.synthetic import synthetic_questions
     from refine_rft.files import write_jsonl_atomic
     from refine_rft.train.data import grpo_rows, load_records, to_dataset
 

@@ -54,7 +54,7 @@ def _check_run(out: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_grpo_with_judge_over_http(tmp_path, cot_warm_model, synthetic_train_jsonl, monkeypatch):
-    from refine_rft.testing.scripted_server import ScriptedJudgeServer
+    from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer
     from refine_rft.train.grpo import train_grpo
 
     monkeypatch.setenv("TEST_JUDGE_KEY", "sk-test-secret")
@@ -135,7 +135,7 @@ def test_lora_is_initialised_at_zero():
 def test_judge_outage_is_counted_not_fatal(tmp_path, cot_warm_model, synthetic_train_jsonl):
     """The judge passes the health check, then every request fails with HTTP 500: with fewer failures than
     the failure rule's window, training goes on with the other rewards and logs the failures."""
-    from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
+    from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
     from refine_rft.train.grpo import train_grpo
 
     with ScriptedJudgeServer(script=["100"], reply=lambda request: Status(500)) as server:
@@ -154,7 +154,7 @@ def test_judge_outage_is_counted_not_fatal(tmp_path, cot_warm_model, synthetic_t
 def test_too_many_failed_judgements_stop_the_run(tmp_path, cot_warm_model, synthetic_train_jsonl):
     """Past judge.max_failure_rate over judge.failure_window, training stops instead of going on without R_cot."""
     from refine_rft.errors import JudgeUnavailable
-    from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
+    from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
     from refine_rft.train.grpo import train_grpo
 
     with ScriptedJudgeServer(script=["100"], reply=lambda request: Status(500)) as server:

@@ -17,9 +17,7 @@ import sys
 
 # name -> (module with main(argv), one-line help), in pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "tiny-model": ("refine_rft.models.tiny_cli", "build the embedded tiny random-weight VLM (offline)"),
-    "build-base": ("refine_rft.demo.build_base", "build the tiny instruct base (tiny:instruct) from scratch"),
-    "prepare": ("refine_rft.data.cli", "build question JSONL files from datasets or the synthetic set"),
+    "prepare": ("refine_rft.data.cli", "build question JSONL files from datasets or the paper's setup"),
     "judge": ("refine_rft.judge.cli", "score predictions with a teacher MLLM or the attribute judge (RSC)"),
     "train": ("refine_rft.train.grpo", "ReFine-RFT GRPO training from a YAML recipe"),
     "sft": ("refine_rft.train.sft", "the SFT baseline from a YAML recipe"),
@@ -28,41 +26,45 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "general-eval": ("refine_rft.evaluate.general", "general VQA (MMStar, MMMU, TextVQA) through lmms-eval"),
     "predict": ("refine_rft.evaluate.predict", "answer one image with reasoning, attributes and answer"),
     "report": ("refine_rft.report.cli", "tables, plots and the HTML report from run folders"),
-    "demo": ("refine_rft.demo.pipeline", "the whole pipeline on CPU: tiny VLM, synthetic data, report"),
 }
 
 
-def _usage() -> str:
-    width = max(map(len, COMMANDS))
-    lines = ["usage: refine-rft COMMAND [ARGS...]", "", "Reinforcement fine-tuning for fine-grained "
-             "visual recognition with reasoning (ReFine-RFT).", "", "commands:"]
-    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "Run 'refine-rft COMMAND --help' for a command's options."]
+def _usage(prog: str, commands: dict[str, tuple[str, str]], about: str) -> str:
+    width = max(map(len, commands))
+    lines = [f"usage: {prog} COMMAND [ARGS...]", "", about, "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in commands.items()]
+    lines += ["", f"Run '{prog} COMMAND --help' for a command's options."]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def run_command(prog: str, commands: dict[str, tuple[str, str]], about: str, argv: list[str]) -> int:
+    """Dispatch ``argv`` to one of ``commands`` behind the error boundary (shared with the workshop's
+    command, so both answer errors alike)."""
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_usage())
+        print(_usage(prog, commands, about))
         return 0
     if argv[0] in ("-V", "--version"):
         from refine_rft import __version__
 
-        print(f"refine-rft {__version__}")
+        print(f"{prog} {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"refine-rft: unknown command {name!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+    if name not in commands:
+        print(f"{prog}: unknown command {name!r}; valid commands: {', '.join(commands)}", file=sys.stderr)
         return 2
     from refine_rft.errors import UserError
 
     try:
-        module = importlib.import_module(COMMANDS[name][0])
+        module = importlib.import_module(commands[name][0])
         return int(module.main(rest) or 0)
     except UserError as error:
-        print(f"refine-rft {name}: error: {error}", file=sys.stderr)
+        print(f"{prog} {name}: error: {error}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command("refine-rft", COMMANDS, "Reinforcement fine-tuning for fine-grained visual recognition "
+                       "with reasoning (ReFine-RFT).", sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """The shipped tiny instruct base, addressed as ``tiny:instruct``.
 
-A ``base``-size tiny Qwen2-VL trained by ``refine-rft build-base`` (:mod:`refine_rft.demo.build_base`)
+A ``base``-size tiny Qwen2-VL trained by ``refine-rft-workshop build-base`` (:mod:`refine_rft_workshop.demo.build_base`)
 to answer the synthetic birds' questions the way an off-the-shelf instruct MLLM answers real ones:
 Choice well, the CoT tag format only part of the time. It lives in the package
-(``refine_rft/models/tiny_instruct/``, fp16 safetensors, its card in ``README.md``) and loads
+(``refine_rft_workshop/tiny_instruct/``, fp16 safetensors, its card in ``README.md``) and loads
 offline in about a second.
 
 ``checksums.json``, written last by the build, lists every file with its SHA-256: a missing or
@@ -52,13 +52,13 @@ def verify_instruct_base(folder: str | Path = INSTRUCT_DIR) -> Path:
     ...     verify_instruct_base(tempfile.mkdtemp())
     ... except InstructBaseError as error:
     ...     print(error)  # doctest: +ELLIPSIS
-    the tiny instruct base in ... is missing or corrupt (checksums.json is missing); rebuild it with: refine-rft build-base --out ... --force
+    the tiny instruct base in ... is missing or corrupt (checksums.json is missing); rebuild it with: refine-rft-workshop build-base --out ... --force
     """
     folder = Path(folder)
 
     def fail(why: str) -> InstructBaseError:
         return InstructBaseError(f"the tiny instruct base in {folder} is missing or corrupt ({why}); rebuild it "
-                                 f"with: refine-rft build-base --out {folder} --force")
+                                 f"with: refine-rft-workshop build-base --out {folder} --force")
 
     listing = folder / CHECKSUMS
     if not listing.is_file():

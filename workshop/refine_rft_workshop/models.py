@@ -1,4 +1,7 @@
-"""Model loading helpers shared by training, evaluation and the demo."""
+"""Workshop model names: ``tiny:instruct`` and ``tiny:<arch>`` turned into folders the pipeline loads.
+
+The pipeline itself knows only hub ids and folders; the workshop's commands, tests and benchmarks
+name their toy models this way and pass the resolved folder on."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ TINY_PREFIX = "tiny:"
 
 def resolve_model_path(name: str) -> str:
     """Turn ``tiny:instruct`` into the shipped tiny instruct base (checked, see
-    :mod:`refine_rft.models.instruct`) and ``tiny:<arch>`` (e.g. ``tiny:qwen2_vl``) into the path of
+    :mod:`refine_rft_workshop.instruct`) and ``tiny:<arch>`` (e.g. ``tiny:qwen2_vl``) into the path of
     the cached random-weight tiny model; any other name (a hub id or a folder) is returned unchanged.
 
     >>> resolve_model_path("Qwen/Qwen2-VL-7B-Instruct")
@@ -17,8 +20,8 @@ def resolve_model_path(name: str) -> str:
     """
     if not name.startswith(TINY_PREFIX):
         return name
-    from refine_rft.models.instruct import instruct_model_path
-    from refine_rft.models.tiny import ARCHS, cached_tiny_model
+    from refine_rft_workshop.instruct import instruct_model_path
+    from refine_rft_workshop.tiny import ARCHS, cached_tiny_model
 
     arch = name[len(TINY_PREFIX):] or "qwen2_vl"
     if arch == "instruct":

@@ -4,7 +4,7 @@ Memory and time of training and generation do not depend on the weights' values,
 the published ``Qwen/Qwen2-VL-2B-Instruct`` / ``Qwen/Qwen2-VL-7B-Instruct`` dimensions and random
 weights measures them exactly, on a machine that cannot download the real ones. Only the
 dimensions are written here (from the published ``config.json`` files); the tokenizer is the
-embedded one of :mod:`refine_rft.models.tiny` (its special-token ids go into the config, the
+embedded one of :mod:`refine_rft_workshop.tiny` (its special-token ids go into the config, the
 embedding keeps the published vocabulary size, so the embedding and LM head weigh what they weigh).
 
 Two ways to get one, neither of which ever holds the weights in CPU memory:
@@ -82,7 +82,7 @@ def published_config(name: str, tokenizer=None):
     """
     from transformers import Qwen2VLConfig
 
-    from refine_rft.models.tiny import build_tokenizer
+    from refine_rft_workshop.tiny import build_tokenizer
 
     if name not in PUBLISHED:
         raise ConfigError(f"unknown published model {name!r}; valid: {', '.join(published_names())}")
@@ -129,8 +129,8 @@ def build_published_model(out: str | os.PathLike, name: str = "qwen2-vl-7b", dty
     from transformers import GenerationConfig
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from refine_rft.models.image_only_processor import ImageOnlyQwen2VLProcessor
-    from refine_rft.models.tiny import CHAT_TEMPLATE, _add_auto_map, build_tokenizer
+    from refine_rft_workshop.image_only_processor import ImageOnlyQwen2VLProcessor
+    from refine_rft_workshop.tiny import CHAT_TEMPLATE, _add_auto_map, build_tokenizer
 
     out = Path(out)
     tokenizer = build_tokenizer()

@@ -70,7 +70,7 @@ CHAT_TEMPLATE = (
 
 # Tiny but real. "tiny" (the default: hidden 64, 2 decoder layers, a 1-block vision tower) is for
 # tests; "base" is the size of the shipped instruct base (``tiny:instruct``, built by
-# ``refine-rft build-base``): enough capacity to learn the letter look-up and the species in a
+# ``refine-rft-workshop build-base``): enough capacity to learn the letter look-up and the species in a
 # CPU build. Images are resized to 112x112 at most. "tiny" cuts them into 8x8 patches of 14 px
 # merged 2x2; "base" into 16x16 patches of 7 px merged 4x4, because the beak and the breast
 # pattern that tell neighbouring species apart are a few pixels wide (a 14 px grid saw them in
@@ -89,7 +89,7 @@ MAX_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 def _tokenizer_corpus() -> list[str]:
     """Text the tiny tokenizer is trained on: the prompts, tags, letters and the synthetic
     data's class and attribute words, so each is a few tokens rather than dozens of bytes."""
-    from refine_rft.data.synthetic import ATTRIBUTES, attribute_phrase, make_species, vocabulary
+    from refine_rft_workshop.synthetic import ATTRIBUTES, attribute_phrase, make_species, vocabulary
     from refine_rft.prompts import INSTRUCTIONS, STYLES, answer_text, question_text
 
     species = make_species(48, seed=0)
@@ -220,7 +220,7 @@ def build_tiny_model(out: str | os.PathLike, arch: str = "qwen2_vl", seed: int =
                                                    patch_size=grid["patch"], merge_size=grid["merge"])
         shutil.copy(Path(__file__).with_name("image_only_processor.py"), work / "image_only_processor.py")
         processor_class = _PROCESSOR_CLASSES[arch]
-        module = __import__("refine_rft.models.image_only_processor", fromlist=[processor_class])
+        module = __import__("refine_rft_workshop.image_only_processor", fromlist=[processor_class])
         processor = getattr(module, processor_class)(image_processor=image_processor, tokenizer=tokenizer,
                                                      chat_template=CHAT_TEMPLATE)
         processor.save_pretrained(work)

@@ -1,4 +1,4 @@
-"""``refine-rft prepare``: write question JSONL files from a dataset, the paper's setup, or the synthetic set.
+"""``refine-rft prepare``: write question JSONL files from a dataset or the paper's setup.
 
 - ``refine-rft prepare DATASET --root DIR --split {train,test} --out FILE`` reads one split of a
   dataset in its official layout (``cub``, ``aircraft``, ``cars``, ``dogs``, ``flowers``, ``pets``)
@@ -7,7 +7,6 @@
   ``--distractors``. ``--shots K`` keeps K seeded images per class.
 - ``refine-rft prepare paper --roots DIR --choices-dir DIR --out DIR`` builds the paper's setup:
   the six published test sets and the 5-shot training set (3,775 questions).
-- ``refine-rft prepare synthetic --out DIR`` draws the embedded synthetic birds.
 
 Images are checked (opened and verified with PIL unless ``--no-verify-images``), and every file
 is written atomically, only after all of a run's questions are built: a failed run leaves no
@@ -22,7 +21,7 @@ from pathlib import Path
 from refine_rft.data.choices import PUBLISHED_FILES
 from refine_rft.data.distractors import FOCI_CLIP_MODEL, FOCI_CLIP_PRETRAINED, STRATEGIES
 from refine_rft.data.paper import letter_shares, prepare_paper
-from refine_rft.data.prepare import prepare_dataset, prepare_synthetic
+from refine_rft.data.prepare import prepare_dataset
 from refine_rft.data.readers import FOLDER_NAMES, READERS
 from refine_rft.files import read_jsonl, write_jsonl_atomic
 
@@ -32,15 +31,6 @@ def summary_line(name: str, rows: list[dict], path: Path) -> str:
     shares = " ".join(f"{k}={v:.0%}" for k, v in letter_shares(rows).items())
     classes = len({r["label"] for r in rows})
     return f"{name}: {len(rows)} questions, {classes} classes, answers {shares} -> {path}"
-
-
-def _synthetic_main(args: argparse.Namespace) -> int:
-    paths = prepare_synthetic(args.out, num_classes=args.classes, shots=args.shots,
-                              test_per_class=args.test_per_class, pool_per_class=args.pool_per_class,
-                              image_size=args.image_size, seed=args.seed, image_seed=args.image_seed)
-    for split, path in paths.items():
-        print(summary_line(split, read_jsonl(path), path))
-    return 0
 
 
 def _clip_options(args: argparse.Namespace) -> dict:
@@ -110,19 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
     _common(paper, shots_default=5)
     paper.set_defaults(run=_paper_main)
 
-    synthetic = commands.add_parser("synthetic", help="draw the embedded synthetic birds")
-    synthetic.add_argument("--out", required=True, help="folder for the JSONL files and images/")
-    synthetic.add_argument("--classes", type=int, default=24, help="number of species (default: %(default)s)")
-    synthetic.add_argument("--shots", type=int, default=5, help="training images per class (default: %(default)s)")
-    synthetic.add_argument("--test-per-class", type=int, default=10, help="test images per class (default: %(default)s)")
-    synthetic.add_argument("--pool-per-class", type=int, default=0,
-                           help="images per class in pool.jsonl, a pre-training pool; 0 = none (default: %(default)s)")
-    synthetic.add_argument("--image-size", type=int, default=112, help="image side in pixels (default: %(default)s)")
-    synthetic.add_argument("--seed", type=int, default=0, help="option-set and option-order seed (default: %(default)s)")
-    synthetic.add_argument("--image-seed", type=int, default=None,
-                           help="image seed (default: --seed); another value draws other images of the same "
-                                "species, attributes and options")
-    synthetic.set_defaults(run=_synthetic_main)
     return parser
 
 

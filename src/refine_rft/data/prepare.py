@@ -1,4 +1,4 @@
-"""Question records from a dataset, and the synthetic set written to disk (the library behind
+"""Question records from a dataset (the library behind
 ``refine-rft prepare``; the command is :mod:`refine_rft.data.cli`, the paper's setup
 :mod:`refine_rft.data.paper`).
 
@@ -6,8 +6,7 @@
 ``cars``, ``dogs``, ``flowers``, ``pets``) or of custom data (``folder``, ``csv``): with a published
 choice file every entry becomes one question with exactly its options, otherwise each image gets
 distractors. Images are checked (opened and verified with PIL unless ``verify_images=False``);
-nothing is written. :func:`prepare_synthetic` draws the embedded synthetic birds and writes each
-split atomically.
+nothing is written.
 """
 
 from __future__ import annotations
@@ -20,50 +19,8 @@ from refine_rft.data.fewshot import sample_shots
 from refine_rft.data.questions import check_images, questions_from_choices, questions_with_distractors
 from refine_rft.data.readers import read_split
 from refine_rft.data.records import NOUNS
-from refine_rft.data.synthetic import synthetic_questions
 from refine_rft.errors import ConfigError
 from refine_rft.files import write_jsonl_atomic
-
-
-def prepare_synthetic(
-    out_dir: str | Path,
-    num_classes: int = 24,
-    shots: int = 5,
-    test_per_class: int = 10,
-    pool_per_class: int = 0,
-    image_size: int = 112,
-    seed: int = 0,
-    image_seed: int | None = None,
-) -> dict[str, Path]:
-    """Draw the synthetic splits into ``out_dir`` and return ``{split: jsonl path}``.
-
-    ``train`` has ``shots`` images per class (the k-shot training set), ``test`` has
-    ``test_per_class``, and ``pool`` (only when ``pool_per_class > 0``) is a larger set for
-    pre-training. All splits share one species set (fixed by ``num_classes``); their images are
-    drawn with RNGs keyed by split, so no two splits share an image. Images go to
-    ``out_dir/images/<split>/``. ``seed`` fixes the option sets and orders, ``image_seed``
-    (default: ``seed``) the images: another image seed gives other images of the same questions.
-
-    >>> import tempfile
-    >>> paths = prepare_synthetic(tempfile.mkdtemp(), num_classes=4, shots=1, test_per_class=1)
-    >>> sorted(paths)
-    ['test', 'train']
-    """
-    sizes = {"train": shots, "test": test_per_class, "pool": pool_per_class}
-    for name, count in sizes.items():
-        if count < 0:
-            raise ConfigError(f"{name} images per class must be >= 0, got {count}")
-    if shots < 1 or test_per_class < 1:
-        raise ConfigError(f"shots and test_per_class must be >= 1, got {shots} and {test_per_class}")
-    out_dir = Path(out_dir)
-    paths = {}
-    for split, per_class in sizes.items():
-        if per_class == 0:
-            continue
-        rows = synthetic_questions(out_dir, split, per_class, num_classes=num_classes,
-                                   image_size=image_size, seed=seed, image_seed=image_seed)
-        paths[split] = write_jsonl_atomic(out_dir / f"{split}.jsonl", rows)
-    return paths
 
 
 def prepare_dataset(

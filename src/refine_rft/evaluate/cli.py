@@ -1,6 +1,6 @@
 """``refine-rft eval``: generate Answer-only predictions, then score them.
 
-    refine-rft eval --model tiny:qwen2_vl --data data/synthetic/test.jsonl --prompts choice,both,cot --out runs/eval
+    refine-rft eval --model Qwen/Qwen2-VL-7B-Instruct --data data/paper/test/cub.jsonl --prompts choice,both,cot --out runs/eval
 
 writes ``OUT/predictions.jsonl`` (resumable: rerun the same command after an interruption) and
 ``OUT/scores.json``, and prints the accuracy table. Questions that cannot be used are listed in
@@ -22,8 +22,7 @@ from refine_rft.evaluate.generate import (
     generate_predictions,
 )
 from refine_rft.evaluate.score import score_predictions
-from refine_rft.models import resolve_model_path
-from refine_rft.models.resolution import choose_resolution
+from refine_rft.resolution import choose_resolution
 
 
 def parse_max_tokens(text: str) -> dict[str, int]:
@@ -44,7 +43,7 @@ def parse_max_tokens(text: str) -> dict[str, int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refine-rft eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder, hub id, or tiny:<arch>")
+    parser.add_argument("--model", required=True, help="model folder or hub id")
     parser.add_argument("--adapter", help="peft LoRA adapter folder")
     parser.add_argument("--data", nargs="+", required=True, help="question JSONL file(s)")
     parser.add_argument("--prompts", default="choice,both,cot", help="comma-separated styles (default: %(default)s)")
@@ -81,7 +80,7 @@ def format_scores(scores: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     styles = check_styles([s.strip() for s in args.prompts.split(",") if s.strip()])
-    resolution = choose_resolution(args.min_pixels, args.max_pixels, args.adapter, resolve_model_path(args.model))
+    resolution = choose_resolution(args.min_pixels, args.max_pixels, args.adapter, args.model)
     print(f"image resolution: {resolution.processor_kwargs() or 'the processor default'}")
     path = generate_predictions(
         args.model, args.data, styles, args.out, adapter=args.adapter, backend=args.backend,

@@ -36,7 +36,7 @@ from refine_rft.evaluate.vlmevalkit import DATASETS as VLMEVALKIT_DATASETS
 from refine_rft.evaluate.vlmevalkit import WORK_DIR as VLMEVALKIT_DIR
 from refine_rft.evaluate.vlmevalkit import (parse_vlmevalkit_results, vlmevalkit_command, vlmevalkit_config,
                                             write_config)
-from refine_rft.models.resolution import choose_resolution
+from refine_rft.resolution import choose_resolution
 
 DEFAULT_TASKS = ("mmstar", "mmmu_val", "textvqa_val")
 # The headline metric of each task in lmms-eval's results (all fractions in [0, 1]).

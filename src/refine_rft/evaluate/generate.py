@@ -5,7 +5,7 @@ question's fields, so that the file is self-contained), and :mod:`refine_rft.eva
 scores the file afterwards.
 
 Decoding is greedy. Images are shown at one resolution (``max_pixels`` / ``min_pixels``, see
-:mod:`refine_rft.models.resolution`): the processor is loaded with it and each image is resized to
+:mod:`refine_rft.resolution`): the processor is loaded with it and each image is resized to
 its grid before either backend sees it. Two backends give the same rows:
 
 - ``hf``: transformers' batched ``generate`` with left padding, fp32 on CPU and bf16 on GPU, with
@@ -48,7 +48,7 @@ from refine_rft.data.records import (
 )
 from refine_rft.errors import ConfigError, MissingDependency
 from refine_rft.files import JsonlAppender, file_digest, guard_settings, write_rejects
-from refine_rft.models.resolution import ImageResolution, choose_resolution, processor_factor
+from refine_rft.resolution import ImageResolution, choose_resolution, processor_factor
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
 # Greedy budgets per style (the prompt styles' table).
@@ -98,9 +98,8 @@ def _open_image(record: dict, resolution: ImageResolution | None = None):
 class HFGenerator:
     """Batched greedy generation with transformers (left padding), optionally through a LoRA adapter.
 
-    Example (the embedded tiny model, random weights):
-        >>> from refine_rft.models import resolve_model_path
-        >>> gen = HFGenerator(resolve_model_path("tiny:qwen2_vl"))  # doctest: +SKIP
+    Example (a model folder or hub id):
+        >>> gen = HFGenerator("Qwen/Qwen2-VL-7B-Instruct")  # doctest: +SKIP
         >>> gen.generate(records, "choice", max_new_tokens=4)       # doctest: +SKIP
         ['B', ...]
     """
@@ -277,7 +276,7 @@ def generate_predictions(
     """Generate the missing rows of ``out_dir/predictions.jsonl`` and return its path.
 
     Args:
-        model: a model folder, hub id or ``tiny:<arch>``.
+        model: a model folder or hub id.
         data_files: question JSONL files (see :mod:`refine_rft.data.records`).
         styles: prompt styles among ``choice``, ``both``, ``cot``.
         out_dir: the run folder; rows already in its ``predictions.jsonl`` are kept and skipped.
@@ -296,7 +295,6 @@ def generate_predictions(
         The path of ``predictions.jsonl`` (absent if no question was usable). Rejected questions
         are listed in ``out_dir/rejects.jsonl`` (removed when there are none).
     """
-    from refine_rft.models import resolve_model_path
 
     styles = check_styles(styles)
     budgets = max_tokens_for(styles, max_new_tokens)
@@ -306,7 +304,7 @@ def generate_predictions(
     out_dir = Path(out_dir)
     path = out_dir / PREDICTIONS_FILE
     if generator is None and resolution is None:
-        resolution = choose_resolution(None, None, adapter, resolve_model_path(model))
+        resolution = choose_resolution(None, None, adapter, model)
     guard_settings(out_dir / SETTINGS_FILE, eval_settings(model, data_files, adapter, backend, budgets, resolution),
                    [path, out_dir / "scores.json", out_dir / REJECTS_FILE], overwrite)
     records = questions.rows[:limit]
@@ -321,7 +319,7 @@ def generate_predictions(
                     if not batch:
                         continue
                     if generator is None:
-                        generator = make_generator(backend, resolve_model_path(model), adapter, resolution)
+                        generator = make_generator(backend, model, adapter, resolution)
                     bar.set_postfix_str(style)
                     for record, response, seconds in _generate_isolated(generator, batch, style, budgets[style],
                                                                         min_new_tokens, unusable):

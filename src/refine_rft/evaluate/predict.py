@@ -75,7 +75,7 @@ def render(console: Console, options: list[str], response: str, style: str, answ
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="refine-rft predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder, hub id, or tiny:<arch>")
+    parser.add_argument("--model", required=True, help="model folder or hub id")
     parser.add_argument("--adapter", help="peft LoRA adapter folder")
     parser.add_argument("--image", required=True)
     parser.add_argument("--options", help="option names separated by ';'")
@@ -96,15 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         options, answer = dataset_options(args.dataset, args.root, args.label)
     else:
         parser.error("give either --options, or --dataset with --root and --label")
-    from refine_rft.models import resolve_model_path
-    from refine_rft.models.resolution import choose_resolution
+    from refine_rft.resolution import choose_resolution
 
     noun = args.noun or NOUNS.get(args.dataset or "", "birds")
     record = {"id": "predict", "image": args.image, "noun": noun, "options": options}
     console = Console()
     console.print(Panel(question_text(noun, options, args.style), title=Path(args.image).name, border_style="blue"))
-    resolution = choose_resolution(args.min_pixels, args.max_pixels, args.adapter, resolve_model_path(args.model))
-    generator = make_generator(args.backend, resolve_model_path(args.model), args.adapter, resolution)
+    resolution = choose_resolution(args.min_pixels, args.max_pixels, args.adapter, args.model)
+    generator = make_generator(args.backend, args.model, args.adapter, resolution)
     budget = args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[args.style]
     response = generator.generate([record], args.style, budget)[0]
     render(console, options, response, args.style, answer)

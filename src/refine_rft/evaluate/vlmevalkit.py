@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from refine_rft.errors import ConfigError, DataError
-from refine_rft.models.resolution import ImageResolution
+from refine_rft.resolution import ImageResolution
 
 DATASETS = ("MMStar", "MMMU_DEV_VAL", "TextVQA_VAL")
 # VLMEvalKit's dataset class of each set (the ``class`` of its config JSON).

@@ -1,5 +1,5 @@
 """The attribute-grounded judge (``backend: attributes``): a deterministic teacher for data whose
-images come with ground-truth attributes (the synthetic birds; CUB's attribute annotations).
+images come with ground-truth attributes (CUB's attribute annotations, or any data that has them).
 
 It reads the response's *attribute claims* - mentions such as "crimson wings", "its wings are
 crimson", "crimson-winged", "hooked beak", "crested", "no crest" - and checks each against the
@@ -17,7 +17,11 @@ black wings", "unlike the Common Finch's golden body") are not claims.
 
 Attributes are a dict per image, either ``attribute -> value`` (``{"wing_color": "crimson"}``; a
 list of values is allowed) or ``attribute -> bool`` in CUB's ``"has_wing_color::blue": True``
-style. Records must carry ``attributes`` and ``option_attributes`` (one dict per option).
+style. Records must carry ``attributes`` and ``option_attributes`` (one dict per option). The words
+come from the data: an attribute's name gives the part it describes (``wing_color`` -> "wing",
+``has_bill_shape`` -> "bill"; a value that already names its part, like "crested" or "no crest",
+is the whole phrase), its values the claims. The judge config's ``attribute_values`` adds values
+no image or option has, so that claiming them counts as false rather than as nothing.
 
 RSC version: RSC_A = 100 if the ``<answer>`` names exactly the true option (R_cls), RSC_U = the
 score above on the ``<think>`` and ``<attribute>`` text, RSC_O = 100 if the response has the
@@ -31,7 +35,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from refine_rft.data.synthetic import ATTRIBUTES, PHRASES
 from refine_rft.errors import DataError
 from refine_rft.judge.base import Judge, require_fields
 from refine_rft.parsing import (
@@ -65,15 +68,27 @@ def _words(text: str) -> str:
 
 
 def _part_and_value(fact: Fact) -> tuple[str, str]:
-    """The part a fact is about and the value's words: ("wings", "crimson"), ("bill", "hooked seabird")."""
+    """The part a fact is about and the value's words; the part is empty when the value names it.
+
+    >>> [_part_and_value(Fact(*f)) for f in [("wing_color", "crimson"), ("has_bill_shape::hooked_seabird", True),
+    ...                                      ("crest", "no crest")]]
+    [('wing', 'crimson'), ('bill', 'hooked seabird'), ('', 'no crest')]
+    """
     name, _, value_from_key = fact.attribute.partition("::")
-    value = value_from_key if fact.value is True else str(fact.value)
-    if fact.attribute in PHRASES:
-        part = PHRASES[fact.attribute].replace("{}", "").strip()
-    else:
-        part = re.sub(r"^has ", "", _words(name))
-        part = re.sub(r" (?:colou?r|shape|pattern|length|size)$", "", part)
-    return part, _words(value)
+    value = _words(value_from_key if fact.value is True else str(fact.value))
+    part = re.sub(r"^has ", "", _words(name))
+    part = re.sub(r" (?:colou?r|shape|pattern|length|size)$", "", part)
+    return ("" if part and part in value else part), value
+
+
+def attribute_phrase(attribute: str, value) -> str:
+    """The plain words for one attribute value, as the judge reads them as a claim.
+
+    >>> attribute_phrase("wing_color", "crimson"), attribute_phrase("crest", "no crest")
+    ('crimson wing', 'no crest')
+    """
+    part, words = _part_and_value(Fact(attribute, value))
+    return f"{words} {part}" if part else words
 
 
 def fact_patterns(fact: Fact) -> list[str]:
@@ -108,9 +123,10 @@ def _is_claim(text: str, start: int) -> bool:
     return _NOT_A_CLAIM.search(clause) is None
 
 
-def candidate_facts(attributes: dict, option_attributes: list[dict]) -> list[Fact]:
-    """Every fact worth looking for: each value an attribute takes in the image, the options or the
-    synthetic vocabulary; for boolean attributes, the attribute itself."""
+def candidate_facts(attributes: dict, option_attributes: list[dict],
+                    extra_values: dict[str, list[str]] | None = None) -> list[Fact]:
+    """Every fact worth looking for: each value an attribute takes in the image, the options or
+    ``extra_values`` (the judge config's ``attribute_values``); for boolean attributes, the attribute itself."""
     facts: dict[Fact, None] = {}
     for table in [attributes, *option_attributes]:
         for attribute, value in table.items():
@@ -118,7 +134,7 @@ def candidate_facts(attributes: dict, option_attributes: list[dict]) -> list[Fac
                 facts[Fact(attribute, True)] = None
                 continue
             values = value if isinstance(value, list) else [value]
-            for item in [*values, *ATTRIBUTES.get(attribute, ())]:
+            for item in [*values, *(extra_values or {}).get(attribute, ())]:
                 facts[Fact(attribute, item)] = None
     return list(facts)
 
@@ -149,7 +165,8 @@ def claims(text: str, facts: list[Fact]) -> set[Fact]:
     return found
 
 
-def attribute_score(text: str, attributes: dict, option_attributes: list[dict], answer: int) -> dict:
+def attribute_score(text: str, attributes: dict, option_attributes: list[dict], answer: int,
+                    extra_values: dict[str, list[str]] | None = None) -> dict:
     """Score ``text`` against the image's attributes (formula in the module docstring).
 
     Returns ``{"score": 0..100, "accuracy": F, "helpfulness": H, "claims": n, "true_claims": k}``.
@@ -160,10 +177,12 @@ def attribute_score(text: str, attributes: dict, option_attributes: list[dict], 
     100.0
     >>> attribute_score("Golden body.", image, options, 0)["score"]
     50.0
-    >>> attribute_score("Crimson wings and a slate body.", image, options, 0)["score"]
+    >>> attribute_score("Crimson wings and a slate body.", image, options, 0)["score"]  # slate: not a known value
+    100.0
+    >>> attribute_score("Crimson wings and a slate body.", image, options, 0, {"body_color": ["slate"]})["score"]
     37.5
     """
-    found = claims(text, candidate_facts(attributes, option_attributes))
+    found = claims(text, candidate_facts(attributes, option_attributes, extra_values))
     true = [fact for fact in found if holds(fact, attributes)]
     accuracy = len(true) / len(found) if found else 0.0
     others = [table for index, table in enumerate(option_attributes) if index != answer]
@@ -184,7 +203,8 @@ class AttributeJudge(Judge):
 
     async def _score_reasoning(self, text: str, sample: dict) -> float:
         self._check(sample)
-        detail = attribute_score(text, sample["attributes"], sample["option_attributes"], int(sample["answer"]))
+        detail = attribute_score(text, sample["attributes"], sample["option_attributes"], int(sample["answer"]),
+                                 self.config.attribute_values)
         return detail["score"]
 
     async def _score_rsc(self, sample: dict) -> dict:
@@ -198,7 +218,8 @@ class AttributeJudge(Judge):
         else:
             chosen = extract_choice(response, options)
             correct, obeyed, reasoning = chosen == answer, chosen is not None, response
-        detail = attribute_score(reasoning, sample["attributes"], sample["option_attributes"], answer)
+        detail = attribute_score(reasoning, sample["attributes"], sample["option_attributes"], answer,
+                                 self.config.attribute_values)
         return {
             "RSC_A": 100.0 if correct else 0.0,
             "RSC_A_feedback": f"The answer {'names' if correct else 'does not name'} exactly the right choice.",

@@ -64,6 +64,10 @@ class JudgeConfig:
     max_failure_rate: float = field(default=0.5, metadata={"help": "Stop the run when more than this share of "
                                                                    "the last failure_window judgements failed "
                                                                    "(1.0: never)."})
+    attribute_values: dict[str, list[str]] = field(
+        default_factory=dict, metadata={"help": "Backend 'attributes': more values per attribute to read as claims "
+                                                "(a false one counts against the response), beside the values the "
+                                                "image and its options have."})
     failure_window: int = field(default=64, metadata={"help": "How many of the latest judgements sent to the "
                                                               "endpoint the failure rule looks at."})
 

@@ -24,7 +24,7 @@ import yaml
 
 from refine_rft.errors import ConfigError
 from refine_rft.judge.config import JudgeConfig
-from refine_rft.models.resolution import SAVED_CONFIG_NAME
+from refine_rft.resolution import SAVED_CONFIG_NAME
 from refine_rft.recipes import load_recipe, merge
 from refine_rft.rewards import REWARD_NAMES
 
@@ -37,17 +37,11 @@ class DataArguments:
     """Where the training questions come from."""
 
     train_file: str = field(
-        default="synthetic",
-        metadata={"help": "Prepared question JSONL (see `refine-rft prepare`), or 'synthetic' to draw the "
-                  "synthetic birds into <output_dir>/data (deterministic, so a resumed run draws the same)."},
+        metadata={"help": "Prepared question JSONL (see `refine-rft prepare`); required."},
     )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use only the first N questions (for quick runs)."}
     )
-    synthetic_per_class: int = field(default=4, metadata={"help": "Images per species when train_file=synthetic."})
-    synthetic_num_classes: int = field(default=24, metadata={"help": "Species when train_file=synthetic."})
-    synthetic_image_size: int = field(default=112, metadata={"help": "Image side in pixels when train_file=synthetic."})
-    synthetic_seed: int = field(default=0, metadata={"help": "Seed of the synthetic images and option orders."})
     max_pixels: int | None = field(
         default=None,
         metadata={"help": "Largest image area in pixels (Qwen2-VL: 28 x 28 per image token, e.g. 1280*28*28 = "
@@ -116,7 +110,7 @@ class SFTScriptArguments(DataArguments):
     sft_target: str = field(
         default="answer",
         metadata={"help": "'answer': the letter and name (the SFT baseline); 'cot': a full <think>/<attribute>/"
-                  "<answer> response built from ground-truth attributes (a format warm-up; synthetic set only)."},
+                  "<answer> response built from the rows' ground-truth attributes (a format warm-up)."},
     )
 
 

@@ -66,26 +66,26 @@ def reference_cot_response(record: dict) -> str:
     >>> print(reference_cot_response({"options": ["x", "y"], "answer": 1, "attributes": {"crest": "crested", "tail_shape": "fan"},
     ...                   "option_attributes": [{"crest": "no crest", "tail_shape": "fan"},
     ...                                         {"crest": "crested", "tail_shape": "fan"}]}))
-    <think>The bird has crested, fan tail.</think><attribute>crested</attribute><answer>B. y</answer>
+    <think>The image shows: crested, fan tail.</think><attribute>crested</attribute><answer>B. y</answer>
     """
-    from refine_rft.data.synthetic import attribute_phrase
+    from refine_rft.judge.attributes import attribute_phrase
 
     attributes = record.get("attributes")
     if not attributes:
         raise ConfigError(f"question {record.get('id')}: sft_target 'cot' needs ground-truth 'attributes' "
-                         "(the synthetic set has them)")
+                         "in its row")
     others = [a for i, a in enumerate(record.get("option_attributes") or []) if i != record["answer"]]
     telling = [k for k, v in attributes.items() if not others or any(o.get(k) != v for o in others)] or list(attributes)
     seen = ", ".join(attribute_phrase(k, v) for k, v in attributes.items())
     key = ", ".join(attribute_phrase(k, attributes[k]) for k in telling)
     answer = answer_text(record["options"], record["answer"])
-    return f"<think>The bird has {seen}.</think><attribute>{key}</attribute><answer>{answer}</answer>"
+    return f"<think>The image shows: {seen}.</think><attribute>{key}</attribute><answer>{answer}</answer>"
 
 
 def sft_rows(records: list[dict], style: str = "both", target: str = "answer") -> list[dict]:
     """One SFT conversation per record: the question, then the answer ``"B. <name>"`` (``target=
     "answer"``, the SFT baseline) or a full ReFine-RFT response from the record's ground-truth
-    attributes (``target="cot"``, :func:`reference_cot_response`: a format warm-up for the synthetic set).
+    attributes (``target="cot"``, :func:`reference_cot_response`: a format warm-up for data with attributes).
 
     >>> rows = sft_rows([{"id": "q1", "dataset": "cub", "image": "a.png", "label": "y", "options": ["x", "y"],
     ...                   "answer": 1, "noun": "birds"}])
@@ -116,7 +116,7 @@ def _sft_target(record: dict, target: str) -> str:
 
 def to_dataset(rows: list[dict], resolution=None):
     """A ``datasets.Dataset`` whose ``image`` column decodes files to PIL images on access, resized to
-    ``resolution``'s grid (an :class:`~refine_rft.models.resolution.ImageResolution`) when it is set:
+    ``resolution``'s grid (an :class:`~refine_rft.resolution.ImageResolution`) when it is set:
     then the trainer's processor and TRL's vLLM engine see the same image and count the same tokens."""
     from datasets import Dataset, Image
 
@@ -135,46 +135,14 @@ def _check_style(style: str) -> None:
         raise ConfigError(f"unknown prompt_style {style!r}; valid styles: {', '.join(STYLES)}")
 
 
-def synthetic_train_file(out_dir: str | os.PathLike, per_class: int, num_classes: int, image_size: int,
-                         seed: int) -> Path:
-    """Draw the synthetic training questions into ``out_dir`` once and return their JSONL path.
-
-    An existing file is reused (a resumed run sees the same questions; the drawing is seeded anyway).
-    """
-    from refine_rft.data.synthetic import synthetic_questions
-    from refine_rft.files import write_jsonl_atomic
-
-    path = Path(out_dir) / "train.jsonl"
-    if not path.is_file():
-        rows = synthetic_questions(out_dir, "train", per_class=per_class, num_classes=num_classes,
-                                   image_size=image_size, seed=seed)
-        write_jsonl_atomic(path, rows)
-    return path
-
-
-def training_file(script_args, output_dir: str | os.PathLike) -> Path:
-    """The JSONL a run trains on: ``script_args.train_file``, or the synthetic set drawn into
-    ``<output_dir>/data`` when it is ``"synthetic"``. Under several processes call it inside
-    ``training_args.main_process_first()`` so that only the first process draws."""
-    if script_args.train_file != "synthetic":
-        return Path(script_args.train_file)
-    return synthetic_train_file(Path(output_dir) / "data", script_args.synthetic_per_class,
-                                script_args.synthetic_num_classes, script_args.synthetic_image_size,
-                                script_args.synthetic_seed)
-
-
 def load_training_inputs(script_args, training_args, model_args):
     """The processor, the training records and the image resolution a run uses:
     ``(processor, records, resolution)``.
-
-    On several processes the main one prepares the training file first (the others then read it).
     """
-    from refine_rft.models.resolution import ImageResolution, processor_factor
+    from refine_rft.resolution import ImageResolution, processor_factor
     from refine_rft.train.model import load_processor
 
     resolution = ImageResolution(script_args.min_pixels, script_args.max_pixels)
     processor = load_processor(model_args, training_args, resolution)
     resolution = resolution.with_factor(processor_factor(processor))
-    with training_args.main_process_first(desc="training questions"):
-        train_file = training_file(script_args, training_args.output_dir)
-    return processor, load_records(train_file, script_args.max_train_samples), resolution
+    return processor, load_records(script_args.train_file, script_args.max_train_samples), resolution

@@ -27,7 +27,6 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from refine_rft.files import atomic_directory
-    from refine_rft.models import resolve_model_path
     from refine_rft.train.config import SAVED_CONFIG_NAME
 
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
@@ -36,7 +35,7 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
     config_path = adapter_dir / "adapter_config.json"
     if not config_path.is_file():
         raise MissingFile(f"{adapter_dir} is not a LoRA adapter folder: no adapter_config.json")
-    base = resolve_model_path(base or json.loads(config_path.read_text())["base_model_name_or_path"])
+    base = base or json.loads(config_path.read_text())["base_model_name_or_path"]
     torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
     model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch_dtype)
     merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
@@ -57,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Merge a LoRA adapter into its base model; save model and processor.")
     parser.add_argument("--adapter", required=True, help="LoRA adapter folder (a run's output_dir or checkpoint)")
     parser.add_argument("--out", required=True, help="folder for the merged model and processor (must not exist)")
-    parser.add_argument("--base", default=None, help="base model (default: the one the adapter names); "
-                        "tiny:qwen2_vl works")
+    parser.add_argument("--base", default=None, help="base model folder or hub id (default: the one the adapter "
+                        "names)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                         help="dtype to merge and save in")
     return parser

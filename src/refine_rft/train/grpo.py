@@ -11,14 +11,14 @@ the run stop it (``judge.max_failure_rate``).
 
 Usage::
 
-    refine-rft train --config recipes/tiny/refine_rft.yaml [--max_steps 10 ...]
+    refine-rft train --config recipes/qwen2vl7b/refine_rft.yaml [--max_steps 10 ...]
     accelerate launch --config_file configs/accelerate/zero2.yaml -m refine_rft.cli train \\
         --config recipes/qwen2vl7b/refine_rft.yaml
 
 Python::
 
     from refine_rft.train.grpo import train_grpo
-    out = train_grpo("recipes/tiny/refine_rft.yaml", {"max_steps": 4, "output_dir": "runs/try"})
+    out = train_grpo("recipes/qwen2vl7b/refine_rft.yaml", {"max_steps": 4, "output_dir": "runs/try"})
 """
 
 from __future__ import annotations

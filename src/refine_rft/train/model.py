@@ -7,26 +7,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from refine_rft.errors import ConfigError, MissingFile
-from refine_rft.models import TINY_PREFIX, resolve_model_path
 
 
 def model_path(model_args) -> str:
-    """The model to load: a hub id, a folder, or the cached embedded tiny model for ``tiny:<arch>``."""
+    """The model to load: a hub id or a folder."""
     if not model_args.model_name_or_path:
-        raise ConfigError("the recipe needs 'model_name_or_path' (a hub id, a folder, or tiny:qwen2_vl)")
-    return resolve_model_path(model_args.model_name_or_path)
+        raise ConfigError("the recipe needs 'model_name_or_path' (a hub id or a folder)")
+    return model_args.model_name_or_path
 
 
 def load_processor(model_args, training_args, resolution=None):
     """The policy's processor with left padding (generation pads prompts on the left), tokenising
-    images at ``resolution`` (an :class:`~refine_rft.models.resolution.ImageResolution`; the trainers
+    images at ``resolution`` (an :class:`~refine_rft.resolution.ImageResolution`; the trainers
     save this processor, and with it the resolution, beside the adapter).
 
-    The embedded tiny model's processor is a project class, loaded with ``trust_remote_code``.
+    A processor whose class ships with the weights needs ``trust_remote_code: true`` in the recipe.
     """
     from transformers import AutoProcessor
 
-    trust = training_args.trust_remote_code or model_args.model_name_or_path.startswith(TINY_PREFIX)
+    trust = training_args.trust_remote_code
     kwargs = resolution.from_pretrained_kwargs() if resolution is not None else {}
     processor = AutoProcessor.from_pretrained(model_path(model_args), revision=model_args.model_revision,
                                               trust_remote_code=trust, **kwargs)

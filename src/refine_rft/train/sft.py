@@ -8,12 +8,12 @@ the model is not trained to reproduce the question and the options.
 
 Usage::
 
-    refine-rft sft --config recipes/tiny/sft.yaml
+    refine-rft sft --config recipes/qwen2vl7b/sft.yaml
 
 Python::
 
     from refine_rft.train.sft import train_sft
-    out = train_sft("recipes/tiny/sft.yaml", {"max_steps": 4, "output_dir": "runs/try-sft"})
+    out = train_sft("recipes/qwen2vl7b/sft.yaml", {"max_steps": 4, "output_dir": "runs/try-sft"})
 """
 
 from __future__ import annotations

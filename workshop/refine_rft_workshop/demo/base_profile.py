@@ -76,7 +76,7 @@ def measure_profile(model: str, folder: str | Path, image_seed: int = PROFILE_IM
     """Draw ``per_class`` fresh test questions per species with ``image_seed`` into ``folder``,
     answer them greedily with ``model`` under Choice, Both and CoT, and return the profile."""
     from refine_rft.files import read_jsonl, write_jsonl_atomic
-    from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft_workshop.synthetic import synthetic_questions
     from refine_rft.evaluate import generate_predictions
 
     folder = Path(folder)

@@ -24,7 +24,7 @@ pushed towards, and none of them is used after the build:
 
 from __future__ import annotations
 
-from refine_rft.data.synthetic import ATTRIBUTES
+from refine_rft_workshop.synthetic import ATTRIBUTES
 from refine_rft.prompts import LETTERS, answer_text
 
 OPTION_LETTERS = LETTERS[:4]

@@ -1,13 +1,13 @@
-"""``refine-rft build-base``: build the tiny instruct base (``tiny:instruct``) from scratch.
+"""``refine-rft-workshop build-base``: build the tiny instruct base (``tiny:instruct``) from scratch.
 
-    refine-rft build-base --out DIR [--force] [--steps N] [--threads 2]
+    refine-rft-workshop build-base --out DIR [--force] [--steps N] [--threads 2]
 
 The demo needs a policy that starts where the paper's does: an instruct MLLM that answers Choice
 questions well, but follows the CoT format only part of the time and reasons imperfectly (see
-:mod:`refine_rft.demo.instruct_data`). This command trains one: the embedded tiny Qwen2-VL at its
+:mod:`refine_rft_workshop.demo.instruct_data`). This command trains one: the embedded tiny Qwen2-VL at its
 ``base`` size, from random weights, on instruction examples drawn from a pool of synthetic bird
 images. The whole recipe is :class:`BaseRecipe`; the result is shipped with the package
-(:mod:`refine_rft.models.instruct`), so the demo never trains it.
+(:mod:`refine_rft_workshop.instruct`), so the demo never trains it.
 
 What the recipe does, and why:
 
@@ -20,7 +20,7 @@ What the recipe does, and why:
 - **Pool images only.** The pool is drawn with image seed :attr:`BaseRecipe.pool_image_seed`
   (1000): never a seed the demo or the tests draw their images with (0, 1, 2, ... and the
   profile's 7), so the base has not seen any test image.
-- **Build-time aids** (:mod:`refine_rft.demo.build_aids`): one token per option line and per
+- **Build-time aids** (:mod:`refine_rft_workshop.demo.build_aids`): one token per option line and per
   species name of the catalogue, a vision probe on the image tokens and attention hints at the
   answer position. They shape training only; the saved model is a plain Qwen2-VL.
 - **Plain loop.** AdamW, linear warm-up and cosine decay, per-sequence assistant-only loss (a
@@ -50,8 +50,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from refine_rft.demo.build_aids import add_catalogue_tokens
-from refine_rft.demo.instruct_data import InstructMix, draw_example, shuffle_record
+from refine_rft_workshop.demo.build_aids import add_catalogue_tokens
+from refine_rft_workshop.demo.instruct_data import InstructMix, draw_example, shuffle_record
 from refine_rft.errors import OutputExists
 from refine_rft.files import atomic_directory
 from refine_rft.prompts import answer_text
@@ -77,7 +77,7 @@ class BaseRecipe:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     checkpoint_every: int = 100
-    # The training aids of :mod:`refine_rft.demo.build_aids` (none is used after the build):
+    # The training aids of :mod:`refine_rft_workshop.demo.build_aids` (none is used after the build):
     # one token per option line and per name of the catalogue, with factorised starting embeddings;
     catalogue_tokens: bool = True
     # the weight of the vision probe's loss (species and attributes from the image tokens);
@@ -112,7 +112,7 @@ def draw_pool(recipe: BaseRecipe, folder: Path) -> tuple[list[dict], dict]:
     """The pool's question rows and their images (PIL, loaded once), drawn into ``folder``."""
     from PIL import Image
 
-    from refine_rft.data.synthetic import synthetic_questions
+    from refine_rft_workshop.synthetic import synthetic_questions
 
     rows = synthetic_questions(folder, "pool", recipe.pool_per_class, num_classes=recipe.classes,
                                seed=recipe.pool_seed, image_seed=recipe.pool_image_seed)
@@ -180,7 +180,7 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
     import torch
     from tqdm.auto import tqdm
 
-    from refine_rft.demo.build_aids import OPTION_LETTERS, OptionHints, VisionProbe, catalogue_token_texts
+    from refine_rft_workshop.demo.build_aids import OPTION_LETTERS, OptionHints, VisionProbe, catalogue_token_texts
 
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
@@ -288,16 +288,16 @@ def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: 
     """Build the instruct base into ``out`` (refused when it exists, unless ``force``).
 
     With ``profile_per_class`` > 0, the finished model's starting profile is measured on that
-    many fresh questions per species (:func:`~refine_rft.demo.base_profile.measure_profile`) and
+    many fresh questions per species (:func:`~refine_rft_workshop.demo.base_profile.measure_profile`) and
     goes into ``profile.json`` and the card.
     """
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from refine_rft.demo.base_card import write_card
-    from refine_rft.demo.base_profile import measure_profile
-    from refine_rft.models.instruct import write_checksums
-    from refine_rft.models.tiny import build_tiny_model
+    from refine_rft_workshop.demo.base_card import write_card
+    from refine_rft_workshop.demo.base_profile import measure_profile
+    from refine_rft_workshop.instruct import write_checksums
+    from refine_rft_workshop.tiny import build_tiny_model
 
     recipe = recipe or BaseRecipe()
     out = Path(out)
@@ -337,7 +337,7 @@ def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refine-rft build-base", description=__doc__,
+    parser = argparse.ArgumentParser(prog="refine-rft-workshop build-base", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder to write the base into")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -354,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.steps < 1 or args.pool_per_class < 1 or args.profile_per_class < 0:
-        print("refine-rft build-base: --steps and --pool-per-class must be >= 1, --profile-per-class >= 0",
+        print("refine-rft-workshop build-base: --steps and --pool-per-class must be >= 1, --profile-per-class >= 0",
               file=sys.stderr)
         return 2
     if args.threads:
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = build_base(args.out, recipe, force=args.force, profile_per_class=args.profile_per_class)
     except FileExistsError as error:
-        print(f"refine-rft build-base: {error}", file=sys.stderr)
+        print(f"refine-rft-workshop build-base: {error}", file=sys.stderr)
         return 2
     print(f"instruct base written to {out}")
     return 0

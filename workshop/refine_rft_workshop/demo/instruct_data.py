@@ -4,7 +4,7 @@ An off-the-shelf instruct MLLM, the paper's starting point, answers a multiple-c
 fairly well when asked for the letter alone, can describe what it sees, but under the CoT prompt
 follows the ``<think>/<attribute>/<answer>`` format only part of the time and reasons imperfectly
 (Qwen2-VL-7B: Choice 79.5, CoT 53.9). This module writes instruction examples that reproduce
-that situation on the synthetic birds (``refine-rft build-base`` trains on every task in every
+that situation on the synthetic birds (``refine-rft-workshop build-base`` trains on every task in every
 step):
 
 - ``choice``: the Choice prompt, target the correct letter;
@@ -50,7 +50,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 
-from refine_rft.data.synthetic import ATTRIBUTES, GENERA, attribute_phrase
+from refine_rft_workshop.synthetic import ATTRIBUTES, GENERA, attribute_phrase
 from refine_rft.prompts import LETTERS, answer_text, format_choices, question_messages
 
 # Single-attribute questions of the describe task (the answer is the attribute phrase).

@@ -1,13 +1,15 @@
-"""``refine-rft demo``: the whole ReFine-RFT pipeline on CPU, on the embedded tiny VLM and synthetic birds.
+"""``refine-rft-workshop demo``: the whole ReFine-RFT pipeline on CPU, on the embedded tiny VLM and synthetic birds.
 
-    refine-rft demo [--quick] [--out runs/demo] [--seed 0]
+    refine-rft-workshop demo [--quick] [--out runs/demo] [--seed 0]
 
-Stages (one line each, progress bars inside):
+A thin driver, like a shell script: every stage is the command a user runs (``refine-rft-workshop
+synthetic``, ``refine-rft train`` / ``sft`` / ``eval`` / ``judge`` / ``report``), each printed before
+it runs, on files in ``OUT``. Stages (one line each, progress bars inside):
 
 1. data: synthetic birds — a 5-shot training set and a held-out test set (images drawn with the
    demo's seed, never one the base was built with);
-2. the tiny instruct base ``tiny:instruct``, shipped with the package (built once by
-   ``refine-rft build-base``; nothing is pre-trained at demo time);
+2. the tiny instruct base, shipped with the workshop (``tiny_instruct/``, built once by
+   ``refine-rft-workshop build-base``; nothing is pre-trained at demo time);
 3. ReFine-RFT: GRPO with LoRA on the 5-shot set, rewards R_fa + R_cls + R_cot (the attribute judge);
 4. baselines on the same set: GRPO with R_f + R_cls (the same budget as ReFine-RFT: steps, learning
    rate, LoRA rank, G, completion length), and SFT;
@@ -15,8 +17,9 @@ Stages (one line each, progress bars inside):
    and CoT prompts, and Reasoning-Answer (RSC) from the attribute judge;
 6. the report: tables printed at the end, tables, plots and ``report.html`` in ``OUT/report``.
 
-The training runs use the tiny recipes (``recipes/tiny``) with only the demo's model, data,
-output folder, seed and budget given as overrides. Every stage writes into ``OUT`` and is skipped
+The training runs use the tiny recipes (``refine_rft_workshop/recipes``): the demo writes one run
+recipe per run into ``OUT/recipes`` that includes a tiny recipe and sets only the demo's model, data,
+output folder, seed and budget (and the attribute judge's vocabulary of the synthetic birds). Every stage writes into ``OUT`` and is skipped
 when its output is complete and was made with the same settings, so an interrupted demo resumes.
 ``--quick`` is a smaller version of the same pipeline (for the test suite): its numbers mean nothing.
 """
@@ -25,18 +28,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refine_rft.files import write_text_atomic
+import yaml
 
-RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "tiny"
+from refine_rft.errors import UserError
+from refine_rft.files import write_text_atomic
+from refine_rft_workshop import RECIPES
+
 STAGE_FILE = "demo_stage.json"
-MODEL = "tiny:instruct"
 STYLES = ("choice", "both", "cot")
+# The commands the stages run, as a user types them; run here with this interpreter.
+PROGRAMS = {"refine-rft": "refine_rft.cli", "refine-rft-workshop": "refine_rft_workshop.cli"}
 
 
 @dataclass(frozen=True)
@@ -94,16 +103,39 @@ def _say(step: int, text: str) -> None:
     print(f"[{step}/6] {text}", flush=True)
 
 
+class StageFailed(UserError):
+    """A command of the demo exited with an error (its own message is above)."""
+
+
+def run(program: str, *args) -> None:
+    """Run ``program args`` (``refine-rft ...``) as a user would, printing the command line first."""
+    words = [str(a) for a in args]
+    print(f"      $ {program} {shlex.join(words)}", flush=True)
+    status = subprocess.run([sys.executable, "-m", PROGRAMS[program], *words]).returncode
+    if status != 0:
+        raise StageFailed(f"'{program} {words[0]}' exited with status {status}; see its message above")
+
+
+def judge_vocabulary() -> dict:
+    """The attribute judge's extra values: every value a synthetic bird's attribute can take."""
+    from refine_rft_workshop.synthetic import ATTRIBUTES
+
+    return {"attribute_values": {name: list(values) for name, values in ATTRIBUTES.items()}}
+
+
+def write_recipe(path: Path, include: Path, settings: dict) -> Path:
+    """A run recipe: ``include`` (a tiny recipe) with ``settings`` over it."""
+    return write_text_atomic(path, yaml.safe_dump({"include": str(include), **settings}, sort_keys=False))
+
+
 def prepare_data(out: Path, config: DemoConfig, seed: int) -> dict[str, Path]:
     """Stage 1: the 5-shot train and test splits (drawn once per settings)."""
-    from refine_rft.data.prepare import prepare_synthetic
-
     folder = out / "data"
     settings = {"classes": config.classes, "shots": config.shots, "test_per_class": config.test_per_class,
                 "seed": seed}
     if _fresh(folder, settings):
-        prepare_synthetic(folder, num_classes=config.classes, shots=config.shots,
-                          test_per_class=config.test_per_class, seed=seed)
+        run("refine-rft-workshop", "synthetic", "--out", folder, "--classes", config.classes, "--shots",
+            config.shots, "--test-per-class", config.test_per_class, "--seed", seed)
         _mark_done(folder, settings)
     return {split: folder / f"{split}.jsonl" for split in ("train", "test")}
 
@@ -124,28 +156,27 @@ def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config
 
     ``base_digest`` (the base's weights checksum) is part of every stage's settings, so a rebuilt
     base retrains them."""
-    from refine_rft.train.grpo import train_grpo
-    from refine_rft.train.sft import train_sft
-
     grpo = {"per_device_train_batch_size": config.prompts_per_step * config.num_generations,
-            "num_generations": config.num_generations, "max_completion_length": config.max_completion_length}
+            "num_generations": config.num_generations, "max_completion_length": config.max_completion_length,
+            "judge": judge_vocabulary()}
     plans = [
-        (3, "refine_rft", "ReFine-RFT: GRPO + LoRA, R_fa + R_cls + R_cot (attribute judge)", train_grpo,
+        (3, "refine_rft", "ReFine-RFT: GRPO + LoRA, R_fa + R_cls + R_cot (attribute judge)", "train",
          RECIPES / "refine_rft.yaml", {**grpo}, config.grpo_steps),
-        (4, "grpo_rf_rcls", "baseline: GRPO + LoRA, R_f + R_cls", train_grpo, RECIPES / "refine_rft.yaml",
+        (4, "grpo_rf_rcls", "baseline: GRPO + LoRA, R_f + R_cls", "train", RECIPES / "refine_rft.yaml",
          {**grpo, "rewards": ["format", "classification"], "reward_weights": [0.5, 0.5]}, config.grpo_steps),
-        (4, "sft", "baseline: SFT + LoRA on 'B. <name>' targets", train_sft, RECIPES / "sft.yaml", {},
+        (4, "sft", "baseline: SFT + LoRA on 'B. <name>' targets", "sft", RECIPES / "sft.yaml", {},
          config.sft_steps),
     ]
     folders = {}
-    for step, name, title, train, recipe, extra, steps in plans:
+    for step, name, title, command, recipe, extra, steps in plans:
         folder = out / "train" / name
         overrides = {**_train_overrides(model, train_file, folder, config, seed, steps), **extra}
         settings = {"recipe": recipe.name, "overrides": overrides, "base": base_digest}
         if _fresh(folder, settings):
             _say(step, f"{title}, {steps} steps -> {folder}")
             start = time.time()
-            train(recipe, overrides)
+            run_recipe = write_recipe(out / "recipes" / f"{name}.yaml", recipe, overrides)
+            run("refine-rft", command, "--config", run_recipe)
             _mark_done(folder, settings)
             print(f"      done in {time.time() - start:.0f}s", flush=True)
         else:
@@ -157,10 +188,9 @@ def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config
 def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adapters: dict[str, Path],
                   config: DemoConfig) -> list[Path]:
     """Stage 5: Answer-only predictions (Choice, Both, CoT) and attribute-judge RSC for each run."""
-    from refine_rft.evaluate import generate_predictions, score_predictions
-    from refine_rft.judge import JudgeConfig
-    from refine_rft.judge.reasoning_answer import score_reasoning_answers
-
+    judge = write_text_atomic(out / "recipes" / "judge.yaml",
+                              yaml.safe_dump({"backend": "attributes", **judge_vocabulary()}, sort_keys=False))
+    budgets = ",".join(f"{style}={tokens}" for style, tokens in config.eval_max_new_tokens.items())
     run_dirs = []
     for folder_name, name, ablation in RUNS:
         run_dir = out / "eval" / folder_name
@@ -169,15 +199,11 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
                     "test": str(test_file), "styles": list(STYLES), "max_new_tokens": config.eval_max_new_tokens}
         if _fresh(run_dir, settings):
             _say(5, f"evaluating {name} (Choice, Both, CoT) -> {run_dir}")
-            predictions = generate_predictions(model, [test_file], list(STYLES), run_dir,
-                                               adapter=str(adapter) if adapter else None,
-                                               batch_size=config.eval_batch_size,
-                                               max_new_tokens=config.eval_max_new_tokens)
-            score_predictions(predictions)
-            judged = score_reasoning_answers(predictions, run_dir / "judge_scores.jsonl",
-                                             JudgeConfig(backend="attributes"), styles=["cot"])
-            if judged.failures:
-                raise RuntimeError(f"the attribute judge failed on {judged.failures} rows of {predictions}")
+            run("refine-rft", "eval", "--model", model, *(["--adapter", adapter] if adapter else []),
+                "--data", test_file, "--prompts", ",".join(STYLES), "--out", run_dir,
+                "--batch-size", config.eval_batch_size, "--max-new-tokens", budgets)
+            run("refine-rft", "judge", run_dir / "predictions.jsonl", "--config", judge, "--styles", "cot",
+                "--out", run_dir / "judge_scores.jsonl")
             meta = {"name": name}
             if ablation:
                 meta["ablation"] = ablation
@@ -194,8 +220,7 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
              config: DemoConfig | None = None) -> Path:
     """Run every stage into ``out`` and return the report folder (``config`` overrides ``quick``)."""
-    from refine_rft.models.instruct import CHECKSUMS, instruct_model_path
-    from refine_rft.report import build_report
+    from refine_rft_workshop.instruct import CHECKSUMS, instruct_model_path
 
     config = config or (QUICK if quick else DemoConfig())
     out = Path(out)
@@ -208,15 +233,16 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
     base = instruct_model_path()
     build = json.loads((base / "build.json").read_text())
     digest = json.loads((base / CHECKSUMS).read_text())["model.safetensors"]
-    _say(2, f"tiny instruct base: {MODEL}, {build['parameters'] / 1e6:.1f}M parameters, shipped in {base} "
+    _say(2, f"tiny instruct base: {build['parameters'] / 1e6:.1f}M parameters, shipped in {base} "
             f"(built at {build['revision'][:12]}; nothing to pre-train)")
 
-    adapters = train_runs(out, MODEL, digest, files["train"], config, seed)
-    run_dirs = evaluate_runs(out, MODEL, digest, files["test"], adapters, config)
+    adapters = train_runs(out, str(base), digest, files["train"], config, seed)
+    run_dirs = evaluate_runs(out, str(base), digest, files["test"], adapters, config)
 
     report_dir = out / "report"
-    html = build_report(run_dirs, report_dir)
-    _say(6, f"report: {html}")
+    _say(6, f"report -> {report_dir}")
+    run("refine-rft", "report", *run_dirs, "--out", report_dir)
+    html = report_dir / "report.html"
     print()
     print((report_dir / "tables.md").read_text(encoding="utf-8"))
     print(f"\nthe demo took {time.time() - start:.0f}s; report: {html}")
@@ -224,7 +250,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refine-rft demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="refine-rft-workshop demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a ~2-minute version (tiny budgets; for tests)")
     parser.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
@@ -234,15 +260,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not RECIPES.is_dir():
-        print(f"refine-rft demo: the tiny recipes are not at {RECIPES}; run the demo from a source checkout",
-              file=sys.stderr)
-        return 2
-    from refine_rft.models.instruct import InstructBaseError
-
-    try:
-        run_demo(args.out, quick=args.quick, seed=args.seed)
-    except InstructBaseError as error:
-        print(f"refine-rft demo: {error}", file=sys.stderr)
-        return 2
+    run_demo(args.out, quick=args.quick, seed=args.seed)  # errors: one line, from the command's boundary
     return 0

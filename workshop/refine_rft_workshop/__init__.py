@@ -1,0 +1,29 @@
+"""The workshop around the ReFine-RFT pipeline: toy data, toy models, the CPU demo and the test harness.
+
+Everything here builds on the installed ``refine_rft`` package and nothing there imports it back:
+
+- :mod:`.synthetic` / :mod:`.synthetic_cli`: the synthetic birds (``refine-rft-workshop synthetic``);
+- :mod:`.tiny`, :mod:`.tiny_cli`, :mod:`.image_only_processor`: random-weight tiny VLMs
+  (``refine-rft-workshop tiny-model``); :mod:`.published`: tiny models with a published model's
+  vision dimensions;
+- :mod:`.instruct` and ``tiny_instruct/``: the shipped tiny instruct base (built by
+  ``refine-rft-workshop build-base``, :mod:`.demo.build_base`);
+- :mod:`.demo`: ``refine-rft-workshop demo``, a thin driver running ``refine-rft`` commands on the above;
+- :mod:`.testing`: a scripted OpenAI-compatible judge server, fake dataset layouts, a browser check.
+
+>>> tiny_instruct_path().name
+'tiny_instruct'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RECIPES = Path(__file__).with_name("recipes")
+
+
+def tiny_instruct_path() -> Path:
+    """The shipped tiny instruct base's folder, checked against its checksums."""
+    from refine_rft_workshop.instruct import instruct_model_path
+
+    return instruct_model_path()

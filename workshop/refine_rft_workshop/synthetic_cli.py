@@ -1,0 +1,82 @@
+"""``refine-rft-workshop synthetic --out DIR``: draw the synthetic birds into question JSONL files.
+
+The files are ordinary prepared questions (``train.jsonl``, ``test.jsonl``, optionally ``pool.jsonl``,
+images under ``images/``), read by ``refine-rft train``, ``eval`` and ``judge`` like any other data.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from refine_rft.data.cli import summary_line
+from refine_rft.errors import ConfigError
+from refine_rft.files import read_jsonl, write_jsonl_atomic
+from refine_rft_workshop.synthetic import synthetic_questions
+
+
+def prepare_synthetic(
+    out_dir: str | Path,
+    num_classes: int = 24,
+    shots: int = 5,
+    test_per_class: int = 10,
+    pool_per_class: int = 0,
+    image_size: int = 112,
+    seed: int = 0,
+    image_seed: int | None = None,
+) -> dict[str, Path]:
+    """Draw the synthetic splits into ``out_dir`` and return ``{split: jsonl path}``.
+
+    ``train`` has ``shots`` images per class (the k-shot training set), ``test`` has
+    ``test_per_class``, and ``pool`` (only when ``pool_per_class > 0``) is a larger set for
+    pre-training. All splits share one species set (fixed by ``num_classes``); their images are
+    drawn with RNGs keyed by split, so no two splits share an image. Images go to
+    ``out_dir/images/<split>/``. ``seed`` fixes the option sets and orders, ``image_seed``
+    (default: ``seed``) the images: another image seed gives other images of the same questions.
+
+    >>> import tempfile
+    >>> paths = prepare_synthetic(tempfile.mkdtemp(), num_classes=4, shots=1, test_per_class=1)
+    >>> sorted(paths)
+    ['test', 'train']
+    """
+    sizes = {"train": shots, "test": test_per_class, "pool": pool_per_class}
+    for name, count in sizes.items():
+        if count < 0:
+            raise ConfigError(f"{name} images per class must be >= 0, got {count}")
+    if shots < 1 or test_per_class < 1:
+        raise ConfigError(f"shots and test_per_class must be >= 1, got {shots} and {test_per_class}")
+    out_dir = Path(out_dir)
+    paths = {}
+    for split, per_class in sizes.items():
+        if per_class == 0:
+            continue
+        rows = synthetic_questions(out_dir, split, per_class, num_classes=num_classes,
+                                   image_size=image_size, seed=seed, image_seed=image_seed)
+        paths[split] = write_jsonl_atomic(out_dir / f"{split}.jsonl", rows)
+    return paths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="refine-rft-workshop synthetic", description=__doc__)
+    parser.add_argument("--out", required=True, help="folder for the JSONL files and images/")
+    parser.add_argument("--classes", type=int, default=24, help="number of species (default: %(default)s)")
+    parser.add_argument("--shots", type=int, default=5, help="training images per class (default: %(default)s)")
+    parser.add_argument("--test-per-class", type=int, default=10, help="test images per class (default: %(default)s)")
+    parser.add_argument("--pool-per-class", type=int, default=0,
+                        help="images per class in pool.jsonl, a pre-training pool; 0 = none (default: %(default)s)")
+    parser.add_argument("--image-size", type=int, default=112, help="image side in pixels (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="option-set and option-order seed (default: %(default)s)")
+    parser.add_argument("--image-seed", type=int, default=None,
+                        help="image seed (default: --seed); another value draws other images of the same "
+                             "species, attributes and options")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    paths = prepare_synthetic(args.out, num_classes=args.classes, shots=args.shots,
+                              test_per_class=args.test_per_class, pool_per_class=args.pool_per_class,
+                              image_size=args.image_size, seed=args.seed, image_seed=args.image_seed)
+    for split, path in paths.items():
+        print(summary_line(split, read_jsonl(path), path))
+    return 0
