@@ -33,8 +33,8 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "recipes" / "tiny" / "refine_rft.yaml"
-WARMUP_RECIPE = REPO / "recipes" / "tiny" / "sft_cot_warmup.yaml"
+RECIPE = REPO / "workshop" / "refine_rft_workshop" / "recipes" / "refine_rft.yaml"
+WARMUP_RECIPE = REPO / "workshop" / "refine_rft_workshop" / "recipes" / "sft_cot_warmup.yaml"
 
 
 class StepTimer(TrainerCallback):

@@ -66,7 +66,8 @@ def cot_warm_model(tmp_path_factory, synthetic_train_jsonl, tiny_model_path):
 
     from refine_rft.train.sft import train_sft
 
-    recipe = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "sft_cot_warmup.yaml"
+    recipe = Path(__file__).resolve().parents[1] / "workshop" / "refine_rft_workshop" / "recipes" / "sft_cot_warmup.yaml"
     out = tmp_path_factory.mktemp("cot-warm") / "model"
     return train_sft(recipe, {"output_dir": str(out), "train_file": str(synthetic_train_jsonl),
+                              "model_name_or_path": str(tiny_model_path),
                               "report_to": [], "max_steps": 60, "disable_tqdm": True})

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from refine_rft.cli import main as cli_main
-from refine_rft.data.cli import main
-from refine_rft.data.prepare import prepare_synthetic
 from refine_rft.data.records import read_questions
-from refine_rft_workshop.synthetic import ATTRIBUTES, attribute_distance, make_species
 from refine_rft.files import read_jsonl
+from refine_rft_workshop.cli import main as cli_main
+from refine_rft_workshop.synthetic import ATTRIBUTES, attribute_distance, make_species
+from refine_rft_workshop.synthetic_cli import main, prepare_synthetic
 
 
 def _digest(path: str) -> str:
@@ -56,17 +55,17 @@ def test_no_pool_by_default_and_bad_sizes(tmp_path):
 
 
 def test_cli_prints_one_line_per_split(tmp_path, capsys):
-    assert main(["synthetic", "--out", str(tmp_path), "--classes", "4", "--shots", "1",
+    assert main(["--out", str(tmp_path), "--classes", "4", "--shots", "1",
                  "--test-per-class", "2", "--pool-per-class", "1", "--image-size", "48", "--seed", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["train", "test", "pool"]
     assert lines[1].startswith("test: 8 questions, 4 classes")
-    assert cli_main(["prepare", "synthetic", "--out", str(tmp_path / "x"), "--shots", "0"]) == 2  # one line, exit 2
+    assert cli_main(["synthetic", "--out", str(tmp_path / "x"), "--shots", "0"]) == 2  # one line, exit 2
 
 
 def test_image_seed_draws_other_images_of_the_same_questions(tmp_path):
     def test_rows(folder, *extra):
-        assert main(["synthetic", "--out", str(tmp_path / folder), "--classes", "8", "--shots", "1",
+        assert main(["--out", str(tmp_path / folder), "--classes", "8", "--shots", "1",
                      "--test-per-class", "2", "--image-size", "48", *extra]) == 0
         return read_questions(tmp_path / folder / "test.jsonl")
 

@@ -16,6 +16,7 @@ from refine_rft.evaluate import generate_predictions, score_predictions
 from refine_rft.evaluate.generate import TIMING_FIELDS, HFGenerator, load_questions, vllm_requests
 from refine_rft.files import iter_jsonl_tolerant, write_jsonl_atomic
 from refine_rft.prompts import STYLES
+from refine_rft_workshop.models import resolve_model_path as tiny
 
 TOKENS = {"choice": 3, "both": 6, "cot": 10}
 
@@ -39,7 +40,7 @@ def _stable(path):
 
 
 def test_eval_all_styles_then_rerun_skips(questions, generator, tmp_path):
-    path = generate_predictions("tiny:qwen2_vl", [questions], STYLES, tmp_path, batch_size=4,
+    path = generate_predictions(tiny("tiny:qwen2_vl"), [questions], STYLES, tmp_path, batch_size=4,
                                 max_new_tokens=TOKENS, generator=generator)
     rows = list(iter_jsonl_tolerant(path))
     records = load_questions([questions])
@@ -48,7 +49,7 @@ def test_eval_all_styles_then_rerun_skips(questions, generator, tmp_path):
         record = next(q for q in records if q["id"] == row["id"])
         for field in ("dataset", "image", "label", "options", "answer", "noun", "attributes", "option_attributes"):
             assert row[field] == record[field]
-        assert isinstance(row["response"], str) and row["model"] == "tiny:qwen2_vl" and row["gen_seconds"] >= 0
+        assert isinstance(row["response"], str) and row["model"] == tiny("tiny:qwen2_vl") and row["gen_seconds"] >= 0
     scores = score_predictions(path)
     assert set(scores["styles"]) == set(STYLES)
     assert all(s["n"] == len(records) for s in scores["styles"].values())
@@ -58,7 +59,7 @@ def test_eval_all_styles_then_rerun_skips(questions, generator, tmp_path):
         def generate(self, *args, **kwargs):
             raise AssertionError("rerun generated again")
 
-    generate_predictions("tiny:qwen2_vl", [questions], STYLES, tmp_path, batch_size=4, max_new_tokens=TOKENS,
+    generate_predictions(tiny("tiny:qwen2_vl"), [questions], STYLES, tmp_path, batch_size=4, max_new_tokens=TOKENS,
                          generator=Refuses())
     assert path.read_bytes() == before
 
@@ -90,12 +91,12 @@ def test_partial_batch_is_regenerated_whole(questions, generator, tmp_path):
 
 def test_bad_inputs_fail_with_names(questions, tmp_path):
     with pytest.raises(ValueError, match="valid styles: choice, both, cot"):
-        generate_predictions("tiny:qwen2_vl", [questions], ["guess"], tmp_path)
+        generate_predictions(tiny("tiny:qwen2_vl"), [questions], ["guess"], tmp_path)
     with pytest.raises(ValueError, match="valid backends"):
-        generate_predictions("tiny:qwen2_vl", [questions], ["choice"], tmp_path, backend="onnx")
+        generate_predictions(tiny("tiny:qwen2_vl"), [questions], ["choice"], tmp_path, backend="onnx")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "q", "dataset": "cub"}) + "\n")
-    out = generate_predictions("tiny:qwen2_vl", [bad], ["choice"], tmp_path / "bad")  # rejected, not raised
+    out = generate_predictions(tiny("tiny:qwen2_vl"), [bad], ["choice"], tmp_path / "bad")  # rejected, not raised
     assert not out.exists()
     [reject] = [json.loads(line) for line in (tmp_path / "bad" / "rejects.jsonl").read_text().splitlines()]
     assert reject["id"] == "q" and reject["line"] == 1 and reject["reason"].startswith("missing field")
@@ -106,7 +107,7 @@ def test_vllm_backend_missing_is_a_clear_error(questions, tmp_path):
     if __import__("importlib").util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed here")
     with pytest.raises(ImportError, match=r"needs vLLM.*pip install -e '\.\[vllm\]'"):
-        generate_predictions("tiny:qwen2_vl", [questions], ["choice"], tmp_path, backend="vllm")
+        generate_predictions(tiny("tiny:qwen2_vl"), [questions], ["choice"], tmp_path, backend="vllm")
 
 
 def test_vllm_requests_carry_prompt_and_image(questions, generator):
@@ -119,7 +120,7 @@ def test_vllm_requests_carry_prompt_and_image(questions, generator):
 
 @pytest.mark.slow
 def test_kill_9_then_resume_equals_uninterrupted(questions, tmp_path):
-    args = ["--model", "tiny:qwen2_vl", "--data", str(questions), "--prompts", "choice,cot",
+    args = ["--model", tiny("tiny:qwen2_vl"), "--data", str(questions), "--prompts", "choice,cot",
             "--batch-size", "1", "--max-new-tokens", "cot=48"]
     out = tmp_path / "killed" / "predictions.jsonl"
     command = [sys.executable, "-m", "refine_rft.cli", "eval", *args, "--out", str(out.parent)]
@@ -134,7 +135,7 @@ def test_kill_9_then_resume_equals_uninterrupted(questions, tmp_path):
     done = sum(1 for _ in iter_jsonl_tolerant(out))
     assert 3 <= done < 12, "the kill did not land mid-run"
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    reference = generate_predictions("tiny:qwen2_vl", [questions], ["choice", "cot"], tmp_path / "reference",
+    reference = generate_predictions(tiny("tiny:qwen2_vl"), [questions], ["choice", "cot"], tmp_path / "reference",
                                      batch_size=1, max_new_tokens={"cot": 48})
     assert _stable(out) == _stable(reference)
     assert len(_stable(out)) == 12

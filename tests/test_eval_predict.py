@@ -7,6 +7,7 @@ from rich.console import Console
 
 from refine_rft_workshop.synthetic import draw_bird, make_species
 from refine_rft.evaluate.predict import main, parse_options, render
+from refine_rft_workshop.models import resolve_model_path as tiny
 
 OPTIONS = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]
 
@@ -44,4 +45,4 @@ def test_predict_needs_options_or_dataset(tmp_path):
     image = tmp_path / "x.png"
     draw_bird(make_species(4)[0], 56).save(image)
     with pytest.raises(SystemExit):
-        main(["--model", "tiny:qwen2_vl", "--image", str(image)])
+        main(["--model", tiny("tiny:qwen2_vl"), "--image", str(image)])

@@ -21,6 +21,7 @@ import refine_rft
 from refine_rft_workshop.synthetic import attribute_phrase, synthetic_questions
 from refine_rft.prompts import answer_text
 from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
+from refine_rft_workshop.models import resolve_model_path as tiny
 
 SRC = Path(refine_rft.__file__).resolve().parents[1]
 
@@ -142,11 +143,11 @@ def test_duplicate_ids_are_refused_by_every_reader(data, tmp_path):
     twice = write_jsonl(data / "duplicates.jsonl", [*rows, rows[2]])
     judge = one_line_error(cli("judge", twice, "--backend", "attributes", "--out", tmp_path / "s.jsonl"), "judge")
     assert "1 duplicate id(s)" in judge and f"{rows[2]['id']!r}" in judge and f"{twice}:3 and {twice}:5" in judge
-    evaluated = one_line_error(cli("eval", "--model", "tiny:qwen2_vl", "--data", twice, "--prompts", "choice",
+    evaluated = one_line_error(cli("eval", "--model", tiny("tiny:qwen2_vl"), "--data", twice, "--prompts", "choice",
                                    "--out", tmp_path / "eval"), "eval")
     assert "duplicate id(s)" in evaluated and rows[2]["id"] in evaluated
     # Across files too: the same question in two data files.
-    across = one_line_error(cli("eval", "--model", "tiny:qwen2_vl", "--data", data / "questions.jsonl",
+    across = one_line_error(cli("eval", "--model", tiny("tiny:qwen2_vl"), "--data", data / "questions.jsonl",
                                 data / "questions.jsonl", "--prompts", "choice", "--out", tmp_path / "eval"), "eval")
     assert "4 duplicate id(s)" in across
     assert not (tmp_path / "eval").exists() and not (tmp_path / "s.jsonl").exists()  # nothing written
@@ -155,7 +156,7 @@ def test_duplicate_ids_are_refused_by_every_reader(data, tmp_path):
 def test_empty_files_are_an_error_naming_the_file(tmp_path):
     empty = write_jsonl(tmp_path / "empty.jsonl", ["", "  "])
     for command, args in (("judge", [empty, "--backend", "attributes", "--out", tmp_path / "s.jsonl"]),
-                          ("eval", ["--model", "tiny:qwen2_vl", "--data", empty, "--out", tmp_path / "eval"])):
+                          ("eval", ["--model", tiny("tiny:qwen2_vl"), "--data", empty, "--out", tmp_path / "eval"])):
         assert one_line_error(cli(command, *args), command).endswith(f"error: {empty}: empty data file (no rows)")
     missing = one_line_error(cli("judge", tmp_path / "nope.jsonl", "--backend", "attributes", "--out",
                                  tmp_path / "s.jsonl"), "judge")
@@ -185,7 +186,7 @@ def test_eval_rejects_bad_questions_refuses_changed_settings_and_resumes(data, t
     question = hostile.pop("missing-response")  # a question needs no response: this row is a good question
     questions = write_jsonl(data / "hostile_questions.jsonl", [*good_rows(data)[:2], question, *hostile.values()])
     out = tmp_path / "eval"
-    args = ["eval", "--model", "tiny:qwen2_vl", "--data", questions, "--prompts", "choice", "--out", out,
+    args = ["eval", "--model", tiny("tiny:qwen2_vl"), "--data", questions, "--prompts", "choice", "--out", out,
             "--batch-size", "4"]
     result = cli(*args)
     assert result.returncode == 1, result.stderr
@@ -199,8 +200,8 @@ def test_eval_rejects_bad_questions_refuses_changed_settings_and_resumes(data, t
     # Other settings, same folder: refused before the model is loaded, naming the change.
     line = one_line_error(cli(*args, "--max-new-tokens", "choice=4"), "eval")
     assert "max_new_tokens/choice 8 -> 4" in line and "--overwrite" in line
-    other_model = one_line_error(cli(*args[:2], "tiny:qwen2_5_vl", *args[3:]), "eval")
-    assert "model 'tiny:qwen2_vl' -> 'tiny:qwen2_5_vl'" in other_model
+    other_model = one_line_error(cli(*args[:2], tiny("tiny:qwen2_5_vl"), *args[3:]), "eval")
+    assert f"model {tiny('tiny:qwen2_vl')!r} -> {tiny('tiny:qwen2_5_vl')!r}" in other_model
     # The same settings resume (nothing left to generate); --overwrite starts afresh.
     assert cli(*args).returncode == 1
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 3

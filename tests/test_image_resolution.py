@@ -38,7 +38,7 @@ def _training_inputs(recipe: str, questions: Path, tmp_path: Path, **overrides):
     from refine_rft.train.data import load_training_inputs
 
     types = sft._dataclass_types() if "sft" in recipe else grpo._dataclass_types()
-    args = parse_recipe(types, recipe=REPO / "recipes" / "tiny" / recipe,
+    args = parse_recipe(types, recipe=REPO / "workshop" / "refine_rft_workshop" / "recipes" / recipe,
                         overrides={"train_file": str(questions), "output_dir": str(tmp_path), **overrides})
     return load_training_inputs(*args)
 

@@ -8,11 +8,13 @@ import time
 
 import pytest
 
+from refine_rft_workshop import tiny_instruct_path
 from refine_rft_workshop.models import resolve_model_path
 from refine_rft_workshop.instruct import INSTRUCT_DIR, InstructBaseError, verify_instruct_base
 
 
 def test_tiny_instruct_resolves_to_the_shipped_folder():
+    assert tiny_instruct_path() == INSTRUCT_DIR and INSTRUCT_DIR.parent.name == "refine_rft_workshop"
     assert resolve_model_path("tiny:instruct") == str(INSTRUCT_DIR)
     with pytest.raises(ValueError, match="tiny:instruct"):
         resolve_model_path("tiny:giant")
@@ -36,7 +38,7 @@ def test_base_answers_fresh_choice_questions_well_above_chance(tmp_path):
     rows = synthetic_questions(tmp_path / "data", "test", per_class=2, num_classes=24, image_seed=11)
     test = write_jsonl_atomic(tmp_path / "test.jsonl", rows)
     start = time.time()
-    predictions = generate_predictions("tiny:instruct", [test], ["choice"], tmp_path / "eval", batch_size=48)
+    predictions = generate_predictions(str(tiny_instruct_path()), [test], ["choice"], tmp_path / "eval", batch_size=48)
     scores = score_predictions(predictions)["styles"]["choice"]
     assert scores["n"] == 48 and time.time() - start < 120
     assert scores["average"] > 45, scores

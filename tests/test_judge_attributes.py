@@ -6,18 +6,23 @@ import asyncio
 
 import pytest
 
-from refine_rft_workshop.synthetic import attribute_phrase, synthetic_questions
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.attributes import attribute_score
 from refine_rft.prompts import answer_text
+from refine_rft_workshop.synthetic import ATTRIBUTES, attribute_phrase, synthetic_questions
 
 IMAGE = {"body_color": "golden", "wing_color": "crimson", "beak_shape": "hooked", "tail_shape": "fan",
          "crest": "crested", "breast_pattern": "spotted"}
 OPTIONS = [IMAGE, {**IMAGE, "wing_color": "black"}, {**IMAGE, "beak_shape": "short"}, {**IMAGE, "crest": "no crest"}]
 
 
-def score(text: str) -> float:
-    return attribute_score(text, IMAGE, OPTIONS, 0)["score"]
+# The judge config's attribute_values: the values of the synthetic birds, so that a claim of a value no
+# option has (a slate body) is read, and is false.
+VOCABULARY = {name: list(values) for name, values in ATTRIBUTES.items()}
+
+
+def score(text: str, vocabulary: dict | None = VOCABULARY) -> float:
+    return attribute_score(text, IMAGE, OPTIONS, 0, vocabulary)["score"]
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +45,32 @@ def test_hedging_over_every_value_scores_low():
     every_colour = "Its wings could be " + ", ".join(f"{c} wings" for c in
                                                       ("black", "white", "crimson", "azure", "golden", "olive"))
     assert score(every_colour) < 20
+
+
+def test_the_vocabulary_comes_from_the_rows_and_the_config():
+    """Without ``attribute_values`` only values of the image and its options are claims; with them,
+    a value no option has is a claim, and a false one."""
+    text = "Crimson wings and a slate body."
+    # Crimson wings rule out one of the three wrong options: 100 * F * (0.5 + 0.5 / 3).
+    assert attribute_score(text, IMAGE, OPTIONS, 0)["claims"] == 1 and score(text, None) == pytest.approx(66.6667)
+    assert attribute_score(text, IMAGE, OPTIONS, 0, VOCABULARY)["claims"] == 2
+    assert score(text) == pytest.approx(33.3333)  # F = 1/2
+    config = JudgeConfig.from_dict({"backend": "attributes", "attribute_values": VOCABULARY})
+    sample = {"id": "q", "style": "cot", "options": ["a", "b", "c", "d"], "answer": 0, "attributes": IMAGE,
+              "option_attributes": OPTIONS,
+              "response": f"<think>{text}</think><attribute>crimson wings</attribute><answer>A. a</answer>"}
+    assert asyncio.run(make_judge(config).rsc(sample))["RSC_U"] == pytest.approx(33.3333)
+    plain = JudgeConfig.from_dict({"backend": "attributes"})
+    assert asyncio.run(make_judge(plain).rsc(sample))["RSC_U"] == pytest.approx(66.6667)
+
+
+def test_attribute_names_give_the_words_without_a_phrase_table():
+    """CUB-style boolean attributes and value-only phrases ("no crest") need no vocabulary."""
+    cub = {"has_wing_color::blue": True, "has_bill_shape::hooked_seabird": False}
+    options = [cub, {"has_wing_color::blue": False, "has_bill_shape::hooked_seabird": True}]
+    assert attribute_score("It has blue wings.", cub, options, 0)["score"] == 100.0
+    assert attribute_score("A hooked seabird bill.", cub, options, 0)["true_claims"] == 0
+    assert score("It has no crest.", None) == 0.0 and score("It is crested.", None) == pytest.approx(66.6667)
 
 
 @pytest.mark.parametrize("text", ["Its wings are crimson.", "A crimson-winged bird.", "The wing is bright crimson.",

@@ -173,7 +173,7 @@ def test_training_checks_the_judge_before_loading_the_model(tmp_path, monkeypatc
     with ScriptedJudgeServer(reply=LITELLM_BAD_MODEL) as server:
         judge = {"backend": "openai", "base_urls": [server.url], "model": "teacher", "api_key_env": "TEST_JUDGE_KEY"}
         with pytest.raises(JudgeConfigError, match=r"model name looks wrong.*\$TEST_JUDGE_KEY \(set\)"):
-            train_grpo(REPO / "recipes" / "tiny" / "refine_rft.yaml",
+            train_grpo(REPO / "workshop" / "refine_rft_workshop" / "recipes" / "refine_rft.yaml",
                        {"model_name_or_path": str(tmp_path / "no-model"), "output_dir": str(tmp_path / "run"),
                         "train_file": str(tmp_path / "no-data.jsonl"), "judge": judge, "report_to": []})
     assert server.count == 1

@@ -96,10 +96,13 @@ def test_assistant_mask_covers_only_the_answer(tiny_model_path):
 
 
 def test_cli_builds_a_model(tmp_path):
-    from refine_rft.cli import main
+    """``refine-rft-workshop tiny-model`` builds it; the pipeline's own command has no such subcommand."""
+    from refine_rft.cli import main as pipeline
+    from refine_rft_workshop.cli import main
 
     assert main(["tiny-model", str(tmp_path / "m"), "--seed", "3"]) == 0
     assert (Path(tmp_path / "m") / "image_only_processor.py").exists()
+    assert pipeline(["tiny-model", str(tmp_path / "n")]) == 2 and not (tmp_path / "n").exists()
 
 
 def test_without_trust_remote_code_the_processor_does_not_load(tiny_model_path):

@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 
 from refine_rft.judge import JudgeConfig
+from refine_rft_workshop import RECIPES as TINY
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 PAPER = RECIPES / "qwen2vl7b"
 # Parsing on a CPU machine: bf16 is refused without a GPU, everything else is checked as written.
 CPU = {"bf16": False, "use_cpu": True}
+# The tiny recipes name no model and no data: whoever runs them (the workshop's demo) gives both.
+TINY_RUN = {"model_name_or_path": "tiny-model-folder", "train_file": "questions.jsonl"}
 
 
 def _parse(recipe: Path, overrides: dict | None = None):
@@ -25,12 +28,13 @@ def _parse(recipe: Path, overrides: dict | None = None):
 
 
 def _runnable_recipes() -> list[Path]:
-    return sorted(p for p in RECIPES.rglob("*.yaml") if p.name not in ("base.yaml", "model.yaml"))
+    return sorted(p for folder in (RECIPES, TINY) for p in folder.rglob("*.yaml")
+                  if p.name not in ("base.yaml", "model.yaml"))
 
 
-@pytest.mark.parametrize("recipe", _runnable_recipes(), ids=lambda p: str(p.relative_to(RECIPES)))
+@pytest.mark.parametrize("recipe", _runnable_recipes(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_recipe_parses(recipe):
-    script, training, model = _parse(recipe, CPU)
+    script, training, model = _parse(recipe, {**CPU, **(TINY_RUN if recipe.parent == TINY else {})})
     assert model.model_name_or_path and training.output_dir
     if hasattr(script, "rewards"):
         assert len(training.reward_weights) == len(script.rewards)
@@ -91,7 +95,7 @@ def test_include_merges_and_detects_cycles(tmp_path):
 
 def test_unknown_recipe_key_fails_naming_it(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"include: {RECIPES / 'tiny' / 'refine_rft.yaml'}\nlearning_rat: 0.1\n")
+    recipe.write_text(f"include: {TINY / 'refine_rft.yaml'}\nlearning_rat: 0.1\n")
     with pytest.raises(ValueError, match="unknown recipe key.*learning_rat"):
         _parse(recipe)
 
@@ -101,7 +105,7 @@ def test_command_line_overrides_recipe():
     from refine_rft.train.config import parse_recipe
 
     script, training, _ = parse_recipe(grpo._dataclass_types(), [
-        "--config", str(RECIPES / "tiny" / "refine_rft.yaml"), "--learning_rate", "0.5",
+        "--config", str(TINY / "refine_rft.yaml"), "--train_file", "q.jsonl", "--learning_rate", "0.5",
         "--judge", '{"backend": "attributes", "concurrency": 2}', "--rewards", "format", "length"])
     assert training.learning_rate == 0.5
     assert script.judge == JudgeConfig(backend="attributes", concurrency=2)
@@ -114,16 +118,31 @@ def test_command_line_overrides_recipe():
     assert script.judge.model == "OpenGVLab/InternVL3-38B"
 
 
+def test_train_file_is_required_and_nothing_is_drawn_for_a_run(tmp_path, capsys):
+    """No default data: a recipe without ``train_file`` stops at parsing, naming it; the training
+    arguments hold no synthetic-data settings."""
+    from dataclasses import MISSING, fields
+
+    from refine_rft.train.config import DataArguments
+
+    train_file = next(f for f in fields(DataArguments) if f.name == "train_file")
+    assert train_file.default is MISSING and train_file.default_factory is MISSING
+    assert [f.name for f in fields(DataArguments) if "synthetic" in f.name] == []
+    with pytest.raises(SystemExit) as stop:
+        _parse(TINY / "refine_rft.yaml", {"model_name_or_path": "m"})
+    assert stop.value.code == 2 and "--train_file" in capsys.readouterr().err
+
+
 def test_saved_config_has_no_secrets():
     from refine_rft.train.config import resolved_config, scrub_secrets
 
-    script, training, model = _parse(RECIPES / "tiny" / "refine_rft.yaml",
-                                     {"judge": {"backend": "attributes"}, "hub_token": "hf_x"})
+    script, training, model = _parse(TINY / "refine_rft.yaml",
+                                     {**TINY_RUN, "judge": {"backend": "attributes"}, "hub_token": "hf_x"})
     text = json.dumps(resolved_config(script, training, model))
     assert "hf_x" not in text and '"backend": "attributes"' in text
     # The judge's key is never configured, only its variable's name: a key in the recipe fails.
     with pytest.raises(ValueError, match="api_key_env"):
-        _parse(RECIPES / "tiny" / "refine_rft.yaml", {"judge": {"backend": "attributes", "api_key": "sk-secret"}})
+        _parse(TINY / "refine_rft.yaml", {**TINY_RUN, "judge": {"backend": "attributes", "api_key": "sk-secret"}})
     assert scrub_secrets([{"api_key": 1, "k": 2}]) == [{"k": 2}]
 
 

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "recipes" / "tiny" / "refine_rft.yaml"
+RECIPE = REPO / "workshop" / "refine_rft_workshop" / "recipes" / "refine_rft.yaml"
 ALL_REWARDS = ["attribute_format", "classification", "reasoning", "length"]
 
 

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from refine_rft_workshop.models import resolve_model_path as tiny
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "recipes" / "tiny" / "sft.yaml"
+RECIPE = REPO / "workshop" / "refine_rft_workshop" / "recipes" / "sft.yaml"
 
 
 def _overrides(tmp_path, train_file, **extra) -> dict:
     # The random-weight tiny model (the recipe's default is the shipped instruct base): these tests
     # are about the SFT mechanics, and export merges onto tiny:qwen2_vl.
-    return {"model_name_or_path": "tiny:qwen2_vl", "train_file": str(train_file), "output_dir": str(tmp_path / "sft"),
+    return {"model_name_or_path": tiny("tiny:qwen2_vl"), "train_file": str(train_file), "output_dir": str(tmp_path / "sft"),
             "report_to": [],
             "disable_tqdm": True, "save_strategy": "no", **extra}
 
@@ -56,7 +57,7 @@ def test_sft_trains_lora_and_export_merges_it(tmp_path, tiny_model_path, synthet
     assert "sft_target: answer" in (out / "refine_rft_config.yaml").read_text()
 
     merged_dir = tmp_path / "merged"
-    assert export_main(["--adapter", str(out), "--out", str(merged_dir), "--base", "tiny:qwen2_vl"]) == 0
+    assert export_main(["--adapter", str(out), "--out", str(merged_dir), "--base", tiny("tiny:qwen2_vl")]) == 0
     merged = AutoModelForImageTextToText.from_pretrained(merged_dir)
     base = AutoModelForImageTextToText.from_pretrained(tiny_model_path)
     name = next(n for n, _ in merged.named_parameters() if n.endswith("layers.0.self_attn.q_proj.weight"))
@@ -73,4 +74,4 @@ def test_sft_trains_lora_and_export_merges_it(tmp_path, tiny_model_path, synthet
         if (merged_dir / name).is_file():
             assert set(json.loads((merged_dir / name).read_text()).get("auto_map", {})) <= {"AutoProcessor"}
     with pytest.raises(FileExistsError):
-        export_main(["--adapter", str(out), "--out", str(merged_dir), "--base", "tiny:qwen2_vl"])
+        export_main(["--adapter", str(out), "--out", str(merged_dir), "--base", tiny("tiny:qwen2_vl")])

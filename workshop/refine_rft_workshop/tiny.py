@@ -250,7 +250,7 @@ def tiny_model_cache_dir() -> Path:
 def _source_fingerprint() -> str:
     """Changes whenever the code that defines the tiny model changes, so the cache never goes stale."""
     from refine_rft import prompts
-    from refine_rft.data import synthetic
+    from refine_rft_workshop import synthetic
 
     digest = hashlib.sha256()
     for module_file in (__file__, Path(__file__).with_name("image_only_processor.py"), prompts.__file__,

@@ -69,7 +69,7 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
         f"A `{recipe['size']}`-size tiny Qwen2-VL ({summary['parameters']:,} parameters, fp16 safetensors) trained "
         "from random weights on instruction data meant to give it the starting profile of an instruct MLLM "
         "(Choice well, the CoT tag format only part of the time; targets in `refine_rft_workshop.demo.base_profile`). "
-        "Its measured profile is below. Load it as `--model tiny:instruct`.",
+        "Its measured profile is below. Pass its folder, `refine_rft_workshop.tiny_instruct_path()`, as the model.",
         "",
         "Built with",
         "",
