@@ -181,14 +181,16 @@ def reward_curves(out: Path, seeds: list[int], path: Path) -> Path:
 
 
 def settings_text(config: DemoConfig, seeds: list[int], seconds: dict[int, float], curves: Path) -> str:
-    build = json.loads((Path(__import__("refine_rft_workshop.instruct", fromlist=["INSTRUCT_DIR"]).INSTRUCT_DIR)
-                        / "build.json").read_text())
+    from refine_rft_workshop.instruct import INSTRUCT_DIR
+
+    build = json.loads((INSTRUCT_DIR / "build.json").read_text())
     return "\n".join([
         "# `make demo` over three seeds", "",
         f"    .venv/bin/python benchmarks/demo_seeds.py --seeds {' '.join(map(str, seeds))}", "",
-        f"Default demo settings (`refine_rft_workshop.demo.DemoConfig`): {config.classes} species, {config.shots}-shot train "
+        f"Default demo settings (`refine_rft_workshop.demo.DemoConfig`): {config.classes} species, "
+        f"{config.shots}-shot train "
         f"({config.classes * config.shots} questions), {config.classes * config.test_per_class} test questions; "
-        f"base `tiny:instruct` ({build['parameters'] / 1e6:.1f}M parameters, shipped, built at "
+        f"the shipped tiny instruct base ({build['parameters'] / 1e6:.1f}M parameters, shipped, built at "
         f"`{build['revision'][:12]}`); GRPO {config.grpo_steps} steps × {config.prompts_per_step * config.num_generations} "
         f"completions ({config.prompts_per_step} prompts × G={config.num_generations}), completion length "
         f"{config.max_completion_length}, LoRA r={config.lora_r}, lr {config.learning_rate} for both GRPO arms; SFT "

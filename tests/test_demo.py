@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from refine_rft_workshop import tiny_instruct_path
 from refine_rft_workshop.demo import RUNS, main
 
 pytestmark = pytest.mark.slow
@@ -20,6 +21,20 @@ def demo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     assert main(["--quick", "--out", str(out)]) == 0
     return out
+
+
+def test_every_stage_is_a_command_a_user_runs(demo_out):
+    """The demo is a driver: it wrote a run recipe per training run (a tiny recipe plus the demo's
+    settings) and the judge settings, the files the printed ``refine-rft`` commands read."""
+    import yaml
+
+    recipes = demo_out / "recipes"
+    assert sorted(p.name for p in recipes.iterdir()) == ["grpo_rf_rcls.yaml", "judge.yaml", "refine_rft.yaml",
+                                                         "sft.yaml"]
+    run = yaml.safe_load((recipes / "refine_rft.yaml").read_text())
+    assert run["model_name_or_path"] == str(tiny_instruct_path())
+    assert run["train_file"] == str(demo_out / "data" / "train.jsonl")
+    assert yaml.safe_load((recipes / "judge.yaml").read_text())["backend"] == "attributes"
 
 
 def test_report_files_and_tables_hold_the_four_runs(demo_out, capsys):
@@ -38,7 +53,7 @@ def test_every_run_has_choice_both_and_cot_predictions_and_judge_scores(demo_out
         run = demo_out / "eval" / folder
         rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
         assert {row["style"] for row in rows} == {"choice", "both", "cot"}
-        assert {row["model"] for row in rows} == {"tiny:instruct"}
+        assert {row["model"] for row in rows} == {str(tiny_instruct_path())}
         judged = [json.loads(line) for line in (run / "judge_scores.jsonl").read_text().splitlines()]
         assert len(judged) == sum(row["style"] == "cot" for row in rows)
         assert json.loads((run / "run.json").read_text())["name"] == name
@@ -47,7 +62,8 @@ def test_every_run_has_choice_both_and_cot_predictions_and_judge_scores(demo_out
 def test_a_second_run_skips_every_finished_stage(demo_out, capsys):
     assert main(["--quick", "--out", str(demo_out)]) == 0
     printed = capsys.readouterr().out
-    assert "tiny instruct base: tiny:instruct" in printed and "nothing to pre-train" in printed
+    assert "tiny instruct base: " in printed and "nothing to pre-train" in printed
+    assert "$ refine-rft" not in printed  # a finished stage runs no command
     assert printed.count("already trained") == 3 and printed.count("already evaluated") == 4
 
 

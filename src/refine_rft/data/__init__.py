@@ -1,2 +1,2 @@
 """Question data: the record type, the six FGVR benchmarks and custom data, the published choice
-sets, few-shot sets, distractors, and the synthetic birds (``refine-rft prepare``)."""
+sets, few-shot sets and distractors (``refine-rft prepare``)."""

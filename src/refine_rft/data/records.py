@@ -32,7 +32,7 @@ from refine_rft.files import read_jsonl
 
 # Every question has these; ``validate_record`` checks them.
 QUESTION_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun")
-# Ground-truth attributes, where the data has them (the synthetic set; CUB with attributes/).
+# Ground-truth attributes, where the data has them (CUB with attributes/; the workshop's synthetic set).
 ATTRIBUTE_FIELDS = ("attributes", "option_attributes")
 # Every column of a question that a later stage reads.
 QUESTION_COLUMNS = QUESTION_FIELDS + ATTRIBUTE_FIELDS
@@ -54,7 +54,6 @@ NOUNS = {
     "dogs": "dogs",
     "flowers": "flowers",
     "pets": "pets",
-    "synthetic": "birds",
 }
 
 
