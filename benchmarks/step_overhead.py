@@ -32,9 +32,10 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "workshop" / "refine_rft_workshop" / "recipes" / "refine_rft.yaml"
-WARMUP_RECIPE = REPO / "workshop" / "refine_rft_workshop" / "recipes" / "sft_cot_warmup.yaml"
+from refine_rft_workshop import RECIPES
+
+RECIPE = RECIPES / "refine_rft.yaml"
+WARMUP_RECIPE = RECIPES / "sft_cot_warmup.yaml"
 
 
 class StepTimer(TrainerCallback):
@@ -112,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     train_file = write_jsonl_atomic(work / "data" / "train.jsonl",
                                     synthetic_questions(work / "data", "train", per_class=4, num_classes=24))
     print(f"CoT format warm-up ({args.warmup_steps} SFT steps) ...", file=sys.stderr)
+    from refine_rft_workshop.tiny import cached_tiny_model
+
     model = train_sft(WARMUP_RECIPE, {"output_dir": str(work / "warm"), "train_file": str(train_file),
+                                      "model_name_or_path": str(cached_tiny_model("qwen2_vl")),
                                       "max_steps": args.warmup_steps, "report_to": [], "disable_tqdm": True})
 
     times: dict[str, list[float]] = {"vanilla": [], "refine_rft": []}

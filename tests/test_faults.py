@@ -21,6 +21,7 @@ import refine_rft
 from refine_rft_workshop.synthetic import attribute_phrase, synthetic_questions
 from refine_rft.prompts import answer_text
 from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
+from refine_rft_workshop import RECIPES, tiny_instruct_path
 from refine_rft_workshop.models import resolve_model_path as tiny
 
 SRC = Path(refine_rft.__file__).resolve().parents[1]
@@ -214,7 +215,7 @@ def test_train_checks_every_row_before_the_first_step(data, tmp_path):
     hostile = hostile_rows(data, tmp_path)
     rows = [*good_rows(data), *(hostile[q] for q in ("truncated-jpeg", "missing-image", "answer-out-of-range"))]
     train_file = write_jsonl(data / "hostile_train.jsonl", rows)
-    result = cli("train", "--config", Path(__file__).resolve().parents[1] / "workshop/refine_rft_workshop/recipes/vanilla_grpo.yaml",
+    result = cli("train", "--config", RECIPES / "vanilla_grpo.yaml", "--model_name_or_path", tiny_instruct_path(),
                  "--train_file", train_file, "--output_dir", tmp_path / "run", "--max_steps", "1")
     line = one_line_error(result, "train")
     assert "3 of 7 rows cannot be used: " in line

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 # The tiny model's own default admits 16 tokens (112 x 112); these bounds admit 4.
 MAX_PIXELS, MIN_PIXELS = 56 * 56, 28 * 28
 MAX_TOKENS = MAX_PIXELS // (28 * 28)
@@ -38,8 +37,11 @@ def _training_inputs(recipe: str, questions: Path, tmp_path: Path, **overrides):
     from refine_rft.train.data import load_training_inputs
 
     types = sft._dataclass_types() if "sft" in recipe else grpo._dataclass_types()
-    args = parse_recipe(types, recipe=REPO / "workshop" / "refine_rft_workshop" / "recipes" / recipe,
-                        overrides={"train_file": str(questions), "output_dir": str(tmp_path), **overrides})
+    from refine_rft_workshop import RECIPES, tiny_instruct_path
+
+    args = parse_recipe(types, recipe=RECIPES / recipe,
+                        overrides={"model_name_or_path": str(tiny_instruct_path()), "train_file": str(questions),
+                                   "output_dir": str(tmp_path), **overrides})
     return load_training_inputs(*args)
 
 

@@ -22,6 +22,7 @@ from refine_rft.cli import main as refine_rft
 from refine_rft.errors import JudgeUnavailable
 from refine_rft.judge import JudgeConfig, JudgeConfigError, make_judge
 from refine_rft.judge.health import PROBE_TEXT, check_endpoints
+from refine_rft_workshop import RECIPES
 from refine_rft_workshop.testing.scripted_server import (
     LITELLM_BAD_KEY,
     LITELLM_BAD_MODEL,
@@ -31,7 +32,6 @@ from refine_rft_workshop.testing.scripted_server import (
     upstream_rate_limit,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 RESPONSE = "<think>The wings are crimson.</think><attribute>crimson wings</attribute><answer>B. Finch</answer>"
 
 
@@ -173,15 +173,18 @@ def test_training_checks_the_judge_before_loading_the_model(tmp_path, monkeypatc
     with ScriptedJudgeServer(reply=LITELLM_BAD_MODEL) as server:
         judge = {"backend": "openai", "base_urls": [server.url], "model": "teacher", "api_key_env": "TEST_JUDGE_KEY"}
         with pytest.raises(JudgeConfigError, match=r"model name looks wrong.*\$TEST_JUDGE_KEY \(set\)"):
-            train_grpo(REPO / "workshop" / "refine_rft_workshop" / "recipes" / "refine_rft.yaml",
+            train_grpo(RECIPES / "refine_rft.yaml",
                        {"model_name_or_path": str(tmp_path / "no-model"), "output_dir": str(tmp_path / "run"),
                         "train_file": str(tmp_path / "no-data.jsonl"), "judge": judge, "report_to": []})
     assert server.count == 1
 
 
-def test_refine_rft_train_exits_non_zero_naming_the_unreachable_judge(tmp_path):
+def test_refine_rft_train_exits_non_zero_naming_the_unreachable_judge(tmp_path, synthetic_train_jsonl):
+    from refine_rft_workshop import RECIPES, tiny_instruct_path
+
     url = unused_url()
-    command = [sys.executable, "-m", "refine_rft.cli", "train", "--config", str(REPO / "workshop/refine_rft_workshop/recipes/refine_rft.yaml"),
+    command = [sys.executable, "-m", "refine_rft.cli", "train", "--config", str(RECIPES / "refine_rft.yaml"),
+               "--model_name_or_path", str(tiny_instruct_path()), "--train_file", str(synthetic_train_jsonl),
                "--output_dir", str(tmp_path / "run"), "--report_to", "none",
                "--judge", json.dumps({"backend": "openai", "base_urls": [url], "model": "teacher", "max_retries": 0})]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)

@@ -90,9 +90,12 @@ def test_training_refuses_to_start_with_the_wrong_batch(tmp_path, synthetic_trai
     """Through the real entry point: the check runs before the model is loaded."""
     from refine_rft.train.grpo import train_grpo
 
-    recipe = REPO / "workshop" / "refine_rft_workshop" / "recipes" / "refine_rft.yaml"
+    from refine_rft_workshop import RECIPES, tiny_instruct_path
+
     with pytest.raises(ValueError, match=r"1 processes x per_device_train_batch_size 4 x gradient_accumulation_steps 1"):
-        train_grpo(recipe, {"output_dir": str(tmp_path / "run"), "train_file": str(synthetic_train_jsonl),
+        train_grpo(RECIPES / "refine_rft.yaml", {"model_name_or_path": str(tiny_instruct_path()),
+                                                 "output_dir": str(tmp_path / "run"),
+                                                 "train_file": str(synthetic_train_jsonl),
                             "questions_per_step": 2, "report_to": []})
     assert not (tmp_path / "run").exists()
 

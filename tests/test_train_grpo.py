@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from refine_rft_workshop import RECIPES as TINY_RECIPES
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "workshop" / "refine_rft_workshop" / "recipes" / "refine_rft.yaml"
+RECIPE = TINY_RECIPES / "refine_rft.yaml"
 ALL_REWARDS = ["attribute_format", "classification", "reasoning", "length"]
 
 
@@ -111,7 +113,8 @@ def test_reward_weights_must_match_rewards(tmp_path, tiny_model_path, synthetic_
     from refine_rft.train.grpo import train_grpo
 
     with pytest.raises(ValueError, match="reward_weights has 2 values but rewards names 3"):
-        train_grpo(RECIPE, {"train_file": str(synthetic_train_jsonl), "output_dir": str(tmp_path / "w"),
+        train_grpo(RECIPE, {"model_name_or_path": str(tiny_model_path), "train_file": str(synthetic_train_jsonl),
+                            "output_dir": str(tmp_path / "w"),
                             "reward_weights": [0.5, 0.5], "report_to": []})
 
 
@@ -119,7 +122,8 @@ def test_unknown_reward_fails_fast(tmp_path, tiny_model_path, synthetic_train_js
     from refine_rft.train.grpo import train_grpo
 
     with pytest.raises(ValueError, match="unknown reward 'accuracy'; valid rewards: format, attribute_format"):
-        train_grpo(RECIPE, {"train_file": str(synthetic_train_jsonl), "output_dir": str(tmp_path / "u"),
+        train_grpo(RECIPE, {"model_name_or_path": str(tiny_model_path), "train_file": str(synthetic_train_jsonl),
+                            "output_dir": str(tmp_path / "u"),
                             "rewards": ["format", "accuracy"], "reward_weights": [1, 1], "report_to": []})
 
 

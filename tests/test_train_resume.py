@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "workshop" / "refine_rft_workshop" / "recipes" / "refine_rft.yaml"
+from refine_rft_workshop import RECIPES as TINY_RECIPES
+
+RECIPE = TINY_RECIPES / "refine_rft.yaml"
 MAX_STEPS = 8
 
 

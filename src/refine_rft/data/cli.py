@@ -23,7 +23,7 @@ from refine_rft.data.distractors import FOCI_CLIP_MODEL, FOCI_CLIP_PRETRAINED, S
 from refine_rft.data.paper import letter_shares, prepare_paper
 from refine_rft.data.prepare import prepare_dataset
 from refine_rft.data.readers import FOLDER_NAMES, READERS
-from refine_rft.files import read_jsonl, write_jsonl_atomic
+from refine_rft.files import write_jsonl_atomic
 
 
 def summary_line(name: str, rows: list[dict], path: Path) -> str:

@@ -20,7 +20,6 @@ from refine_rft.data.questions import check_images, questions_from_choices, ques
 from refine_rft.data.readers import read_split
 from refine_rft.data.records import NOUNS
 from refine_rft.errors import ConfigError
-from refine_rft.files import write_jsonl_atomic
 
 
 def prepare_dataset(
