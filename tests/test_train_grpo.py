@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from refine_rft_workshop import RECIPES as TINY_RECIPES
+from refine_rft_workshop import tiny_instruct_path
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +92,7 @@ def test_accelerate_two_cpu_processes(tmp_path, tiny_model_path, synthetic_train
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                str(REPO / "configs" / "accelerate" / "cpu_ddp.yaml"), "--num_processes", "2",
                "-m", "refine_rft.cli", "train", "--config", str(RECIPE),
-               "--train_file", str(synthetic_train_jsonl), "--output_dir", str(out), "--max_steps", "2",
+               "--model_name_or_path", str(tiny_instruct_path()), "--train_file", str(synthetic_train_jsonl), "--output_dir", str(out), "--max_steps", "2",
                "--per_device_train_batch_size", "2", "--num_generations", "2", "--max_completion_length", "8",
                "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
