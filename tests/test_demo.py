@@ -63,7 +63,8 @@ def test_a_second_run_skips_every_finished_stage(demo_out, capsys):
     assert main(["--quick", "--out", str(demo_out)]) == 0
     printed = capsys.readouterr().out
     assert "tiny instruct base: " in printed and "nothing to pre-train" in printed
-    assert "$ refine-rft" not in printed  # a finished stage runs no command
+    # A finished stage runs no command; only the report is redrawn.
+    assert [line.split()[1:3] for line in printed.splitlines() if "$ refine-rft" in line] == [["refine-rft", "report"]]
     assert printed.count("already trained") == 3 and printed.count("already evaluated") == 4
 
 
