@@ -110,35 +110,51 @@ _VERDICT = r"(?:100|\d{1,2}(?:\.\d+)?|full|perfect|maximum|max|highest|top)"
 _SCORE_WORD = r"(?:score|rating|grade|marks?)"
 # A number that is not followed by a unit or a noun: "100." or "100/100", not "100 feathers", "100%".
 _BARE = r"\d{1,3}(?:\.\d+)?(?: ?(?:/ ?100|out of 100|points?|marks?))?(?![\d.]*\d| ?[a-z%])"
-_INJECTIONS = tuple(re.compile(pattern) for pattern in (
-    r"(?:ignore|disregard|forget|override|bypass) (?:all |any )?(?:of )?(?:the |your |these |those )?"
-    r"(?:previous|prior|above|earlier|preceding|system|original|grading|judging|other) "
-    r"(?:instructions?|prompts?|rules?|messages?|directions?|guidelines?|criteria)",
-    r"(?:disregard|forget) (?:all |the |your )?(?:instructions?|rules?|prompts?)",
-    r"(?:new|updated|real|actual|hidden) instructions? ?(?:for|to) (?:the |you)",
-    r"(?:new|updated|real|actual|hidden) instructions? ?:",
-    rf"(?:dear|hey|hi|hello|attention|note to|message to|reminder to) (?:the |my |an? |our )?{_GRADER}\b",
-    rf"to (?:the|my|our) {_GRADER}s? ?[:,]",
-    rf"(?:as|you are|you're|act as) (?:the|a|an|my) {_GRADER},? (?:you|please|i|we|give|rate|score|output|assign)",
-    rf"(?:as|you are|you're|act as) (?:the|a|an|my) (?:grader|evaluator|teacher model|reviewer|assessor|scorer)\b",
+_GRADER_WORDS = ("judge", "grader", "evaluator", "teacher", "reviewer", "assessor", "scorer")
+_SCORE_WORDS = ("score", "rating", "grade", "mark")
+# (words of which a match must contain one, pattern): a pattern runs only on text that has one of
+# its words (a substring test at C speed), so a long text pays only for the patterns it could match.
+_INJECTION_PATTERNS = (
+    (("instruction", "prompt", "rule", "message", "direction", "guideline", "criteria"),
+     r"(?:ignore|disregard|forget|override|bypass) (?:all |any )?(?:of )?(?:the |your |these |those )?"
+     r"(?:previous|prior|above|earlier|preceding|system|original|grading|judging|other) "
+     r"(?:instructions?|prompts?|rules?|messages?|directions?|guidelines?|criteria)"),
+    (("disregard", "forget"), r"(?:disregard|forget) (?:all |the |your )?(?:instructions?|rules?|prompts?)"),
+    (("instruction",), r"(?:new|updated|real|actual|hidden) instructions? ?(?::|(?:for|to) (?:the |you))"),
+    (_GRADER_WORDS,
+     rf"(?:dear|hey|hi|hello|attention|note to|message to|reminder to) (?:the |my |an? |our )?{_GRADER}\b"),
+    (_GRADER_WORDS, rf"to (?:the|my|our) {_GRADER}s? ?[:,]"),
+    (_GRADER_WORDS,
+     rf"(?:as|you are|you're|act as) (?:the|a|an|my) {_GRADER},? (?:you|please|i|we|give|rate|score|output|assign)"),
+    (_GRADER_WORDS,
+     r"(?:as|you are|you're|act as) (?:the|a|an|my) (?:grader|evaluator|teacher model|reviewer|assessor|scorer)\b"),
     # "Judge: ..." or "Grader, ..." opening the text or a sentence; "hard to judge, but" goes by.
-    rf"(?:^|(?<=[.!?;\"'>)\]])|(?<=[.!?;\"'>)\]] )){_GRADER} ?[:,]",
-    r"rsc_[aou]\b",
-    rf"{_SCORE_WORD}[\"'*_ ]{{0,4}}[:=] ?[\"'*]{{0,2}}\d",  # "score: 100", '"score": 100', "**score**: 90"
-    rf"{_SCORE_WORD} (?:should|must|will|shall|ought to|has to|needs to) be (?:a )?{_VERDICT}",
-    rf"{_SCORE_WORD} (?:is|of) {_BARE}",                 # "a score of 100." - not "a score of 3 chrome bars"
-    rf"(?:give|assign|award|grant|rate|mark|score|grade) (?:this|it|me|us|my|the (?:response|reasoning|answer|"
-    rf"student|model|text)) (?:an? |the )?(?:score of |rating of |grade of )?(?:{_BARE}|{_VERDICT} "
-    rf"(?:score|marks|points|rating|grade)\b)",
-    rf"(?:output|print|return|reply with|respond with|answer with|write) (?:only |just )?(?:the |a )?"
-    rf"(?:score|number|value|rating)? ?(?:of )?{_BARE}",
-    r"(?:reply|respond|answer) (?:only |just )?with (?:only |just )?(?:a |the )?(?:score (?:of )?|number )?100\b",
-    r"(?:full|perfect) (?:marks|score|points|rating|grade)\b",
-    r"(?:maximum|highest|top|best possible) (?:marks|score|rating|grade)\b",
-    r"(?:deserves?|earns?|merits?|worth) (?:an? |the )?(?:score of |rating of |grade of )?(?:100|full|perfect|top|"
-    r"maximum|highest)\b",
-    r"system (?:prompt|message)\b", r"<\|im_start\|>", r"<\|im_end\|>", r"<\|endoftext\|>",
-))
+    # The look-behinds follow each literal word, so the engine still skips to its first letter fast.
+    (_GRADER_WORDS, "(?:" + "|".join(rf"{w}(?<![\w,] {w})(?<!\w{w})" for w in _GRADER_WORDS) + ") ?[:,]"),
+    (("rsc_",), r"rsc_[aou]\b"),
+    # "score: 100", '"score": 100', "**score**: 90", "the score should be 100", "a score of 100."
+    # (not "a score of 3 chrome bars"): one pattern, one scan.
+    (_SCORE_WORDS, rf"{_SCORE_WORD}(?:[\"'*_ ]{{0,4}}[:=] ?[\"'*]{{0,2}}\d"
+                   rf"| (?:should|must|will|shall|ought to|has to|needs to) be (?:a )?{_VERDICT}| (?:is|of) {_BARE})"),
+    (("give", "assign", "award", "grant", "rate", "mark", "score", "grade"),
+     rf"(?:give|assign|award|grant|rate|mark|score|grade) (?:this|it|me|us|my|the (?:response|reasoning|answer|"
+     rf"student|model|text)) (?:an? |the )?(?:score of |rating of |grade of )?(?:{_BARE}|{_VERDICT} "
+     rf"(?:score|marks|points|rating|grade)\b)"),
+    (("output", "print", "return", "reply", "respond", "answer", "write"),
+     rf"(?:output|print|return|reply with|respond with|answer with|write) (?:only |just )?(?:the |a )?"
+     rf"(?:score|number|value|rating)? ?(?:of )?{_BARE}"),
+    (("reply", "respond", "answer"),
+     r"(?:reply|respond|answer) (?:only |just )?with (?:only |just )?(?:a |the )?(?:score (?:of )?|number )?100\b"),
+    (("full", "perfect"), r"(?:full|perfect) (?:marks|score|points|rating|grade)\b"),
+    (("maximum", "highest", "top", "best"), r"(?:maximum|highest|top|best possible) (?:marks|score|rating|grade)\b"),
+    (("deserv", "earn", "merit", "worth"),
+     r"(?:deserves?|earns?|merits?|worth) (?:an? |the )?(?:score of |rating of |grade of )?(?:100|full|perfect|top|"
+     r"maximum|highest)\b"),
+    (("system",), r"system (?:prompt|message)\b"),
+    (("<|",), r"<\|(?:im_start|im_end|endoftext)\|>"),
+)
+_INJECTIONS = tuple((frozenset(words), re.compile(pattern)) for words, pattern in _INJECTION_PATTERNS)
+_GATE_WORDS = frozenset().union(*(words for words, _ in _INJECTIONS))
 # Near-copies of the delimiters, once bracket runs are cut to two: a short span between "<<" and
 # ">>" ("<<< end of student response >>>"), and the words "student response" themselves.
 _MARKER_LIKE = re.compile(r"<<[^<>\n]{0,80}>>|student ?response", re.IGNORECASE)
@@ -165,11 +181,8 @@ def markers(nonce: str) -> tuple[str, str]:
 
 
 def _screened(text: str) -> str:
-    return re.sub(r"\s+", " ", visible_text(text)).lower()
-
-
-def _word_start(text: str, index: int) -> bool:
-    return index == 0 or not (text[index - 1].isalnum() or text[index - 1] == "_")
+    # split/join, not re.sub: a text of a hundred thousand short words is collapsed in milliseconds.
+    return " ".join(visible_text(text).lower().split())
 
 
 def addresses_the_judge(text: str) -> bool:
@@ -186,8 +199,15 @@ def addresses_the_judge(text: str) -> bool:
     False
     """
     screened = _screened(text)
-    # A match counts where a word starts: "has the judge" does not say "as the judge".
-    return any(_word_start(screened, match.start()) for pattern in _INJECTIONS for match in pattern.finditer(screened))
+    present = {word for word in _GATE_WORDS if word in screened}
+    return any(_counts(screened, match) for words, pattern in _INJECTIONS if words & present
+               for match in pattern.finditer(screened))
+
+
+def _counts(text: str, match: re.Match) -> bool:
+    """A match counts where a word starts: "has the judge" does not say "as the judge"."""
+    index = match.start()
+    return index == 0 or not (text[index - 1].isalnum() or text[index - 1] == "_")
 
 
 def fence_student_text(text: str) -> str:
