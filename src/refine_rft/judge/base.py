@@ -65,17 +65,24 @@ class Judge:
         self.stats = stats or JudgeStats()
         self.failure_rule = FailureRule(config.max_failure_rate, config.failure_window)
 
-    async def reasoning_score(self, sample: dict) -> float | None:
-        """R_cot of ``sample["response"]`` on 0-100, or ``None`` if the judge failed."""
+    def _prejudged(self, sample: dict) -> tuple[float | None, str]:
+        """Count the judgement; (its score when it needs no call, else ``None``; the text to judge)."""
         self.stats.add(judgements=1)
         parsed = parse_response(sample["response"])
         if self.config.skip_untagged and not parsed.think:
             self.stats.add(no_think=1)
-            return 0.0
+            return 0.0, ""
         text = self._judged_text(sample["response"], parsed)
         if self.config.reject_injections and addresses_the_judge(text):
             self.stats.add(injections_rejected=1)
-            return 0.0
+            return 0.0, text
+        return None, text
+
+    async def reasoning_score(self, sample: dict) -> float | None:
+        """R_cot of ``sample["response"]`` on 0-100, or ``None`` if the judge failed."""
+        given, text = self._prejudged(sample)
+        if given is not None:
+            return given
         score = await self._score_reasoning(text, sample)
         self._count(score is None)
         return score
