@@ -275,7 +275,7 @@ def main() -> None:
                           f"{computed / minimum:>9.3f} {computed / strict:>8.3f}")
                     if teacher == "InternVL3-38B" and replicas == 4:
                         if layout == "old":
-                            before = computed / naive
+                            before = computed / sent  # the old layout's own naive: its requests in full
                         if layout == "new":
                             recommended = (computed, minimum, naive)
     computed, minimum, naive = recommended

@@ -94,3 +94,20 @@ def test_a_questions_requests_share_every_token_up_to_the_response(processor, pr
     # Two questions with the same options and same-size images have the same tokens up to the image:
     # only the image's digest tells them apart, which is why an engine's block hash includes it.
     assert prefixes[0] == prefixes[1]
+
+
+def test_the_teacher_cost_benchmark_runs_and_ends_with_its_ratio():
+    """A small step through the benchmark as a user runs it; the full step is in docs/teacher.md."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "teacher_cost.py"), "--questions", "3",
+                           "--group", "3"], capture_output=True, text=True, timeout=300, check=True)
+    lines = done.stdout.strip().splitlines()
+    assert "embedded tiny instruct tokenizer" in lines[0]
+    before = float(re.search(r"naive: ([0-9.]+)$", lines[-3]).group(1))
+    ratio = re.fullmatch(r"prefill computed / naive: ([0-9.]+)", lines[-1])
+    assert ratio and float(ratio.group(1)) < 0.6 < before  # 3 completions share one image each
