@@ -11,7 +11,7 @@ from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.prompts import (addresses_the_judge, fence_student_text, make_nonce, markers, prompt_text,
                                       reasoning_messages, rsc_messages)
 from refine_rft.judge.paper_prompt import paper_messages, paper_text
-from refine_rft.judge.scoring import parse_rsc, parse_score, reply_object
+from refine_rft.judge.scoring import parse_rsc, parse_score
 from refine_rft.testing.scripted_server import ScriptedJudgeServer
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"

@@ -39,7 +39,8 @@ def answered_correctly(sample: dict) -> bool:
     (R_cls's reading), the whole text for the others.
 
     >>> options = ["Common Finch", "Crested Finch"]
-    >>> answered_correctly({"response": "<think>x</think><answer>B</answer>", "options": options, "answer": 1})
+    >>> answered_correctly({"response": "<think>x</think><answer>B</answer>", "options": options,
+    ...                     "answer": 1})
     True
     >>> answered_correctly({"response": "A", "options": options, "answer": 1, "style": "choice"})
     False
@@ -95,9 +96,10 @@ class Judge:
             self.stats.add(injections_rejected=1)
             require_fields(sample, ("options", "answer"), "RSC_A reads the answer")
             correct = answered_correctly(sample)
+            verb = "names" if correct else "does not name"
             return {"RSC_A": 100.0 if correct else 0.0,
-                    "RSC_A_feedback": f"The answer {'names' if correct else 'does not name'} exactly the right "
-                                      "choice (read from the answer; the reasoning was not graded).",
+                    "RSC_A_feedback": f"The answer {verb} exactly the right choice (read from the answer; "
+                                      "the reasoning was not graded).",
                     "RSC_U": 0.0, "RSC_U_feedback": INJECTION_FEEDBACK,
                     "RSC_O": 0.0, "RSC_O_feedback": INJECTION_FEEDBACK}
         result = await self._score_rsc(sample)

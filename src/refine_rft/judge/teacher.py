@@ -158,11 +158,12 @@ class TeacherJudge(Judge):
         prejudged = [self._prejudged(sample) for sample in samples]
         scores = [given for given, _ in prejudged]
         asked = [(index, text) for index, (given, text) in enumerate(prejudged) if given is None]
-        judged = await self._ask_group(samples[asked[0][0]], [text for _, text in asked]) if len(asked) > 1 else None
+        judged = None
+        if len(asked) > 1:
+            judged = await self._ask_group(samples[asked[0][0]], [text for _, text in asked])
+            self.stats.add(group_fallbacks=judged is None)
         if judged is None:
-            if len(asked) > 1:
-                self.stats.add(group_fallbacks=1)
-            judged = await asyncio.gather(*(self._score_reasoning(text, samples[index]) for index, text in asked))
+            judged = await asyncio.gather(*(self._score_reasoning(text, samples[i]) for i, text in asked))
         for (index, _), score in zip(asked, judged):
             scores[index] = score
             self._count(score is None)

@@ -25,8 +25,6 @@ group is split across training processes, its mean is over the part this process
 
 from __future__ import annotations
 
-import asyncio
-
 from refine_rft.data.records import TEXT_COLUMNS
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.rewards.rules import completion_text
@@ -36,7 +34,8 @@ def make_reasoning_reward(config: JudgeConfig):
     """An async reward ``reasoning_reward(completions, image, **kwargs) -> list[float | None]``.
 
     Scores are the judge's 0-100 scaled to [0, 1]; 0.0 without a call for a completion that
-    addresses the judge (``reject_injections``) or, with ``skip_untagged``, has no ``<think>``. A judgement that
+    addresses the judge (``reject_injections``) or, with ``skip_untagged``, has no ``<think>``.
+    A judgement that
     failed after its retries gets its group's mean score, or ``None`` if the whole group failed
     (:func:`fill_failed_scores`, module docstring).
 

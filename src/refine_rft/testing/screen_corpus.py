@@ -174,6 +174,6 @@ def screen_rates(screen) -> dict:
     benign, attacks = benign_corpus(), attack_corpus()
     flagged = [text for text in benign if screen(text)]
     missed = [text for text in attacks if not screen(text)]
-    return {"benign": len(benign), "false_positives": len(flagged), "false_positive_rate": len(flagged) / len(benign),
-            "flagged": flagged, "attacks": len(attacks), "caught": len(attacks) - len(missed),
+    return {"benign": len(benign), "false_positives": len(flagged),
+            "false_positive_rate": len(flagged) / len(benign), "flagged": flagged, "attacks": len(attacks), "caught": len(attacks) - len(missed),
             "catch_rate": (len(attacks) - len(missed)) / len(attacks), "missed": missed}
