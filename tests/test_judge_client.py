@@ -128,8 +128,8 @@ def test_concurrency_is_bounded_and_replicas_share_the_load():
 
 
 @pytest.mark.parametrize("prompt, image_part, judged", [
-    ("paper", 1, RESPONSE),  # Fig. 3: the whole response, the image in the middle of the text
-    ("label_aware", 0, "<think>The wings are crimson.</think>\n<attribute>crimson wings</attribute>"),
+    ("paper", 1, RESPONSE),  # both: instructions, then the image, then the response
+    ("label_aware", 1, "<think>The wings are crimson.</think>\n<attribute>crimson wings</attribute>"),
 ])
 def test_the_image_is_sent_downscaled_and_the_student_text_fenced(prompt, image_part, judged):
     big = Image.new("RGB", (1000, 500), (40, 110, 220))
@@ -187,7 +187,7 @@ def test_rsc_json_is_parsed_with_feedback():
         result = asyncio.run(judge.rsc(sample(style="cot")))
     assert result["RSC_A"] == 100.0 and result["RSC_U"] == 70.0 and result["RSC_O"] == 90.0
     assert result["RSC_U_feedback"] == "Mostly right."
-    assert "Ground-truth answer: B. Crimson-winged Finch" in server.requests[0]["messages"][1]["content"][1]["text"]
+    assert "Ground-truth answer: B. Crimson-winged Finch" in server.requests[0]["messages"][1]["content"][0]["text"]
 
 
 def test_the_api_key_is_read_from_the_environment_and_never_saved(monkeypatch):

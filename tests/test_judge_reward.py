@@ -9,7 +9,7 @@ from trl.trainer.utils import get_callable_name, is_async_callable, start_event_
 
 from refine_rft.judge import JudgeConfig
 from refine_rft.rewards.reasoning import make_reasoning_reward
-from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
+from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status, student_text
 
 OPTIONS = ["Common Finch", "Crimson-winged Finch", "Hook-billed Finch", "Crested Finch"]
 GOOD = [{"role": "assistant", "content": "<think>Crimson wings.</think><attribute>crimson wings</attribute>"
@@ -34,17 +34,39 @@ def test_trl_sees_an_async_reward_named_reasoning_reward():
     assert get_callable_name(reward) == "reasoning_reward"
 
 
-def test_scores_scaled_zero_without_think_none_on_failure(tmp_path):
+def test_scores_scaled_and_none_on_failure(tmp_path):
     picture = Image.new("RGB", (32, 32), (200, 30, 40))
     picture.save(tmp_path / "bird.png")
     with ScriptedJudgeServer(reply="80", script=[Status(500), Status(500)]) as server:
         reward = make_reasoning_reward(judge_config(server))
-        scores = asyncio.run(reward([GOOD, NO_THINK], image=[picture, str(tmp_path / "bird.png")], **columns(2)))
-        assert scores == [None, 0.0]  # two 500s exhaust max_retries=1; no request for the missing <think>
-        assert asyncio.run(reward([GOOD], images=[[picture]], **columns(1))) == [0.8]
+        assert asyncio.run(reward([GOOD], image=[picture], **columns(1))) == [None]  # two 500s: max_retries=1
+        assert asyncio.run(reward([GOOD], images=[[str(tmp_path / "bird.png")]], **columns(1))) == [0.8]
     stats = reward.stats.read_and_reset()
-    assert stats["judge/failures"] == 1 and stats["judge/no_think"] == 1 and stats["judge/retries"] == 1
+    assert stats["judge/failures"] == 1 and stats["judge/retries"] == 1
     assert server.count == 3
+
+
+TRUNCATED = [{"role": "assistant", "content": "<think>Crimson wings and a short be"}]  # cut at max length
+
+
+def test_eq_2_every_completion_is_judged_untagged_and_truncated_ones_too():
+    with ScriptedJudgeServer(reply="80") as server:
+        reward = make_reasoning_reward(judge_config(server))
+        scores = asyncio.run(reward([GOOD, NO_THINK, TRUNCATED], image=[Image.new("RGB", (32, 32))] * 3,
+                                    **columns(3)))
+    assert scores == [0.8, 0.8, 0.8] and server.count == 3
+    assert sorted(student_text(request) for request in server.requests) == sorted(
+        completion[0]["content"] for completion in (GOOD, NO_THINK, TRUNCATED))
+    assert reward.stats.read_and_reset()["judge/no_think"] == 0
+
+
+def test_skip_untagged_scores_them_zero_without_a_call_and_counts_them():
+    with ScriptedJudgeServer(reply="80") as server:
+        reward = make_reasoning_reward(judge_config(server, skip_untagged=True))
+        scores = asyncio.run(reward([GOOD, NO_THINK, TRUNCATED], image=[Image.new("RGB", (32, 32))] * 3,
+                                    **columns(3)))
+    assert scores == [0.8, 0.0, 0.0] and server.count == 1
+    assert reward.stats.read_and_reset()["judge/no_think"] == 2
 
 
 def test_judge_counters_go_to_trls_log_metric_hook():

@@ -4,12 +4,16 @@ A *sample* is one question record plus the response to judge: a dict with ``resp
 complete model output), ``image``, ``options``, ``answer``, ``noun``, optionally ``style``, ``id``,
 ``attributes`` and ``option_attributes`` (the columns of a prepared dataset or a predictions file).
 
-Two checks cost nothing and come first, so no request is spent on them:
+R_cot is Eq. 2 of the paper, ``F_teacher(x ⊕ J ⊕ o_i)``: the teacher judges **every** completion,
+untagged and truncated ones included. Two checks can skip the call:
 
-- R_cot judges the ``<think>`` (and ``<attribute>``) contents; a response without a non-empty
-  ``<think>`` block scores 0.
+- ``skip_untagged`` (off by default, and in the paper recipes): a response without a complete,
+  non-empty ``<think>`` block scores 0 without a call (``judge/no_think``). A cost saving that
+  turns R_cot partly into a second format reward; an ablation.
 - With ``reject_injections``, a judged text that addresses the judge (see
-  :func:`~refine_rft.judge.prompts.addresses_the_judge`) scores 0 and is counted.
+  :func:`~refine_rft.judge.prompts.addresses_the_judge`) scores 0 and is counted. For
+  Reasoning-Answer scores, RSC_U and RSC_O are then 0 but RSC_A still comes from the answer
+  (:func:`answered_correctly`): a right answer is never scored wrong by the screen.
 
 Backends implement ``_score_reasoning(text, sample) -> 0..100 | None`` and
 ``_score_rsc(sample) -> dict | None``; ``None`` means the judgement failed and is counted here, and
@@ -18,15 +22,33 @@ the run's :class:`~refine_rft.judge.health.FailureRule` stops it when too many f
 
 from __future__ import annotations
 
-from refine_rft.data.records import RSC_KEYS
+import asyncio
+
 from refine_rft.errors import DataError
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.health import FailureRule
 from refine_rft.judge.prompts import addresses_the_judge, judged_reasoning
 from refine_rft.judge.stats import JudgeStats
-from refine_rft.parsing import parse_response
+from refine_rft.parsing import answered_option, extract_choice, parse_response
 
 INJECTION_FEEDBACK = "The response addresses the judge instead of the question; not graded."
+
+
+def answered_correctly(sample: dict) -> bool:
+    """Whether the response names exactly the true option: the ``<answer>`` block for the CoT style
+    (R_cls's reading), the whole text for the others.
+
+    >>> options = ["Common Finch", "Crested Finch"]
+    >>> answered_correctly({"response": "<think>x</think><answer>B</answer>", "options": options,
+    ...                     "answer": 1})
+    True
+    >>> answered_correctly({"response": "A", "options": options, "answer": 1, "style": "choice"})
+    False
+    """
+    response, options, answer = sample["response"], sample["options"], int(sample["answer"])
+    if (sample.get("style") or "cot") == "cot":
+        return answered_option(response, options) == answer
+    return extract_choice(response, options) == answer
 
 
 def require_fields(sample: dict, names: tuple[str, ...], why: str) -> None:
@@ -44,17 +66,24 @@ class Judge:
         self.stats = stats or JudgeStats()
         self.failure_rule = FailureRule(config.max_failure_rate, config.failure_window)
 
-    async def reasoning_score(self, sample: dict) -> float | None:
-        """R_cot of ``sample["response"]`` on 0-100, or ``None`` if the judge failed."""
+    def _prejudged(self, sample: dict) -> tuple[float | None, str]:
+        """Count the judgement; (its score when it needs no call, else ``None``; the text to judge)."""
         self.stats.add(judgements=1)
         parsed = parse_response(sample["response"])
-        if not parsed.think:
+        if self.config.skip_untagged and not parsed.think:
             self.stats.add(no_think=1)
-            return 0.0
+            return 0.0, ""
         text = self._judged_text(sample["response"], parsed)
         if self.config.reject_injections and addresses_the_judge(text):
             self.stats.add(injections_rejected=1)
-            return 0.0
+            return 0.0, text
+        return None, text
+
+    async def reasoning_score(self, sample: dict) -> float | None:
+        """R_cot of ``sample["response"]`` on 0-100, or ``None`` if the judge failed."""
+        given, text = self._prejudged(sample)
+        if given is not None:
+            return given
         score = await self._score_reasoning(text, sample)
         self._count(score is None)
         return score
@@ -65,14 +94,26 @@ class Judge:
         self.stats.add(judgements=1)
         if self.config.reject_injections and addresses_the_judge(sample["response"]):
             self.stats.add(injections_rejected=1)
-            return {key: 0.0 for key in RSC_KEYS} | {f"{key}_feedback": INJECTION_FEEDBACK for key in RSC_KEYS}
+            require_fields(sample, ("options", "answer"), "RSC_A reads the answer")
+            correct = answered_correctly(sample)
+            verb = "names" if correct else "does not name"
+            return {"RSC_A": 100.0 if correct else 0.0,
+                    "RSC_A_feedback": f"The answer {verb} exactly the right choice (read from the answer; "
+                                      "the reasoning was not graded).",
+                    "RSC_U": 0.0, "RSC_U_feedback": INJECTION_FEEDBACK,
+                    "RSC_O": 0.0, "RSC_O_feedback": INJECTION_FEEDBACK}
         result = await self._score_rsc(sample)
         self._count(result is None)
         return result
 
+    async def reasoning_scores(self, samples: list[dict]) -> list[float | None]:
+        """:meth:`reasoning_score` of each sample, concurrently (a backend may judge groups at once)."""
+        return list(await asyncio.gather(*(self.reasoning_score(sample) for sample in samples)))
+
     def _judged_text(self, response: str, parsed) -> str:
-        """What R_cot judges: the ``<think>`` and ``<attribute>`` contents, re-tagged."""
-        return judged_reasoning(parsed.think, parsed.attribute)
+        """What R_cot judges: the ``<think>`` and ``<attribute>`` contents, re-tagged; the whole
+        response when it has no ``<think>`` block (Eq. 2 judges every completion)."""
+        return judged_reasoning(parsed.think, parsed.attribute) if parsed.think else response
 
     def _count(self, failed: bool) -> None:
         if failed:

@@ -61,6 +61,12 @@ class JudgeConfig:
     cache_path: str | None = field(default=None, metadata={"help": "sqlite file caching judgements (None: off)."})
     reject_injections: bool = field(default=True, metadata={"help": "Score 0, without a call, responses "
                                                                     "that address the judge."})
+    skip_untagged: bool = field(default=False, metadata={"help": "Score 0, without a call, responses with no "
+                                                                 "complete <think> block (off: Eq. 2 asks the "
+                                                                 "teacher about every completion)."})
+    group_judging: bool = field(default=False, metadata={"help": "One teacher request per GRPO group (the image "
+                                                                 "once, G fenced responses, G scores back); "
+                                                                 "not the paper. Prompt 'paper' only."})
     max_failure_rate: float = field(default=0.5, metadata={"help": "Stop the run when more than this share of "
                                                                    "the last failure_window judgements failed "
                                                                    "(1.0: never)."})
@@ -78,6 +84,7 @@ class JudgeConfig:
         checks = [
             (self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}"),
             (self.prompt in PROMPTS, "prompt", f"must be one of {', '.join(PROMPTS)}"),
+            (not self.group_judging or self.prompt == "paper", "group_judging", "needs prompt 'paper'"),
             (self.backend != "openai" or bool(self.base_urls), "base_urls", "needs at least one URL"),
             (self.backend != "openai" or bool(self.model), "model", "is required for backend 'openai'"),
             (self.timeout > 0, "timeout", "must be > 0"),

@@ -29,7 +29,9 @@ class JudgeStats:
     failures_unscored: int = 0  # R_cot failures in a group with no scored R_cot, left None (no R_cot term)
     injections_rejected: int = 0  # responses addressing the judge, scored 0 without a call
     cache_hits: int = 0
-    no_think: int = 0  # responses without <think>, scored 0 without a call
+    no_think: int = 0  # responses without <think>, scored 0 without a call (skip_untagged)
+    group_requests: int = 0  # group judging: one request for a GRPO group's responses
+    group_fallbacks: int = 0  # group judging: unusable group replies, judged per response instead
     latency_total: float = 0.0  # seconds, summed over replied requests
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

@@ -20,6 +20,7 @@ from refine_rft.judge.cache import JudgeCache, judgement_key
 from refine_rft.judge.client import JudgeClient
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.images import image_data_url, image_hash, load_image
+from refine_rft.judge.group import GROUP_PROMPT_VERSION, group_messages, parse_group_scores
 from refine_rft.judge.paper_prompt import PAPER_PROMPT_VERSION, paper_messages
 from refine_rft.judge.prompts import (PROMPT_VERSION, RSC_REMINDER, SCORE_REMINDER, make_nonce, reasoning_messages,
                                       rsc_messages, with_reminder)
@@ -138,6 +139,52 @@ class TeacherJudge(Judge):
         if score is not None and self.cache is not None:
             self.cache.put(key, {"score": score, "reply": reply}, model=self.config.model)
         return score
+
+    async def reasoning_scores(self, samples: list[dict]) -> list[float | None]:
+        """R_cot of each sample; with ``group_judging``, one request per GRPO group: a run of
+        consecutive samples with the same ``id`` (samples without one are judged alone)."""
+        if not self.config.group_judging:
+            return await super().reasoning_scores(samples)
+        groups, start = [], 0
+        for end in range(1, len(samples) + 1):
+            ident = samples[start].get("id")
+            if end == len(samples) or ident is None or samples[end].get("id") != ident:
+                groups.append(samples[start:end])
+                start = end
+        results = await asyncio.gather(*(self._score_group(group) for group in groups))
+        return [score for scores in results for score in scores]
+
+    async def _score_group(self, samples: list[dict]) -> list[float | None]:
+        prejudged = [self._prejudged(sample) for sample in samples]
+        scores = [given for given, _ in prejudged]
+        asked = [(index, text) for index, (given, text) in enumerate(prejudged) if given is None]
+        judged = None
+        if len(asked) > 1:
+            judged = await self._ask_group(samples[asked[0][0]], [text for _, text in asked])
+            self.stats.add(group_fallbacks=judged is None)
+        if judged is None:
+            judged = await asyncio.gather(*(self._score_reasoning(text, samples[i]) for i, text in asked))
+        for (index, _), score in zip(asked, judged):
+            scores[index] = score
+            self._count(score is None)
+        return scores
+
+    async def _ask_group(self, sample: dict, texts: list[str]) -> list[float] | None:
+        """The group's scores from one request (or the cache), else ``None`` (the caller falls back)."""
+        require_fields(sample, ("image",), "the teacher sees the image")
+        hashed, url = await self._image(sample["image"], with_url=self.cache is None)
+        key = judgement_key(self.config.model, GROUP_PROMPT_VERSION, hashed, json.dumps(["group", texts]))
+        if (hit := self._cached(key)) is not None:
+            return hit["scores"]
+        if url is None:
+            _, url = await self._image(sample["image"], with_url=True)
+        messages = group_messages(url, texts, [make_nonce(self.nonce_rng) for _ in texts])
+        self.stats.add(group_requests=1)
+        reply = await self.client.chat(messages, self.config.max_tokens + 8 * len(texts))
+        scores = parse_group_scores(reply, len(texts))
+        if scores is not None and self.cache is not None:
+            self.cache.put(key, {"scores": scores, "reply": reply}, model=self.config.model)
+        return scores
 
     async def _score_rsc(self, sample: dict) -> dict | None:
         require_fields(sample, NEEDED, "the teacher sees the image, the question and the answer")

@@ -5,6 +5,11 @@ every dataset column as a keyword list, one entry per completion: the image arri
 ``image`` column (a PIL image when the dataset decodes images, a path string when it stores paths)
 or as ``images`` (a list per prompt); both are accepted.
 
+Every completion is judged, as Eq. 2 defines R_cot, untagged and truncated ones included
+(``judge.skip_untagged: true`` scores those 0 without a call: a cost saving, not the paper). With
+``judge.group_judging: true`` the completions of one question (consecutive entries with the same
+``id``) go to the teacher in one request (:mod:`refine_rft.judge.group`).
+
 **A failed judgement** (the teacher still unreachable or unparseable after its retries) must neither
 penalise nor reward the completion. Returning ``None`` would not do that: with several reward
 functions TRL turns ``None`` into NaN and sums the weighted rewards with ``nansum``, so the failed
@@ -20,8 +25,6 @@ group is split across training processes, its mean is over the part this process
 
 from __future__ import annotations
 
-import asyncio
-
 from refine_rft.data.records import TEXT_COLUMNS
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.rewards.rules import completion_text
@@ -30,8 +33,9 @@ from refine_rft.rewards.rules import completion_text
 def make_reasoning_reward(config: JudgeConfig):
     """An async reward ``reasoning_reward(completions, image, **kwargs) -> list[float | None]``.
 
-    Scores are the judge's 0-100 scaled to [0, 1]; 0.0 without a call for a completion without
-    ``<think>`` or (with ``reject_injections``) one that addresses the judge. A judgement that
+    Scores are the judge's 0-100 scaled to [0, 1]; 0.0 without a call for a completion that
+    addresses the judge (``reject_injections``) or, with ``skip_untagged``, has no ``<think>``.
+    A judgement that
     failed after its retries gets its group's mean score, or ``None`` if the whole group failed
     (:func:`fill_failed_scores`, module docstring).
 
@@ -53,8 +57,8 @@ def make_reasoning_reward(config: JudgeConfig):
         >>> asyncio.run(reward(["<think>Crimson wings.</think><answer>A</answer>", "<answer>A</answer>"],
         ...                    image=["a.png", "a.png"], **kwargs))
         [1.0, 0.0]
-        >>> reward.__name__, reward.stats.read_and_reset()["judge/no_think"]
-        ('reasoning_reward', 1)
+        >>> reward.__name__, reward.stats.read_and_reset()["judge/judgements"]
+        ('reasoning_reward', 2)
     """
     judge = make_judge(config)
 
@@ -68,7 +72,7 @@ def make_reasoning_reward(config: JudgeConfig):
             sample["response"] = completion_text(completion)
             sample["image"] = pictures[index]
             samples.append(sample)
-        scores = await asyncio.gather(*(judge.reasoning_score(sample) for sample in samples))
+        scores = await judge.reasoning_scores(samples)
         scores, imputed, unscored = fill_failed_scores(list(scores), kwargs.get("id"))
         judge.stats.add(failures_imputed=imputed, failures_unscored=unscored)
         log_metric = kwargs.get("log_metric")

@@ -106,10 +106,30 @@ def student_text(request: dict) -> str:
     return text[start + len(begin):stop].strip() if 0 <= start < stop else ""
 
 
+def student_texts(request: dict) -> list[str]:
+    """Every fenced student response of a judge request, in order (several for a group judgement)."""
+    text, found = request_text(request), []
+    for nonce in re.findall(re.escape(BEGIN).replace(re.escape("{nonce}"), f"({NONCE.pattern})"), text):
+        begin, end = markers(nonce)
+        start = text.find(begin)
+        stop = text.find(end, start)
+        found.append(text[start + len(begin):stop].strip() if 0 <= start < stop else "")
+    return found
+
+
+def hashed_score(student: str) -> int:
+    """The scripted teacher's score of one student text: 0-100 from its hash (deterministic)."""
+    return int(hashlib.sha256(student.encode()).hexdigest(), 16) % 101
+
+
 def hashed_reply(request: dict) -> str:
-    """The default reply: for a Reasoning-Answer prompt a valid RSC JSON, else a score 0-100 that
-    depends only on the student text (deterministic, and different across a GRPO group)."""
-    score = int(hashlib.sha256(student_text(request).encode()).hexdigest(), 16) % 101
+    """The default reply: for a Reasoning-Answer prompt a valid RSC JSON; for a group judgement
+    (several fenced responses) one ``k: score`` line each; else a score 0-100 that depends only on
+    the student text (deterministic, and different across a GRPO group)."""
+    students = student_texts(request)
+    if len(students) > 1:
+        return "\n".join(f"{k}: {hashed_score(text)}" for k, text in enumerate(students, start=1))
+    score = hashed_score(student_text(request))
     if "RSC_A" in request_text(request):
         return json.dumps({"RSC_A": score, "RSC_A_feedback": "Scripted.", "RSC_U": score,
                            "RSC_U_feedback": "Scripted.", "RSC_O": score, "RSC_O_feedback": "Scripted."})
