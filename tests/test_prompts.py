@@ -62,3 +62,16 @@ def test_unknown_style_lists_the_valid_ones():
 
 def test_answer_text():
     assert answer_text(OPTIONS, 2) == "C. Black_footed_Albatross"
+
+
+@pytest.mark.parametrize("style", ["open", "open_cot"])
+def test_open_styles_show_no_options(style):
+    text = question_text("birds", OPTIONS, style)
+    assert text.startswith("What is the name of the bird shown in the image?\n")
+    assert not any(option in text for option in OPTIONS) and "Choices" not in text
+
+
+def test_open_cot_keeps_the_three_tags_and_asks_for_the_name_only():
+    text = question_text("dogs", OPTIONS, "open_cot")
+    positions = [text.index(tag) for tag in ("<think>", "<attribute>", "<answer>")]
+    assert positions == sorted(positions) and "letter" not in text and "only the category name" in text

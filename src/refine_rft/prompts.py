@@ -16,6 +16,12 @@ style's instruction, evaluation token budget, answer rule and report label):
 - ``cot``:    reasoning in ``<think>``, discriminative attributes in ``<attribute>``, the final
   letter and name in ``<answer>``, in that order (the ReFine-RFT training and CoT-evaluation prompt).
 
+Two open-world styles ask the question without options (:data:`OPEN_QUESTION_TEMPLATE`) and read a
+class name, not a letter (:mod:`refine_rft.openworld`):
+
+- ``open``:     the category name only;
+- ``open_cot``: the ``cot`` format, with the category name alone in ``<answer>``.
+
 Changing any string here changes every reported number: ``tests/test_prompts.py`` snapshots them,
 so a change must be a visible, deliberate diff.
 """
@@ -26,9 +32,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from refine_rft.errors import ConfigError
-from refine_rft.parsing import LETTERS, both_choice, cot_choice, extract_letter_answer
+from refine_rft.parsing import LETTERS, answer_block, both_choice, cot_choice, extract_letter_answer
 
 QUESTION_TEMPLATE = "Which of these {noun} is shown in the image?\nChoices:\n{choices}"
+# The open-world question names no option; its noun is the singular of the closed question's.
+OPEN_QUESTION_TEMPLATE = "What is the name of the {noun} shown in the image?\n"
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,18 @@ class PromptStyle:
     max_new_tokens: int  # a letter needs a few tokens, "B. <name>" a few dozen, reasoning hundreds
     parse: Callable[[str | None, Sequence[str]], int | None]  # the option an answer gives, None: unparseable
     label: str  # the column label of the paper's tables
+    open_world: bool = False  # no options shown; the answer is a class name (refine_rft.openworld)
+    answer: Callable[[str | None], str | None] = lambda response: response  # the part read as the answer
+
+
+def _open_choice(answer: Callable[[str | None], str | None]):
+    def parse(text: str | None, options: Sequence[str]) -> int | None:
+        """The option that an open answer names in full (the options as the whole vocabulary)."""
+        from refine_rft.openworld import ClassVocabulary
+
+        named = ClassVocabulary.build(options).named(answer(text))
+        return None if named is None else list(options).index(named)
+    return parse
 
 
 PROMPT_STYLES: dict[str, PromptStyle] = {style.name: style for style in (
@@ -53,7 +73,16 @@ PROMPT_STYLES: dict[str, PromptStyle] = {style.name: style for style in (
         "category inside <attribute> </attribute>. Finally give the letter and the category "
         "name of the correct choice inside <answer> </answer>."
     ), 512, cot_choice, "CoT"),
+    PromptStyle("open", "Answer with the category name only.", 32, _open_choice(lambda r: r), "Open",
+                open_world=True),
+    PromptStyle("open_cot", (
+        "First think about the visual details in the image inside <think> </think>. Then list the "
+        "discriminative attributes that identify the category inside <attribute> </attribute>. "
+        "Finally give only the category name inside <answer> </answer>."
+    ), 512, _open_choice(answer_block), "Open CoT", open_world=True, answer=answer_block),
 )}
+CLOSED_STYLES = tuple(name for name, style in PROMPT_STYLES.items() if not style.open_world)
+OPEN_STYLES = tuple(name for name, style in PROMPT_STYLES.items() if style.open_world)
 STYLES = tuple(PROMPT_STYLES)
 INSTRUCTIONS: dict[str, str] = {name: style.instruction for name, style in PROMPT_STYLES.items()}
 
@@ -89,8 +118,23 @@ def question_text(noun: str, options: Sequence[str], style: str = "cot") -> str:
     A. Laysan_Albatross
     B. Sooty_Albatross
     Answer with the letter from the given choices directly.
+    >>> print(question_text("aircrafts", ["A300", "A310"], "open"))
+    What is the name of the aircraft shown in the image?
+    Answer with the category name only.
     """
-    return QUESTION_TEMPLATE.format(noun=noun, choices=format_choices(options)) + prompt_style(style).instruction
+    chosen = prompt_style(style)
+    if chosen.open_world:
+        return OPEN_QUESTION_TEMPLATE.format(noun=singular(noun)) + chosen.instruction
+    return QUESTION_TEMPLATE.format(noun=noun, choices=format_choices(options)) + chosen.instruction
+
+
+def singular(noun: str) -> str:
+    """The singular of a question noun (``birds`` -> ``bird``; FOCI's ``aircrafts`` -> ``aircraft``).
+
+    >>> singular("birds"), singular("aircrafts"), singular("fish")
+    ('bird', 'aircraft', 'fish')
+    """
+    return noun[:-1] if noun.endswith("s") and not noun.endswith("ss") else noun
 
 
 def question_messages(noun: str, options: Sequence[str], style: str = "cot") -> list[dict]:

@@ -12,6 +12,8 @@ split atomically.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from refine_rft.data.choices import match_choices, read_choices
@@ -23,6 +25,7 @@ from refine_rft.data.records import NOUNS
 from refine_rft.data.synthetic import synthetic_questions
 from refine_rft.errors import ConfigError
 from refine_rft.files import write_jsonl_atomic
+from refine_rft.parsing import normalize_name
 
 
 def prepare_synthetic(
@@ -34,6 +37,7 @@ def prepare_synthetic(
     image_size: int = 112,
     seed: int = 0,
     image_seed: int | None = None,
+    base_to_new: bool = False,
 ) -> dict[str, Path]:
     """Draw the synthetic splits into ``out_dir`` and return ``{split: jsonl path}``.
 
@@ -48,6 +52,10 @@ def prepare_synthetic(
     >>> paths = prepare_synthetic(tempfile.mkdtemp(), num_classes=4, shots=1, test_per_class=1)
     >>> sorted(paths)
     ['test', 'train']
+
+    ``base_to_new`` splits the species in seen and unseen halves (seeded by ``seed``;
+    :mod:`refine_rft.data.base_to_new`): ``train`` (and ``pool``) from seen species only,
+    ``test_seen`` and ``test_unseen``, and ``split.json``.
     """
     sizes = {"train": shots, "test": test_per_class, "pool": pool_per_class}
     for name, count in sizes.items():
@@ -56,13 +64,30 @@ def prepare_synthetic(
     if shots < 1 or test_per_class < 1:
         raise ConfigError(f"shots and test_per_class must be >= 1, got {shots} and {test_per_class}")
     out_dir = Path(out_dir)
+    common = {"num_classes": num_classes, "image_size": image_size, "seed": seed, "image_seed": image_seed}
+    if base_to_new:
+        return _synthetic_base_to_new(out_dir, sizes, common)
     paths = {}
     for split, per_class in sizes.items():
         if per_class == 0:
             continue
-        rows = synthetic_questions(out_dir, split, per_class, num_classes=num_classes,
-                                   image_size=image_size, seed=seed, image_seed=image_seed)
+        rows = synthetic_questions(out_dir, split, per_class, **common)
         paths[split] = write_jsonl_atomic(out_dir / f"{split}.jsonl", rows)
+    return paths
+
+
+def _synthetic_base_to_new(out_dir: Path, sizes: dict[str, int], common: dict) -> dict[str, Path]:
+    from refine_rft.data.base_to_new import check_disjoint, class_split, write_split_file
+    from refine_rft.data.synthetic import make_species
+
+    split = class_split("synthetic", [s.name for s in make_species(common["num_classes"])], common["seed"])
+    plans = [("train", "train", split.seen, "seen"), ("pool", "pool", split.seen, "seen"),
+             ("test_seen", "test", split.seen, "seen"), ("test_unseen", "test", split.unseen, "unseen")]
+    built = {name: synthetic_questions(out_dir, kind, sizes[kind], classes=classes, class_split=side, **common)
+             for name, kind, classes, side in plans if sizes[kind]}
+    check_disjoint(built["train"], built["test_unseen"])
+    paths = {name: write_jsonl_atomic(out_dir / f"{name}.jsonl", rows) for name, rows in built.items()}
+    paths["split"] = write_split_file(out_dir, [split])
     return paths
 
 
@@ -79,6 +104,8 @@ def prepare_dataset(
     noun: str | None = None,
     name: str | None = None,
     clip_options: dict | None = None,
+    classes: Sequence[str] | None = None,
+    aliases: dict[str, list[str]] | None = None,
 ) -> list[dict]:
     """Question records for one split of ``dataset`` read from ``root`` (nothing is written).
 
@@ -86,8 +113,18 @@ def prepare_dataset(
     Otherwise one question per image (``shots`` per class when given), with 3 distractors from
     the ``distractors`` strategy. ``name`` and ``noun`` set the record fields for custom data
     (defaults: the reader's name and the dataset's noun, or "objects").
+
+    ``classes`` (one side of a base-to-new split) keeps only questions about those classes, and
+    without a choice file draws their distractors from those classes only. Each row gets its
+    label's ``aliases`` from ``aliases`` (default: the shipped table of ``dataset``).
     """
+    from refine_rft.data.aliases import attach_aliases, shipped_aliases
+
     labelled = read_split(dataset, root, split)
+    kept = None if classes is None else {normalize_name(c) for c in classes}
+    if kept is not None and choices is None:
+        labelled = replace(labelled, examples=[e for e in labelled.examples if normalize_name(e.label) in kept],
+                           classes=[c for c in labelled.classes if normalize_name(c) in kept])
     name = name or dataset
     noun = noun or NOUNS.get(dataset, "objects")
     if choices is not None:
@@ -95,6 +132,8 @@ def prepare_dataset(
             raise ConfigError("--shots and --choices exclude each other: a choice file fixes its questions")
         matched = match_choices(read_choices(choices), labelled, choices)
         rows = questions_from_choices(matched, name, split, noun, seed, pretty, labelled.class_attributes)
+        if kept is not None:
+            rows = [r for r in rows if normalize_name(r["label"]) in kept]
     else:
         examples = sample_shots(labelled, shots, seed) if shots is not None else labelled.examples
         picked = choose_distractors(distractors, examples, labelled.classes, seed, dataset=name,
@@ -102,4 +141,4 @@ def prepare_dataset(
         rows = questions_with_distractors(examples, picked, name, split, noun, seed, pretty,
                                           labelled.class_attributes)
     check_images([r["image"] for r in rows], verify_images, desc=f"verify {name} {split} images")
-    return rows
+    return attach_aliases(rows, shipped_aliases(dataset) if aliases is None else aliases)
