@@ -16,10 +16,12 @@ style's instruction, evaluation token budget, answer rule and report label):
 - ``cot``:    reasoning in ``<think>``, discriminative attributes in ``<attribute>``, the final
   letter and name in ``<answer>``, in that order (the ReFine-RFT training and CoT-evaluation prompt).
 
-Two open-world styles ask the question without options (:data:`OPEN_QUESTION_TEMPLATE`) and read a
-class name, not a letter (:mod:`refine_rft.openworld`):
+Two open-world styles ask a question without options (:func:`open_question`: "What species is
+this bird?") and read a class name, not a letter (:mod:`refine_rft.openworld`):
 
-- ``open``:     the category name only;
+- ``open``:     the bare question, answered with the category's name (as Fine-R1's open-world
+  questions and the ReFine-RFT authors' open-set prompt ask it); prose around the one name is
+  allowed, a second name or a hedge is not;
 - ``open_cot``: the ``cot`` format, with the category name alone in ``<answer>``.
 
 Changing any string here changes every reported number: ``tests/test_prompts.py`` snapshots them,
@@ -35,8 +37,10 @@ from refine_rft.errors import ConfigError
 from refine_rft.parsing import LETTERS, answer_block, both_choice, cot_choice, extract_letter_answer
 
 QUESTION_TEMPLATE = "Which of these {noun} is shown in the image?\nChoices:\n{choices}"
-# The open-world question names no option; its noun is the singular of the closed question's.
-OPEN_QUESTION_TEMPLATE = "What is the name of the {noun} shown in the image?\n"
+# The open-world question names no option and asks for the word a user would: the species of a
+# bird, the breed of a dog, the model of a car. Keyed by the singular of the closed question's noun.
+OPEN_KINDS = {"bird": "species", "flower": "species", "dog": "breed", "pet": "breed", "aircraft": "model",
+              "car": "model"}
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,7 @@ PROMPT_STYLES: dict[str, PromptStyle] = {style.name: style for style in (
         "category inside <attribute> </attribute>. Finally give the letter and the category "
         "name of the correct choice inside <answer> </answer>."
     ), 512, cot_choice, "CoT"),
-    PromptStyle("open", "Answer with the category name only.", 32, _open_choice(lambda r: r), "Open",
-                open_world=True),
+    PromptStyle("open", "", 32, _open_choice(lambda r: r), "Open", open_world=True),
     PromptStyle("open_cot", (
         "First think about the visual details in the image inside <think> </think>. Then list the "
         "discriminative attributes that identify the category inside <attribute> </attribute>. "
@@ -119,13 +122,22 @@ def question_text(noun: str, options: Sequence[str], style: str = "cot") -> str:
     B. Sooty_Albatross
     Answer with the letter from the given choices directly.
     >>> print(question_text("aircrafts", ["A300", "A310"], "open"))
-    What is the name of the aircraft shown in the image?
-    Answer with the category name only.
+    What model is this aircraft?
     """
     chosen = prompt_style(style)
     if chosen.open_world:
-        return OPEN_QUESTION_TEMPLATE.format(noun=singular(noun)) + chosen.instruction
+        return "\n".join(filter(None, [open_question(noun), chosen.instruction]))
     return QUESTION_TEMPLATE.format(noun=noun, choices=format_choices(options)) + chosen.instruction
+
+
+def open_question(noun: str) -> str:
+    """The open-world question for a question noun (no options).
+
+    >>> open_question("birds"), open_question("dogs"), open_question("objects")
+    ('What species is this bird?', 'What breed is this dog?', 'What kind of object is this?')
+    """
+    one = singular(noun)
+    return f"What {OPEN_KINDS[one]} is this {one}?" if one in OPEN_KINDS else f"What kind of {one} is this?"
 
 
 def singular(noun: str) -> str:

