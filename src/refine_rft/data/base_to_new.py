@@ -9,8 +9,9 @@ Which classes are seen:
 - the six benchmarks: **Fine-R1's split** (He, Geng & Peng, ICLR 2026), the classes of the
   ``eval/data/<dataset>_seen.jsonl`` / ``_unseen.jsonl`` files of github.com/PKU-ICST-MIPL/
   FineR1_ICLR2026 (commit 84cdc5c), shipped in ``tables/fine_r1_split.json`` (about 60 % seen);
-  class names are matched after :func:`~refine_rft.parsing.normalize_name`, and a dataset whose
-  classes do not all match is refused rather than split differently in silence;
+  class names are matched after :func:`~refine_rft.parsing.normalize_name`, or as the end of
+  Fine-R1's name (its aircraft carry the maker: ``Airbus A300B4`` is FGVC's ``A300B4``), and a
+  dataset whose classes do not all match is refused rather than split differently in silence;
 - any other data (custom, synthetic): a **seeded half split** (:func:`half_split`).
 
 >>> half_split(["a", "b", "c", "d", "e"], seed=0) == half_split(["e", "d", "c", "b", "a"], seed=0)
@@ -76,14 +77,27 @@ def fine_r1_split(dataset: str, classes: Sequence[str]) -> ClassSplit | None:
     if published is None:
         return None
     sides = {normalize_name(name): side for side in ("seen", "unseen") for name in published[side]}
-    unknown = sorted(c for c in classes if normalize_name(c) not in sides)
+    found = {c: _side_of(normalize_name(c), sides) for c in classes}
+    unknown = sorted(c for c, side in found.items() if side is None)
     if unknown:
         raise DataError(f"{dataset}: {len(unknown)} class(es) are not in Fine-R1's split "
                         f"({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}); rename them to "
                         f"the dataset's official names, or prepare them as custom data for a seeded split")
-    seen = tuple(sorted(c for c in classes if sides[normalize_name(c)] == "seen"))
-    unseen = tuple(sorted(c for c in classes if sides[normalize_name(c)] == "unseen"))
+    seen = tuple(sorted(c for c in classes if found[c] == "seen"))
+    unseen = tuple(sorted(c for c in classes if found[c] == "unseen"))
     return ClassSplit(dataset, seen, unseen, table["source"])
+
+
+def _side_of(name: str, sides: dict[str, str]) -> str | None:
+    """The side of a normalised class name: an exact match, else the one published name it ends.
+
+    >>> _side_of("a300b4", {"airbus a300b4": "seen", "a310": "unseen"}), _side_of("a3", {"airbus a300b4": "seen"})
+    ('seen', None)
+    """
+    if name in sides:
+        return sides[name]
+    ends = {side for published, side in sides.items() if published.endswith(" " + name)}
+    return ends.pop() if len(ends) == 1 else None
 
 
 def class_split(dataset: str, classes: Sequence[str], seed: int = 0) -> ClassSplit:
