@@ -185,3 +185,21 @@ def test_synthetic_rows_carry_their_aliases(tmp_path):
     vocab = vocabularies(rows)["synthetic"]
     for row in with_aliases:
         assert vocab.named(f"It is a {row['aliases'][0]}.") == row["label"]
+
+
+@pytest.mark.slow
+def test_the_open_world_recipe_trains_with_open_cot_and_the_open_reward(tmp_path, tiny_model_path,
+                                                                        synthetic_train_jsonl):
+    import json
+    from pathlib import Path
+
+    from refine_rft.train.grpo import train_grpo
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "open_world.yaml"
+    out = train_grpo(recipe, {"model_name_or_path": str(tiny_model_path), "train_file": str(synthetic_train_jsonl),
+                              "output_dir": str(tmp_path / "run"), "max_steps": 2, "num_generations": 2,
+                              "per_device_train_batch_size": 4, "max_completion_length": 16, "save_strategy": "no",
+                              "report_to": [], "disable_tqdm": True, "logging_steps": 1})
+    history = [r for r in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in r]
+    assert len(history) == 2 and all("rewards/open_classification_reward/mean" in r for r in history)
+    assert "open_cot" in (out / "refine_rft_config.yaml").read_text()
