@@ -22,7 +22,7 @@ from refine_rft.data.fewshot import sample_shots
 from refine_rft.data.questions import check_images, questions_from_choices, questions_with_distractors
 from refine_rft.data.readers import read_split
 from refine_rft.data.records import NOUNS
-from refine_rft.data.synthetic import synthetic_questions
+from refine_rft.data.synthetic import synthetic_base_to_new, synthetic_questions
 from refine_rft.errors import ConfigError
 from refine_rft.files import write_jsonl_atomic
 from refine_rft.parsing import normalize_name
@@ -66,28 +66,13 @@ def prepare_synthetic(
     out_dir = Path(out_dir)
     common = {"num_classes": num_classes, "image_size": image_size, "seed": seed, "image_seed": image_seed}
     if base_to_new:
-        return _synthetic_base_to_new(out_dir, sizes, common)
+        return synthetic_base_to_new(out_dir, sizes, common)
     paths = {}
     for split, per_class in sizes.items():
         if per_class == 0:
             continue
         rows = synthetic_questions(out_dir, split, per_class, **common)
         paths[split] = write_jsonl_atomic(out_dir / f"{split}.jsonl", rows)
-    return paths
-
-
-def _synthetic_base_to_new(out_dir: Path, sizes: dict[str, int], common: dict) -> dict[str, Path]:
-    from refine_rft.data.base_to_new import check_disjoint, class_split, write_split_file
-    from refine_rft.data.synthetic import make_species
-
-    split = class_split("synthetic", [s.name for s in make_species(common["num_classes"])], common["seed"])
-    plans = [("train", "train", split.seen, "seen"), ("pool", "pool", split.seen, "seen"),
-             ("test_seen", "test", split.seen, "seen"), ("test_unseen", "test", split.unseen, "unseen")]
-    built = {name: synthetic_questions(out_dir, kind, sizes[kind], classes=classes, class_split=side, **common)
-             for name, kind, classes, side in plans if sizes[kind]}
-    check_disjoint(built["train"], built["test_unseen"])
-    paths = {name: write_jsonl_atomic(out_dir / f"{name}.jsonl", rows) for name, rows in built.items()}
-    paths["split"] = write_split_file(out_dir, [split])
     return paths
 
 

@@ -289,3 +289,20 @@ def synthetic_questions(
                 record["class_split"] = class_split
             rows.append(record)
     return rows
+
+
+def synthetic_base_to_new(out_dir: Path, sizes: dict[str, int], common: dict) -> dict[str, Path]:
+    """The synthetic splits of ``refine-rft prepare synthetic --base-to-new``: species halved (seeded),
+    ``train`` (and ``pool``) and ``test_seen`` from seen species, ``test_unseen``, and ``split.json``."""
+    from refine_rft.data.base_to_new import check_disjoint, class_split, write_split_file
+    from refine_rft.files import write_jsonl_atomic
+
+    split = class_split("synthetic", [s.name for s in make_species(common["num_classes"])], common["seed"])
+    plans = [("train", "train", split.seen, "seen"), ("pool", "pool", split.seen, "seen"),
+             ("test_seen", "test", split.seen, "seen"), ("test_unseen", "test", split.unseen, "unseen")]
+    built = {name: synthetic_questions(out_dir, kind, sizes[kind], classes=classes, class_split=side, **common)
+             for name, kind, classes, side in plans if sizes[kind]}
+    check_disjoint(built["train"], built["test_unseen"])
+    paths = {name: write_jsonl_atomic(out_dir / f"{name}.jsonl", rows) for name, rows in built.items()}
+    paths["split"] = write_split_file(out_dir, [split])
+    return paths

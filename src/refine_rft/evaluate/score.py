@@ -13,6 +13,9 @@ second option, no negation, no hedge), which R_cls uses too:
   the paper, whatever the rest of the text says) and taken as R_cls takes it
   (:func:`~refine_rft.parsing.answer_block`: one block, nothing after it); the block must identify
   the true option under :func:`~refine_rft.parsing.extract_choice`.
+- **open**, **open_cot** (no options shown): the whole response, or for ``open_cot`` its one
+  ``<answer>`` block, must name the true class and nothing else (:mod:`refine_rft.openworld`),
+  among every class and alias the predictions file shows for the dataset.
 
 Accuracies are percentages. A style's average is the mean of its per-dataset accuracies (each
 dataset weighs the same, as the paper's "Avg" column).
@@ -85,7 +88,8 @@ def score_rows(rows: Iterable[dict], similarity=None) -> dict:
         cells[row["style"]][row["dataset"]].append([right, none, exact, row.get("class_split"), None])
     if similarity is not None and open_rows:
         scores = iter(similarity_scores([a for _, a in open_rows], [true_label(r) for r, _ in open_rows],
-                                        [r["dataset"] for r, _ in open_rows], similarity))
+                                        [r["dataset"] for r, _ in open_rows], similarity,
+                                        [r.get("noun") for r, _ in open_rows]))
         for style, datasets in cells.items():
             if prompt_style(style).open_world:
                 for cell in datasets.values():

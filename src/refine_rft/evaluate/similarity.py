@@ -32,7 +32,23 @@ from refine_rft.errors import MissingDependency
 
 # Fine-R1's domain word per dataset, as its path test yields it (dogs and pets fall through to "object").
 DOMAIN_WORDS = {"aircraft": "aircraft", "cub": "bird", "cars": "car", "flowers": "flower", "dogs": "object",
-                "pets": "object", "synthetic": "bird"}
+                "pets": "object"}
+FINE_R1_WORDS = ("aircraft", "bird", "car", "flower")
+
+
+def domain_word(dataset: str, noun: str | None = None) -> str:
+    """Fine-R1's domain word: the benchmark's, else the question noun's singular if it is one of
+    Fine-R1's four, else ``object``.
+
+    >>> domain_word("dogs", "dogs"), domain_word("my_birds", "birds"), domain_word("fungi", "fungi")
+    ('object', 'bird', 'object')
+    """
+    from refine_rft.prompts import singular
+
+    if dataset in DOMAIN_WORDS:
+        return DOMAIN_WORDS[dataset]
+    word = singular(noun) if noun else ""
+    return word if word in FINE_R1_WORDS else "object"
 SIGLIP = ("ViT-B-16-SigLIP-256", "webli")
 MINILM = "minilm"
 ENCODERS = ("siglip", MINILM, "auto")
@@ -99,12 +115,12 @@ def text_encoder(kind: str = "auto") -> TextEncoder:
 
 
 def similarity_scores(answers: Sequence[str], labels: Sequence[str], datasets: Sequence[str],
-                      encoder: TextEncoder) -> list[float]:
+                      encoder: TextEncoder, nouns: Sequence[str | None] | None = None) -> list[float]:
     """Fine-R1's normalised similarity of each answer to its label (see the module)."""
     from refine_rft.data.readers import pretty_name
 
     labels = [pretty_name(label) for label in labels]  # Fine-R1's ground truths read "Black Footed Albatross"
-    domains = [DOMAIN_WORDS.get(d, "object") for d in datasets]
+    domains = [domain_word(d, n) for d, n in zip(datasets, nouns or [None] * len(datasets), strict=True)]
     texts = list(dict.fromkeys([*answers, *labels, *domains]))
     vectors = dict(zip(texts, encoder(texts)))
     return [normalised_similarity(float(vectors[a] @ vectors[lab]), float(vectors[dom] @ vectors[lab]))
