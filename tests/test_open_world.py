@@ -57,6 +57,11 @@ CASES = [
     ("synthetic", "Crested Finch", "Tufted Finch", 1),
     ("synthetic", "Fork-tailed Finch", "Swallow-tailed Finch", 1),
     ("dogs", "Japanese_spaniel", "Japanese Chin (Japanese spaniel)", 1),  # name and alias of one class
+    ("dogs", "Pug", "It's a Pug", 1),
+    ("dogs", "Pug", "**Pug**", 1),
+    ("dogs", "Pug", "Pug Pug", 1),
+    ("dogs", "Pug", "Answer: the pug", 1),
+    ("synthetic", "Crested Finch", "Crested\u00a0Finch", 1),  # a no-break space is a space
     # a synonym of another class, or another class
     ("dogs", "Japanese_spaniel", "Cavalier King Charles Spaniel", 0),
     ("dogs", "Japanese_spaniel", "Pug", 0),
@@ -83,6 +88,10 @@ CASES = [
     ("dogs", "Pug", "either Pug", 0),
     ("dogs", "Pug", "Pug, wait", 0),
     ("synthetic", "Crested Finch", "if anything, Crested Finch", 0),
+    ("synthetic", "Crested Finch", "Crested Finch or Tufted Finch", 0),  # "or" hedges, even between synonyms
+    ("synthetic", "Crested Finch", "Crested Finch, not Common Finch", 0),
+    ("dogs", "Pug", "I don't know", 0),
+    ("dogs", "Pug", "None of these", 0),
     # empty answers
     ("dogs", "Pug", "", 0),
     ("dogs", "Pug", "   ", 0),
