@@ -91,3 +91,28 @@ def test_scores_show_seen_unseen_and_their_harmonic_mean():
     scores = score_rows(rows("seen", 3, 4) + rows("unseen", 1, 4))["open"]["per_class_split"]
     assert scores["seen"]["accuracy"] == 75.0 and scores["unseen"]["accuracy"] == 25.0
     assert scores["harmonic"] == pytest.approx(37.5)
+
+
+def test_prepare_paper_base_to_new_writes_both_sides_and_a_seen_only_training_set(tmp_path):
+    from refine_rft.data.choices import PUBLISHED_FILES
+    from refine_rft.data.paper import prepare_paper
+
+    classes = ["ATR-42", "A300B4", "A310", "A318", "ATR-72", "A320", "A321", "A340-200"]
+    _aircraft(tmp_path / "roots", classes)
+    entries = {}
+    for i, label in enumerate(classes):
+        options = [label, *[c for c in classes if c != label][:3]]
+        entries.setdefault(label, []).append({"image": f"images/{200 + i:07d}.jpg", "options": options,
+                                              "groundtruth": label})
+    (tmp_path / "choices").mkdir()
+    (tmp_path / "choices" / PUBLISHED_FILES["aircraft"]).write_text(json.dumps(entries))
+    paths = prepare_paper(tmp_path / "roots", tmp_path / "choices", tmp_path / "paper", shots=1, distractors="random",
+                          datasets=("aircraft",), base_to_new=True)
+    assert {"train", "test_seen/aircraft", "test_unseen/aircraft", "split", "summary"} == set(paths)
+    seen = read_questions(tmp_path / "paper" / "test_seen" / "aircraft.jsonl")
+    unseen = read_questions(tmp_path / "paper" / "test_unseen" / "aircraft.jsonl")
+    train = read_questions(tmp_path / "paper" / "train.jsonl")
+    assert {r["label"] for r in seen} == {"A300B4", "A310", "A318", "ATR-42"}
+    assert {r["label"] for r in unseen} == {"A320", "A321", "A340-200", "ATR-72"}
+    assert not {o for r in train for o in r["options"]} & {r["label"] for r in unseen}
+    assert {r["class_split"] for r in unseen} == {"unseen"} and {r["class_split"] for r in train} == {"seen"}
