@@ -23,16 +23,22 @@ from refine_rft_workshop.demo import RUNS, DemoConfig, run_demo
 from refine_rft.files import write_text_atomic
 from refine_rft.report import load_run
 
-METRICS = ("CH.", "Both", "CoT", "RSC_A", "RSC_U", "RSC_O")
+METRICS = ("CH.", "Both", "CoT", "Open", "Open exact", "Open sim.", "RSC_A", "RSC_U", "RSC_O")
 GRPO_ARMS = ("grpo_rf_rcls", "refine_rft")
 NOTES = "## Notes"
 
 
 def run_metrics(run_dir: Path) -> dict[str, float | None]:
-    """Answer-only accuracy (Choice, Both, CoT) and mean RSC (CoT prompt) of one evaluated run folder."""
+    """Answer-only accuracy (Choice, Both, CoT), the open-world ``open`` prompt's accuracy (with the
+    synthetic aliases; exact names only) and Fine-R1's similarity score x100 (MiniLM stand-in
+    encoder), and mean RSC (CoT prompt) of one evaluated run folder."""
     run = load_run(run_dir)
     rsc = run.rsc("cot")["average"]
+    open_world = run.scores.get("open", {})
+    similarity = open_world.get("similarity")
     return {"CH.": run.accuracy("choice"), "Both": run.accuracy("both"), "CoT": run.accuracy("cot"),
+            "Open": open_world.get("average"), "Open exact": open_world.get("exact_average"),
+            "Open sim.": 100 * similarity["average"] if similarity else None,
             **{key: rsc.get(key) for key in RSC_KEYS}}
 
 
@@ -131,7 +137,7 @@ def to_markdown(table: dict, seeds: list[int]) -> str:
 
     >>> text = to_markdown({"a": {m: {"mean": 1.0, "std": 0.5, "values": [0.5, 1.5]} for m in METRICS}}, [0, 1])
     >>> text.splitlines()[2]
-    '| a | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 |'
+    '| a | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 | 1.0 ± 0.5 |'
     """
     lines = ["| Run | " + " | ".join(METRICS) + " |", "| --- |" + " ---: |" * len(METRICS)]
     for run, metrics in table.items():
@@ -194,7 +200,10 @@ def settings_text(config: DemoConfig, seeds: list[int], seconds: dict[int, float
         f"`{build['revision'][:12]}`); GRPO {config.grpo_steps} steps × {config.prompts_per_step * config.num_generations} "
         f"completions ({config.prompts_per_step} prompts × G={config.num_generations}), completion length "
         f"{config.max_completion_length}, LoRA r={config.lora_r}, lr {config.learning_rate} for both GRPO arms; SFT "
-        f"{config.sft_steps} steps. Test accuracy (%) under the Choice (CH.), Both and CoT prompts, and "
+        f"{config.sft_steps} steps. Test accuracy (%) under the Choice (CH.), Both and CoT prompts and the "
+        "open-world Open prompt (no options; the species' name or a synthetic alias, read by the strict "
+        "open-world rule; Open exact: names only; Open sim.: Fine-R1's similarity score x100 with the offline "
+        "MiniLM stand-in encoder, not Fine-R1's SigLIP), and "
         "attribute-judge RSC (0-100) under the CoT prompt; mean ± standard deviation over seeds "
         f"{', '.join(map(str, seeds))} (each seed: its own training set, test images and training seed).", "",
         "Wall-clock per seed: " + ", ".join(f"seed {s} {seconds[s]:.0f} s" for s in seeds)

@@ -48,11 +48,13 @@ def test_report_files_and_tables_hold_the_four_runs(demo_out, capsys):
     assert "Answer-only" in tables and "RSC_U" in tables and "Ablation" in tables
 
 
-def test_every_run_has_choice_both_and_cot_predictions_and_judge_scores(demo_out):
+def test_every_run_has_choice_both_cot_and_open_predictions_and_judge_scores(demo_out):
     for folder, name, _ in RUNS:
         run = demo_out / "eval" / folder
         rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
-        assert {row["style"] for row in rows} == {"choice", "both", "cot"}
+        assert {row["style"] for row in rows} == {"choice", "both", "cot", "open"}
+        scores = json.loads((run / "scores.json").read_text())["styles"]["open"]
+        assert "exact_average" in scores and scores["similarity"]["stand_in"] is True
         assert {row["model"] for row in rows} == {str(tiny_instruct_path())}
         judged = [json.loads(line) for line in (run / "judge_scores.jsonl").read_text().splitlines()]
         assert len(judged) == sum(row["style"] == "cot" for row in rows)

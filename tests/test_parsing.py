@@ -198,16 +198,23 @@ def test_every_parser_is_linear_on_a_megabyte(name):
     import time
 
     from refine_rft.evaluate.score import parsed_choice
+    from refine_rft.openworld import ClassVocabulary
+    from refine_rft.rewards.open import make_open_classification_reward
     from refine_rft.rewards.rules import attribute_format_reward, classification_reward, format_reward
 
     text = ADVERSARIAL[name]
+    vocabulary = {"cub": ClassVocabulary.build(BIRDS, {BIRDS[1]: ["Sooty Gooney"]})}
+    open_reward = make_open_classification_reward(vocabulary)
     parsers = [
         lambda: extract_choice(text, BIRDS), lambda: extract_letter_answer(text, BIRDS),
         lambda: stated_options(text, BIRDS), lambda: read_answer(text, BIRDS), lambda: parse_response(text),
         lambda: answer_block(text), lambda: normalize_name(text),
         lambda: classification_reward([text], options=[BIRDS], answer=[1]),
         lambda: format_reward([text]), lambda: attribute_format_reward([text]),
-        *(lambda style=style: parsed_choice(style, text, BIRDS) for style in ("choice", "both", "cot")),
+        *(lambda style=style: parsed_choice(style, text, BIRDS) for style in ("choice", "both", "cot", "open",
+                                                                             "open_cot")),
+        lambda: vocabulary["cub"].named(text), lambda: vocabulary["cub"].exact(text),
+        lambda: open_reward([text], label=[BIRDS[1]], dataset=["cub"]),
     ]
     for parse in parsers:
         started = time.perf_counter()

@@ -62,3 +62,23 @@ def test_unknown_style_lists_the_valid_ones():
 
 def test_answer_text():
     assert answer_text(OPTIONS, 2) == "C. Black_footed_Albatross"
+
+
+@pytest.mark.parametrize("style", ["open", "open_cot"])
+def test_open_styles_show_no_options(style):
+    text = question_text("birds", OPTIONS, style)
+    assert text.startswith("What species is this bird?")
+    assert not any(option in text for option in OPTIONS) and "Choices" not in text
+
+
+def test_open_cot_keeps_the_three_tags_and_asks_for_the_name_only():
+    text = question_text("dogs", OPTIONS, "open_cot")
+    positions = [text.index(tag) for tag in ("<think>", "<attribute>", "<answer>")]
+    assert positions == sorted(positions) and "letter" not in text and "only the category name" in text
+
+
+def test_the_open_question_is_the_one_the_shipped_base_was_taught():
+    """The demo's open style asks what the tiny instruct base learnt to answer ("It is a <species>.")."""
+    from refine_rft_workshop.demo.instruct_data import IDENTIFY_PROMPT
+
+    assert question_text("birds", OPTIONS, "open") == IDENTIFY_PROMPT

@@ -149,16 +149,18 @@ def test_saved_config_has_no_secrets():
 def test_reward_table():
     from refine_rft.rewards import REWARD_NAMES, get_reward_funcs
 
-    assert REWARD_NAMES == ("format", "attribute_format", "classification", "reasoning", "length")
+    assert REWARD_NAMES == ("format", "attribute_format", "classification", "reasoning", "length",
+                            "open_classification", "open_verifier")
     with pytest.raises(ValueError, match="valid rewards: format, attribute_format, classification, reasoning"):
         get_reward_funcs(["format", "cot"])
     with pytest.raises(ValueError, match="listed twice"):
         get_reward_funcs(["format", "format"])
     with pytest.raises(ValueError, match="needs judge settings"):
         get_reward_funcs(["reasoning"])
-    names = [f.__name__ for f in get_reward_funcs(list(REWARD_NAMES), judge=JudgeConfig(backend="attributes"))]
+    rule_and_attribute_judge = [name for name in REWARD_NAMES if name != "open_verifier"]  # it needs a text LLM
+    names = [f.__name__ for f in get_reward_funcs(rule_and_attribute_judge, judge=JudgeConfig(backend="attributes"))]
     assert names == ["format_reward", "attribute_format_reward", "classification_reward", "reasoning_reward",
-                     "length_reward"]
+                     "length_reward", "open_classification_reward"]
 
 
 def test_length_reward_counts_policy_tokens(tiny_model_path):

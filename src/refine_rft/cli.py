@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("refine_rft.train.grpo", "ReFine-RFT GRPO training from a YAML recipe"),
     "sft": ("refine_rft.train.sft", "the SFT baseline from a YAML recipe"),
     "export": ("refine_rft.train.export", "merge a LoRA adapter into its base model"),
-    "eval": ("refine_rft.evaluate.cli", "generate and score Answer-only predictions (choice, both, cot)"),
+    "eval": ("refine_rft.evaluate.cli", "generate and score Answer-only predictions (choice, both, cot, open, open_cot)"),
     "general-eval": ("refine_rft.evaluate.general", "general VQA (MMStar, MMMU, TextVQA) through lmms-eval"),
     "predict": ("refine_rft.evaluate.predict", "answer one image with reasoning, attributes and answer"),
     "report": ("refine_rft.report.cli", "tables, plots and the HTML report from run folders"),

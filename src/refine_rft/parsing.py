@@ -25,6 +25,7 @@ untrusted text. Picking a random option when parsing fails is never done.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from itertools import islice
@@ -176,33 +177,59 @@ class AnswerReading:
         return choice if all(choice in item for item in self.items) else None
 
 
+@dataclass(frozen=True)
+class NameIndex:
+    """The names an answer may state, split into words once: what the answer grammar looks up.
+
+    Built by :func:`name_index` (cached per tuple of names), shared by the closed-world rule (the
+    options of one question) and the open-world one (every class name and alias of a dataset).
+
+    >>> index = name_index(("Laysan_Albatross", "Sooty_Albatross"))
+    >>> index.names[1], sorted(index.vocabulary["albatross"])
+    (('sooty', 'albatross'), [0, 1])
+    """
+
+    names: tuple[tuple[str, ...], ...]
+    vocabulary: dict[str, frozenset[int]]  # word -> the names holding it
+    by_first: dict[str, tuple[tuple[int, tuple[str, ...]], ...]]  # first word -> names, longest first
+
+
+@functools.lru_cache(maxsize=256)
+def name_index(names: tuple[str, ...]) -> NameIndex:
+    """The :class:`NameIndex` of ``names`` (cached: a dataset's class list is indexed once)."""
+    words = tuple(_name_words(name) for name in names)
+    vocabulary: dict[str, set[int]] = {}
+    by_first: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+    for index, name in enumerate(words):
+        for word in name:
+            vocabulary.setdefault(word, set()).add(index)
+        if name:
+            by_first.setdefault(name[0], []).append((index, name))
+    return NameIndex(words, {w: frozenset(i) for w, i in vocabulary.items()},
+                     {w: tuple(sorted(c, key=lambda c: -len(c[1]))) for w, c in by_first.items()})
+
+
 class _Reader:
     """One pass over the words of an answer (see :func:`read_answer`)."""
 
-    def __init__(self, text: str, options: Sequence[str], letters: str):
+    def __init__(self, text: str, index: NameIndex, letters: str):
         text = visible_text(text)
         # Counted lazily, so that a megabyte of repetition costs one scan up to word 1001 only.
         self.too_long = sum(1 for _ in islice(_WORD.finditer(text), MAX_ANSWER_WORDS + 1)) > MAX_ANSWER_WORDS
         parts = [] if self.too_long else _SPLIT.split(text)
         self.words, self.gaps = parts[0::2], parts[1::2]  # gaps[i] lies between words[i] and words[i + 1]
         self.low = [w.lower() for w in self.words]
-        self.options = [_name_words(o) for o in options]
-        self.letter_index = {c: i for i, letter in enumerate(letters[: len(options)]) for c in (letter, letter.lower())}
-        self.vocabulary: dict[str, frozenset[int]] = {}
-        for index, words in enumerate(self.options):
-            for word in words:
-                self.vocabulary[word] = self.vocabulary.get(word, frozenset()) | {index}
+        self.index = index
+        self.options = index.names
+        count = len(index.names)
+        self.letter_index = {c: i for i, letter in enumerate(letters[:count]) for c in (letter, letter.lower())}
+        self.vocabulary = index.vocabulary
         self.consumed = bytearray(len(self.words))
 
     def names(self) -> set[int]:
         """Leftmost-longest full-name matches, marked consumed: an exact full name wins over a
         shorter option that it contains ("Ford Focus Sedan 2007" vs "Focus Sedan 2007")."""
-        by_first: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
-        for index, words in enumerate(self.options):
-            if words:
-                by_first.setdefault(words[0], []).append((index, words))
-        for candidates in by_first.values():
-            candidates.sort(key=lambda c: -len(c[1]))
+        by_first = self.index.by_first
         low, found, i = self.low, set(), 0
         while i < len(low):
             for index, words in by_first.get(low[i], ()):
@@ -290,7 +317,17 @@ def read_answer(text: str, options: Sequence[str], letters: str = LETTERS) -> An
     >>> read_answer("not B", options).refusal
     'not'
     """
-    return _Reader(text, options, letters).read()
+    return read_names(text, name_index(tuple(options)), letters)
+
+
+def read_names(text: str, index: NameIndex, letters: str = "") -> AnswerReading:
+    """What ``text`` states about the names of ``index`` (:func:`read_answer`'s grammar; no letters
+    unless ``letters`` are given: the open-world reading of a free-form answer).
+
+    >>> read_names("It is a Sooty Albatross.", name_index(("Laysan_Albatross", "Sooty_Albatross"))).by_name
+    frozenset({1})
+    """
+    return _Reader(text, index, letters).read()
 
 
 def stated_options(text: str, options: Sequence[str], letters: str = LETTERS) -> tuple[set[int], set[int]]:

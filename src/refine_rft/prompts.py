@@ -16,6 +16,14 @@ style's instruction, evaluation token budget, answer rule and report label):
 - ``cot``:    reasoning in ``<think>``, discriminative attributes in ``<attribute>``, the final
   letter and name in ``<answer>``, in that order (the ReFine-RFT training and CoT-evaluation prompt).
 
+Two open-world styles ask a question without options (:func:`open_question`: "What species is
+this bird?") and read a class name, not a letter (:mod:`refine_rft.openworld`):
+
+- ``open``:     the bare question, answered with the category's name (as Fine-R1's open-world
+  questions and the ReFine-RFT authors' open-set prompt ask it); prose around the one name is
+  allowed, a second name or a hedge is not;
+- ``open_cot``: the ``cot`` format, with the category name alone in ``<answer>``.
+
 Changing any string here changes every reported number: ``tests/test_prompts.py`` snapshots them,
 so a change must be a visible, deliberate diff.
 """
@@ -26,9 +34,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from refine_rft.errors import ConfigError
-from refine_rft.parsing import LETTERS, both_choice, cot_choice, extract_letter_answer
+from refine_rft.parsing import LETTERS, answer_block, both_choice, cot_choice, extract_letter_answer
 
 QUESTION_TEMPLATE = "Which of these {noun} is shown in the image?\nChoices:\n{choices}"
+# The open-world question names no option and asks for the word a user would: the species of a
+# bird, the breed of a dog, the model of a car. Keyed by the singular of the closed question's noun.
+OPEN_KINDS = {"bird": "species", "flower": "species", "dog": "breed", "pet": "breed", "aircraft": "model",
+              "car": "model"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,18 @@ class PromptStyle:
     max_new_tokens: int  # a letter needs a few tokens, "B. <name>" a few dozen, reasoning hundreds
     parse: Callable[[str | None, Sequence[str]], int | None]  # the option an answer gives, None: unparseable
     label: str  # the column label of the paper's tables
+    open_world: bool = False  # no options shown; the answer is a class name (refine_rft.openworld)
+    answer: Callable[[str | None], str | None] = lambda response: response  # the part read as the answer
+
+
+def _open_choice(answer: Callable[[str | None], str | None]):
+    def parse(text: str | None, options: Sequence[str]) -> int | None:
+        """The option that an open answer names in full (the options as the whole vocabulary)."""
+        from refine_rft.openworld import ClassVocabulary
+
+        named = ClassVocabulary.build(options).named(answer(text))
+        return None if named is None else list(options).index(named)
+    return parse
 
 
 PROMPT_STYLES: dict[str, PromptStyle] = {style.name: style for style in (
@@ -53,7 +77,15 @@ PROMPT_STYLES: dict[str, PromptStyle] = {style.name: style for style in (
         "category inside <attribute> </attribute>. Finally give the letter and the category "
         "name of the correct choice inside <answer> </answer>."
     ), 512, cot_choice, "CoT"),
+    PromptStyle("open", "", 32, _open_choice(lambda r: r), "Open", open_world=True),
+    PromptStyle("open_cot", (
+        "First think about the visual details in the image inside <think> </think>. Then list the "
+        "discriminative attributes that identify the category inside <attribute> </attribute>. "
+        "Finally give only the category name inside <answer> </answer>."
+    ), 512, _open_choice(answer_block), "Open CoT", open_world=True, answer=answer_block),
 )}
+CLOSED_STYLES = tuple(name for name, style in PROMPT_STYLES.items() if not style.open_world)
+OPEN_STYLES = tuple(name for name, style in PROMPT_STYLES.items() if style.open_world)
 STYLES = tuple(PROMPT_STYLES)
 INSTRUCTIONS: dict[str, str] = {name: style.instruction for name, style in PROMPT_STYLES.items()}
 
@@ -89,8 +121,32 @@ def question_text(noun: str, options: Sequence[str], style: str = "cot") -> str:
     A. Laysan_Albatross
     B. Sooty_Albatross
     Answer with the letter from the given choices directly.
+    >>> print(question_text("aircrafts", ["A300", "A310"], "open"))
+    What model is this aircraft?
     """
-    return QUESTION_TEMPLATE.format(noun=noun, choices=format_choices(options)) + prompt_style(style).instruction
+    chosen = prompt_style(style)
+    if chosen.open_world:
+        return "\n".join(filter(None, [open_question(noun), chosen.instruction]))
+    return QUESTION_TEMPLATE.format(noun=noun, choices=format_choices(options)) + chosen.instruction
+
+
+def open_question(noun: str) -> str:
+    """The open-world question for a question noun (no options).
+
+    >>> open_question("birds"), open_question("dogs"), open_question("objects")
+    ('What species is this bird?', 'What breed is this dog?', 'What kind of object is this?')
+    """
+    one = singular(noun)
+    return f"What {OPEN_KINDS[one]} is this {one}?" if one in OPEN_KINDS else f"What kind of {one} is this?"
+
+
+def singular(noun: str) -> str:
+    """The singular of a question noun (``birds`` -> ``bird``; FOCI's ``aircrafts`` -> ``aircraft``).
+
+    >>> singular("birds"), singular("aircrafts"), singular("fish")
+    ('bird', 'aircraft', 'fish')
+    """
+    return noun[:-1] if noun.endswith("s") and not noun.endswith("ss") else noun
 
 
 def question_messages(noun: str, options: Sequence[str], style: str = "cot") -> list[dict]:

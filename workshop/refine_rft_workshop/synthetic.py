@@ -70,6 +70,12 @@ _NAME_PREFIX: dict[str, dict[str, str]] = {
     "breast_pattern": {"plain": "Plain-breasted", "spotted": "Spotted", "striped": "Striped"},
 }
 
+# Aliases of the synthetic species, so that the open-world rule's aliases are exercised on this data
+# too: a species whose name starts with one of these prefixes is also called by the synonym
+# ("Crested Finch" is also "Tufted Finch"). "Swallow-tailed" holds a genus name (Swallow) on purpose.
+SYNONYMS = {"Crested": "Tufted", "Spotted": "Speckled", "Striped": "Streaked", "Bare-headed": "Crestless",
+            "Hook-billed": "Hooked-beak", "Fork-tailed": "Swallow-tailed", "Common": "Eurasian"}
+
 GENERA = ("Finch", "Warbler", "Tanager", "Shrike", "Thrush", "Sparrow", "Wren", "Oriole",
           "Vireo", "Bunting", "Kinglet", "Flycatcher", "Starling", "Swallow", "Lark", "Pipit")
 
@@ -121,6 +127,16 @@ def make_species(num_classes: int = 24, seed: int = 0, per_genus: int = 4) -> li
                 break
         species.extend(Species(f"{prefix} {genus}", attrs) for prefix, attrs in members)
     return species[:num_classes]
+
+
+def synthetic_aliases(name: str) -> list[str]:
+    """The aliases of a synthetic species (see :data:`SYNONYMS`).
+
+    >>> synthetic_aliases("Crested Finch"), synthetic_aliases("Crimson Finch")
+    (['Tufted Finch'], [])
+    """
+    prefix, _, genus = name.partition(" ")
+    return [f"{SYNONYMS[prefix]} {genus}"] if prefix in SYNONYMS else []
 
 
 def nearest_distractors(target: Species, species: Sequence[Species], rng: random.Random, k: int = 3) -> list[str]:
@@ -215,6 +231,8 @@ def synthetic_questions(
     seed: int = 0,
     species_seed: int = 0,
     image_seed: int | None = None,
+    classes: Sequence[str] | None = None,
+    class_split: str | None = None,
 ) -> list[dict]:
     """Draw ``per_class`` images of each species into ``out_dir/images/<split>/`` and return one
     question record per image (4 options: the species and its 3 nearest species by attributes).
@@ -227,7 +245,10 @@ def synthetic_questions(
     shares it. Option sets and orders depend on ``(seed, split)``; images on ``(image_seed, split)``
     (``image_seed`` defaults to ``seed``), so splits never share images, and another
     ``image_seed`` draws other images of the same questions: same ids, species, attributes and
-    options.
+    options. Each record carries its species' ``aliases`` (:func:`synthetic_aliases`).
+
+    ``classes`` (a base-to-new split) keeps only those species, as targets *and* as distractors,
+    and ``class_split`` ("seen"/"unseen") is written into every record.
 
     >>> import tempfile
     >>> rows = synthetic_questions(tempfile.mkdtemp(), "test", per_class=1, num_classes=8)
@@ -240,11 +261,16 @@ def synthetic_questions(
     from refine_rft.data.records import make_record, seeded_rng
 
     species = make_species(num_classes, seed=species_seed)
+    indices = {s.name: i for i, s in enumerate(species)}  # ids keep the index in the whole species set
+    if classes is not None:
+        kept = set(classes)
+        species = [s for s in species if s.name in kept]
     image_dir = Path(out_dir) / "images" / split
     image_dir.mkdir(parents=True, exist_ok=True)
     image_seed = seed if image_seed is None else image_seed
     rows = []
-    for class_index, target in enumerate(species):
+    for target in species:
+        class_index = indices[target.name]
         for k in range(per_class):
             question_id = f"synthetic/{split}/{class_index:03d}_{k:04d}"
             path = image_dir / f"{class_index:03d}_{k:04d}.png"
@@ -257,5 +283,26 @@ def synthetic_questions(
                                  "birds", seed=seed, attributes=dict(target.attributes))
             by_name = {s.name: s for s in species}
             record["option_attributes"] = [dict(by_name[name].attributes) for name in record["options"]]
+            if synthetic_aliases(target.name):
+                record["aliases"] = synthetic_aliases(target.name)
+            if class_split is not None:
+                record["class_split"] = class_split
             rows.append(record)
     return rows
+
+
+def synthetic_base_to_new(out_dir: Path, sizes: dict[str, int], common: dict) -> dict[str, Path]:
+    """The synthetic splits of ``refine-rft-workshop synthetic --base-to-new``: species halved (seeded),
+    ``train`` (and ``pool``) and ``test_seen`` from seen species, ``test_unseen``, and ``split.json``."""
+    from refine_rft.data.base_to_new import check_disjoint, class_split, write_split_file
+    from refine_rft.files import write_jsonl_atomic
+
+    split = class_split("synthetic", [s.name for s in make_species(common["num_classes"])], common["seed"])
+    plans = [("train", "train", split.seen, "seen"), ("pool", "pool", split.seen, "seen"),
+             ("test_seen", "test", split.seen, "seen"), ("test_unseen", "test", split.unseen, "unseen")]
+    built = {name: synthetic_questions(out_dir, kind, sizes[kind], classes=classes, class_split=side, **common)
+             for name, kind, classes, side in plans if sizes[kind]}
+    check_disjoint(built["train"], built["test_unseen"])
+    paths = {name: write_jsonl_atomic(out_dir / f"{name}.jsonl", rows) for name, rows in built.items()}
+    paths["split"] = write_split_file(out_dir, [split])
+    return paths

@@ -12,7 +12,7 @@ from pathlib import Path
 from refine_rft.data.cli import summary_line
 from refine_rft.errors import ConfigError
 from refine_rft.files import read_jsonl, write_jsonl_atomic
-from refine_rft_workshop.synthetic import synthetic_questions
+from refine_rft_workshop.synthetic import synthetic_base_to_new, synthetic_questions
 
 
 def prepare_synthetic(
@@ -24,6 +24,7 @@ def prepare_synthetic(
     image_size: int = 112,
     seed: int = 0,
     image_seed: int | None = None,
+    base_to_new: bool = False,
 ) -> dict[str, Path]:
     """Draw the synthetic splits into ``out_dir`` and return ``{split: jsonl path}``.
 
@@ -38,6 +39,10 @@ def prepare_synthetic(
     >>> paths = prepare_synthetic(tempfile.mkdtemp(), num_classes=4, shots=1, test_per_class=1)
     >>> sorted(paths)
     ['test', 'train']
+
+    ``base_to_new`` splits the species in seen and unseen halves (seeded by ``seed``;
+    :mod:`refine_rft.data.base_to_new`): ``train`` (and ``pool``) from seen species only,
+    ``test_seen`` and ``test_unseen``, and ``split.json``.
     """
     sizes = {"train": shots, "test": test_per_class, "pool": pool_per_class}
     for name, count in sizes.items():
@@ -46,12 +51,14 @@ def prepare_synthetic(
     if shots < 1 or test_per_class < 1:
         raise ConfigError(f"shots and test_per_class must be >= 1, got {shots} and {test_per_class}")
     out_dir = Path(out_dir)
+    common = {"num_classes": num_classes, "image_size": image_size, "seed": seed, "image_seed": image_seed}
+    if base_to_new:
+        return synthetic_base_to_new(out_dir, sizes, common)
     paths = {}
     for split, per_class in sizes.items():
         if per_class == 0:
             continue
-        rows = synthetic_questions(out_dir, split, per_class, num_classes=num_classes,
-                                   image_size=image_size, seed=seed, image_seed=image_seed)
+        rows = synthetic_questions(out_dir, split, per_class, **common)
         paths[split] = write_jsonl_atomic(out_dir / f"{split}.jsonl", rows)
     return paths
 
@@ -69,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-seed", type=int, default=None,
                         help="image seed (default: --seed); another value draws other images of the same "
                              "species, attributes and options")
+    parser.add_argument("--base-to-new", action="store_true",
+                        help="split the species into seen and unseen halves (seeded by --seed): train from seen "
+                             "species only, test_seen.jsonl, test_unseen.jsonl and split.json")
     return parser
 
 
@@ -76,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths = prepare_synthetic(args.out, num_classes=args.classes, shots=args.shots,
                               test_per_class=args.test_per_class, pool_per_class=args.pool_per_class,
-                              image_size=args.image_size, seed=args.seed, image_seed=args.image_seed)
+                              image_size=args.image_size, seed=args.seed, image_seed=args.image_seed,
+                              base_to_new=args.base_to_new)
     for split, path in paths.items():
-        print(summary_line(split, read_jsonl(path), path))
+        if path.suffix == ".jsonl":
+            print(summary_line(split, read_jsonl(path), path))
+        else:
+            print(f"{split}: {path}")
     return 0

@@ -8,6 +8,10 @@
 - ``refine-rft prepare paper --roots DIR --choices-dir DIR --out DIR`` builds the paper's setup:
   the six published test sets and the 5-shot training set (3,775 questions).
 
+``--base-to-new`` (every form) splits the classes into seen and unseen (Fine-R1's split for the six
+benchmarks, a seeded half split otherwise): training questions from seen classes only, one test
+set per side, and ``split.json`` (see :mod:`refine_rft.data.base_to_new`).
+
 Images are checked (opened and verified with PIL unless ``--no-verify-images``), and every file
 is written atomically, only after all of a run's questions are built: a failed run leaves no
 partial JSONL behind.
@@ -38,6 +42,8 @@ def _clip_options(args: argparse.Namespace) -> dict:
 
 
 def _dataset_main(args: argparse.Namespace) -> int:
+    if args.base_to_new:
+        return _dataset_base_to_new(args)
     rows = prepare_dataset(args.dataset, args.root, args.split, choices=args.choices, shots=args.shots,
                            seed=args.seed, distractors=args.distractors, pretty=args.pretty_names,
                            verify_images=not args.no_verify_images, noun=args.noun, name=args.name,
@@ -47,16 +53,49 @@ def _dataset_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _paper_main(args: argparse.Namespace) -> int:
-    paths = prepare_paper(args.roots, args.choices_dir, args.out, shots=args.shots, seed=args.seed,
-                          distractors=args.distractors, pretty=args.pretty_names,
-                          verify_images=not args.no_verify_images, clip_options=_clip_options(args))
-    print(paths["summary"].read_text(encoding="utf-8"), end="")
-    print(f"written to {Path(args.out)}: " + ", ".join(f"{name}.jsonl" for name in paths if name != "summary"))
+def _dataset_base_to_new(args: argparse.Namespace) -> int:
+    """One split of one dataset under a base-to-new split: ``--split train`` writes the seen classes'
+    questions to ``--out``; ``--split test`` writes ``<out>_seen.jsonl`` and ``<out>_unseen.jsonl``."""
+    from refine_rft.data.base_to_new import class_split, mark, write_split_file
+    from refine_rft.data.readers import read_split
+
+    name = args.name or args.dataset
+    split = class_split(name, read_split(args.dataset, args.root, "train").classes, args.seed)
+    out = Path(args.out)
+    sides = [("seen", split.seen, out)] if args.split == "train" else [
+        (side, classes, out.with_name(f"{out.stem}_{side}{out.suffix or '.jsonl'}"))
+        for side, classes in (("seen", split.seen), ("unseen", split.unseen))]
+    for side, classes, path in sides:
+        rows = prepare_dataset(args.dataset, args.root, args.split, choices=args.choices, shots=args.shots,
+                               seed=args.seed, distractors=args.distractors, pretty=args.pretty_names,
+                               verify_images=not args.no_verify_images, noun=args.noun, name=args.name,
+                               clip_options=_clip_options(args), classes=classes)
+        path = write_jsonl_atomic(path, mark(rows, split))
+        print(summary_line(f"{name} {args.split} ({side} classes)", rows, path))
+    print(f"split: {len(split.seen)} seen, {len(split.unseen)} unseen classes ({split.source}) -> "
+          f"{write_split_file(out.parent, [split])}")
     return 0
 
 
+def _paper_main(args: argparse.Namespace) -> int:
+    paths = prepare_paper(args.roots, args.choices_dir, args.out, shots=args.shots, seed=args.seed,
+                          distractors=args.distractors, pretty=args.pretty_names,
+                          verify_images=not args.no_verify_images, clip_options=_clip_options(args),
+                          base_to_new=args.base_to_new)
+    print(paths["summary"].read_text(encoding="utf-8"), end="")
+    print(f"written to {Path(args.out)}: " + ", ".join(path.name if name in ("split", "summary") else f"{name}.jsonl"
+                                                      for name, path in paths.items() if name != "summary"))
+    return 0
+
+
+def _base_to_new(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-to-new", action="store_true",
+                        help="split the classes into seen and unseen (Fine-R1's split where published, else a "
+                             "half split seeded by --seed): train from seen classes only, test sets per side")
+
+
 def _common(parser: argparse.ArgumentParser, shots_default: int | None) -> None:
+    _base_to_new(parser)
     parser.add_argument("--shots", type=int, default=shots_default,
                         help=f"training images per class, seeded (default: {shots_default or 'all images'})")
     parser.add_argument("--seed", type=int, default=0, help="shot, distractor and option-order seed (default: 0)")

@@ -48,14 +48,22 @@ def summary_table(tests: dict[str, list[dict]], train: dict[str, list[dict]]) ->
 
 def prepare_paper(roots: str | Path, choices_dir: str | Path, out_dir: str | Path, shots: int = 5, seed: int = 0,
                   distractors: str = "similar", pretty: bool = False, verify_images: bool = True,
-                  datasets: tuple[str, ...] = OFFICIAL, clip_options: dict | None = None) -> dict[str, Path]:
+                  datasets: tuple[str, ...] = OFFICIAL, clip_options: dict | None = None,
+                  base_to_new: bool = False) -> dict[str, Path]:
     """Build and write the test sets and the k-shot training set; return ``{name: path}``.
 
     ``roots`` holds each dataset under its distributed folder name (``CUB_200_2011``,
     ``fgvc-aircraft-2013b``, ``stanford_cars``, ``stanford_dogs``, ``flowers-102``,
     ``oxford-iiit-pet``); ``choices_dir`` holds the published choice files (``bird-200.json``, ...).
     Everything is built before anything is written, so a failure writes nothing.
+
+    ``base_to_new``: Fine-R1's seen/unseen classes (:mod:`refine_rft.data.base_to_new`); the
+    training set from seen classes only, ``test_seen/<dataset>.jsonl`` and
+    ``test_unseen/<dataset>.jsonl``, and ``split.json``.
     """
+    if base_to_new:
+        return _paper_base_to_new(Path(roots), Path(choices_dir), Path(out_dir), shots, seed, distractors, pretty,
+                                  verify_images, datasets, clip_options)
     from tqdm.auto import tqdm
 
     roots, choices_dir, out_dir = Path(roots), Path(choices_dir), Path(out_dir)
@@ -75,4 +83,34 @@ def prepare_paper(roots: str | Path, choices_dir: str | Path, out_dir: str | Pat
     paths = {f"test/{d}": write_jsonl_atomic(out_dir / "test" / f"{d}.jsonl", rows) for d, rows in tests.items()}
     paths["train"] = write_jsonl_atomic(out_dir / "train.jsonl", [r for rows in train.values() for r in rows])
     paths["summary"] = write_text_atomic(out_dir / "summary.md", summary_table(tests, train) + "\n")
+    return paths
+
+
+def _paper_base_to_new(roots: Path, choices_dir: Path, out_dir: Path, shots: int, seed: int, distractors: str,
+                       pretty: bool, verify_images: bool, datasets: tuple[str, ...],
+                       clip_options: dict | None) -> dict[str, Path]:
+    from refine_rft.data.base_to_new import check_disjoint, class_split, mark, write_split_file
+    from refine_rft.data.readers import read_split
+
+    missing = [str(choices_dir / PUBLISHED_FILES[d]) for d in datasets if not (choices_dir / PUBLISHED_FILES[d]).is_file()]
+    if missing:
+        raise MissingFile(f"missing published choice file(s): {', '.join(missing)}")
+    splits, tests, train = [], {"test_seen": {}, "test_unseen": {}}, {}
+    for dataset in datasets:
+        split = class_split(dataset, read_split(dataset, roots, "train").classes, seed)
+        splits.append(split)
+        for side, classes in (("seen", split.seen), ("unseen", split.unseen)):
+            rows = prepare_dataset(dataset, roots, "test", choices=choices_dir / PUBLISHED_FILES[dataset], seed=seed,
+                                   pretty=pretty, verify_images=verify_images, classes=classes)
+            tests[f"test_{side}"][dataset] = [dict(r, class_split=side) for r in rows]
+        train[dataset] = mark(prepare_dataset(dataset, roots, "train", shots=shots, seed=seed, distractors=distractors,
+                                              pretty=pretty, verify_images=verify_images, clip_options=clip_options,
+                                              classes=split.seen), split)
+        check_disjoint(train[dataset], tests["test_unseen"][dataset])
+    paths = {f"{side}/{d}": write_jsonl_atomic(out_dir / side / f"{d}.jsonl", rows)
+             for side, by_dataset in tests.items() for d, rows in by_dataset.items()}
+    paths["train"] = write_jsonl_atomic(out_dir / "train.jsonl", [r for rows in train.values() for r in rows])
+    paths["split"] = write_split_file(out_dir, splits)
+    summary = "\n\n".join(f"{side}\n\n{summary_table(tests[side], train)}" for side in tests)
+    paths["summary"] = write_text_atomic(out_dir / "summary.md", summary + "\n")
     return paths

@@ -11,6 +11,8 @@ nothing is written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from refine_rft.data.choices import match_choices, read_choices
@@ -20,6 +22,7 @@ from refine_rft.data.questions import check_images, questions_from_choices, ques
 from refine_rft.data.readers import read_split
 from refine_rft.data.records import NOUNS
 from refine_rft.errors import ConfigError
+from refine_rft.parsing import normalize_name
 
 
 def prepare_dataset(
@@ -35,6 +38,8 @@ def prepare_dataset(
     noun: str | None = None,
     name: str | None = None,
     clip_options: dict | None = None,
+    classes: Sequence[str] | None = None,
+    aliases: dict[str, list[str]] | None = None,
 ) -> list[dict]:
     """Question records for one split of ``dataset`` read from ``root`` (nothing is written).
 
@@ -42,8 +47,18 @@ def prepare_dataset(
     Otherwise one question per image (``shots`` per class when given), with 3 distractors from
     the ``distractors`` strategy. ``name`` and ``noun`` set the record fields for custom data
     (defaults: the reader's name and the dataset's noun, or "objects").
+
+    ``classes`` (one side of a base-to-new split) keeps only questions about those classes, and
+    without a choice file draws their distractors from those classes only. Each row gets its
+    label's ``aliases`` from ``aliases`` (default: the shipped table of ``dataset``).
     """
+    from refine_rft.data.aliases import attach_aliases, shipped_aliases
+
     labelled = read_split(dataset, root, split)
+    kept = None if classes is None else {normalize_name(c) for c in classes}
+    if kept is not None and choices is None:
+        labelled = replace(labelled, examples=[e for e in labelled.examples if normalize_name(e.label) in kept],
+                           classes=[c for c in labelled.classes if normalize_name(c) in kept])
     name = name or dataset
     noun = noun or NOUNS.get(dataset, "objects")
     if choices is not None:
@@ -51,6 +66,8 @@ def prepare_dataset(
             raise ConfigError("--shots and --choices exclude each other: a choice file fixes its questions")
         matched = match_choices(read_choices(choices), labelled, choices)
         rows = questions_from_choices(matched, name, split, noun, seed, pretty, labelled.class_attributes)
+        if kept is not None:
+            rows = [r for r in rows if normalize_name(r["label"]) in kept]
     else:
         examples = sample_shots(labelled, shots, seed) if shots is not None else labelled.examples
         picked = choose_distractors(distractors, examples, labelled.classes, seed, dataset=name,
@@ -58,4 +75,4 @@ def prepare_dataset(
         rows = questions_with_distractors(examples, picked, name, split, noun, seed, pretty,
                                           labelled.class_attributes)
     check_images([r["image"] for r in rows], verify_images, desc=f"verify {name} {split} images")
-    return rows
+    return attach_aliases(rows, shipped_aliases(dataset) if aliases is None else aliases)

@@ -34,8 +34,10 @@ from refine_rft.files import read_jsonl
 QUESTION_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun")
 # Ground-truth attributes, where the data has them (CUB with attributes/; the workshop's synthetic set).
 ATTRIBUTE_FIELDS = ("attributes", "option_attributes")
+# Open-world columns, where prepared: the label's aliases, and "seen"/"unseen" under a base-to-new split.
+OPEN_FIELDS = ("aliases", "class_split")
 # Every column of a question that a later stage reads.
-QUESTION_COLUMNS = QUESTION_FIELDS + ATTRIBUTE_FIELDS
+QUESTION_COLUMNS = QUESTION_FIELDS + ATTRIBUTE_FIELDS + OPEN_FIELDS
 # The columns that travel beside the image: TRL hands them to the rewards, the rewards to the judge.
 TEXT_COLUMNS = tuple(name for name in QUESTION_COLUMNS if name != "image")
 # What a prediction adds to its question's columns.

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=parse_max_tokens, default={},
                         help=f"per-style budgets, e.g. cot=256 (defaults: {DEFAULT_MAX_NEW_TOKENS})")
     parser.add_argument("--limit", type=int, help="only the first N questions")
+    parser.add_argument("--similarity", choices=("siglip", "minilm", "auto"),
+                        help="add Fine-R1's embedding-similarity score to the open-world styles: siglip (Fine-R1's "
+                             "encoder, needs the [clip] extra and its weights), minilm (an offline stand-in, "
+                             "labelled as such) or auto (siglip where it loads)")
     add_resolution_arguments(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="start OUT's predictions afresh (needed when model, adapter, backend, budgets or data change)")
@@ -73,7 +77,14 @@ def format_scores(scores: dict) -> str:
     lines = []
     for style, s in scores["styles"].items():
         per = "  ".join(f"{name}={d['accuracy']:.1f}" for name, d in s["per_dataset"].items())
-        lines.append(f"{style:<6} avg={s['average']:.1f}  {per}  (n={s['n']}, unparseable {s['unparseable']:.1f}%)")
+        extra = f"  exact={s['exact_average']:.1f}" if "exact_average" in s else ""
+        if "similarity" in s:
+            extra += f"  similarity={s['similarity']['average']:.3f} ({s['similarity']['encoder']})"
+        if "per_class_split" in s:
+            extra += "  " + "  ".join(f"{k}={v['accuracy'] if isinstance(v, dict) else v:.1f}"
+                                      for k, v in s["per_class_split"].items())
+        lines.append(f"{style:<6} avg={s['average']:.1f}  {per}  (n={s['n']}, unparseable {s['unparseable']:.1f}%)"
+                     + extra)
     return "\n".join(lines)
 
 
@@ -88,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         overwrite=args.overwrite,
     )
     if path.is_file():
-        scores = score_predictions(path)
+        scores = score_predictions(path, similarity=args.similarity)
         print(format_scores(scores))
         print(f"wrote {path} and {Path(path).parent / 'scores.json'}")
     return report_rejects("eval", Path(args.out) / REJECTS_FILE, "questions")

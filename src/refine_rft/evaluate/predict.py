@@ -24,7 +24,7 @@ from refine_rft.evaluate.cli import add_resolution_arguments
 from refine_rft.evaluate.generate import DEFAULT_MAX_NEW_TOKENS, make_generator
 from refine_rft.evaluate.score import parsed_choice
 from refine_rft.parsing import parse_response
-from refine_rft.prompts import LETTERS, STYLES, question_text
+from refine_rft.prompts import LETTERS, STYLES, prompt_style, question_text
 
 
 def parse_options(text: str) -> list[str]:
@@ -65,7 +65,9 @@ def render(console: Console, options: list[str], response: str, style: str, answ
     if choice is None:
         line.append(f"none that the {style} rule accepts ({parsed.answer or response!r})", style="yellow")
     else:
-        line.append(f"{LETTERS[choice]}. {options[choice]}", style="bold green" if answer in (None, choice) else "bold red")
+        # An open-world answer has no letter: the options served only as the classes it may name.
+        named = options[choice] if prompt_style(style).open_world else f"{LETTERS[choice]}. {options[choice]}"
+        line.append(named, style="bold green" if answer in (None, choice) else "bold red")
         if answer is not None:
             line.append("  (correct)" if choice == answer else f"  (wrong: {LETTERS[answer]}. {options[answer]})")
     console.print(line)

@@ -13,6 +13,9 @@ second option, no negation, no hedge), which R_cls uses too:
   the paper, whatever the rest of the text says) and taken as R_cls takes it
   (:func:`~refine_rft.parsing.answer_block`: one block, nothing after it); the block must identify
   the true option under :func:`~refine_rft.parsing.extract_choice`.
+- **open**, **open_cot** (no options shown): the whole response, or for ``open_cot`` its one
+  ``<answer>`` block, must name the true class and nothing else (:mod:`refine_rft.openworld`),
+  among every class and alias the predictions file shows for the dataset.
 
 Accuracies are percentages. A style's average is the mean of its per-dataset accuracies (each
 dataset weighs the same, as the paper's "Avg" column).
@@ -26,6 +29,8 @@ from pathlib import Path
 
 from refine_rft.errors import MissingFile
 from refine_rft.files import iter_jsonl_tolerant, write_text_atomic
+from refine_rft.openworld import true_label, vocabularies
+from refine_rft.evaluate.similarity import similarity_scores
 from refine_rft.prompts import prompt_style
 
 SCORES_FILE = "scores.json"
@@ -44,50 +49,121 @@ def parsed_choice(style: str, response: str | None, options: Sequence[str]) -> i
     return prompt_style(style).parse(response, options)
 
 
-def score_rows(rows: Iterable[dict]) -> dict:
+def score_rows(rows: Iterable[dict], similarity=None) -> dict:
     """Per-style, per-dataset accuracy (%) and unparseable share (%) of prediction rows.
+
+    Open-world styles (``open``, ``open_cot``) are read by :mod:`refine_rft.openworld` against
+    every class and alias the file's rows show for the dataset, and add ``exact`` (the class's own
+    name only, no alias) and, given a ``similarity`` encoder, Fine-R1's similarity score
+    (:mod:`refine_rft.evaluate.similarity`). Rows of a base-to-new split (``class_split``) add
+    ``per_class_split``: seen, unseen and their harmonic mean, for every style.
 
     >>> rows = [{"style": "choice", "dataset": "cub", "options": ["x", "y"], "answer": 1, "response": r}
     ...         for r in ["B", "A", "no idea"]]
     >>> s = score_rows(rows)["choice"]
     >>> round(s["average"], 1), s["per_dataset"]["cub"]["n"], round(s["unparseable"], 1)
     (33.3, 3, 33.3)
+    >>> rows = [{"style": "open", "dataset": "dogs", "label": "Japanese_spaniel", "aliases": ["Japanese Chin"],
+    ...          "options": ["Japanese_spaniel", "Pug"], "answer": 0, "response": r}
+    ...         for r in ["A Japanese Chin.", "Japanese_spaniel", "Pug", ""]]
+    >>> s = score_rows(rows)["open"]
+    >>> s["average"], s["exact_average"], s["unparseable"]
+    (50.0, 25.0, 25.0)
     """
-    counts: dict = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))  # style -> dataset -> [n, right, none]
+    rows = list(rows)
+    vocab = vocabularies(rows)
+    cells: dict = defaultdict(lambda: defaultdict(list))  # style -> dataset -> [(right, none, exact, side, sim)]
+    open_rows: list[tuple[dict, str]] = []
     for row in rows:
-        choice = parsed_choice(row["style"], row["response"], row["options"])
-        cell = counts[row["style"]][row["dataset"]]
-        cell[0] += 1
-        cell[1] += choice == row["answer"]
-        cell[2] += choice is None
-    scores = {}
-    for style, datasets in counts.items():
-        per_dataset = {
-            name: {"n": n, "accuracy": 100.0 * right / n, "unparseable": 100.0 * none / n}
-            for name, (n, right, none) in sorted(datasets.items())
-        }
-        total = sum(d["n"] for d in per_dataset.values())
-        scores[style] = {
-            "per_dataset": per_dataset,
-            "average": sum(d["accuracy"] for d in per_dataset.values()) / len(per_dataset),
-            "unparseable": sum(datasets[k][2] for k in datasets) * 100.0 / total,
-            "n": total,
-        }
+        style = prompt_style(row["style"])
+        if style.open_world:
+            answer = style.answer(row["response"])
+            named = vocab[row["dataset"]].named(answer)
+            right, none = named == true_label(row), named is None
+            exact = right and vocab[row["dataset"]].exact(answer) is not None
+            open_rows.append((row, answer if answer is not None else row["response"] or ""))
+        else:
+            choice = parsed_choice(row["style"], row["response"], row["options"])
+            right, none, exact = choice == row["answer"], choice is None, None
+        cells[row["style"]][row["dataset"]].append([right, none, exact, row.get("class_split"), None])
+    if similarity is not None and open_rows:
+        scores = iter(similarity_scores([a for _, a in open_rows], [true_label(r) for r, _ in open_rows],
+                                        [r["dataset"] for r, _ in open_rows], similarity,
+                                        [r.get("noun") for r, _ in open_rows]))
+        for style, datasets in cells.items():
+            if prompt_style(style).open_world:
+                for cell in datasets.values():
+                    for entry in cell:
+                        entry[4] = next(scores)
+    return {style: _style_scores(datasets, prompt_style(style).open_world, similarity)
+            for style, datasets in cells.items()}
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def _style_scores(datasets: dict, open_world: bool, similarity) -> dict:
+    per_dataset = {}
+    for name, cell in sorted(datasets.items()):
+        n = len(cell)
+        entry = {"n": n, "accuracy": 100.0 * sum(c[0] for c in cell) / n, "unparseable": 100.0 * sum(c[1] for c in cell) / n}
+        if open_world:
+            entry["exact"] = 100.0 * sum(bool(c[2]) for c in cell) / n
+            if similarity is not None:
+                entry["similarity"] = _mean(c[4] for c in cell)
+        per_dataset[name] = entry
+    total = sum(d["n"] for d in per_dataset.values())
+    scores = {
+        "per_dataset": per_dataset,
+        "average": _mean(d["accuracy"] for d in per_dataset.values()),
+        "unparseable": sum(sum(c[1] for c in cell) for cell in datasets.values()) * 100.0 / total,
+        "n": total,
+    }
+    if open_world:
+        scores["exact_average"] = _mean(d["exact"] for d in per_dataset.values())
+        if similarity is not None:
+            scores["similarity"] = {"average": _mean(d["similarity"] for d in per_dataset.values()),
+                                    "encoder": similarity.name, "stand_in": similarity.stand_in}
+    sides = sorted({c[3] for cell in datasets.values() for c in cell} - {None})
+    if sides:
+        scores["per_class_split"] = _class_split_scores(datasets, sides)
     return scores
 
 
-def score_predictions(path: str | Path, write: bool = True) -> dict:
+def _class_split_scores(datasets: dict, sides: list[str]) -> dict:
+    """Seen and unseen accuracy (each the mean of per-dataset accuracies) and their harmonic mean."""
+    out = {}
+    for side in sides:
+        per = [_mean(c[0] for c in cell if c[3] == side) * 100.0 for cell in datasets.values()
+               if any(c[3] == side for c in cell)]
+        out[side] = {"accuracy": _mean(per), "n": sum(c[3] == side for cell in datasets.values() for c in cell)}
+    if "seen" in out and "unseen" in out:
+        seen, unseen = out["seen"]["accuracy"], out["unseen"]["accuracy"]
+        out["harmonic"] = 2 * seen * unseen / (seen + unseen) if seen + unseen else 0.0
+    return out
+
+
+def score_predictions(path: str | Path, write: bool = True, similarity: str | None = None) -> dict:
     """Score ``predictions.jsonl`` and (by default) write ``scores.json`` next to it, atomically.
 
     Returns ``{"predictions": name, "styles": {style: {"per_dataset": ..., "average": ...,
-    "unparseable": ..., "n": ...}}}``.
+    "unparseable": ..., "n": ...}}}``. ``similarity`` (``siglip``, ``minilm`` or ``auto``; see
+    :func:`~refine_rft.evaluate.similarity.text_encoder`) adds Fine-R1's similarity score to the
+    open-world styles.
     """
     import json
 
     path = Path(path)
     if not path.is_file():
         raise MissingFile(f"no predictions file: {path}")
-    scores = {"predictions": path.name, "styles": score_rows(iter_jsonl_tolerant(path))}
+    encoder = None
+    if similarity is not None:
+        from refine_rft.evaluate.similarity import text_encoder
+
+        encoder = text_encoder(similarity)
+    scores = {"predictions": path.name, "styles": score_rows(iter_jsonl_tolerant(path), encoder)}
     if write:
         write_text_atomic(path.parent / SCORES_FILE, json.dumps(scores, indent=2) + "\n")
     return scores

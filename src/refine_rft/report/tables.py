@@ -5,6 +5,11 @@
 - Table 4, general VQA: lmms-eval's MMStar / MMMU / TextVQA.
 - Table 5, ablation: which components each labelled run used, with its average scores.
 
+With open-world predictions (``open``, ``open_cot``) Table 2 gains their columns, and two tables
+follow it: open-world accuracy with aliases and without (exact), and Fine-R1's similarity score
+(its encoder named, a stand-in marked); with a base-to-new split, seen / unseen / harmonic mean
+per style. Without them the tables are the paper's, unchanged.
+
 Numbers are percentages (RSC: 0-100) with one decimal; a missing value is "–" ("" in CSV).
 """
 
@@ -190,9 +195,53 @@ def ablation_table(runs: Sequence[Run]) -> Table | None:
     return Table("table5_ablation", "Ablation", columns, rows)
 
 
+def open_world_table(runs: Sequence[Run]) -> Table | None:
+    """Open-world styles: accuracy with aliases, exact names only, and Fine-R1's similarity (0-100)."""
+    styles = [s for s in STYLES if PROMPT_STYLES[s].open_world and any(s in run.scores for run in runs)]
+    if not styles:
+        return None
+    # The encoder's name says whether it is Fine-R1's SigLIP or the MiniLM stand-in.
+    encoders = sorted({run.scores[s]["similarity"]["encoder"]
+                       for run in runs for s in styles if "similarity" in run.scores.get(s, {})})
+    columns = [("", "Run")]
+    for s in styles:
+        columns += [(STYLE_LABELS[s], "Acc."), (STYLE_LABELS[s], "Exact")]
+        columns += [(STYLE_LABELS[s], "Sim.")] if encoders else []
+    rows = []
+    for run in runs:
+        row = [run.name]
+        for s in styles:
+            score = run.scores.get(s, {})
+            similarity = score.get("similarity")
+            row += [score.get("average"), score.get("exact_average")]
+            row += [100 * similarity["average"] if similarity else None] if encoders else []
+        rows.append(row)
+    title = "Open-world accuracy (%): with aliases, exact names only"
+    title += f"; similarity x100 by {', '.join(encoders)}" if encoders else ""
+    return Table("table2b_open_world", title, columns, rows)
+
+
+def base_to_new_table(runs: Sequence[Run]) -> Table | None:
+    """Base-to-new: seen, unseen and harmonic-mean accuracy per style (runs on a split's test sets)."""
+    styles = [s for s in STYLES if any("per_class_split" in run.scores.get(s, {}) for run in runs)]
+    if not styles:
+        return None
+    columns = [("", "Run")] + [(STYLE_LABELS[s], k) for s in styles for k in ("Seen", "Unseen", "HM")]
+    rows = []
+    for run in runs:
+        row = [run.name]
+        for s in styles:
+            split = run.scores.get(s, {}).get("per_class_split", {})
+            row += [split.get("seen", {}).get("accuracy"), split.get("unseen", {}).get("accuracy"),
+                    split.get("harmonic")]
+        rows.append(row)
+    return Table("table2c_base_to_new", "Base-to-new accuracy (%): seen, unseen classes, harmonic mean", columns, rows)
+
+
 def all_tables(runs: Sequence[Run]) -> list[Table]:
     """The tables that the runs have data for, in the paper's order."""
-    tables = [answer_only_table(runs), reasoning_table(runs), general_table(runs), ablation_table(runs)]
+    tables = [answer_only_table(runs), open_world_table(runs), base_to_new_table(runs), reasoning_table(runs),
+              general_table(runs), ablation_table(runs)]
     return [t for t in tables if t is not None]
 
 

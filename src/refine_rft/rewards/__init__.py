@@ -12,12 +12,14 @@ name                    paper   what it scores
 ``classification``      R_cls   the ``<answer>`` names exactly the true option
 ``reasoning``           R_cot   a teacher judge scores the reasoning against the image (0-1)
 ``length``              —       thinking within a token budget (1.0), beyond it less
+``open_classification`` R_cls   open world: the ``<answer>`` names the true class (or an alias), nothing else
+``open_verifier``       R_cls   open world: a text LLM judges that the ``<answer>`` names the true class
 >>> [f.__name__ for f in get_reward_funcs(["attribute_format", "classification"])]
 ['attribute_format_reward', 'classification_reward']
 >>> get_reward_funcs(["acc"])
 Traceback (most recent call last):
 ...
-refine_rft.errors.ConfigError: unknown reward 'acc'; valid rewards: format, attribute_format, classification, reasoning, length
+refine_rft.errors.ConfigError: unknown reward 'acc'; valid rewards: format, attribute_format, classification, reasoning, length, open_classification, open_verifier
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RewardSettings:
-    """What a reward may need from the run: the judge (``reasoning``), the thinking budget and the
-    policy's tokenizer (``length``)."""
+    """What a reward may need from the run: the judge (``reasoning``, ``open_verifier``), the thinking
+    budget and the policy's tokenizer (``length``), the training data's class vocabulary
+    (``open_classification``, ``open_verifier``: ``{dataset: ClassVocabulary}``)."""
 
     judge: JudgeConfig | None = None
     length_budget: int = 256
     tokenizer: object = None
+    classes: dict | None = None
 
 
 def _reasoning(settings: RewardSettings):
@@ -59,6 +63,21 @@ def _length(settings: RewardSettings):
     return make_length_reward(settings.length_budget, settings.tokenizer)
 
 
+def _open_classification(settings: RewardSettings):
+    from refine_rft.rewards.open import make_open_classification_reward
+
+    return make_open_classification_reward(settings.classes)
+
+
+def _open_verifier(settings: RewardSettings):
+    from refine_rft.rewards.verifier import make_open_verifier_reward
+
+    if settings.judge is None or settings.judge.backend != "openai":
+        raise ConfigError("the 'open_verifier' reward needs a text LLM: set 'judge' in the recipe to "
+                          "{backend: openai, base_urls: [...], model: ...}")
+    return make_open_verifier_reward(settings.judge, settings.classes)
+
+
 class Reward(NamedTuple):
     """One entry of :data:`REWARDS`: the paper's symbol, what it scores, and its factory."""
 
@@ -74,6 +93,10 @@ REWARDS: dict[str, Reward] = {
     "classification": Reward("R_cls", "the ``<answer>`` names exactly the true option", lambda s: classification_reward),
     "reasoning": Reward("R_cot", "a teacher judge scores the reasoning against the image (0-1)", _reasoning),
     "length": Reward("—", "thinking within a token budget (1.0), beyond it less", _length),
+    "open_classification": Reward("R_cls", "open world: the ``<answer>`` names the true class (or an alias), "
+                                  "nothing else", _open_classification),
+    "open_verifier": Reward("R_cls", "open world: a text LLM judges that the ``<answer>`` names the true class",
+                            _open_verifier),
 }
 REWARD_NAMES = tuple(REWARDS)
 
@@ -90,6 +113,7 @@ def get_reward_funcs(
     judge: JudgeConfig | None = None,
     length_budget: int = 256,
     tokenizer=None,
+    classes: dict | None = None,
 ) -> list:
     """The reward functions named in ``names``, in that order.
 
@@ -98,6 +122,7 @@ def get_reward_funcs(
         judge: the judge settings; required by ``reasoning`` and ignored otherwise.
         length_budget: thinking tokens allowed by ``length`` without penalty.
         tokenizer: the policy tokenizer, with which ``length`` counts tokens.
+        classes: ``{dataset: ClassVocabulary}`` of the training data, for the open-world rewards.
 
     Raises:
         ValueError: an unknown or repeated name (the message lists the valid ones), or ``reasoning``
@@ -110,5 +135,5 @@ def get_reward_funcs(
         raise ConfigError(f"rewards listed twice in {list(names)}; each reward may appear once")
     if not names:
         raise ConfigError(f"no rewards given; choose from: {', '.join(REWARDS)}")
-    settings = RewardSettings(judge, length_budget, tokenizer)
+    settings = RewardSettings(judge, length_budget, tokenizer, classes)
     return [REWARDS[name].make(settings) for name in names]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from refine_rft.data.records import TEXT_COLUMNS
 from refine_rft.errors import ConfigError
-from refine_rft.prompts import STYLES, answer_text, question_text
+from refine_rft.prompts import PROMPT_STYLES, STYLES, answer_text, question_text
 
 
 def load_records(path: str | os.PathLike, max_samples: int | None = None) -> list[dict]:
@@ -91,13 +91,16 @@ def sft_rows(records: list[dict], style: str = "both", target: str = "answer") -
     ...                   "answer": 1, "noun": "birds"}])
     >>> rows[0]["messages"][1]
     {'role': 'assistant', 'content': 'B. y'}
+    >>> sft_rows([{"id": "q1", "image": "a.png", "label": "y", "options": ["x", "y"], "answer": 1,
+    ...            "noun": "birds"}], style="open")[0]["messages"]
+    [{'role': 'user', 'content': 'What species is this bird?'}, {'role': 'assistant', 'content': 'y'}]
     """
     _check_style(style)
     return [
         {
             "messages": [
                 {"role": "user", "content": question_text(record["noun"], record["options"], style)},
-                {"role": "assistant", "content": _sft_target(record, target)},
+                {"role": "assistant", "content": _sft_target(record, target, style)},
             ],
             "image": record["image"],
             "id": record["id"],
@@ -106,9 +109,10 @@ def sft_rows(records: list[dict], style: str = "both", target: str = "answer") -
     ]
 
 
-def _sft_target(record: dict, target: str) -> str:
+def _sft_target(record: dict, target: str, style: str = "both") -> str:
     if target == "answer":
-        return answer_text(record["options"], record["answer"])
+        # An open-world question shows no letters: its answer is the class name alone.
+        return record["label"] if PROMPT_STYLES[style].open_world else answer_text(record["options"], record["answer"])
     if target == "cot":
         return reference_cot_response(record)
     raise ConfigError(f"unknown sft_target {target!r}; valid: answer, cot")

