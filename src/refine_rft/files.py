@@ -305,7 +305,8 @@ def output_lock(output: str | os.PathLike, folder: bool = False, what: str = "ou
     writer (another process, here or on a host sharing the file system) refuses at once with
     :class:`~refine_rft.errors.OutputLocked`, naming them. The kernel drops the lock of a process that
     dies, so a lock whose holder is gone (killed, crashed) is taken over, with a warning naming it.
-    The same process may take a lock it already holds (nested stages of one run).
+    The same process may take a lock it already holds (nested stages of one run). A folder the lock
+    created is removed again if nothing but the lock was written in it (the run refused its input).
 
     >>> import tempfile, os
     >>> out = os.path.join(tempfile.mkdtemp(), "scores.jsonl")
@@ -330,6 +331,7 @@ def output_lock(output: str | os.PathLike, folder: bool = False, what: str = "ou
             with _held_guard:
                 _held[lock][1] -= 1
         return
+    created = folder and not lock.parent.exists()
     lock.parent.mkdir(parents=True, exist_ok=True)
     handle = open(lock, "a+", encoding="utf-8")  # noqa: SIM115 (held past this frame)
     try:
@@ -361,5 +363,8 @@ def output_lock(output: str | os.PathLike, folder: bool = False, what: str = "ou
             handle.seek(0)
             handle.truncate()  # an empty lock file: released cleanly, nobody to take over from
             handle.flush()
+            if created and os.listdir(lock.parent) == [LOCK_NAME]:  # refused before writing anything
+                lock.unlink()
+                lock.parent.rmdir()
     finally:
         handle.close()  # closing drops the flock

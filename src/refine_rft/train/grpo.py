@@ -24,9 +24,11 @@ Python::
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 from refine_rft.errors import ConfigError
+from refine_rft.files import output_lock
 from refine_rft.train.config import GRPOScriptArguments, parse_recipe
 
 
@@ -79,8 +81,12 @@ def run(script_args, training_args, model_args) -> Path:
     """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
     from refine_rft.train.model import train_and_save
 
-    return train_and_save(build_trainer, script_args, training_args, model_args,
-                          generations=training_args.num_generations)
+    # One writer per output_dir: the main process holds its lock for the whole run (another run into
+    # the same folder refuses, naming this one).
+    lock = output_lock(training_args.output_dir, folder=True, what="train")
+    with lock if training_args.process_index == 0 else nullcontext():
+        return train_and_save(build_trainer, script_args, training_args, model_args,
+                              generations=training_args.num_generations)
 
 
 def train_grpo(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:

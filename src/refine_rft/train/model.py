@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from refine_rft.errors import ConfigError, MissingFile
-from refine_rft.models import TINY_PREFIX, resolve_model_path
+from refine_rft.models import resolve_model_path
 
 
 def model_path(model_args) -> str:
@@ -22,14 +22,14 @@ def load_processor(model_args, training_args, resolution=None):
     images at ``resolution`` (an :class:`~refine_rft.models.resolution.ImageResolution`; the trainers
     save this processor, and with it the resolution, beside the adapter).
 
-    The embedded tiny model's processor is a project class, loaded with ``trust_remote_code``.
+    Code in the model folder runs only with ``trust_remote_code`` or when it is the project's own
+    checksummed processor (the tiny models; see :mod:`refine_rft.models.trust`).
     """
-    from transformers import AutoProcessor
+    from refine_rft.models.trust import load_processor as load_trusted
 
-    trust = training_args.trust_remote_code or model_args.model_name_or_path.startswith(TINY_PREFIX)
     kwargs = resolution.from_pretrained_kwargs() if resolution is not None else {}
-    processor = AutoProcessor.from_pretrained(model_path(model_args), revision=model_args.model_revision,
-                                              trust_remote_code=trust, **kwargs)
+    processor = load_trusted(model_path(model_args), training_args.trust_remote_code,
+                             revision=model_args.model_revision, **kwargs)
     processor.tokenizer.padding_side = "left"
     return processor
 

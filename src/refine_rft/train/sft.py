@@ -19,8 +19,10 @@ Python::
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
+from refine_rft.files import output_lock
 from refine_rft.train.config import SFTScriptArguments, parse_recipe
 
 
@@ -54,7 +56,11 @@ def run(script_args, training_args, model_args) -> Path:
     """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
     from refine_rft.train.model import train_and_save
 
-    return train_and_save(build_trainer, script_args, training_args, model_args)
+    # One writer per output_dir: the main process holds its lock for the whole run (another run into
+    # the same folder refuses, naming this one).
+    lock = output_lock(training_args.output_dir, folder=True, what="train")
+    with lock if training_args.process_index == 0 else nullcontext():
+        return train_and_save(build_trainer, script_args, training_args, model_args)
 
 
 def train_sft(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:
