@@ -106,6 +106,29 @@ def _temporary_file(path: Path) -> tuple[int, str]:
     return handle, tmp
 
 
+def honour_umask(path: str | os.PathLike) -> None:
+    """Give the files and folders under ``path`` that a library wrote private (0600 / 0700: safetensors,
+    ``mkdtemp``) the mode a plain ``open`` / ``mkdir`` gives under the umask; other modes are left alone.
+
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp(); path = os.path.join(folder, "w.safetensors")
+    >>> os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)); old = os.umask(0o022)
+    >>> honour_umask(folder); _ = os.umask(old)
+    >>> oct(os.stat(path).st_mode & 0o777), oct(os.stat(folder).st_mode & 0o777)
+    ('0o644', '0o755')
+    """
+    mask, path = current_umask(), Path(path)
+    entries = [path, *path.rglob("*")] if path.is_dir() else [path]
+    for entry in entries:
+        if entry.is_symlink() or not entry.exists():
+            continue
+        mode = entry.stat().st_mode & 0o777
+        if entry.is_dir() and mode == 0o700:
+            os.chmod(entry, 0o777 & ~mask)
+        elif entry.is_file() and mode == 0o600:
+            os.chmod(entry, 0o666 & ~mask)
+
+
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     """Write rows to ``path`` through a temporary file in the same folder and an atomic rename,
     so a failed run never leaves a partial file."""
@@ -153,9 +176,9 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    os.chmod(work, 0o777 & ~current_umask())  # mkdtemp makes 0700 whatever the umask
     try:
         yield work
+        honour_umask(work)  # mkdtemp makes 0700, safetensors 0600, whatever the umask
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
