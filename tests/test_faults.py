@@ -398,7 +398,7 @@ def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
             holder.send_signal(signal.SIGKILL)  # gone without releasing: its pid stays in the lock file
             holder.wait()
     # A lock whose holder is gone is taken over, with a message naming it.
-    result = cli("judge", predictions, "--backend", "attributes", "--out", scores)
+    result = cli("judge", predictions, "--backend", "attributes", "--out", scores, "--overwrite")
     assert result.returncode == 0, result.stderr
     assert f"took over the lock of a judge run that is gone (pid={holder.pid} " in result.stderr
     assert lock.read_text() == ""  # released cleanly
