@@ -26,6 +26,7 @@ from refine_rft.prompts import answer_text
 from refine_rft.testing.scripted_server import ScriptedJudgeServer, Status
 
 SRC = Path(refine_rft.__file__).resolve().parents[1]
+RECIPE = Path(__file__).resolve().parents[1] / "recipes/tiny/vanilla_grpo.yaml"
 
 
 def cli_env() -> dict:
@@ -287,8 +288,8 @@ def jsonl(path: Path) -> list[dict]:
 
 
 def eval_cot(data: Path, out: Path, model: str, *extra, umask: int = -1) -> subprocess.CompletedProcess:
-    return cli("eval", "--model", model, "--data", data / "questions.jsonl", "--prompts", "cot", "--max-new-tokens",
-               "cot=12", "--batch-size", "4", "--out", out, *extra, umask=umask)
+    return cli("eval", "--model", model, "--data", data / "questions.jsonl", "--prompts", "cot",
+               "--max-new-tokens", "cot=12", "--batch-size", "4", "--out", out, *extra, umask=umask)
 
 
 def test_judge_rejudges_exactly_the_responses_that_changed_and_report_refuses_stale_scores(data, tmp_path):
@@ -309,11 +310,12 @@ def test_judge_rejudges_exactly_the_responses_that_changed_and_report_refuses_st
         assert changed > 0
         # Until the judge has seen the new responses, the report refuses to show the old scores.
         line = one_line_error(cli("report", run, "--out", tmp_path / "report"), "report")
-        assert "judged other responses than" in line and f"refine-rft judge {predictions} --out {scores}" in line
+        assert "judged other responses than" in line
+        assert f"refine-rft judge {predictions} --out {scores}" in line
         second = cli(*judge)
     assert second.returncode == 0, second.stderr
-    assert (f"judged {changed} responses ({4 - changed} already scored in {scores}, re-judged {changed} whose "
-            f"response changed)") in second.stderr
+    assert (f"judged {changed} responses ({4 - changed} already scored in {scores}, re-judged {changed} "
+            f"whose response changed)") in second.stderr
     assert {row["id"]: row["judged_sha256"] for row in jsonl(scores)} == {
         row["id"]: judged_digest(row) for row in jsonl(predictions)}
     assert cli("report", run, "--out", tmp_path / "report").returncode == 0
@@ -387,8 +389,8 @@ def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
     for command, args, output, folder in (
             ("eval", ["--model", "tiny:qwen2_vl", "--data", predictions, "--prompts", "choice", "--out"],
              tmp_path / "eval", True),
-            ("train", ["--config", Path(__file__).resolve().parents[1] / "recipes/tiny/vanilla_grpo.yaml",
-                       "--train_file", predictions, "--max_steps", "1", "--output_dir"], tmp_path / "train", True),
+            ("train", ["--config", RECIPE, "--train_file", predictions, "--max_steps", "1", "--output_dir"],
+             tmp_path / "train", True),
             ("judge", [predictions, "--backend", "attributes", "--out"], scores, False)):
         holder = hold_lock(output, folder)
         try:
@@ -444,8 +446,8 @@ def test_known_os_conditions_are_one_line_exit_2(data, tmp_path):
     a_file.write_text("not a folder")
     dangling = tmp_path / "dangling.jsonl"
     dangling.symlink_to(tmp_path / "nowhere" / "scores.jsonl")
-    eval_into = ["eval", "--model", "tiny:qwen2_vl", "--data", data / "questions.jsonl", "--prompts", "choice",
-                 "--out"]
+    eval_into = ["eval", "--model", "tiny:qwen2_vl", "--data", data / "questions.jsonl", "--prompts",
+                 "choice", "--out"]
     judge_into = ["judge", data / "questions.jsonl", "--backend", "attributes", "--out"]
     cases = [
         (eval_into, a_file, "File exists: "),  # --out an existing file
@@ -468,7 +470,8 @@ def test_known_os_conditions_are_one_line_exit_2(data, tmp_path):
 def test_configuration_errors_are_one_line_exit_2(data, tmp_path):
     recipes = {"judge: {backend: openai\n  model: [teacher\n": "not valid YAML",
                "include: 5\n": "'include' must be a path or a list of paths",
-               "judge: {backend: attributes, timeout: fast}\n": "judge config: timeout must be a number, got 'fast'"}
+               "judge: {backend: attributes, timeout: fast}\n":
+                   "judge config: timeout must be a number, got 'fast'"}
     for text, message in recipes.items():
         recipe = tmp_path / "recipe.yaml"
         recipe.write_text(text)
@@ -494,25 +497,23 @@ def test_an_unexpected_error_keeps_its_traceback_and_its_own_exit_status():
 def test_outputs_honour_the_umask(data, tmp_path):
     run, report = tmp_path / "run", tmp_path / "report"
     assert eval_cot(data, run, "tiny:qwen2_vl", umask=0o022).returncode == 0
-    assert cli("judge", run / "predictions.jsonl", "--backend", "attributes", "--out", run / "judge_scores.jsonl",
-               umask=0o022).returncode == 0
+    judge = ["judge", run / "predictions.jsonl", "--backend", "attributes", "--out",
+             run / "judge_scores.jsonl"]
+    assert cli(*judge, umask=0o022).returncode == 0
     assert cli("report", run, "--out", report, umask=0o022).returncode == 0
     written = [p for p in [*run.rglob("*"), *report.rglob("*")] if p.is_file()]
     names = {p.name for p in written}
     assert {"scores.json", "run_settings.json", "judge_scores.settings.json", "judge_scores.summary.json",
             "report.html", "predictions.jsonl"} <= names
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o644" for p in written}
-    assert cli("judge", run / "predictions.jsonl", "--backend", "attributes", "--out", run / "judge_scores.jsonl",
-               "--overwrite", umask=0o027).returncode == 0
+    assert cli(*judge, "--overwrite", umask=0o027).returncode == 0
     assert oct((run / "judge_scores.settings.json").stat().st_mode & 0o777) == "0o640"
 
 
-def test_training_outputs_and_exports_honour_the_umask_and_exports_trust_only_the_projects_code(data, tmp_path):
-    import shutil
-
+def test_training_and_export_honour_the_umask_and_export_trusts_only_the_projects_code(data, tmp_path):
     out = tmp_path / "train"
-    result = cli("train", "--config", Path(__file__).resolve().parents[1] / "recipes/tiny/vanilla_grpo.yaml",
-                 "--train_file", data / "questions.jsonl", "--output_dir", out, "--max_steps", "1", umask=0o022)
+    result = cli("train", "--config", RECIPE, "--train_file", data / "questions.jsonl", "--output_dir", out,
+                 "--max_steps", "1", umask=0o022)
     assert result.returncode == 0, result.stderr
     saved = [out / "adapter_model.safetensors", out / "refine_rft_config.yaml",
              out / "checkpoint-1" / "adapter_model.safetensors"]
@@ -533,12 +534,13 @@ def test_a_corrupt_judge_cache_is_moved_aside_and_judging_goes_on(data, tmp_path
     cache = tmp_path / "judge.sqlite"
     cache.write_bytes(b"this is not an sqlite database\n" * 64)
     with ScriptedJudgeServer() as server:
-        result = cli("judge", data / "questions.jsonl", "--endpoint", server.url, "--model", "teacher", "--cache",
-                     cache, "--out", tmp_path / "scores.jsonl")
+        result = cli("judge", data / "questions.jsonl", "--endpoint", server.url, "--model", "teacher",
+                     "--cache", cache, "--out", tmp_path / "scores.jsonl")
     assert result.returncode == 0, result.stderr
     aside = list(tmp_path.glob("judge.sqlite.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == b"this is not an sqlite database\n" * 64
-    assert f"judge cache {cache} is not a usable sqlite database" in result.stderr and str(aside[0]) in result.stderr
+    assert f"judge cache {cache} is not a usable sqlite database" in result.stderr
+    assert f"moved it to {aside[0]}" in result.stderr
     import sqlite3
 
     with sqlite3.connect(cache) as db:  # the new cache holds this run's judgements

@@ -192,7 +192,8 @@ class JsonlAppender:
 
     ``keep(row)``, if given, decides which of the rows already there still hold (say, those made
     from inputs that have not changed since); the others are removed from the file at once and
-    counted in ``dropped``, so that the caller redoes them. Each row is flushed and fsynced as it is written, so a kill loses at most the row in flight;
+    counted in ``dropped``, so that the caller redoes them. Each row is flushed and fsynced as it is
+    written, so a kill loses at most the row in flight;
     a torn last line is ignored on reopen and rewritten.
 
     >>> import tempfile, os

@@ -51,8 +51,8 @@ def _load(path: Path, chain: tuple[Path, ...]) -> dict:
     if isinstance(includes, str):
         includes = [includes]
     if not isinstance(includes, list) or not all(isinstance(item, str) and item for item in includes):
-        raise ConfigError(f"recipe {path}: 'include' must be a path or a list of paths (relative to the recipe), "
-                          f"got {includes!r}")
+        raise ConfigError(f"recipe {path}: 'include' must be a path or a list of paths (relative to the "
+                          f"recipe), got {includes!r}")
     merged: dict = {}
     for include in includes:
         merged = merge(merged, _load(path.parent / include, (*chain, path)))

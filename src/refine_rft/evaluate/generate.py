@@ -119,8 +119,8 @@ class HFGenerator:
         self.processor = load_processor(model_path, trust_remote_code, **resolution.from_pretrained_kwargs())
         self.resolution = resolution.with_factor(processor_factor(self.processor))
         self.processor.tokenizer.padding_side = "left"  # generation continues at the right edge
-        model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype,
-                                                            trust_remote_code=trust_for(model_path, trust_remote_code))
+        trust = trust_for(model_path, trust_remote_code)
+        model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype, trust_remote_code=trust)
         if adapter:
             from peft import PeftModel
 
@@ -322,11 +322,14 @@ def generate_predictions(
                        [path, out_dir / "scores.json", out_dir / REJECTS_FILE], overwrite)
         unusable: dict[str, str] = {}  # question id -> why (found while generating)
         try:
+            def load():
+                return make_generator(backend, resolve_model_path(model), adapter, resolution,
+                                      trust_remote_code)
+
+            fields = dict(model=model, adapter=adapter, backend=backend)
             with JsonlAppender(path, key=prediction_key) as out:
-                _generate_missing(questions.rows[:limit], styles, batch_size, budgets, min_new_tokens, out, unusable,
-                                  generator, lambda: make_generator(backend, resolve_model_path(model), adapter,
-                                                                    resolution, trust_remote_code),
-                                  dict(model=model, adapter=adapter, backend=backend))
+                _generate_missing(questions.rows[:limit], styles, batch_size, budgets, min_new_tokens, out,
+                                  unusable, generator, load, fields)
         finally:
             rejects = questions.rejects + [rejection(qid, *questions.sources[qid], why)
                                            for qid, why in unusable.items()]

@@ -88,14 +88,15 @@ class JudgeCache:
             return None
 
     def put(self, key: str, value: dict, model: str = "") -> None:
-        """Store a judgement; a cache that cannot store (disk full, damaged file) warns and the run goes on."""
+        """Store a judgement; a cache that cannot store (disk full, damaged file) warns, and the run
+        goes on."""
         try:
             with self._lock:
-                self._db.execute("INSERT OR REPLACE INTO judgements (key, model, value, created) VALUES (?, ?, ?, ?)",
-                                 (key, model, json.dumps(value), time.time()))
+                self._db.execute("INSERT OR REPLACE INTO judgements (key, model, value, created) "
+                                 "VALUES (?, ?, ?, ?)", (key, model, json.dumps(value), time.time()))
         except sqlite3.DatabaseError as error:
-            logger.warning("judge cache %s: could not store a judgement (%s); it will be paid again next time",
-                           self.path, error)
+            logger.warning("judge cache %s: could not store a judgement (%s); it will be paid again next "
+                           "time", self.path, error)
 
     def __len__(self) -> int:
         with self._lock:

@@ -113,8 +113,8 @@ class JudgeConfig:
 
 
 # A field's annotation -> the types its value may have (bool is an int to Python, not to a user).
-_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,), "str | None": (str, type(None)),
-          "list[str]": (list,)}
+_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,),
+          "str | None": (str, type(None)), "list[str]": (list,)}
 _NAMES = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "a string",
           "str | None": "a string or null", "list[str]": "a URL or a list of URLs"}
 

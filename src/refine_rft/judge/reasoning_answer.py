@@ -86,9 +86,10 @@ def judged_digest(row: dict) -> str:
     """What a score row was judged from: SHA-256 of the prediction's response, options, answer and
     noun. A score row whose digest differs from its prediction's judged another response.
 
-    >>> row = {"response": "<answer>A. Finch</answer>", "options": ["Finch", "Tit"], "answer": 0, "noun": "birds"}
-    >>> judged_digest(row) == judged_digest(dict(row)), judged_digest(row) == judged_digest({**row, "response": "B"})
-    (True, False)
+    >>> row = {"response": "<answer>A. Finch</answer>", "options": ["Finch", "Tit"], "answer": 0,
+    ...        "noun": "birds"}
+    >>> judged_digest(dict(row)) == judged_digest(row) != judged_digest({**row, "response": "B"})
+    True
     """
     judged = [row.get("response"), row.get("options"), row.get("answer"), row.get("noun")]
     return hashlib.sha256(json.dumps(judged, ensure_ascii=False).encode("utf-8")).hexdigest()
@@ -231,7 +232,9 @@ def _score_locked(predictions: Path, out: Path, config: JudgeConfig, styles: set
     def still_holds(score: dict) -> bool:
         """A score row of another style is not this run's business; one of these styles must match
         a prediction row's digest (a row without one predates digests and is judged again)."""
-        return score.get("style") not in styles or current.get(prediction_key(score)) == score.get(DIGEST_FIELD)
+        if score.get("style") not in styles:
+            return True
+        return current.get(prediction_key(score)) == score.get(DIGEST_FIELD)
 
     stale = {prediction_key(score) for score in iter_jsonl_tolerant(out) if not still_holds(score)}
     with JsonlAppender(out, key=prediction_key, keep=still_holds) as appender:

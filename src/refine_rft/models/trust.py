@@ -23,7 +23,7 @@ vLLM backend, training) decides here:
 >>> trust_for(folder)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-refine_rft.errors.ConfigError: ...ships code that loading would run (processing_evil.py); ... --trust-remote-code ...
+refine_rft.errors.ConfigError: ...ships code that loading would run (processing_evil.py); ...
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ def trust_for(model: str | os.PathLike, trust_remote_code: bool = False) -> bool
         foreign = [f"{ours} (modified: its SHA-256 is not the project's)"]
     if foreign or ours not in code:
         shown = ", ".join(foreign) or ", ".join(targets)
-        raise ConfigError(f"{folder} ships code that loading would run ({shown}); if you trust it, rerun with "
-                          f"{FLAG}")
+        raise ConfigError(f"{folder} ships code that loading would run ({shown}); if you trust it, rerun "
+                          f"with {FLAG}")
     return True
 
 
@@ -104,7 +104,8 @@ def load_processor(model: str | os.PathLike, trust_remote_code: bool = False, **
 
 
 def add_trust_argument(parser: argparse.ArgumentParser) -> None:
-    """``--trust-remote-code``: run Python that the model folder ships (off: see :mod:`refine_rft.models.trust`)."""
+    """``--trust-remote-code``: run Python that the model folder ships (off by default)."""
     parser.add_argument("--trust-remote-code", action="store_true",
-                        help="run the Python code a model folder or hub repository ships (off by default; the "
-                             "project's tiny models load without it, their processor file being checksummed)")
+                        help="run the Python code a model folder or hub repository ships (off by default; "
+                             "the project's tiny models load without it, their processor file being "
+                             "checksummed)")
