@@ -294,8 +294,6 @@ def eval_cot(data: Path, out: Path, model: str, *extra, umask: int = -1) -> subp
 
 def test_judge_rejudges_exactly_the_responses_that_changed_and_report_refuses_stale_scores(data, tmp_path):
     """eval, judge, eval --overwrite with another model, judge again: the new responses are judged."""
-    from refine_rft.judge.reasoning_answer import judged_digest
-
     run = tmp_path / "run"
     predictions, scores = run / "predictions.jsonl", run / "judge_scores.jsonl"
     assert eval_cot(data, run, "tiny:qwen2_vl").returncode == 0
@@ -316,6 +314,8 @@ def test_judge_rejudges_exactly_the_responses_that_changed_and_report_refuses_st
     assert second.returncode == 0, second.stderr
     assert (f"judged {changed} responses ({4 - changed} already scored in {scores}, re-judged {changed} "
             f"whose response changed)") in second.stderr
+    from refine_rft.judge.reasoning_answer import judged_digest
+
     assert {row["id"]: row["judged_sha256"] for row in jsonl(scores)} == {
         row["id"]: judged_digest(row) for row in jsonl(predictions)}
     assert cli("report", run, "--out", tmp_path / "report").returncode == 0
