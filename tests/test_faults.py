@@ -461,6 +461,9 @@ def test_known_os_conditions_are_one_line_exit_2(data, tmp_path):
     for args, out, message in cases:
         line = one_line_error(cli(*args, out), args[0])
         assert message in line, line
+    # A name the file system takes, but too long for a temporary sibling with a random suffix: written.
+    long_name = tmp_path / ("n" * 240 + ".json")
+    assert cli(*judge_into, long_name).returncode == 0 and long_name.with_suffix(".summary.json").is_file()
     if os.geteuid() != 0:  # root writes into read-only folders
         read_only = tmp_path / "read-only"
         read_only.mkdir(mode=0o555)

@@ -101,7 +101,8 @@ def current_umask() -> int:
 def _temporary_file(path: Path) -> tuple[int, str]:
     """A temporary sibling of ``path`` for an atomic write, with the mode a plain ``open`` would give
     (``mkstemp`` makes 0600 whatever the umask, and the rename would carry that to ``path``)."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The prefix is cut short: a name near the file system's limit must still leave room for the suffixes.
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:64]}.", suffix=".tmp")
     os.fchmod(handle, 0o666 & ~current_umask())
     return handle, tmp
 
@@ -175,7 +176,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name[:64]}."))
     try:
         yield work
         honour_umask(work)  # mkdtemp makes 0700, safetensors 0600, whatever the umask
