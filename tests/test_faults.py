@@ -4,6 +4,9 @@ the real HTTP judge server: one bad row never costs the others, bad input fails 
 Each class of fault has its test: unusable rows (truncated JPEG, missing image, answer index out of
 range, missing field, ...) in judge, eval and train; duplicate ids; empty files; a resume with
 changed settings; relative image paths read from another working directory; a judge answering 401.
+And what becomes of the outputs: judge scores of responses that changed since, a scores.json that
+disagrees with its predictions, two writers of one output, code shipped in a model folder, the
+exit status of each kind of error, file modes under the umask, a damaged judge cache.
 """
 
 from __future__ import annotations
@@ -25,14 +28,18 @@ from refine_rft_workshop import RECIPES, tiny_instruct_path
 from refine_rft_workshop.models import resolve_model_path as tiny
 
 SRC = Path(refine_rft.__file__).resolve().parents[1]
+RECIPE = RECIPES / "vanilla_grpo.yaml"
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """``refine-rft ARGS`` in a fresh interpreter, as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+def cli_env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def cli(*args: str, cwd: Path | None = None, umask: int = -1) -> subprocess.CompletedProcess:
+    """``refine-rft ARGS`` in a fresh interpreter (under ``umask`` if given), as a user runs it."""
     return subprocess.run([sys.executable, "-m", "refine_rft.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
+                          cwd=cwd, env=cli_env(), timeout=600, umask=umask)
 
 
 def one_line_error(result: subprocess.CompletedProcess, command: str) -> str:
@@ -274,3 +281,271 @@ def test_prepare_writes_image_paths_that_resolve_from_anywhere(tmp_path, monkeyp
     rows = read_questions(tmp_path / "data" / "pets.jsonl")
     assert len(rows) == 4 and all(Path(row["image"]).is_file() for row in rows)
     assert all(Path(row["image"]).is_relative_to(tmp_path / "roots") for row in rows)
+
+
+# --- Outputs: never a stale number, one writer, trust on request, exit codes, modes ---------------------
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def eval_cot(data: Path, out: Path, model: str, *extra, umask: int = -1) -> subprocess.CompletedProcess:
+    return cli("eval", "--model", model, "--data", data / "questions.jsonl", "--prompts", "cot",
+               "--max-new-tokens", "cot=12", "--batch-size", "4", "--out", out, *extra, umask=umask)
+
+
+def test_judge_rejudges_exactly_the_responses_that_changed_and_report_refuses_stale_scores(data, tmp_path):
+    """eval, judge, eval --overwrite with another model, judge again: the new responses are judged."""
+    run = tmp_path / "run"
+    predictions, scores = run / "predictions.jsonl", run / "judge_scores.jsonl"
+    assert eval_cot(data, run, tiny("tiny:qwen2_vl")).returncode == 0
+    before = {row["id"]: row["response"] for row in jsonl(predictions)}
+    with ScriptedJudgeServer() as server:
+        judge = ["judge", predictions, "--endpoint", server.url, "--model", "teacher", "--out", scores]
+        first = cli(*judge)
+        assert first.returncode == 0 and "judged 4 responses (0 already scored" in first.stderr, first.stderr
+        assert eval_cot(data, run, tiny("tiny:qwen2_5_vl"), "--overwrite").returncode == 0
+        after = {row["id"]: row["response"] for row in jsonl(predictions)}
+        changed = sum(before[qid] != after[qid] for qid in after)
+        assert changed > 0
+        # Until the judge has seen the new responses, the report refuses to show the old scores.
+        line = one_line_error(cli("report", run, "--out", tmp_path / "report"), "report")
+        assert "judged other responses than" in line
+        assert f"refine-rft judge {predictions} --out {scores}" in line
+        second = cli(*judge)
+    assert second.returncode == 0, second.stderr
+    assert (f"judged {changed} responses ({4 - changed} already scored in {scores}, re-judged {changed} "
+            f"whose response changed)") in second.stderr
+    from refine_rft.judge.reasoning_answer import judged_digest
+
+    assert {row["id"]: row["judged_sha256"] for row in jsonl(scores)} == {
+        row["id"]: judged_digest(row) for row in jsonl(predictions)}
+    assert cli("report", run, "--out", tmp_path / "report").returncode == 0
+    # A question gone from the predictions takes its score with it.
+    write_jsonl(predictions, jsonl(predictions)[1:])
+    with ScriptedJudgeServer() as server:
+        third = cli("judge", predictions, "--endpoint", server.url, "--model", "teacher", "--out", scores)
+    assert third.returncode == 0 and f"removed 1 scores of rows no longer in {predictions}" in third.stderr
+    assert len(jsonl(scores)) == 3
+
+
+def test_report_recomputes_a_scores_json_that_disagrees_with_its_predictions(data, tmp_path):
+    run = tmp_path / "run"
+    rows = [{**row, "image": str(data / row["image"])} for row in good_rows(data)]  # every response is right
+    write_jsonl(run / "predictions.jsonl", rows)
+    stale = {"predictions": "predictions.jsonl", "styles": {"cot": {
+        "per_dataset": {"synthetic": {"n": 4, "accuracy": 12.5, "unparseable": 0.0}},
+        "average": 12.5, "unparseable": 0.0, "n": 4}}}
+    for text in (json.dumps(stale), "", "[1, 2]"):  # another run's numbers, empty, not a scores file
+        (run / "scores.json").write_text(text)
+        result = cli("report", run, "--out", tmp_path / "report")
+        assert result.returncode == 0, result.stderr
+        assert f"{run / 'scores.json'} disagrees with {run / 'predictions.jsonl'}" in result.stderr
+        table = (tmp_path / "report" / "tables.md").read_text()
+        assert "100.0" in table and "12.5" not in table
+    # Without predictions to recompute from, a damaged scores.json is a one-line error.
+    (run / "predictions.jsonl").unlink()
+    line = one_line_error(cli("report", run, "--out", tmp_path / "report"), "report")
+    assert f"{run / 'scores.json'}: not a scores file" in line
+
+
+HOLD_LOCK = """import sys, time
+from refine_rft.files import output_lock
+with output_lock(sys.argv[1], folder=sys.argv[2] == "folder"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def hold_lock(output: Path, folder: bool) -> subprocess.Popen:
+    """Another process holding ``output``'s lock, as a running eval, judge or train would."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(output), "folder" if folder else "file"],
+                              stdout=subprocess.PIPE, text=True, env=cli_env())
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
+    import signal
+    import socket
+    import time
+
+    predictions, scores = data / "questions.jsonl", tmp_path / "scores.jsonl"
+    holder_of = f"(pid={{}} host={socket.gethostname()}"
+    # Two real judge runs into one scores file: the second refuses while the first is judging.
+    with ScriptedJudgeServer(latency=0.3) as server:
+        judge = ["judge", predictions, "--endpoint", server.url, "--model", "teacher", "--out", scores,
+                 "--concurrency", "1"]
+        first = subprocess.Popen([sys.executable, "-m", "refine_rft.cli", *map(str, judge)], env=cli_env(),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lock = tmp_path / "scores.jsonl.lock"
+        deadline = time.monotonic() + 120
+        while not (lock.is_file() and lock.read_text().startswith(f"pid={first.pid} ")):
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        line = one_line_error(cli(*judge), "judge")
+        assert first.wait(timeout=300) == 0, first.communicate()[1]
+    assert holder_of.format(first.pid) in line and "being written by another judge run" in line
+    assert len(jsonl(scores)) == 4  # each row once: nothing judged twice
+    # The eval folder and the training output_dir, held by another process.
+    for command, args, output, folder in (
+            ("eval", ["--model", tiny("tiny:qwen2_vl"), "--data", predictions, "--prompts", "choice", "--out"],
+             tmp_path / "eval", True),
+            ("train", ["--config", RECIPE, "--model_name_or_path", tiny_instruct_path(), "--train_file", predictions, "--max_steps", "1", "--output_dir"],
+             tmp_path / "train", True),
+            ("judge", [predictions, "--backend", "attributes", "--out"], scores, False)):
+        holder = hold_lock(output, folder)
+        try:
+            line = one_line_error(cli(command, *args, output), command)
+            assert holder_of.format(holder.pid) in line, line
+        finally:
+            holder.send_signal(signal.SIGKILL)  # gone without releasing: its pid stays in the lock file
+            holder.wait()
+    # A lock whose holder is gone is taken over, with a message naming it.
+    result = cli("judge", predictions, "--backend", "attributes", "--out", scores, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert f"took over the lock of a judge run that is gone (pid={holder.pid} " in result.stderr
+    assert lock.read_text() == ""  # released cleanly
+
+
+def test_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, tmp_path):
+    import shutil
+
+    model, marker = tmp_path / "model", tmp_path / "code-ran"
+    shutil.copytree(tiny("tiny:qwen2_vl"), model)
+    with (model / "image_only_processor.py").open("a") as handle:  # the project's file, one line added
+        handle.write(f"\nopen({str(marker)!r}, 'w').write('ran')\n")
+    image = data / good_rows(data)[0]["image"]
+    predict = ["predict", "--model", model, "--image", image, "--options", "Finch;Tit", "--style", "choice"]
+    commands = {"eval": ["eval", "--model", model, "--data", data / "questions.jsonl", "--prompts", "choice",
+                         "--out", tmp_path / "eval"],
+                "predict": predict,
+                "general-eval": ["general-eval", "--model", model, "--dry-run"]}
+    for command, args in commands.items():
+        line = one_line_error(cli(*args), command)
+        assert "image_only_processor.py (modified" in line and "--trust-remote-code" in line, line
+    assert not marker.exists()
+    # Code of its own, named by auto_map: refused as well.
+    shutil.copy(tiny("tiny:qwen2_vl") + "/image_only_processor.py", model)
+    config = json.loads((model / "processor_config.json").read_text())
+    config["auto_map"]["AutoProcessor"] = "processing_probe.ProbeProcessor"
+    (model / "processor_config.json").write_text(json.dumps(config))
+    (model / "processing_probe.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    line = one_line_error(cli(*commands["eval"]), "eval")
+    assert "processing_probe.py" in line and "--trust-remote-code" in line and not marker.exists()
+    # Asked for, the code runs: the marker the checks above look for does appear.
+    with (model / "image_only_processor.py").open("a") as handle:
+        handle.write(f"\nopen({str(marker)!r}, 'w').write('ran')\n")
+    config["auto_map"]["AutoProcessor"] = "image_only_processor.ImageOnlyQwen2VLProcessor"
+    (model / "processor_config.json").write_text(json.dumps(config))
+    assert cli(*predict, "--trust-remote-code").returncode == 0 and marker.read_text() == "ran"
+
+
+def test_known_os_conditions_are_one_line_exit_2(data, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    dangling = tmp_path / "dangling.jsonl"
+    dangling.symlink_to(tmp_path / "nowhere" / "scores.jsonl")
+    eval_into = ["eval", "--model", tiny("tiny:qwen2_vl"), "--data", data / "questions.jsonl", "--prompts",
+                 "choice", "--out"]
+    judge_into = ["judge", data / "questions.jsonl", "--backend", "attributes", "--out"]
+    cases = [
+        (eval_into, a_file, "File exists: "),  # --out an existing file
+        (eval_into, tmp_path / "link-to-nowhere", "File exists: "),  # --out a dangling symlink
+        (judge_into, dangling, "No such file or directory: "),
+        (judge_into, a_file / "scores.jsonl", f"File exists: {a_file}"),  # a file where a folder must be
+        (judge_into, tmp_path / ("n" * 300 + ".jsonl"), "File name too long: "),
+        (eval_into, tmp_path / ("n" * 300), "File name too long: "),
+    ]
+    (tmp_path / "link-to-nowhere").symlink_to(tmp_path / "nowhere")
+    for args, out, message in cases:
+        line = one_line_error(cli(*args, out), args[0])
+        assert message in line, line
+    # A name the file system takes, but too long for a temporary sibling with a random suffix: written.
+    long_name = tmp_path / ("n" * 240 + ".json")
+    assert cli(*judge_into, long_name).returncode == 0 and long_name.with_suffix(".summary.json").is_file()
+    if os.geteuid() != 0:  # root writes into read-only folders
+        read_only = tmp_path / "read-only"
+        read_only.mkdir(mode=0o555)
+        assert "Permission denied: " in one_line_error(cli(*judge_into, read_only / "s.jsonl"), "judge")
+
+
+def test_configuration_errors_are_one_line_exit_2(data, tmp_path):
+    recipes = {"judge: {backend: openai\n  model: [teacher\n": "not valid YAML",
+               "include: 5\n": "'include' must be a path or a list of paths",
+               "judge: {backend: attributes, timeout: fast}\n":
+                   "judge config: timeout must be a number, got 'fast'"}
+    for text, message in recipes.items():
+        recipe = tmp_path / "recipe.yaml"
+        recipe.write_text(text)
+        line = one_line_error(cli("judge", data / "questions.jsonl", "--config", recipe, "--out",
+                                  tmp_path / "s.jsonl"), "judge")
+        assert message in line and (str(recipe) in line or "judge config" in line), line
+    recipe.write_text("model_name_or_path: tiny:qwen2_vl\nlearning_rate: [1\n")
+    line = one_line_error(cli("train", "--config", recipe, "--output_dir", tmp_path / "run"), "train")
+    assert f"recipe {recipe}:3:1: not valid YAML" in line, line  # where the parser gave up
+
+
+def test_an_unexpected_error_keeps_its_traceback_and_its_own_exit_status():
+    """Exit 1 says "rows rejected"; a bug must not look like that."""
+    bug = ("import sys, refine_rft.report.cli as report\n"
+           "report.main = lambda argv: {}['no such key']\n"
+           "from refine_rft.cli import main\nsys.exit(main(['report']))\n")
+    result = subprocess.run([sys.executable, "-c", bug], capture_output=True, text=True, env=cli_env())
+    assert result.returncode == 3
+    assert "Traceback" in result.stderr and "KeyError: 'no such key'" in result.stderr
+    assert "refine-rft report: unexpected error (exit status 3)" in result.stderr
+
+
+def test_outputs_honour_the_umask(data, tmp_path):
+    run, report = tmp_path / "run", tmp_path / "report"
+    assert eval_cot(data, run, tiny("tiny:qwen2_vl"), umask=0o022).returncode == 0
+    judge = ["judge", run / "predictions.jsonl", "--backend", "attributes", "--out",
+             run / "judge_scores.jsonl"]
+    assert cli(*judge, umask=0o022).returncode == 0
+    assert cli("report", run, "--out", report, umask=0o022).returncode == 0
+    written = [p for p in [*run.rglob("*"), *report.rglob("*")] if p.is_file()]
+    names = {p.name for p in written}
+    assert {"scores.json", "run_settings.json", "judge_scores.settings.json", "judge_scores.summary.json",
+            "report.html", "predictions.jsonl"} <= names
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o644" for p in written}
+    assert cli(*judge, "--overwrite", umask=0o027).returncode == 0
+    assert oct((run / "judge_scores.settings.json").stat().st_mode & 0o777) == "0o640"
+
+
+def test_training_and_export_honour_the_umask_and_export_trusts_only_the_projects_code(data, tmp_path):
+    out = tmp_path / "train"
+    result = cli("train", "--config", RECIPE, "--model_name_or_path", tiny_instruct_path(), "--train_file", data / "questions.jsonl", "--output_dir", out,
+                 "--max_steps", "1", umask=0o022)
+    assert result.returncode == 0, result.stderr
+    saved = [out / "adapter_model.safetensors", out / "refine_rft_config.yaml",
+             out / "checkpoint-1" / "adapter_model.safetensors"]
+    assert {str(p): oct(p.stat().st_mode & 0o777) for p in saved} == {str(p): "0o644" for p in saved}
+    merged = tmp_path / "merged"
+    assert cli("export", "--adapter", out, "--out", merged, umask=0o022).returncode == 0
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in merged.iterdir()} == {
+        p.name: "0o644" for p in merged.iterdir()}
+    assert oct(merged.stat().st_mode & 0o777) == "0o755"
+    # An adapter whose processor code is not the project's is not exported without the flag.
+    with (out / "image_only_processor.py").open("a") as handle:
+        handle.write("\n# changed\n")
+    line = one_line_error(cli("export", "--adapter", out, "--out", tmp_path / "merged2"), "export")
+    assert "image_only_processor.py (modified" in line and "--trust-remote-code" in line
+
+
+def test_a_corrupt_judge_cache_is_moved_aside_and_judging_goes_on(data, tmp_path):
+    cache = tmp_path / "judge.sqlite"
+    cache.write_bytes(b"this is not an sqlite database\n" * 64)
+    with ScriptedJudgeServer() as server:
+        result = cli("judge", data / "questions.jsonl", "--endpoint", server.url, "--model", "teacher",
+                     "--cache", cache, "--out", tmp_path / "scores.jsonl")
+    assert result.returncode == 0, result.stderr
+    aside = list(tmp_path.glob("judge.sqlite.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == b"this is not an sqlite database\n" * 64
+    assert f"judge cache {cache} is not a usable sqlite database" in result.stderr
+    assert f"moved it to {aside[0]}" in result.stderr
+    import sqlite3
+
+    with sqlite3.connect(cache) as db:  # the new cache holds this run's judgements
+        assert db.execute("SELECT COUNT(*) FROM judgements").fetchone()[0] == 4
+    assert len(jsonl(tmp_path / "scores.jsonl")) == 4

@@ -4,16 +4,28 @@ Each subcommand lives in its own module with a ``main(argv) -> int``; this file 
 and imports a stage's module when that stage runs (so ``refine-rft --help`` is instant).
 ``train`` and ``sft`` parse their arguments with TRL's ``TrlParser``, the others with argparse.
 
-This is also the one error boundary: a :class:`~refine_rft.errors.UserError` (bad configuration,
-bad data, a refused endpoint) is printed as one line, ``refine-rft <command>: error: <message>``,
-with exit status 2; any other exception is a bug and keeps its traceback. Exit status 1 means the
-command ran but rejected some rows (it says how many and where they are listed).
+This is also the one error boundary, and the exit status is the contract scripts rely on:
+
+====  ===========================================================================================
+0     done
+1     the command ran, but rejected some rows or some judgements failed (it says how many, where
+      they are listed, and that a rerun retries them)
+2     a known error, printed as one line ``refine-rft <command>: error: <message>``: a
+      :class:`~refine_rft.errors.UserError` (configuration, data, a refused endpoint, an output
+      another run is writing) or an operating-system condition (permission denied, no space left,
+      read-only file system, not a directory, name too long, a file where a folder is expected, a
+      dangling symlink)
+3     an unexpected error: a bug, printed with its traceback
+130   interrupted (Ctrl-C)
+====  ===========================================================================================
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
+import traceback
 
 # name -> (module with main(argv), one-line help), in pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,6 +47,33 @@ def _usage(prog: str, commands: dict[str, tuple[str, str]], about: str) -> str:
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in commands.items()]
     lines += ["", f"Run '{prog} COMMAND --help' for a command's options."]
     return "\n".join(lines)
+
+
+# Exit statuses (see the module docstring).
+EXIT_REJECTED, EXIT_KNOWN_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+# Operating-system conditions a user fixes (space, permissions, paths), not bugs.
+KNOWN_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOTDIR,
+                   errno.EISDIR, errno.ENAMETOOLONG, errno.EEXIST, errno.ENOENT, errno.ELOOP, errno.EMFILE,
+                   errno.ENFILE, errno.EXDEV, errno.ENOTEMPTY}
+
+
+def os_error_line(error: OSError) -> str | None:
+    """One line for an operating-system condition the user can fix, or ``None`` for other OS errors.
+
+    >>> os_error_line(PermissionError(13, "Permission denied", "runs/eval/predictions.jsonl"))
+    'Permission denied: runs/eval/predictions.jsonl'
+    >>> os_error_line(OSError(28, "No space left on device"))
+    'No space left on device'
+    >>> os_error_line(OSError(39, "Directory not empty", "a", None, "b"))
+    'Directory not empty: a -> b'
+    >>> os_error_line(ConnectionResetError(104, "reset")) is None
+    True
+    """
+    if error.errno not in KNOWN_OS_ERRORS:
+        return None
+    names = [str(name) for name in (error.filename, error.filename2) if name is not None]
+    return error.strerror + (f": {' -> '.join(names)}" if names else "")
 
 
 def run_command(prog: str, commands: dict[str, tuple[str, str]], about: str, argv: list[str]) -> int:
@@ -59,7 +98,26 @@ def run_command(prog: str, commands: dict[str, tuple[str, str]], about: str, arg
         return int(module.main(rest) or 0)
     except UserError as error:
         print(f"{prog} {name}: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_KNOWN_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog} {name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as error:
+        line = os_error_line(error)
+        if line is None:
+            return _bug(prog, name)
+        print(f"{prog} {name}: error: {line}", file=sys.stderr)
+        return EXIT_KNOWN_ERROR
+    except Exception:
+        return _bug(prog, name)
+
+
+def _bug(prog: str, name: str) -> int:
+    """Print the traceback of an unexpected error; its own status, so scripts tell it from rejected rows."""
+    traceback.print_exc()
+    print(f"{prog} {name}: unexpected error (exit status {EXIT_BUG}); the traceback above says where",
+          file=sys.stderr)
+    return EXIT_BUG
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,3 +48,7 @@ class OutputExists(UserError, FileExistsError):
 
 class MissingDependency(ConfigError, ImportError):
     """An optional package the chosen setting needs is not installed; the message says how to get it."""
+
+
+class OutputLocked(UserError):
+    """Another process is writing the same output (see :func:`refine_rft.files.output_lock`)."""

@@ -11,22 +11,30 @@ scores -> report), so every writer here either leaves a complete file or none:
 - :func:`read_jsonl` (strict: errors name the file and line) and :func:`iter_jsonl_tolerant`
   (skips the torn last line a killed appender may leave);
 - :func:`guard_settings`: the settings that define a resumable output, recorded beside it, so that
-  a rerun with other settings refuses instead of mixing two runs in one file.
+  a rerun with other settings refuses instead of mixing two runs in one file;
+- :func:`output_lock`: one writer per output (an advisory lock beside it naming the holder).
+
+Files and folders written here honour the umask (0644 / 0755 under umask 022), as a plain ``open``
+would: a run on a shared machine is readable by whoever may read the folder it is in.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from refine_rft.errors import DataError, MissingFile, SettingsChanged
+from refine_rft.errors import DataError, MissingFile, OutputLocked, SettingsChanged
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +79,63 @@ def iter_jsonl_tolerant(path: str | os.PathLike) -> Iterator[dict]:
                 continue
 
 
+def current_umask() -> int:
+    """The process' umask, read without changing it where the system allows (``/proc``), since
+    setting it to read it would race with other threads creating files.
+
+    >>> old = os.umask(0o027); current_umask() == 0o027; _ = os.umask(old)
+    True
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temporary_file(path: Path) -> tuple[int, str]:
+    """A temporary sibling of ``path`` for an atomic write, with the mode a plain ``open`` would give
+    (``mkstemp`` makes 0600 whatever the umask, and the rename would carry that to ``path``)."""
+    # The prefix is cut short: a name near the file system's limit must still leave room for the suffixes.
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:64]}.", suffix=".tmp")
+    os.fchmod(handle, 0o666 & ~current_umask())
+    return handle, tmp
+
+
+def honour_umask(path: str | os.PathLike) -> None:
+    """Give the files and folders under ``path`` that a library wrote private (0600 / 0700: safetensors,
+    ``mkdtemp``) the mode a plain ``open`` / ``mkdir`` gives under the umask; other modes are left alone.
+
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp(); path = os.path.join(folder, "w.safetensors")
+    >>> os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)); old = os.umask(0o022)
+    >>> honour_umask(folder); _ = os.umask(old)
+    >>> oct(os.stat(path).st_mode & 0o777), oct(os.stat(folder).st_mode & 0o777)
+    ('0o644', '0o755')
+    """
+    mask, path = current_umask(), Path(path)
+    entries = [path, *path.rglob("*")] if path.is_dir() else [path]
+    for entry in entries:
+        if entry.is_symlink() or not entry.exists():
+            continue
+        mode = entry.stat().st_mode & 0o777
+        if entry.is_dir() and mode == 0o700:
+            os.chmod(entry, 0o777 & ~mask)
+        elif entry.is_file() and mode == 0o600:
+            os.chmod(entry, 0o666 & ~mask)
+
+
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     """Write rows to ``path`` through a temporary file in the same folder and an atomic rename,
     so a failed run never leaves a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, tmp = _temporary_file(path)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             for row in rows:
@@ -92,7 +151,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write a text file atomically (temporary file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, tmp = _temporary_file(path)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
@@ -117,9 +176,10 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name[:64]}."))
     try:
         yield work
+        honour_umask(work)  # mkdtemp makes 0700, safetensors 0600, whatever the umask
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -129,9 +189,12 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
 
 
 class JsonlAppender:
-    """Append rows keyed by ``id_key`` to a JSONL file, skipping keys already there (resume).
+    """Append rows keyed by ``key`` to a JSONL file, skipping keys already there (resume).
 
-    Each row is flushed and fsynced as it is written, so a kill loses at most the row in flight;
+    ``keep(row)``, if given, decides which of the rows already there still hold (say, those made
+    from inputs that have not changed since); the others are removed from the file at once and
+    counted in ``dropped``, so that the caller redoes them. Each row is flushed and fsynced as it is
+    written, so a kill loses at most the row in flight;
     a torn last line is ignored on reopen and rewritten.
 
     >>> import tempfile, os
@@ -144,15 +207,17 @@ class JsonlAppender:
     {'a'}
     """
 
-    def __init__(self, path: str | os.PathLike, key):
+    def __init__(self, path: str | os.PathLike, key, keep: Callable[[dict], bool] | None = None):
         self.path = Path(path)
         self.key = key
         self.path.parent.mkdir(parents=True, exist_ok=True)
         rows = list(iter_jsonl_tolerant(self.path))
-        self.done = {key(row) for row in rows}
-        # Rewrite without a torn tail so that appends start on a fresh line.
-        if self.path.exists() and self.path.read_bytes()[-1:] not in (b"", b"\n"):
-            write_jsonl_atomic(self.path, rows)
+        kept = rows if keep is None else [row for row in rows if keep(row)]
+        self.dropped = len(rows) - len(kept)  # rows ``keep`` refused: no longer valid, redone by the caller
+        self.done = {key(row) for row in kept}
+        # Rewrite without a torn tail (so that appends start on a fresh line) or the dropped rows.
+        if self.dropped or (self.path.exists() and self.path.read_bytes()[-1:] not in (b"", b"\n")):
+            write_jsonl_atomic(self.path, kept)
         self._handle = None
 
     def write(self, row: dict) -> bool:
@@ -240,3 +305,91 @@ def write_rejects(path: str | os.PathLike, rejects: list[dict]) -> None:
         write_jsonl_atomic(path, rejects)
     else:
         path.unlink(missing_ok=True)
+
+
+LOCK_NAME = ".refine-rft.lock"
+_held: dict[Path, list] = {}  # lock file -> [open handle, depth]: a process may nest its own lock
+_held_guard = threading.Lock()
+
+
+def lock_path(output: str | os.PathLike, folder: bool = False) -> Path:
+    """The lock file of an output: ``OUTPUT.lock`` beside a file, ``FOLDER/.refine-rft.lock`` in a folder.
+
+    >>> lock_path("runs/eval/judge_scores.jsonl").name, lock_path("runs/eval", folder=True).name
+    ('judge_scores.jsonl.lock', '.refine-rft.lock')
+    """
+    output = Path(output)
+    return output / LOCK_NAME if folder else output.with_name(output.name + ".lock")
+
+
+@contextmanager
+def output_lock(output: str | os.PathLike, folder: bool = False, what: str = "output") -> Iterator[Path]:
+    """Hold the one-writer lock of ``output`` (a file, or a ``folder``) for the ``with`` block.
+
+    The lock is ``fcntl.flock`` on :func:`lock_path`, which holds the holder's pid and host. A second
+    writer (another process, here or on a host sharing the file system) refuses at once with
+    :class:`~refine_rft.errors.OutputLocked`, naming them. The kernel drops the lock of a process that
+    dies, so a lock whose holder is gone (killed, crashed) is taken over, with a warning naming it.
+    The same process may take a lock it already holds (nested stages of one run). A folder the lock
+    created is removed again if nothing but the lock was written in it (the run refused its input).
+
+    >>> import tempfile, os
+    >>> out = os.path.join(tempfile.mkdtemp(), "scores.jsonl")
+    >>> with output_lock(out) as lock:
+    ...     with output_lock(out):  # the same process: nested
+    ...         open(lock).read().split()[0] == f"pid={os.getpid()}"
+    True
+    >>> open(lock).read()  # released: emptied
+    ''
+    """
+    lock = lock_path(output, folder).absolute()
+    with _held_guard:
+        if lock in _held:
+            _held[lock][1] += 1
+            nested = True
+        else:
+            nested = False
+    if nested:
+        try:
+            yield lock
+        finally:
+            with _held_guard:
+                _held[lock][1] -= 1
+        return
+    created = folder and not lock.parent.exists()
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock, "a+", encoding="utf-8")  # noqa: SIM115 (held past this frame)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip() or "pid=? host=?"
+            raise OutputLocked(f"{output} is being written by another {what} run ({holder}, lock {lock}); "
+                               f"wait for it to finish, or write elsewhere") from None
+        handle.seek(0)
+        previous = handle.read().strip()
+        if previous:  # written by a holder that never released it: it is gone
+            logger.warning("%s: took over the lock of a %s run that is gone (%s)", output, what, previous)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid={os.getpid()} host={socket.gethostname()}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+        with _held_guard:
+            _held[lock] = [handle, 1]
+        try:
+            yield lock
+        finally:
+            with _held_guard:
+                del _held[lock]
+            handle.seek(0)
+            handle.truncate()  # an empty lock file: released cleanly, nobody to take over from
+            handle.flush()
+            if created and os.listdir(lock.parent) == [LOCK_NAME]:  # refused before writing anything
+                lock.unlink()
+                lock.parent.rmdir()
+    finally:
+        handle.close()  # closing drops the flock

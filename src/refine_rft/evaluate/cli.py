@@ -22,7 +22,9 @@ from refine_rft.evaluate.generate import (
     generate_predictions,
 )
 from refine_rft.evaluate.score import score_predictions
+from refine_rft.files import output_lock
 from refine_rft.resolution import choose_resolution
+from refine_rft.trust import add_trust_argument
 
 
 def parse_max_tokens(text: str) -> dict[str, int]:
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "encoder, needs the [clip] extra and its weights), minilm (an offline stand-in, "
                              "labelled as such) or auto (siglip where it loads)")
     add_resolution_arguments(parser)
+    add_trust_argument(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="start OUT's predictions afresh (needed when model, adapter, backend, budgets or data change)")
     return parser
@@ -93,15 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     styles = check_styles([s.strip() for s in args.prompts.split(",") if s.strip()])
     resolution = choose_resolution(args.min_pixels, args.max_pixels, args.adapter, args.model)
     print(f"image resolution: {resolution.processor_kwargs() or 'the processor default'}")
-    path = generate_predictions(
-        args.model, args.data, styles, args.out, adapter=args.adapter, backend=args.backend,
-        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit, resolution=resolution,
-        overwrite=args.overwrite,
-    )
-    if path.is_file():
-        scores = score_predictions(path, similarity=args.similarity)
-        print(format_scores(scores))
-        print(f"wrote {path} and {Path(path).parent / 'scores.json'}")
+    # One writer per run folder, from the first prediction to scores.json (the folder is removed
+    # again if the input is refused before anything is written in it).
+    with output_lock(args.out, folder=True, what="eval"):
+        path = generate_predictions(
+            args.model, args.data, styles, args.out, adapter=args.adapter, backend=args.backend,
+            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit,
+            resolution=resolution, overwrite=args.overwrite, trust_remote_code=args.trust_remote_code,
+        )
+        if path.is_file():
+            scores = score_predictions(path, similarity=args.similarity)
+            print(format_scores(scores))
+            print(f"wrote {path} and {Path(path).parent / 'scores.json'}")
     return report_rejects("eval", Path(args.out) / REJECTS_FILE, "questions")
 
 

@@ -37,6 +37,7 @@ from refine_rft.evaluate.vlmevalkit import WORK_DIR as VLMEVALKIT_DIR
 from refine_rft.evaluate.vlmevalkit import (parse_vlmevalkit_results, vlmevalkit_command, vlmevalkit_config,
                                             write_config)
 from refine_rft.resolution import choose_resolution
+from refine_rft.trust import trust_for
 
 DEFAULT_TASKS = ("mmstar", "mmmu_val", "textvqa_val")
 # The headline metric of each task in lmms-eval's results (all fractions in [0, 1]).
@@ -98,6 +99,7 @@ def general_scores(run_dir: str | Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     from refine_rft.evaluate.cli import add_resolution_arguments
+    from refine_rft.trust import add_trust_argument
 
     parser = argparse.ArgumentParser(prog="refine-rft general-eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judge", default="exact_matching",
                         help="VLMEvalKit's answer matcher for multiple-choice sets (default: %(default)s)")
     add_resolution_arguments(parser)
+    add_trust_argument(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the command and exit")
     args = parser.parse_args(argv)
+    # The harnesses load the model folder themselves: refuse code that is neither the project's nor trusted.
+    trust_for(args.model, args.trust_remote_code)
     out = Path(args.out or args.model) / GENERAL_DIR
     resolution = choose_resolution(args.min_pixels, args.max_pixels, args.model)
     if args.harness == "vlmevalkit":

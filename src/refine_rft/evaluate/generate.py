@@ -47,7 +47,7 @@ from refine_rft.data.records import (
     validate_record,
 )
 from refine_rft.errors import ConfigError, MissingDependency
-from refine_rft.files import JsonlAppender, file_digest, guard_settings, write_rejects
+from refine_rft.files import JsonlAppender, file_digest, guard_settings, output_lock, write_rejects
 from refine_rft.resolution import ImageResolution, choose_resolution, processor_factor
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
@@ -105,19 +105,21 @@ class HFGenerator:
     """
 
     def __init__(self, model_path: str, adapter: str | None = None, device: str | None = None,
-                 resolution: ImageResolution | None = None):
+                 resolution: ImageResolution | None = None, trust_remote_code: bool = False):
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
+
+        from refine_rft.trust import load_processor, trust_for
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         # bf16 only on GPUs: on CPUs it is slow or unsupported, fp32 is exact.
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         resolution = resolution or ImageResolution()
-        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
-                                                       **resolution.from_pretrained_kwargs())
+        self.processor = load_processor(model_path, trust_remote_code, **resolution.from_pretrained_kwargs())
         self.resolution = resolution.with_factor(processor_factor(self.processor))
         self.processor.tokenizer.padding_side = "left"  # generation continues at the right edge
-        model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype)
+        trust = trust_for(model_path, trust_remote_code)
+        model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype, trust_remote_code=trust)
         if adapter:
             from peft import PeftModel
 
@@ -193,14 +195,15 @@ class VLLMGenerator:
     """
 
     def __init__(self, model_path: str, adapter: str | None = None, max_model_len: int = 4096,
-                 gpu_memory_utilization: float = 0.85, resolution: ImageResolution | None = None):
-        from transformers import AutoProcessor
+                 gpu_memory_utilization: float = 0.85, resolution: ImageResolution | None = None,
+                 trust_remote_code: bool = False):
+        from refine_rft.trust import load_processor, trust_for
 
         vllm = _import_vllm()
         self._vllm = vllm
         resolution = resolution or ImageResolution()
-        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
-                                                       **resolution.from_pretrained_kwargs())
+        trust = trust_for(model_path, trust_remote_code)
+        self.processor = load_processor(model_path, trust, **resolution.from_pretrained_kwargs())
         self.resolution = resolution.with_factor(processor_factor(self.processor))
         kwargs = {}
         if resolution.is_set:
@@ -215,7 +218,7 @@ class VLLMGenerator:
             self.lora_request = LoRARequest("adapter", 1, str(adapter))
         self.llm = vllm.LLM(
             model=model_path, limit_mm_per_prompt={"image": 1}, max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization, trust_remote_code=True, **kwargs,
+            gpu_memory_utilization=gpu_memory_utilization, trust_remote_code=trust, **kwargs,
         )
 
     def generate(self, records: Sequence[dict], style: str, max_new_tokens: int, min_new_tokens: int = 0) -> list[str]:
@@ -226,12 +229,13 @@ class VLLMGenerator:
 
 
 def make_generator(backend: str, model_path: str, adapter: str | None = None,
-                   resolution: ImageResolution | None = None):
-    """The generator of ``backend`` (``hf`` or ``vllm``), showing images at ``resolution``."""
+                   resolution: ImageResolution | None = None, trust_remote_code: bool = False):
+    """The generator of ``backend`` (``hf`` or ``vllm``), showing images at ``resolution``; code in
+    the model folder runs only as :mod:`refine_rft.trust` decides."""
     if backend == "hf":
-        return HFGenerator(model_path, adapter, resolution=resolution)
+        return HFGenerator(model_path, adapter, resolution=resolution, trust_remote_code=trust_remote_code)
     if backend == "vllm":
-        return VLLMGenerator(model_path, adapter, resolution=resolution)
+        return VLLMGenerator(model_path, adapter, resolution=resolution, trust_remote_code=trust_remote_code)
     raise ConfigError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
 
 
@@ -272,6 +276,7 @@ def generate_predictions(
     generator=None,
     resolution: ImageResolution | None = None,
     overwrite: bool = False,
+    trust_remote_code: bool = False,
 ) -> Path:
     """Generate the missing rows of ``out_dir/predictions.jsonl`` and return its path.
 
@@ -290,10 +295,14 @@ def generate_predictions(
         resolution: the image resolution; by default the one saved with the adapter's (or the
             model folder's) training run, else the processor's default.
         overwrite: start ``out_dir``'s predictions afresh (else a rerun must have the same settings).
+        trust_remote_code: run code the model folder ships (see :mod:`refine_rft.trust`).
 
     Returns:
         The path of ``predictions.jsonl`` (absent if no question was usable). Rejected questions
         are listed in ``out_dir/rejects.jsonl`` (removed when there are none).
+
+    Raises:
+        OutputLocked: another process is writing ``out_dir``.
     """
 
     styles = check_styles(styles)
@@ -305,33 +314,49 @@ def generate_predictions(
     path = out_dir / PREDICTIONS_FILE
     if generator is None and resolution is None:
         resolution = choose_resolution(None, None, adapter, model)
-    guard_settings(out_dir / SETTINGS_FILE, eval_settings(model, data_files, adapter, backend, budgets, resolution),
-                   [path, out_dir / "scores.json", out_dir / REJECTS_FILE], overwrite)
-    records = questions.rows[:limit]
-    unusable: dict[str, str] = {}  # question id -> why (found while generating)
-    try:
-        with JsonlAppender(path, key=prediction_key) as out:
-            plan = plan_batches(records, styles, batch_size)
-            pending = sum((r["id"], s) not in out.done for s, batch in plan for r in batch)
-            with tqdm(total=pending, unit="q", desc="eval", dynamic_ncols=True, disable=not pending) as bar:
-                for style, batch in plan:
-                    batch = _usable(batch, style, out.done, unusable)
-                    if not batch:
-                        continue
-                    if generator is None:
-                        generator = make_generator(backend, model, adapter, resolution)
-                    bar.set_postfix_str(style)
-                    for record, response, seconds in _generate_isolated(generator, batch, style, budgets[style],
-                                                                        min_new_tokens, unusable):
-                        row = {k: record[k] for k in QUESTION_COLUMNS if k in record}
-                        row.update(style=style, response=response, model=model, adapter=adapter, backend=backend,
-                                   max_new_tokens=budgets[style], gen_seconds=round(seconds, 4))
-                        bar.update(int(out.write(row)))
-                    bar.update(sum((r["id"], style) not in out.done for r in batch))  # rejected now
-    finally:
-        rejects = questions.rejects + [rejection(qid, *questions.sources[qid], why) for qid, why in unusable.items()]
-        write_rejects(out_dir / REJECTS_FILE, rejects)
+    with output_lock(out_dir, folder=True, what="eval"):  # one writer per run folder
+        guard_settings(out_dir / SETTINGS_FILE,
+                       eval_settings(model, data_files, adapter, backend, budgets, resolution),
+                       [path, out_dir / "scores.json", out_dir / REJECTS_FILE], overwrite)
+        unusable: dict[str, str] = {}  # question id -> why (found while generating)
+        try:
+            def load():
+                return make_generator(backend, model, adapter, resolution,
+                                      trust_remote_code)
+
+            fields = dict(model=model, adapter=adapter, backend=backend)
+            with JsonlAppender(path, key=prediction_key) as out:
+                _generate_missing(questions.rows[:limit], styles, batch_size, budgets, min_new_tokens, out,
+                                  unusable, generator, load, fields)
+        finally:
+            rejects = questions.rejects + [rejection(qid, *questions.sources[qid], why)
+                                           for qid, why in unusable.items()]
+            write_rejects(out_dir / REJECTS_FILE, rejects)
     return path
+
+
+def _generate_missing(records: list[dict], styles: Sequence[str], batch_size: int, budgets: dict[str, int],
+                      min_new_tokens: int, out: JsonlAppender, unusable: dict[str, str], generator, load,
+                      fields: dict) -> None:
+    """Generate every planned row not yet in ``out``; ``load()`` makes the generator when the first
+    batch needs it (a finished run never loads the model)."""
+    plan = plan_batches(records, styles, batch_size)
+    pending = sum((r["id"], s) not in out.done for s, batch in plan for r in batch)
+    with tqdm(total=pending, unit="q", desc="eval", dynamic_ncols=True, disable=not pending) as bar:
+        for style, batch in plan:
+            batch = _usable(batch, style, out.done, unusable)
+            if not batch:
+                continue
+            if generator is None:
+                generator = load()
+            bar.set_postfix_str(style)
+            for record, response, seconds in _generate_isolated(generator, batch, style, budgets[style],
+                                                                min_new_tokens, unusable):
+                row = {k: record[k] for k in QUESTION_COLUMNS if k in record}
+                row.update(style=style, response=response, **fields, max_new_tokens=budgets[style],
+                           gen_seconds=round(seconds, 4))
+                bar.update(int(out.write(row)))
+            bar.update(sum((r["id"], style) not in out.done for r in batch))  # rejected now
 
 
 def _usable(batch: list[dict], style: str, done: set, unusable: dict[str, str]) -> list[dict]:

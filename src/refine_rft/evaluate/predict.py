@@ -21,6 +21,7 @@ from rich.text import Text
 from refine_rft.data.records import NOUNS, shuffle_options
 from refine_rft.errors import ConfigError
 from refine_rft.evaluate.cli import add_resolution_arguments
+from refine_rft.trust import add_trust_argument
 from refine_rft.evaluate.generate import DEFAULT_MAX_NEW_TOKENS, make_generator
 from refine_rft.evaluate.score import parsed_choice
 from refine_rft.parsing import parse_response
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--backend", choices=("hf", "vllm"), default="hf")
     add_resolution_arguments(parser)
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
     if not Path(args.image).is_file():
         parser.error(f"--image: no such file {args.image}")
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     console.print(Panel(question_text(noun, options, args.style), title=Path(args.image).name, border_style="blue"))
     resolution = choose_resolution(args.min_pixels, args.max_pixels, args.adapter, args.model)
-    generator = make_generator(args.backend, args.model, args.adapter, resolution)
+    generator = make_generator(args.backend, args.model, args.adapter, resolution, args.trust_remote_code)
     budget = args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[args.style]
     response = generator.generate([record], args.style, budget)[0]
     render(console, options, response, args.style, answer)

@@ -6,7 +6,8 @@
     refine-rft judge runs/eval/predictions.jsonl --config recipes/qwen2vl7b/refine_rft.yaml --out ...
 
 Each predictions row of the chosen styles (default: ``cot``) gets one score row, appended as it is
-judged; a rerun skips what is done and retries what failed (see
+judged; a rerun skips what is done, retries what failed and judges again the rows whose response
+changed (see
 :mod:`refine_rft.judge.reasoning_answer`, the library this command runs). At the end, a per-dataset
 summary is printed and written next to the scores as ``<SCORES>.summary.json``. Rows that cannot
 be judged are listed in ``<SCORES>.rejects.jsonl`` and the command then exits with status 1; a
@@ -81,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(args)
     result = score_reasoning_answers(args.predictions, args.out, config, styles, progress=True,
                                      overwrite=args.overwrite)
-    print(f"judged {result.judged} responses ({result.already_scored} already scored in {args.out})",
+    changed = f", re-judged {result.rejudged} whose response changed" if result.rejudged else ""
+    print(f"judged {result.judged} responses ({result.already_scored} already scored in {args.out}{changed})",
           file=sys.stderr)
+    if result.dropped:
+        print(f"removed {result.dropped} scores of rows no longer in {args.predictions}", file=sys.stderr)
     print_summary(result.summary)
     counters = ", ".join(f"{name.removeprefix('judge/')}={value:g}" for name, value in result.stats.items())
     print(f"judge: {counters}", file=sys.stderr)

@@ -80,6 +80,7 @@ class JudgeConfig:
     def __post_init__(self) -> None:
         if isinstance(self.base_urls, str):
             self.base_urls = [self.base_urls]
+        check_types(self)
         self.base_urls = [str(url).rstrip("/") for url in self.base_urls]
         checks = [
             (self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}"),
@@ -120,6 +121,36 @@ class JudgeConfig:
     def api_key(self) -> str:
         """The API key from the environment (read at call time, never stored)."""
         return os.environ.get(self.api_key_env) or "EMPTY"
+
+
+# A field's annotation -> the types its value may have (bool is an int to Python, not to a user).
+_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,),
+          "str | None": (str, type(None)), "list[str]": (list,)}
+_NAMES = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "a string",
+          "str | None": "a string or null", "list[str]": "a URL or a list of URLs"}
+
+
+def check_types(config) -> None:
+    """Refuse a setting of the wrong type in one line (``timeout: fast``), before any check compares it.
+
+    >>> JudgeConfig.from_dict({"timeout": "fast"})
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.ConfigError: judge config: timeout must be a number, got 'fast'
+    >>> JudgeConfig.from_dict({"concurrency": 2.5})
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.ConfigError: judge config: concurrency must be an integer, got 2.5
+    """
+    for spec in fields(config):
+        value, allowed = getattr(config, spec.name), _TYPES.get(str(spec.type))
+        if allowed is None:
+            continue
+        wrong = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+        if spec.type == "list[str]" and not wrong:
+            wrong = not all(isinstance(item, str) for item in value)
+        if wrong:
+            raise ConfigError(f"judge config: {spec.name} must be {_NAMES[str(spec.type)]}, got {value!r}")
 
 
 def judge_settings(path: str | os.PathLike) -> dict:

@@ -2,8 +2,11 @@
 
 Each predictions row (:data:`~refine_rft.data.records.PREDICTION_FIELDS`, and for the attribute
 judge ``attributes, option_attributes``) of the chosen styles gets one score row
-``{id, style, dataset, RSC_A, RSC_U, RSC_O, *_feedback, judge}``, appended as it is judged. Rows are
-keyed by ``(id, style)``: a rerun skips what is done and retries what failed. At the end the mean
+``{id, style, dataset, RSC_A, RSC_U, RSC_O, *_feedback, judge, judged_sha256}``, appended as it is
+judged. Rows are keyed by ``(id, style)`` and by what was judged (:func:`judged_digest` of the
+response, options, answer and noun): a rerun skips what is done, retries what failed, and judges
+again every row whose response changed since (an ``eval --overwrite`` with another model, say),
+saying how many; scores of questions no longer in the predictions are removed. At the end the mean
 RSC per dataset over every score row is written next to the scores as ``<SCORES>.summary.json``.
 
 The predictions are read under :func:`~refine_rft.data.records.read_rows`' rule (an empty file or
@@ -29,6 +32,7 @@ in ``<SCORES>.settings.json``; a rerun with others refuses unless ``overwrite``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -45,7 +49,14 @@ from refine_rft.data.records import (
     validate_prediction,
 )
 from refine_rft.errors import DataError
-from refine_rft.files import JsonlAppender, guard_settings, iter_jsonl_tolerant, write_rejects, write_text_atomic
+from refine_rft.files import (
+    JsonlAppender,
+    guard_settings,
+    iter_jsonl_tolerant,
+    output_lock,
+    write_rejects,
+    write_text_atomic,
+)
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.prompts import PROMPT_VERSION
 from refine_rft.judge.health import probe_endpoints
@@ -64,6 +75,24 @@ class RscResult:
     summary_path: Path
     rejected: int = 0
     rejects_path: Path | None = None
+    rejudged: int = 0  # rows scored before whose response has changed since: judged again
+    dropped: int = 0  # scores of questions no longer in the predictions: removed
+
+
+DIGEST_FIELD = "judged_sha256"
+
+
+def judged_digest(row: dict) -> str:
+    """What a score row was judged from: SHA-256 of the prediction's response, options, answer and
+    noun. A score row whose digest differs from its prediction's judged another response.
+
+    >>> row = {"response": "<answer>A. Finch</answer>", "options": ["Finch", "Tit"], "answer": 0,
+    ...        "noun": "birds"}
+    >>> judged_digest(dict(row)) == judged_digest(row) != judged_digest({**row, "response": "B"})
+    True
+    """
+    judged = [row.get("response"), row.get("options"), row.get("answer"), row.get("noun")]
+    return hashlib.sha256(json.dumps(judged, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def summary_path(scores: str | Path) -> Path:
@@ -160,7 +189,8 @@ async def judge_rows(rows: RowSet, config: JudgeConfig, out: JsonlAppender, prog
                 failures += 1
             else:
                 out.write({"id": row["id"], "style": row["style"], "dataset": row["dataset"], **result,
-                           "judge": config.model if config.backend == "openai" else "attributes"})
+                           "judge": config.model if config.backend == "openai" else "attributes",
+                           DIGEST_FIELD: judged_digest(row)})
     finally:
         for task in tasks:
             task.cancel()
@@ -179,19 +209,37 @@ def score_reasoning_answers(predictions: str | Path, out: str | Path, config: Ju
     Failed judgements are counted in ``failures`` and left out of ``out``, so a rerun retries them.
     Rejected rows are counted in ``rejected`` and listed in ``rejects_path``.
     Raises :class:`~refine_rft.errors.JudgeUnavailable` when the judge cannot judge (see
-    :func:`judge_rows`).
+    :func:`judge_rows`). Another process writing ``out`` refuses this one
+    (:class:`~refine_rft.errors.OutputLocked`).
     """
+    predictions, out, styles = Path(predictions), Path(out), set(styles)
+    rows = pending_rows(predictions, styles)  # bad input fails before anything is written
+    with output_lock(out, what="judge"):  # one writer per scores file
+        return _score_locked(predictions, out, config, styles, rows, progress, overwrite)
+
+
+def _score_locked(predictions: Path, out: Path, config: JudgeConfig, styles: set[str], rows: RowSet,
+                  progress: bool, overwrite: bool) -> RscResult:
     import sys
 
     from tqdm import tqdm
 
-    predictions, out, styles = Path(predictions), Path(out), set(styles)
-    rows = pending_rows(predictions, styles)  # bad input fails before anything is written
     rejects_path = sibling_path(out, "rejects.jsonl")
     guard_settings(sibling_path(out, "settings.json"), judge_settings_record(predictions, config),
                    [out, summary_path(out), rejects_path], overwrite)
-    with JsonlAppender(out, key=prediction_key) as appender:
+    current = {prediction_key(row): judged_digest(row) for row in rows.rows}
+
+    def still_holds(score: dict) -> bool:
+        """A score row of another style is not this run's business; one of these styles must match
+        a prediction row's digest (a row without one predates digests and is judged again)."""
+        if score.get("style") not in styles:
+            return True
+        return current.get(prediction_key(score)) == score.get(DIGEST_FIELD)
+
+    stale = {prediction_key(score) for score in iter_jsonl_tolerant(out) if not still_holds(score)}
+    with JsonlAppender(out, key=prediction_key, keep=still_holds) as appender:
         already = len(appender.done)
+        rejudged = len(stale & current.keys())
         rows.rows = [row for row in rows.rows if prediction_key(row) not in appender.done]
         if config.backend == "openai":  # the attribute judge never looks at the image
             reject_bad_images(rows, prediction_key, decode=False)
@@ -205,4 +253,4 @@ def score_reasoning_answers(predictions: str | Path, out: str | Path, config: Ju
     summary = summarize(row for row in iter_jsonl_tolerant(out) if row["style"] in styles)
     path = write_text_atomic(summary_path(out), json.dumps(summary, indent=2) + "\n")
     return RscResult(judged, already, failures, stats, summary, path, len(rows.rejects),
-                     rejects_path if rows.rejects else None)
+                     rejects_path if rows.rejects else None, rejudged, len(stale - current.keys()))

@@ -11,6 +11,14 @@
                            *_acc.csv under general_eval/vlmevalkit)
       trainer_state.json   or checkpoint-*/trainer_state.json, here or in run.json's "train_dir"
 
+Numbers never outlive the predictions they came from. When ``predictions.jsonl`` is there, the
+accuracies are computed from it; a ``scores.json`` that disagrees with it (written for other
+predictions, or empty, or damaged) is not shown: the report recomputes the scores and warns,
+naming the file. A judge score row records what it judged (``judged_sha256``, see
+:func:`~refine_rft.judge.reasoning_answer.judged_digest`); rows that judged another response than
+the one ``predictions.jsonl`` now holds, or a question it no longer has, make the report refuse the
+run in one line, naming the ``refine-rft judge`` command that brings the scores up to date.
+
 Every RSC score in ``judge_scores.jsonl`` must be a number in [0, 100] or ``null`` (a failed
 judgement). Anything else is rejected when the file is loaded: the value is emptied (the row then
 counts as a failed judgement, and the value never reaches a table or the page) and reported in
@@ -143,6 +151,44 @@ def _read_json(path: Path) -> dict:
         raise DataError(f"{path}: not valid JSON ({error.msg})") from None
 
 
+def _accuracy_scores(path: Path, predictions: list[dict]) -> dict:
+    """Accuracies per style: computed from the predictions when the run has them (a ``scores.json``
+    that disagrees is replaced, with a warning), else read from ``scores.json``."""
+    scores_file = path / SCORES_FILE
+    recorded = None
+    if scores_file.is_file():
+        try:
+            recorded = json.loads(scores_file.read_text(encoding="utf-8"))["styles"]
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as error:
+            if not predictions:
+                raise DataError(f"{scores_file}: not a scores file ({type(error).__name__}: {error}); rerun "
+                                f"refine-rft eval to rewrite it") from None
+    if not predictions:
+        if recorded is not None and not isinstance(recorded, dict):
+            raise DataError(f"{scores_file}: 'styles' must be an object of per-style scores")
+        return recorded or {}
+    computed = score_rows(predictions)
+    if scores_file.is_file() and recorded != computed:
+        logger.warning("%s disagrees with %s (made from other predictions, or damaged); showing the scores "
+                       "recomputed from the predictions", scores_file, path / "predictions.jsonl")
+    return computed
+
+
+def check_judged_responses(judge_file: Path, judge: dict, predictions: list[dict]) -> None:
+    """Refuse judge rows that judged another response than the predictions now hold (or a question
+    they no longer have): their RSC would describe another model's answers."""
+    from refine_rft.judge.reasoning_answer import DIGEST_FIELD, judged_digest
+
+    current = {prediction_key(row): row for row in predictions}
+    stale = [key for key, row in judge.items() if key not in current
+             or (DIGEST_FIELD in row and row[DIGEST_FIELD] != judged_digest(current[key]))]
+    if stale:
+        raise DataError(f"{judge_file}: {len(stale)} judge score(s) judged other responses than "
+                        f"{judge_file.parent / 'predictions.jsonl'} holds (first: {stale[0][0]!r}, style "
+                        f"{stale[0][1]!r}); bring them up to date with refine-rft judge "
+                        f"{judge_file.parent / 'predictions.jsonl'} --out {judge_file} (same settings)")
+
+
 def load_run(path: str | Path) -> Run:
     """Read a run folder (see the module docstring); fails naming the folder if it has no results."""
     path = Path(path)
@@ -157,12 +203,11 @@ def load_run(path: str | Path) -> Run:
     predictions = []
     if (path / "predictions.jsonl").is_file():
         predictions = require_all(read_rows([path / "predictions.jsonl"], validate_prediction, key=prediction_key))
-    if (path / SCORES_FILE).is_file():
-        scores = _read_json(path / SCORES_FILE)["styles"]
-    else:
-        scores = score_rows(predictions)
+    scores = _accuracy_scores(path, predictions)
     judge_file = next((path / name for name in JUDGE_FILES if (path / name).is_file()), path / JUDGE_FILE)
     judge, rejected = load_judge_rows(judge_file)
+    if predictions:
+        check_judged_responses(judge_file, judge, predictions)
     general = general_scores(path)
     train_dir = path / meta["train_dir"] if "train_dir" in meta else path
     state = _trainer_state(train_dir)

@@ -15,16 +15,20 @@ import json
 from pathlib import Path
 
 from refine_rft.errors import MissingFile, OutputExists
+from refine_rft.trust import add_trust_argument
 
 
 def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None = None,
-                  dtype: str = "auto") -> Path:
-    """Load ``base`` + the LoRA adapter in ``adapter_dir``, merge, and save model and processor to ``out_dir``."""
+                  dtype: str = "auto", trust_remote_code: bool = False) -> Path:
+    """Load ``base`` + the LoRA adapter in ``adapter_dir``, merge, and save model and processor to
+    ``out_dir``; code in the folders runs only as :mod:`refine_rft.trust` decides."""
     import shutil
 
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
+
+    from refine_rft.trust import load_processor, trust_for
 
     from refine_rft.files import atomic_directory
     from refine_rft.train.config import SAVED_CONFIG_NAME
@@ -37,10 +41,12 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
         raise MissingFile(f"{adapter_dir} is not a LoRA adapter folder: no adapter_config.json")
     base = base or json.loads(config_path.read_text())["base_model_name_or_path"]
     torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch_dtype)
-    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     processor_source = adapter_dir if (adapter_dir / "processor_config.json").is_file() else base
-    processor = AutoProcessor.from_pretrained(processor_source, trust_remote_code=True)
+    trust_for(processor_source, trust_remote_code)  # refuse untrusted code before loading anything
+    model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch_dtype,
+                                                        trust_remote_code=trust_for(base, trust_remote_code))
+    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    processor = load_processor(processor_source, trust_remote_code)
 
     # An interrupted export leaves no half model behind.
     with atomic_directory(out_dir) as work:
@@ -60,11 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "names)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                         help="dtype to merge and save in")
+    add_trust_argument(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = export_merged(args.adapter, args.out, args.base, args.dtype)
+    out = export_merged(args.adapter, args.out, args.base, args.dtype, args.trust_remote_code)
     print(f"merged model and processor written to {out}")
     return 0

@@ -24,9 +24,11 @@ Python::
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 from refine_rft.errors import ConfigError
+from refine_rft.files import honour_umask, output_lock
 from refine_rft.train.config import GRPOScriptArguments, parse_recipe
 
 
@@ -43,7 +45,7 @@ def build_trainer(script_args, training_args, model_args):
     from refine_rft.rewards import get_reward_funcs
     from refine_rft.train.data import grpo_rows, load_training_inputs, to_dataset
     from refine_rft.train.model import model_init_kwargs, model_path
-    from refine_rft.train.monitor import monitor_rewards
+    from refine_rft.train.monitor import monitor_rewards, umask_callback
 
     if {"reasoning", "open_verifier"} & set(script_args.rewards) and script_args.judge is not None:
         # Before the model loads: a refused key or model must not cost minutes of loading first.
@@ -74,6 +76,7 @@ def build_trainer(script_args, training_args, model_args):
         train_dataset=dataset,
         processing_class=processor,
         peft_config=get_peft_config(model_args),
+        callbacks=[umask_callback()],
     )
 
 
@@ -81,8 +84,15 @@ def run(script_args, training_args, model_args) -> Path:
     """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
     from refine_rft.train.model import train_and_save
 
-    return train_and_save(build_trainer, script_args, training_args, model_args,
-                          generations=training_args.num_generations)
+    # One writer per output_dir: the main process holds its lock for the whole run (another run into
+    # the same folder refuses, naming this one).
+    lock = output_lock(training_args.output_dir, folder=True, what="train")
+    with lock if training_args.process_index == 0 else nullcontext():
+        out = train_and_save(build_trainer, script_args, training_args, model_args,
+                              generations=training_args.num_generations)
+        if training_args.process_index == 0:
+            honour_umask(out)  # the final adapter, saved after the last checkpoint (safetensors: 0600)
+    return out
 
 
 def train_grpo(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:

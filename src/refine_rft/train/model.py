@@ -21,14 +21,14 @@ def load_processor(model_args, training_args, resolution=None):
     images at ``resolution`` (an :class:`~refine_rft.resolution.ImageResolution`; the trainers
     save this processor, and with it the resolution, beside the adapter).
 
-    A processor whose class ships with the weights needs ``trust_remote_code: true`` in the recipe.
+    Code in the model folder runs only with ``trust_remote_code`` or when it is the project's own
+    checksummed processor (the tiny models; see :mod:`refine_rft.trust`).
     """
-    from transformers import AutoProcessor
+    from refine_rft.trust import load_processor as load_trusted
 
-    trust = training_args.trust_remote_code
     kwargs = resolution.from_pretrained_kwargs() if resolution is not None else {}
-    processor = AutoProcessor.from_pretrained(model_path(model_args), revision=model_args.model_revision,
-                                              trust_remote_code=trust, **kwargs)
+    processor = load_trusted(model_path(model_args), training_args.trust_remote_code,
+                             revision=model_args.model_revision, **kwargs)
     processor.tokenizer.padding_side = "left"
     return processor
 

@@ -96,3 +96,18 @@ def _named_like(func, wrapper):
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+def umask_callback():
+    """A trainer callback that gives each saved checkpoint (and the final save) the umask's modes:
+    safetensors writes adapters 0600 whatever the umask (see :func:`refine_rft.files.honour_umask`)."""
+    from transformers import TrainerCallback
+
+    from refine_rft.files import honour_umask
+
+    class HonourUmask(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                honour_umask(args.output_dir)
+
+    return HonourUmask()

@@ -19,8 +19,10 @@ Python::
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
+from refine_rft.files import honour_umask, output_lock
 from refine_rft.train.config import SFTScriptArguments, parse_recipe
 
 
@@ -36,6 +38,7 @@ def build_trainer(script_args, training_args, model_args):
 
     from refine_rft.train.data import load_training_inputs, sft_rows, to_dataset
     from refine_rft.train.model import model_init_kwargs, model_path
+    from refine_rft.train.monitor import umask_callback
 
     processor, records, resolution = load_training_inputs(script_args, training_args, model_args)
     dataset = to_dataset(sft_rows(records, script_args.prompt_style, script_args.sft_target), resolution)
@@ -47,6 +50,7 @@ def build_trainer(script_args, training_args, model_args):
         train_dataset=dataset,
         processing_class=processor,
         peft_config=get_peft_config(model_args),
+        callbacks=[umask_callback()],
     )
 
 
@@ -54,7 +58,14 @@ def run(script_args, training_args, model_args) -> Path:
     """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
     from refine_rft.train.model import train_and_save
 
-    return train_and_save(build_trainer, script_args, training_args, model_args)
+    # One writer per output_dir: the main process holds its lock for the whole run (another run into
+    # the same folder refuses, naming this one).
+    lock = output_lock(training_args.output_dir, folder=True, what="train")
+    with lock if training_args.process_index == 0 else nullcontext():
+        out = train_and_save(build_trainer, script_args, training_args, model_args)
+        if training_args.process_index == 0:
+            honour_umask(out)  # the final adapter, saved after the last checkpoint (safetensors: 0600)
+    return out
 
 
 def train_sft(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:
