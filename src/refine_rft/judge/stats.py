@@ -21,7 +21,9 @@ class JudgeStats:
     """
 
     judgements: int = 0  # scores asked for (including cached and rejected ones)
-    requests: int = 0  # HTTP requests that got a reply
+    requests: int = 0  # HTTP attempts: first tries and retries, answered or failed
+    request_failures: int = 0  # HTTP attempts that failed (error status, timeout, refused or dropped connection)
+    cooldowns: int = 0  # replicas taken out for a cool-down
     retries: int = 0  # requests repeated after 429 / 5xx / timeout / dropped connection
     reminders: int = 0  # replies without a usable score, asked again once
     failures: int = 0  # judgements that ended as None
@@ -30,7 +32,7 @@ class JudgeStats:
     injections_rejected: int = 0  # responses addressing the judge, scored 0 without a call
     cache_hits: int = 0
     no_think: int = 0  # responses without <think>, scored 0 without a call
-    latency_total: float = 0.0  # seconds, summed over replied requests
+    latency_total: float = 0.0  # seconds, summed over every HTTP attempt
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts) -> None:
@@ -43,7 +45,7 @@ class JudgeStats:
         return [f.name for f in fields(self) if not f.name.startswith("_")]
 
     def snapshot(self, reset: bool = False) -> dict[str, float]:
-        """The counters as ``judge/<name>`` metrics, plus the mean latency of replied requests."""
+        """The counters as ``judge/<name>`` metrics, plus the mean latency of every HTTP attempt."""
         with self._lock:
             values = {name: getattr(self, name) for name in self._counters()}
             if reset:
