@@ -102,7 +102,7 @@ def test_every_replica_is_checked_and_each_bad_one_named(predictions, tmp_path, 
         args = judge_args(predictions, tmp_path / "scores.jsonl", good.url, "--endpoint", bad.url)
         assert refine_rft(args) == 2
     err = capsys.readouterr().err
-    assert good.count == 1 and bad.count == 1
+    assert good.count == 3 and bad.count == 1  # the good one: a judgement and two sight questions
     assert bad.url in err and f"judge endpoint {good.url}" not in err
 
 
@@ -160,7 +160,7 @@ def test_a_400_mid_run_is_one_failed_row_not_a_stop(predictions, tmp_path, capsy
     out = tmp_path / "scores.jsonl"
     with ScriptedJudgeServer(script=["100", Status(400, message="prompt too long")]) as server:
         assert refine_rft(judge_args(predictions, out, server.url, "--concurrency", "1")) == 1
-    assert server.count == 1 + 6
+    assert server.count == 3 + 6  # the health check (a judgement, two sight questions), the rows
     assert "1 of 6 responses could not be judged" in capsys.readouterr().err
     assert len(out.read_text().splitlines()) == 5
 
@@ -192,5 +192,5 @@ def test_refine_rft_train_exits_non_zero_naming_the_unreachable_judge(tmp_path):
 def test_check_endpoints_reports_each_replica():
     with ScriptedJudgeServer(reply="100") as one, ScriptedJudgeServer(reply="100") as two:
         seconds = check_endpoints(JudgeConfig(backend="openai", base_urls=[one.url, two.url], model="teacher"))
-    assert sorted(seconds) == sorted([one.url, two.url]) and one.count == two.count == 1
+    assert sorted(seconds) == sorted([one.url, two.url]) and one.count == two.count == 3
     assert check_endpoints(JudgeConfig(backend="attributes")) == {}

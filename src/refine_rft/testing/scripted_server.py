@@ -8,7 +8,15 @@ real sockets, with many requests in flight at once. What it answers is scripted:
   parsed request body; by default a score derived from a hash of the student text (so GRPO
   groups get different rewards) or, for Reasoning-Answer prompts, a valid RSC JSON;
 - ``script``: behaviours served first, one per request, in arrival order (then ``reply``);
-- ``latency``: seconds every request waits before its behaviour.
+- ``latency``: seconds every request waits before its behaviour;
+- ``sees_images``: the health check's sight question (:data:`~refine_rft.judge.health.SIGHT_QUESTION`)
+  is answered with the colour the server sees in the image it was sent (decoded from the data
+  URL), ahead of ``script`` and ``reply``; with ``sees_images=False`` the server is like a text-only
+  model: the sight question gets the scripted reply like any other request.
+
+Stopping the server (leaving the ``with`` block, or :meth:`ScriptedJudgeServer.stop`) also closes
+its open keep-alive connections, as a stopped process would: clients see dropped, then refused
+connections. ``port`` binds a given port (to restart a stopped replica at the same URL).
 
 A behaviour is a string (a 200 reply with that content), :class:`Status` (an HTTP error, e.g.
 ``Status(429, retry_after=0.1)``, ``Status(500)``, or any body and headers: :data:`LITELLM_BAD_KEY`
@@ -27,7 +35,9 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import re
 import socket
@@ -37,6 +47,7 @@ from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from refine_rft.judge.health import SIGHT_QUESTION
 from refine_rft.judge.prompts import BEGIN, NONCE, markers
 
 
@@ -116,6 +127,23 @@ def hashed_reply(request: dict) -> str:
     return str(score)
 
 
+PALETTE = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 220), "yellow": (230, 210, 40),
+           "white": (245, 245, 245), "black": (10, 10, 10), "grey": (128, 128, 128)}
+
+
+def seen_colour(request: dict) -> str:
+    """The name of the colour nearest to the mean of the first image in ``request`` ('none' without one)."""
+    from PIL import Image, ImageStat
+
+    for message in request.get("messages", []):
+        for part in message.get("content") if isinstance(message.get("content"), list) else []:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                data = part["image_url"]["url"].split(",", 1)[1]
+                mean = ImageStat.Stat(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")).mean
+                return min(PALETTE, key=lambda name: sum((a - b) ** 2 for a, b in zip(PALETTE[name], mean)))
+    return "none"
+
+
 class ScriptedJudgeServer:
     """Context manager running the scripted judge; ``server.url`` is its ``.../v1`` base URL.
 
@@ -126,8 +154,11 @@ class ScriptedJudgeServer:
     """
 
     def __init__(self, reply=hashed_reply, script=(), latency: float = 0.0, model: str = "scripted-judge",
-                 hang_seconds: float = 60.0):
+                 hang_seconds: float = 60.0, sees_images: bool = True, port: int = 0):
         self.reply = reply
+        self.sees_images = sees_images
+        self.port = port
+        self._connections: set[socket.socket] = set()
         self.script = deque(script)
         self.latency = latency
         self.model = model
@@ -147,15 +178,17 @@ class ScriptedJudgeServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return self._url
 
     def _next_behaviour(self, request: dict):
         with self._lock:
             self.requests.append(request)
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
-            scripted = self.script.popleft() if self.script else None
+            sight = self.sees_images and SIGHT_QUESTION in request_text(request)
+            scripted = self.script.popleft() if self.script and not sight else None
+        if sight:
+            return seen_colour(request).capitalize() + "."
         if scripted is not None:
             return scripted
         return self.reply(request) if callable(self.reply) else self.reply
@@ -165,17 +198,34 @@ class ScriptedJudgeServer:
             self._in_flight -= 1
 
     def __enter__(self) -> ScriptedJudgeServer:
-        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
+        self._stop.clear()
+        self._server = _Server(("127.0.0.1", self.port), _handler_for(self))
+        host, self.port = self._server.server_address[:2]
+        self._url = f"http://{host}:{self.port}/v1"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True, name="scripted-judge")
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop serving: refuse new connections and drop the open ones."""
+        if self._server is None:
+            return
         self._stop.set()  # releases hanging requests
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._thread.join(timeout=5)
+        self._server = None
 
 
 def _handler_for(server: ScriptedJudgeServer):
@@ -187,6 +237,19 @@ def _handler_for(server: ScriptedJudgeServer):
 
         def log_message(self, *args) -> None:  # keep test output clean
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            with server._lock:
+                server._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with server._lock:
+                server._connections.discard(self.connection)
+            try:
+                super().finish()
+            except OSError:
+                pass
 
         def _send_json(self, code: int, payload: dict, headers: dict | None = None) -> None:
             body = json.dumps(payload).encode()
