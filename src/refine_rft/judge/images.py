@@ -90,21 +90,32 @@ class DataUrlCache:
         self.capacity = capacity
         self.encoded = 0  # how many pictures were encoded (misses)
         self._urls: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self._encoding: dict[tuple[str, int], threading.Event] = {}
         self._lock = threading.Lock()
 
     def data_url(self, digest: str, image: Image.Image, max_side: int) -> str:
-        """The data URL of ``image`` (whose :func:`image_hash` is ``digest``), encoded on a miss only."""
+        """The data URL of ``image`` (whose :func:`image_hash` is ``digest``), encoded on a miss only;
+        copies of one picture prepared at the same moment wait for the first one's encoding."""
         key = (digest, max_side)
-        with self._lock:
-            url = self._urls.get(key)
-            if url is not None:
-                self._urls.move_to_end(key)
-                return url
-        url = image_data_url(image, max_side)  # outside the lock: encoding takes milliseconds
-        with self._lock:
-            self.encoded += 1
-            self._urls[key] = url
-            self._urls.move_to_end(key)
-            while len(self._urls) > self.capacity:
-                self._urls.popitem(last=False)
+        while True:
+            with self._lock:
+                url = self._urls.get(key)
+                if url is not None:
+                    self._urls.move_to_end(key)
+                    return url
+                waiting = self._encoding.get(key)
+                if waiting is None:
+                    self._encoding[key] = threading.Event()
+                    break
+            waiting.wait()
+        try:
+            url = image_data_url(image, max_side)  # outside the lock: encoding takes milliseconds
+            with self._lock:
+                self.encoded += 1
+                self._urls[key] = url
+                while len(self._urls) > self.capacity:
+                    self._urls.popitem(last=False)
+        finally:
+            with self._lock:
+                self._encoding.pop(key).set()
         return url
