@@ -18,7 +18,8 @@ Stopping the server (leaving the ``with`` block, or :meth:`ScriptedJudgeServer.s
 its open keep-alive connections, as a stopped process would: clients see dropped, then refused
 connections. ``port`` binds a given port (to restart a stopped replica at the same URL).
 
-A behaviour is a string (a 200 reply with that content), :class:`Status` (an HTTP error, e.g.
+A behaviour is a string (a 200 reply with that content), :class:`Content` (a 200 reply whose
+content is not a string), :class:`Status` (an HTTP error, e.g.
 ``Status(429, retry_after=0.1)``, ``Status(500)``, or any body and headers: :data:`LITELLM_BAD_KEY`
 and :data:`LITELLM_BAD_MODEL` answer as the LiteLLM gateway does), :data:`HANG` (never answer; the
 client must time out) or :data:`DROP` (close the connection without a response).
@@ -61,6 +62,15 @@ class Status:
     message: str = "scripted error"
     headers: tuple[tuple[str, str], ...] = ()
     body: object = None
+    text: str | None = None  # a plain-text body instead of JSON (as some proxies send)
+
+
+@dataclass(frozen=True)
+class Content:
+    """A 200 reply whose message ``content`` is ``value`` as it is: a number, ``None`` or a list of
+    parts, as some gateways send."""
+
+    value: object
 
 
 def litellm_error(code: int, message: str, error_type: str, headers=()) -> Status:
@@ -251,10 +261,10 @@ def _handler_for(server: ScriptedJudgeServer):
             except OSError:
                 pass
 
-        def _send_json(self, code: int, payload: dict, headers: dict | None = None) -> None:
-            body = json.dumps(payload).encode()
+        def _send_json(self, code: int, payload, headers: dict | None = None, text: str | None = None) -> None:
+            body = (text if text is not None else json.dumps(payload)).encode()
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain" if text is not None else "application/json")
             self.send_header("Content-Length", str(len(body)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
@@ -297,13 +307,14 @@ def _handler_for(server: ScriptedJudgeServer):
                 body = behaviour.body
                 if body is None:
                     body = {"error": {"message": behaviour.message, "type": "scripted", "code": behaviour.code}}
-                self._send_json(behaviour.code, body, headers)
+                self._send_json(behaviour.code, body, headers, text=behaviour.text)
             else:
+                content = behaviour.value if isinstance(behaviour, Content) else str(behaviour)
                 self._send_json(200, {
                     "id": f"chatcmpl-{server.count}", "object": "chat.completion", "created": int(time.time()),
                     "model": request.get("model", server.model),
                     "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": str(behaviour)}}],
+                                 "message": {"role": "assistant", "content": content}}],
                     "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
 
     return Handler
