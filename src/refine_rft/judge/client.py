@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import json
 import logging
+import math
 import os
 import random
 import re
 import time
+import uuid
 
 import openai
 
@@ -50,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = (408, 409, 429)  # and every 5xx: busy or failing servers (as the openai client retries)
 CONFIG_STATUSES = (401, 403, 404)  # wrong key, model or URL: no retry fixes them
+CONNECTIONS_PER_POOL = 8
 
 
 _MODEL_WORDS = re.compile(r"\bmodel\b[^.]{0,60}\b(?:invalid|not found|does not exist|unknown|not supported|no such)"
@@ -251,13 +255,15 @@ class JudgeClient:
         self.config = config
         self.stats = stats or JudgeStats()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._clients: dict[str, openai.AsyncOpenAI] = {}
-        self._retired: list[dict[str, openai.AsyncOpenAI]] = []
+        self._clients: dict[str, list[openai.AsyncOpenAI]] = {}
+        self._retired: list[dict[str, list[openai.AsyncOpenAI]]] = []
         self._semaphore: asyncio.Semaphore | None = None
         # Replica health outlives an event loop: a replica found down stays out for its cool-down.
         self.router = Router(config.base_urls, concurrency=config.concurrency, load_factor=config.load_factor,
                              max_failures=config.replica_failures, cooldown_s=config.cooldown_s)
         self._cooldowns_seen = 0
+        self._request_numbers = itertools.count()
+        self._key_prefix = f"refine-rft-{uuid.uuid4().hex}"
         self.last_failure = ""  # what the latest failed request got, for the failure rule's message
 
     def _bind_to_running_loop(self) -> None:
@@ -269,9 +275,13 @@ class JudgeClient:
         if self._clients:
             self._retired.append(self._clients)
         self._loop = loop
+        # Several small connection pools per replica rather than one large one: httpx checks every
+        # idle connection of a pool (one socket probe each) whenever a request starts or ends, so the
+        # CPU per request grows with the pool; pools of CONNECTIONS_PER_POOL keep it flat.
+        pools = max(1, math.ceil(self.config.concurrency / CONNECTIONS_PER_POOL))
         self._clients = {
-            url: openai.AsyncOpenAI(base_url=url, api_key=self.config.api_key(), timeout=self.config.timeout,
-                                    max_retries=0)
+            url: [openai.AsyncOpenAI(base_url=url, api_key=self.config.api_key(), timeout=self.config.timeout,
+                                     max_retries=0) for _ in range(pools)]
             for url in self.config.base_urls
         }
         for state in self.router.state.values():
@@ -285,12 +295,17 @@ class JudgeClient:
         # through its TypedDict transformer and builds pydantic models of the reply: milliseconds of
         # CPU per request, the bottleneck at 32+ in flight. The body here is already in wire format
         # and only the reply text is needed, so it goes through the client's documented ``post``
-        # (same errors, timeouts, auth).
+        # (same errors, timeouts, auth, headers).
+        # The body goes as JSON bytes: the client's own serialiser is slower on large data URLs. The
+        # idempotency key is unique per request as the client's own is, without a uuid4 each time.
         started = time.perf_counter()
         try:
-            response = await self._clients[url].post(
-                "/chat/completions", cast_to=str,
-                body={"model": self.config.model, "messages": messages, "temperature": 0, "max_tokens": max_tokens})
+            pools = self._clients[url]
+            number = next(self._request_numbers)
+            response = await pools[number % len(pools)].post(
+                "/chat/completions", cast_to=str, options={"idempotency_key": f"{self._key_prefix}-{number}"},
+                content=json.dumps({"model": self.config.model, "messages": messages, "temperature": 0,
+                                    "max_tokens": max_tokens}).encode())
         except BaseException:
             self.stats.add(requests=1, request_failures=1, latency_total=time.perf_counter() - started)
             raise
@@ -408,5 +423,5 @@ class JudgeClient:
     async def aclose(self) -> None:
         """Close the connections (call on the loop that used them)."""
         if self._loop is asyncio.get_running_loop():
-            await asyncio.gather(*(client.close() for client in self._clients.values()))
+            await asyncio.gather(*(client.close() for pools in self._clients.values() for client in pools))
         self._clients, self._loop = {}, None
