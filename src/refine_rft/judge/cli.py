@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-reject-injections", dest="reject_injections", action="store_false", default=None,
                         help="judge responses that address the judge instead of scoring them 0")
     parser.add_argument("--no-sight-check", dest="sight_check", action="store_false", default=None,
-                        help="skip the health check's colour question (for small teachers that cannot name colours)")
+                        help="skip the health check's colour question (for small teachers that cannot name "
+                             "colours)")
     parser.add_argument("--styles", default="cot", help="comma-separated styles to judge (default: cot)")
     parser.add_argument("--overwrite", action="store_true",
                         help="start the scores afresh (needed when the predictions, backend, model or prompt change)")

@@ -227,9 +227,9 @@ def reply_content(body: str) -> str | None:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        texts = [part["text"] if isinstance(part, dict) else part for part in content
-                 if (isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str))
-                 or isinstance(part, str)]
+        texts = [part if isinstance(part, str) else part["text"] for part in content
+                 if isinstance(part, str) or (isinstance(part, dict) and part.get("type", "text") == "text"
+                                              and isinstance(part.get("text"), str))]
         return "".join(texts) if texts else None
     return None
 
@@ -409,9 +409,9 @@ class JudgeClient:
             else:
                 text = self._text(url, body)
                 if text is None:
-                    raise JudgeUnavailable(f"judge endpoint {url} answered the health check with "
-                                           f"{content_kind(body)}, not text: is judge.model={self.config.model!r} "
-                                           "a chat model?")
+                    raise JudgeUnavailable(
+                        f"judge endpoint {url} answered the health check with {content_kind(body)}, not text: "
+                        f"is judge.model={self.config.model!r} a chat model?")
                 return text
             if attempt < self.config.max_retries:
                 await self._wait_to_retry(attempt, url, failure)

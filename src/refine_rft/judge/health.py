@@ -135,19 +135,20 @@ async def probe_replica(config: JudgeConfig, url: str) -> float:
         if score is None or not pinned.replies:
             said = " / ".join(repr(reply[:200]) for reply in pinned.replies) or "nothing"
             raise JudgeUnavailable(
-                f"judge endpoint {url} answered the health check's judgement without a usable score from the "
-                f"{config.prompt!r} prompt (it replied {said}): is judge.model={config.model!r} the teacher, and "
-                f"judge.max_tokens={config.max_tokens} enough for its reply?")
+                f"judge endpoint {url} answered the health check's judgement without a usable score from "
+                f"the {config.prompt!r} prompt (it replied {said}): is judge.model={config.model!r} the "
+                f"teacher, and judge.max_tokens={config.max_tokens} enough for its reply?")
         if config.sight_check:
             colours = list(SIGHT_COLOURS)
             replies = await asyncio.gather(*(pinned.chat(sight_messages(colour), 10) for colour in colours))
-            wrong = [(colour, reply) for colour, reply in zip(colours, replies) if not names_colour(reply, colour)]
+            wrong = [(colour, reply) for colour, reply in zip(colours, replies)
+                     if not names_colour(reply, colour)]
             if wrong:
                 said = "; ".join(f"a plain {colour} picture: {reply[:100]!r}" for colour, reply in wrong)
                 raise JudgeUnavailable(
-                    f"judge endpoint {url} failed the sight check ({said}): it does not seem to see the images "
-                    f"(a text-only model, or a server that drops images?), so it cannot judge. For a small local "
-                    f"teacher that cannot name colours, set judge.sight_check: false")
+                    f"judge endpoint {url} failed the sight check ({said}): it does not seem to see the "
+                    f"images (a text-only model, or a server that drops images?), so it cannot judge. For a "
+                    f"small local teacher that cannot name colours, set judge.sight_check: false")
     finally:
         await judge.aclose()
     return time.perf_counter() - started

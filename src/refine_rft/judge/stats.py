@@ -22,7 +22,7 @@ class JudgeStats:
 
     judgements: int = 0  # scores asked for (including cached and rejected ones)
     requests: int = 0  # HTTP attempts: first tries and retries, answered or failed
-    request_failures: int = 0  # HTTP attempts that failed (error status, timeout, refused or dropped connection)
+    request_failures: int = 0  # HTTP attempts that failed (error status, timeout, refused or dropped)
     cooldowns: int = 0  # replicas taken out for a cool-down
     retries: int = 0  # requests repeated after 429 / 5xx / timeout / dropped connection
     reminders: int = 0  # replies without a usable score, asked again once

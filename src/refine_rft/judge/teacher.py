@@ -89,7 +89,8 @@ class TeacherJudge(Judge):
             self._pending[key] = task
         return await asyncio.shield(self._pending[key])
 
-    async def _ask(self, messages: list[dict], max_tokens: int, parse, valid, reminder: str, key: str | None = None):
+    async def _ask(self, messages: list[dict], max_tokens: int, parse, valid, reminder: str,
+                   key: str | None = None):
         """Ask; on an unusable reply ask once more with ``reminder``; return (parsed, reply) or (None, reply).
         ``key`` (the image digest) keeps a question's requests on one replica."""
         reply = await self.client.chat(messages, max_tokens, key)
