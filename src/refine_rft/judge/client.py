@@ -35,7 +35,6 @@ import email.utils
 import itertools
 import json
 import logging
-import math
 import os
 import random
 import re
@@ -53,7 +52,6 @@ logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = (408, 409, 429)  # and every 5xx: busy or failing servers (as the openai client retries)
 CONFIG_STATUSES = (401, 403, 404)  # wrong key, model or URL: no retry fixes them
-CONNECTIONS_PER_POOL = 8
 
 
 _MODEL_WORDS = re.compile(r"\bmodel\b[^.]{0,60}\b(?:invalid|not found|does not exist|unknown|not supported|no such)"
@@ -255,8 +253,8 @@ class JudgeClient:
         self.config = config
         self.stats = stats or JudgeStats()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._clients: dict[str, list[openai.AsyncOpenAI]] = {}
-        self._retired: list[dict[str, list[openai.AsyncOpenAI]]] = []
+        self._clients: dict[str, openai.AsyncOpenAI] = {}
+        self._retired: list[dict[str, openai.AsyncOpenAI]] = []
         self._semaphore: asyncio.Semaphore | None = None
         # Replica health outlives an event loop: a replica found down stays out for its cool-down.
         self.router = Router(config.base_urls, concurrency=config.concurrency, load_factor=config.load_factor,
@@ -275,13 +273,9 @@ class JudgeClient:
         if self._clients:
             self._retired.append(self._clients)
         self._loop = loop
-        # Several small connection pools per replica rather than one large one: httpx checks every
-        # idle connection of a pool (one socket probe each) whenever a request starts or ends, so the
-        # CPU per request grows with the pool; pools of CONNECTIONS_PER_POOL keep it flat.
-        pools = max(1, math.ceil(self.config.concurrency / CONNECTIONS_PER_POOL))
         self._clients = {
-            url: [openai.AsyncOpenAI(base_url=url, api_key=self.config.api_key(), timeout=self.config.timeout,
-                                     max_retries=0) for _ in range(pools)]
+            url: openai.AsyncOpenAI(base_url=url, api_key=self.config.api_key(), timeout=self.config.timeout,
+                                    max_retries=0)
             for url in self.config.base_urls
         }
         for state in self.router.state.values():
@@ -300,9 +294,8 @@ class JudgeClient:
         # idempotency key is unique per request as the client's own is, without a uuid4 each time.
         started = time.perf_counter()
         try:
-            pools = self._clients[url]
             number = next(self._request_numbers)
-            response = await pools[number % len(pools)].post(
+            response = await self._clients[url].post(
                 "/chat/completions", cast_to=str, options={"idempotency_key": f"{self._key_prefix}-{number}"},
                 content=json.dumps({"model": self.config.model, "messages": messages, "temperature": 0,
                                     "max_tokens": max_tokens}).encode())
@@ -423,5 +416,5 @@ class JudgeClient:
     async def aclose(self) -> None:
         """Close the connections (call on the loop that used them)."""
         if self._loop is asyncio.get_running_loop():
-            await asyncio.gather(*(client.close() for pools in self._clients.values() for client in pools))
+            await asyncio.gather(*(client.close() for client in self._clients.values()))
         self._clients, self._loop = {}, None
