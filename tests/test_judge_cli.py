@@ -13,6 +13,8 @@ from refine_rft.prompts import answer_text
 from refine_rft.recipes import load_recipe
 from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
 
+PROBE = 3  # the health check's requests: one judgement, two sight questions
+
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = sorted(RECIPES_DIR.rglob("*.yaml"))
 
@@ -54,11 +56,11 @@ def test_a_rerun_judges_only_what_is_missing(predictions, tmp_path):
         args = ["judge", str(predictions), "--endpoint", server.url, "--model", "teacher", "--out", str(out),
                 "--styles", "cot,choice"]
         assert refine_rft(args) == 0
-        assert server.count == 1 + 16  # the health check, then the rows
+        assert server.count == PROBE + 16  # the health check, then the rows
         lines = out.read_text().splitlines()
         out.write_text("\n".join(lines[:-3]) + "\n" + lines[-3][:20])  # lose two rows, tear a third
         assert refine_rft(args) == 0
-    assert server.count == 1 + 16 + 1 + 3
+    assert server.count == PROBE + 16 + PROBE + 3
     assert sorted((r["id"], r["style"]) for r in read(out)) == sorted(
         (r["id"], r["style"]) for r in map(json.loads, predictions.read_text().splitlines()))
 
@@ -75,7 +77,7 @@ def test_failed_judgements_are_left_for_the_next_run(predictions, tmp_path, caps
         assert "2 of 8 responses could not be judged" in err and "rerun the same command to retry them" in err
         assert refine_rft(args) == 0
     assert len(read(out)) == 8
-    assert server.count == 1 + 8 + 1 + 2  # probe, 8 rows (2 failed), probe, the 2 retried
+    assert server.count == PROBE + 8 + PROBE + 2  # probe, 8 rows (2 failed), probe, the 2 retried
 
 
 def test_bad_input_fails_with_a_message(tmp_path, capsys):
@@ -93,8 +95,9 @@ def test_bad_input_fails_with_a_message(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(RECIPES_DIR)))
-def test_judge_config_reads_every_recipe_as_training_does(recipe, predictions, tmp_path):
+def test_judge_config_reads_every_recipe_as_training_does(recipe, predictions, tmp_path, monkeypatch):
     """``--config RECIPE`` (includes resolved): the judge that training would use, flags on top."""
+    monkeypatch.chdir(tmp_path)  # a recipe's relative cache_path must not leave a cache in the checkout
     from refine_rft.judge.cli import build_parser, config_from_args
     from refine_rft.train import grpo
     from refine_rft.train.config import parse_recipe
@@ -114,7 +117,7 @@ def test_judge_config_reads_every_recipe_as_training_does(recipe, predictions, t
     if config is not None and config.backend == "attributes":
         assert server.count == 0 and {row["judge"] for row in rows} == {"attributes"}
     else:
-        assert server.count == 1 + 8 and {row["judge"] for row in rows} == {"teacher"}  # health check + rows
+        assert server.count == PROBE + 8 and {row["judge"] for row in rows} == {"teacher"}  # health check + rows
 
 
 def test_judge_settings_file_with_a_typo_fails(predictions, tmp_path, capsys):

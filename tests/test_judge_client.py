@@ -253,3 +253,42 @@ def test_a_rejected_request_is_not_retried():
         scores, stats = score_all(config_for(server), [sample()])
     assert scores == [None] and server.count == 1
     assert stats["judge/failures"] == 1 and stats["judge/retries"] == 0
+
+
+@pytest.mark.parametrize("content, expected", [
+    ([{"type": "text", "text": "Score: "}, {"type": "text", "text": "85"}], 0.85),  # parts: text joined
+    (85, None), (None, None), ([{"type": "image_url", "image_url": {"url": "x"}}], None), ({"score": 85}, None),
+])
+def test_reply_content_that_is_not_a_string_is_read_or_a_failed_judgement(content, expected):
+    """Through the R_cot reward as TRL calls it: never a crash; a failure is counted and quoted."""
+    from refine_rft.rewards.reasoning import make_reasoning_reward
+    from refine_rft_workshop.testing.scripted_server import Content
+
+    with ScriptedJudgeServer(reply=Content(content)) as server:
+        reward = make_reasoning_reward(config_for(server, max_failure_rate=1.0))
+        scores = asyncio.run(reward([[{"role": "assistant", "content": RESPONSE}]], image=[sample()["image"]]))
+    assert scores == [expected] and server.count == 1  # no reminder: a reply without text is not retried
+    stats = reward.stats.read_and_reset()
+    assert stats["judge/failures"] == (expected is None)
+    if expected is None:
+        assert reward.judge.latest_failure().startswith(f"a reply without text from {server.url}: content ")
+
+
+def test_refine_rft_judge_counts_replies_without_text_as_failed_rows(tmp_path, capsys):
+    import json
+
+    from refine_rft.cli import main as refine_rft
+    from refine_rft_workshop.testing.scripted_server import Content
+
+    Image.new("RGB", (32, 24), (200, 30, 40)).save(tmp_path / "bird.png")
+    rows = [{"id": f"q{i}", "style": "cot", "dataset": "birds", "image": "bird.png", "label": "Finch",
+             "options": ["Tit", "Finch"], "answer": 1, "noun": "birds", "response": RESPONSE} for i in range(3)]
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    rsc = '{"RSC_A": 100, "RSC_A_feedback": "ok", "RSC_U": 90, "RSC_U_feedback": "ok", "RSC_O": 100, "RSC_O_feedback": "ok"}'
+    with ScriptedJudgeServer(script=["100", Content(7), Content([{"type": "text", "text": rsc}])],
+                             reply=Content(None)) as server:
+        code = refine_rft(["judge", str(tmp_path / "predictions.jsonl"), "--endpoint", server.url, "--model", "teacher",
+                           "--out", str(tmp_path / "scores.jsonl"), "--concurrency", "1"])
+    assert code == 1  # rows failed, no traceback
+    assert "2 of 3 responses could not be judged" in capsys.readouterr().err
+    assert len((tmp_path / "scores.jsonl").read_text().splitlines()) == 1

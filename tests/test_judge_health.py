@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def test_every_replica_is_checked_and_each_bad_one_named(predictions, tmp_path, 
         args = judge_args(predictions, tmp_path / "scores.jsonl", good.url, "--endpoint", bad.url)
         assert refine_rft(args) == 2
     err = capsys.readouterr().err
-    assert good.count == 1 and bad.count == 1
+    assert good.count == 3 and bad.count == 1  # the good one: a judgement and two sight questions
     assert bad.url in err and f"judge endpoint {good.url}" not in err
 
 
@@ -160,7 +161,7 @@ def test_a_400_mid_run_is_one_failed_row_not_a_stop(predictions, tmp_path, capsy
     out = tmp_path / "scores.jsonl"
     with ScriptedJudgeServer(script=["100", Status(400, message="prompt too long")]) as server:
         assert refine_rft(judge_args(predictions, out, server.url, "--concurrency", "1")) == 1
-    assert server.count == 1 + 6
+    assert server.count == 3 + 6  # the health check (a judgement, two sight questions), the rows
     assert "1 of 6 responses could not be judged" in capsys.readouterr().err
     assert len(out.read_text().splitlines()) == 5
 
@@ -195,5 +196,82 @@ def test_refine_rft_train_exits_non_zero_naming_the_unreachable_judge(tmp_path, 
 def test_check_endpoints_reports_each_replica():
     with ScriptedJudgeServer(reply="100") as one, ScriptedJudgeServer(reply="100") as two:
         seconds = check_endpoints(JudgeConfig(backend="openai", base_urls=[one.url, two.url], model="teacher"))
-    assert sorted(seconds) == sorted([one.url, two.url]) and one.count == two.count == 1
+    assert sorted(seconds) == sorted([one.url, two.url]) and one.count == two.count == 3
     assert check_endpoints(JudgeConfig(backend="attributes")) == {}
+
+
+def test_the_health_check_needs_a_usable_score_from_the_configured_prompt(predictions, tmp_path, capsys):
+    """An endpoint whose model answers, but never with a score, stops before the first judgement."""
+    with ScriptedJudgeServer(reply="Ready when you are!") as server:
+        assert refine_rft(judge_args(predictions, tmp_path / "scores.jsonl", server.url)) == 2
+    assert server.count == 2  # the probe's judgement and its one reminder; no row judged
+    err = capsys.readouterr().err
+    assert f"judge endpoint {server.url} answered the health check's judgement without a usable score" in err
+    assert "'paper' prompt" in err and "Ready when you are!" in err
+
+
+def test_the_sight_check_catches_an_endpoint_that_never_sees_the_image(predictions, tmp_path, capsys):
+    """A text-only model answers 200 with a fine score and never sees the picture: stopped, and the
+    message says how to relax the check for a small teacher."""
+    with ScriptedJudgeServer(sees_images=False) as server:  # it answers every prompt with a score
+        assert refine_rft(judge_args(predictions, tmp_path / "scores.jsonl", server.url)) == 2
+        err = capsys.readouterr().err
+        assert re.search(rf"judge endpoint {re.escape(server.url)} failed the sight check \(a plain red picture: "
+                         r"'\d+'; a plain blue picture: '\d+'\)", err)
+        assert "judge.sight_check: false" in err
+        assert refine_rft(judge_args(predictions, tmp_path / "scores.jsonl", server.url, "--no-sight-check")) == 0
+    colours = [request for request in server.requests if "What is the colour" in request_text(request)]
+    assert len(colours) == 2 and all(PROBE_TEXT in request_text(request) for request in colours)
+
+
+def test_the_sight_check_passes_a_teacher_that_names_the_colours():
+    with ScriptedJudgeServer(reply="90") as server:
+        check_endpoints(JudgeConfig(backend="openai", base_urls=[server.url], model="teacher"))
+    answers = sorted(request_text(r) for r in server.requests if "What is the colour" in request_text(r))
+    assert len(answers) == 2 and server.count == 3
+
+
+@pytest.mark.parametrize("error, said", [
+    (Status(400, body={"detail": "This model does not support image input"}), "This model does not support image"),
+    (Status(400, body={"detail": [{"loc": ["body", "messages"], "msg": "field required", "type": "missing"}]}),
+     "field required"),
+    (Status(400, text="upstream proxy: request entity too large"), "upstream proxy: request entity too large"),
+    (Status(400, body={"object": "error", "message": "maximum context length is 4096 tokens"}),
+     "maximum context length is 4096 tokens"),
+])
+def test_errors_quote_the_servers_own_text_whatever_the_body(error, said, predictions, tmp_path, capsys):
+    """At the health check (a refusal) and mid-run (one row's failure, quoted in the log and the rule)."""
+    with ScriptedJudgeServer(reply=error) as server:
+        assert refine_rft(judge_args(predictions, tmp_path / "a.jsonl", server.url)) == 2
+    assert f"refused the health check (HTTP 400: {said}" in capsys.readouterr().err
+    judge = make_judge(JudgeConfig(backend="openai", base_urls=[server.url], model="teacher", max_retries=0))
+    with ScriptedJudgeServer(reply=error) as server:
+        judge.config.base_urls = [server.url]
+        judge = make_judge(judge.config)
+
+        async def score():
+            try:
+                return await judge.reasoning_score({"image": Image.new("RGB", (8, 8)), "response": RESPONSE})
+            finally:
+                await judge.aclose()
+
+        assert asyncio.run(score()) is None
+    assert judge.latest_failure().startswith(f"HTTP 400: {said}") and judge.latest_failure().endswith(server.url)
+
+
+def test_every_http_attempt_is_counted_with_its_latency():
+    config = JudgeConfig(backend="openai", model="teacher", max_retries=2, backoff_base=0.0, timeout=5)
+    with ScriptedJudgeServer(script=[Status(503), Status(500)], reply="70", latency=0.05) as server:
+        config.base_urls = [server.url]
+        judge = make_judge(config)
+
+        async def score():
+            try:
+                return await judge.reasoning_score({"image": Image.new("RGB", (8, 8)), "response": RESPONSE})
+            finally:
+                await judge.aclose()
+
+        assert asyncio.run(score()) == 70.0
+    stats = judge.stats.snapshot()
+    assert stats["judge/requests"] == 3 and stats["judge/request_failures"] == 2 and stats["judge/retries"] == 2
+    assert stats["judge/mean_latency_s"] >= 0.05  # every attempt waited 50 ms at the server, failed or not

@@ -38,7 +38,7 @@ def test_scores_scaled_and_none_on_failure(tmp_path):
     picture = Image.new("RGB", (32, 32), (200, 30, 40))
     picture.save(tmp_path / "bird.png")
     with ScriptedJudgeServer(reply="80", script=[Status(500), Status(500)]) as server:
-        reward = make_reasoning_reward(judge_config(server))
+        reward = make_reasoning_reward(judge_config(server, max_failure_rate=1.0))  # a failed step goes on
         assert asyncio.run(reward([GOOD], image=[picture], **columns(1))) == [None]  # two 500s: max_retries=1
         assert asyncio.run(reward([GOOD], images=[[str(tmp_path / "bird.png")]], **columns(1))) == [0.8]
     stats = reward.stats.read_and_reset()
@@ -115,7 +115,7 @@ def test_failed_judgements_take_their_groups_mean_or_are_skipped():
                                            "unlucky 2", "unlucky 3", "unlucky 4")]
     logged = {}
     with ScriptedJudgeServer(reply=reply) as server:
-        reward = make_reasoning_reward(judge_config(server))
+        reward = make_reasoning_reward(judge_config(server, max_failure_rate=1.0))  # 4 of 6 failed: go on
         kwargs = {**columns(6), "id": ["q0"] * 3 + ["q1"] * 3}
         scores = asyncio.run(reward(completions, image=[Image.new("RGB", (32, 32))] * 6,
                                     log_metric=logged.__setitem__, **kwargs))

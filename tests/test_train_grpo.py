@@ -138,14 +138,14 @@ def test_lora_is_initialised_at_zero():
 
 @pytest.mark.slow
 def test_judge_outage_is_counted_not_fatal(tmp_path, cot_warm_model, synthetic_train_jsonl):
-    """The judge passes the health check, then every request fails with HTTP 500: with fewer failures than
-    the failure rule's window, training goes on with the other rewards and logs the failures."""
+    """The judge passes the health check, then every request fails with HTTP 500: with
+    judge.max_failure_rate 1.0 (never stop), training goes on with the other rewards and logs the failures."""
     from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
     from refine_rft.train.grpo import train_grpo
 
     with ScriptedJudgeServer(script=["100"], reply=lambda request: Status(500)) as server:
         judge = {"backend": "openai", "base_urls": [server.url], "model": "scripted-judge", "timeout": 5,
-                 "max_retries": 1, "backoff_base": 0.0, "failure_window": 1000}
+                 "max_retries": 1, "backoff_base": 0.0, "max_failure_rate": 1.0}
         out = train_grpo(RECIPE, _overrides(tmp_path, cot_warm_model, synthetic_train_jsonl, judge=judge,
                                             max_steps=2))
     history = _log_history(out)
@@ -153,6 +153,35 @@ def test_judge_outage_is_counted_not_fatal(tmp_path, cot_warm_model, synthetic_t
     assert sum(row["judge/failures"] for row in history) > 0
     assert sum(row["judge/retries"] for row in history) > 0
     assert (out / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_a_judge_stopped_after_step_2_stops_the_run(tmp_path, cot_warm_model, synthetic_train_jsonl):
+    """The judge server goes away after step 2; the run judges few completions per step, so the 64-judgement
+    window never fills: step 3's failed judgements stop the run anyway, quoting the failure."""
+    from transformers import TrainerCallback
+
+    from refine_rft.errors import JudgeUnavailable
+    from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer
+    from refine_rft.train import grpo
+    from refine_rft.train.config import parse_recipe
+
+    class StopJudgeAfterStep2(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                server.stop()
+
+    with ScriptedJudgeServer() as server:
+        judge = {"backend": "openai", "base_urls": [server.url], "model": "scripted-judge", "timeout": 5,
+                 "max_retries": 1, "backoff_base": 0.0, "cooldown_s": 0.1}
+        trainer = grpo.build_trainer(*parse_recipe(grpo._dataclass_types(), recipe=RECIPE, overrides=_overrides(
+            tmp_path, cot_warm_model, synthetic_train_jsonl, judge=judge, max_steps=30, logging_steps=1)))
+        trainer.add_callback(StopJudgeAfterStep2())
+        with pytest.raises(JudgeUnavailable, match=r"judge: (\d+) of the \1 judgements of this training step failed "
+                                                   r"\(more than judge.max_failure_rate=50%; latest: APIConnectionError"):
+            trainer.train()
+    assert trainer.state.global_step == 2
+    assert any(row.get("judge/requests") for row in trainer.state.log_history)  # steps 1-2 were judged
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ untagged and truncated ones included. Two checks can skip the call:
 
 Backends implement ``_score_reasoning(text, sample) -> 0..100 | None`` and
 ``_score_rsc(sample) -> dict | None``; ``None`` means the judgement failed and is counted here, and
-the run's :class:`~refine_rft.judge.health.FailureRule` stops it when too many fail.
+the run's :class:`~refine_rft.judge.failure.FailureRule` stops it when too many fail.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import asyncio
 
 from refine_rft.errors import DataError
 from refine_rft.judge.config import JudgeConfig
-from refine_rft.judge.health import FailureRule
+from refine_rft.judge.failure import FailureRule
 from refine_rft.judge.prompts import addresses_the_judge, judged_reasoning
 from refine_rft.judge.stats import JudgeStats
 from refine_rft.parsing import answered_option, extract_choice, parse_response

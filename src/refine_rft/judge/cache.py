@@ -51,8 +51,8 @@ class JudgeCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as error:
+            self._db = self._open_when_free()
+        except sqlite3.DatabaseError as error:  # SQLITE_CORRUPT / SQLITE_NOTADB: not a database
             aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
             for suffix in ("", "-wal", "-shm"):
                 source = Path(f"{self.path}{suffix}")
@@ -61,6 +61,17 @@ class JudgeCache:
             logger.warning("judge cache %s is not a usable sqlite database (%s); moved it to %s and started "
                            "a new one", self.path, error, aside)
             self._db = self._open()
+
+    def _open_when_free(self, tries: int = 50) -> sqlite3.Connection:
+        """:meth:`_open`, waiting while another connection holds the file: switching to WAL mode can
+        fail with "database is locked" without waiting for the busy timeout. A locked file is never
+        a corrupt one, so it is never moved aside."""
+        for _ in range(tries - 1):
+            try:
+                return self._open()
+            except sqlite3.OperationalError:
+                time.sleep(0.1)
+        return self._open()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)

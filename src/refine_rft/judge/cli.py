@@ -32,7 +32,7 @@ from refine_rft.judge.reasoning_answer import score_reasoning_answers
 
 # Flags that set a judge setting of the same name (on top of --config).
 SETTING_FLAGS = ("backend", "base_urls", "model", "api_key_env", "concurrency", "timeout", "max_retries",
-                 "cache_path", "reject_injections", "max_failure_rate", "failure_window")
+                 "cache_path", "reject_injections", "max_failure_rate", "failure_window", "sight_check")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache", dest="cache_path", help="sqlite cache of judgements")
     parser.add_argument("--no-reject-injections", dest="reject_injections", action="store_false", default=None,
                         help="judge responses that address the judge instead of scoring them 0")
+    parser.add_argument("--no-sight-check", dest="sight_check", action="store_false", default=None,
+                        help="skip the health check's colour question (for small teachers that cannot name "
+                             "colours)")
     parser.add_argument("--styles", default="cot", help="comma-separated styles to judge (default: cot)")
     parser.add_argument("--overwrite", action="store_true",
                         help="start the scores afresh (needed when the predictions, backend, model or prompt change)")

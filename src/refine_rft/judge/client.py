@@ -4,13 +4,20 @@ Built on the official ``openai`` async client, with what a judge in a training l
 
 - **bounded concurrency**: an ``asyncio.Semaphore`` of ``config.concurrency`` requests in flight,
   shared by every reward call on the event loop;
-- **replicas**: each request goes to the base URL with the fewest requests in flight (ties go
-  round-robin), so several ``vllm serve`` instances share the load;
+- **replicas**: a question's requests go to one replica, chosen by rendezvous hashing of the
+  image digest, with a bounded-load fallback and a cool-down for failing replicas
+  (:mod:`refine_rft.judge.routing`), so a serving engine's prefix cache serves the whole group;
 - **retries**: 408, 409, 429, 5xx, timeouts and dropped connections are retried ``config.max_retries`` times
   with exponential backoff and full jitter, waiting at least what the server asks (``Retry-After``,
   ``retry-after-ms``, or the same passed on by a LiteLLM gateway as ``llm_provider-retry-after``;
-  capped at ``backoff_max``). The ``openai`` client's own retries are off so that every retry is
-  counted here. A request that still fails returns ``None``: logged and counted, never raised;
+  capped at ``backoff_max``). A retry goes to another replica when there is one. The ``openai``
+  client's own retries are off so that every HTTP attempt is counted here (``judge/requests``,
+  ``judge/request_failures``, ``judge/mean_latency_s`` over all attempts). A request that still
+  fails returns ``None``: logged and counted, never raised;
+- **the server's own words**: an error quotes the server's error text whatever the body's shape
+  (OpenAI's ``{"error": {"message"}}``, FastAPI's ``{"detail": ...}``, plain text), see
+  :func:`server_error_text`; a reply whose content is not text (a number, ``null``) is a failed
+  judgement, and a list of parts (some gateways send them) is read by joining its text parts;
 - **fail fast on configuration**: 401 / 403 / 404 mean a wrong key, model or URL, which no retry
   fixes, so they raise :class:`JudgeConfigError` naming the URL, the model and the key's variable.
   Gateways also answer those with 400 (LiteLLM: "No connected db.", "Invalid model name"), which
@@ -32,11 +39,13 @@ import os
 import random
 import re
 import time
+import uuid
 
 import openai
 
 from refine_rft.errors import JudgeUnavailable
 from refine_rft.judge.config import JudgeConfig, JudgeConfigError
+from refine_rft.judge.routing import Router
 from refine_rft.judge.stats import JudgeStats
 
 logger = logging.getLogger(__name__)
@@ -82,18 +91,66 @@ def retryable(status: int) -> bool:
     return status in RETRY_STATUSES or status >= 500
 
 
+def server_error_text(error: openai.APIStatusError, limit: int = 300) -> str:
+    """What the server itself said in an error response, whatever the body's shape: OpenAI's
+    ``{"error": {"message": ...}}``, ``{"error": "..."}``, FastAPI's ``{"detail": ...}`` (a string or
+    a list of ``{"msg": ...}``), ``{"message": ...}``, plain text; else the body as JSON. At most
+    ``limit`` characters; the openai client's own message when the body is empty.
+
+    >>> from types import SimpleNamespace
+    >>> def said(body):
+    ...     return server_error_text(SimpleNamespace(body=body, message="Error code: 400"))
+    >>> said({"detail": "Model does not support images"}), said({"detail": [{"loc": ["body"], "msg": "bad"}]})
+    ('Model does not support images', 'bad')
+    >>> said({"error": {"message": "too long", "type": "x"}}), said({"error": "busy"}), said("Bad Gateway\\n")
+    ('too long', 'busy', 'Bad Gateway')
+    >>> said(None), said({"object": "error", "code": 7})
+    ('Error code: 400', '{"object": "error", "code": 7}')
+    """
+    body = getattr(error, "body", None)
+    text = None
+    if isinstance(body, dict):
+        for name in ("error", "detail", "message"):
+            value = body.get(name)
+            if isinstance(value, dict):
+                value = value.get("message") or value.get("detail") or value.get("msg")
+            if isinstance(value, list):  # FastAPI's validation errors
+                value = "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item)
+                                  for item in value)
+            if isinstance(value, str) and value.strip():
+                text = value
+                break
+        if text is None:
+            text = json.dumps(body, default=str)
+    elif isinstance(body, (str, bytes)) and body.strip():
+        text = body.decode(errors="replace") if isinstance(body, bytes) else body
+    text = " ".join((text or error.message or "").split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def describe_failure(url: str, error: Exception, with_url: bool = True) -> str:
-    """One line for a failed request: the status and message, or the kind of connection error.
+    """One line for a failed request: the status and the server's text, or the kind of connection error.
 
     >>> describe_failure("http://judge/v1", TimeoutError("timed out"))
     'TimeoutError (timed out) from http://judge/v1'
     """
     if isinstance(error, openai.APIStatusError):
-        text = f"HTTP {error.status_code}: {error.message}"
+        text = f"HTTP {error.status_code}: {server_error_text(error)}"
     else:
         cause = error.__cause__
         text = f"{type(error).__name__} ({error}{'; ' + str(cause) if cause and str(cause) else ''})"
     return f"{text} from {url}" if with_url else text
+
+
+def connection_refused(error: Exception) -> bool:
+    """Whether a connection error is a refused (or unroutable) connection, not a timeout or a drop:
+    the replica is down, so it is taken out at once rather than after several failures."""
+    cause, seen = error.__cause__, 0
+    while cause is not None and seen < 8:  # httpx's ConnectError, or the OS error under it
+        if isinstance(cause, ConnectionRefusedError) or type(cause).__name__ == "ConnectError":
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
 
 
 # Where servers say how long to wait, most precise first. LiteLLM passes the upstream's headers on
@@ -146,26 +203,49 @@ def backoff_delay(attempt: int, config: JudgeConfig, retry_after: float | None =
     return min(delay, config.backoff_max)
 
 
-def reply_content(body: str) -> str:
-    """The first choice's message text of a chat-completions response body ('' for none or a
-    malformed body: the caller's parser then treats it as an unusable reply).
+def reply_content(body: str) -> str | None:
+    """The first choice's message text of a chat-completions response body: a string as it is, a
+    list of parts as its text parts joined (some gateways send ``[{"type": "text", "text": ...}]``).
+    ``None`` for anything else (a number, ``null``, parts without text, a malformed body): the
+    judgement fails and is counted, it never crashes the parser.
 
     >>> reply_content('{"choices": [{"message": {"role": "assistant", "content": "85"}}]}')
     '85'
-    >>> reply_content('{"choices": []}')
-    ''
+    >>> reply_content('{"choices": [{"message": {"content": [{"type": "text", "text": "8"}, '
+    ...               '{"type": "text", "text": "5"}]}}]}')
+    '85'
+    >>> [reply_content(body) for body in ('{"choices": [{"message": {"content": 85}}]}',
+    ...  '{"choices": [{"message": {"content": null}}]}', '{"choices": []}', 'not json')]
+    [None, None, None, None]
     """
     try:
-        return json.loads(body)["choices"][0]["message"]["content"] or ""
+        content = json.loads(body)["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
-        return ""
+        return None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [part if isinstance(part, str) else part["text"] for part in content
+                 if isinstance(part, str) or (isinstance(part, dict) and part.get("type", "text") == "text"
+                                              and isinstance(part.get("text"), str))]
+        return "".join(texts) if texts else None
+    return None
+
+
+def content_kind(body: str) -> str:
+    """What a reply held instead of text, for the failure message."""
+    try:
+        content = json.loads(body)["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return f"a body without choices[0].message.content ({body[:100]!r})"
+    return f"content {json.dumps(content)[:100]}"
 
 
 class JudgeClient:
     """Send chat requests to the judge replicas; return the reply text or ``None``.
 
     Args:
-        config: the judge configuration (URLs, model, timeouts, concurrency, retries).
+        config: the judge configuration (URLs, model, timeouts, concurrency, retries, routing).
         stats: counters to update (requests, retries, latency); a fresh one if not given.
     """
 
@@ -175,9 +255,13 @@ class JudgeClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: dict[str, openai.AsyncOpenAI] = {}
         self._retired: list[dict[str, openai.AsyncOpenAI]] = []
-        self._in_flight: dict[str, int] = {}
         self._semaphore: asyncio.Semaphore | None = None
-        self._turn = itertools.count()
+        # Replica health outlives an event loop: a replica found down stays out for its cool-down.
+        self.router = Router(config.base_urls, concurrency=config.concurrency, load_factor=config.load_factor,
+                             max_failures=config.replica_failures, cooldown_s=config.cooldown_s)
+        self._cooldowns_seen = 0
+        self._request_numbers = itertools.count()
+        self._key_prefix = f"refine-rft-{uuid.uuid4().hex}"
         self.last_failure = ""  # what the latest failed request got, for the failure rule's message
 
     def _bind_to_running_loop(self) -> None:
@@ -194,73 +278,103 @@ class JudgeClient:
                                     max_retries=0)
             for url in self.config.base_urls
         }
-        self._in_flight = dict.fromkeys(self.config.base_urls, 0)
+        for state in self.router.state.values():
+            state.in_flight = 0
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
 
-    def _pick_replica(self) -> str:
-        """The least busy base URL; ties are broken round-robin."""
-        urls = self.config.base_urls
-        start = next(self._turn) % len(urls)
-        rotated = urls[start:] + urls[:start]
-        return min(rotated, key=self._in_flight.__getitem__)
-
     async def _post(self, url: str, messages: list[dict], max_tokens: int) -> str:
-        """One chat request to ``url``; its reply text. Raises the ``openai`` client's errors."""
+        """One chat request to ``url``; the raw response body. Raises the ``openai`` client's errors.
+        Counted as one request, failed or not, with its latency."""
         # The typed ``chat.completions.create`` walks the whole payload (base64 image included)
         # through its TypedDict transformer and builds pydantic models of the reply: milliseconds of
         # CPU per request, the bottleneck at 32+ in flight. The body here is already in wire format
         # and only the reply text is needed, so it goes through the client's documented ``post``
-        # (same errors, timeouts, auth).
+        # (same errors, timeouts, auth, headers).
+        # The body goes as JSON bytes: the client's own serialiser is slower on large data URLs. The
+        # idempotency key is unique per request as the client's own is, without a uuid4 each time.
         started = time.perf_counter()
-        response = await self._clients[url].post(
-            "/chat/completions", cast_to=str,
-            body={"model": self.config.model, "messages": messages, "temperature": 0, "max_tokens": max_tokens})
+        try:
+            number = next(self._request_numbers)
+            response = await self._clients[url].post(
+                "/chat/completions", cast_to=str, options={"idempotency_key": f"{self._key_prefix}-{number}"},
+                content=json.dumps({"model": self.config.model, "messages": messages, "temperature": 0,
+                                    "max_tokens": max_tokens}).encode())
+        except BaseException:
+            self.stats.add(requests=1, request_failures=1, latency_total=time.perf_counter() - started)
+            raise
         self.stats.add(requests=1, latency_total=time.perf_counter() - started)
-        return reply_content(response)
+        return response
+
+    def _text(self, url: str, body: str) -> str | None:
+        """The reply text of ``body``, or ``None`` (logged, quoted in :attr:`last_failure`) when its
+        content is not text."""
+        text = reply_content(body)
+        if text is None:
+            self.last_failure = f"a reply without text from {url}: {content_kind(body)}"
+            logger.warning("judge %s", self.last_failure)
+        return text
 
     def refused(self, url: str, error: openai.APIStatusError,
                 what: str = "refused the configuration") -> JudgeConfigError:
         """The error naming the URL, the model and the key's variable for a refusal by ``url``."""
         key_state = "set" if os.environ.get(self.config.api_key_env) else "not set"
+        said = server_error_text(error)
         return JudgeConfigError(
-            f"judge endpoint {url} {what} (HTTP {error.status_code}: {error.message}); "
-            f"{refusal_hint(error.status_code, error.message)}: check judge.base_urls ({url}), "
+            f"judge endpoint {url} {what} (HTTP {error.status_code}: {said}); "
+            f"{refusal_hint(error.status_code, said)}: check judge.base_urls ({url}), "
             f"judge.model={self.config.model!r} and the API key in ${self.config.api_key_env} ({key_state})")
 
-    async def chat(self, messages: list[dict], max_tokens: int) -> str | None:
-        """The judge's reply to ``messages`` (temperature 0), or ``None`` after ``max_retries`` retries."""
+    async def chat(self, messages: list[dict], max_tokens: int, key: str | None = None) -> str | None:
+        """The judge's reply to ``messages`` (temperature 0), or ``None`` after ``max_retries`` retries
+        or for a reply without text. ``key`` (the image digest) chooses the replica
+        (:mod:`refine_rft.judge.routing`); a retry avoids the replicas that already failed it."""
         self._bind_to_running_loop()
+        tried: list[str] = []
         for attempt in range(self.config.max_retries + 1):
             async with self._semaphore:
-                url = self._pick_replica()
-                self._in_flight[url] += 1
+                url = self.router.acquire(key, tried)
+                health, refused = None, False
                 try:
-                    return await self._post(url, messages, max_tokens)
+                    body = await self._post(url, messages, max_tokens)
+                    health = True
+                    return self._text(url, body)
                 except openai.APIConnectionError as error:  # timeouts, refused or dropped connections
-                    failure = error
+                    failure, health, refused = error, False, connection_refused(error)
                 except openai.APIStatusError as error:
                     if error.status_code in CONFIG_STATUSES:
                         raise self.refused(url, error) from None
                     if not retryable(error.status_code):
                         # Another 4xx: this request is wrong (e.g. too long), not the server busy.
-                        logger.warning("judge request rejected by %s (HTTP %s): %s", url, error.status_code,
-                                       error.message)
-                        self.last_failure = f"HTTP {error.status_code} from {url}: {error.message}"
+                        self.last_failure = describe_failure(url, error)
+                        logger.warning("judge request rejected: %s", self.last_failure)
                         return None
-                    failure = error
+                    # 5xx: the replica is failing; 408 / 409 / 429: busy, which says nothing of health.
+                    failure, health = error, (False if error.status_code >= 500 else None)
                 finally:
-                    self._in_flight[url] -= 1
+                    self.router.release(url, health, refused)
+            self._note_cooldowns()
+            tried.append(url)
             if attempt == self.config.max_retries:
                 break
-            await self._wait_to_retry(attempt, url, failure)
-        logger.warning("judge request failed after %d retries: %s: %s", self.config.max_retries,
-                       type(failure).__name__, failure)
+            # A dropped or refused connection with another replica up: go there at once.
+            elsewhere = isinstance(failure, openai.APIConnectionError) and \
+                any(other not in tried for other in self.router.available())
+            await self._wait_to_retry(attempt, url, failure, at_once=elsewhere)
         self.last_failure = describe_failure(url, failure)
+        logger.warning("judge request failed after %d retries: %s", self.config.max_retries, self.last_failure)
         return None
 
-    async def _wait_to_retry(self, attempt: int, url: str, failure: Exception) -> None:
+    def _note_cooldowns(self) -> None:
+        started = self.router.cooldowns - self._cooldowns_seen
+        if started:
+            self._cooldowns_seen = self.router.cooldowns
+            self.stats.add(cooldowns=started)
+            logger.warning("judge replicas cooling down for %.0fs: %s", self.config.cooldown_s,
+                           ", ".join(self.router.cooling()))
+
+    async def _wait_to_retry(self, attempt: int, url: str, failure: Exception, at_once: bool = False) -> None:
         # Sleep outside the semaphore: a request waiting out a 429 must not hold a slot.
-        delay = backoff_delay(attempt, self.config, retry_after_seconds(failure))
+        delay = 0.0 if at_once else backoff_delay(attempt, self.config, retry_after_seconds(failure))
         self.stats.add(retries=1)
         logger.debug("judge request to %s failed (%s); retry %d in %.2fs", url, type(failure).__name__,
                      attempt + 1, delay)
@@ -271,19 +385,27 @@ class JudgeClient:
 
         Unlike :meth:`chat`, every failure raises: a 4xx other than 408 / 409 / 429 as
         :class:`JudgeConfigError` (the probe is a small, well-formed request, so a refusal can only
-        be the configuration, whatever status code the server or gateway picks for it), and a
-        server that still fails or cannot be reached after the retries as :class:`JudgeUnavailable`.
+        be the configuration, whatever status code the server or gateway picks for it), a server
+        that still fails or cannot be reached after the retries, or a reply without text, as
+        :class:`JudgeUnavailable`.
         """
         self._bind_to_running_loop()
         for attempt in range(self.config.max_retries + 1):
             try:
-                return await self._post(url, messages, max_tokens)
+                body = await self._post(url, messages, max_tokens)
             except openai.APIConnectionError as error:
                 failure = error
             except openai.APIStatusError as error:
                 if not retryable(error.status_code):
                     raise self.refused(url, error, "refused the health check") from None
                 failure = error
+            else:
+                text = self._text(url, body)
+                if text is None:
+                    raise JudgeUnavailable(
+                        f"judge endpoint {url} answered the health check with {content_kind(body)}, not text: "
+                        f"is judge.model={self.config.model!r} a chat model?")
+                return text
             if attempt < self.config.max_retries:
                 await self._wait_to_retry(attempt, url, failure)
         raise JudgeUnavailable(

@@ -40,7 +40,8 @@ class JudgeConfig:
     backend: str = field(default="openai", metadata={"help": "'openai' (any OpenAI-compatible endpoint: "
                                                              "vllm serve, hosted APIs) or 'attributes'."})
     base_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
-                                 metadata={"help": "One or more judge replicas; requests go to the least busy."})
+                                 metadata={"help": "One or more judge replicas; a question's requests go to one "
+                                                   "of them (rendezvous hashing of its image, bounded load)."})
     model: str = field(default="", metadata={"help": "Model name as the endpoint knows it."})
     prompt: str = field(default="paper", metadata={"help": "R_cot prompt of the teacher: 'paper' (Fig. 3 word for "
                                                            "word; the image and the whole response) or "
@@ -76,6 +77,17 @@ class JudgeConfig:
                                                 "image and its options have."})
     failure_window: int = field(default=64, metadata={"help": "How many of the latest judgements sent to the "
                                                               "endpoint the failure rule looks at."})
+    load_factor: float = field(default=1.25, metadata={"help": "Bounded-load routing: a replica with more than "
+                                                                "this times the average in flight (and more than "
+                                                                "its share of concurrency) passes requests on."})
+    replica_failures: int = field(default=3, metadata={"help": "Failures in a row (5xx, timeouts, drops) that "
+                                                               "take a replica out; a refused connection takes "
+                                                               "it out at once."})
+    cooldown_s: float = field(default=30.0, metadata={"help": "Seconds a failing replica stays out before it "
+                                                              "is re-probed with one request."})
+    sight_check: bool = field(default=True, metadata={"help": "The health check asks the teacher to name the "
+                                                              "colours of two plain images (off for tiny local "
+                                                              "teachers that cannot)."})
 
     def __post_init__(self) -> None:
         if isinstance(self.base_urls, str):
@@ -96,6 +108,9 @@ class JudgeConfig:
             (self.max_tokens >= 1 and self.rsc_max_tokens >= 1, "max_tokens", "must be >= 1"),
             (0.0 <= self.max_failure_rate <= 1.0, "max_failure_rate", "must be between 0 and 1"),
             (self.failure_window >= 1, "failure_window", "must be >= 1"),
+            (self.load_factor >= 1.0, "load_factor", "must be >= 1"),
+            (self.replica_failures >= 1, "replica_failures", "must be >= 1"),
+            (self.cooldown_s >= 0, "cooldown_s", "must be >= 0"),
         ]
         for ok, name, message in checks:
             if not ok:

@@ -1,9 +1,19 @@
-"""Is the judge able to judge? A health check before the first judgement, and a failure rule during the run.
+"""Is the judge able to judge? A health check before the first judgement.
 
 **Health check** (:func:`check_endpoints`): before training starts or ``refine-rft judge`` sends its
-first judgement, every replica in ``judge.base_urls`` gets one real judgement-shaped request: the
-model, a small image and a short text, through the same client, key and retries as the run. A
-refused key, an unknown model or a URL that does not answer stops everything at once with a message
+first judgement, every replica in ``judge.base_urls`` gets, through the same client, key and
+retries as the run:
+
+1. **a real judgement** of a canned response about a small image, with the configured prompt
+   (``judge.prompt``), parsed as the run parses it: the reply must hold a usable score. An endpoint
+   whose model cannot produce one (a wrong model, a prompt it does not follow, ``max_tokens`` too
+   small) stops here, quoting what it said;
+2. **a sight check** (``judge.sight_check``, on by default): two plain pictures, one red and one
+   blue, and the question of their colour; the teacher must name each. This catches endpoints
+   that answer 200 without ever seeing the image (a text-only model, a server that drops images).
+   A tiny local teacher that cannot name colours can skip it with ``judge.sight_check: false``.
+
+A refused key, an unknown model or a URL that does not answer stops everything at once with a message
 naming the URL, the model and the key's environment variable.
 
 How a refusal is recognised, whatever the status code: servers say "wrong key" and "wrong model"
@@ -16,20 +26,17 @@ first (:func:`~refine_rft.judge.client.refusal_hint`); the message always names 
 409 / 429 / 5xx, timeouts and refused connections are retried as judgements are; a replica that
 still fails is unavailable.
 
-**Failure rule** (:class:`FailureRule`): during the run, a judgement that fails after its retries
-is counted and skipped. When more than ``judge.max_failure_rate`` of the last ``judge.failure_window``
-judgements failed (default: half of the last 64), the run stops with :class:`JudgeUnavailable`
-instead of training on without R_cot. Mid-run 400s (a gateway that starts refusing the key) end
-up here too, after a window of failures.
+The failure rules that apply during the run are :class:`~refine_rft.judge.failure.FailureRule`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
 import threading
 import time
-from collections import deque
 
 from PIL import Image
 
@@ -38,37 +45,113 @@ from refine_rft.judge.config import JudgeConfig, JudgeConfigError
 
 logger = logging.getLogger(__name__)
 
-PROBE_TEXT = "This is a connection test before grading starts. Reply with only the number 100."
+# In every health-check request, so that logs and benchmarks can tell probes from judgements.
+PROBE_TEXT = "Health check before judging starts."
+PROBE_RESPONSE = (f"<think>{PROBE_TEXT} The picture is a plain red square with nothing else in it.</think>"
+                  "<attribute>plain red colour</attribute><answer>A. A plain colour</answer>")
+SIGHT_QUESTION = f"{PROBE_TEXT} What is the colour of this picture? Answer with one word."
+# The two sight-check colours, and the words that name each.
+SIGHT_COLOURS = {"red": ((220, 30, 30), ("red", "crimson", "scarlet")),
+                 "blue": ((30, 60, 220), ("blue", "navy", "azure", "cobalt", "royal"))}
 
-def probe_messages() -> list[dict]:
-    """The health check's chat: a small grey image and :data:`PROBE_TEXT`, shaped like a judgement,
-    so an endpoint that cannot take images fails here too."""
+
+def plain_image(rgb: tuple[int, int, int], side: int = 32) -> Image.Image:
+    """A ``side`` x ``side`` picture of one colour."""
+    return Image.new("RGB", (side, side), rgb)
+
+
+def probe_sample() -> dict:
+    """The health check's judgement: a red picture and a short, well-formed response about it."""
+    return {"id": "health-check", "image": plain_image(SIGHT_COLOURS["red"][0]), "response": PROBE_RESPONSE,
+            "options": ["A plain colour", "A bird"], "answer": 0, "noun": "pictures"}
+
+
+def sight_messages(colour: str) -> list[dict]:
+    """The sight check's chat for one colour: the plain picture and :data:`SIGHT_QUESTION`."""
     from refine_rft.judge.images import image_data_url
 
-    url = image_data_url(Image.new("RGB", (32, 32), (128, 128, 128)), 32)
+    url = image_data_url(plain_image(SIGHT_COLOURS[colour][0]), 32)
     return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
-                                         {"type": "text", "text": PROBE_TEXT}]}]
+                                         {"type": "text", "text": SIGHT_QUESTION}]}]
+
+
+def names_colour(reply: str, colour: str) -> bool:
+    """Whether ``reply`` names ``colour`` and no other sight-check colour.
+
+    >>> names_colour("Red.", "red"), names_colour("It is a bright crimson square", "red")
+    (True, True)
+    >>> names_colour("85", "red"), names_colour("Red or blue", "red"), names_colour("bored", "red")
+    (False, False, False)
+    """
+    words = set(re.findall(r"[a-z]+", reply.lower()))
+    named = {name for name, (_, synonyms) in SIGHT_COLOURS.items() if words & set(synonyms)}
+    return named == {colour}
+
+
+class _PinnedProbeClient:
+    """What the health check's judge talks through: every chat goes to one replica with
+    :meth:`~refine_rft.judge.client.JudgeClient.probe` (failures raise), and the replies are kept
+    to be quoted."""
+
+    def __init__(self, client, url: str):
+        self.client, self.url, self.replies = client, url, []
+
+    async def chat(self, messages: list[dict], max_tokens: int, key: str | None = None) -> str:
+        reply = await self.client.probe(self.url, messages, max_tokens)
+        self.replies.append(reply)
+        return reply
+
+    @property
+    def last_failure(self) -> str:
+        return self.client.last_failure
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+async def probe_replica(config: JudgeConfig, url: str) -> float:
+    """The health check of one replica (module docstring); seconds it took. Raises
+    :class:`JudgeConfigError` or :class:`JudgeUnavailable` naming the replica."""
+    from refine_rft.judge.client import JudgeClient
+    from refine_rft.judge.teacher import TeacherJudge
+
+    one = dataclasses.replace(config, base_urls=[url], cache_path=None, max_failure_rate=1.0)
+    judge = TeacherJudge(one)
+    pinned = _PinnedProbeClient(JudgeClient(one, judge.stats), url)
+    judge.client = pinned
+    started = time.perf_counter()
+    try:
+        score = await judge.reasoning_score(probe_sample())
+        if score is None or not pinned.replies:
+            said = " / ".join(repr(reply[:200]) for reply in pinned.replies) or "nothing"
+            raise JudgeUnavailable(
+                f"judge endpoint {url} answered the health check's judgement without a usable score from "
+                f"the {config.prompt!r} prompt (it replied {said}): is judge.model={config.model!r} the "
+                f"teacher, and judge.max_tokens={config.max_tokens} enough for its reply?")
+        if config.sight_check:
+            colours = list(SIGHT_COLOURS)
+            replies = await asyncio.gather(*(pinned.chat(sight_messages(colour), 10) for colour in colours))
+            wrong = [(colour, reply) for colour, reply in zip(colours, replies)
+                     if not names_colour(reply, colour)]
+            if wrong:
+                said = "; ".join(f"a plain {colour} picture: {reply[:100]!r}" for colour, reply in wrong)
+                raise JudgeUnavailable(
+                    f"judge endpoint {url} failed the sight check ({said}): it does not seem to see the "
+                    f"images (a text-only model, or a server that drops images?), so it cannot judge. For a "
+                    f"small local teacher that cannot name colours, set judge.sight_check: false")
+    finally:
+        await judge.aclose()
+    return time.perf_counter() - started
 
 
 async def probe_endpoints(config: JudgeConfig) -> dict[str, float]:
-    """Probe every replica at once; seconds each took to answer (nothing to probe for the
+    """Probe every replica at once; seconds each took to pass (nothing to probe for the
     ``attributes`` backend). Raises one error naming every replica that failed
     (:class:`JudgeConfigError` if any refused the configuration)."""
-    from refine_rft.judge.client import JudgeClient
-
     if config.backend != "openai":
         return {}
-    client = JudgeClient(config)
-
-    async def one(url: str) -> float:
-        started = time.perf_counter()
-        await client.probe(url, probe_messages(), config.max_tokens)
-        return time.perf_counter() - started
-
-    try:
-        results = await asyncio.gather(*(one(url) for url in config.base_urls), return_exceptions=True)
-    finally:
-        await client.aclose()
+    results = await asyncio.gather(*(probe_replica(config, url) for url in config.base_urls),
+                                   return_exceptions=True)
     errors = [result for result in results if isinstance(result, BaseException)]
     for error in errors:
         if not isinstance(error, JudgeUnavailable):
@@ -81,41 +164,8 @@ async def probe_endpoints(config: JudgeConfig) -> dict[str, float]:
 
 def check_endpoints(config: JudgeConfig) -> dict[str, float]:
     """The health check (see the module docstring) from synchronous code; nothing to check for the
-    ``attributes`` backend. Returns the seconds each replica took to answer."""
+    ``attributes`` backend. Returns the seconds each replica took to pass."""
     seconds = asyncio.run(probe_endpoints(config))
     for url, took in seconds.items():
-        logger.info("judge endpoint %s (model %s) answered the health check in %.2fs", url, config.model, took)
+        logger.info("judge endpoint %s (model %s) passed the health check in %.2fs", url, config.model, took)
     return seconds
-
-
-class FailureRule:
-    """Stop when more than ``max_rate`` of the last ``window`` judgements failed.
-
-    Example:
-        >>> rule = FailureRule(max_rate=0.5, window=4)
-        >>> for failed in (True, False, True):
-        ...     rule.record(failed)
-        >>> rule.record(True, "HTTP 500 from http://judge/v1: upstream down")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        refine_rft.errors.JudgeUnavailable: judge: 3 of the last 4 judgements failed (more than judge.max_failure_rate=50%; ...
-    """
-
-    def __init__(self, max_rate: float, window: int):
-        self.max_rate = max_rate
-        self.outcomes: deque[bool] = deque(maxlen=window)
-        self._lock = threading.Lock()
-
-    def record(self, failed: bool, latest_failure: str = "") -> None:
-        """Count one judgement's outcome; raise :class:`JudgeUnavailable` once the window is full
-        and its share of failures passes the threshold."""
-        with self._lock:
-            self.outcomes.append(failed)
-            full = len(self.outcomes) == self.outcomes.maxlen
-            failures = sum(self.outcomes)
-        if full and failures > self.max_rate * len(self.outcomes):
-            latest = f"; latest: {latest_failure}" if latest_failure else ""
-            raise JudgeUnavailable(
-                f"judge: {failures} of the last {len(self.outcomes)} judgements failed (more than "
-                f"judge.max_failure_rate={self.max_rate:.0%}{latest}); stopping instead of going on without "
-                f"the judge's scores. Fix the endpoint and rerun, or raise judge.max_failure_rate (1.0 never stops).")

@@ -21,7 +21,9 @@ class JudgeStats:
     """
 
     judgements: int = 0  # scores asked for (including cached and rejected ones)
-    requests: int = 0  # HTTP requests that got a reply
+    requests: int = 0  # HTTP attempts: first tries and retries, answered or failed
+    request_failures: int = 0  # HTTP attempts that failed (error status, timeout, refused or dropped)
+    cooldowns: int = 0  # replicas taken out for a cool-down
     retries: int = 0  # requests repeated after 429 / 5xx / timeout / dropped connection
     reminders: int = 0  # replies without a usable score, asked again once
     failures: int = 0  # judgements that ended as None
@@ -32,7 +34,7 @@ class JudgeStats:
     no_think: int = 0  # responses without <think>, scored 0 without a call (skip_untagged)
     group_requests: int = 0  # group judging: one request for a GRPO group's responses
     group_fallbacks: int = 0  # group judging: unusable group replies, judged per response instead
-    latency_total: float = 0.0  # seconds, summed over replied requests
+    latency_total: float = 0.0  # seconds, summed over every HTTP attempt
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts) -> None:
@@ -45,7 +47,7 @@ class JudgeStats:
         return [f.name for f in fields(self) if not f.name.startswith("_")]
 
     def snapshot(self, reset: bool = False) -> dict[str, float]:
-        """The counters as ``judge/<name>`` metrics, plus the mean latency of replied requests."""
+        """The counters as ``judge/<name>`` metrics, plus the mean latency of every HTTP attempt."""
         with self._lock:
             values = {name: getattr(self, name) for name in self._counters()}
             if reset:

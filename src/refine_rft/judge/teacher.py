@@ -19,8 +19,8 @@ from refine_rft.judge.base import Judge, require_fields
 from refine_rft.judge.cache import JudgeCache, judgement_key
 from refine_rft.judge.client import JudgeClient
 from refine_rft.judge.config import JudgeConfig
-from refine_rft.judge.images import image_data_url, image_hash, load_image
 from refine_rft.judge.group import GROUP_PROMPT_VERSION, group_messages, parse_group_scores
+from refine_rft.judge.images import DataUrlCache, image_hash, load_image
 from refine_rft.judge.paper_prompt import PAPER_PROMPT_VERSION, paper_messages
 from refine_rft.judge.prompts import (PROMPT_VERSION, RSC_REMINDER, SCORE_REMINDER, make_nonce, reasoning_messages,
                                       rsc_messages, with_reminder)
@@ -47,6 +47,7 @@ class TeacherJudge(Judge):
         # keyed by id() and kept referenced here, so an id cannot be reused while it is a key.
         self._images: OrderedDict[object, tuple[object, str, str]] = OrderedDict()
         self._images_lock = threading.Lock()  # _prepare runs in worker threads
+        self.data_urls = DataUrlCache()  # each picture encoded once, however many copies arrive
         self._pending: dict[tuple, asyncio.Task] = {}
         self._pending_loop: asyncio.AbstractEventLoop | None = None
 
@@ -62,8 +63,9 @@ class TeacherJudge(Judge):
     def _prepare(self, image, with_url: bool) -> tuple[str, str | None]:
         key = image if isinstance(image, str) else id(image)
         picture = load_image(image)
-        url = image_data_url(picture, self.config.max_image_side) if with_url else None
-        prepared = (image, image_hash(picture), url)
+        digest = image_hash(picture)
+        url = self.data_urls.data_url(digest, picture, self.config.max_image_side) if with_url else None
+        prepared = (image, digest, url)
         with self._images_lock:
             self._images[key] = prepared
             if len(self._images) > 1024:
@@ -88,16 +90,18 @@ class TeacherJudge(Judge):
             self._pending[key] = task
         return await asyncio.shield(self._pending[key])
 
-    async def _ask(self, messages: list[dict], max_tokens: int, parse, valid, reminder: str):
-        """Ask; on an unusable reply ask once more with ``reminder``; return (parsed, reply) or (None, reply)."""
-        reply = await self.client.chat(messages, max_tokens)
+    async def _ask(self, messages: list[dict], max_tokens: int, parse, valid, reminder: str,
+                   key: str | None = None):
+        """Ask; on an unusable reply ask once more with ``reminder``; return (parsed, reply) or (None, reply).
+        ``key`` (the image digest) keeps a question's requests on one replica."""
+        reply = await self.client.chat(messages, max_tokens, key)
         if reply is None:
             return None, None
         value = parse(reply)
         if valid(value):
             return value, reply
         self.stats.add(reminders=1)
-        second = await self.client.chat(with_reminder(messages, reply, reminder), max_tokens)
+        second = await self.client.chat(with_reminder(messages, reply, reminder), max_tokens, key)
         value = parse(second) if second is not None else None
         if valid(value):
             return value, second
@@ -135,7 +139,8 @@ class TeacherJudge(Judge):
         if url is None:
             _, url = await self._image(sample["image"], with_url=True)
         messages = build_messages(url)
-        score, reply = await self._ask(messages, self.config.max_tokens, parse_score, in_range, SCORE_REMINDER)
+        score, reply = await self._ask(messages, self.config.max_tokens, parse_score, in_range, SCORE_REMINDER,
+                                       key=hashed)
         if score is not None and self.cache is not None:
             self.cache.put(key, {"score": score, "reply": reply}, model=self.config.model)
         return score
@@ -180,7 +185,7 @@ class TeacherJudge(Judge):
             _, url = await self._image(sample["image"], with_url=True)
         messages = group_messages(url, texts, [make_nonce(self.nonce_rng) for _ in texts])
         self.stats.add(group_requests=1)
-        reply = await self.client.chat(messages, self.config.max_tokens + 8 * len(texts))
+        reply = await self.client.chat(messages, self.config.max_tokens + 8 * len(texts), hashed)
         scores = parse_group_scores(reply, len(texts))
         if scores is not None and self.cache is not None:
             self.cache.put(key, {"scores": scores, "reply": reply}, model=self.config.model)
@@ -200,7 +205,7 @@ class TeacherJudge(Judge):
         messages = rsc_messages(url, sample["noun"], sample["options"], int(sample["answer"]), sample["response"],
                                 style, nonce=make_nonce(self.nonce_rng))
         result, _ = await self._ask(messages, self.config.rsc_max_tokens, parse_rsc, lambda r: r is not None,
-                                    RSC_REMINDER)
+                                    RSC_REMINDER, key=hashed)
         if result is not None and self.cache is not None:
             self.cache.put(key, result, model=self.config.model)
         return result

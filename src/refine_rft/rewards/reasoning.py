@@ -21,6 +21,11 @@ constant that the group normalisation of Eq. 4 removes: R_cot is skipped for tha
 are counted (``judge/failures_imputed``, ``judge/failures_unscored``, beside ``judge/failures``).
 A group's completions sit next to each other in a batch (TRL repeats each prompt G times); when a
 group is split across training processes, its mean is over the part this process scored.
+
+**An outage stops the run.** TRL calls the reward once per step's batch; when more than
+``judge.max_failure_rate`` of the judgements of that call failed, it raises
+:class:`~refine_rft.errors.JudgeUnavailable` quoting the latest failure, so a judge that goes down
+mid-run can never train on without R_cot (:class:`~refine_rft.judge.failure.FailureRule`).
 """
 
 from __future__ import annotations
@@ -79,6 +84,9 @@ def make_reasoning_reward(config: JudgeConfig):
         if callable(log_metric):
             for name, value in judge.stats.read_and_reset().items():
                 log_metric(name, float(value))
+        # TRL calls this once per step's batch: a step whose judgements mostly failed stops the
+        # run, however few it judged (judge.health, failure rules).
+        judge.failure_rule.end_step(judge.latest_failure())
         return [None if score is None else score / 100.0 for score in scores]
 
     reasoning_reward.stats = judge.stats

@@ -69,7 +69,7 @@ class CategoryVerifier:
     def __init__(self, config: JudgeConfig):
         from refine_rft.judge.cache import JudgeCache
         from refine_rft.judge.client import JudgeClient
-        from refine_rft.judge.health import FailureRule
+        from refine_rft.judge.failure import FailureRule
 
         self.config = config
         self.client = JudgeClient(config)

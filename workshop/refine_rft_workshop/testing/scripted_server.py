@@ -8,9 +8,18 @@ real sockets, with many requests in flight at once. What it answers is scripted:
   parsed request body; by default a score derived from a hash of the student text (so GRPO
   groups get different rewards) or, for Reasoning-Answer prompts, a valid RSC JSON;
 - ``script``: behaviours served first, one per request, in arrival order (then ``reply``);
-- ``latency``: seconds every request waits before its behaviour.
+- ``latency``: seconds every request waits before its behaviour;
+- ``sees_images``: the health check's sight question (:data:`~refine_rft.judge.health.SIGHT_QUESTION`)
+  is answered with the colour the server sees in the image it was sent (decoded from the data
+  URL), ahead of ``script`` and ``reply``; with ``sees_images=False`` the server is like a text-only
+  model: the sight question gets the scripted reply like any other request.
 
-A behaviour is a string (a 200 reply with that content), :class:`Status` (an HTTP error, e.g.
+Stopping the server (leaving the ``with`` block, or :meth:`ScriptedJudgeServer.stop`) also closes
+its open keep-alive connections, as a stopped process would: clients see dropped, then refused
+connections. ``port`` binds a given port (to restart a stopped replica at the same URL).
+
+A behaviour is a string (a 200 reply with that content), :class:`Content` (a 200 reply whose
+content is not a string), :class:`Status` (an HTTP error, e.g.
 ``Status(429, retry_after=0.1)``, ``Status(500)``, or any body and headers: :data:`LITELLM_BAD_KEY`
 and :data:`LITELLM_BAD_MODEL` answer as the LiteLLM gateway does), :data:`HANG` (never answer; the
 client must time out) or :data:`DROP` (close the connection without a response).
@@ -27,7 +36,9 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import re
 import socket
@@ -37,6 +48,7 @@ from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from refine_rft.judge.health import SIGHT_QUESTION
 from refine_rft.judge.prompts import BEGIN, NONCE, markers
 
 
@@ -50,6 +62,15 @@ class Status:
     message: str = "scripted error"
     headers: tuple[tuple[str, str], ...] = ()
     body: object = None
+    text: str | None = None  # a plain-text body instead of JSON (as some proxies send)
+
+
+@dataclass(frozen=True)
+class Content:
+    """A 200 reply whose message ``content`` is ``value`` as it is: a number, ``None`` or a list of
+    parts, as some gateways send."""
+
+    value: object
 
 
 def litellm_error(code: int, message: str, error_type: str, headers=()) -> Status:
@@ -136,6 +157,23 @@ def hashed_reply(request: dict) -> str:
     return str(score)
 
 
+PALETTE = {"red": (220, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 220), "yellow": (230, 210, 40),
+           "white": (245, 245, 245), "black": (10, 10, 10), "grey": (128, 128, 128)}
+
+
+def seen_colour(request: dict) -> str:
+    """The name of the colour nearest to the mean of the first image in ``request`` ('none' without one)."""
+    from PIL import Image, ImageStat
+
+    for message in request.get("messages", []):
+        for part in message.get("content") if isinstance(message.get("content"), list) else []:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                data = part["image_url"]["url"].split(",", 1)[1]
+                mean = ImageStat.Stat(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")).mean
+                return min(PALETTE, key=lambda name: sum((a - b) ** 2 for a, b in zip(PALETTE[name], mean)))
+    return "none"
+
+
 class ScriptedJudgeServer:
     """Context manager running the scripted judge; ``server.url`` is its ``.../v1`` base URL.
 
@@ -146,8 +184,11 @@ class ScriptedJudgeServer:
     """
 
     def __init__(self, reply=hashed_reply, script=(), latency: float = 0.0, model: str = "scripted-judge",
-                 hang_seconds: float = 60.0):
+                 hang_seconds: float = 60.0, sees_images: bool = True, port: int = 0):
         self.reply = reply
+        self.sees_images = sees_images
+        self.port = port
+        self._connections: set[socket.socket] = set()
         self.script = deque(script)
         self.latency = latency
         self.model = model
@@ -167,15 +208,17 @@ class ScriptedJudgeServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return self._url
 
     def _next_behaviour(self, request: dict):
         with self._lock:
             self.requests.append(request)
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
-            scripted = self.script.popleft() if self.script else None
+            sight = self.sees_images and SIGHT_QUESTION in request_text(request)
+            scripted = self.script.popleft() if self.script and not sight else None
+        if sight:
+            return seen_colour(request).capitalize() + "."
         if scripted is not None:
             return scripted
         return self.reply(request) if callable(self.reply) else self.reply
@@ -185,17 +228,34 @@ class ScriptedJudgeServer:
             self._in_flight -= 1
 
     def __enter__(self) -> ScriptedJudgeServer:
-        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
+        self._stop.clear()
+        self._server = _Server(("127.0.0.1", self.port), _handler_for(self))
+        host, self.port = self._server.server_address[:2]
+        self._url = f"http://{host}:{self.port}/v1"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True, name="scripted-judge")
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop serving: refuse new connections and drop the open ones."""
+        if self._server is None:
+            return
         self._stop.set()  # releases hanging requests
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._thread.join(timeout=5)
+        self._server = None
 
 
 def _handler_for(server: ScriptedJudgeServer):
@@ -208,10 +268,23 @@ def _handler_for(server: ScriptedJudgeServer):
         def log_message(self, *args) -> None:  # keep test output clean
             pass
 
-        def _send_json(self, code: int, payload: dict, headers: dict | None = None) -> None:
-            body = json.dumps(payload).encode()
+        def setup(self) -> None:
+            super().setup()
+            with server._lock:
+                server._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with server._lock:
+                server._connections.discard(self.connection)
+            try:
+                super().finish()
+            except OSError:
+                pass
+
+        def _send_json(self, code: int, payload, headers: dict | None = None, text: str | None = None) -> None:
+            body = (text if text is not None else json.dumps(payload)).encode()
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain" if text is not None else "application/json")
             self.send_header("Content-Length", str(len(body)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
@@ -254,13 +327,14 @@ def _handler_for(server: ScriptedJudgeServer):
                 body = behaviour.body
                 if body is None:
                     body = {"error": {"message": behaviour.message, "type": "scripted", "code": behaviour.code}}
-                self._send_json(behaviour.code, body, headers)
+                self._send_json(behaviour.code, body, headers, text=behaviour.text)
             else:
+                content = behaviour.value if isinstance(behaviour, Content) else str(behaviour)
                 self._send_json(200, {
                     "id": f"chatcmpl-{server.count}", "object": "chat.completion", "created": int(time.time()),
                     "model": request.get("model", server.model),
                     "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": str(behaviour)}}],
+                                 "message": {"role": "assistant", "content": content}}],
                     "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
 
     return Handler
