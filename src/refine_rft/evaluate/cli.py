@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=parse_max_tokens, default={},
                         help=f"per-style budgets, e.g. cot=256 (defaults: {DEFAULT_MAX_NEW_TOKENS})")
     parser.add_argument("--limit", type=int, help="only the first N questions")
+    parser.add_argument("--max-prompt-tokens", type=int,
+                        help="reject questions whose prompt is longer (default: the model's context less the "
+                             "style's --max-new-tokens)")
     add_resolution_arguments(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="start OUT's predictions afresh (needed when model, adapter, backend, budgets or data change)")
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     path = generate_predictions(
         args.model, args.data, styles, args.out, adapter=args.adapter, backend=args.backend,
         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit, resolution=resolution,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, max_prompt_tokens=args.max_prompt_tokens,
     )
     if path.is_file():
         scores = score_predictions(path)

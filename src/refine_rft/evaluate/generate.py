@@ -36,9 +36,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from refine_rft.data.images import image_problem, open_image
 from refine_rft.data.records import (
     QUESTION_COLUMNS,
-    image_problem,
     prediction_key,
     read_rows,
     reject_bad_images,
@@ -88,11 +88,11 @@ def check_styles(styles: Sequence[str]) -> list[str]:
 
 
 def _open_image(record: dict, resolution: ImageResolution | None = None):
-    from PIL import Image
-
-    with Image.open(record["image"]) as image:
-        image = image.convert("RGB")
-    return resolution.fit(image) if resolution is not None else image
+    """The record's image as every stage opens it (:func:`~refine_rft.data.images.open_image`), fitted
+    to ``resolution``'s grid."""
+    if resolution is None:
+        return open_image(record["image"])
+    return resolution.fit(open_image(record["image"], resolution.max_pixels))
 
 
 class HFGenerator:
@@ -273,6 +273,7 @@ def generate_predictions(
     generator=None,
     resolution: ImageResolution | None = None,
     overwrite: bool = False,
+    max_prompt_tokens: int | None = None,
 ) -> Path:
     """Generate the missing rows of ``out_dir/predictions.jsonl`` and return its path.
 
@@ -291,6 +292,9 @@ def generate_predictions(
         resolution: the image resolution; by default the one saved with the adapter's (or the
             model folder's) training run, else the processor's default.
         overwrite: start ``out_dir``'s predictions afresh (else a rerun must have the same settings).
+        max_prompt_tokens: reject questions whose prompt is longer (besides those longer than the
+            model's context less the style's budget; :mod:`refine_rft.data.prompt_length`). Checked
+            when the model is loaded here (``generator`` is ``None``).
 
     Returns:
         The path of ``predictions.jsonl`` (absent if no question was usable). Rejected questions
@@ -311,13 +315,15 @@ def generate_predictions(
                    [path, out_dir / "scores.json", out_dir / REJECTS_FILE], overwrite)
     records = questions.rows[:limit]
     unusable: dict[str, str] = {}  # question id -> why (found while generating)
+    if generator is None:  # before any generation: a prompt the model cannot take is rejected, not run
+        unusable.update(_too_long(records, budgets, resolve_model_path(model), resolution, max_prompt_tokens))
     try:
         with JsonlAppender(path, key=prediction_key) as out:
             plan = plan_batches(records, styles, batch_size)
             pending = sum((r["id"], s) not in out.done for s, batch in plan for r in batch)
             with tqdm(total=pending, unit="q", desc="eval", dynamic_ncols=True, disable=not pending) as bar:
                 for style, batch in plan:
-                    batch = _usable(batch, style, out.done, unusable)
+                    batch = _usable(batch, style, out.done, unusable, resolution.max_pixels if resolution else None)
                     if not batch:
                         continue
                     if generator is None:
@@ -336,13 +342,34 @@ def generate_predictions(
     return path
 
 
-def _usable(batch: list[dict], style: str, done: set, unusable: dict[str, str]) -> list[dict]:
+def _too_long(records: list[dict], budgets: dict[str, int], model_path: str, resolution: ImageResolution | None,
+              max_prompt_tokens: int | None) -> dict[str, str]:
+    """Question id -> why, for the questions whose prompt in some style is too long for the model."""
+    from transformers import AutoTokenizer
+
+    from refine_rft.data.prompt_length import context_length, prompt_problem, prompt_token_cap
+
+    context = context_length(model_path)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    image_tokens = resolution.max_tokens() if resolution is not None and resolution.is_set else 0
+    problems: dict[str, str] = {}
+    for style, budget in budgets.items():
+        cap = prompt_token_cap(context, budget, max_prompt_tokens)
+        for record in records:
+            if record["id"] not in problems:
+                if (problem := prompt_problem(tokenizer, record, style, cap, image_tokens)) is not None:
+                    problems[record["id"]] = problem
+    return problems
+
+
+def _usable(batch: list[dict], style: str, done: set, unusable: dict[str, str],
+            max_pixels: int | None = None) -> list[dict]:
     """The rows of ``batch`` whose image decodes, or ``[]`` when none of them is missing; images
     are decoded only for batches that still have work."""
     if all((r["id"], style) in done or r["id"] in unusable for r in batch):
         return []
     for record in batch:
-        if record["id"] not in unusable and (problem := image_problem(record["image"])) is not None:
+        if record["id"] not in unusable and (problem := image_problem(record["image"], True, max_pixels)) is not None:
             unusable[record["id"]] = problem
     batch = [r for r in batch if r["id"] not in unusable]
     return batch if any((r["id"], style) not in done for r in batch) else []

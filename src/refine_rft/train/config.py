@@ -57,6 +57,11 @@ class DataArguments:
         default=None, metadata={"help": "Smallest image area in pixels (e.g. 256*28*28 = 200704); None: the "
                                 "processor's default."},
     )
+    max_prompt_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Refuse to start when a question's prompt (text and image tokens) is longer; the model's "
+                  "context less the answer's tokens always applies. None: that context only."},
+    )
     questions_per_step: int | None = field(
         default=None,
         metadata={"help": "Questions per optimizer step the run must train on: start-up fails unless processes x "
