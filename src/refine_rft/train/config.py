@@ -57,6 +57,11 @@ class DataArguments:
         default=None, metadata={"help": "Smallest image area in pixels (e.g. 256*28*28 = 200704); None: the "
                                 "processor's default."},
     )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Start output_dir afresh: remove its checkpoints, question logs, final model and recorded "
+                  "settings. Without it a rerun resumes from the newest valid checkpoint, or refuses changed settings."},
+    )
     max_prompt_tokens: int | None = field(
         default=None,
         metadata={"help": "Refuse to start when a question's prompt (text and image tokens) is longer; the model's "

@@ -54,7 +54,7 @@ def run(script_args, training_args, model_args) -> Path:
     """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
     from refine_rft.train.model import train_and_save
 
-    return train_and_save(build_trainer, script_args, training_args, model_args)
+    return train_and_save(build_trainer, script_args, training_args, model_args, command="sft")
 
 
 def train_sft(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:
