@@ -36,12 +36,22 @@ def _load(path: Path, chain: tuple[Path, ...]) -> dict:
     if not path.is_file():
         where = f" (included from {chain[-1]})" if chain else ""
         raise MissingFile(f"no such recipe: {path}{where}")
-    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)  # absent on some YAML errors
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"recipe {path}{where} is not valid YAML ({problem})") from None
     if not isinstance(config, dict):
         raise ConfigError(f"recipe {path} must be a YAML mapping of argument names to values")
     includes = config.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"recipe {path}: 'include' must be a path or a list of paths, got {includes!r}")
     merged: dict = {}
-    for include in [includes] if isinstance(includes, str) else includes:
+    for include in includes:
         merged = merge(merged, _load(path.parent / include, (*chain, path)))
     return merge(merged, config)
 
