@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 
 from PIL import Image, ImageOps
 
@@ -104,7 +105,9 @@ def _open_lazily(source) -> tuple[Image.Image, str]:
     else:
         raise DataError(f"cannot read an image from {type(source).__name__} (want a path, bytes or a PIL image)")
     try:
-        return Image.open(handle), name
+        with warnings.catch_warnings():  # the size is checked next, against this run's own limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(handle), name
     except Image.DecompressionBombError as error:
         raise DataError(f"image {name} refused before decoding: {error}") from None
     except Exception as error:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ... on bad files
