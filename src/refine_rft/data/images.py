@@ -64,7 +64,7 @@ def open_image(source, max_pixels: int | None = None) -> Image.Image:
         try:
             image.load()
             upright = ImageOps.exif_transpose(image)
-        except Exception as error:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ... on bad files
+        except Exception as error:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ...
             raise DataError(f"unreadable image {name} ({type(error).__name__}: {error})") from None
         return _to_rgb(upright)
 
@@ -103,7 +103,8 @@ def _open_lazily(source) -> tuple[Image.Image, str]:
     elif isinstance(source, (bytes, bytearray)):
         name, handle = f"({len(source)} bytes)", io.BytesIO(source)
     else:
-        raise DataError(f"cannot read an image from {type(source).__name__} (want a path, bytes or a PIL image)")
+        raise DataError(f"cannot read an image from {type(source).__name__} "
+                        "(want a path, bytes or a PIL image)")
     try:
         with warnings.catch_warnings():  # the size is checked next, against this run's own limit
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -124,8 +125,8 @@ def _reduce_on_decode(image: Image.Image, name: str, max_pixels: int | None) -> 
         image.draft(None, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
     limit = decode_limit(max_pixels)
     if image.width * image.height > limit:
-        raise DataError(f"image {name} is {width} x {height} pixels, more than the {limit:,} this run decodes "
-                        "(only JPEGs are reduced while decoding); scale it down first")
+        raise DataError(f"image {name} is {width} x {height} pixels, more than the {limit:,} this run "
+                        "decodes (only JPEGs are reduced while decoding); scale it down first")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

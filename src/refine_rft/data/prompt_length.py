@@ -35,17 +35,19 @@ def context_length(model_path: str) -> int | None:
     return text_config.to_dict().get("max_position_embeddings")
 
 
-def prompt_token_cap(context: int | None, answer_tokens: int, max_prompt_tokens: int | None = None) -> int | None:
+def prompt_token_cap(context: int | None, answer_tokens: int,
+                     max_prompt_tokens: int | None = None) -> int | None:
     """The most tokens a prompt may have: the model's ``context`` (:func:`context_length`) less
     ``answer_tokens``, and at most ``max_prompt_tokens`` when it is given; ``None`` when neither is known.
 
     >>> prompt_token_cap(4096, 1024), prompt_token_cap(4096, 1024, 2000), prompt_token_cap(None, 8)
     (3072, 2000, None)
     """
-    if max_prompt_tokens is not None and (isinstance(max_prompt_tokens, bool) or not isinstance(max_prompt_tokens, int)
-                                          or max_prompt_tokens < 1):
+    if max_prompt_tokens is not None and (isinstance(max_prompt_tokens, bool)
+                                          or not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1):
         raise ConfigError(f"max_prompt_tokens must be a positive integer, got {max_prompt_tokens!r}")
-    caps = [c for c in (max_prompt_tokens, None if context is None else context - answer_tokens) if c is not None]
+    room = None if context is None else context - answer_tokens
+    caps = [c for c in (max_prompt_tokens, room) if c is not None]
     return min(caps) if caps else None
 
 

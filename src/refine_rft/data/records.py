@@ -146,8 +146,8 @@ def _check_common(row: dict, where: str, fields: Sequence[str]) -> None:
     options, answer = row["options"], row["answer"]
     if (not isinstance(options, list) or not 2 <= len(options) <= len(LETTERS)
             or not all(isinstance(o, str) and o.strip() for o in options)):
-        raise DataError(f"{where}: field 'options' must be a list of 2 to {len(LETTERS)} non-empty class names, "
-                        f"got {_short(options)}")
+        raise DataError(f"{where}: field 'options' must be a list of 2 to {len(LETTERS)} non-empty class "
+                        f"names, got {_short(options)}")
     if len(set(options)) != len(options):
         repeated = sorted({o for o in options if options.count(o) > 1})
         raise DataError(f"{where}: field 'options' names {_short(repeated)} more than once")

@@ -315,6 +315,7 @@ def generate_predictions(
                    [path, out_dir / "scores.json", out_dir / REJECTS_FILE], overwrite)
     records = questions.rows[:limit]
     unusable: dict[str, str] = {}  # question id -> why (found while generating)
+    max_pixels = resolution.max_pixels if resolution is not None else None
     if generator is None:  # before any generation: a prompt the model cannot take is rejected, not run
         unusable.update(_too_long(records, budgets, resolve_model_path(model), resolution, max_prompt_tokens))
     try:
@@ -323,7 +324,7 @@ def generate_predictions(
             pending = sum((r["id"], s) not in out.done for s, batch in plan for r in batch)
             with tqdm(total=pending, unit="q", desc="eval", dynamic_ncols=True, disable=not pending) as bar:
                 for style, batch in plan:
-                    batch = _usable(batch, style, out.done, unusable, resolution.max_pixels if resolution else None)
+                    batch = _usable(batch, style, out.done, unusable, max_pixels)
                     if not batch:
                         continue
                     if generator is None:
@@ -342,8 +343,8 @@ def generate_predictions(
     return path
 
 
-def _too_long(records: list[dict], budgets: dict[str, int], model_path: str, resolution: ImageResolution | None,
-              max_prompt_tokens: int | None) -> dict[str, str]:
+def _too_long(records: list[dict], budgets: dict[str, int], model_path: str,
+              resolution: ImageResolution | None, max_prompt_tokens: int | None) -> dict[str, str]:
     """Question id -> why, for the questions whose prompt in some style is too long for the model."""
     from transformers import AutoTokenizer
 
@@ -369,7 +370,9 @@ def _usable(batch: list[dict], style: str, done: set, unusable: dict[str, str],
     if all((r["id"], style) in done or r["id"] in unusable for r in batch):
         return []
     for record in batch:
-        if record["id"] not in unusable and (problem := image_problem(record["image"], True, max_pixels)) is not None:
+        if record["id"] in unusable:
+            continue
+        if (problem := image_problem(record["image"], True, max_pixels)) is not None:
             unusable[record["id"]] = problem
     batch = [r for r in batch if r["id"] not in unusable]
     return batch if any((r["id"], style) not in done for r in batch) else []

@@ -60,13 +60,14 @@ class DataArguments:
     )
     overwrite: bool = field(
         default=False,
-        metadata={"help": "Start output_dir afresh: remove its checkpoints, question logs, final model and recorded "
-                  "settings. Without it a rerun resumes from the newest valid checkpoint, or refuses changed settings."},
+        metadata={"help": "Start output_dir afresh: remove its checkpoints, question logs, final model "
+                  "and recorded settings. Without it a rerun resumes from the newest valid checkpoint, or "
+                  "refuses changed settings."},
     )
     max_prompt_tokens: int | None = field(
         default=None,
-        metadata={"help": "Refuse to start when a question's prompt (text and image tokens) is longer; the model's "
-                  "context less the answer's tokens always applies. None: that context only."},
+        metadata={"help": "Refuse to start when a question's prompt (text and image tokens) is longer; the "
+                  "model's context less the answer's tokens always applies. None: that context only."},
     )
     questions_per_step: int | None = field(
         default=None,
@@ -164,7 +165,7 @@ def parse_recipe(dataclass_types, argv: list[str] | None = None, recipe: str | o
         return tuple(parser.parse_args_into_dataclasses(args=argv))
     except ConfigError:
         raise
-    except ValueError as error:  # TRL's and transformers' own checks (e.g. a batch num_generations does not divide)
+    except ValueError as error:  # TRL's own checks (a batch that num_generations does not divide)
         raise ConfigError(" ".join(str(error).split())) from None
 
 
@@ -191,8 +192,8 @@ def check_recipe_values(values: dict) -> None:
         raise ConfigError(f"num_generations must be at least 2 (GRPO compares the completions of a group), "
                           f"got {generations}")
     if (temperature := number("temperature")) is not None and not 0 < temperature < math.inf:
-        raise ConfigError(f"temperature must be > 0 (at 0 every completion of a group is the same and GRPO learns "
-                          f"nothing), got {temperature}")
+        raise ConfigError(f"temperature must be > 0 (at 0 every completion of a group is the same and GRPO "
+                          f"learns nothing), got {temperature}")
     if (beta := number("beta")) is not None and not 0 <= beta < math.inf:
         raise ConfigError(f"beta (the KL coefficient) must be >= 0, got {beta}")
     if values.get("use_peft") and (rank := number("lora_r")) is not None and rank < 1:

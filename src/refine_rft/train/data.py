@@ -35,7 +35,8 @@ def load_records(path: str | os.PathLike, max_samples: int | None = None, max_pi
     (a reason or ``None``). Any unusable row fails the run with a :class:`~refine_rft.errors.DataError`
     naming the ids (the first ten, then how many more), since training on a silently smaller set
     would change the experiment."""
-    from refine_rft.data.records import question_key, read_rows, reject_bad_images, require_all, validate_record
+    from refine_rft.data.records import (question_key, read_rows, reject_bad_images, require_all,
+                                         validate_record)
 
     rowset = read_rows([path], validate_record)
     if max_samples is not None:
@@ -186,7 +187,8 @@ def load_training_inputs(script_args, training_args, model_args, answer_tokens: 
     resolution = ImageResolution(script_args.min_pixels, script_args.max_pixels)
     processor = load_processor(model_args, training_args, resolution)
     resolution = resolution.with_factor(processor_factor(processor))
-    cap = prompt_token_cap(context_length(model_path(model_args)), answer_tokens, script_args.max_prompt_tokens)
+    context = context_length(model_path(model_args))
+    cap = prompt_token_cap(context, answer_tokens, script_args.max_prompt_tokens)
     image_tokens = resolution.max_tokens() if resolution.is_set else 0
 
     def prompt_check(record: dict) -> str | None:

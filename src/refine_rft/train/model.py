@@ -1,5 +1,6 @@
 """What GRPO and SFT runs share around TRL's trainers: the processor, model loading arguments,
-where a run starts (:mod:`refine_rft.train.resume`), and the saved resolved configuration (their training questions
+where a run starts (:mod:`refine_rft.train.resume`), and the saved resolved configuration (their training
+questions
 come from :mod:`refine_rft.train.data`)."""
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ def train_and_save(build_trainer, script_args, training_args, model_args, genera
     start = prepare_output_dir(script_args, training_args, model_args, train_file, command)
     if start.finished:
         if training_args.process_index == 0:
-            print(f"refine-rft {command}: {output_dir} holds a finished run (trainer_state.json); nothing to do "
-                  "(--overwrite trains it afresh)", file=sys.stderr)
+            print(f"refine-rft {command}: {output_dir} holds a finished run (trainer_state.json); nothing to "
+                  "do (--overwrite trains it afresh)", file=sys.stderr)
         return output_dir
     trainer = build_trainer(script_args, training_args, model_args)
     save_run_config(trainer, script_args, training_args, model_args)

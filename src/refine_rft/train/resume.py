@@ -40,19 +40,22 @@ OPERATIONAL = frozenset({
     "logging_steps", "logging_strategy", "logging_first_step", "logging_nan_inf_filter", "log_level",
     "log_level_replica", "log_on_each_node", "log_completions", "log_completions_hub_repo", "log_multimodal",
     "log_unique_prompts", "num_completions_to_print", "log_sample_ids", "save_steps", "save_strategy",
-    "save_total_limit", "save_on_each_node", "push_to_hub", "hub_always_push", "hub_model_id", "hub_private_repo",
-    "hub_revision", "hub_strategy", "hub_token", "trackio_bucket_id", "trackio_space_id", "trackio_static_space_id",
+    "save_total_limit", "save_on_each_node", "push_to_hub", "hub_always_push", "hub_model_id",
+    "hub_private_repo", "hub_revision", "hub_strategy", "hub_token", "trackio_bucket_id", "trackio_space_id",
+    "trackio_static_space_id",
     "skip_memory_metrics", "dataloader_num_workers", "dataloader_persistent_workers", "dataloader_pin_memory",
     "dataloader_prefetch_factor", "dataloader_multiprocessing_context", "ddp_timeout", "local_rank",
     "vllm_server_base_url", "vllm_server_host", "vllm_server_port", "vllm_server_timeout",
     "vllm_gpu_memory_utilization", "vllm_enable_sleep_mode",
     "judge.base_urls", "judge.api_key_env", "judge.timeout", "judge.max_retries", "judge.backoff_base",
-    "judge.backoff_max", "judge.concurrency", "judge.cache_path", "judge.max_failure_rate", "judge.failure_window",
+    "judge.backoff_max", "judge.concurrency", "judge.cache_path", "judge.max_failure_rate",
+    "judge.failure_window",
 })
 # What a run leaves in its output_dir; removed by --overwrite.
-RUN_OUTPUTS = ("checkpoint-*", f"{CORRUPT_PREFIX}checkpoint-*", "sample_ids.rank*.jsonl", "trainer_state.json",
-               "adapter_model.safetensors", "adapter_config.json", "model*.safetensors", "model.safetensors.index.json",
-               "training_args.bin", "refine_rft_config.yaml")
+RUN_OUTPUTS = ("checkpoint-*", f"{CORRUPT_PREFIX}checkpoint-*", "sample_ids.rank*.jsonl",
+               "trainer_state.json",
+               "adapter_model.safetensors", "adapter_config.json", "model*.safetensors",
+               "model.safetensors.index.json", "training_args.bin", "refine_rft_config.yaml")
 
 
 @dataclass(frozen=True)
@@ -156,14 +159,17 @@ def choose_start(training_args, command: str) -> Start:
                  training_args)
         if chosen is None:
             if str(value).lower() in ("last", "true"):
-                raise MissingFile(f"resume_from_checkpoint={value}: no complete checkpoint-* folder in {output_dir}")
+                raise MissingFile(f"resume_from_checkpoint={value}: no complete checkpoint-* folder in "
+                                  f"{output_dir}")
             return Start()
     step = json.loads((chosen / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
     rng = rng_state_name(training_args.process_index, training_args.world_size)
     if not (chosen / rng).is_file():
-        _say(command, f"warning: {chosen} has no {rng}; resuming with fresh random states, so the completions "
-                      "sampled from here on differ from those of an uninterrupted run", training_args, every=True)
-    _say(command, f"resuming from {chosen} (step {step}); --overwrite starts {output_dir} afresh", training_args)
+        _say(command, f"warning: {chosen} has no {rng}; resuming with fresh random states, so the "
+                      "completions sampled from here on differ from those of an uninterrupted run",
+             training_args, every=True)
+    _say(command, f"resuming from {chosen} (step {step}); --overwrite starts {output_dir} afresh",
+         training_args)
     return Start(str(chosen), step)
 
 
