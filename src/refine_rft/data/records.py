@@ -161,7 +161,7 @@ def _short(value, limit: int = 200) -> str:
     """``repr(value)``, cut to ``limit`` characters (a reason names a value, it does not copy 100 KB of it).
 
     >>> _short("x" * 300, 12)
-    "'xxxxxxxxxxx... (302 characters)"
+    "'xxxxxxxxxx... (302 characters)"
     """
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit - 1]}... ({len(text)} characters)"
