@@ -161,6 +161,9 @@ def choose_start(training_args, command: str) -> Start:
             if str(value).lower() in ("last", "true"):
                 raise MissingFile(f"resume_from_checkpoint={value}: no complete checkpoint-* folder in "
                                   f"{output_dir}")
+            if any(output_dir.glob(f"{CORRUPT_PREFIX}checkpoint-*")):
+                _say(command, f"no checkpoint of {output_dir} can be resumed from; starting at step 0",
+                     training_args)
             return Start()
     step = json.loads((chosen / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
     rng = rng_state_name(training_args.process_index, training_args.world_size)
