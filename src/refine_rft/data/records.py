@@ -27,8 +27,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from refine_rft.data.images import image_problem
 from refine_rft.errors import DataError, MissingFile
 from refine_rft.files import read_jsonl
+from refine_rft.parsing import LETTERS
 
 # Every question has these; ``validate_record`` checks them.
 QUESTION_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun")
@@ -137,15 +139,33 @@ def _check_common(row: dict, where: str, fields: Sequence[str]) -> None:
     missing = [name for name in fields if name not in row]
     if missing:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(fields)})")
-    if not isinstance(row["id"], str) or not row["id"]:
-        raise DataError(f"{where}: field 'id' must be a non-empty string, got {row['id']!r}")
+    # Checked here, when rows are read: a null dataset or a NaN noun found only after generation
+    # would cost every row's generation and crash every rerun the same way.
+    for name in ("id", "dataset", "noun", "label"):
+        if name in row and (not isinstance(row[name], str) or not row[name].strip()):
+            raise DataError(f"{where}: field {name!r} must be a non-empty string, got {row[name]!r}")
     options, answer = row["options"], row["answer"]
-    if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options):
-        raise DataError(f"{where}: field 'options' must be a list of at least 2 class names, got {options!r}")
+    if (not isinstance(options, list) or not 2 <= len(options) <= len(LETTERS)
+            or not all(isinstance(o, str) and o.strip() for o in options)):
+        raise DataError(f"{where}: field 'options' must be a list of 2 to {len(LETTERS)} non-empty class "
+                        f"names, got {_short(options)}")
+    if len(set(options)) != len(options):
+        repeated = sorted({o for o in options if options.count(o) > 1})
+        raise DataError(f"{where}: field 'options' names {_short(repeated)} more than once")
     if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(options):
         raise DataError(f"{where}: field 'answer' must index 'options' (0..{len(options) - 1}), got {answer!r}")
     if not isinstance(row["image"], str) or not row["image"]:
         raise DataError(f"{where}: field 'image' must be a file path, got {row['image']!r}")
+
+
+def _short(value, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a reason names a value, it does not copy 100 KB of it).
+
+    >>> _short("x" * 300, 12)
+    "'xxxxxxxxxx... (302 characters)"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 1]}... ({len(text)} characters)"
 
 
 def validate_record(record: dict, where: str = "record") -> dict:
@@ -286,36 +306,16 @@ def read_rows(paths: Sequence[str | os.PathLike], check: Callable[[dict, str], d
     return RowSet(rows, sources, rejects)
 
 
-def image_problem(path: str, decode: bool = True) -> str | None:
-    """Why the image file at ``path`` cannot be used, or ``None``: missing, or (with ``decode``) not
-    an image or cut short. JPEGs are decoded at 1/8 scale (``draft``), which still reads every byte.
-
-    >>> image_problem("/no/such.png")
-    'image not found: /no/such.png'
-    """
-    if not os.path.isfile(path):
-        return f"image not found: {path}"
-    if not decode:
-        return None
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.draft("RGB", (1, 1))
-            image.load()
-    except Exception as error:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ... on bad files
-        return f"unreadable image {path} ({type(error).__name__}: {error})"
-    return None
-
-
 def reject_bad_images(rowset: RowSet, key: Callable[[dict], object] = question_key, decode: bool = True,
-                      rows: Sequence[dict] | None = None) -> RowSet:
+                      rows: Sequence[dict] | None = None, max_pixels: int | None = None) -> RowSet:
     """Reject the rows of ``rowset`` (or only ``rows`` of it) whose image is missing or (with
-    ``decode``) unreadable; return ``rowset``. Images shared by several rows are checked once."""
+    ``decode``) unreadable or too large to decode for a model shown at most ``max_pixels``
+    (:func:`~refine_rft.data.images.image_problem`); return ``rowset``. Images shared by several
+    rows are checked once."""
     problems: dict[str, str | None] = {}
     for row in list(rowset.rows if rows is None else rows):
         if row["image"] not in problems:
-            problems[row["image"]] = image_problem(row["image"], decode)
+            problems[row["image"]] = image_problem(row["image"], decode, max_pixels)
         if problems[row["image"]] is not None:
             rowset.reject(row, key(row), problems[row["image"]])
     return rowset

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="add Fine-R1's embedding-similarity score to the open-world styles: siglip (Fine-R1's "
                              "encoder, needs the [clip] extra and its weights), minilm (an offline stand-in, "
                              "labelled as such) or auto (siglip where it loads)")
+    parser.add_argument("--max-prompt-tokens", type=int,
+                        help="reject questions whose prompt is longer (default: the model's context less the "
+                             "style's --max-new-tokens)")
     add_resolution_arguments(parser)
     add_trust_argument(parser)
     parser.add_argument("--overwrite", action="store_true",
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model, args.data, styles, args.out, adapter=args.adapter, backend=args.backend,
             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit,
             resolution=resolution, overwrite=args.overwrite, trust_remote_code=args.trust_remote_code,
+            max_prompt_tokens=args.max_prompt_tokens,
         )
         if path.is_file():
             scores = score_predictions(path, similarity=args.similarity)

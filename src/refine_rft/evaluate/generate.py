@@ -36,9 +36,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from refine_rft.data.images import image_problem, open_image
 from refine_rft.data.records import (
     QUESTION_COLUMNS,
-    image_problem,
     prediction_key,
     read_rows,
     reject_bad_images,
@@ -88,11 +88,11 @@ def check_styles(styles: Sequence[str]) -> list[str]:
 
 
 def _open_image(record: dict, resolution: ImageResolution | None = None):
-    from PIL import Image
-
-    with Image.open(record["image"]) as image:
-        image = image.convert("RGB")
-    return resolution.fit(image) if resolution is not None else image
+    """The record's image as every stage opens it (:func:`~refine_rft.data.images.open_image`), fitted
+    to ``resolution``'s grid."""
+    if resolution is None:
+        return open_image(record["image"])
+    return resolution.fit(open_image(record["image"], resolution.max_pixels))
 
 
 class HFGenerator:
@@ -277,6 +277,7 @@ def generate_predictions(
     resolution: ImageResolution | None = None,
     overwrite: bool = False,
     trust_remote_code: bool = False,
+    max_prompt_tokens: int | None = None,
 ) -> Path:
     """Generate the missing rows of ``out_dir/predictions.jsonl`` and return its path.
 
@@ -296,6 +297,9 @@ def generate_predictions(
             model folder's) training run, else the processor's default.
         overwrite: start ``out_dir``'s predictions afresh (else a rerun must have the same settings).
         trust_remote_code: run code the model folder ships (see :mod:`refine_rft.trust`).
+        max_prompt_tokens: reject questions whose prompt is longer (besides those longer than the
+            model's context less the style's budget; :mod:`refine_rft.data.prompt_length`). Checked
+            when the model is loaded here (``generator`` is ``None``).
 
     Returns:
         The path of ``predictions.jsonl`` (absent if no question was usable). Rejected questions
@@ -318,7 +322,11 @@ def generate_predictions(
         guard_settings(out_dir / SETTINGS_FILE,
                        eval_settings(model, data_files, adapter, backend, budgets, resolution),
                        [path, out_dir / "scores.json", out_dir / REJECTS_FILE], overwrite)
+        records = questions.rows[:limit]
         unusable: dict[str, str] = {}  # question id -> why (found while generating)
+        max_pixels = resolution.max_pixels if resolution is not None else None
+        if generator is None:  # before any generation: a prompt the model cannot take is rejected, not run
+            unusable.update(_too_long(records, budgets, model, resolution, max_prompt_tokens))
         try:
             def load():
                 return make_generator(backend, model, adapter, resolution,
@@ -326,8 +334,8 @@ def generate_predictions(
 
             fields = dict(model=model, adapter=adapter, backend=backend)
             with JsonlAppender(path, key=prediction_key) as out:
-                _generate_missing(questions.rows[:limit], styles, batch_size, budgets, min_new_tokens, out,
-                                  unusable, generator, load, fields)
+                _generate_missing(records, styles, batch_size, budgets, min_new_tokens, out, unusable,
+                                  generator, load, fields, max_pixels)
         finally:
             rejects = questions.rejects + [rejection(qid, *questions.sources[qid], why)
                                            for qid, why in unusable.items()]
@@ -337,14 +345,14 @@ def generate_predictions(
 
 def _generate_missing(records: list[dict], styles: Sequence[str], batch_size: int, budgets: dict[str, int],
                       min_new_tokens: int, out: JsonlAppender, unusable: dict[str, str], generator, load,
-                      fields: dict) -> None:
+                      fields: dict, max_pixels: int | None) -> None:
     """Generate every planned row not yet in ``out``; ``load()`` makes the generator when the first
     batch needs it (a finished run never loads the model)."""
     plan = plan_batches(records, styles, batch_size)
     pending = sum((r["id"], s) not in out.done for s, batch in plan for r in batch)
     with tqdm(total=pending, unit="q", desc="eval", dynamic_ncols=True, disable=not pending) as bar:
         for style, batch in plan:
-            batch = _usable(batch, style, out.done, unusable)
+            batch = _usable(batch, style, out.done, unusable, max_pixels)
             if not batch:
                 continue
             if generator is None:
@@ -359,13 +367,36 @@ def _generate_missing(records: list[dict], styles: Sequence[str], batch_size: in
             bar.update(sum((r["id"], style) not in out.done for r in batch))  # rejected now
 
 
-def _usable(batch: list[dict], style: str, done: set, unusable: dict[str, str]) -> list[dict]:
+def _too_long(records: list[dict], budgets: dict[str, int], model_path: str,
+              resolution: ImageResolution | None, max_prompt_tokens: int | None) -> dict[str, str]:
+    """Question id -> why, for the questions whose prompt in some style is too long for the model."""
+    from transformers import AutoTokenizer
+
+    from refine_rft.data.prompt_length import context_length, prompt_problem, prompt_token_cap
+
+    context = context_length(model_path)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    image_tokens = resolution.max_tokens() if resolution is not None and resolution.is_set else 0
+    problems: dict[str, str] = {}
+    for style, budget in budgets.items():
+        cap = prompt_token_cap(context, budget, max_prompt_tokens)
+        for record in records:
+            if record["id"] not in problems:
+                if (problem := prompt_problem(tokenizer, record, style, cap, image_tokens)) is not None:
+                    problems[record["id"]] = problem
+    return problems
+
+
+def _usable(batch: list[dict], style: str, done: set, unusable: dict[str, str],
+            max_pixels: int | None = None) -> list[dict]:
     """The rows of ``batch`` whose image decodes, or ``[]`` when none of them is missing; images
     are decoded only for batches that still have work."""
     if all((r["id"], style) in done or r["id"] in unusable for r in batch):
         return []
     for record in batch:
-        if record["id"] not in unusable and (problem := image_problem(record["image"])) is not None:
+        if record["id"] in unusable:
+            continue
+        if (problem := image_problem(record["image"], True, max_pixels)) is not None:
             unusable[record["id"]] = problem
     batch = [r for r in batch if r["id"] not in unusable]
     return batch if any((r["id"], style) not in done for r in batch) else []

@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 from PIL import Image
 
+from refine_rft.data.images import open_image
 from refine_rft.errors import DataError
 
 
@@ -25,16 +26,8 @@ def load_image(image) -> Image.Image:
     """
     if isinstance(image, Image.Image):
         picture = image
-    elif isinstance(image, (str, os.PathLike)):
-        if not os.path.isfile(image):
-            raise DataError(f"image not found: {image}")
-        try:
-            with Image.open(image) as handle:
-                picture = handle.copy()
-        except Exception as error:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ... on bad files
-            raise DataError(f"unreadable image {image} ({type(error).__name__}: {error})") from None
-    elif isinstance(image, (bytes, bytearray)):
-        picture = Image.open(io.BytesIO(image))
+    elif isinstance(image, (str, os.PathLike, bytes, bytearray)):
+        return open_image(image)
     elif isinstance(image, dict) and (image.get("bytes") or image.get("path")):
         return load_image(image.get("bytes") or image["path"])
     elif isinstance(image, list) and len(image) == 1:  # an ``images`` column with one image per prompt
@@ -42,7 +35,8 @@ def load_image(image) -> Image.Image:
     else:
         raise DataError(f"judge: cannot read an image from {type(image).__name__} (want PIL image, path, "
                         "bytes or a datasets image dict)")
-    return picture if picture.mode == "RGB" else picture.convert("RGB")
+    # The one image-opening function of every stage, so the judge sees the pixels the policy saw.
+    return open_image(picture)
 
 
 def image_hash(image: Image.Image) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,16 +58,14 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
 
 def image_uri(path: str, size: int = 160) -> str | None:
     """A PNG thumbnail of an image file as a data URI, ``None`` if the file is missing."""
-    from PIL import Image
+    from refine_rft.data.images import open_image
 
-    try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((size, size))
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-    except FileNotFoundError:
+    if not os.path.isfile(path):
         return None
+    image = open_image(path)  # as every stage opens it: upright, 16-bit and alpha handled
+    image.thumbnail((size, size))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
     return data_uri(buffer.getvalue())
 
 

@@ -16,6 +16,7 @@ Command-line flags override the recipe (``refine-rft train --config r.yaml --lea
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +51,17 @@ class DataArguments:
     min_pixels: int | None = field(
         default=None, metadata={"help": "Smallest image area in pixels (e.g. 256*28*28 = 200704); None: the "
                                 "processor's default."},
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Start output_dir afresh: remove its checkpoints, question logs, final model "
+                  "and recorded settings. Without it a rerun resumes from the newest valid checkpoint, or "
+                  "refuses changed settings."},
+    )
+    max_prompt_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Refuse to start when a question's prompt (text and image tokens) is longer; the "
+                  "model's context less the answer's tokens always applies. None: that context only."},
     )
     questions_per_step: int | None = field(
         default=None,
@@ -141,7 +153,54 @@ def parse_recipe(dataclass_types, argv: list[str] | None = None, recipe: str | o
     if unknown:
         names = sorted(arg[2:] for arg in unknown if arg.startswith("--"))
         raise ConfigError(f"unknown recipe key(s): {', '.join(names)} (see 'refine-rft train --help' for valid ones)")
-    return tuple(parser.parse_args_into_dataclasses(args=argv))
+    namespace, _ = parser.parse_known_args(args=argv)
+    check_recipe_values(vars(namespace))
+    try:
+        return tuple(parser.parse_args_into_dataclasses(args=argv))
+    except ConfigError:
+        raise
+    except ValueError as error:  # TRL's own checks (a batch that num_generations does not divide)
+        raise ConfigError(" ".join(str(error).split())) from None
+
+
+def check_recipe_values(values: dict) -> None:
+    """Refuse, in one line naming the key and the value, recipe values TRL would crash on or train
+    with silently wrong (a NaN reward weight: TRL's ``nansum`` drops that reward without a word).
+    ``values`` are the parsed arguments by name; keys a command does not have are not checked.
+
+    >>> check_recipe_values({"num_generations": 4, "temperature": 1.0, "beta": 0.0, "reward_weights": [1, 0]})
+    >>> check_recipe_values({"reward_weights": [0.5, float("nan")]})
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.ConfigError: reward_weights must be finite and >= 0, got [0.5, nan]
+    """
+    def number(name: str) -> float | None:
+        value = values.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        return value
+
+    if (generations := number("num_generations")) is not None and generations < 2:
+        raise ConfigError(f"num_generations must be at least 2 (GRPO compares the completions of a group), "
+                          f"got {generations}")
+    if (temperature := number("temperature")) is not None and not 0 < temperature < math.inf:
+        raise ConfigError(f"temperature must be > 0 (at 0 every completion of a group is the same and GRPO "
+                          f"learns nothing), got {temperature}")
+    if (beta := number("beta")) is not None and not 0 <= beta < math.inf:
+        raise ConfigError(f"beta (the KL coefficient) must be >= 0, got {beta}")
+    if values.get("use_peft") and (rank := number("lora_r")) is not None and rank < 1:
+        raise ConfigError(f"lora_r (the LoRA rank) must be >= 1, got {rank}")
+    weights = values.get("reward_weights")
+    if weights is not None:
+        if not isinstance(weights, (list, tuple)) or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+            raise ConfigError(f"reward_weights must be a list of numbers, got {weights!r}")
+        if not all(0 <= w < math.inf for w in weights):
+            raise ConfigError(f"reward_weights must be finite and >= 0, got {list(weights)}")
+        if weights and not any(weights):
+            raise ConfigError(f"reward_weights are all zero ({list(weights)}): no reward would be learned")
 
 
 def _merge_mapping_flags(config: dict, argv: list[str]) -> tuple[dict, list[str]]:

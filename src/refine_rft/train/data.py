@@ -13,7 +13,7 @@ gain a ``"text": None`` key. The rendered prompt is the same either way.
 SFT rows are ``{"messages": [user turn, assistant turn], "image": <image>, "id": ...}`` with the
 assistant turn ``"B. Laysan_Albatross"`` (:func:`refine_rft.prompts.answer_text`).
 
-Images stay file paths in the records and are decoded lazily by ``datasets.Image``.
+Images stay file paths in the records and are opened lazily by :func:`to_dataset`.
 """
 
 from __future__ import annotations
@@ -26,18 +26,25 @@ from refine_rft.errors import ConfigError
 from refine_rft.prompts import PROMPT_STYLES, STYLES, answer_text, question_text
 
 
-def load_records(path: str | os.PathLike, max_samples: int | None = None) -> list[dict]:
+def load_records(path: str | os.PathLike, max_samples: int | None = None, max_pixels: int | None = None,
+                 prompt_check=None) -> list[dict]:
     """The questions a run trains on, every one checked before the first step: read under
     :func:`~refine_rft.data.records.read_rows`' rule (relative image paths are relative to the
-    JSONL's folder; empty files and duplicate ids fail), each image decoded once. Any unusable row
-    fails the run with a :class:`~refine_rft.errors.DataError` naming the ids (the first ten, then
-    how many more), since training on a silently smaller set would change the experiment."""
-    from refine_rft.data.records import read_rows, reject_bad_images, require_all, validate_record
+    JSONL's folder; empty files and duplicate ids fail), each image decoded once (bounded by
+    ``max_pixels``, :mod:`refine_rft.data.images`), and each prompt checked by ``prompt_check(record)``
+    (a reason or ``None``). Any unusable row fails the run with a :class:`~refine_rft.errors.DataError`
+    naming the ids (the first ten, then how many more), since training on a silently smaller set
+    would change the experiment."""
+    from refine_rft.data.records import (question_key, read_rows, reject_bad_images, require_all,
+                                         validate_record)
 
     rowset = read_rows([path], validate_record)
     if max_samples is not None:
         rowset.rows = rowset.rows[:max_samples]
-    return require_all(reject_bad_images(rowset, decode=True))
+    for record in list(rowset.rows) if prompt_check is not None else []:
+        if (problem := prompt_check(record)) is not None:
+            rowset.reject(record, question_key(record), problem)
+    return require_all(reject_bad_images(rowset, decode=True, max_pixels=max_pixels))
 
 
 def grpo_rows(records: list[dict], style: str = "cot") -> list[dict]:
@@ -119,19 +126,22 @@ def _sft_target(record: dict, target: str, style: str = "both") -> str:
 
 
 def to_dataset(rows: list[dict], resolution=None):
-    """A ``datasets.Dataset`` whose ``image`` column decodes files to PIL images on access, resized to
-    ``resolution``'s grid (an :class:`~refine_rft.resolution.ImageResolution`) when it is set:
-    then the trainer's processor and TRL's vLLM engine see the same image and count the same tokens."""
-    from datasets import Dataset, Image
+    """A ``datasets.Dataset`` whose ``image`` column holds file paths, opened on access by the one
+    image-opening function of every stage (:func:`~refine_rft.data.images.open_image`: EXIF
+    orientation, 16-bit, alpha and CMYK handled as evaluation and the judge handle them) and resized
+    to ``resolution``'s grid (an :class:`~refine_rft.resolution.ImageResolution`) when it is
+    set: then the trainer's processor and TRL's vLLM engine see the same image and count the same tokens."""
+    from datasets import Dataset
 
-    dataset = Dataset.from_list(rows).cast_column("image", Image())
-    if resolution is None or not resolution.is_set:
-        return dataset
+    from refine_rft.data.images import open_image
 
-    def fit_images(batch: dict) -> dict:
-        return {**batch, "image": [resolution.fit(image) for image in batch["image"]]}
+    max_pixels = resolution.max_pixels if resolution is not None else None
+    fit = resolution.fit if resolution is not None and resolution.is_set else (lambda image: image)
 
-    return dataset.with_transform(fit_images)
+    def open_images(batch: dict) -> dict:
+        return {**batch, "image": [fit(open_image(path, max_pixels)) for path in batch["image"]]}
+
+    return Dataset.from_list(rows).with_transform(open_images)
 
 
 def _check_style(style: str) -> None:
@@ -139,14 +149,25 @@ def _check_style(style: str) -> None:
         raise ConfigError(f"unknown prompt_style {style!r}; valid styles: {', '.join(STYLES)}")
 
 
-def load_training_inputs(script_args, training_args, model_args):
+def load_training_inputs(script_args, training_args, model_args, answer_tokens: int = 0):
     """The processor, the training records and the image resolution a run uses:
-    ``(processor, records, resolution)``.
+    ``(processor, records, resolution)``. A question whose prompt, with ``answer_tokens`` for the
+    answer, does not fit the model's context or ``max_prompt_tokens`` fails the run before it starts.
     """
+    from refine_rft.data.prompt_length import context_length, prompt_problem, prompt_token_cap
     from refine_rft.resolution import ImageResolution, processor_factor
-    from refine_rft.train.model import load_processor
+    from refine_rft.train.model import load_processor, model_path
 
     resolution = ImageResolution(script_args.min_pixels, script_args.max_pixels)
     processor = load_processor(model_args, training_args, resolution)
     resolution = resolution.with_factor(processor_factor(processor))
-    return processor, load_records(script_args.train_file, script_args.max_train_samples), resolution
+    context = context_length(model_path(model_args))
+    cap = prompt_token_cap(context, answer_tokens, script_args.max_prompt_tokens)
+    image_tokens = resolution.max_tokens() if resolution.is_set else 0
+
+    def prompt_check(record: dict) -> str | None:
+        return prompt_problem(processor.tokenizer, record, script_args.prompt_style, cap, image_tokens)
+
+    records = load_records(script_args.train_file, script_args.max_train_samples, resolution.max_pixels,
+                           prompt_check)
+    return processor, records, resolution

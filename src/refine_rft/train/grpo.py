@@ -52,7 +52,8 @@ def build_trainer(script_args, training_args, model_args):
         from refine_rft.judge.health import check_endpoints
 
         check_endpoints(script_args.judge)
-    processor, records, resolution = load_training_inputs(script_args, training_args, model_args)
+    processor, records, resolution = load_training_inputs(script_args, training_args, model_args,
+                                                          training_args.max_completion_length)
     dataset = to_dataset(grpo_rows(records, script_args.prompt_style), resolution)
 
     from refine_rft.openworld import vocabularies

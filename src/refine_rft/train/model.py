@@ -1,9 +1,11 @@
 """What GRPO and SFT runs share around TRL's trainers: the processor, model loading arguments,
-the checkpoint to resume from, and the saved resolved configuration (their training questions
+where a run starts (:mod:`refine_rft.train.resume`), and the saved resolved configuration (their training
+questions
 come from :mod:`refine_rft.train.data`)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from refine_rft.errors import ConfigError, MissingFile
@@ -39,29 +41,6 @@ def model_init_kwargs(model_args) -> dict:
     if model_args.attn_implementation:
         kwargs["attn_implementation"] = model_args.attn_implementation
     return kwargs
-
-
-def resume_checkpoint(training_args) -> str | None:
-    """The checkpoint to resume from: ``resume_from_checkpoint`` as given, or, when it is ``last`` /
-    ``true``, the newest *complete* ``checkpoint-*`` of ``output_dir``; ``None`` for a fresh run.
-
-    A checkpoint is complete once its ``trainer_state.json`` exists (the trainer writes it after the
-    weights, optimizer, scheduler and RNG states), so a run killed while saving resumes from the
-    checkpoint before, not from a half-written one.
-    """
-    value = training_args.resume_from_checkpoint
-    if value is None or str(value).lower() in ("", "false", "none"):
-        return None
-    if str(value).lower() in ("last", "true"):
-        output_dir = Path(training_args.output_dir)
-        candidates = [p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-        complete = [p for p in candidates if (p / "trainer_state.json").is_file()]
-        if not complete:
-            raise MissingFile(f"resume_from_checkpoint={value}: no complete checkpoint-* folder in {output_dir}")
-        return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
-    if not (Path(value) / "trainer_state.json").is_file():
-        raise MissingFile(f"resume_from_checkpoint: {value} is not a complete checkpoint (no trainer_state.json)")
-    return str(value)
 
 
 def save_run_config(trainer, script_args, training_args, model_args) -> None:
@@ -102,17 +81,29 @@ def check_questions_per_step(questions: int | None, processes: int, per_device: 
     )
 
 
-def train_and_save(build_trainer, script_args, training_args, model_args, generations: int = 1) -> Path:
-    """Check the questions per step (``generations`` completions each: GRPO's G, 1 for SFT), build the
-    trainer, resume from a checkpoint if asked, train, and save the final adapter (or model),
-    processor and log history in ``output_dir``; return that folder."""
+def train_and_save(build_trainer, script_args, training_args, model_args, generations: int = 1,
+                   command: str = "train") -> Path:
+    """Check the questions per step (``generations`` completions each: GRPO's G, 1 for SFT), decide
+    where the run starts from its ``output_dir`` (:mod:`refine_rft.train.resume`: refuse changed
+    settings, resume from the newest valid checkpoint, or do nothing for a finished run), build the
+    trainer, train, and save the final adapter (or model), processor and log history in
+    ``output_dir``; return that folder."""
+    from refine_rft.train.resume import prepare_output_dir
+
     check_questions_per_step(script_args.questions_per_step, training_args.world_size,
                              training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps,
                              generations)
-    checkpoint = resume_checkpoint(training_args)
+    output_dir = Path(training_args.output_dir)
+    train_file = Path(script_args.train_file)
+    start = prepare_output_dir(script_args, training_args, model_args, train_file, command)
+    if start.finished:
+        if training_args.process_index == 0:
+            print(f"refine-rft {command}: {output_dir} holds a finished run (trainer_state.json); nothing to "
+                  "do (--overwrite trains it afresh)", file=sys.stderr)
+        return output_dir
     trainer = build_trainer(script_args, training_args, model_args)
     save_run_config(trainer, script_args, training_args, model_args)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.train(resume_from_checkpoint=start.checkpoint)
     trainer.save_model(training_args.output_dir)
-    trainer.save_state()  # trainer_state.json: the per-step log history, beside the final model
-    return Path(training_args.output_dir)
+    trainer.save_state()  # trainer_state.json: the per-step log history, beside the final model; written last
+    return output_dir

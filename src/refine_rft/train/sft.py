@@ -62,7 +62,7 @@ def run(script_args, training_args, model_args) -> Path:
     # the same folder refuses, naming this one).
     lock = output_lock(training_args.output_dir, folder=True, what="train")
     with lock if training_args.process_index == 0 else nullcontext():
-        out = train_and_save(build_trainer, script_args, training_args, model_args)
+        out = train_and_save(build_trainer, script_args, training_args, model_args, command="sft")
         if training_args.process_index == 0:
             honour_umask(out)  # the final adapter, saved after the last checkpoint (safetensors: 0600)
     return out
