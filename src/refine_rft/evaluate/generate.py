@@ -48,7 +48,7 @@ from refine_rft.data.records import (
 )
 from refine_rft.errors import ConfigError, MissingDependency
 from refine_rft.files import JsonlAppender, file_digest, guard_settings, write_rejects
-from refine_rft.models.resolution import ImageResolution, choose_resolution, processor_factor
+from refine_rft.models.resolution import ImageResolution, choose_resolution
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
 # Greedy budgets per style (the prompt styles' table).
@@ -116,7 +116,7 @@ class HFGenerator:
         resolution = resolution or ImageResolution()
         self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
                                                        **resolution.from_pretrained_kwargs())
-        self.resolution = resolution.with_factor(processor_factor(self.processor))
+        self.resolution = resolution.for_processor(self.processor)
         self.processor.tokenizer.padding_side = "left"  # generation continues at the right edge
         model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype)
         if adapter:
@@ -202,7 +202,7 @@ class VLLMGenerator:
         resolution = resolution or ImageResolution()
         self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
                                                        **resolution.from_pretrained_kwargs())
-        self.resolution = resolution.with_factor(processor_factor(self.processor))
+        self.resolution = resolution.for_processor(self.processor)
         kwargs = {}
         if resolution.is_set:
             # vLLM builds its own processor from the model folder: give it the same bounds.

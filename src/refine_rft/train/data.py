@@ -169,12 +169,12 @@ def load_training_inputs(script_args, training_args, model_args):
 
     On several processes the main one prepares the training file first (the others then read it).
     """
-    from refine_rft.models.resolution import ImageResolution, processor_factor
+    from refine_rft.models.resolution import ImageResolution
     from refine_rft.train.model import load_processor
 
     resolution = ImageResolution(script_args.min_pixels, script_args.max_pixels)
     processor = load_processor(model_args, training_args, resolution)
-    resolution = resolution.with_factor(processor_factor(processor))
+    resolution = resolution.for_processor(processor)
     with training_args.main_process_first(desc="training questions"):
         train_file = training_file(script_args, training_args.output_dir)
     return processor, load_records(train_file, script_args.max_train_samples), resolution
