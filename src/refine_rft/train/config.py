@@ -63,6 +63,17 @@ class DataArguments:
                   "per_device_train_batch_size x gradient_accumulation_steps = questions_per_step x "
                   "num_generations (1 for SFT). None: no check."},
     )
+    processes: int | None = field(
+        default=None,
+        metadata={"help": "Training processes (GPUs) the recipe's batch is laid out for; documents the layout that "
+                  "questions_per_step is checked against at start-up (the launch's own count is what is checked)."},
+    )
+    gpu_memory_gb: int | None = field(
+        default=None,
+        metadata={"help": "Memory per GPU in GB the recipe's memory settings (vllm_gpu_memory_utilization, "
+                  "per-device batch) are sized for; start-up refuses a GPU with less, naming those settings. "
+                  "None: no check."},
+    )
 
 
 @dataclass
