@@ -36,6 +36,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from refine_rft.chat import generation_prefix, restore_prefix
 from refine_rft.data.records import (
     QUESTION_COLUMNS,
     image_problem,
@@ -117,6 +118,9 @@ class HFGenerator:
         self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
                                                        **resolution.from_pretrained_kwargs())
         self.resolution = resolution.for_processor(self.processor)
+        # What the chat template writes of the answer itself (<think> for a thinking template) goes back
+        # in front of the response, so that the parsers see the whole answer (refine_rft.chat).
+        self.template_prefix = generation_prefix(self.processor)
         self.processor.tokenizer.padding_side = "left"  # generation continues at the right edge
         model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype)
         if adapter:
@@ -153,7 +157,8 @@ class HFGenerator:
                 pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None,
             )
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [restore_prefix(self.template_prefix, text.strip()) for text in texts]
 
 
 def vllm_requests(processor, records: Sequence[dict], style: str,
@@ -203,6 +208,9 @@ class VLLMGenerator:
         self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
                                                        **resolution.from_pretrained_kwargs())
         self.resolution = resolution.for_processor(self.processor)
+        # What the chat template writes of the answer itself (<think> for a thinking template) goes back
+        # in front of the response, so that the parsers see the whole answer (refine_rft.chat).
+        self.template_prefix = generation_prefix(self.processor)
         kwargs = {}
         if resolution.is_set:
             # vLLM builds its own processor from the model folder: give it the same bounds.
@@ -223,7 +231,7 @@ class VLLMGenerator:
         params = self._vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens, min_tokens=min_new_tokens)
         outputs = self.llm.generate(vllm_requests(self.processor, records, style, self.resolution), params,
                                     lora_request=self.lora_request, use_tqdm=False)
-        return [out.outputs[0].text.strip() for out in outputs]
+        return [restore_prefix(self.template_prefix, out.outputs[0].text.strip()) for out in outputs]
 
 
 def make_generator(backend: str, model_path: str, adapter: str | None = None,
