@@ -73,6 +73,23 @@ def test_hub_shaped_folder_names_the_hub_bounds(tmp_path, arch):
     assert image_tokens_of_big_image(folder) > 1000
 
 
+@pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen3_vl"])
+def test_training_processor_saves_the_recipe_bounds(tmp_path, arch):
+    """The processor the trainers get (and save beside the adapter) is loaded with the recipe's bounds,
+    which win over the hub config's own in either form."""
+    from types import SimpleNamespace
+
+    from refine_rft.models.resolution import ImageResolution
+    from refine_rft.train.model import load_processor
+
+    folder = hub_shaped_tiny(tmp_path, arch)
+    model_args = SimpleNamespace(model_name_or_path=str(folder), model_revision=None)
+    processor = load_processor(model_args, SimpleNamespace(trust_remote_code=True),
+                               ImageResolution(MIN_PIXELS, MAX_PIXELS))
+    processor.save_pretrained(tmp_path / "saved")
+    assert image_tokens_of_big_image(tmp_path / "saved") == recipe_tokens()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen3_vl"])
 def test_train_eval_export_predict_keep_the_recipe_resolution(tmp_path, arch, synthetic_train_jsonl, capsys):
