@@ -94,6 +94,13 @@ class GRPOScriptArguments(DataArguments):
                   "e.g. {backend: openai, base_urls: [http://teacher:8000/v1], model: OpenGVLab/InternVL3-38B}; "
                   "parsed into a JudgeConfig."},
     )
+    rsc_judge: dict | str | None = field(
+        default=None,
+        metadata={"help": "The Reasoning-Answer (RSC) judge that `refine-rft judge --config RECIPE` uses after "
+                  "training; not used by training. The paper's: {backend: openai, base_urls: "
+                  "[https://api.openai.com/v1], model: gpt-4.1-mini, api_key_env: OPENAI_API_KEY}, a different "
+                  "model from the R_cot teacher in 'judge'."},
+    )
     length_budget: int = field(
         default=256, metadata={"help": "Thinking tokens the 'length' reward allows without penalty."}
     )
@@ -111,6 +118,10 @@ class GRPOScriptArguments(DataArguments):
         # Parsed here, once: everything downstream (rewards, judge) receives a JudgeConfig.
         if isinstance(self.judge, dict):
             self.judge = JudgeConfig.from_dict(self.judge)
+        if isinstance(self.rsc_judge, str):
+            self.rsc_judge = json.loads(self.rsc_judge)
+        if isinstance(self.rsc_judge, dict):
+            self.rsc_judge = JudgeConfig.from_dict(self.rsc_judge)  # checked at start-up, used after training
         if isinstance(self.rewards, str):
             self.rewards = [name.strip() for name in self.rewards.split(",") if name.strip()]
 
