@@ -1,4 +1,4 @@
-"""GPU smoke benchmark: a GRPO recipe's per-device shapes on a random-weight Qwen-VL (default Qwen2-VL-7B), offline.
+"""GPU smoke benchmark: a GRPO recipe's per-device shapes on a random-weight Qwen-VL (Qwen2-VL-7B), offline.
 
 Memory and time do not depend on the weights' values, so a model with the published dimensions
 and random weights (:mod:`refine_rft.models.published`, built in a second, initialised directly on
@@ -233,7 +233,8 @@ def model_facts(trainer) -> dict:
     params = list(model.parameters())
     frozen = [p for p in params if not p.requires_grad]
     text = model.config.get_text_config()
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads  # Qwen3: explicit
+    # Qwen3-VL states its head size (128), which is not hidden / heads (the 4B: 2560 / 32 = 80).
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     dtype_bytes = frozen[0].element_size() if frozen else 4
     return {
         "parameters": sum(p.numel() for p in params),

@@ -1,6 +1,7 @@
-"""Dependency versions: the optional vLLM pin matches the range the installed TRL supports (read from TRL's own
-check); the floors in pyproject.toml are met by the installed versions, are no lower than TRL's own, and the
-features the code and recipes use exist in them; no recipe sets a key newer than the transformers floor."""
+"""Dependency versions: the optional vLLM pin matches the range the installed TRL supports (read from
+TRL's own check); the floors in pyproject.toml are met by the installed versions, are no lower than TRL's
+own, and the features the code and recipes use exist in them; no recipe sets a key newer than the
+transformers floor."""
 
 from __future__ import annotations
 
@@ -80,8 +81,8 @@ def test_the_code_features_exist_in_the_installed_versions():
     assert Qwen2VLImageProcessorPil(min_pixels=3136).size["shortest_edge"] == 3136  # the recipes' bound names
     assert "gradient_checkpointing" in {f.name for f in dataclasses.fields(TrainingArguments)}
     fields = {f.name for f in dataclasses.fields(GRPOConfig)}
-    assert {"loss_type", "vllm_importance_sampling_correction", "scale_rewards", "multi_objective_aggregation",
-            "vllm_enable_sleep_mode", "vllm_gpu_memory_utilization", "vllm_mode"} <= fields
+    assert {"loss_type", "vllm_importance_sampling_correction", "scale_rewards", "vllm_mode",
+            "multi_objective_aggregation", "vllm_enable_sleep_mode", "vllm_gpu_memory_utilization"} <= fields
     assert "<|vision_start|>" in qwen3_vl_chat_template
 
 

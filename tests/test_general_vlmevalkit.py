@@ -64,8 +64,8 @@ def test_dry_run_prints_config_with_the_training_resolution(tmp_path, capsys):
     (merged / "refine_rft_config.yaml").write_text(yaml.safe_dump(
         {"script": {"min_pixels": 200704, "max_pixels": 1003520}}))
     code = general.main(["--harness", "vlmevalkit", "--model", str(merged), "--out", str(tmp_path / "run"),
-                         "--vlmevalkit-dir", str(tmp_path / "VLMEvalKit"), "--num-processes", "4", "--dry-run",
-                         "--resolution", "training"])
+                         "--vlmevalkit-dir", str(tmp_path / "VLMEvalKit"), "--num-processes", "4",
+                         "--dry-run", "--resolution", "training"])
     assert code == 0
     out = capsys.readouterr().out
     config = json.loads(out[: out.rindex("}") + 1])
@@ -113,7 +113,8 @@ def test_vlmevalkit_defaults_to_its_registered_resolution(tmp_path, capsys, mode
                          "--dry-run"]) == 0
     out = capsys.readouterr().out
     config = json.loads(out[: out.rindex("}") + 1])
-    assert config["model"]["refine_rft"] == {"class": chat_class, "model_path": str(merged.resolve()), **bounds}
+    expected = {"class": chat_class, "model_path": str(merged.resolve()), **bounds}
+    assert config["model"]["refine_rft"] == expected
 
 
 def test_lmms_eval_refuses_the_vlmevalkit_resolution_flag(tmp_path):

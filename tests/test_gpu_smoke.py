@@ -60,13 +60,14 @@ def test_every_published_model_builds_and_parses_with_its_recipe(tmp_path, load_
     smoke = load_benchmark("gpu_smoke")
     assert sorted(smoke.RECIPES) == published_names()
     for name in published_names():
-        args = smoke.argparse.Namespace(model=name, tiny=False, steps=4, batch=12, grad_accum=4, generations=6,
-                                        completion_tokens=512)
+        args = smoke.argparse.Namespace(model=name, tiny=False, steps=4, batch=12, grad_accum=4,
+                                        generations=6, completion_tokens=512)
         folder = smoke.build_model(args, tmp_path)
         assert AutoConfig.from_pretrained(folder).model_type == PUBLISHED[name]["arch"]
-        values = {**smoke.overrides(args, folder, tmp_path / "train.jsonl", tmp_path / "out", "http://127.0.0.1:1/v1"),
-                  "bf16": False, "use_cpu": True}
-        script, training, model = parse_recipe(grpo._dataclass_types(), recipe=smoke.RECIPES[name], overrides=values)
+        values = {**smoke.overrides(args, folder, tmp_path / "train.jsonl", tmp_path / "out",
+                                    "http://127.0.0.1:1/v1"), "bf16": False, "use_cpu": True}
+        script, training, model = parse_recipe(grpo._dataclass_types(), recipe=smoke.RECIPES[name],
+                                               overrides=values)
         assert model.model_name_or_path == folder and training.per_device_train_batch_size == 12
         side = 32 if PUBLISHED[name]["arch"] == "qwen3_vl" else 28
         assert script.max_pixels % side ** 2 == 0

@@ -130,27 +130,29 @@ def test_judge_settings_file_with_a_typo_fails(predictions, tmp_path, capsys):
 def test_without_settings_the_judge_is_the_papers_gpt_4_1_mini(predictions, tmp_path):
     from refine_rft.judge.cli import build_parser, config_from_args
 
-    config = config_from_args(build_parser().parse_args([str(predictions), "--out", str(tmp_path / "s.jsonl")]))
-    assert (config.model, config.base_urls, config.api_key_env) == ("gpt-4.1-mini", ["https://api.openai.com/v1"],
-                                                                    "OPENAI_API_KEY")
-    paper = build_parser().parse_args([str(predictions), "--config", str(RECIPES_DIR / "qwen2vl7b/refine_rft.yaml"),
-                                       "--out", str(tmp_path / "s.jsonl")])
-    recipe_judge = config_from_args(paper)
-    assert recipe_judge.model == "gpt-4.1-mini" != load_recipe(RECIPES_DIR / "qwen2vl7b/refine_rft.yaml")["judge"]["model"]
+    out = str(tmp_path / "s.jsonl")
+    config = config_from_args(build_parser().parse_args([str(predictions), "--out", out]))
+    assert (config.model, config.base_urls, config.api_key_env) == (
+        "gpt-4.1-mini", ["https://api.openai.com/v1"], "OPENAI_API_KEY")
+    recipe = RECIPES_DIR / "qwen2vl7b/refine_rft.yaml"
+    recipe_judge = config_from_args(build_parser().parse_args([str(predictions), "--config", str(recipe),
+                                                               "--out", out]))
+    assert recipe_judge.model == "gpt-4.1-mini" != load_recipe(recipe)["judge"]["model"]
 
 
 def _predictions_of_a_trained_run(tmp_path: Path, predictions: Path, teacher: str) -> Path:
-    """Predictions whose run_settings.json names an adapter folder whose saved recipe had ``teacher`` for R_cot."""
+    """Predictions whose run_settings.json names an adapter folder whose saved recipe had ``teacher``."""
     import yaml
 
     run = tmp_path / "run"
     run.mkdir()
     (run / "refine_rft_config.yaml").write_text(yaml.safe_dump(
-        {"script": {"judge": {"backend": "openai", "model": teacher, "base_urls": ["http://teacher:8000/v1"]}}}))
+        {"script": {"judge": {"backend": "openai", "model": teacher, "base_urls": ["http://t:8000/v1"]}}}))
     folder = tmp_path / "eval"
     folder.mkdir()
     (folder / "predictions.jsonl").write_bytes(predictions.read_bytes())
-    (folder / "run_settings.json").write_text(json.dumps({"model": "Qwen/Qwen2-VL-7B-Instruct", "adapter": str(run)}))
+    settings = {"model": "Qwen/Qwen2-VL-7B-Instruct", "adapter": str(run)}
+    (folder / "run_settings.json").write_text(json.dumps(settings))
     return folder / "predictions.jsonl"
 
 

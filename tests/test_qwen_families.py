@@ -68,7 +68,8 @@ def test_hub_shaped_folder_names_the_hub_bounds(tmp_path, arch):
     if arch == "qwen2_5_vl":
         assert (saved["min_pixels"], saved["max_pixels"]) == (3136, 12845056)
     else:
-        assert saved["size"] == {"shortest_edge": 65536, "longest_edge": 16777216} and "max_pixels" not in saved
+        assert saved["size"] == {"shortest_edge": 65536, "longest_edge": 16777216}
+        assert "max_pixels" not in saved
     # Loaded as it is, a 2000 x 1500 image is far above the recipe's 16 tokens.
     assert image_tokens_of_big_image(folder) > 1000
 
@@ -105,10 +106,12 @@ def test_train_eval_export_predict_keep_the_recipe_resolution(tmp_path, arch, sy
               "min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS, "save_strategy": "no", "report_to": [],
               "disable_tqdm": True, "max_train_samples": 8}
     grpo_out = train_grpo(REPO / "recipes" / "tiny" / "refine_rft.yaml", {
-        **common, "output_dir": str(tmp_path / "grpo"), "num_generations": 2, "per_device_train_batch_size": 4,
-        "max_completion_length": 16, "rewards": ["attribute_format", "classification", "reasoning"],
+        **common, "output_dir": str(tmp_path / "grpo"), "num_generations": 2,
+        "per_device_train_batch_size": 4, "max_completion_length": 16,
+        "rewards": ["attribute_format", "classification", "reasoning"],
         "reward_weights": [0.3, 0.3, 0.4], "judge": {"backend": "attributes"}})
-    sft_out = train_sft(REPO / "recipes" / "tiny" / "sft.yaml", {**common, "output_dir": str(tmp_path / "sft")})
+    sft_out = train_sft(REPO / "recipes" / "tiny" / "sft.yaml",
+                        {**common, "output_dir": str(tmp_path / "sft")})
     expected = recipe_tokens()
     assert 4 <= expected <= 16
     for run in (grpo_out, sft_out):
@@ -123,7 +126,8 @@ def test_train_eval_export_predict_keep_the_recipe_resolution(tmp_path, arch, sy
     from refine_rft.data.synthetic import synthetic_questions
     from refine_rft.files import write_jsonl_atomic
 
-    data = write_jsonl_atomic(tmp_path / "q.jsonl", synthetic_questions(tmp_path, "test", per_class=1, num_classes=4))
+    questions = synthetic_questions(tmp_path, "test", per_class=1, num_classes=4)
+    data = write_jsonl_atomic(tmp_path / "q.jsonl", questions)
     assert eval_cli.main(["--model", str(merged), "--data", str(data), "--out", str(tmp_path / "eval"),
                           "--limit", "2", "--max-new-tokens", "choice=2,both=4,cot=8"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
@@ -141,7 +145,8 @@ def test_fixture_is_the_template_trl_recognises():
     """TRL swaps in its assistant-masked training variant for this exact text (SFT's assistant_only_loss)."""
     from trl.chat_template_utils import qwen3_vl_chat_template, qwen3_vl_training_chat_template
 
-    assert QWEN3_VL_TEMPLATE == qwen3_vl_chat_template and "{% generation %}" in qwen3_vl_training_chat_template
+    assert QWEN3_VL_TEMPLATE == qwen3_vl_chat_template
+    assert "{% generation %}" in qwen3_vl_training_chat_template
     assert INSTRUCT_PROMPT in QWEN3_VL_TEMPLATE
 
 
@@ -177,11 +182,12 @@ def test_real_qwen3_vl_template_keeps_r_fa_for_a_correct_answer(tmp_path, varian
     template = QWEN3_VL_TEMPLATE if variant == "instruct" else QWEN3_VL_TEMPLATE.replace(INSTRUCT_PROMPT,
                                                                                            THINKING_PROMPT)
     processor = AutoProcessor.from_pretrained(real_template_model(tmp_path, template), trust_remote_code=True)
-    prompt = processor.apply_chat_template(question_messages("birds", OPTIONS, "cot"), add_generation_prompt=True,
-                                           tokenize=False)
-    assert "<|vision_start|><|image_pad|><|vision_end|>" in prompt and "<think>" in prompt  # the CoT instruction
+    prompt = processor.apply_chat_template(question_messages("birds", OPTIONS, "cot"),
+                                           add_generation_prompt=True, tokenize=False)
+    assert "<|vision_start|><|image_pad|><|vision_end|>" in prompt
+    assert "<think>" in prompt  # the CoT instruction names the tags
     prefix = generation_prefix(processor)
-    # What the model writes: the whole answer, or (thinking variant) everything after the template's "<think>\n".
+    # What the model writes: the whole answer, or (thinking variant) all after the template's "<think>\n".
     written = CORRECT if variant == "instruct" else CORRECT[len("<think>"):]
     assert prefix == ("" if variant == "instruct" else "<think>\n")
     assert prompt.endswith("<|im_start|>assistant\n" + prefix)

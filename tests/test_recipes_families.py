@@ -1,6 +1,7 @@
-"""Every GPU recipe (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): its batch holds its questions per optimizer step on the
-processes it is laid out for, its hardware and memory are stated, its resolution is in the model's own
-terms, its LoRA stays on the language model, and the launch refuses a GPU smaller than the recipe is sized for."""
+"""Every GPU recipe (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): its batch holds its questions per optimizer step on
+the processes it is laid out for, its hardware and memory are stated, its resolution is in the model's
+own terms, its LoRA stays on the language model, and the launch refuses a GPU smaller than the recipe is
+sized for."""
 
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ def test_memory_guard_refuses_smaller_cards_naming_the_setting(recipe):
 
 
 def test_paper_8gpu_recipe_and_ablations_are_80gb_only():
-    for recipe in [REPO / "recipes/qwen2vl7b/refine_rft.yaml", *(REPO / "recipes/qwen2vl7b/ablations").glob("*.yaml")]:
+    paper = REPO / "recipes" / "qwen2vl7b"
+    for recipe in [paper / "refine_rft.yaml", *(paper / "ablations").glob("*.yaml")]:
         script, training, _ = _parse(recipe)
         assert script.gpu_memory_gb == 80, recipe.name
         # 0.35 of a 48 GB card cannot hold vLLM's bf16 copy of the 8.29 B weights (16.6 GB) and its overhead
@@ -116,8 +118,8 @@ def test_launch_refuses_a_smaller_gpu_before_loading_anything(tmp_path, syntheti
 
     monkeypatch.setattr(model, "device_memory_bytes", lambda training_args: int(47.5 * 2**30))
     recipe = REPO / "recipes" / "tiny" / "refine_rft.yaml"
-    overrides = {"output_dir": str(tmp_path / "run"), "train_file": str(synthetic_train_jsonl), "report_to": [],
-                 "gpu_memory_gb": 80, "per_device_train_batch_size": 4}
+    overrides = {"output_dir": str(tmp_path / "run"), "train_file": str(synthetic_train_jsonl),
+                 "report_to": [], "gpu_memory_gb": 80, "per_device_train_batch_size": 4}
     with pytest.raises(ValueError, match=r"sized for GPUs of 80 GB \(gpu_memory_gb: 80\).* 47.5 GiB"):
         train_grpo(recipe, overrides)
     assert not (tmp_path / "run").exists()

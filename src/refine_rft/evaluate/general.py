@@ -122,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="VLMEvalKit's answer matcher for multiple-choice sets (default: %(default)s)")
     add_resolution_arguments(parser)
     parser.add_argument("--resolution", choices=("registered", "training"), default=None,
-                        help="VLMEvalKit only: its registered resolution for the model (default; what the paper's "
-                             "Table 4 numbers match) or the training resolution (as lmms-eval gets); explicit "
-                             "--min-pixels/--max-pixels win over both")
+                        help="VLMEvalKit only: its registered resolution for the model (default; what "
+                             "the paper's Table 4 numbers match) or the training resolution (as lmms-eval "
+                             "gets); explicit --min-pixels/--max-pixels win over both")
     parser.add_argument("--dry-run", action="store_true", help="print the command and exit")
     args = parser.parse_args(argv)
     out = Path(args.out or args.model) / GENERAL_DIR
@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.harness == "vlmevalkit":
         return _run_vlmevalkit(args, out / VLMEVALKIT_DIR, resolution)
     if args.resolution is not None:
-        parser.error("--resolution chooses VLMEvalKit's setting; lmms-eval always gets the training resolution")
+        parser.error("--resolution chooses VLMEvalKit's setting; lmms-eval always gets the training "
+                     "resolution")
     tasks = [t for t in (args.tasks or ",".join(DEFAULT_TASKS)).split(",") if t]
     model_args = ",".join(filter(None, [args.model_args, *(f"{k}={v}" for k, v in resolution.processor_kwargs().items())]))
     command = lmms_eval_command(args.model, out, tasks, args.model_type, model_args, args.batch_size,

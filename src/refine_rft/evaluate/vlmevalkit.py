@@ -60,7 +60,8 @@ def model_family(model: str | Path) -> str:
         return "qwen2_vl"
     family = json.loads(path.read_text(encoding="utf-8")).get("model_type", "qwen2_vl")
     if family not in REGISTERED:
-        raise ConfigError(f"{model}: model_type {family!r} has no VLMEvalKit entry here; known: {', '.join(REGISTERED)}")
+        raise ConfigError(f"{model}: model_type {family!r} has no VLMEvalKit entry here; "
+                          f"known: {', '.join(REGISTERED)}")
     return family
 
 
@@ -103,7 +104,8 @@ def vlmevalkit_config(model: str, resolution: ImageResolution, datasets=DATASETS
     if unknown:
         raise ConfigError(f"unknown VLMEvalKit dataset(s) {unknown}; supported here: {', '.join(DATASETS)}")
     return {
-        "model": {model_name: {"class": chat_class, "model_path": str(model), **resolution.processor_kwargs()}},
+        "model": {model_name: {"class": chat_class, "model_path": str(model),
+                               **resolution.processor_kwargs()}},
         "data": {d: {"class": DATASET_CLASSES[d], "dataset": d} for d in datasets},
     }
 

@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> JudgeConfig:
-    """The judge configuration: the ``--config`` file's ``rsc_judge`` (else its ``judge``) settings, or the
-    paper's GPT-4.1-mini when neither ``--config`` nor an endpoint or model is given; then the flags on top."""
+    """The judge configuration: the ``--config`` file's ``rsc_judge`` (else its ``judge``) settings, or
+    the paper's GPT-4.1-mini when neither ``--config`` nor an endpoint or model is given; then the flags."""
     if args.config:
         values = judge_settings(args.config, "rsc_judge") or judge_settings(args.config, "judge")
     elif args.base_urls is None and args.model is None and args.backend in (None, "openai"):
@@ -109,14 +109,15 @@ def training_teacher(predictions: Path) -> tuple[str, Path] | None:
 
 
 def warn_if_judge_is_the_teacher(config: JudgeConfig, predictions: Path) -> bool:
-    """Print a warning when the Reasoning-Answer judge is the model that gave R_cot in training; whether it did."""
+    """Warn when the Reasoning-Answer judge is the model that gave R_cot in training; whether it did."""
     found = training_teacher(predictions)
     if config.backend != "openai" or found is None or found[0] != config.model:
         return False
     teacher, run = found
-    print(f"refine-rft judge: warning: the Reasoning-Answer judge {teacher!r} is the teacher that gave R_cot when "
-          f"{run} was trained; it favours the model trained to please it. The paper judges with another model "
-          f"({PAPER_RSC_JUDGE['model']}): see the recipe's rsc_judge, or --model/--endpoint", file=sys.stderr)
+    print(f"refine-rft judge: warning: the Reasoning-Answer judge {teacher!r} is the teacher that gave R_cot "
+          f"when {run} was trained; it favours the model trained to please it. The paper judges with another "
+          f"model ({PAPER_RSC_JUDGE['model']}): see the recipe's rsc_judge, or --model/--endpoint",
+          file=sys.stderr)
     return True
 
 

@@ -136,7 +136,8 @@ def judge_settings(path: str | os.PathLike, section: str = "judge") -> dict:
     values = load_recipe(path)
     if section in values:
         if not isinstance(values[section], dict):
-            raise ConfigError(f"{path}: '{section}' must be a mapping of judge settings, got {values[section]!r}")
+            raise ConfigError(f"{path}: '{section}' must be a mapping of judge settings, "
+                              f"got {values[section]!r}")
         return dict(values[section])
     if "judge" in values or "rsc_judge" in values:
         return {}  # a recipe with the other judge only

@@ -1,4 +1,4 @@
-"""Full-size random-weight Qwen-VL models (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) with the published dimensions, built offline.
+"""Full-size random-weight Qwen2-VL, Qwen2.5-VL and Qwen3-VL models, published dimensions, built offline.
 
 Memory and time of training and generation do not depend on the weights' values, so a model with
 the published dimensions (Qwen2-VL 2B/7B, Qwen2.5-VL 3B/7B, Qwen3-VL 2B/4B/8B) and random
@@ -39,11 +39,12 @@ from refine_rft.files import atomic_directory
 _QWEN2_VIT = dict(depth=32, embed_dim=1280, num_heads=16, mlp_ratio=4, patch_size=14, spatial_merge_size=2,
                   temporal_patch_size=2, in_channels=3)
 _QWEN2_5_VIT = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, patch_size=14,
-                    spatial_merge_size=2, temporal_patch_size=2, in_channels=3, hidden_act="silu", window_size=112,
-                    fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2)
+                    spatial_merge_size=2, temporal_patch_size=2, in_channels=3, hidden_act="silu",
+                    window_size=112, fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2)
 _QWEN3_VIT_SMALL = dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, patch_size=16,
-                        spatial_merge_size=2, temporal_patch_size=2, in_channels=3, hidden_act="gelu_pytorch_tanh",
-                        num_position_embeddings=2304, deepstack_visual_indexes=[5, 11, 17])
+                        spatial_merge_size=2, temporal_patch_size=2, in_channels=3,
+                        hidden_act="gelu_pytorch_tanh", num_position_embeddings=2304,
+                        deepstack_visual_indexes=[5, 11, 17])
 _QWEN3_VIT_LARGE = dict(_QWEN3_VIT_SMALL, depth=27, hidden_size=1152, intermediate_size=4304,
                         deepstack_visual_indexes=[8, 16, 24])
 _QWEN2_TEXT = dict(max_position_embeddings=32768, rms_norm_eps=1e-6, rope_theta=1_000_000.0,
@@ -56,25 +57,29 @@ PUBLISHED: dict[str, dict] = {
     "qwen2-vl-2b": {
         "hub_id": "Qwen/Qwen2-VL-2B-Instruct", "arch": "qwen2_vl",
         "text": dict(_QWEN2_TEXT, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                     num_attention_heads=12, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
+                     num_attention_heads=12, num_key_value_heads=2, vocab_size=151936,
+                     tie_word_embeddings=True),
         "vision": dict(_QWEN2_VIT, hidden_size=1536),
     },
     "qwen2-vl-7b": {
         "hub_id": "Qwen/Qwen2-VL-7B-Instruct", "arch": "qwen2_vl",
         "text": dict(_QWEN2_TEXT, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                     num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
+                     num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
+                     tie_word_embeddings=False),
         "vision": dict(_QWEN2_VIT, hidden_size=3584),
     },
     "qwen2.5-vl-3b": {
         "hub_id": "Qwen/Qwen2.5-VL-3B-Instruct", "arch": "qwen2_5_vl",
         "text": dict(_QWEN2_5_TEXT, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
-                     num_attention_heads=16, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
+                     num_attention_heads=16, num_key_value_heads=2, vocab_size=151936,
+                     tie_word_embeddings=True),
         "vision": dict(_QWEN2_5_VIT, out_hidden_size=2048),
     },
     "qwen2.5-vl-7b": {
         "hub_id": "Qwen/Qwen2.5-VL-7B-Instruct", "arch": "qwen2_5_vl",
         "text": dict(_QWEN2_5_TEXT, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                     num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
+                     num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
+                     tie_word_embeddings=False),
         "vision": dict(_QWEN2_5_VIT, out_hidden_size=3584),
     },
     "qwen3-vl-2b": {
@@ -108,7 +113,8 @@ HUB_PROCESSOR: dict[str, dict] = {
     "qwen2_5_vl": dict(min_pixels=56 * 56, max_pixels=28 * 28 * 16384, patch_size=14, merge_size=2,
                        temporal_patch_size=2),
     "qwen3_vl": dict(size={"shortest_edge": 64 * 32 * 32, "longest_edge": 16384 * 32 * 32}, patch_size=16,
-                     merge_size=2, temporal_patch_size=2, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5]),
+                     merge_size=2, temporal_patch_size=2, image_mean=[0.5, 0.5, 0.5],
+                     image_std=[0.5, 0.5, 0.5]),
 }
 MIN_PIXELS = HUB_PROCESSOR["qwen2_vl"]["min_pixels"]
 MAX_PIXELS = HUB_PROCESSOR["qwen2_vl"]["max_pixels"]
@@ -121,8 +127,9 @@ _MODEL_CLASSES = {"qwen2_vl": "Qwen2VLForConditionalGeneration",
 def published_names() -> list[str]:
     """The model names :func:`published_config` knows.
 
-    >>> published_names()
-    ['qwen2-vl-2b', 'qwen2-vl-7b', 'qwen2.5-vl-3b', 'qwen2.5-vl-7b', 'qwen3-vl-2b', 'qwen3-vl-4b', 'qwen3-vl-8b']
+    >>> published_names()  # doctest: +NORMALIZE_WHITESPACE
+    ['qwen2-vl-2b', 'qwen2-vl-7b', 'qwen2.5-vl-3b', 'qwen2.5-vl-7b',
+     'qwen3-vl-2b', 'qwen3-vl-4b', 'qwen3-vl-8b']
     """
     return sorted(PUBLISHED)
 
@@ -146,11 +153,12 @@ def published_config(name: str, tokenizer=None):
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
     spec = PUBLISHED[name]
     text = dict(spec["text"])
-    rope = {"rope_type": "default", "mrope_section": text.pop("mrope_section"), "rope_theta": text.pop("rope_theta")}
+    rope = {"rope_type": "default", "mrope_section": text.pop("mrope_section"),
+            "rope_theta": text.pop("rope_theta")}
     if text.pop("mrope_interleaved", False):
         rope["mrope_interleaved"] = True
-    text.update(rope_parameters=rope, bos_token_id=None, eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-                pad_token_id=tokenizer.pad_token_id)
+    text.update(rope_parameters=rope, bos_token_id=None, pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"))
     ids = {key: tokenizer.convert_tokens_to_ids(token) for key, token in [
         ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
         ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}

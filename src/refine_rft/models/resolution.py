@@ -8,7 +8,8 @@ fine-grained image needs and more than a 2,048-token SFT sequence holds. A recip
 
 - the processor (TRL's GRPO and SFT trainers, ``refine-rft eval --backend hf``, ``predict``) is
   loaded with them (as ``min_pixels`` / ``max_pixels``, which win over a hub config's own bounds in
-  either of its forms), and saves them beside the adapter and in an export, so it tokenises each image into at most ``max_pixels / factor**2`` tokens;
+  either of its forms), and saves them beside the adapter and in an export, so it tokenises each
+  image into at most ``max_pixels / factor**2`` tokens;
 - images are also resized to that grid before they reach any engine (:meth:`ImageResolution.fit`),
   so that vLLM, whose processor TRL builds from the hub config without these settings, receives an
   image its own (wider) bounds leave as it is, and counts the same tokens as the trainer;

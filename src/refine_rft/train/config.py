@@ -65,8 +65,9 @@ class DataArguments:
     )
     processes: int | None = field(
         default=None,
-        metadata={"help": "Training processes (GPUs) the recipe's batch is laid out for; documents the layout that "
-                  "questions_per_step is checked against at start-up (the launch's own count is what is checked)."},
+        metadata={"help": "Training processes (GPUs) the recipe's batch is laid out for; documents the "
+                  "layout that questions_per_step is checked against at start-up (the launch's own count "
+                  "is what is checked)."},
     )
     gpu_memory_gb: int | None = field(
         default=None,
@@ -96,10 +97,10 @@ class GRPOScriptArguments(DataArguments):
     )
     rsc_judge: dict | str | None = field(
         default=None,
-        metadata={"help": "The Reasoning-Answer (RSC) judge that `refine-rft judge --config RECIPE` uses after "
-                  "training; not used by training. The paper's: {backend: openai, base_urls: "
-                  "[https://api.openai.com/v1], model: gpt-4.1-mini, api_key_env: OPENAI_API_KEY}, a different "
-                  "model from the R_cot teacher in 'judge'."},
+        metadata={"help": "The Reasoning-Answer (RSC) judge that `refine-rft judge --config RECIPE` uses "
+                  "after training; not used by training. The paper's: {backend: openai, base_urls: "
+                  "[https://api.openai.com/v1], model: gpt-4.1-mini, api_key_env: OPENAI_API_KEY}, a "
+                  "different model from the R_cot teacher in 'judge'."},
     )
     length_budget: int = field(
         default=256, metadata={"help": "Thinking tokens the 'length' reward allows without penalty."}

@@ -125,8 +125,9 @@ def check_gpu_memory(required_gb: int | None, device_bytes: int | None, settings
     named = ", ".join(f"{key} {value}" for key, value in settings.items() if value is not None)
     raise ConfigError(
         f"this recipe is sized for GPUs of {required_gb} GB (gpu_memory_gb: {required_gb}), but this GPU has "
-        f"{device_bytes / 2**30:.1f} GiB: {named} of it would not hold what the recipe puts there; use a recipe "
-        f"for this card (docs/recipes.md) or lower these settings and set gpu_memory_gb to this card's size"
+        f"{device_bytes / 2**30:.1f} GiB: {named} of it would not hold what the recipe puts there; use a "
+        f"recipe for this card (docs/recipes.md) or lower these settings and set gpu_memory_gb to this "
+        f"card's size"
     )
 
 
@@ -141,7 +142,8 @@ def device_memory_bytes(training_args) -> int | None:
 
 def memory_settings(training_args) -> dict:
     """The settings that decide a run's memory per GPU, by name (those the training config has)."""
-    names = ("vllm_gpu_memory_utilization", "per_device_train_batch_size", "max_completion_length", "max_length")
+    names = ("vllm_gpu_memory_utilization", "per_device_train_batch_size", "max_completion_length",
+             "max_length")
     settings = {name: getattr(training_args, name, None) for name in names}
     if not getattr(training_args, "use_vllm", False) or getattr(training_args, "vllm_mode", "") != "colocate":
         settings.pop("vllm_gpu_memory_utilization")
@@ -156,7 +158,8 @@ def train_and_save(build_trainer, script_args, training_args, model_args, genera
     check_questions_per_step(script_args.questions_per_step, training_args.world_size,
                              training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps,
                              generations)
-    check_gpu_memory(script_args.gpu_memory_gb, device_memory_bytes(training_args), memory_settings(training_args))
+    check_gpu_memory(script_args.gpu_memory_gb, device_memory_bytes(training_args),
+                     memory_settings(training_args))
     checkpoint = resume_checkpoint(training_args)
     trainer = build_trainer(script_args, training_args, model_args)
     save_run_config(trainer, script_args, training_args, model_args)
