@@ -38,7 +38,7 @@ def test_every_family_has_refine_rft_grpo_and_sft():
     names = {p.relative_to(REPO / "recipes").as_posix() for p in GPU_RECIPES}
     for family in ("qwen2_5vl7b", "qwen3vl8b"):
         for recipe in ("refine_rft", "grpo", "sft"):
-            assert {f"{family}/{recipe}.yaml", f"{family}/{recipe}_4gpu.yaml", f"{family}/{recipe}_1gpu.yaml"} <= names
+            assert {f"{family}/{recipe}{layout}.yaml" for layout in ("", "_4gpu", "_1gpu")} <= names
     for family in ("qwen2_5vl3b", "qwen3vl4b"):
         assert {f"{family}/refine_rft.yaml", f"{family}/grpo.yaml", f"{family}/sft.yaml"} <= names
 
