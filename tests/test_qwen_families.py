@@ -43,6 +43,18 @@ def hub_shaped_tiny(tmp_path: Path, arch: str) -> Path:
     return folder
 
 
+def legacy_layout(folder: Path) -> Path:
+    """``folder`` with its image processor settings in a separate ``preprocessor_config.json``, as the hub's
+    Qwen2.5-VL repositories have them (transformers 5 nests them in ``processor_config.json``)."""
+    processor_config = json.loads((folder / "processor_config.json").read_text())
+    image_processor = processor_config.pop("image_processor")
+    image_processor.update(processor_class=processor_config["processor_class"],
+                           auto_map=processor_config["auto_map"])
+    (folder / "preprocessor_config.json").write_text(json.dumps(image_processor, indent=2))
+    (folder / "processor_config.json").write_text(json.dumps(processor_config, indent=2))
+    return folder
+
+
 def image_tokens_of_big_image(folder: Path) -> int:
     """Image tokens the processor saved in ``folder`` makes of a 2000 x 1500 image, loaded as a user would."""
     from transformers import AutoProcessor
@@ -74,16 +86,19 @@ def test_hub_shaped_folder_names_the_hub_bounds(tmp_path, arch):
     assert image_tokens_of_big_image(folder) > 1000
 
 
-@pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen3_vl"])
-def test_training_processor_saves_the_recipe_bounds(tmp_path, arch):
+@pytest.mark.parametrize("arch, legacy", [("qwen2_5_vl", False), ("qwen2_5_vl", True), ("qwen3_vl", False)])
+def test_training_processor_saves_the_recipe_bounds(tmp_path, arch, legacy):
     """The processor the trainers get (and save beside the adapter) is loaded with the recipe's bounds,
-    which win over the hub config's own in either form."""
+    which win over the hub config's own in either form and either file layout."""
     from types import SimpleNamespace
 
     from refine_rft.models.resolution import ImageResolution
     from refine_rft.train.model import load_processor
 
     folder = hub_shaped_tiny(tmp_path, arch)
+    if legacy:
+        legacy_layout(folder)
+        assert image_tokens_of_big_image(folder) > 1000  # the hub's own bounds, as loaded without the recipe
     model_args = SimpleNamespace(model_name_or_path=str(folder), model_revision=None)
     processor = load_processor(model_args, SimpleNamespace(trust_remote_code=True),
                                ImageResolution(MIN_PIXELS, MAX_PIXELS))
