@@ -65,8 +65,8 @@ def build_trainer(script_args, training_args, model_args):
         sample_log = Path(training_args.output_dir) / f"sample_ids.rank{training_args.process_index}.jsonl"
     # A chat template that opens <think> itself (a Qwen3-VL -Thinking model): score what the model said
     # with what the template wrote before it, so that a correct three-tag answer keeps R_f / R_fa = 1.
-    reward_funcs = with_template_prefix(reward_funcs, generation_prefix(processor))
-    reward_funcs = monitor_rewards(reward_funcs, sample_log)
+    # Outermost, so that the monitor's format metrics see the restored completions too.
+    reward_funcs = with_template_prefix(monitor_rewards(reward_funcs, sample_log), generation_prefix(processor))
 
     training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
     return GRPOTrainer(
