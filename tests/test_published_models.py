@@ -74,8 +74,6 @@ def test_qwen3_vl_dimensions_are_its_own():
 def test_weightless_folder_names_its_bounds_as_the_hub_does(tmp_path, name, factor):
     """Qwen2.5-VL: top-level min_pixels / max_pixels; Qwen3-VL: size {shortest_edge, longest_edge}; and a
     recipe's max_pixels wins over either on load (1280 tokens: a 2000 x 1500 image becomes 1230)."""
-    from transformers import AutoProcessor
-
     from refine_rft.models.resolution import ImageResolution
 
     folder = build_published_model(tmp_path / "m", name)
@@ -87,8 +85,7 @@ def test_weightless_folder_names_its_bounds_as_the_hub_does(tmp_path, name, fact
         assert saved["size"] == {"shortest_edge": 65536, "longest_edge": 16777216}
     assert saved["patch_size"] * saved["merge_size"] == factor
     resolution = ImageResolution(max_pixels=1280 * factor * factor)
-    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True,
-                                              **resolution.from_pretrained_kwargs())
+    processor = resolution.load_processor(str(folder), trust_remote_code=True)
     assert processor.image_processor.size["longest_edge"] == 1280 * factor * factor
     text = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}],
                                          add_generation_prompt=True, tokenize=False)

@@ -104,6 +104,9 @@ def test_training_processor_saves_the_recipe_bounds(tmp_path, arch, legacy):
                                ImageResolution(MIN_PIXELS, MAX_PIXELS))
     processor.save_pretrained(tmp_path / "saved")
     assert image_tokens_of_big_image(tmp_path / "saved") == recipe_tokens()
+    # The bounds live in the image processor's settings alone, not in the tokenizer's (which would pass them
+    # back into every processor call, a deprecated argument).
+    assert "pixels" not in (tmp_path / "saved" / "tokenizer_config.json").read_text()
 
 
 @pytest.mark.slow

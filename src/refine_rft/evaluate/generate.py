@@ -109,14 +109,13 @@ class HFGenerator:
     def __init__(self, model_path: str, adapter: str | None = None, device: str | None = None,
                  resolution: ImageResolution | None = None):
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         # bf16 only on GPUs: on CPUs it is slow or unsupported, fp32 is exact.
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         resolution = resolution or ImageResolution()
-        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
-                                                       **resolution.from_pretrained_kwargs())
+        self.processor = resolution.load_processor(model_path, trust_remote_code=True)
         self.resolution = resolution.for_processor(self.processor)
         # What the chat template writes of the answer itself (<think> for a thinking template) goes back
         # in front of the response, so that the parsers see the whole answer (refine_rft.chat).
@@ -200,13 +199,10 @@ class VLLMGenerator:
 
     def __init__(self, model_path: str, adapter: str | None = None, max_model_len: int = 4096,
                  gpu_memory_utilization: float = 0.85, resolution: ImageResolution | None = None):
-        from transformers import AutoProcessor
-
         vllm = _import_vllm()
         self._vllm = vllm
         resolution = resolution or ImageResolution()
-        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True,
-                                                       **resolution.from_pretrained_kwargs())
+        self.processor = resolution.load_processor(model_path, trust_remote_code=True)
         self.resolution = resolution.for_processor(self.processor)
         # What the chat template writes of the answer itself (<think> for a thinking template) goes back
         # in front of the response, so that the parsers see the whole answer (refine_rft.chat).

@@ -85,6 +85,23 @@ class ImageResolution:
         """
         return self.processor_kwargs()
 
+    def load_processor(self, model_path: str, **kwargs):
+        """``AutoProcessor.from_pretrained(model_path, **kwargs)`` with these bounds on its image processor.
+
+        ``from_pretrained`` also hands its keyword arguments to the tokenizer, which would save them in
+        ``tokenizer_config.json`` and pass them back into every processor call (where transformers
+        deprecates them); the image processor's ``size`` is where the bounds belong, so they are taken
+        back out of the tokenizer's.
+        """
+        from transformers import AutoProcessor
+
+        bounds = self.from_pretrained_kwargs()
+        processor = AutoProcessor.from_pretrained(model_path, **bounds, **kwargs)
+        tokenizer = getattr(processor, "tokenizer", None)
+        for key in bounds:
+            getattr(tokenizer, "init_kwargs", {}).pop(key, None)
+        return processor
+
     def for_processor(self, processor) -> ImageResolution:
         """This resolution on ``processor``'s token grid (``patch_size * merge_size`` pixels), an unset
         bound filled with the processor's own, so that :meth:`fit` resizes exactly as the processor does.

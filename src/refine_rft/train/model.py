@@ -24,12 +24,11 @@ def load_processor(model_args, training_args, resolution=None):
 
     The embedded tiny model's processor is a project class, loaded with ``trust_remote_code``.
     """
-    from transformers import AutoProcessor
+    from refine_rft.models.resolution import ImageResolution
 
     trust = training_args.trust_remote_code or model_args.model_name_or_path.startswith(TINY_PREFIX)
-    kwargs = resolution.from_pretrained_kwargs() if resolution is not None else {}
-    processor = AutoProcessor.from_pretrained(model_path(model_args), revision=model_args.model_revision,
-                                              trust_remote_code=trust, **kwargs)
+    processor = (resolution or ImageResolution()).load_processor(
+        model_path(model_args), revision=model_args.model_revision, trust_remote_code=trust)
     processor.tokenizer.padding_side = "left"
     return processor
 
