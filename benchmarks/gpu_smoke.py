@@ -1,10 +1,11 @@
-"""GPU smoke benchmark: the paper recipe's per-device shapes on a random-weight Qwen2-VL-7B, offline.
+"""GPU smoke benchmark: a GRPO recipe's per-device shapes on a random-weight Qwen-VL (Qwen2-VL-7B), offline.
 
 Memory and time do not depend on the weights' values, so a model with the published dimensions
 and random weights (:mod:`refine_rft_workshop.published`, built in a second, initialised directly on
 the GPU) measures them exactly. Everything else is the project's own code path:
 
-- training: ``refine_rft.train.grpo.build_trainer`` on ``recipes/qwen2vl7b/refine_rft.yaml`` (TRL's
+- training: ``refine_rft.train.grpo.build_trainer`` on the model's ReFine-RFT recipe (:data:`RECIPES`:
+  ``recipes/qwen2vl7b/refine_rft.yaml`` for Qwen2-VL, ``recipes/qwen3vl8b/refine_rft.yaml`` ...; TRL's
   ``GRPOTrainer``, LoRA r=64 alpha=128 on the language model, bf16, activation checkpointing, G=6,
   micro-batch 12 x 4 accumulation, 512-token completions), with generation by ``transformers``
   instead of vLLM, and R_fa + R_cls + R_cot, the judge reached over HTTP at a local
@@ -28,6 +29,7 @@ It prints these figures, peak GPU memory per phase, generated tokens per second,
 for the paper's 4 x 48 GB and the recipe's 8 x 80 GB (how the estimate is made is printed with it)::
 
     python benchmarks/gpu_smoke.py                      # on one GPU (about 80 GB for the 7B recipe)
+    python benchmarks/gpu_smoke.py --model qwen3-vl-8b  # any of refine_rft_workshop.published.published_names()
     python benchmarks/gpu_smoke.py --model qwen2-vl-2b  # smaller GPUs
     OMP_NUM_THREADS=1 python benchmarks/gpu_smoke.py --tiny   # the same code on CPU, embedded tiny model, fp32
 """
@@ -47,6 +49,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "qwen2vl7b" / "refine_rft.yaml"
+# Each published model's ReFine-RFT recipe (its LoRA targets, resolution in its own terms); the 2B/3B/4B
+# sizes use their family's one-GPU recipe, whose shapes this benchmark overrides with its own.
+RECIPES = {
+    "qwen2-vl-2b": RECIPE, "qwen2-vl-7b": RECIPE,
+    "qwen2.5-vl-3b": REPO / "recipes" / "qwen2_5vl3b" / "refine_rft.yaml",
+    "qwen2.5-vl-7b": REPO / "recipes" / "qwen2_5vl7b" / "refine_rft.yaml",
+    "qwen3-vl-2b": REPO / "recipes" / "qwen3vl4b" / "refine_rft.yaml",
+    "qwen3-vl-4b": REPO / "recipes" / "qwen3vl4b" / "refine_rft.yaml",
+    "qwen3-vl-8b": REPO / "recipes" / "qwen3vl8b" / "refine_rft.yaml",
+}
 GIB = 2**30
 # Memory of the target cards as nvidia-smi reports it, less ~0.5 GiB that the CUDA context and
 # NCCL take outside PyTorch's allocator (which is what torch's peak figures count).
@@ -174,6 +186,7 @@ def overrides(args, model: str, train_file: Path, out: Path, judge_url: str) -> 
         "model_name_or_path": model, "trust_remote_code": True, "train_file": str(train_file),
         "output_dir": str(out), "max_steps": args.steps, "per_device_train_batch_size": args.batch,
         "gradient_accumulation_steps": args.grad_accum, "num_generations": args.generations,
+        "processes": None, "questions_per_step": None,  # one GPU with the benchmark's own shapes
         "max_completion_length": args.completion_tokens,
         "generation_kwargs": {"min_new_tokens": args.completion_tokens},
         "use_vllm": False, "save_strategy": "no", "report_to": [], "log_completions": False,
@@ -192,7 +205,7 @@ def train_steps(args, model: str, train_file: Path, work: Path, judge_url: str, 
     from refine_rft.train import grpo
     from refine_rft.train.config import parse_recipe
 
-    parsed = parse_recipe(grpo._dataclass_types(), recipe=RECIPE,
+    parsed = parse_recipe(grpo._dataclass_types(), recipe=RECIPE if args.tiny else RECIPES[args.model],
                           overrides=overrides(args, model, train_file, work / "train", judge_url))
     trainer = grpo.build_trainer(*parsed)
     clock = PhaseClock(cuda)
@@ -220,7 +233,8 @@ def model_facts(trainer) -> dict:
     params = list(model.parameters())
     frozen = [p for p in params if not p.requires_grad]
     text = model.config.get_text_config()
-    head_dim = text.hidden_size // text.num_attention_heads
+    # Qwen3-VL states its head size (128), which is not hidden / heads (the 4B: 2560 / 32 = 80).
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     dtype_bytes = frozen[0].element_size() if frozen else 4
     return {
         "parameters": sum(p.numel() for p in params),
@@ -279,7 +293,7 @@ def implications(step: dict, facts: dict, args) -> list[str]:
         verdict = "fits" if need <= usable else "does NOT fit"
         vllm = facts["weights_gib"] + per_device * sequence * facts["kv_bytes_per_token"] / GIB + VLLM_OVERHEAD_GIB
         left = usable - training
-        steps_per_epoch = -(-TRAIN_QUESTIONS // QUESTIONS_PER_STEP)
+        steps_per_epoch = TRAIN_QUESTIONS // QUESTIONS_PER_STEP  # 58: TRL drops the last partial chunk
         scale = accumulation / args.grad_accum
         seconds = step["generation_s"] * max(1.0, scale) + step["rewards_s"] * max(1.0, scale) \
             + step["optimizer_s"] * scale
@@ -341,7 +355,8 @@ def report(args, device: str, step: dict, facts: dict, evaluation: dict) -> list
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="qwen2-vl-7b", help="published dimensions: qwen2-vl-7b or qwen2-vl-2b")
+    parser.add_argument("--model", default="qwen2-vl-7b", choices=sorted(RECIPES),
+                        help="published dimensions (refine_rft_workshop.published); default %(default)s")
     parser.add_argument("--tiny", action="store_true", help="CPU, fp32, the embedded tiny model, small shapes")
     parser.add_argument("--steps", type=int, help="optimizer steps; the first is not timed (default 4, tiny 3)")
     parser.add_argument("--batch", type=int, help="per_device_train_batch_size (default: the recipe's 12; tiny 6)")

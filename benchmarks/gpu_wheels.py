@@ -1,7 +1,11 @@
 """Download the wheels an offline GPU machine needs to run this project (and ``gpu_smoke.py``).
 
 The target has Python 3.12 (manylinux x86_64) with PyTorch, transformers, peft and accelerate but
-no network. This script, run where PyPI is reachable, downloads into ``OUT`` (default ``.whl/``)
+no network. transformers is deliberately not bundled: the lent image's 5.17 is the project's floor
+(pyproject.toml), the recipes set no key newer than it (``gradient_checkpointing``, not 5.24's
+``activation_checkpointing``; tests/test_dependencies.py refuses one), and a bundled transformers would
+also have to bring its own huggingface-hub and tokenizers over the image's. This script, run where PyPI
+is reachable, downloads into ``OUT`` (default ``.whl/``)
 the wheels of what such a machine lacks: TRL, openai and datasets (at the versions installed here
 when this environment has them, i.e. the tested ones), every dependency they declare
 (``Requires-Dist``, markers evaluated for the target, extras not followed) that is not in

@@ -1,4 +1,7 @@
-"""The optional vLLM pin matches the range the installed TRL supports (read from TRL's own check)."""
+"""Dependency versions: the optional vLLM pin matches the range the installed TRL supports (read from
+TRL's own check); the floors in pyproject.toml are met by the installed versions, are no lower than TRL's
+own, and the features the code and recipes use exist in them; no recipe sets a key newer than the
+transformers floor."""
 
 from __future__ import annotations
 
@@ -31,3 +34,67 @@ def test_vllm_pin_is_what_trl_supports():
     admitted = {v for v in ("0.21.9", str(low), "0.24.0", str(high), f"{high}.post1", "0.31.1", "0.32.0")
                 if requirement.specifier.contains(v, prereleases=False)}
     assert admitted == {str(low), "0.24.0", str(high), f"{high}.post1"}
+
+
+# Training arguments that exist only from a transformers release newer than the floor: no recipe may set them.
+NEWER_THAN_FLOOR = {"5.24": ("activation_checkpointing", "activation_checkpointing_kwargs")}
+
+
+def _floors() -> dict[str, Version]:
+    tomllib = pytest.importorskip("tomllib")
+    floors = {}
+    for line in tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]:
+        requirement = Requirement(line)
+        for spec in requirement.specifier:
+            if spec.operator == ">=":
+                floors[requirement.name] = Version(spec.version)
+    return floors
+
+
+def test_installed_versions_meet_the_floors_and_trl_needs_no_higher():
+    from importlib.metadata import requires, version
+
+    floors = _floors()
+    for name, floor in floors.items():
+        assert Version(version(name).split("+")[0]) >= floor, name
+    # TRL's own floors on the packages we also pin: ours must not promise less than TRL needs.
+    for line in requires("trl"):
+        requirement = Requirement(line)
+        if requirement.marker is not None or requirement.name not in floors:
+            continue
+        for spec in requirement.specifier:
+            if spec.operator == ">=":
+                assert floors[requirement.name] >= Version(spec.version), (requirement.name, str(spec))
+
+
+def test_the_code_features_exist_in_the_installed_versions():
+    import dataclasses
+
+    import transformers
+    from transformers import TrainingArguments
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from trl import GRPOConfig
+    from trl.chat_template_utils import qwen3_vl_chat_template
+
+    for name in ("Qwen2VLConfig", "Qwen2_5_VLConfig", "Qwen3VLConfig", "Qwen3VLForConditionalGeneration"):
+        assert hasattr(transformers, name), name
+    assert Qwen2VLImageProcessorPil(min_pixels=3136).size["shortest_edge"] == 3136  # the recipes' bound names
+    assert "gradient_checkpointing" in {f.name for f in dataclasses.fields(TrainingArguments)}
+    fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+    assert {"loss_type", "vllm_importance_sampling_correction", "scale_rewards", "vllm_mode",
+            "multi_objective_aggregation", "vllm_enable_sleep_mode", "vllm_gpu_memory_utilization"} <= fields
+    assert "<|vision_start|>" in qwen3_vl_chat_template
+
+
+def test_recipes_use_no_key_newer_than_the_transformers_floor():
+    import yaml
+
+    floor = _floors()["transformers"]
+    recipes = sorted((PYPROJECT.parent / "recipes").rglob("*.yaml"))
+    assert recipes
+    for release, keys in NEWER_THAN_FLOOR.items():
+        if floor >= Version(release):
+            continue
+        for recipe in recipes:
+            used = set(yaml.safe_load(recipe.read_text()) or {}) & set(keys)
+            assert not used, f"{recipe}: {sorted(used)} need transformers {release}, the floor is {floor}"

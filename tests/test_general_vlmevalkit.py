@@ -64,7 +64,8 @@ def test_dry_run_prints_config_with_the_training_resolution(tmp_path, capsys):
     (merged / "refine_rft_config.yaml").write_text(yaml.safe_dump(
         {"script": {"min_pixels": 200704, "max_pixels": 1003520}}))
     code = general.main(["--harness", "vlmevalkit", "--model", str(merged), "--out", str(tmp_path / "run"),
-                         "--vlmevalkit-dir", str(tmp_path / "VLMEvalKit"), "--num-processes", "4", "--dry-run"])
+                         "--vlmevalkit-dir", str(tmp_path / "VLMEvalKit"), "--num-processes", "4",
+                         "--dry-run", "--resolution", "training"])
     assert code == 0
     out = capsys.readouterr().out
     config = json.loads(out[: out.rindex("}") + 1])
@@ -94,3 +95,40 @@ def test_missing_checkout_is_a_clear_error(tmp_path, capsys):
 def test_command_runs_run_py_with_one_process():
     assert vlmevalkit_command("kit", "c.json", "w")[1:] == ["kit/run.py", "--config", "c.json", "--work-dir", "w",
                                                            "--judge", "exact_matching"]
+
+
+@pytest.mark.parametrize("model_type, chat_class, bounds", [
+    ("qwen2_vl", "Qwen2VLChat", {"min_pixels": 1280 * 28 * 28, "max_pixels": 16384 * 28 * 28}),
+    ("qwen2_5_vl", "Qwen2VLChat", {"min_pixels": 1280 * 28 * 28, "max_pixels": 16384 * 28 * 28}),
+    ("qwen3_vl", "Qwen3VLChat", {})])
+def test_vlmevalkit_defaults_to_its_registered_resolution(tmp_path, capsys, model_type, chat_class, bounds):
+    """VLMEvalKit's vlmeval/config.py entries: Qwen2-VL / Qwen2.5-VL-7B-Instruct pass 1280-16384 tokens of
+    28 x 28; Qwen3-VL (Qwen3VLChat) none. The training resolution saved with the model is not used."""
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    (merged / "config.json").write_text(json.dumps({"model_type": model_type}))
+    (merged / "refine_rft_config.yaml").write_text(yaml.safe_dump({"script": {"min_pixels": 200704,
+                                                                              "max_pixels": 1003520}}))
+    assert general.main(["--harness", "vlmevalkit", "--model", str(merged), "--out", str(tmp_path / "run"),
+                         "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    config = json.loads(out[: out.rindex("}") + 1])
+    expected = {"class": chat_class, "model_path": str(merged.resolve()), **bounds}
+    assert config["model"]["refine_rft"] == expected
+
+
+def test_lmms_eval_refuses_the_vlmevalkit_resolution_flag(tmp_path):
+    with pytest.raises(SystemExit):
+        general.main(["--model", "m", "--resolution", "registered", "--dry-run"])
+
+
+def test_table_4_says_which_resolution_vlmevalkit_used(run_dir):
+    from refine_rft.evaluate.vlmevalkit import write_resolution_note
+    from refine_rft.resolution import ImageResolution
+
+    write_resolution_note(run_dir / "general_eval" / "vlmevalkit", "registered",
+                          ImageResolution(1280 * 28 * 28, 16384 * 28 * 28))
+    table = general_table([load_run(run_dir)])
+    assert table.columns[-1] == ("", "Image resolution")
+    assert table.to_markdown().splitlines()[-1] == (
+        "| ReFine-RFT (VLMEvalKit) | 59.9 | 54.3 | 84.2 | registered (1003520-12845056 px) |")

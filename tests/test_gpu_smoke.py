@@ -46,3 +46,28 @@ def test_implications_of_a_7b_measurement(load_benchmark):
     assert "vLLM colocate needs 21.6 GiB" in paper[2] and paper[2].endswith("does NOT fit")
     assert "vLLM colocate needs 19.5 GiB" in recipe[2] and recipe[2].endswith("-> fits")
     assert "step ~62 s" in paper[3] and "step ~31 s" in recipe[3]  # generation, rewards, optimizer x2 on 4 GPUs
+
+
+def test_every_published_model_builds_and_parses_with_its_recipe(tmp_path, load_benchmark):
+    """``--model NAME`` for each published model: the weightless folder and its recipe with the benchmark's
+    overrides, as ``train_steps`` parses them (the GPU run itself needs a GPU)."""
+    from transformers import AutoConfig
+
+    from refine_rft_workshop.published import PUBLISHED, published_names
+    from refine_rft.train import grpo
+    from refine_rft.train.config import parse_recipe
+
+    smoke = load_benchmark("gpu_smoke")
+    assert sorted(smoke.RECIPES) == published_names()
+    for name in published_names():
+        args = smoke.argparse.Namespace(model=name, tiny=False, steps=4, batch=12, grad_accum=4,
+                                        generations=6, completion_tokens=512)
+        folder = smoke.build_model(args, tmp_path)
+        assert AutoConfig.from_pretrained(folder).model_type == PUBLISHED[name]["arch"]
+        values = {**smoke.overrides(args, folder, tmp_path / "train.jsonl", tmp_path / "out",
+                                    "http://127.0.0.1:1/v1"), "bf16": False, "use_cpu": True}
+        script, training, model = parse_recipe(grpo._dataclass_types(), recipe=smoke.RECIPES[name],
+                                               overrides=values)
+        assert model.model_name_or_path == folder and training.per_device_train_batch_size == 12
+        side = 32 if PUBLISHED[name]["arch"] == "qwen3_vl" else 28
+        assert script.max_pixels % side ** 2 == 0

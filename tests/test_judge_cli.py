@@ -89,7 +89,8 @@ def test_bad_input_fails_with_a_message(tmp_path, capsys):
     assert refine_rft(["judge", str(predictions), "--backend", "attributes", "--out", str(tmp_path / "s.jsonl")]) == 1
     assert "'cars/1' lacks field(s) attributes" in capsys.readouterr().err
     assert json.loads((tmp_path / "s.rejects.jsonl").read_text())["id"] == "cars/1"
-    assert refine_rft(["judge", str(predictions), "--out", str(tmp_path / "t.jsonl")]) == 2  # no --model
+    assert refine_rft(["judge", str(predictions), "--endpoint", "http://127.0.0.1:9/v1",
+                       "--out", str(tmp_path / "t.jsonl")]) == 2  # an endpoint but no --model
     error = capsys.readouterr().err
     assert error.startswith("refine-rft judge: error: ") and "model is required" in error
 
@@ -103,11 +104,13 @@ def test_judge_config_reads_every_recipe_as_training_does(recipe, predictions, t
     from refine_rft.train.config import parse_recipe
 
     args = build_parser().parse_args([str(predictions), "--config", str(recipe), "--out", str(tmp_path / "s.jsonl")])
-    config = config_from_args(args) if "judge" in load_recipe(recipe) else None
+    recipe_values = load_recipe(recipe)
+    config = config_from_args(args) if {"judge", "rsc_judge"} & set(recipe_values) else None
     if config is not None:
         script, _, _ = parse_recipe(grpo._dataclass_types(), ["--config", str(recipe), "--bf16", "false",
                                                               "--use_cpu", "true"])
-        assert config == script.judge
+        # The Reasoning-Answer judge where the recipe names one, else its R_cot teacher.
+        assert config == (script.rsc_judge or script.judge)
     out = tmp_path / "scores.jsonl"
     with ScriptedJudgeServer() as server:
         assert refine_rft(["judge", str(predictions), "--config", str(recipe), "--endpoint", server.url,
@@ -125,3 +128,42 @@ def test_judge_settings_file_with_a_typo_fails(predictions, tmp_path, capsys):
     settings.write_text("backend: attributes\nconcurency: 4\n")
     assert refine_rft(["judge", str(predictions), "--config", str(settings), "--out", str(tmp_path / "s.jsonl")]) == 2
     assert "unknown key 'concurency'" in capsys.readouterr().err
+
+
+def test_without_settings_the_judge_is_the_papers_gpt_4_1_mini(predictions, tmp_path):
+    from refine_rft.judge.cli import build_parser, config_from_args
+
+    out = str(tmp_path / "s.jsonl")
+    config = config_from_args(build_parser().parse_args([str(predictions), "--out", out]))
+    assert (config.model, config.base_urls, config.api_key_env) == (
+        "gpt-4.1-mini", ["https://api.openai.com/v1"], "OPENAI_API_KEY")
+    recipe = RECIPES_DIR / "qwen2vl7b/refine_rft.yaml"
+    recipe_judge = config_from_args(build_parser().parse_args([str(predictions), "--config", str(recipe),
+                                                               "--out", out]))
+    assert recipe_judge.model == "gpt-4.1-mini" != load_recipe(recipe)["judge"]["model"]
+
+
+def _predictions_of_a_trained_run(tmp_path: Path, predictions: Path, teacher: str) -> Path:
+    """Predictions whose run_settings.json names an adapter folder whose saved recipe had ``teacher``."""
+    import yaml
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "refine_rft_config.yaml").write_text(yaml.safe_dump(
+        {"script": {"judge": {"backend": "openai", "model": teacher, "base_urls": ["http://t:8000/v1"]}}}))
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    (folder / "predictions.jsonl").write_bytes(predictions.read_bytes())
+    settings = {"model": "Qwen/Qwen2-VL-7B-Instruct", "adapter": str(run)}
+    (folder / "run_settings.json").write_text(json.dumps(settings))
+    return folder / "predictions.jsonl"
+
+
+@pytest.mark.parametrize("judge_model, warned", [("teacher", True), ("gpt-4.1-mini", False)])
+def test_warns_when_the_rsc_judge_gave_r_cot(predictions, tmp_path, capsys, judge_model, warned):
+    trained = _predictions_of_a_trained_run(tmp_path, predictions, teacher="teacher")
+    with ScriptedJudgeServer() as server:
+        assert refine_rft(["judge", str(trained), "--endpoint", server.url, "--model", judge_model,
+                           "--out", str(tmp_path / "s.jsonl")]) == 0
+    error = capsys.readouterr().err
+    assert ("warning: the Reasoning-Answer judge 'teacher' is the teacher that gave R_cot" in error) is warned

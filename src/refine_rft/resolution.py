@@ -7,7 +7,9 @@ fine-grained image needs and more than a 2,048-token SFT sequence holds. A recip
 ``max_pixels`` / ``min_pixels``, and every path that shows the policy an image uses them:
 
 - the processor (TRL's GRPO and SFT trainers, ``refine-rft eval --backend hf``, ``predict``) is
-  loaded with them (as its ``size``), so it tokenises each image into at most ``max_pixels / factor**2`` tokens;
+  loaded with them (as ``min_pixels`` / ``max_pixels``, which win over a hub config's own bounds in
+  either of its forms), and saves them beside the adapter and in an export, so it tokenises each
+  image into at most ``max_pixels / factor**2`` tokens;
 - images are also resized to that grid before they reach any engine (:meth:`ImageResolution.fit`),
   so that vLLM, whose processor TRL builds from the hub config without these settings, receives an
   image its own (wider) bounds leave as it is, and counts the same tokens as the trainer;
@@ -66,19 +68,51 @@ class ImageResolution:
         return {k: v for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)) if v is not None}
 
     def from_pretrained_kwargs(self) -> dict:
-        """Keyword arguments for ``AutoProcessor.from_pretrained``: the image processor's ``size``
-        (transformers 5 names the bounds ``shortest_edge`` / ``longest_edge``); a bound left unset is
-        Qwen-VL's default.
+        """Keyword arguments for ``AutoProcessor.from_pretrained``: the bounds that are set, as
+        ``min_pixels`` / ``max_pixels``.
+
+        Not as ``size``: a hub Qwen2/2.5-VL ``preprocessor_config.json`` names its bounds top-level
+        (``min_pixels`` / ``max_pixels``), and the image processor lets those override ``size``, so a
+        ``size`` argument would be silently replaced by the hub's 16,384-token bound, and the processor
+        saved beside the adapter would carry it. ``min_pixels`` / ``max_pixels`` override either form
+        (Qwen3-VL's config holds ``size: {shortest_edge, longest_edge}`` only) one bound at a time; a
+        bound left unset stays the model's own (Qwen3-VL's differs from Qwen2-VL's).
 
         >>> ImageResolution(max_pixels=1003520).from_pretrained_kwargs()
-        {'size': {'shortest_edge': 3136, 'longest_edge': 1003520}}
+        {'max_pixels': 1003520}
         >>> ImageResolution().from_pretrained_kwargs()
         {}
         """
+        return self.processor_kwargs()
+
+    def load_processor(self, model_path: str, trust_remote_code: bool = False, **kwargs):
+        """The processor of ``model_path`` with these bounds on its image processor (code in the
+        folder runs only as :func:`refine_rft.trust.load_processor` decides).
+
+        ``from_pretrained`` also hands its keyword arguments to the tokenizer, which would save them in
+        ``tokenizer_config.json`` and pass them back into every processor call (where transformers
+        deprecates them); the image processor's ``size`` is where the bounds belong, so they are taken
+        back out of the tokenizer's.
+        """
+        from refine_rft.trust import load_processor
+
+        bounds = self.from_pretrained_kwargs()
+        processor = load_processor(model_path, trust_remote_code, **bounds, **kwargs)
+        tokenizer = getattr(processor, "tokenizer", None)
+        for key in bounds:
+            getattr(tokenizer, "init_kwargs", {}).pop(key, None)
+        return processor
+
+    def for_processor(self, processor) -> ImageResolution:
+        """This resolution on ``processor``'s token grid (``patch_size * merge_size`` pixels), an unset
+        bound filled with the processor's own, so that :meth:`fit` resizes exactly as the processor does.
+        Unset resolutions stay unset (images pass unchanged)."""
+        factor = processor_factor(processor)
         if not self.is_set:
-            return {}
-        return {"size": {"shortest_edge": self.min_pixels or QWEN_MIN_PIXELS,
-                         "longest_edge": self.max_pixels or QWEN_MAX_PIXELS}}
+            return self.with_factor(factor)
+        size = getattr(processor.image_processor, "size", None) or {}
+        return ImageResolution(self.min_pixels or size.get("shortest_edge"),
+                               self.max_pixels or size.get("longest_edge"), factor)
 
     def with_factor(self, factor: int) -> ImageResolution:
         return ImageResolution(self.min_pixels, self.max_pixels, factor)

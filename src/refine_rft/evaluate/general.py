@@ -4,8 +4,11 @@ Fine-grained training must not cost general ability; the paper checks MMStar, MM
 TextVQA (val) on the merged model (``refine-rft export``) with VLMEvalKit (``--harness vlmevalkit``,
 see :mod:`refine_rft.evaluate.vlmevalkit`). lmms-eval (the default, ``pip install -e ".[eval]"``)
 runs the same three sets, but its prompts and answer matching differ, so its numbers are not
-comparable with the paper's. Both get the image resolution the model was trained at (from the
-``refine_rft_config.yaml`` that ``refine-rft export`` copies, or ``--max-pixels/--min-pixels``).
+comparable with the paper's. lmms-eval gets the image resolution the model was trained at (from the
+``refine_rft_config.yaml`` that ``refine-rft export`` copies, or ``--max-pixels/--min-pixels``);
+VLMEvalKit by default its own registered setting for the model (1280 to 16,384 tokens of 28 x 28 for
+Qwen2/2.5-VL, as the paper's Table 4 numbers suggest), or the training resolution with
+``--resolution training``.
 This module only builds the harness's command and reads its result files; the harnesses download
 their datasets, so this runs on a GPU machine with network access::
 
@@ -34,8 +37,10 @@ from pathlib import Path
 from refine_rft.errors import DataError
 from refine_rft.evaluate.vlmevalkit import DATASETS as VLMEVALKIT_DATASETS
 from refine_rft.evaluate.vlmevalkit import WORK_DIR as VLMEVALKIT_DIR
+from refine_rft.evaluate.vlmevalkit import REGISTERED as VLMEVALKIT_REGISTERED
+from refine_rft.evaluate.vlmevalkit import model_family as vlmevalkit_family
 from refine_rft.evaluate.vlmevalkit import (parse_vlmevalkit_results, vlmevalkit_command, vlmevalkit_config,
-                                            write_config)
+                                            write_config, write_resolution_note)
 from refine_rft.resolution import choose_resolution
 from refine_rft.trust import trust_for
 
@@ -119,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="VLMEvalKit's answer matcher for multiple-choice sets (default: %(default)s)")
     add_resolution_arguments(parser)
     add_trust_argument(parser)
+    parser.add_argument("--resolution", choices=("registered", "training"), default=None,
+                        help="VLMEvalKit only: its registered resolution for the model (default; what "
+                             "the paper's Table 4 numbers match) or the training resolution (as lmms-eval "
+                             "gets); explicit --min-pixels/--max-pixels win over both")
     parser.add_argument("--dry-run", action="store_true", help="print the command and exit")
     args = parser.parse_args(argv)
     # The harnesses load the model folder themselves: refuse code that is neither the project's nor trusted.
@@ -127,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     resolution = choose_resolution(args.min_pixels, args.max_pixels, args.model)
     if args.harness == "vlmevalkit":
         return _run_vlmevalkit(args, out / VLMEVALKIT_DIR, resolution)
+    if args.resolution is not None:
+        parser.error("--resolution chooses VLMEvalKit's setting; lmms-eval always gets the training "
+                     "resolution")
     tasks = [t for t in (args.tasks or ",".join(DEFAULT_TASKS)).split(",") if t]
     model_args = ",".join(filter(None, [args.model_args, *(f"{k}={v}" for k, v in resolution.processor_kwargs().items())]))
     command = lmms_eval_command(args.model, out, tasks, args.model_type, model_args, args.batch_size,
@@ -148,9 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_vlmevalkit(args, work_dir: Path, resolution) -> int:
+def _run_vlmevalkit(args, work_dir: Path, training) -> int:
     datasets = [d for d in (args.tasks or ",".join(VLMEVALKIT_DATASETS)).split(",") if d]
-    config = vlmevalkit_config(Path(args.model).resolve(), resolution, datasets)
+    chat_class, registered = VLMEVALKIT_REGISTERED[vlmevalkit_family(args.model)]
+    if args.min_pixels is not None or args.max_pixels is not None:
+        which, resolution = "given", training
+    elif args.resolution == "training":
+        which, resolution = "training", training
+    else:
+        which, resolution = "registered", registered
+    config = vlmevalkit_config(Path(args.model).resolve(), resolution, datasets, chat_class=chat_class)
     kit = Path(args.vlmevalkit_dir or "VLMEvalKit")
     command = vlmevalkit_command(kit.resolve(), work_dir.resolve() / "config.json", work_dir.resolve(),
                                  args.num_processes, args.judge)
@@ -164,6 +183,7 @@ def _run_vlmevalkit(args, work_dir: Path, resolution) -> int:
               "--vlmevalkit-dir VLMEvalKit or set VLMEVALKIT_DIR", file=sys.stderr)
         return 2
     write_config(config, work_dir)
+    write_resolution_note(work_dir, which, resolution)
     print(" ".join(command))
     # run.py resolves its own paths from its folder; the work dir and config are absolute.
     subprocess.run(command, check=True, cwd=kit)

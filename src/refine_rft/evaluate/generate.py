@@ -36,6 +36,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from refine_rft.chat import generation_prefix, restore_prefix
 from refine_rft.data.images import image_problem, open_image
 from refine_rft.data.records import (
     QUESTION_COLUMNS,
@@ -48,7 +49,7 @@ from refine_rft.data.records import (
 )
 from refine_rft.errors import ConfigError, MissingDependency
 from refine_rft.files import JsonlAppender, file_digest, guard_settings, output_lock, write_rejects
-from refine_rft.resolution import ImageResolution, choose_resolution, processor_factor
+from refine_rft.resolution import ImageResolution, choose_resolution
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
 # Greedy budgets per style (the prompt styles' table).
@@ -109,14 +110,17 @@ class HFGenerator:
         import torch
         from transformers import AutoModelForImageTextToText
 
-        from refine_rft.trust import load_processor, trust_for
+        from refine_rft.trust import trust_for
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         # bf16 only on GPUs: on CPUs it is slow or unsupported, fp32 is exact.
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         resolution = resolution or ImageResolution()
-        self.processor = load_processor(model_path, trust_remote_code, **resolution.from_pretrained_kwargs())
-        self.resolution = resolution.with_factor(processor_factor(self.processor))
+        self.processor = resolution.load_processor(model_path, trust_remote_code)
+        self.resolution = resolution.for_processor(self.processor)
+        # What the chat template writes of the answer itself (<think> for a thinking template) goes back
+        # in front of the response, so that the parsers see the whole answer (refine_rft.chat).
+        self.template_prefix = generation_prefix(self.processor)
         self.processor.tokenizer.padding_side = "left"  # generation continues at the right edge
         trust = trust_for(model_path, trust_remote_code)
         model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype, trust_remote_code=trust)
@@ -154,7 +158,8 @@ class HFGenerator:
                 pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None,
             )
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [restore_prefix(self.template_prefix, text.strip()) for text in texts]
 
 
 def vllm_requests(processor, records: Sequence[dict], style: str,
@@ -197,14 +202,17 @@ class VLLMGenerator:
     def __init__(self, model_path: str, adapter: str | None = None, max_model_len: int = 4096,
                  gpu_memory_utilization: float = 0.85, resolution: ImageResolution | None = None,
                  trust_remote_code: bool = False):
-        from refine_rft.trust import load_processor, trust_for
+        from refine_rft.trust import trust_for
 
         vllm = _import_vllm()
         self._vllm = vllm
         resolution = resolution or ImageResolution()
         trust = trust_for(model_path, trust_remote_code)
-        self.processor = load_processor(model_path, trust, **resolution.from_pretrained_kwargs())
-        self.resolution = resolution.with_factor(processor_factor(self.processor))
+        self.processor = resolution.load_processor(model_path, trust)
+        self.resolution = resolution.for_processor(self.processor)
+        # What the chat template writes of the answer itself (<think> for a thinking template) goes back
+        # in front of the response, so that the parsers see the whole answer (refine_rft.chat).
+        self.template_prefix = generation_prefix(self.processor)
         kwargs = {}
         if resolution.is_set:
             # vLLM builds its own processor from the model folder: give it the same bounds.
@@ -225,7 +233,7 @@ class VLLMGenerator:
         params = self._vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens, min_tokens=min_new_tokens)
         outputs = self.llm.generate(vllm_requests(self.processor, records, style, self.resolution), params,
                                     lora_request=self.lora_request, use_tqdm=False)
-        return [out.outputs[0].text.strip() for out in outputs]
+        return [restore_prefix(self.template_prefix, out.outputs[0].text.strip()) for out in outputs]
 
 
 def make_generator(backend: str, model_path: str, adapter: str | None = None,

@@ -14,11 +14,16 @@ newest into ``<work-dir>/<model>/``). Their ``Overall`` column is the headline n
 multiple-choice sets (MMStar, MMMU_DEV_VAL) a fraction per ``split`` row (MMMU_DEV_VAL has ``dev``
 and ``validation``; Table 4 is ``validation``), for TextVQA_VAL already a percentage.
 
-Assumptions the paper leaves open: the multiple-choice answers are matched exactly
+Image resolution: by default VLMEvalKit's registered setting for the model's family
+(:data:`REGISTERED`: its ``Qwen2-VL-7B-Instruct`` and ``Qwen2.5-VL-7B-Instruct`` entries in
+``vlmeval/config.py`` pass ``min_pixels=1280 * 28 * 28, max_pixels=16384 * 28 * 28``; its Qwen3-VL
+entries, class ``Qwen3VLChat``, pass none, i.e. the processor's own), which is what the paper's Table 4
+base-model numbers match. ``--resolution training`` shows the model images at its training resolution
+instead. Which one was used is written to ``<work-dir>/resolution.json`` and shown in Table 4.
+
+Assumption the paper leaves open: the multiple-choice answers are matched exactly
 (``--judge exact_matching``) rather than extracted by VLMEvalKit's default ChatGPT judge, so the
-numbers need no API key and do not drift with a hosted model; and the model is shown images at the
-training resolution (VLMEvalKit's own ``Qwen2-VL-7B-Instruct`` entry uses 1280 to 16384 tokens of
-28 x 28; pass ``--min-pixels 1003520 --max-pixels 12845056`` to match it).
+numbers need no API key and do not drift with a hosted model.
 """
 
 from __future__ import annotations
@@ -38,10 +43,55 @@ DATASET_CLASSES = {"MMStar": "ImageMCQDataset", "MMMU_DEV_VAL": "MMMUDataset", "
 HEADLINE = {"MMStar": ("none", 100.0), "MMMU_DEV_VAL": ("validation", 100.0), "TextVQA_VAL": (None, 1.0)}
 WORK_DIR = "vlmevalkit"
 MODEL_NAME = "refine_rft"
+RESOLUTION_FILE = "resolution.json"
+_QWEN2_REGISTERED = ImageResolution(1280 * 28 * 28, 16384 * 28 * 28)
+# VLMEvalKit's registered entry per model family (model_type of config.json): its chat class and bounds.
+REGISTERED: dict[str, tuple[str, ImageResolution]] = {
+    "qwen2_vl": ("Qwen2VLChat", _QWEN2_REGISTERED),
+    "qwen2_5_vl": ("Qwen2VLChat", _QWEN2_REGISTERED),
+    "qwen3_vl": ("Qwen3VLChat", ImageResolution()),
+}
+
+
+def model_family(model: str | Path) -> str:
+    """The ``model_type`` in a model folder's ``config.json`` (``qwen2_vl`` when it has none)."""
+    path = Path(model) / "config.json"
+    if not path.is_file():
+        return "qwen2_vl"
+    family = json.loads(path.read_text(encoding="utf-8")).get("model_type", "qwen2_vl")
+    if family not in REGISTERED:
+        raise ConfigError(f"{model}: model_type {family!r} has no VLMEvalKit entry here; "
+                          f"known: {', '.join(REGISTERED)}")
+    return family
+
+
+def write_resolution_note(work_dir: str | Path, which: str, resolution: ImageResolution) -> Path:
+    """Record which resolution the general-VQA run used (``registered`` or ``training``) for Table 4."""
+    from refine_rft.files import write_text_atomic
+
+    note = {"resolution": which, **resolution.processor_kwargs()}
+    return write_text_atomic(Path(work_dir) / RESOLUTION_FILE, json.dumps(note, indent=2) + "\n")
+
+
+def resolution_note(work_dir: str | Path) -> str | None:
+    """The recorded resolution as Table 4 shows it: ``registered (1280-16384 x 28px)``; ``None`` if none.
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = write_resolution_note(folder, "training", ImageResolution(200704, 1003520))
+    >>> resolution_note(folder)
+    'training (200704-1003520 px)'
+    """
+    path = Path(work_dir) / RESOLUTION_FILE
+    if not path.is_file():
+        return None
+    note = json.loads(path.read_text(encoding="utf-8"))
+    bounds = "-".join(str(note.get(key, "default")) for key in ("min_pixels", "max_pixels"))
+    return f"{note.get('resolution', '?')} ({bounds} px)"
 
 
 def vlmevalkit_config(model: str, resolution: ImageResolution, datasets=DATASETS,
-                      model_name: str = MODEL_NAME) -> dict:
+                      model_name: str = MODEL_NAME, chat_class: str = "Qwen2VLChat") -> dict:
     """VLMEvalKit's ``--config`` JSON for ``model`` (a merged folder) on ``datasets``.
 
     >>> config = vlmevalkit_config("runs/x/merged", ImageResolution(200704, 1003520), ["MMStar"])
@@ -54,7 +104,8 @@ def vlmevalkit_config(model: str, resolution: ImageResolution, datasets=DATASETS
     if unknown:
         raise ConfigError(f"unknown VLMEvalKit dataset(s) {unknown}; supported here: {', '.join(DATASETS)}")
     return {
-        "model": {model_name: {"class": "Qwen2VLChat", "model_path": str(model), **resolution.processor_kwargs()}},
+        "model": {model_name: {"class": chat_class, "model_path": str(model),
+                               **resolution.processor_kwargs()}},
         "data": {d: {"class": DATASET_CLASSES[d], "dataset": d} for d in datasets},
     }
 

@@ -4,6 +4,14 @@
         --model OpenGVLab/InternVL3-38B --out runs/eval/rsc_scores.jsonl
     refine-rft judge runs/eval/predictions.jsonl --backend attributes --out runs/eval/rsc_scores.jsonl
     refine-rft judge runs/eval/predictions.jsonl --config recipes/qwen2vl7b/refine_rft.yaml --out ...
+    refine-rft judge runs/eval/predictions.jsonl --out ...     # the paper's GPT-4.1-mini (OPENAI_API_KEY)
+
+The Reasoning-Answer judge is not the R_cot teacher: ``--config RECIPE`` takes the recipe's ``rsc_judge:``
+section (the paper recipes: GPT-4.1-mini through OpenAI's endpoint), and without ``--config``,
+``--endpoint`` or ``--model`` the command uses the paper's GPT-4.1-mini too
+(:data:`~refine_rft.judge.config.PAPER_RSC_JUDGE`). When the judge is the very model that gave R_cot
+in the training of the model being judged (read from the run's saved recipe, which the predictions'
+``run_settings.json`` leads to), the command warns: that judge favours the model trained to please it.
 
 Each predictions row of the chosen styles (default: ``cot``) gets one score row, appended as it is
 judged; a rerun skips what is done, retries what failed and judges again the rows whose response
@@ -27,7 +35,7 @@ import sys
 from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS, report_rejects
-from refine_rft.judge.config import BACKENDS, JudgeConfig, judge_settings
+from refine_rft.judge.config import BACKENDS, PAPER_RSC_JUDGE, JudgeConfig, judge_settings
 from refine_rft.judge.reasoning_answer import score_reasoning_answers
 
 # Flags that set a judge setting of the same name (on top of --config).
@@ -66,10 +74,55 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> JudgeConfig:
-    """The judge configuration: the ``--config`` file's settings, then the flags given on top."""
-    values = judge_settings(args.config) if args.config else {}
+    """The judge configuration: the ``--config`` file's ``rsc_judge`` (else its ``judge``) settings, or
+    the paper's GPT-4.1-mini when neither ``--config`` nor an endpoint or model is given; then the flags."""
+    if args.config:
+        values = judge_settings(args.config, "rsc_judge") or judge_settings(args.config, "judge")
+    elif args.base_urls is None and args.model is None and args.backend in (None, "openai"):
+        values = dict(PAPER_RSC_JUDGE)
+    else:
+        values = {}
     values.update({name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None})
     return JudgeConfig.from_dict(values)
+
+
+def training_teacher(predictions: Path) -> tuple[str, Path] | None:
+    """The R_cot teacher model that trained the model behind ``predictions`` and the run folder that says
+    so: the predictions' ``run_settings.json`` names the adapter (or merged model) folder, whose saved
+    recipe names the teacher. ``None`` when any link is missing or the run had no teacher model."""
+    import json
+
+    import yaml
+
+    from refine_rft.evaluate.generate import SETTINGS_FILE
+    from refine_rft.resolution import SAVED_CONFIG_NAME
+
+    settings_path = predictions.parent / SETTINGS_FILE
+    if not settings_path.is_file():
+        return None
+    settings = json.loads(settings_path.read_text(encoding="utf-8"))
+    for key in ("adapter", "model"):
+        folder = settings.get(key)
+        if not folder or not (Path(folder) / SAVED_CONFIG_NAME).is_file():
+            continue
+        saved = yaml.safe_load((Path(folder) / SAVED_CONFIG_NAME).read_text(encoding="utf-8")) or {}
+        judge = (saved.get("script") or {}).get("judge") or {}
+        if isinstance(judge, dict) and judge.get("backend", "openai") == "openai" and judge.get("model"):
+            return str(judge["model"]), Path(folder)
+    return None
+
+
+def warn_if_judge_is_the_teacher(config: JudgeConfig, predictions: Path) -> bool:
+    """Warn when the Reasoning-Answer judge is the model that gave R_cot in training; whether it did."""
+    found = training_teacher(predictions)
+    if config.backend != "openai" or found is None or found[0] != config.model:
+        return False
+    teacher, run = found
+    print(f"refine-rft judge: warning: the Reasoning-Answer judge {teacher!r} is the teacher that gave R_cot "
+          f"when {run} was trained; it favours the model trained to please it. The paper judges with another "
+          f"model ({PAPER_RSC_JUDGE['model']}): see the recipe's rsc_judge, or --model/--endpoint",
+          file=sys.stderr)
+    return True
 
 
 def print_summary(summary: dict[str, dict]) -> None:
@@ -83,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     styles = [style.strip() for style in args.styles.split(",") if style.strip()]
     config = config_from_args(args)
+    warn_if_judge_is_the_teacher(config, args.predictions)
     result = score_reasoning_answers(args.predictions, args.out, config, styles, progress=True,
                                      overwrite=args.overwrite)
     changed = f", re-judged {result.rejudged} whose response changed" if result.rejudged else ""

@@ -168,10 +168,19 @@ def check_types(config) -> None:
             raise ConfigError(f"judge config: {spec.name} must be {_NAMES[str(spec.type)]}, got {value!r}")
 
 
-def judge_settings(path: str | os.PathLike) -> dict:
+
+# The paper's Reasoning-Answer judge (Sec. 5.1): GPT-4.1-mini through OpenAI's own endpoint, a different model
+# from the R_cot teacher (InternVL3-38B), so that the trained model is not scored by the taste it was trained
+# to please. `refine-rft judge` uses it unless a recipe's `rsc_judge:` or the flags say otherwise.
+PAPER_RSC_JUDGE = {"backend": "openai", "base_urls": ["https://api.openai.com/v1"], "model": "gpt-4.1-mini",
+                   "api_key_env": "OPENAI_API_KEY"}
+
+
+def judge_settings(path: str | os.PathLike, section: str = "judge") -> dict:
     """The judge settings a YAML file holds, read by the recipe loader (``include`` and all):
-    a recipe's ``judge:`` section; or the file itself when it is a mapping of judge settings; or
-    nothing (``{}``) for a recipe without judge settings (the SFT recipes, say).
+    a recipe's ``section`` (``judge:``, the R_cot teacher; ``rsc_judge:``, the Reasoning-Answer judge);
+    or the file itself when it is a mapping of judge settings; or nothing (``{}``) for a recipe without
+    judge settings (the SFT recipes, say).
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -183,10 +192,13 @@ def judge_settings(path: str | os.PathLike) -> dict:
     from refine_rft.recipes import load_recipe
 
     values = load_recipe(path)
-    if "judge" in values:
-        if not isinstance(values["judge"], dict):
-            raise ConfigError(f"{path}: 'judge' must be a mapping of judge settings, got {values['judge']!r}")
-        return dict(values["judge"])
+    if section in values:
+        if not isinstance(values[section], dict):
+            raise ConfigError(f"{path}: '{section}' must be a mapping of judge settings, "
+                              f"got {values[section]!r}")
+        return dict(values[section])
+    if "judge" in values or "rsc_judge" in values:
+        return {}  # a recipe with the other judge only
     judge_keys = {f.name for f in fields(JudgeConfig)}
     # A file with any judge key is a judge settings file: its other keys are typos, and
     # JudgeConfig.from_dict names them. A file with none is a recipe that sets no judge.

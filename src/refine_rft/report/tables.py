@@ -2,7 +2,8 @@
 
 - Table 2, Answer-only: accuracy per dataset under each prompt (CH., Both, CoT) and their averages.
 - Table 3, Reasoning-Answer: the judge's RSC_A / RSC_U / RSC_O per dataset and on average.
-- Table 4, general VQA: lmms-eval's MMStar / MMMU / TextVQA.
+- Table 4, general VQA: MMStar / MMMU / TextVQA (lmms-eval or VLMEvalKit), and which image resolution
+  VLMEvalKit used (its registered setting or the training one).
 - Table 5, ablation: which components each labelled run used, with its average scores.
 
 With open-world predictions (``open``, ``open_cot``) Table 2 gains their columns, and two tables
@@ -22,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from refine_rft.data.records import NOUNS, RSC_KEYS
-from refine_rft.evaluate.general import DEFAULT_TASKS
+from refine_rft.evaluate.general import DEFAULT_TASKS, GENERAL_DIR
+from refine_rft.evaluate.vlmevalkit import WORK_DIR as VLMEVALKIT_DIR
+from refine_rft.evaluate.vlmevalkit import resolution_note
 from refine_rft.files import write_text_atomic
 from refine_rft.prompts import PROMPT_STYLES, STYLES
 from refine_rft.report.runs import Run
@@ -166,6 +169,11 @@ def general_table(runs: Sequence[Run]) -> Table | None:
     columns = [("", "Run")] + [(_harness_group(t, harnesses), TASK_NAMES.get(t) or VLMEVALKIT_NAMES.get(t, t))
                                for t in tasks]
     rows = [[run.name] + [run.general.get(t) for t in tasks] for run in with_results]
+    # Which image resolution VLMEvalKit showed each run (its registered setting or the training one).
+    notes = [resolution_note(run.path / GENERAL_DIR / VLMEVALKIT_DIR) for run in with_results]
+    if any(notes):
+        columns.append(("", "Image resolution"))
+        rows = [row + [note] for row, note in zip(rows, notes)]
     return Table("table4_general", f"General VQA ({', '.join(harnesses) or 'other'}, %)", columns, rows)
 
 

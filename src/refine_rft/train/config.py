@@ -69,6 +69,18 @@ class DataArguments:
                   "per_device_train_batch_size x gradient_accumulation_steps = questions_per_step x "
                   "num_generations (1 for SFT). None: no check."},
     )
+    processes: int | None = field(
+        default=None,
+        metadata={"help": "Training processes (GPUs) the recipe's batch is laid out for; documents the "
+                  "layout that questions_per_step is checked against at start-up (the launch's own count "
+                  "is what is checked)."},
+    )
+    gpu_memory_gb: int | None = field(
+        default=None,
+        metadata={"help": "Memory per GPU in GB the recipe's memory settings (vllm_gpu_memory_utilization, "
+                  "per-device batch) are sized for; start-up refuses a GPU with less, naming those settings. "
+                  "None: no check."},
+    )
 
 
 @dataclass
@@ -89,6 +101,13 @@ class GRPOScriptArguments(DataArguments):
                   "e.g. {backend: openai, base_urls: [http://teacher:8000/v1], model: OpenGVLab/InternVL3-38B}; "
                   "parsed into a JudgeConfig."},
     )
+    rsc_judge: dict | str | None = field(
+        default=None,
+        metadata={"help": "The Reasoning-Answer (RSC) judge that `refine-rft judge --config RECIPE` uses "
+                  "after training; not used by training. The paper's: {backend: openai, base_urls: "
+                  "[https://api.openai.com/v1], model: gpt-4.1-mini, api_key_env: OPENAI_API_KEY}, a "
+                  "different model from the R_cot teacher in 'judge'."},
+    )
     length_budget: int = field(
         default=256, metadata={"help": "Thinking tokens the 'length' reward allows without penalty."}
     )
@@ -106,6 +125,10 @@ class GRPOScriptArguments(DataArguments):
         # Parsed here, once: everything downstream (rewards, judge) receives a JudgeConfig.
         if isinstance(self.judge, dict):
             self.judge = JudgeConfig.from_dict(self.judge)
+        if isinstance(self.rsc_judge, str):
+            self.rsc_judge = json.loads(self.rsc_judge)
+        if isinstance(self.rsc_judge, dict):
+            self.rsc_judge = JudgeConfig.from_dict(self.rsc_judge)  # checked at start-up, used after training
         if isinstance(self.rewards, str):
             self.rewards = [name.strip() for name in self.rewards.split(",") if name.strip()]
 

@@ -155,12 +155,12 @@ def load_training_inputs(script_args, training_args, model_args, answer_tokens: 
     answer, does not fit the model's context or ``max_prompt_tokens`` fails the run before it starts.
     """
     from refine_rft.data.prompt_length import context_length, prompt_problem, prompt_token_cap
-    from refine_rft.resolution import ImageResolution, processor_factor
+    from refine_rft.resolution import ImageResolution
     from refine_rft.train.model import load_processor, model_path
 
     resolution = ImageResolution(script_args.min_pixels, script_args.max_pixels)
     processor = load_processor(model_args, training_args, resolution)
-    resolution = resolution.with_factor(processor_factor(processor))
+    resolution = resolution.for_processor(processor)
     context = context_length(model_path(model_args))
     cap = prompt_token_cap(context, answer_tokens, script_args.max_prompt_tokens)
     image_tokens = resolution.max_tokens() if resolution.is_set else 0

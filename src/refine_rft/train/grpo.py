@@ -45,7 +45,8 @@ def build_trainer(script_args, training_args, model_args):
     from refine_rft.rewards import get_reward_funcs
     from refine_rft.train.data import grpo_rows, load_training_inputs, to_dataset
     from refine_rft.train.model import model_init_kwargs, model_path
-    from refine_rft.train.monitor import monitor_rewards, umask_callback
+    from refine_rft.chat import generation_prefix
+    from refine_rft.train.monitor import monitor_rewards, umask_callback, with_template_prefix
 
     if {"reasoning", "open_verifier"} & set(script_args.rewards) and script_args.judge is not None:
         # Before the model loads: a refused key or model must not cost minutes of loading first.
@@ -67,7 +68,10 @@ def build_trainer(script_args, training_args, model_args):
     sample_log = None
     if script_args.log_sample_ids:
         sample_log = Path(training_args.output_dir) / f"sample_ids.rank{training_args.process_index}.jsonl"
-    reward_funcs = monitor_rewards(reward_funcs, sample_log)
+    # A chat template that opens <think> itself (a Qwen3-VL -Thinking model): score what the model said
+    # with what the template wrote before it, so that a correct three-tag answer keeps R_f / R_fa = 1.
+    # Outermost, so that the monitor's format metrics see the restored completions too.
+    reward_funcs = with_template_prefix(monitor_rewards(reward_funcs, sample_log), generation_prefix(processor))
 
     training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
     return GRPOTrainer(

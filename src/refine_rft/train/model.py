@@ -26,11 +26,10 @@ def load_processor(model_args, training_args, resolution=None):
     Code in the model folder runs only with ``trust_remote_code`` or when it is the project's own
     checksummed processor (the tiny models; see :mod:`refine_rft.trust`).
     """
-    from refine_rft.trust import load_processor as load_trusted
+    from refine_rft.resolution import ImageResolution
 
-    kwargs = resolution.from_pretrained_kwargs() if resolution is not None else {}
-    processor = load_trusted(model_path(model_args), training_args.trust_remote_code,
-                             revision=model_args.model_revision, **kwargs)
+    processor = (resolution or ImageResolution()).load_processor(
+        model_path(model_args), training_args.trust_remote_code, revision=model_args.model_revision)
     processor.tokenizer.padding_side = "left"
     return processor
 
@@ -81,18 +80,67 @@ def check_questions_per_step(questions: int | None, processes: int, per_device: 
     )
 
 
+# A GPU sold as N GB reports a little less (an 80 GB H100: 79.6 GiB; a 48 GB A6000: 47.5 GiB).
+_GPU_SIZE_SLACK = 0.9
+
+
+def check_gpu_memory(required_gb: int | None, device_bytes: int | None, settings: dict) -> None:
+    """Refuse a launch on GPUs smaller than the ``required_gb`` a recipe's memory settings are sized for
+    (``None``: no requirement; ``device_bytes`` ``None``: no GPU, nothing to check). ``settings`` are
+    the memory settings to name: what a user changes to run on the smaller card.
+
+    >>> check_gpu_memory(80, 80 * 2**30, {"vllm_gpu_memory_utilization": 0.35})
+    >>> check_gpu_memory(80, 48 * 2**30, {"vllm_gpu_memory_utilization": 0.35})
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.ConfigError: this recipe is sized for GPUs of 80 GB (gpu_memory_gb: 80), but this GPU has 48.0 GiB: vllm_gpu_memory_utilization 0.35 of it would not hold what the recipe puts there; use a recipe for this card (docs/recipes.md) or lower these settings and set gpu_memory_gb to this card's size
+    """
+    if required_gb is None or device_bytes is None:
+        return
+    if device_bytes >= required_gb * 2**30 * _GPU_SIZE_SLACK:
+        return
+    named = ", ".join(f"{key} {value}" for key, value in settings.items() if value is not None)
+    raise ConfigError(
+        f"this recipe is sized for GPUs of {required_gb} GB (gpu_memory_gb: {required_gb}), but this GPU has "
+        f"{device_bytes / 2**30:.1f} GiB: {named} of it would not hold what the recipe puts there; use a "
+        f"recipe for this card (docs/recipes.md) or lower these settings and set gpu_memory_gb to this "
+        f"card's size"
+    )
+
+
+def device_memory_bytes(training_args) -> int | None:
+    """Total memory of the GPU this process trains on; ``None`` on a CPU run."""
+    import torch
+
+    if getattr(training_args, "use_cpu", False) or not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.get_device_properties(max(training_args.local_process_index, 0)).total_memory)
+
+
+def memory_settings(training_args) -> dict:
+    """The settings that decide a run's memory per GPU, by name (those the training config has)."""
+    names = ("vllm_gpu_memory_utilization", "per_device_train_batch_size", "max_completion_length",
+             "max_length")
+    settings = {name: getattr(training_args, name, None) for name in names}
+    if not getattr(training_args, "use_vllm", False) or getattr(training_args, "vllm_mode", "") != "colocate":
+        settings.pop("vllm_gpu_memory_utilization")
+    return settings
+
+
 def train_and_save(build_trainer, script_args, training_args, model_args, generations: int = 1,
                    command: str = "train") -> Path:
-    """Check the questions per step (``generations`` completions each: GRPO's G, 1 for SFT), decide
-    where the run starts from its ``output_dir`` (:mod:`refine_rft.train.resume`: refuse changed
-    settings, resume from the newest valid checkpoint, or do nothing for a finished run), build the
-    trainer, train, and save the final adapter (or model), processor and log history in
-    ``output_dir``; return that folder."""
+    """Check the questions per step (``generations`` completions each: GRPO's G, 1 for SFT) and the
+    GPU's memory against the recipe's ``gpu_memory_gb``, decide where the run starts from its
+    ``output_dir`` (:mod:`refine_rft.train.resume`: refuse changed settings, resume from the newest
+    valid checkpoint, or do nothing for a finished run), build the trainer, train, and save the final
+    adapter (or model), processor and log history in ``output_dir``; return that folder."""
     from refine_rft.train.resume import prepare_output_dir
 
     check_questions_per_step(script_args.questions_per_step, training_args.world_size,
                              training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps,
                              generations)
+    check_gpu_memory(script_args.gpu_memory_gb, device_memory_bytes(training_args),
+                     memory_settings(training_args))
     output_dir = Path(training_args.output_dir)
     train_file = Path(script_args.train_file)
     start = prepare_output_dir(script_args, training_args, model_args, train_file, command)

@@ -87,6 +87,27 @@ def monitor_rewards(reward_funcs: list, sample_log_path: str | os.PathLike | Non
             for index, func in enumerate(reward_funcs)]
 
 
+def with_template_prefix(reward_funcs: list, prefix: str) -> list:
+    """``reward_funcs`` scoring each completion with the ``prefix`` its chat template wrote before it put
+    back (``<think>\n`` for a template that opens the thinking block; :mod:`refine_rft.chat`); unchanged
+    when ``prefix`` is empty."""
+    from refine_rft.chat import restore_in_completions
+
+    if not prefix:
+        return list(reward_funcs)
+
+    def wrap(func):
+        if is_async_callable(func):
+            async def restored(completions, **kwargs):
+                return await func(restore_in_completions(prefix, completions), **kwargs)
+        else:
+            def restored(completions, **kwargs):
+                return func(restore_in_completions(prefix, completions), **kwargs)
+        return _named_like(func, restored)
+
+    return [wrap(func) for func in reward_funcs]
+
+
 def _named_like(func, wrapper):
     """Give ``wrapper`` the name TRL would log ``func`` under."""
     wrapper.__name__ = wrapper.__qualname__ = get_callable_name(func)
