@@ -34,8 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("refine_rft.train.grpo", "ReFine-RFT GRPO training from a YAML recipe"),
     "sft": ("refine_rft.train.sft", "the SFT baseline from a YAML recipe"),
     "export": ("refine_rft.train.export", "merge a LoRA adapter into its base model"),
-    "eval": ("refine_rft.evaluate.cli", "generate and score Answer-only predictions (choice, both, cot, open, open_cot)"),
-    "general-eval": ("refine_rft.evaluate.general", "general VQA (MMStar, MMMU, TextVQA) through lmms-eval"),
+    "eval": ("refine_rft.evaluate.cli",
+             "generate and score Answer-only predictions (choice, both, cot, open, open_cot)"),
+    "general-eval": ("refine_rft.evaluate.general",
+                     "general VQA (MMStar, MMMU, TextVQA) through lmms-eval or VLMEvalKit"),
     "predict": ("refine_rft.evaluate.predict", "answer one image with reasoning, attributes and answer"),
     "report": ("refine_rft.report.cli", "tables, plots and the HTML report from run folders"),
 }
@@ -121,8 +123,8 @@ def _bug(prog: str, name: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command("refine-rft", COMMANDS, "Reinforcement fine-tuning for fine-grained visual recognition "
-                       "with reasoning (ReFine-RFT).", sys.argv[1:] if argv is None else argv)
+    return run_command("refine-rft", COMMANDS, "Reinforcement fine-tuning for fine-grained visual "
+                       "recognition with reasoning (ReFine-RFT).", sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """``refine-rft judge``: Reasoning-Answer (RSC) scores for a predictions file.
 
     refine-rft judge runs/eval/predictions.jsonl --endpoint http://judge:8000/v1 \\
-        --model OpenGVLab/InternVL3-38B --out runs/eval/rsc_scores.jsonl
-    refine-rft judge runs/eval/predictions.jsonl --backend attributes --out runs/eval/rsc_scores.jsonl
+        --model OpenGVLab/InternVL3-38B --out runs/eval/judge_scores.jsonl
+    refine-rft judge runs/eval/predictions.jsonl --backend attributes --out runs/eval/judge_scores.jsonl
     refine-rft judge runs/eval/predictions.jsonl --config recipes/qwen2vl7b/refine_rft.yaml --out ...
     refine-rft judge runs/eval/predictions.jsonl --out ...     # the paper's GPT-4.1-mini (OPENAI_API_KEY)
 
