@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--endpoint", action="append", dest="base_urls", metavar="URL",
                         help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (repeat for replicas)")
     parser.add_argument("--model", help="judge model name as the endpoint knows it")
-    parser.add_argument("--config", type=Path, help="YAML with judge settings: a training recipe (its 'judge:' "
-                                                    "section, includes resolved) or a mapping; flags override it")
+    parser.add_argument("--config", type=Path, help="YAML with judge settings: a training recipe (its "
+                                                    "'rsc_judge:', else 'judge:' section, includes resolved) or "
+                                                    "a mapping; flags override it")
     parser.add_argument("--api-key-env", help="environment variable holding the API key")
     parser.add_argument("--concurrency", type=int, help="requests in flight (default 32)")
     parser.add_argument("--timeout", type=float, help="seconds per request")
