@@ -60,13 +60,13 @@ def test_rewards_are_per_sample():
 
 
 def test_readme_lists_every_reward_of_the_table():
-    """The README's reward list follows :data:`refine_rft.rewards.REWARDS` (names and paper symbols)."""
+    """The documented reward table follows :data:`refine_rft.rewards.REWARDS` (names and paper symbols)."""
     from pathlib import Path
 
     from refine_rft.rewards import REWARDS
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    paragraph = readme[readme.index("**Rewards**"):].split("\n\n")[0]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "recipes.md").read_text(encoding="utf-8")
+    paragraph = page[page.index("| name | reward |"):].split("\n\n")[0]
     for name, reward in REWARDS.items():
         assert f"`{name}`" in paragraph, name
         assert reward.paper == "—" or f"({reward.paper})" in paragraph or f"{reward.paper}," in paragraph, name
