@@ -11,7 +11,7 @@ from refine_rft_workshop.synthetic import synthetic_questions
 from refine_rft_workshop.demo.instruct_data import (TASKS, InstructMix, cot_target, describe_target, draw_example,
                                            format_weights)
 from refine_rft.judge.attributes import attribute_score
-from refine_rft.parsing import extract_letter_answer
+from refine_rft.parsing import extract_choice
 from refine_rft.rewards.rules import attribute_format_reward, classification_reward
 
 
@@ -31,7 +31,7 @@ def test_every_task_has_a_target_that_fits_its_prompt(records):
             if task in ("choice", "lookup"):
                 named = record["answer"] if task == "choice" else record["options"].index(
                     first["text"].rsplit("Which letter is ", 1)[1].rstrip("?"))
-                assert extract_letter_answer(example["target"], record["options"]) == named
+                assert extract_choice(example["target"], record["options"]) == named
             if task == "identify":
                 assert record["label"] in example["target"]
 

@@ -3,7 +3,7 @@
 Every style reads answers with the one grammar of :mod:`refine_rft.parsing` (one option, no
 second option, no negation, no hedge), which R_cls uses too:
 
-- **choice**: the whole response under :func:`~refine_rft.parsing.extract_letter_answer` (the
+- **choice**: the whole response under :func:`~refine_rft.parsing.extract_choice` (the
   shared grammar; a leading letter is read like any other, and what follows must not contradict it).
 - **both**: the response must state exactly one option letter *and* name exactly one option in
   full, and the two must be the same option; that option must be the true one. A response with
