@@ -7,7 +7,8 @@ judged. Rows are keyed by ``(id, style)`` and by what was judged (:func:`judged_
 response, options, answer and noun): a rerun skips what is done, retries what failed, and judges
 again every row whose response changed since (an ``eval --overwrite`` with another model, say),
 saying how many; scores of questions no longer in the predictions are removed. At the end the mean
-RSC per dataset over every score row is written next to the scores as ``<SCORES>.summary.json``.
+RSC per dataset over every score row, and their mean (:func:`rsc_means`: every dataset weighs the
+same, as the paper's "Avg"), is written next to the scores as ``<SCORES>.summary.json``.
 
 The predictions are read under :func:`~refine_rft.data.records.read_rows`' rule (an empty file or
 duplicate ``(id, style)`` keys fail, naming them). A row that cannot be judged (a missing field, an
@@ -134,20 +135,38 @@ def pending_rows(predictions: Path, styles: set[str]) -> RowSet:
     return rowset
 
 
+def rsc_means(score_rows: Iterable[dict]) -> dict[str, dict]:
+    """Mean RSC_A / RSC_U / RSC_O and the row count per dataset, then ``"all"``: the mean of the
+    per-dataset means, the paper's "Avg" (Table 3), so that every dataset weighs the same whatever
+    its size. Rows need ``dataset`` and a number for each RSC key. The one RSC average: the judge's
+    summary and the report's table both come from here.
+
+    >>> rows = [{"dataset": "cub", "RSC_A": 100, "RSC_U": 90, "RSC_O": 80}] * 3 + [
+    ...        {"dataset": "dogs", "RSC_A": 0, "RSC_U": 10, "RSC_O": 20}]
+    >>> means = rsc_means(rows)
+    >>> means["cub"]["RSC_A"], means["dogs"]["RSC_A"], means["all"]  # 50, not the rows' 75
+    (100.0, 0.0, {'n': 4, 'RSC_A': 50.0, 'RSC_U': 50.0, 'RSC_O': 50.0})
+    """
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in score_rows:
+        groups[row["dataset"]].append(row)
+    means = {name: {"n": len(rows), **{key: sum(float(r[key]) for r in rows) / len(rows) for key in RSC_KEYS}}
+             for name, rows in sorted(groups.items())}
+    if means:
+        means["all"] = {"n": sum(m["n"] for m in means.values()),
+                        **{key: sum(m[key] for m in means.values()) / len(means) for key in RSC_KEYS}}
+    return means
+
+
 def summarize(score_rows: Iterable[dict]) -> dict[str, dict]:
-    """Mean RSC_A / RSC_U / RSC_O and the row count per dataset, plus ``"all"``.
+    """:func:`rsc_means`, rounded to two decimals: the judge's summary file and printout.
 
     >>> summarize([{"dataset": "cub", "RSC_A": 100, "RSC_U": 50, "RSC_O": 100},
     ...            {"dataset": "cub", "RSC_A": 0, "RSC_U": 30, "RSC_O": 100}])["cub"]
     {'n': 2, 'RSC_A': 50.0, 'RSC_U': 40.0, 'RSC_O': 100.0}
     """
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for row in score_rows:
-        groups[row["dataset"]].append(row)
-        groups["all"].append(row)
-    ordered = sorted(groups.items(), key=lambda item: (item[0] == "all", item[0]))  # "all" last
-    return {name: {"n": len(rows), **{key: round(sum(r[key] for r in rows) / len(rows), 2) for key in RSC_KEYS}}
-            for name, rows in ordered}
+    return {name: {"n": cell["n"], **{key: round(cell[key], 2) for key in RSC_KEYS}}
+            for name, cell in rsc_means(score_rows).items()}
 
 
 async def judge_rows(rows: RowSet, config: JudgeConfig, out: JsonlAppender, progress=None) -> tuple[int, dict]:

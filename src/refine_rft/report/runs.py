@@ -80,14 +80,16 @@ class Run:
         return None if d is None else d["accuracy"]
 
     def rsc(self, style: str = "cot") -> dict:
-        """Mean RSC_A/U/O per dataset and on average (mean of datasets), over judged rows.
+        """Mean RSC_A/U/O per dataset and on average, over judged rows (the judge's
+        :func:`~refine_rft.judge.reasoning_answer.rsc_means`: the average is the mean of datasets).
 
         Rows whose judgement failed (``None`` scores) are left out of the means and counted in
         ``failed``, so an outage shows as missing judgements, not as low scores.
         """
-        by_dataset: dict[str, dict[str, list[float]]] = {}
-        failed = 0
+        from refine_rft.judge.reasoning_answer import rsc_means
+
         datasets = {(p["id"], p["style"]): p["dataset"] for p in self.predictions}
+        judged, failed = [], 0
         for (qid, row_style), row in self.judge.items():
             if row_style != style:
                 continue
@@ -95,11 +97,11 @@ class Run:
             if dataset is None or not all(is_score(row.get(k)) for k in RSC_KEYS):
                 failed += 1
                 continue
-            cell = by_dataset.setdefault(dataset, {k: [] for k in RSC_KEYS})
-            for key in RSC_KEYS:
-                cell[key].append(float(row[key]))
-        per = {d: {k: sum(v) / len(v) for k, v in cell.items()} for d, cell in sorted(by_dataset.items())}
-        average = {k: sum(p[k] for p in per.values()) / len(per) for k in RSC_KEYS} if per else {}
+            judged.append({**row, "dataset": dataset})
+        means = rsc_means(judged)
+        total = means.pop("all", {})
+        average = {k: total[k] for k in RSC_KEYS} if total else {}
+        per = {d: {k: cell[k] for k in RSC_KEYS} for d, cell in means.items()}
         return {"per_dataset": per, "average": average, "failed": failed}
 
 
