@@ -189,11 +189,12 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
 
 
 class JsonlAppender:
-    """Append rows keyed by ``key`` to a JSONL file, skipping keys already there (resume).
+    """Append rows keyed by ``key`` to a JSONL file, skipping keys already there (resume); with
+    ``key=None`` every row is appended (a log). The one append-and-fsync writer.
 
     ``keep(row)``, if given, decides which of the rows already there still hold (say, those made
     from inputs that have not changed since); the others are removed from the file at once and
-    counted in ``dropped``, so that the caller redoes them. Each row is flushed and fsynced as it is
+    counted in ``dropped`` (their keys in ``dropped_keys``), so that the caller redoes them. Each row is flushed and fsynced as it is
     written, so a kill loses at most the row in flight;
     a torn last line is ignored on reopen and rewritten.
 
@@ -207,14 +208,16 @@ class JsonlAppender:
     {'a'}
     """
 
-    def __init__(self, path: str | os.PathLike, key, keep: Callable[[dict], bool] | None = None):
+    def __init__(self, path: str | os.PathLike, key: Callable[[dict], object] | None,
+                 keep: Callable[[dict], bool] | None = None):
         self.path = Path(path)
         self.key = key
         self.path.parent.mkdir(parents=True, exist_ok=True)
         rows = list(iter_jsonl_tolerant(self.path))
         kept = rows if keep is None else [row for row in rows if keep(row)]
         self.dropped = len(rows) - len(kept)  # rows ``keep`` refused: no longer valid, redone by the caller
-        self.done = {key(row) for row in kept}
+        self.dropped_keys = set() if key is None else {key(row) for row in rows if keep is not None and not keep(row)}
+        self.done = set() if key is None else {key(row) for row in kept}
         # Rewrite without a torn tail (so that appends start on a fresh line) or the dropped rows.
         if self.dropped or (self.path.exists() and self.path.read_bytes()[-1:] not in (b"", b"\n")):
             write_jsonl_atomic(self.path, kept)
@@ -222,15 +225,16 @@ class JsonlAppender:
 
     def write(self, row: dict) -> bool:
         """Append ``row`` unless its key is already done; return whether it was written."""
-        key = self.key(row)
-        if key in self.done:
+        key = None if self.key is None else self.key(row)
+        if key is not None and key in self.done:
             return False
         if self._handle is None:
             self._handle = self.path.open("a", encoding="utf-8")
         self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
-        self.done.add(key)
+        if self.key is not None:
+            self.done.add(key)
         return True
 
     def close(self) -> None:

@@ -47,13 +47,14 @@ from refine_rft.data.records import (
     read_rows,
     reject_bad_images,
     rejection,
+    score_key,
     validate_prediction,
+    validate_score_row,
 )
 from refine_rft.errors import DataError
 from refine_rft.files import (
     JsonlAppender,
     guard_settings,
-    iter_jsonl_tolerant,
     output_lock,
     write_rejects,
     write_text_atomic,
@@ -255,8 +256,8 @@ def _score_locked(predictions: Path, out: Path, config: JudgeConfig, styles: set
             return True
         return current.get(prediction_key(score)) == score.get(DIGEST_FIELD)
 
-    stale = {prediction_key(score) for score in iter_jsonl_tolerant(out) if not still_holds(score)}
     with JsonlAppender(out, key=prediction_key, keep=still_holds) as appender:
+        stale = appender.dropped_keys
         already = len(appender.done)
         rejudged = len(stale & current.keys())
         rows.rows = [row for row in rows.rows if prediction_key(row) not in appender.done]
@@ -269,7 +270,8 @@ def _score_locked(predictions: Path, out: Path, config: JudgeConfig, styles: set
         finally:
             write_rejects(rejects_path, rows.rejects)
         judged = len(appender.done) - already
-    summary = summarize(row for row in iter_jsonl_tolerant(out) if row["style"] in styles)
+    scored = read_rows([out], validate_score_row, key=score_key).rows if out.is_file() and out.stat().st_size else []
+    summary = summarize(row for row in scored if row["style"] in styles)
     path = write_text_atomic(summary_path(out), json.dumps(summary, indent=2) + "\n")
     return RscResult(judged, already, failures, stats, summary, path, len(rows.rejects),
                      rejects_path if rows.rejects else None, rejudged, len(stale - current.keys()))

@@ -38,11 +38,18 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refine_rft.data.records import RSC_KEYS, prediction_key, read_rows, require_all, validate_prediction
+from refine_rft.data.records import (
+    RSC_KEYS,
+    prediction_key,
+    read_rows,
+    require_all,
+    score_key,
+    validate_prediction,
+    validate_score_row,
+)
 from refine_rft.errors import DataError, MissingFile
 from refine_rft.evaluate.general import general_scores
 from refine_rft.evaluate.score import SCORES_FILE, score_rows
-from refine_rft.files import iter_jsonl_tolerant
 
 RUN_FILE = "run.json"
 JUDGE_FILE = "judge_scores.jsonl"
@@ -116,23 +123,24 @@ def is_score(value) -> bool:
 
 
 def load_judge_rows(path: Path) -> tuple[dict, list[str]]:
-    """Judge rows keyed by ``(id, style)`` and what was rejected in them (see the module docstring).
+    """Judge rows keyed by ``(id, style)`` and what was rejected in them (see the module docstring),
+    read under :func:`~refine_rft.data.records.read_rows`' rule (a duplicate ``(id, style)`` fails).
 
-    A row without an id is left out; a bad score is emptied. Later rows win: a rerun of the judge
-    appends the retried judgement after the failed one.
+    A row without an id is left out; a bad score is emptied.
     """
-    rows, rejected = {}, []
-    for number, row in enumerate(iter_jsonl_tolerant(path), 1):
-        if not isinstance(row, dict) or not isinstance(row.get("id"), (str, int)) or isinstance(row.get("id"), bool):
-            rejected.append(f"{path}: row {number}: no id (a string or an integer); row left out")
-            continue
+    if not path.is_file() or not path.read_text(encoding="utf-8").strip():
+        return {}, []  # nothing judged yet (every judgement failed, or the file was emptied)
+    rowset = read_rows([path], validate_score_row, key=score_key)
+    rejected = [f"{path}: row {reject['line']}: {reject['reason']}; row left out" for reject in rowset.rejects]
+    rows = {}
+    for row in rowset.rows:
         for key in RSC_KEYS:
             if row.get(key) is not None and not is_score(row[key]):
                 shown = repr(row[key])
                 shown = shown if len(shown) <= 60 else shown[:57] + "..."
                 rejected.append(f"{path}: row {row['id']!r}: {key} is {shown}, not a number in [0, 100]; left out")
                 row[key] = None
-        rows[(row["id"], row.get("style", "cot"))] = row
+        rows[score_key(row)] = row
     for message in rejected:
         logger.warning(message)
     return rows, rejected
