@@ -134,3 +134,23 @@ def test_a_rerun_resumes_from_the_checkpoint_and_ends_where_an_uninterrupted_run
     assert resumed_losses == losses and len(losses["all"]) == 4
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_checkpoint_of_another_recipe_is_refused_and_force_starts_afresh(tmp_path, capsys):
+    """The guard's rule, as every command has it: a build never trains over another recipe's state."""
+    from dataclasses import replace
+
+    from refine_rft.files import guard_settings
+    from refine_rft_workshop.demo.build_base import BaseRecipe, _checkpoint_path, _checkpoint_settings, main
+
+    out = tmp_path / "base"
+    small = ["--pool-per-class", "1", "--profile-per-class", "0"]
+    # What a build of 3 steps killed after its step-2 checkpoint leaves beside ``out``.
+    killed = replace(BaseRecipe(), steps=3, pool_per_class=1, warmup_steps=1)
+    guard_settings(_checkpoint_settings(out), json.loads(json.dumps(killed.as_dict())), [])
+    _checkpoint_path(out).write_bytes(b"the state of step 2")
+    assert main(["--out", str(out), "--steps", "2", *small]) == 2
+    err = capsys.readouterr().err
+    assert "steps 3 -> 2" in err and "--force" in err and _checkpoint_path(out).is_file() and not out.exists()
+    assert main(["--out", str(out), "--steps", "2", "--force", *small]) == 0
+    assert out.is_dir() and not _checkpoint_path(out).exists() and not _checkpoint_settings(out).exists()
