@@ -12,7 +12,9 @@ scores -> report), so every writer here either leaves a complete file or none:
   (skips the torn last line a killed appender may leave);
 - :func:`guard_settings`: the settings that define a resumable output, recorded beside it, so that
   a rerun with other settings refuses instead of mixing two runs in one file;
-- :func:`output_lock`: one writer per output (an advisory lock beside it naming the holder).
+- :func:`output_lock`: one writer per output (an advisory lock beside it naming the holder);
+- :func:`resumable_output`: the three together, as every resumable stage (eval, judge) keeps its
+  books: one writer, settings guarded, keys already done skipped, the rejects file written.
 
 Files and folders written here honour the umask (0644 / 0755 under umask 022), as a plain ``open``
 would: a run on a shared machine is readable by whoever may read the folder it is in.
@@ -397,3 +399,38 @@ def output_lock(output: str | os.PathLike, folder: bool = False, what: str = "ou
                 lock.parent.rmdir()
     finally:
         handle.close()  # closing drops the flock
+
+
+@contextmanager
+def resumable_output(out: str | os.PathLike, key: Callable[[dict], object], settings_path: str | os.PathLike,
+                     settings: dict, also: Iterable[str | os.PathLike], rejects_path: str | os.PathLike,
+                     rejects: Callable[[], list[dict]], overwrite: bool = False,
+                     keep: Callable[[dict], bool] | None = None, lock: str | os.PathLike | None = None,
+                     what: str = "output") -> Iterator[JsonlAppender]:
+    """The resume bookkeeping of a stage that appends keyed rows to ``out`` (generation, judging):
+
+    1. the one-writer lock of ``lock`` (a folder; else of ``out`` itself, a file);
+    2. :func:`guard_settings`: ``settings`` recorded in ``settings_path``, a rerun with others refused
+       unless ``overwrite``, which removes ``out``, ``also`` and ``rejects_path`` first;
+    3. a :class:`JsonlAppender` on ``out`` keyed by ``key`` (``keep`` drops rows no longer valid),
+       yielded: its ``done`` keys are what a rerun skips;
+    4. on the way out, normal or not, the rejects file: ``rejects()`` at that moment, or none.
+
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp(); out = os.path.join(folder, "rows.jsonl"); rejected = []
+    >>> def run(settings):
+    ...     with resumable_output(out, lambda r: r["id"], os.path.join(folder, "settings.json"), settings, [],
+    ...                           os.path.join(folder, "rejects.jsonl"), lambda: rejected) as rows:
+    ...         rejected.append({"id": "b", "reason": "no image"})
+    ...         return rows.write({"id": "a"})
+    >>> run({"model": "m"}), run({"model": "m"}), sorted(os.listdir(folder))
+    (True, False, ['rejects.jsonl', 'rows.jsonl', 'rows.jsonl.lock', 'settings.json'])
+    """
+    out = Path(out)
+    with output_lock(lock if lock is not None else out, folder=lock is not None, what=what):
+        guard_settings(settings_path, settings, [out, *also, rejects_path], overwrite)
+        try:
+            with JsonlAppender(out, key=key, keep=keep) as appender:
+                yield appender
+        finally:
+            write_rejects(rejects_path, rejects())

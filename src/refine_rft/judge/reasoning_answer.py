@@ -52,13 +52,7 @@ from refine_rft.data.records import (
     validate_score_row,
 )
 from refine_rft.errors import DataError
-from refine_rft.files import (
-    JsonlAppender,
-    guard_settings,
-    output_lock,
-    write_rejects,
-    write_text_atomic,
-)
+from refine_rft.files import JsonlAppender, resumable_output, write_text_atomic
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.prompts import PROMPT_VERSION
 from refine_rft.judge.health import probe_endpoints
@@ -232,21 +226,13 @@ def score_reasoning_answers(predictions: str | Path, out: str | Path, config: Ju
     :func:`judge_rows`). Another process writing ``out`` refuses this one
     (:class:`~refine_rft.errors.OutputLocked`).
     """
-    predictions, out, styles = Path(predictions), Path(out), set(styles)
-    rows = pending_rows(predictions, styles)  # bad input fails before anything is written
-    with output_lock(out, what="judge"):  # one writer per scores file
-        return _score_locked(predictions, out, config, styles, rows, progress, overwrite)
-
-
-def _score_locked(predictions: Path, out: Path, config: JudgeConfig, styles: set[str], rows: RowSet,
-                  progress: bool, overwrite: bool) -> RscResult:
     import sys
 
     from tqdm import tqdm
 
+    predictions, out, styles = Path(predictions), Path(out), set(styles)
+    rows = pending_rows(predictions, styles)  # bad input fails before anything is written
     rejects_path = sibling_path(out, "rejects.jsonl")
-    guard_settings(sibling_path(out, "settings.json"), judge_settings_record(predictions, config),
-                   [out, summary_path(out), rejects_path], overwrite)
     current = {prediction_key(row): judged_digest(row) for row in rows.rows}
 
     def still_holds(score: dict) -> bool:
@@ -256,22 +242,22 @@ def _score_locked(predictions: Path, out: Path, config: JudgeConfig, styles: set
             return True
         return current.get(prediction_key(score)) == score.get(DIGEST_FIELD)
 
-    with JsonlAppender(out, key=prediction_key, keep=still_holds) as appender:
+    # One writer per scores file, settings guarded, done keys skipped, rejects written: as eval does.
+    with resumable_output(out, prediction_key, sibling_path(out, "settings.json"),
+                          judge_settings_record(predictions, config), [summary_path(out)], rejects_path,
+                          lambda: rows.rejects, overwrite, keep=still_holds, what="judge") as appender:
         stale = appender.dropped_keys
         already = len(appender.done)
         rejudged = len(stale & current.keys())
         rows.rows = [row for row in rows.rows if prediction_key(row) not in appender.done]
         if config.backend == "openai":  # the attribute judge never looks at the image
             reject_bad_images(rows, prediction_key, decode=False)
-        try:
-            with tqdm(total=len(rows.rows), desc="judge", unit="resp", file=sys.stderr,
-                      disable=not progress) as bar:
-                failures, stats = asyncio.run(judge_rows(rows, config, appender, bar))
-        finally:
-            write_rejects(rejects_path, rows.rejects)
+        with tqdm(total=len(rows.rows), desc="judge", unit="resp", file=sys.stderr, disable=not progress) as bar:
+            failures, stats = asyncio.run(judge_rows(rows, config, appender, bar))
         judged = len(appender.done) - already
-    scored = read_rows([out], validate_score_row, key=score_key).rows if out.is_file() and out.stat().st_size else []
-    summary = summarize(row for row in scored if row["style"] in styles)
-    path = write_text_atomic(summary_path(out), json.dumps(summary, indent=2) + "\n")
+        scored = read_rows([out], validate_score_row, key=score_key).rows if out.is_file() and out.stat().st_size \
+            else []
+        summary = summarize(row for row in scored if row["style"] in styles)
+        path = write_text_atomic(summary_path(out), json.dumps(summary, indent=2) + "\n")
     return RscResult(judged, already, failures, stats, summary, path, len(rows.rejects),
                      rejects_path if rows.rejects else None, rejudged, len(stale - current.keys()))
