@@ -9,7 +9,9 @@ scores -> report), so every writer here either leaves a complete file or none:
 - :class:`JsonlAppender`: append-only rows keyed by id, fsynced one by one, for long runs that
   resume (generation, judging);
 - :func:`read_jsonl` (strict: errors name the file and line) and :func:`iter_jsonl_tolerant`
-  (skips the torn last line a killed appender may leave);
+  (skips the torn last line a killed appender may leave), for files that are no stage's rows
+  (rejects lists, append logs): questions, predictions and judge score rows are read by
+  :func:`refine_rft.data.records.read_rows`, with its rejects;
 - :func:`guard_settings`: the settings that define a resumable output, recorded beside it, so that
   a rerun with other settings refuses instead of mixing two runs in one file;
 - :func:`output_lock`: one writer per output (an advisory lock beside it naming the holder);
