@@ -12,6 +12,7 @@ and the speed-up; ``--json`` writes the figures to a file.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 import time
@@ -27,10 +28,13 @@ def questions_per_second(generator: HFGenerator, records: list[dict], style: str
                          new_tokens: int) -> float:
     """Wall-clock questions/s of answering ``records`` in batches of ``batch_size``."""
     batches = [batch for _, batch in plan_batches(records, [style], batch_size)]
-    generator.generate(batches[0][:1], style, new_tokens, new_tokens)  # warm-up (allocations, caches)
+    # Exactly ``new_tokens`` per answer: transformers' own min_new_tokens, set on the generator's model.
+    generator.model.generate = functools.partial(type(generator.model).generate, generator.model,
+                                                 min_new_tokens=new_tokens)
+    generator.generate(batches[0][:1], style, new_tokens)  # warm-up (allocations, caches)
     start = time.perf_counter()
     for batch in batches:
-        generator.generate(batch, style, new_tokens, new_tokens)
+        generator.generate(batch, style, new_tokens)
     return len(records) / (time.perf_counter() - start)
 
 

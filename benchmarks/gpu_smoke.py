@@ -37,6 +37,7 @@ for the paper's 4 x 48 GB and the recipe's 8 x 80 GB (how the estimate is made i
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import resource
@@ -248,18 +249,25 @@ def evaluate(args, model: str, test_file: Path, work: Path, cuda: bool) -> dict:
     """Batched ``hf`` CoT generation of exactly ``--eval-tokens`` tokens per question; its figures."""
     import torch
 
-    from refine_rft.evaluate.generate import HFGenerator, generate_predictions
+    import refine_rft.evaluate.generate as generate
+    from refine_rft.evaluate.generate import EvalSettings, HFGenerator, generate_predictions
+    from refine_rft.resolution import ImageResolution
 
     # Under a device context transformers creates (and, for the weightless folder, initialises) the
     # weights on the GPU directly.
     with torch.device("cuda" if cuda else "cpu"):
         generator = HFGenerator(model)
+    # Exactly --eval-tokens per answer (transformers' min_new_tokens), with the model loaded above:
+    # the one seam generate_predictions makes its generator through.
+    generator.model.generate = functools.partial(type(generator.model).generate, generator.model,
+                                                 min_new_tokens=args.eval_tokens)
+    generate.make_generator = lambda *args, **kwargs: generator
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    generate_predictions(model, [test_file], ["cot"], work / "eval", batch_size=args.eval_batch,
-                         max_new_tokens={"cot": args.eval_tokens}, min_new_tokens=args.eval_tokens,
-                         limit=args.eval_questions, generator=generator)
+    generate_predictions([test_file], ["cot"], work / "eval",
+                         EvalSettings(model, ImageResolution(), batch_size=args.eval_batch,
+                                      max_new_tokens={"cot": args.eval_tokens}, limit=args.eval_questions))
     seconds = time.perf_counter() - start
     tokens = args.eval_questions * args.eval_tokens
     return {"questions": args.eval_questions, "batch": args.eval_batch, "new_tokens": args.eval_tokens,

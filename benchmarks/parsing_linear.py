@@ -14,6 +14,7 @@ import time
 
 from refine_rft.evaluate.score import parsed_choice
 from refine_rft.judge.prompts import addresses_the_judge, fence_student_text
+from refine_rft.judge.group import parse_group_scores
 from refine_rft.judge.scoring import parse_rsc, parse_score
 from refine_rft.parsing import answer_block, extract_choice, parse_response
 from refine_rft.openworld import ClassVocabulary
@@ -33,7 +34,7 @@ PARSERS = {
     "open answer rule": lambda t: VOCABULARY["cub"].named(t),
     "open R_cls": lambda t: OPEN_REWARD([t], label=["Sooty_Albatross"], dataset=["cub"]),
     "R_fa": lambda t: attribute_format_reward([t]),
-    "parse_score": parse_score, "parse_rsc": parse_rsc,
+    "parse_score": parse_score, "parse_rsc": parse_rsc, "parse_group_scores": lambda t: parse_group_scores(t, 6),
     "addresses_the_judge": addresses_the_judge, "fence_student_text": fence_student_text,
 }
 

@@ -11,7 +11,7 @@ from refine_rft_workshop.synthetic import synthetic_questions
 from refine_rft_workshop.demo.instruct_data import (TASKS, InstructMix, cot_target, describe_target, draw_example,
                                            format_weights)
 from refine_rft.judge.attributes import attribute_score
-from refine_rft.parsing import extract_letter_answer
+from refine_rft.parsing import extract_choice
 from refine_rft.rewards.rules import attribute_format_reward, classification_reward
 
 
@@ -31,7 +31,7 @@ def test_every_task_has_a_target_that_fits_its_prompt(records):
             if task in ("choice", "lookup"):
                 named = record["answer"] if task == "choice" else record["options"].index(
                     first["text"].rsplit("Which letter is ", 1)[1].rstrip("?"))
-                assert extract_letter_answer(example["target"], record["options"]) == named
+                assert extract_choice(example["target"], record["options"]) == named
             if task == "identify":
                 assert record["label"] in example["target"]
 
@@ -134,3 +134,23 @@ def test_a_rerun_resumes_from_the_checkpoint_and_ends_where_an_uninterrupted_run
     assert resumed_losses == losses and len(losses["all"]) == 4
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_checkpoint_of_another_recipe_is_refused_and_force_starts_afresh(tmp_path, capsys):
+    """The guard's rule, as every command has it: a build never trains over another recipe's state."""
+    from dataclasses import replace
+
+    from refine_rft.files import guard_settings
+    from refine_rft_workshop.demo.build_base import BaseRecipe, _checkpoint_path, _checkpoint_settings, main
+
+    out = tmp_path / "base"
+    small = ["--pool-per-class", "1", "--profile-per-class", "0"]
+    # What a build of 3 steps killed after its step-2 checkpoint leaves beside ``out``.
+    killed = replace(BaseRecipe(), steps=3, pool_per_class=1, warmup_steps=1)
+    guard_settings(_checkpoint_settings(out), json.loads(json.dumps(killed.as_dict())), [])
+    _checkpoint_path(out).write_bytes(b"the state of step 2")
+    assert main(["--out", str(out), "--steps", "2", *small]) == 2
+    err = capsys.readouterr().err
+    assert "steps 3 -> 2" in err and "--force" in err and _checkpoint_path(out).is_file() and not out.exists()
+    assert main(["--out", str(out), "--steps", "2", "--force", *small]) == 0
+    assert out.is_dir() and not _checkpoint_path(out).exists() and not _checkpoint_settings(out).exists()

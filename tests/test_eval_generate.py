@@ -12,13 +12,25 @@ import time
 import pytest
 
 from refine_rft_workshop.synthetic import synthetic_questions
-from refine_rft.evaluate import generate_predictions, score_predictions
+import refine_rft.evaluate.generate as generate
+from refine_rft.evaluate import EvalSettings, generate_predictions, score_predictions
 from refine_rft.evaluate.generate import TIMING_FIELDS, HFGenerator, load_questions, vllm_requests
+from refine_rft.resolution import ImageResolution
 from refine_rft.files import iter_jsonl_tolerant, write_jsonl_atomic
 from refine_rft.prompts import STYLES
 from refine_rft_workshop.models import resolve_model_path as tiny
 
 TOKENS = {"choice": 3, "both": 6, "cot": 10}
+
+
+def settings(**values) -> EvalSettings:
+    """The tiny model at the processor's resolution, with ``values`` over it."""
+    return EvalSettings(tiny("tiny:qwen2_vl"), ImageResolution(), **values)
+
+
+def use_generator(monkeypatch, generator) -> None:
+    """Make ``generate_predictions`` use ``generator`` (through its one seam, ``make_generator``)."""
+    monkeypatch.setattr(generate, "make_generator", lambda *args, **kwargs: generator)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +51,9 @@ def _stable(path):
     return sorted(rows, key=lambda r: (r["id"], r["style"]))
 
 
-def test_eval_all_styles_then_rerun_skips(questions, generator, tmp_path):
-    path = generate_predictions(tiny("tiny:qwen2_vl"), [questions], STYLES, tmp_path, batch_size=4,
-                                max_new_tokens=TOKENS, generator=generator)
+def test_eval_all_styles_then_rerun_skips(questions, generator, tmp_path, monkeypatch):
+    use_generator(monkeypatch, generator)
+    path = generate_predictions([questions], STYLES, tmp_path, settings(batch_size=4, max_new_tokens=TOKENS))
     rows = list(iter_jsonl_tolerant(path))
     records = load_questions([questions])
     assert sorted((r["id"], r["style"]) for r in rows) == sorted((q["id"], s) for q in records for s in STYLES)
@@ -59,8 +71,8 @@ def test_eval_all_styles_then_rerun_skips(questions, generator, tmp_path):
         def generate(self, *args, **kwargs):
             raise AssertionError("rerun generated again")
 
-    generate_predictions(tiny("tiny:qwen2_vl"), [questions], STYLES, tmp_path, batch_size=4, max_new_tokens=TOKENS,
-                         generator=Refuses())
+    use_generator(monkeypatch, Refuses())
+    generate_predictions([questions], STYLES, tmp_path, settings(batch_size=4, max_new_tokens=TOKENS))
     assert path.read_bytes() == before
 
 
@@ -71,9 +83,9 @@ def test_batched_equals_one_at_a_time(questions, generator):
     assert batched == single
 
 
-def test_partial_batch_is_regenerated_whole(questions, generator, tmp_path):
-    full = generate_predictions("x", [questions], ["choice"], tmp_path / "full", batch_size=4,
-                               max_new_tokens=TOKENS, generator=generator)
+def test_partial_batch_is_regenerated_whole(questions, generator, tmp_path, monkeypatch):
+    use_generator(monkeypatch, generator)
+    full = generate_predictions([questions], ["choice"], tmp_path / "full", settings(batch_size=4, max_new_tokens=TOKENS))
     rows = _stable(full)
     # Keep only 2 rows of the first batch of 4: the resumed run regenerates that batch and adds the rest.
     write_jsonl_atomic(tmp_path / "part" / "predictions.jsonl", list(iter_jsonl_tolerant(full))[:2])
@@ -84,19 +96,19 @@ def test_partial_batch_is_regenerated_whole(questions, generator, tmp_path):
             calls.append(len(records))
             return generator.generate(records, style, *args)
 
-    part = generate_predictions("x", [questions], ["choice"], tmp_path / "part", batch_size=4,
-                               max_new_tokens=TOKENS, generator=Spy())
+    use_generator(monkeypatch, Spy())
+    part = generate_predictions([questions], ["choice"], tmp_path / "part", settings(batch_size=4, max_new_tokens=TOKENS))
     assert calls == [4, 2] and _stable(part) == rows
 
 
 def test_bad_inputs_fail_with_names(questions, tmp_path):
     with pytest.raises(ValueError, match="valid styles: choice, both, cot"):
-        generate_predictions(tiny("tiny:qwen2_vl"), [questions], ["guess"], tmp_path)
+        generate_predictions([questions], ["guess"], tmp_path, settings())
     with pytest.raises(ValueError, match="valid backends"):
-        generate_predictions(tiny("tiny:qwen2_vl"), [questions], ["choice"], tmp_path, backend="onnx")
+        generate_predictions([questions], ["choice"], tmp_path, settings(backend="onnx"))
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "q", "dataset": "cub"}) + "\n")
-    out = generate_predictions(tiny("tiny:qwen2_vl"), [bad], ["choice"], tmp_path / "bad")  # rejected, not raised
+    out = generate_predictions([bad], ["choice"], tmp_path / "bad", settings())  # rejected, not raised
     assert not out.exists()
     [reject] = [json.loads(line) for line in (tmp_path / "bad" / "rejects.jsonl").read_text().splitlines()]
     assert reject["id"] == "q" and reject["line"] == 1 and reject["reason"].startswith("missing field")
@@ -107,7 +119,7 @@ def test_vllm_backend_missing_is_a_clear_error(questions, tmp_path):
     if __import__("importlib").util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed here")
     with pytest.raises(ImportError, match=r"needs vLLM.*pip install -e '\.\[vllm\]'"):
-        generate_predictions(tiny("tiny:qwen2_vl"), [questions], ["choice"], tmp_path, backend="vllm")
+        generate_predictions([questions], ["choice"], tmp_path, settings(backend="vllm"))
 
 
 def test_vllm_requests_carry_prompt_and_image(questions, generator):
@@ -135,7 +147,7 @@ def test_kill_9_then_resume_equals_uninterrupted(questions, tmp_path):
     done = sum(1 for _ in iter_jsonl_tolerant(out))
     assert 3 <= done < 12, "the kill did not land mid-run"
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    reference = generate_predictions(tiny("tiny:qwen2_vl"), [questions], ["choice", "cot"], tmp_path / "reference",
-                                     batch_size=1, max_new_tokens={"cot": 48})
+    reference = generate_predictions([questions], ["choice", "cot"], tmp_path / "reference",
+                                     settings(batch_size=1, max_new_tokens={"cot": 48}))
     assert _stable(out) == _stable(reference)
     assert len(_stable(out)) == 12

@@ -54,7 +54,7 @@ def test_unknown_style_fails():
 def test_score_predictions_per_dataset_average_and_unparseable(tmp_path):
     def row(qid, dataset, style, response, answer=1):
         return {"id": qid, "dataset": dataset, "style": style, "options": OPTIONS, "answer": answer,
-                "response": response}
+                "response": response, "image": f"{qid}.png", "noun": "birds"}
 
     rows = [
         row("c1", "cub", "choice", "B"), row("c2", "cub", "choice", "A"),           # cub 50%

@@ -97,7 +97,7 @@ def test_eval_reads_the_resolution_saved_with_the_run(tmp_path, big_image_questi
     """`refine-rft eval` on an adapter or merged folder uses the resolution its training run saved."""
     import yaml
 
-    from refine_rft.evaluate.generate import generate_predictions
+    from refine_rft.evaluate.generate import EvalSettings, generate_predictions
     from refine_rft.resolution import choose_resolution, resolution_of_run
 
     run = tmp_path / "adapter"
@@ -108,8 +108,8 @@ def test_eval_reads_the_resolution_saved_with_the_run(tmp_path, big_image_questi
     assert choose_resolution(None, None, None, run).max_pixels == MAX_PIXELS
     assert choose_resolution(None, 112 * 112, run).max_pixels == 112 * 112  # the command line wins
     assert not choose_resolution(None, None, tmp_path).is_set
-    path = generate_predictions(str(tiny_model_path), [big_image_questions], ["choice"], tmp_path / "eval",
-                                max_new_tokens={"choice": 2}, resolution=resolution_of_run(run))
+    path = generate_predictions([big_image_questions], ["choice"], tmp_path / "eval",
+                                EvalSettings(str(tiny_model_path), resolution_of_run(run), max_new_tokens={"choice": 2}))
     assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["big-1"]
 
 

@@ -33,12 +33,14 @@ def test_base_answers_fresh_choice_questions_well_above_chance(tmp_path):
     """48 questions whose images no build has drawn (image seed 11): chance is 25 %."""
     from refine_rft.files import read_jsonl, write_jsonl_atomic
     from refine_rft_workshop.synthetic import synthetic_questions
-    from refine_rft.evaluate import generate_predictions, score_predictions
+    from refine_rft.evaluate import EvalSettings, generate_predictions, score_predictions
+    from refine_rft.resolution import ImageResolution
 
     rows = synthetic_questions(tmp_path / "data", "test", per_class=2, num_classes=24, image_seed=11)
     test = write_jsonl_atomic(tmp_path / "test.jsonl", rows)
     start = time.time()
-    predictions = generate_predictions(str(tiny_instruct_path()), [test], ["choice"], tmp_path / "eval", batch_size=48)
+    predictions = generate_predictions([test], ["choice"], tmp_path / "eval",
+                                       EvalSettings(str(tiny_instruct_path()), ImageResolution(), batch_size=48))
     scores = score_predictions(predictions)["styles"]["choice"]
     assert scores["n"] == 48 and time.time() - start < 120
     assert scores["average"] > 45, scores

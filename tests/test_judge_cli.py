@@ -167,3 +167,21 @@ def test_warns_when_the_rsc_judge_gave_r_cot(predictions, tmp_path, capsys, judg
                            "--out", str(tmp_path / "s.jsonl")]) == 0
     error = capsys.readouterr().err
     assert ("warning: the Reasoning-Answer judge 'teacher' is the teacher that gave R_cot" in error) is warned
+
+
+def test_every_judge_flag_sets_the_judge_setting_it_is_made_from():
+    from refine_rft.judge.cli import build_parser, config_from_args
+
+    argv = ["p.jsonl", "--out", "s.jsonl", "--backend", "openai", "--endpoint", "http://a:1/v1", "--endpoint",
+            "http://b:2/v1", "--model", "m", "--api-key-env", "KEY", "--concurrency", "3", "--timeout", "2.5",
+            "--max-retries", "1", "--max-failure-rate", "0.25", "--failure-window", "8", "--cache", "c.db",
+            "--no-reject-injections", "--no-sight-check"]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert (config.base_urls, config.model, config.api_key_env, config.concurrency, config.timeout,
+            config.max_retries, config.max_failure_rate, config.failure_window, config.cache_path,
+            config.reject_injections, config.sight_check) == (
+        ["http://a:1/v1", "http://b:2/v1"], "m", "KEY", 3, 2.5, 1, 0.25, 8, "c.db", False, False)
+    # A flag not given leaves the setting to --config or the paper's judge.
+    assert config_from_args(build_parser().parse_args(["p.jsonl", "--out", "s.jsonl"])).model == "gpt-4.1-mini"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["p.jsonl", "--out", "s.jsonl", "--concurrency", "many"])

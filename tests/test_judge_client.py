@@ -102,7 +102,7 @@ def test_a_hanging_request_times_out_and_is_retried():
         scores, stats = score_all(config_for(server, timeout=0.3), [sample()])
         elapsed = time.perf_counter() - started
     assert scores == [55.0] and stats["judge/retries"] == 1
-    assert 0.3 <= elapsed < 2.0
+    assert 0.3 <= elapsed < 10.0  # waited for the timeout, not for the hang (generous: a busy CI is slow)
 
 
 def test_a_dropped_connection_is_retried():
@@ -214,7 +214,7 @@ def test_32_requests_are_in_flight_at_once():
         elapsed = time.perf_counter() - started
     assert scores == [80.0] * 64
     assert server.max_in_flight == 32
-    assert elapsed < 64 * 0.25 / 4  # far from sequential (16 s); two waves of 0.25 s in the ideal case
+    assert elapsed < 64 * 0.25 / 2  # far from sequential (16 s); two waves of 0.25 s in the ideal case
 
 
 def test_the_cache_is_shared_safely_by_threads_and_connections(tmp_path):

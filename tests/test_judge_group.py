@@ -78,7 +78,9 @@ def test_the_group_parser_is_strict_and_linear():
     started = time.perf_counter()
     for text in ("1: 1\n" * (1 << 18), "1" * (1 << 20), "\n" * (1 << 20)):
         assert parse_group_scores(text, 6) is None
-    assert time.perf_counter() - started < 0.5
+    # A budget no busy machine misses (linear: milliseconds; quadratic: hours); the times themselves
+    # are benchmarks/parsing_linear.py's.
+    assert time.perf_counter() - started < 10.0
 
 
 def test_the_options_are_off_in_the_paper_recipes_and_each_has_an_ablation():

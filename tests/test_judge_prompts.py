@@ -81,11 +81,8 @@ def test_near_copies_of_the_delimiters_are_blanked(forged):
     assert "<<" not in fenced and "student" not in fenced.lower()
 
 
-def test_each_request_gets_a_fresh_unguessable_nonce_that_tests_can_fix():
-    import random
-
+def test_each_request_gets_a_fresh_unguessable_nonce():
     assert make_nonce() != make_nonce()
-    assert make_nonce(random.Random(7)) == make_nonce(random.Random(7))
     first, second = (prompt_text(reasoning_messages("", "birds", OPTIONS, 1, REASONING)) for _ in range(2))
     assert first != second and "<<<STUDENT RESPONSE " in first
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 
 import pytest
@@ -94,14 +93,23 @@ def test_forged_delimiters_reach_the_judge_blanked(forged, prompt, real):
     assert "[removed]" in inside and "<<" not in inside and "student" not in inside.lower()
 
 
-def test_every_request_has_its_own_nonce_and_a_seeded_rng_fixes_them():
+def test_every_request_has_its_own_nonce(monkeypatch):
+    import refine_rft.judge.teacher as teacher
+
+    made = []
+
+    def recorded_nonce():
+        made.append(make_nonce())
+        return made[-1]
+
+    monkeypatch.setattr(teacher, "make_nonce", recorded_nonce)
     responses = [f"<think>Crimson wings, view {i}.</think><answer>B</answer>" for i in range(3)]
     with ScriptedJudgeServer() as server:
-        judge = TeacherJudge(config(server), nonce_rng=random.Random(5))
+        judge = TeacherJudge(config(server))
         run(judge, lambda: asyncio.gather(*(judge.reasoning_score(sample(r)) for r in responses)))
-    nonces = {request_nonce(request) for request in server.requests}
-    expected = random.Random(5)
-    assert nonces == {make_nonce(expected) for _ in responses}  # three distinct, reproducible codes
+    nonces = [request_nonce(request) for request in server.requests]
+    assert len(set(nonces)) == len(nonces) == len(responses)  # one code per request ...
+    assert set(nonces) == set(made)  # ... each the one made for it
 
 
 @pytest.mark.parametrize("reply", [
@@ -141,4 +149,6 @@ def test_judge_parsers_are_linear_on_a_megabyte(text):
     for parse in (parse_score, parse_rsc, addresses_the_judge, fence_student_text):
         started = time.perf_counter()
         parse(text)
-        assert time.perf_counter() - started < 0.5, parse.__name__
+        # A budget no busy machine misses (linear: milliseconds; quadratic: hours). The times
+        # themselves: benchmarks/parsing_linear.py.
+        assert time.perf_counter() - started < 10.0, parse.__name__

@@ -1,6 +1,6 @@
 import pytest
 
-from refine_rft.parsing import (MAX_ANSWER_WORDS, answer_block, extract_choice, extract_letter_answer, normalize_name,
+from refine_rft.parsing import (MAX_ANSWER_WORDS, answer_block, both_choice, cot_choice, extract_choice, normalize_name,
                                 parse_response, read_answer, stated_options)
 
 BIRDS = ["Laysan_Albatross", "Sooty_Albatross", "Black_footed_Albatross", "Least_Auklet"]
@@ -60,8 +60,8 @@ def test_letters_limited_to_number_of_options():
     [("C", 2), ("C. because the beak is long", 2), ("(d)", 3), ("A", 0), ("A.", 0),
      ("A bird with a dark back", None), ("An auklet", None), ("Least Auklet", 3)],
 )
-def test_extract_letter_answer(text, expected):
-    assert extract_letter_answer(text, BIRDS) == expected
+def test_the_choice_style_reads_a_leading_letter(text, expected):
+    assert extract_choice(text, BIRDS) == expected
 
 
 def test_parse_response():
@@ -87,13 +87,21 @@ def test_every_first_form_alone_names_b(first):
     assert extract_choice(first, BIRDS) == 1
 
 
-@pytest.mark.parametrize("separator", SEPARATORS)
-@pytest.mark.parametrize("second", SECONDS)
-@pytest.mark.parametrize("first", FIRSTS)
+# Every separator once, each with its own pair of forms, so that every first and every second form
+# is used too (15 cases, each in both orders), rather than the whole product of the three lists.
+SECOND_OPTION_CASES = [(FIRSTS[i % len(FIRSTS)], separator, SECONDS[i % len(SECONDS)])
+                       for i, separator in enumerate(SEPARATORS)]
+
+
+def test_the_second_option_cases_cover_every_form():
+    assert {c[0] for c in SECOND_OPTION_CASES} == set(FIRSTS) and {c[2] for c in SECOND_OPTION_CASES} == set(SECONDS)
+
+
+@pytest.mark.parametrize("first, separator, second", SECOND_OPTION_CASES)
 def test_a_second_option_with_any_separator_is_unparseable(first, separator, second):
+    assert extract_choice(first, BIRDS) == 1  # the first form alone names B ...
     for text in (first + separator + second, second + separator + first):
-        assert extract_choice(text, BIRDS) is None, text
-        assert extract_letter_answer(text, BIRDS) is None, text
+        assert extract_choice(text, BIRDS) is None, text  # ... and with a second option, nothing
 
 
 @pytest.mark.parametrize("template", [
@@ -121,7 +129,8 @@ def test_any_hedge_is_unparseable(template, option):
 ])
 def test_reported_hedges_earn_nothing(text):
     assert extract_choice(text, BIRDS) is None
-    assert extract_letter_answer(text, BIRDS) is None
+    assert both_choice(text, BIRDS) is None
+    assert cot_choice(f"<answer>{text}</answer>", BIRDS) is None
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -149,10 +158,20 @@ def test_words_inside_an_option_name_are_not_negations_or_hedges():
     assert extract_choice("A, not Forget-me-not", flowers) is None
 
 
-def test_choice_rule_is_the_shared_grammar():
-    texts = FIRSTS + SECONDS + [f + s + t for f in FIRSTS[:3] for s in SEPARATORS[:4] for t in SECONDS[:3]]
-    texts += ["A bird", "An auklet", "C. because the beak is long", "not B", "maybe B", "", "   "]
-    assert [extract_letter_answer(t, BIRDS) for t in texts] == [extract_choice(t, BIRDS) for t in texts]
+@pytest.mark.parametrize("text, choice, both, cot", [
+    # The three closed-world rules differ: Choice takes the whole text under the shared grammar,
+    # Both needs the letter and the name in agreement, CoT takes only the one <answer> block.
+    ("B", 1, None, None),
+    ("Sooty_Albatross", 1, None, None),
+    ("B. Sooty_Albatross", 1, 1, None),
+    ("<answer>B. Sooty_Albatross</answer>", 1, 1, 1),
+    ("<think>C?</think><answer>B</answer>", None, None, 1),   # the thought names C: only CoT ignores it
+    ("<answer>B</answer> or C", None, None, None),
+    ("B or C", None, None, None),
+    ("A bird", None, None, None),
+])
+def test_the_choice_both_and_cot_rules(text, choice, both, cot):
+    assert (extract_choice(text, BIRDS), both_choice(text, BIRDS), cot_choice(text, BIRDS)) == (choice, both, cot)
 
 
 def test_an_answer_longer_than_the_word_limit_is_unparseable():
@@ -163,11 +182,13 @@ def test_an_answer_longer_than_the_word_limit_is_unparseable():
 @pytest.mark.parametrize("text, expected", [
     ("<think>x</think><attribute>y</attribute><answer>B</answer>", "B"),
     ("<answer> B. Sooty </answer>\n  ", "B. Sooty"),
-    ("<ANSWER>B</ANSWER>", "B"),
+    ("<ANSWER>B</ANSWER>", None),                      # tags are lower case: this is text, not a block
+    ("<Answer>B</Answer>", None),
     ("<answer>B</answer> Actually it is A", None),     # text after the block
     ("<answer>B</answer><answer>C</answer>", None),    # a second block
     ("<answer>B</answer><answer>B</answer>", None),
-    ("<answer>B</answer><ANSWER>C</ANSWER>", None),    # ... in any case
+    ("<answer>B</answer><ANSWER>C</ANSWER>", None),    # ... and text after the block, whatever its case
+    ("<answer>B</ANSWER>", None),
     ("<answer><answer>B</answer></answer>", None),     # nested
     ("<answer>B <think>C</think></answer>", None),     # another block inside
     ("<think><answer>B</answer></think>", None),       # inside another block
@@ -180,6 +201,7 @@ def test_answer_block(text, expected):
 # --- Linear time: a megabyte of adversarial input through every parser. ---
 
 MEGABYTE = 1 << 20
+LINEAR_BUDGET_S = 10.0
 ADVERSARIAL = {
     "spaces": " " * MEGABYTE, "newlines": "\n" * MEGABYTE, "tabs and spaces": " \t" * (MEGABYTE // 2),
     "letters": "B " * (MEGABYTE // 2), "letter run": "B" * MEGABYTE, "or or or": "or " * (MEGABYTE // 3),
@@ -206,7 +228,7 @@ def test_every_parser_is_linear_on_a_megabyte(name):
     vocabulary = {"cub": ClassVocabulary.build(BIRDS, {BIRDS[1]: ["Sooty Gooney"]})}
     open_reward = make_open_classification_reward(vocabulary)
     parsers = [
-        lambda: extract_choice(text, BIRDS), lambda: extract_letter_answer(text, BIRDS),
+        lambda: extract_choice(text, BIRDS), lambda: both_choice(text, BIRDS), lambda: cot_choice(text, BIRDS),
         lambda: stated_options(text, BIRDS), lambda: read_answer(text, BIRDS), lambda: parse_response(text),
         lambda: answer_block(text), lambda: normalize_name(text),
         lambda: classification_reward([text], options=[BIRDS], answer=[1]),
@@ -219,8 +241,9 @@ def test_every_parser_is_linear_on_a_megabyte(name):
     for parse in parsers:
         started = time.perf_counter()
         parse()
-        # Quadratic parsing took seconds on 16 kB; linear parsing takes milliseconds on 1 MB.
-        assert time.perf_counter() - started < 0.5, (name, parse)
+        # A budget no busy machine misses: linear parsing takes milliseconds on 1 MB, a quadratic
+        # parser (seconds on 16 kB) hours. The times themselves: benchmarks/parsing_linear.py.
+        assert time.perf_counter() - started < LINEAR_BUDGET_S, (name, parse)
 
 
 def test_every_format_character_is_invisible_to_the_parser():

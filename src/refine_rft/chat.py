@@ -21,7 +21,9 @@ nothing put back: the model writes its own tags.
 
 from __future__ import annotations
 
-OPEN, CLOSE = "<think>", "</think>"
+from refine_rft.parsing import tag
+
+OPEN, CLOSE = tag("think"), tag("think", closing=True)  # the one spelling every parser reads
 _PROBE = [{"role": "user", "content": [{"type": "text", "text": "?"}]}]
 
 

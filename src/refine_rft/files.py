@@ -9,10 +9,14 @@ scores -> report), so every writer here either leaves a complete file or none:
 - :class:`JsonlAppender`: append-only rows keyed by id, fsynced one by one, for long runs that
   resume (generation, judging);
 - :func:`read_jsonl` (strict: errors name the file and line) and :func:`iter_jsonl_tolerant`
-  (skips the torn last line a killed appender may leave);
+  (skips the torn last line a killed appender may leave), for files that are no stage's rows
+  (rejects lists, append logs): questions, predictions and judge score rows are read by
+  :func:`refine_rft.data.records.read_rows`, with its rejects;
 - :func:`guard_settings`: the settings that define a resumable output, recorded beside it, so that
   a rerun with other settings refuses instead of mixing two runs in one file;
-- :func:`output_lock`: one writer per output (an advisory lock beside it naming the holder).
+- :func:`output_lock`: one writer per output (an advisory lock beside it naming the holder);
+- :func:`resumable_output`: the three together, as every resumable stage (eval, judge) keeps its
+  books: one writer, settings guarded, keys already done skipped, the rejects file written.
 
 Files and folders written here honour the umask (0644 / 0755 under umask 022), as a plain ``open``
 would: a run on a shared machine is readable by whoever may read the folder it is in.
@@ -189,11 +193,12 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
 
 
 class JsonlAppender:
-    """Append rows keyed by ``key`` to a JSONL file, skipping keys already there (resume).
+    """Append rows keyed by ``key`` to a JSONL file, skipping keys already there (resume); with
+    ``key=None`` every row is appended (a log). The one append-and-fsync writer.
 
     ``keep(row)``, if given, decides which of the rows already there still hold (say, those made
     from inputs that have not changed since); the others are removed from the file at once and
-    counted in ``dropped``, so that the caller redoes them. Each row is flushed and fsynced as it is
+    counted in ``dropped`` (their keys in ``dropped_keys``), so that the caller redoes them. Each row is flushed and fsynced as it is
     written, so a kill loses at most the row in flight;
     a torn last line is ignored on reopen and rewritten.
 
@@ -207,14 +212,16 @@ class JsonlAppender:
     {'a'}
     """
 
-    def __init__(self, path: str | os.PathLike, key, keep: Callable[[dict], bool] | None = None):
+    def __init__(self, path: str | os.PathLike, key: Callable[[dict], object] | None,
+                 keep: Callable[[dict], bool] | None = None):
         self.path = Path(path)
         self.key = key
         self.path.parent.mkdir(parents=True, exist_ok=True)
         rows = list(iter_jsonl_tolerant(self.path))
         kept = rows if keep is None else [row for row in rows if keep(row)]
         self.dropped = len(rows) - len(kept)  # rows ``keep`` refused: no longer valid, redone by the caller
-        self.done = {key(row) for row in kept}
+        self.dropped_keys = set() if key is None else {key(row) for row in rows if keep is not None and not keep(row)}
+        self.done = set() if key is None else {key(row) for row in kept}
         # Rewrite without a torn tail (so that appends start on a fresh line) or the dropped rows.
         if self.dropped or (self.path.exists() and self.path.read_bytes()[-1:] not in (b"", b"\n")):
             write_jsonl_atomic(self.path, kept)
@@ -222,15 +229,16 @@ class JsonlAppender:
 
     def write(self, row: dict) -> bool:
         """Append ``row`` unless its key is already done; return whether it was written."""
-        key = self.key(row)
-        if key in self.done:
+        key = None if self.key is None else self.key(row)
+        if key is not None and key in self.done:
             return False
         if self._handle is None:
             self._handle = self.path.open("a", encoding="utf-8")
         self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
-        self.done.add(key)
+        if self.key is not None:
+            self.done.add(key)
         return True
 
     def close(self) -> None:
@@ -393,3 +401,38 @@ def output_lock(output: str | os.PathLike, folder: bool = False, what: str = "ou
                 lock.parent.rmdir()
     finally:
         handle.close()  # closing drops the flock
+
+
+@contextmanager
+def resumable_output(out: str | os.PathLike, key: Callable[[dict], object], settings_path: str | os.PathLike,
+                     settings: dict, also: Iterable[str | os.PathLike], rejects_path: str | os.PathLike,
+                     rejects: Callable[[], list[dict]], overwrite: bool = False,
+                     keep: Callable[[dict], bool] | None = None, lock: str | os.PathLike | None = None,
+                     what: str = "output") -> Iterator[JsonlAppender]:
+    """The resume bookkeeping of a stage that appends keyed rows to ``out`` (generation, judging):
+
+    1. the one-writer lock of ``lock`` (a folder; else of ``out`` itself, a file);
+    2. :func:`guard_settings`: ``settings`` recorded in ``settings_path``, a rerun with others refused
+       unless ``overwrite``, which removes ``out``, ``also`` and ``rejects_path`` first;
+    3. a :class:`JsonlAppender` on ``out`` keyed by ``key`` (``keep`` drops rows no longer valid),
+       yielded: its ``done`` keys are what a rerun skips;
+    4. on the way out, normal or not, the rejects file: ``rejects()`` at that moment, or none.
+
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp(); out = os.path.join(folder, "rows.jsonl"); rejected = []
+    >>> def run(settings):
+    ...     with resumable_output(out, lambda r: r["id"], os.path.join(folder, "settings.json"), settings, [],
+    ...                           os.path.join(folder, "rejects.jsonl"), lambda: rejected) as rows:
+    ...         rejected.append({"id": "b", "reason": "no image"})
+    ...         return rows.write({"id": "a"})
+    >>> run({"model": "m"}), run({"model": "m"}), sorted(os.listdir(folder))
+    (True, False, ['rejects.jsonl', 'rows.jsonl', 'rows.jsonl.lock', 'settings.json'])
+    """
+    out = Path(out)
+    with output_lock(lock if lock is not None else out, folder=lock is not None, what=what):
+        guard_settings(settings_path, settings, [out, *also, rejects_path], overwrite)
+        try:
+            with JsonlAppender(out, key=key, keep=keep) as appender:
+                yield appender
+        finally:
+            write_rejects(rejects_path, rejects())

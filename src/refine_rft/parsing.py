@@ -17,6 +17,10 @@ Rewards (R_cls) and accuracy (every prompt style) rest on one answer grammar, re
 - an answer of more than :data:`MAX_ANSWER_WORDS` words is unparseable: no prompt asks for an
   essay, and a policy that degenerates into repetition must earn nothing, quickly.
 
+Tags have one spelling: lower case, as the prompts show them and as the paper defines the format
+(:func:`tag`). ``<ANSWER>`` or ``<Think>`` is text, not a tag, for every reader of tags alike: the
+format rewards (R_f, R_fa), R_cls and the accuracy of the tagged styles.
+
 Text is read after NFKC normalisation with invisible format characters removed (so a full-width
 ``Ｂ`` is ``B`` and a zero-width space hides nothing). Every parser here is linear in the length of
 its input: one split into words and one pass over them, no regex that can backtrack over
@@ -52,9 +56,23 @@ _ITEM_GAP = re.compile(r"[,;/|&()\[\]{}:.!?\n+]")
 _ARTICLES = frozenset({"a", "an", "the"})
 _WORD = re.compile(r"[0-9A-Za-z]+")
 _SPLIT = re.compile(r"([^0-9A-Za-z]+)")
-_TAG = re.compile(r"<(/?)(?:think|attribute|answer)>", re.IGNORECASE)
-_ANSWER_TAG = re.compile(r"<(/?)answer>", re.IGNORECASE)
 _APOSTROPHES = ("'", "\u2019")
+
+
+def tag(name: str, closing: bool = False) -> str:
+    """The one spelling of a tag, matched exactly: lower case, no spaces, as the prompts show it.
+
+    >>> tag("answer"), tag("answer", closing=True)
+    ('<answer>', '</answer>')
+    >>> answer_block("<ANSWER>B</ANSWER>") is None  # not a tag: the response has no answer block
+    True
+    """
+    return f"</{name}>" if closing else f"<{name}>"
+
+
+# Case-sensitive on purpose: the exact spellings of :func:`tag`, nothing else.
+_TAG = re.compile("|".join(re.escape(tag(name, closing)) for name in TAGS for closing in (False, True)))
+_ANSWER_TAG = re.compile(f"{re.escape(tag('answer'))}|{re.escape(tag('answer', closing=True))}")
 
 
 @dataclass(frozen=True)
@@ -86,14 +104,15 @@ def visible_text(text: str) -> str:
     return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
 
 
-def _block(text: str, tag: str) -> str | None:
+def _block(text: str, name: str) -> str | None:
     # Two str.find calls, not a lazy regex: a regex would rescan the rest of the text from every
     # unclosed "<tag>", which is quadratic on a response that repeats it.
-    start = text.find(f"<{tag}>")
+    opening, closing = tag(name), tag(name, closing=True)
+    start = text.find(opening)
     if start == -1:
         return None
-    end = text.find(f"</{tag}>", start + len(tag) + 2)
-    return None if end == -1 else text[start + len(tag) + 2:end].strip()
+    end = text.find(closing, start + len(opening))
+    return None if end == -1 else text[start + len(opening):end].strip()
 
 
 def parse_response(text: str) -> ParsedResponse:
@@ -105,14 +124,14 @@ def parse_response(text: str) -> ParsedResponse:
     >>> parse_response("<think>red wings</think><answer>B. Crimson-winged Finch</answer>")
     ParsedResponse(think='red wings', attribute=None, answer='B. Crimson-winged Finch')
     """
-    return ParsedResponse(*(_block(text, tag) for tag in TAGS))
+    return ParsedResponse(*(_block(text, name) for name in TAGS))
 
 
 def answer_block(text: str | None) -> str | None:
     """The contents of the one ``<answer>`` block of a tagged response, else ``None``.
 
-    The rule R_cls and CoT accuracy share: exactly one ``<answer>`` and one ``</answer>`` (in any
-    case), in that order, no ``<think>``/``<attribute>``/``<answer>`` tag inside, and nothing but
+    The rule R_cls and CoT accuracy share: exactly one ``<answer>`` and one ``</answer>`` (spelt as
+    :func:`tag` spells them), in that order, no ``<think>``/``<attribute>``/``<answer>`` tag inside, and nothing but
     whitespace after it. A second block, a nested one or a correction after the block
     ("</answer> Actually it is A") leaves the response without an answer.
 
@@ -125,7 +144,7 @@ def answer_block(text: str | None) -> str | None:
     if not text:
         return None
     tags = list(islice(_ANSWER_TAG.finditer(text), 3))  # a third tag already decides
-    if len(tags) != 2 or tags[0].group(1) or not tags[1].group(1):
+    if len(tags) != 2 or tags[0].group() != tag("answer") or tags[1].group() != tag("answer", closing=True):
         return None
     inside = text[tags[0].end():tags[1].start()]
     if _TAG.search(inside) or text[tags[1].end():].strip():
@@ -367,31 +386,17 @@ def extract_choice(text: str | None, options: Sequence[str], letters: str = LETT
         [None, None, None, None, None]
         >>> [extract_choice(t, options) for t in ["B or c", "option b, d", "B or Auklet", "B maybe"]]
         [None, None, None, None]
+        >>> [extract_choice(t, options) for t in ["B. because", "A bird", "An auklet"]]  # "A bird": an article
+        [1, None, None]
     """
     if text is None or not text.strip():
         return None
     return read_answer(text, options, letters).single_option()
 
 
-def extract_letter_answer(text: str | None, options: Sequence[str], letters: str = LETTERS) -> int | None:
-    """The Choice-protocol answer: the same grammar as :func:`extract_choice`.
-
-    Choice needs no rule of its own. Its instruction asks for a letter, and the shared grammar
-    reads a leading letter like any other; what follows it is read too, so "B or C",
-    "B, no wait, C" and "not B" are unparseable under Choice as everywhere else. The leading
-    letter must stand alone: the "A" of "A bird" is an article, "An eagle" holds no letter.
-
-    >>> options = ["Laysan_Albatross", "Sooty_Albatross", "Least_Auklet", "Rusty_Blackbird"]
-    >>> [extract_letter_answer(t, options) for t in ["C", "B. because", "A bird", "An auklet", "(d)"]]
-    [2, 1, None, None, 3]
-    >>> [extract_letter_answer(t, options) for t in ["B or C", "B, no wait, C", "not B"]]
-    [None, None, None]
-    """
-    return extract_choice(text, options, letters)
-
-
 # --- Answer rules of the prompt styles (see refine_rft.prompts.PROMPT_STYLES) -------------------
-# choice: extract_letter_answer; both: both_choice; cot: cot_choice.
+# choice: extract_choice (a leading letter is read like any other, so "B or C", "B, no wait, C" and
+# "not B" are unparseable under Choice as everywhere else); both: both_choice; cot: cot_choice.
 
 
 def both_choice(text: str | None, options: Sequence[str], letters: str = LETTERS) -> int | None:
@@ -443,20 +448,11 @@ def follows_format(text: str, tags: Sequence[str]) -> bool:
     >>> follows_format("<think>red</think><attribute>x</attribute><answer>A</answer>", THINK_ANSWER)
     False
     """
-    for tag in TAGS:
-        expected = 1 if tag in tags else 0
-        if text.count(f"<{tag}>") != expected or text.count(f"</{tag}>") != expected:
+    for name in TAGS:
+        expected = 1 if name in tags else 0
+        if text.count(tag(name)) != expected or text.count(tag(name, closing=True)) != expected:
             return False
-    pattern = r"\s*" + r"\s*".join(rf"<{tag}>(.*?)</{tag}>" for tag in tags) + r"\s*"
+    pattern = r"\s*" + r"\s*".join(rf"{re.escape(tag(name))}(.*?){re.escape(tag(name, closing=True))}"
+                                   for name in tags) + r"\s*"
     match = re.fullmatch(pattern, text, flags=re.DOTALL)
     return match is not None and all(group.strip() for group in match.groups())
-
-
-def answered_option(text: str, options: Sequence[str]) -> int | None:
-    """The option that the response's single ``<answer>`` block identifies (R_cls's reading, the
-    CoT rule: :func:`cot_choice`), else ``None``.
-
-    >>> answered_option("<answer>B. Sooty_Albatross</answer>", ["Laysan_Albatross", "Sooty_Albatross"])
-    1
-    """
-    return cot_choice(text, options)

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from refine_rft.errors import ConfigError
-from refine_rft.parsing import LETTERS, answer_block, both_choice, cot_choice, extract_letter_answer
+from refine_rft.parsing import LETTERS, answer_block, both_choice, cot_choice, extract_choice
 
 QUESTION_TEMPLATE = "Which of these {noun} is shown in the image?\nChoices:\n{choices}"
 # The open-world question names no option and asks for the word a user would: the species of a
@@ -69,7 +69,7 @@ def _open_choice(answer: Callable[[str | None], str | None]):
 
 PROMPT_STYLES: dict[str, PromptStyle] = {style.name: style for style in (
     PromptStyle("choice", "Answer with the letter from the given choices directly.", 8,
-                extract_letter_answer, "CH."),
+                extract_choice, "CH."),
     PromptStyle("both", "Answer the correct choice and its category name.", 48, both_choice, "Both"),
     PromptStyle("cot", (
         "First think about the visual details in the image and compare them with the choices "

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from refine_rft.data.cli import summary_line
 from refine_rft.errors import ConfigError
-from refine_rft.files import read_jsonl, write_jsonl_atomic
+from refine_rft.data.records import read_rows, require_all, validate_record
+from refine_rft.files import write_jsonl_atomic
 from refine_rft_workshop.synthetic import synthetic_base_to_new, synthetic_questions
 
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                               base_to_new=args.base_to_new)
     for split, path in paths.items():
         if path.suffix == ".jsonl":
-            print(summary_line(split, read_jsonl(path), path))
+            print(summary_line(split, require_all(read_rows([path], validate_record)), path))
         else:
             print(f"{split}: {path}")
     return 0

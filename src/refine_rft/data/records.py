@@ -203,6 +203,31 @@ def prediction_key(row: dict) -> tuple[str, str]:
     return (row["id"], row["style"])
 
 
+def validate_score_row(row: dict, where: str = "score row") -> dict:
+    """Check a judge score row (``refine-rft judge``) has an ``id``, a string or an integer; raise
+    :class:`~refine_rft.errors.DataError` naming ``where`` if not. Its scores are the reader's to
+    judge: a failed judgement may leave them empty.
+
+    >>> validate_score_row({"style": "cot", "RSC_A": 100}, "s.jsonl:4")
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.DataError: s.jsonl:4: no id (a string or an integer)
+    """
+    row_id = row.get("id")
+    if not isinstance(row_id, (str, int)) or isinstance(row_id, bool):
+        raise DataError(f"{where}: no id (a string or an integer)")
+    return row
+
+
+def score_key(row: dict) -> tuple[str, str]:
+    """The key of a judge score row: ``(id, style)``, the style ``cot`` when not recorded.
+
+    >>> score_key({"id": "q1", "RSC_A": 90})
+    ('q1', 'cot')
+    """
+    return (row["id"], row.get("style", "cot"))
+
+
 def question_key(row: dict) -> str:
     """The key of a question row: its ``id``."""
     return row["id"]
@@ -254,7 +279,11 @@ def read_rows(paths: Sequence[str | os.PathLike], check: Callable[[dict, str], d
       across files, is an error naming the keys and where they are: which row is meant is not
       for the reader to guess;
     - a relative ``image`` path is relative to the folder of the file that lists it
-      (:func:`resolve_image`), whatever the working directory.
+      (:func:`resolve_image`), whatever the working directory (rows without one, such as judge
+      score rows, are taken as they are).
+
+    Questions (:func:`validate_record`), predictions (:func:`validate_prediction`) and judge score
+    rows (:func:`validate_score_row`) are all read here.
 
     >>> import json, os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "q.jsonl")
@@ -297,7 +326,7 @@ def read_rows(paths: Sequence[str | os.PathLike], check: Callable[[dict, str], d
                     duplicates.append(f"{row_key!r} ({_where(*sources[row_key])} and {where})")
                     continue
                 sources[row_key] = (str(path), number)
-                rows.append({**row, "image": resolve_image(row["image"], path)})
+                rows.append({**row, "image": resolve_image(row["image"], path)} if "image" in row else row)
         if count == 0:
             raise DataError(f"{path}: empty data file (no rows)")
     if duplicates:

@@ -18,6 +18,7 @@ from refine_rft.evaluate.generate import (
     BACKENDS,
     DEFAULT_MAX_NEW_TOKENS,
     REJECTS_FILE,
+    EvalSettings,
     check_styles,
     generate_predictions,
 )
@@ -102,12 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     # One writer per run folder, from the first prediction to scores.json (the folder is removed
     # again if the input is refused before anything is written in it).
     with output_lock(args.out, folder=True, what="eval"):
-        path = generate_predictions(
-            args.model, args.data, styles, args.out, adapter=args.adapter, backend=args.backend,
-            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit,
-            resolution=resolution, overwrite=args.overwrite, trust_remote_code=args.trust_remote_code,
-            max_prompt_tokens=args.max_prompt_tokens,
-        )
+        settings = EvalSettings(args.model, resolution, adapter=args.adapter, backend=args.backend,
+                                batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit,
+                                overwrite=args.overwrite, trust_remote_code=args.trust_remote_code,
+                                max_prompt_tokens=args.max_prompt_tokens)
+        path = generate_predictions(args.data, styles, args.out, settings)
         if path.is_file():
             scores = score_predictions(path, similarity=args.similarity)
             print(format_scores(scores))

@@ -32,6 +32,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -48,8 +49,8 @@ from refine_rft.data.records import (
     validate_record,
 )
 from refine_rft.errors import ConfigError, MissingDependency
-from refine_rft.files import JsonlAppender, file_digest, guard_settings, output_lock, write_rejects
-from refine_rft.resolution import ImageResolution, choose_resolution
+from refine_rft.files import JsonlAppender, file_digest, resumable_output
+from refine_rft.resolution import ImageResolution
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
 # Greedy budgets per style (the prompt styles' table).
@@ -146,7 +147,7 @@ class HFGenerator:
             padding=True, return_tensors="pt",
         ).to(self.device)
 
-    def generate(self, records: Sequence[dict], style: str, max_new_tokens: int, min_new_tokens: int = 0) -> list[str]:
+    def generate(self, records: Sequence[dict], style: str, max_new_tokens: int) -> list[str]:
         """Greedy responses to ``records`` under ``style``, in order."""
         import torch
 
@@ -154,7 +155,7 @@ class HFGenerator:
         tokenizer = self.processor.tokenizer
         with torch.inference_mode():
             output = self.model.generate(
-                **inputs, do_sample=False, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                **inputs, do_sample=False, max_new_tokens=max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None,
             )
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
@@ -229,8 +230,8 @@ class VLLMGenerator:
             gpu_memory_utilization=gpu_memory_utilization, trust_remote_code=trust, **kwargs,
         )
 
-    def generate(self, records: Sequence[dict], style: str, max_new_tokens: int, min_new_tokens: int = 0) -> list[str]:
-        params = self._vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens, min_tokens=min_new_tokens)
+    def generate(self, records: Sequence[dict], style: str, max_new_tokens: int) -> list[str]:
+        params = self._vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
         outputs = self.llm.generate(vllm_requests(self.processor, records, style, self.resolution), params,
                                     lora_request=self.lora_request, use_tqdm=False)
         return [restore_prefix(self.template_prefix, out.outputs[0].text.strip()) for out in outputs]
@@ -260,54 +261,56 @@ def max_tokens_for(styles: Sequence[str], overrides: dict[str, int] | None = Non
     return {s: int(overrides.get(s, DEFAULT_MAX_NEW_TOKENS[s])) for s in styles}
 
 
-def eval_settings(model: str, data_files: Sequence[str | Path], adapter: str | None, backend: str,
-                  budgets: dict[str, int], resolution: ImageResolution | None = None) -> dict:
-    """The settings that define a predictions file: a rerun into the same folder must share them."""
-    resolution = resolution or ImageResolution()
-    return {"model": model, "adapter": adapter, "backend": backend,
-            "min_pixels": resolution.min_pixels, "max_pixels": resolution.max_pixels,
-            "data": [[os.path.abspath(f), file_digest(f)] for f in data_files if Path(f).is_file()],
-            **{f"max_new_tokens/{style}": budget for style, budget in budgets.items()}}
+@dataclass(frozen=True)
+class EvalSettings:
+    """How ``refine-rft eval`` generates: the model, how it is run, and the budgets.
+
+    ``resolution`` has no default: the caller decides it once (``refine-rft eval`` with
+    :func:`~refine_rft.resolution.choose_resolution`: the flags, else the training run's, else the
+    processor's), and every image of the run is shown at it.
+
+    >>> from refine_rft.resolution import ImageResolution
+    >>> settings = EvalSettings("Qwen/Qwen2-VL-7B-Instruct", ImageResolution(), max_new_tokens={"cot": 64})
+    >>> settings.budgets(["choice", "cot"]), settings.batch_size
+    ({'choice': 8, 'cot': 64}, 16)
+    """
+
+    model: str  # a model folder or hub id
+    resolution: ImageResolution
+    adapter: str | None = None  # a peft LoRA adapter folder
+    backend: str = "hf"  # one of BACKENDS
+    batch_size: int = 16  # questions per generate call
+    max_new_tokens: dict[str, int] = field(default_factory=dict)  # per-style overrides of the styles' budgets
+    limit: int | None = None  # only the first ``limit`` usable questions (smoke runs)
+    overwrite: bool = False  # start the predictions afresh (else a rerun must have the same settings)
+    trust_remote_code: bool = False  # run code the model folder ships (refine_rft.trust)
+    # Reject questions whose prompt is longer (besides those longer than the model's context less the
+    # style's budget; refine_rft.data.prompt_length).
+    max_prompt_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}; valid backends: {', '.join(BACKENDS)}")
+
+    def budgets(self, styles: Sequence[str]) -> dict[str, int]:
+        """Per-style ``max_new_tokens`` (:func:`max_tokens_for`)."""
+        return max_tokens_for(styles, self.max_new_tokens)
+
+    def record(self, data_files: Sequence[str | Path], styles: Sequence[str]) -> dict:
+        """The settings that define a predictions file: a rerun into the same folder must share them."""
+        return {"model": self.model, "adapter": self.adapter, "backend": self.backend,
+                "min_pixels": self.resolution.min_pixels, "max_pixels": self.resolution.max_pixels,
+                "data": [[os.path.abspath(f), file_digest(f)] for f in data_files if Path(f).is_file()],
+                **{f"max_new_tokens/{style}": budget for style, budget in self.budgets(styles).items()}}
 
 
-def generate_predictions(
-    model: str,
-    data_files: Sequence[str | Path],
-    styles: Sequence[str],
-    out_dir: str | Path,
-    adapter: str | None = None,
-    backend: str = "hf",
-    batch_size: int = 16,
-    max_new_tokens: dict[str, int] | None = None,
-    min_new_tokens: int = 0,
-    limit: int | None = None,
-    generator=None,
-    resolution: ImageResolution | None = None,
-    overwrite: bool = False,
-    trust_remote_code: bool = False,
-    max_prompt_tokens: int | None = None,
-) -> Path:
-    """Generate the missing rows of ``out_dir/predictions.jsonl`` and return its path.
+def generate_predictions(data_files: Sequence[str | Path], styles: Sequence[str], out_dir: str | Path,
+                         settings: EvalSettings) -> Path:
+    """Generate the missing rows of ``out_dir/predictions.jsonl`` (one per question and style in
+    ``styles``) from the question files ``data_files``, as ``settings`` say; return its path.
 
-    Args:
-        model: a model folder or hub id.
-        data_files: question JSONL files (see :mod:`refine_rft.data.records`).
-        styles: prompt styles among ``choice``, ``both``, ``cot``.
-        out_dir: the run folder; rows already in its ``predictions.jsonl`` are kept and skipped.
-        adapter: a peft LoRA adapter folder, or ``None``.
-        backend: ``hf`` or ``vllm``.
-        batch_size: questions per ``generate`` call.
-        max_new_tokens: per-style overrides of :data:`DEFAULT_MAX_NEW_TOKENS`.
-        min_new_tokens: forces at least this many new tokens (benchmarks only).
-        limit: only the first ``limit`` usable questions (smoke runs).
-        generator: an already-loaded generator to reuse (then ``model`` is only recorded).
-        resolution: the image resolution; by default the one saved with the adapter's (or the
-            model folder's) training run, else the processor's default.
-        overwrite: start ``out_dir``'s predictions afresh (else a rerun must have the same settings).
-        trust_remote_code: run code the model folder ships (see :mod:`refine_rft.trust`).
-        max_prompt_tokens: reject questions whose prompt is longer (besides those longer than the
-            model's context less the style's budget; :mod:`refine_rft.data.prompt_length`). Checked
-            when the model is loaded here (``generator`` is ``None``).
+    Rows already in ``predictions.jsonl`` are kept and skipped; the model is loaded
+    (:func:`make_generator`) only when a batch still has work.
 
     Returns:
         The path of ``predictions.jsonl`` (absent if no question was usable). Rejected questions
@@ -316,58 +319,43 @@ def generate_predictions(
     Raises:
         OutputLocked: another process is writing ``out_dir``.
     """
-
     styles = check_styles(styles)
-    budgets = max_tokens_for(styles, max_new_tokens)
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    budgets = settings.budgets(styles)
     questions = reject_bad_images(read_rows(data_files, validate_record), decode=False)
     out_dir = Path(out_dir)
-    path = out_dir / PREDICTIONS_FILE
-    if generator is None and resolution is None:
-        resolution = choose_resolution(None, None, adapter, model)
-    with output_lock(out_dir, folder=True, what="eval"):  # one writer per run folder
-        guard_settings(out_dir / SETTINGS_FILE,
-                       eval_settings(model, data_files, adapter, backend, budgets, resolution),
-                       [path, out_dir / "scores.json", out_dir / REJECTS_FILE], overwrite)
-        records = questions.rows[:limit]
-        unusable: dict[str, str] = {}  # question id -> why (found while generating)
-        max_pixels = resolution.max_pixels if resolution is not None else None
-        if generator is None:  # before any generation: a prompt the model cannot take is rejected, not run
-            unusable.update(_too_long(records, budgets, model, resolution, max_prompt_tokens))
-        try:
-            def load():
-                return make_generator(backend, model, adapter, resolution,
-                                      trust_remote_code)
+    unusable: dict[str, str] = {}  # question id -> why (found before or while generating)
 
-            fields = dict(model=model, adapter=adapter, backend=backend)
-            with JsonlAppender(path, key=prediction_key) as out:
-                _generate_missing(records, styles, batch_size, budgets, min_new_tokens, out, unusable,
-                                  generator, load, fields, max_pixels)
-        finally:
-            rejects = questions.rejects + [rejection(qid, *questions.sources[qid], why)
-                                           for qid, why in unusable.items()]
-            write_rejects(out_dir / REJECTS_FILE, rejects)
-    return path
+    def rejects() -> list[dict]:
+        return questions.rejects + [rejection(qid, *questions.sources[qid], why) for qid, why in unusable.items()]
+
+    with resumable_output(out_dir / PREDICTIONS_FILE, prediction_key, out_dir / SETTINGS_FILE,
+                          settings.record(data_files, styles), [out_dir / "scores.json"], out_dir / REJECTS_FILE,
+                          rejects, settings.overwrite, lock=out_dir, what="eval") as out:
+        records = questions.rows[:settings.limit]
+        # Before any generation: a prompt the model cannot take is rejected, not run.
+        unusable.update(_too_long(records, budgets, settings))
+        _generate_missing(records, styles, budgets, out, unusable, settings)
+    return out_dir / PREDICTIONS_FILE
 
 
-def _generate_missing(records: list[dict], styles: Sequence[str], batch_size: int, budgets: dict[str, int],
-                      min_new_tokens: int, out: JsonlAppender, unusable: dict[str, str], generator, load,
-                      fields: dict, max_pixels: int | None) -> None:
-    """Generate every planned row not yet in ``out``; ``load()`` makes the generator when the first
-    batch needs it (a finished run never loads the model)."""
-    plan = plan_batches(records, styles, batch_size)
+def _generate_missing(records: list[dict], styles: Sequence[str], budgets: dict[str, int], out: JsonlAppender,
+                      unusable: dict[str, str], settings: EvalSettings) -> None:
+    """Generate every planned row not yet in ``out``; the generator is made when the first batch
+    needs it (a finished run never loads the model)."""
+    plan = plan_batches(records, styles, settings.batch_size)
     pending = sum((r["id"], s) not in out.done for s, batch in plan for r in batch)
+    fields = {"model": settings.model, "adapter": settings.adapter, "backend": settings.backend}
+    generator = None
     with tqdm(total=pending, unit="q", desc="eval", dynamic_ncols=True, disable=not pending) as bar:
         for style, batch in plan:
-            batch = _usable(batch, style, out.done, unusable, max_pixels)
+            batch = _usable(batch, style, out.done, unusable, settings.resolution.max_pixels)
             if not batch:
                 continue
             if generator is None:
-                generator = load()
+                generator = make_generator(settings.backend, settings.model, settings.adapter, settings.resolution,
+                                           settings.trust_remote_code)
             bar.set_postfix_str(style)
-            for record, response, seconds in _generate_isolated(generator, batch, style, budgets[style],
-                                                                min_new_tokens, unusable):
+            for record, response, seconds in _generate_isolated(generator, batch, style, budgets[style], unusable):
                 row = {k: record[k] for k in QUESTION_COLUMNS if k in record}
                 row.update(style=style, response=response, **fields, max_new_tokens=budgets[style],
                            gen_seconds=round(seconds, 4))
@@ -375,16 +363,16 @@ def _generate_missing(records: list[dict], styles: Sequence[str], batch_size: in
             bar.update(sum((r["id"], style) not in out.done for r in batch))  # rejected now
 
 
-def _too_long(records: list[dict], budgets: dict[str, int], model_path: str,
-              resolution: ImageResolution | None, max_prompt_tokens: int | None) -> dict[str, str]:
+def _too_long(records: list[dict], budgets: dict[str, int], settings: EvalSettings) -> dict[str, str]:
     """Question id -> why, for the questions whose prompt in some style is too long for the model."""
     from transformers import AutoTokenizer
 
     from refine_rft.data.prompt_length import context_length, prompt_problem, prompt_token_cap
 
-    context = context_length(model_path)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    image_tokens = resolution.max_tokens() if resolution is not None and resolution.is_set else 0
+    context = context_length(settings.model)
+    tokenizer = AutoTokenizer.from_pretrained(settings.model)
+    resolution, max_prompt_tokens = settings.resolution, settings.max_prompt_tokens
+    image_tokens = resolution.max_tokens() if resolution.is_set else 0
     problems: dict[str, str] = {}
     for style, budget in budgets.items():
         cap = prompt_token_cap(context, budget, max_prompt_tokens)
@@ -410,20 +398,19 @@ def _usable(batch: list[dict], style: str, done: set, unusable: dict[str, str],
     return batch if any((r["id"], style) not in done for r in batch) else []
 
 
-def _generate_isolated(generator, batch: list[dict], style: str, budget: int, min_new_tokens: int,
-                       unusable: dict[str, str]):
+def _generate_isolated(generator, batch: list[dict], style: str, budget: int, unusable: dict[str, str]):
     """``(record, response, seconds per row)`` for ``batch``. If the processor refuses the batch
     (``ValueError``, e.g. an image too small for its patch size), each row is generated alone and the
     rows it still refuses are marked ``unusable``; other errors are bugs or faults and propagate."""
     start = time.perf_counter()
     try:
-        responses = generator.generate(batch, style, budget, min_new_tokens)
+        responses = generator.generate(batch, style, budget)
     except ValueError as error:
         if len(batch) == 1:
             unusable[batch[0]["id"]] = f"the model's processor refused it ({error})"
             return []
         return [item for record in batch
-                for item in _generate_isolated(generator, [record], style, budget, min_new_tokens, unusable)]
+                for item in _generate_isolated(generator, [record], style, budget, unusable)]
     seconds = (time.perf_counter() - start) / len(batch)
     return [(record, response, seconds) for record, response in zip(batch, responses)]
 

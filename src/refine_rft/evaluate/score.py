@@ -3,7 +3,7 @@
 Every style reads answers with the one grammar of :mod:`refine_rft.parsing` (one option, no
 second option, no negation, no hedge), which R_cls uses too:
 
-- **choice**: the whole response under :func:`~refine_rft.parsing.extract_letter_answer` (the
+- **choice**: the whole response under :func:`~refine_rft.parsing.extract_choice` (the
   shared grammar; a leading letter is read like any other, and what follows must not contradict it).
 - **both**: the response must state exactly one option letter *and* name exactly one option in
   full, and the two must be the same option; that option must be the true one. A response with
@@ -27,8 +27,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from refine_rft.data.records import prediction_key, read_rows, require_all, validate_prediction
 from refine_rft.errors import MissingFile
-from refine_rft.files import iter_jsonl_tolerant, write_text_atomic
+from refine_rft.files import write_text_atomic
 from refine_rft.openworld import true_label, vocabularies
 from refine_rft.evaluate.similarity import similarity_scores
 from refine_rft.prompts import prompt_style
@@ -158,12 +159,14 @@ def score_predictions(path: str | Path, write: bool = True, similarity: str | No
     path = Path(path)
     if not path.is_file():
         raise MissingFile(f"no predictions file: {path}")
+    # The rule every stage reads rows by; a scored file is all of it or nothing (the report's rule).
+    rows = require_all(read_rows([path], validate_prediction, key=prediction_key))
     encoder = None
     if similarity is not None:
         from refine_rft.evaluate.similarity import text_encoder
 
         encoder = text_encoder(similarity)
-    scores = {"predictions": path.name, "styles": score_rows(iter_jsonl_tolerant(path), encoder)}
+    scores = {"predictions": path.name, "styles": score_rows(rows, encoder)}
     if write:
         write_text_atomic(path.parent / SCORES_FILE, json.dumps(scores, indent=2) + "\n")
     return scores

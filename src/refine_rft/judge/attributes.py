@@ -39,7 +39,7 @@ from refine_rft.errors import DataError
 from refine_rft.judge.base import Judge, require_fields
 from refine_rft.parsing import (
     THINK_ATTRIBUTE_ANSWER,
-    answered_option,
+    cot_choice,
     extract_choice,
     follows_format,
     parse_response,
@@ -211,7 +211,7 @@ class AttributeJudge(Judge):
         self._check(sample)
         response, options, answer = sample["response"], sample["options"], int(sample["answer"])
         if (sample.get("style") or "cot") == "cot":
-            correct = answered_option(response, options) == answer  # R_cls
+            correct = cot_choice(response, options) == answer  # R_cls
             obeyed = follows_format(response, THINK_ATTRIBUTE_ANSWER)  # R_fa
             parsed = parse_response(response)
             reasoning = " ".join(part for part in (parsed.think, parsed.attribute) if part)

@@ -29,7 +29,7 @@ from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.failure import FailureRule
 from refine_rft.judge.prompts import addresses_the_judge, judged_reasoning
 from refine_rft.judge.stats import JudgeStats
-from refine_rft.parsing import answered_option, extract_choice, parse_response
+from refine_rft.parsing import cot_choice, extract_choice, parse_response
 
 INJECTION_FEEDBACK = "The response addresses the judge instead of the question; not graded."
 
@@ -47,7 +47,7 @@ def answered_correctly(sample: dict) -> bool:
     """
     response, options, answer = sample["response"], sample["options"], int(sample["answer"])
     if (sample.get("style") or "cot") == "cot":
-        return answered_option(response, options) == answer
+        return cot_choice(response, options) == answer
     return extract_choice(response, options) == answer
 
 

@@ -35,10 +35,11 @@ import sys
 from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS, report_rejects
-from refine_rft.judge.config import BACKENDS, PAPER_RSC_JUDGE, JudgeConfig, judge_settings
+from refine_rft.judge.config import PAPER_RSC_JUDGE, JudgeConfig, add_setting_flags, judge_settings
 from refine_rft.judge.reasoning_answer import score_reasoning_answers
 
-# Flags that set a judge setting of the same name (on top of --config).
+# The judge settings the command takes as flags (on top of --config): --endpoint (base_urls), --cache
+# (cache_path), --no-reject-injections, --no-sight-check, and the others by their own names.
 SETTING_FLAGS = ("backend", "base_urls", "model", "api_key_env", "concurrency", "timeout", "max_retries",
                  "cache_path", "reject_injections", "max_failure_rate", "failure_window", "sight_check")
 
@@ -47,27 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refine-rft judge", description=__doc__.split("\n\n")[0])
     parser.add_argument("predictions", type=Path, help="predictions JSONL (from refine-rft eval)")
     parser.add_argument("--out", type=Path, required=True, help="scores JSONL (appended; resumable)")
-    parser.add_argument("--backend", choices=BACKENDS, help="judge backend (default: openai)")
-    parser.add_argument("--endpoint", action="append", dest="base_urls", metavar="URL",
-                        help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (repeat for replicas)")
-    parser.add_argument("--model", help="judge model name as the endpoint knows it")
     parser.add_argument("--config", type=Path, help="YAML with judge settings: a training recipe (its "
                                                     "'rsc_judge:', else 'judge:' section, includes resolved) or "
                                                     "a mapping; flags override it")
-    parser.add_argument("--api-key-env", help="environment variable holding the API key")
-    parser.add_argument("--concurrency", type=int, help="requests in flight (default 32)")
-    parser.add_argument("--timeout", type=float, help="seconds per request")
-    parser.add_argument("--max-retries", type=int, help="retries on 429 / 5xx / timeouts")
-    parser.add_argument("--max-failure-rate", type=float,
-                        help="stop when more than this share of the last --failure-window judgements failed "
-                             "(default 0.5; 1.0 never stops)")
-    parser.add_argument("--failure-window", type=int, help="judgements the failure rule looks at (default 64)")
-    parser.add_argument("--cache", dest="cache_path", help="sqlite cache of judgements")
-    parser.add_argument("--no-reject-injections", dest="reject_injections", action="store_false", default=None,
-                        help="judge responses that address the judge instead of scoring them 0")
-    parser.add_argument("--no-sight-check", dest="sight_check", action="store_false", default=None,
-                        help="skip the health check's colour question (for small teachers that cannot name "
-                             "colours)")
+    # Made from JudgeConfig's fields (names, types, help); where a setting comes from when no flag
+    # gives it (the paper's judge, or --config) is this command's, said in its description.
+    add_setting_flags(parser, SETTING_FLAGS, unstated=("backend", "base_urls", "model", "api_key_env"))
     parser.add_argument("--styles", default="cot", help="comma-separated styles to judge (default: cot)")
     parser.add_argument("--overwrite", action="store_true",
                         help="start the scores afresh (needed when the predictions, backend, model or prompt change)")

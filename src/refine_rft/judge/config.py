@@ -38,10 +38,12 @@ class JudgeConfig:
     """
 
     backend: str = field(default="openai", metadata={"help": "'openai' (any OpenAI-compatible endpoint: "
-                                                             "vllm serve, hosted APIs) or 'attributes'."})
+                                                             "vllm serve, hosted APIs) or 'attributes'.",
+                                                     "choices": BACKENDS})
     base_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
                                  metadata={"help": "One or more judge replicas; a question's requests go to one "
-                                                   "of them (rendezvous hashing of its image, bounded load)."})
+                                                   "of them (rendezvous hashing of its image, bounded load).",
+                                           "flag": "--endpoint", "metavar": "URL"})
     model: str = field(default="", metadata={"help": "Model name as the endpoint knows it."})
     prompt: str = field(default="paper", metadata={"help": "R_cot prompt of the teacher: 'paper' (Fig. 3 word for "
                                                            "word; the image and the whole response) or "
@@ -59,7 +61,8 @@ class JudgeConfig:
     max_image_side: int = field(default=768, metadata={"help": "Images are downscaled to this longest side."})
     max_tokens: int = field(default=16, metadata={"help": "Reply budget for the reasoning score."})
     rsc_max_tokens: int = field(default=400, metadata={"help": "Reply budget for the Reasoning-Answer JSON."})
-    cache_path: str | None = field(default=None, metadata={"help": "sqlite file caching judgements (None: off)."})
+    cache_path: str | None = field(default=None, metadata={"help": "sqlite file caching judgements (None: off).",
+                                                           "flag": "--cache"})
     reject_injections: bool = field(default=True, metadata={"help": "Score 0, without a call, responses "
                                                                     "that address the judge."})
     skip_untagged: bool = field(default=False, metadata={"help": "Score 0, without a call, responses with no "
@@ -167,6 +170,44 @@ def check_types(config) -> None:
         if wrong:
             raise ConfigError(f"judge config: {spec.name} must be {_NAMES[str(spec.type)]}, got {value!r}")
 
+
+
+def add_setting_flags(parser, names, unstated: tuple[str, ...] = ()) -> None:
+    """Add to an ``argparse`` parser one flag per :class:`JudgeConfig` field in ``names``, made from
+    the field: ``--name-with-dashes`` (or the field's ``flag`` metadata), its type, its help and its
+    default. A ``True`` boolean gives ``--no-NAME``, a ``False`` one ``--NAME``; a list is given by
+    repeating the flag. Every flag defaults to ``None`` (not given), so that it overrides a
+    configuration file only when given; the help states the field's default, except for the fields
+    in ``unstated`` (a command whose defaults differ says so itself).
+
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_setting_flags(parser, ("base_urls", "timeout", "reject_injections"))
+    >>> vars(parser.parse_args(["--endpoint", "http://a/v1", "--endpoint", "http://b/v1", "--no-reject-injections"]))
+    {'base_urls': ['http://a/v1', 'http://b/v1'], 'timeout': None, 'reject_injections': False}
+    """
+    specs = {spec.name: spec for spec in fields(JudgeConfig)}
+    defaults = JudgeConfig(backend="attributes")  # the field defaults (no model needed to build it)
+    for name in names:
+        spec, meta = specs[name], specs[name].metadata
+        default = getattr(defaults, name)
+        flag = meta.get("flag", "--" + name.replace("_", "-"))
+        kind = str(spec.type)
+        common = {"dest": name, "default": None}
+        if kind == "bool":
+            flag = meta.get("flag", ("--no-" if default else "--") + name.replace("_", "-"))
+            parser.add_argument(flag, action="store_false" if default else "store_true",
+                                help=("Turns this off: " if default else "") + meta["help"], **common)
+            continue
+        shown = "" if name in unstated or default in (None, "", []) else \
+            f" (default: {', '.join(default) if isinstance(default, list) else default})"
+        extra = {"type": {"int": int, "float": float}.get(kind, str), "help": meta["help"] + shown}
+        if kind == "list[str]":
+            extra.update(action="append", help=extra["help"] + "; repeat the flag for each")
+        for key in ("choices", "metavar"):
+            if key in meta:
+                extra[key] = meta[key]
+        parser.add_argument(flag, **common, **extra)
 
 
 # The paper's Reasoning-Answer judge (Sec. 5.1): GPT-4.1-mini through OpenAI's own endpoint, a different model

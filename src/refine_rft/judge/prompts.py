@@ -35,7 +35,6 @@ the cache key and ``tests/snapshots/judge_*.txt`` hold the exact texts (with a f
 
 from __future__ import annotations
 
-import random
 import re
 import secrets
 from collections.abc import Sequence
@@ -160,15 +159,13 @@ _GATE_WORDS = frozenset().union(*(words for words, _ in _INJECTIONS))
 _MARKER_LIKE = re.compile(r"<<[^<>\n]{0,80}>>|student ?response", re.IGNORECASE)
 
 
-def make_nonce(rng: random.Random | None = None) -> str:
-    """A fresh delimiter code: 16 hex digits from ``secrets``, or from ``rng`` (tests, for snapshots).
+def make_nonce() -> str:
+    """A fresh delimiter code: 16 hex digits from ``secrets``, unguessable by the student.
 
-    >>> make_nonce(random.Random(0))
-    '629f6fbed82c07cd'
     >>> NONCE.fullmatch(make_nonce()) is not None
     True
     """
-    return secrets.token_hex(8) if rng is None else f"{rng.getrandbits(64):016x}"
+    return secrets.token_hex(8)
 
 
 def markers(nonce: str) -> tuple[str, str]:

@@ -7,7 +7,8 @@ judged. Rows are keyed by ``(id, style)`` and by what was judged (:func:`judged_
 response, options, answer and noun): a rerun skips what is done, retries what failed, and judges
 again every row whose response changed since (an ``eval --overwrite`` with another model, say),
 saying how many; scores of questions no longer in the predictions are removed. At the end the mean
-RSC per dataset over every score row is written next to the scores as ``<SCORES>.summary.json``.
+RSC per dataset over every score row, and their mean (:func:`rsc_means`: every dataset weighs the
+same, as the paper's "Avg"), is written next to the scores as ``<SCORES>.summary.json``.
 
 The predictions are read under :func:`~refine_rft.data.records.read_rows`' rule (an empty file or
 duplicate ``(id, style)`` keys fail, naming them). A row that cannot be judged (a missing field, an
@@ -46,17 +47,12 @@ from refine_rft.data.records import (
     read_rows,
     reject_bad_images,
     rejection,
+    score_key,
     validate_prediction,
+    validate_score_row,
 )
 from refine_rft.errors import DataError
-from refine_rft.files import (
-    JsonlAppender,
-    guard_settings,
-    iter_jsonl_tolerant,
-    output_lock,
-    write_rejects,
-    write_text_atomic,
-)
+from refine_rft.files import JsonlAppender, resumable_output, write_text_atomic
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.prompts import PROMPT_VERSION
 from refine_rft.judge.health import probe_endpoints
@@ -134,20 +130,38 @@ def pending_rows(predictions: Path, styles: set[str]) -> RowSet:
     return rowset
 
 
+def rsc_means(score_rows: Iterable[dict]) -> dict[str, dict]:
+    """Mean RSC_A / RSC_U / RSC_O and the row count per dataset, then ``"all"``: the mean of the
+    per-dataset means, the paper's "Avg" (Table 3), so that every dataset weighs the same whatever
+    its size. Rows need ``dataset`` and a number for each RSC key. The one RSC average: the judge's
+    summary and the report's table both come from here.
+
+    >>> rows = [{"dataset": "cub", "RSC_A": 100, "RSC_U": 90, "RSC_O": 80}] * 3 + [
+    ...        {"dataset": "dogs", "RSC_A": 0, "RSC_U": 10, "RSC_O": 20}]
+    >>> means = rsc_means(rows)
+    >>> means["cub"]["RSC_A"], means["dogs"]["RSC_A"], means["all"]  # 50, not the rows' 75
+    (100.0, 0.0, {'n': 4, 'RSC_A': 50.0, 'RSC_U': 50.0, 'RSC_O': 50.0})
+    """
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in score_rows:
+        groups[row["dataset"]].append(row)
+    means = {name: {"n": len(rows), **{key: sum(float(r[key]) for r in rows) / len(rows) for key in RSC_KEYS}}
+             for name, rows in sorted(groups.items())}
+    if means:
+        means["all"] = {"n": sum(m["n"] for m in means.values()),
+                        **{key: sum(m[key] for m in means.values()) / len(means) for key in RSC_KEYS}}
+    return means
+
+
 def summarize(score_rows: Iterable[dict]) -> dict[str, dict]:
-    """Mean RSC_A / RSC_U / RSC_O and the row count per dataset, plus ``"all"``.
+    """:func:`rsc_means`, rounded to two decimals: the judge's summary file and printout.
 
     >>> summarize([{"dataset": "cub", "RSC_A": 100, "RSC_U": 50, "RSC_O": 100},
     ...            {"dataset": "cub", "RSC_A": 0, "RSC_U": 30, "RSC_O": 100}])["cub"]
     {'n': 2, 'RSC_A': 50.0, 'RSC_U': 40.0, 'RSC_O': 100.0}
     """
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for row in score_rows:
-        groups[row["dataset"]].append(row)
-        groups["all"].append(row)
-    ordered = sorted(groups.items(), key=lambda item: (item[0] == "all", item[0]))  # "all" last
-    return {name: {"n": len(rows), **{key: round(sum(r[key] for r in rows) / len(rows), 2) for key in RSC_KEYS}}
-            for name, rows in ordered}
+    return {name: {"n": cell["n"], **{key: round(cell[key], 2) for key in RSC_KEYS}}
+            for name, cell in rsc_means(score_rows).items()}
 
 
 async def judge_rows(rows: RowSet, config: JudgeConfig, out: JsonlAppender, progress=None) -> tuple[int, dict]:
@@ -212,21 +226,13 @@ def score_reasoning_answers(predictions: str | Path, out: str | Path, config: Ju
     :func:`judge_rows`). Another process writing ``out`` refuses this one
     (:class:`~refine_rft.errors.OutputLocked`).
     """
-    predictions, out, styles = Path(predictions), Path(out), set(styles)
-    rows = pending_rows(predictions, styles)  # bad input fails before anything is written
-    with output_lock(out, what="judge"):  # one writer per scores file
-        return _score_locked(predictions, out, config, styles, rows, progress, overwrite)
-
-
-def _score_locked(predictions: Path, out: Path, config: JudgeConfig, styles: set[str], rows: RowSet,
-                  progress: bool, overwrite: bool) -> RscResult:
     import sys
 
     from tqdm import tqdm
 
+    predictions, out, styles = Path(predictions), Path(out), set(styles)
+    rows = pending_rows(predictions, styles)  # bad input fails before anything is written
     rejects_path = sibling_path(out, "rejects.jsonl")
-    guard_settings(sibling_path(out, "settings.json"), judge_settings_record(predictions, config),
-                   [out, summary_path(out), rejects_path], overwrite)
     current = {prediction_key(row): judged_digest(row) for row in rows.rows}
 
     def still_holds(score: dict) -> bool:
@@ -236,21 +242,22 @@ def _score_locked(predictions: Path, out: Path, config: JudgeConfig, styles: set
             return True
         return current.get(prediction_key(score)) == score.get(DIGEST_FIELD)
 
-    stale = {prediction_key(score) for score in iter_jsonl_tolerant(out) if not still_holds(score)}
-    with JsonlAppender(out, key=prediction_key, keep=still_holds) as appender:
+    # One writer per scores file, settings guarded, done keys skipped, rejects written: as eval does.
+    with resumable_output(out, prediction_key, sibling_path(out, "settings.json"),
+                          judge_settings_record(predictions, config), [summary_path(out)], rejects_path,
+                          lambda: rows.rejects, overwrite, keep=still_holds, what="judge") as appender:
+        stale = appender.dropped_keys
         already = len(appender.done)
         rejudged = len(stale & current.keys())
         rows.rows = [row for row in rows.rows if prediction_key(row) not in appender.done]
         if config.backend == "openai":  # the attribute judge never looks at the image
             reject_bad_images(rows, prediction_key, decode=False)
-        try:
-            with tqdm(total=len(rows.rows), desc="judge", unit="resp", file=sys.stderr,
-                      disable=not progress) as bar:
-                failures, stats = asyncio.run(judge_rows(rows, config, appender, bar))
-        finally:
-            write_rejects(rejects_path, rows.rejects)
+        with tqdm(total=len(rows.rows), desc="judge", unit="resp", file=sys.stderr, disable=not progress) as bar:
+            failures, stats = asyncio.run(judge_rows(rows, config, appender, bar))
         judged = len(appender.done) - already
-    summary = summarize(row for row in iter_jsonl_tolerant(out) if row["style"] in styles)
-    path = write_text_atomic(summary_path(out), json.dumps(summary, indent=2) + "\n")
+        scored = read_rows([out], validate_score_row, key=score_key).rows if out.is_file() and out.stat().st_size \
+            else []
+        summary = summarize(row for row in scored if row["style"] in styles)
+        path = write_text_atomic(summary_path(out), json.dumps(summary, indent=2) + "\n")
     return RscResult(judged, already, failures, stats, summary, path, len(rows.rejects),
                      rejects_path if rows.rejects else None, rejudged, len(stale - current.keys()))

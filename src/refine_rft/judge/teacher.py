@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import threading
 from collections import OrderedDict
 
@@ -33,14 +32,10 @@ NEEDED = ("image", "options", "answer", "noun")
 
 
 class TeacherJudge(Judge):
-    """Judge with a teacher MLLM behind ``config.base_urls`` (see :class:`~refine_rft.judge.client.JudgeClient`).
+    """Judge with a teacher MLLM behind ``config.base_urls`` (see :class:`~refine_rft.judge.client.JudgeClient`)."""
 
-    ``nonce_rng`` makes the delimiter codes reproducible (tests); by default they come from ``secrets``.
-    """
-
-    def __init__(self, config: JudgeConfig, stats: JudgeStats | None = None, nonce_rng: random.Random | None = None):
+    def __init__(self, config: JudgeConfig, stats: JudgeStats | None = None):
         super().__init__(config, stats)
-        self.nonce_rng = nonce_rng
         self.client = JudgeClient(config, self.stats)
         self.cache = JudgeCache(config.cache_path) if config.cache_path else None
         # The G completions of one prompt share its image: prepare each picture once. PIL images are
@@ -120,7 +115,7 @@ class TeacherJudge(Judge):
 
     def _reasoning_request(self, text: str, sample: dict) -> tuple[str, str, object]:
         """(prompt version, what the judgement depends on besides the image, messages(url) builder)."""
-        nonce = make_nonce(self.nonce_rng)
+        nonce = make_nonce()
         if self.config.prompt == "paper":
             require_fields(sample, ("image",), "the teacher sees the image")
             return PAPER_PROMPT_VERSION, json.dumps(["reasoning-paper", text]), \
@@ -183,7 +178,7 @@ class TeacherJudge(Judge):
             return hit["scores"]
         if url is None:
             _, url = await self._image(sample["image"], with_url=True)
-        messages = group_messages(url, texts, [make_nonce(self.nonce_rng) for _ in texts])
+        messages = group_messages(url, texts, [make_nonce() for _ in texts])
         self.stats.add(group_requests=1)
         reply = await self.client.chat(messages, self.config.max_tokens + 8 * len(texts), hashed)
         scores = parse_group_scores(reply, len(texts))
@@ -203,7 +198,7 @@ class TeacherJudge(Judge):
         if url is None:
             _, url = await self._image(sample["image"], with_url=True)
         messages = rsc_messages(url, sample["noun"], sample["options"], int(sample["answer"]), sample["response"],
-                                style, nonce=make_nonce(self.nonce_rng))
+                                style, nonce=make_nonce())
         result, _ = await self._ask(messages, self.config.rsc_max_tokens, parse_rsc, lambda r: r is not None,
                                     RSC_REMINDER, key=hashed)
         if result is not None and self.cache is not None:

@@ -38,11 +38,18 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refine_rft.data.records import RSC_KEYS, prediction_key, read_rows, require_all, validate_prediction
+from refine_rft.data.records import (
+    RSC_KEYS,
+    prediction_key,
+    read_rows,
+    require_all,
+    score_key,
+    validate_prediction,
+    validate_score_row,
+)
 from refine_rft.errors import DataError, MissingFile
 from refine_rft.evaluate.general import general_scores
 from refine_rft.evaluate.score import SCORES_FILE, score_rows
-from refine_rft.files import iter_jsonl_tolerant
 
 RUN_FILE = "run.json"
 JUDGE_FILE = "judge_scores.jsonl"
@@ -80,14 +87,16 @@ class Run:
         return None if d is None else d["accuracy"]
 
     def rsc(self, style: str = "cot") -> dict:
-        """Mean RSC_A/U/O per dataset and on average (mean of datasets), over judged rows.
+        """Mean RSC_A/U/O per dataset and on average, over judged rows (the judge's
+        :func:`~refine_rft.judge.reasoning_answer.rsc_means`: the average is the mean of datasets).
 
         Rows whose judgement failed (``None`` scores) are left out of the means and counted in
         ``failed``, so an outage shows as missing judgements, not as low scores.
         """
-        by_dataset: dict[str, dict[str, list[float]]] = {}
-        failed = 0
+        from refine_rft.judge.reasoning_answer import rsc_means
+
         datasets = {(p["id"], p["style"]): p["dataset"] for p in self.predictions}
+        judged, failed = [], 0
         for (qid, row_style), row in self.judge.items():
             if row_style != style:
                 continue
@@ -95,11 +104,11 @@ class Run:
             if dataset is None or not all(is_score(row.get(k)) for k in RSC_KEYS):
                 failed += 1
                 continue
-            cell = by_dataset.setdefault(dataset, {k: [] for k in RSC_KEYS})
-            for key in RSC_KEYS:
-                cell[key].append(float(row[key]))
-        per = {d: {k: sum(v) / len(v) for k, v in cell.items()} for d, cell in sorted(by_dataset.items())}
-        average = {k: sum(p[k] for p in per.values()) / len(per) for k in RSC_KEYS} if per else {}
+            judged.append({**row, "dataset": dataset})
+        means = rsc_means(judged)
+        total = means.pop("all", {})
+        average = {k: total[k] for k in RSC_KEYS} if total else {}
+        per = {d: {k: cell[k] for k in RSC_KEYS} for d, cell in means.items()}
         return {"per_dataset": per, "average": average, "failed": failed}
 
 
@@ -114,23 +123,24 @@ def is_score(value) -> bool:
 
 
 def load_judge_rows(path: Path) -> tuple[dict, list[str]]:
-    """Judge rows keyed by ``(id, style)`` and what was rejected in them (see the module docstring).
+    """Judge rows keyed by ``(id, style)`` and what was rejected in them (see the module docstring),
+    read under :func:`~refine_rft.data.records.read_rows`' rule (a duplicate ``(id, style)`` fails).
 
-    A row without an id is left out; a bad score is emptied. Later rows win: a rerun of the judge
-    appends the retried judgement after the failed one.
+    A row without an id is left out; a bad score is emptied.
     """
-    rows, rejected = {}, []
-    for number, row in enumerate(iter_jsonl_tolerant(path), 1):
-        if not isinstance(row, dict) or not isinstance(row.get("id"), (str, int)) or isinstance(row.get("id"), bool):
-            rejected.append(f"{path}: row {number}: no id (a string or an integer); row left out")
-            continue
+    if not path.is_file() or not path.read_text(encoding="utf-8").strip():
+        return {}, []  # nothing judged yet (every judgement failed, or the file was emptied)
+    rowset = read_rows([path], validate_score_row, key=score_key)
+    rejected = [f"{path}: row {reject['line']}: {reject['reason']}; row left out" for reject in rowset.rejects]
+    rows = {}
+    for row in rowset.rows:
         for key in RSC_KEYS:
             if row.get(key) is not None and not is_score(row[key]):
                 shown = repr(row[key])
                 shown = shown if len(shown) <= 60 else shown[:57] + "..."
                 rejected.append(f"{path}: row {row['id']!r}: {key} is {shown}, not a number in [0, 100]; left out")
                 row[key] = None
-        rows[(row["id"], row.get("style", "cot"))] = row
+        rows[score_key(row)] = row
     for message in rejected:
         logger.warning(message)
     return rows, rejected

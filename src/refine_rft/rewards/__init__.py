@@ -4,16 +4,15 @@ the errors, the recipe help and this table are made from it.
 Every reward has TRL's signature ``f(completions, **kwargs) -> list[float | None]``; each entry of
 :data:`REWARDS` builds one from the run's :class:`RewardSettings`.
 
->>> print(rewards_table())
-name                    paper   what it scores
-======================  ======  ===========================================================
-``format``              R_f     ``<think>…</think><answer>…</answer>``
-``attribute_format``    R_fa    ``<think>…</think><attribute>…</attribute><answer>…</answer>``
-``classification``      R_cls   the ``<answer>`` names exactly the true option
-``reasoning``           R_cot   a teacher judge scores the reasoning against the image (0-1)
-``length``              —       thinking within a token budget (1.0), beyond it less
-``open_classification`` R_cls   open world: the ``<answer>`` names the true class (or an alias), nothing else
-``open_verifier``       R_cls   open world: a text LLM judges that the ``<answer>`` names the true class
+>>> for name, reward in REWARDS.items():
+...     print(f"{name:<20} {reward.paper:<6} {reward.scores}")
+format               R_f    ``<think>…</think><answer>…</answer>``
+attribute_format     R_fa   ``<think>…</think><attribute>…</attribute><answer>…</answer>``
+classification       R_cls  the ``<answer>`` names exactly the true option
+reasoning            R_cot  a teacher judge scores the reasoning against the image (0-1)
+length               —      thinking within a token budget (1.0), beyond it less
+open_classification  R_cls  open world: the ``<answer>`` names the true class (or an alias), nothing else
+open_verifier        R_cls  open world: a text LLM judges that the ``<answer>`` names the true class
 >>> [f.__name__ for f in get_reward_funcs(["attribute_format", "classification"])]
 ['attribute_format_reward', 'classification_reward']
 >>> get_reward_funcs(["acc"])
@@ -99,13 +98,6 @@ REWARDS: dict[str, Reward] = {
                             _open_verifier),
 }
 REWARD_NAMES = tuple(REWARDS)
-
-
-def rewards_table() -> str:
-    """The rewards as an reStructuredText-style table (name, paper symbol, what it scores)."""
-    lines = [f"{'name':<24}{'paper':<8}what it scores", f"{'=' * 22}  {'=' * 6}  {'=' * 59}"]
-    lines += [f"{'``' + name + '``':<24}{reward.paper:<8}{reward.scores}" for name, reward in REWARDS.items()]
-    return "\n".join(lines)
 
 
 def get_reward_funcs(

@@ -11,7 +11,7 @@ Completions arrive either as strings or in conversational form
 
 from __future__ import annotations
 
-from refine_rft.parsing import THINK_ANSWER, THINK_ATTRIBUTE_ANSWER, answered_option, follows_format
+from refine_rft.parsing import THINK_ANSWER, THINK_ATTRIBUTE_ANSWER, cot_choice, follows_format
 
 
 def completion_text(completion) -> str:
@@ -88,5 +88,5 @@ def classification_reward(completions, options, answer, **kwargs) -> list[float]
         ...                       options=opts, answer=[1] * 5)
         [1.0, 0.0, 0.0, 0.0, 0.0]
     """
-    return [float(answered_option(completion_text(c), opts) == int(correct))
+    return [float(cot_choice(completion_text(c), opts) == int(correct))
             for c, opts, correct in zip(completions, options, answer, strict=True)]

@@ -20,18 +20,19 @@ runs async rewards concurrently).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from trl.trainer.utils import get_callable_name, is_async_callable
 
+from refine_rft.files import JsonlAppender
 from refine_rft.rewards.rules import attribute_format_reward, format_reward
 
 
 class SampleIdLog:
-    """Appends ``{"step": S, "ids": [...]}`` per generation batch to a JSONL file, flushed and
-    fsynced so that a killed run keeps every line it logged.
+    """Appends ``{"step": S, "ids": [...]}`` per generation batch to a JSONL file through
+    :class:`~refine_rft.files.JsonlAppender` (fsynced row by row, so that a killed run keeps every
+    line it logged).
 
     >>> import tempfile
     >>> log = SampleIdLog(Path(tempfile.mkdtemp()) / "ids.jsonl")
@@ -42,13 +43,12 @@ class SampleIdLog:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._out: JsonlAppender | None = None
 
     def write(self, step: int, ids: list) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": step, "ids": list(ids)}) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        if self._out is None:  # opened on the first row: a resumed run has trimmed the log by then
+            self._out = JsonlAppender(self.path, key=None)
+        self._out.write({"step": step, "ids": list(ids)})
 
 
 def read_sample_ids(path: str | os.PathLike) -> dict[int, list]:

@@ -75,13 +75,17 @@ def measure_profile(model: str, folder: str | Path, image_seed: int = PROFILE_IM
                     classes: int = 24, batch_size: int = 48) -> dict:
     """Draw ``per_class`` fresh test questions per species with ``image_seed`` into ``folder``,
     answer them greedily with ``model`` under Choice, Both and CoT, and return the profile."""
-    from refine_rft.files import read_jsonl, write_jsonl_atomic
+    from refine_rft.data.records import prediction_key, read_rows, require_all, validate_prediction
+    from refine_rft.files import write_jsonl_atomic
     from refine_rft_workshop.synthetic import synthetic_questions
-    from refine_rft.evaluate import generate_predictions
+    from refine_rft.evaluate import EvalSettings, generate_predictions
+    from refine_rft.resolution import choose_resolution
 
     folder = Path(folder)
     rows = synthetic_questions(folder / "data", "test", per_class, num_classes=classes, image_seed=image_seed)
     test = write_jsonl_atomic(folder / "data" / "test.jsonl", rows)
-    predictions = generate_predictions(model, [test], ["choice", "both", "cot"], folder / "eval",
-                                       batch_size=batch_size, max_new_tokens=MAX_NEW_TOKENS)
-    return {"image_seed": image_seed, **profile_of(read_jsonl(predictions))}
+    settings = EvalSettings(model, choose_resolution(None, None, None, model), batch_size=batch_size,
+                            max_new_tokens=MAX_NEW_TOKENS)
+    predictions = generate_predictions([test], ["choice", "both", "cot"], folder / "eval", settings)
+    rows = require_all(read_rows([predictions], validate_prediction, key=prediction_key))
+    return {"image_seed": image_seed, **profile_of(rows)}

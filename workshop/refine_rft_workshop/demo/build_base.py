@@ -26,6 +26,8 @@ What the recipe does, and why:
 - **Plain loop.** AdamW, linear warm-up and cosine decay, per-sequence assistant-only loss (a
   one-letter answer weighs as much as a long CoT target). Checkpointed every
   :attr:`BaseRecipe.checkpoint_every` steps next to ``DIR``; rerunning the same command resumes.
+  A checkpoint of another recipe is refused, naming the change (the guard every command uses,
+  :func:`~refine_rft.files.guard_settings`); ``--force`` starts afresh.
 
 ``DIR`` is written atomically (a temporary sibling renamed at the end), with the model in fp16
 safetensors, the tokenizer and processor, ``build.json`` (recipe, loss curve, seconds, code
@@ -52,8 +54,8 @@ from pathlib import Path
 
 from refine_rft_workshop.demo.build_aids import add_catalogue_tokens
 from refine_rft_workshop.demo.instruct_data import InstructMix, draw_example, shuffle_record
-from refine_rft.errors import OutputExists
-from refine_rft.files import atomic_directory
+from refine_rft.errors import OutputExists, SettingsChanged, UserError
+from refine_rft.files import atomic_directory, guard_settings
 from refine_rft.prompts import answer_text
 
 
@@ -161,6 +163,10 @@ def _checkpoint_path(out: Path) -> Path:
     return out.parent / f".{out.name}.checkpoint.pt"
 
 
+def _checkpoint_settings(out: Path) -> Path:
+    return out.parent / f".{out.name}.checkpoint.settings.json"
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     import torch
 
@@ -175,7 +181,8 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
     plus the training aids': ``probe``, ``pool``, ``flag``, ``heads`` and ``flag_accuracy``).
 
     With ``checkpoint``, the state is saved there every ``recipe.checkpoint_every`` steps and a
-    matching saved state is resumed from.
+    saved state is resumed from; one saved by another recipe is refused
+    (:class:`~refine_rft.errors.SettingsChanged`), never silently trained over.
     """
     import torch
     from tqdm.auto import tqdm
@@ -207,15 +214,18 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
     start = 0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
-        if state["recipe"] == recipe.as_dict():
-            model.load_state_dict(state["model"])
-            probe.heads.load_state_dict(state["probe"])
-            hints.flag.load_state_dict(state["hints"])
-            optimizer.load_state_dict(state["optimizer"])
-            rng.setstate(state["rng"])
-            torch.set_rng_state(state["torch_rng"])
-            losses, start = state["losses"], state["step"]
-            print(f"resuming the build from step {start} ({checkpoint})", flush=True)
+        if state["recipe"] != recipe.as_dict():
+            changed = [name for name, value in recipe.as_dict().items() if state["recipe"].get(name) != value]
+            raise SettingsChanged(f"{checkpoint} was saved by another recipe ({', '.join(changed)}); rerun with "
+                                  f"--force to start afresh, or build elsewhere")
+        model.load_state_dict(state["model"])
+        probe.heads.load_state_dict(state["probe"])
+        hints.flag.load_state_dict(state["hints"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        losses, start = state["losses"], state["step"]
+        print(f"resuming the build from step {start} ({checkpoint})", flush=True)
     model.train()
     total = sum(recipe.mix.counts().values())
     bar = tqdm(range(start, recipe.steps), desc="building the instruct base", disable=not progress, unit="step",
@@ -285,7 +295,9 @@ def code_revision() -> str:
 
 def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: bool = False,
                profile_per_class: int = 10, progress: bool = True) -> Path:
-    """Build the instruct base into ``out`` (refused when it exists, unless ``force``).
+    """Build the instruct base into ``out`` (refused when it exists, unless ``force``). An interrupted
+    build with the same recipe resumes from its checkpoint; one with another recipe is refused
+    unless ``force``, which starts afresh.
 
     With ``profile_per_class`` > 0, the finished model's starting profile is measured on that
     many fresh questions per species (:func:`~refine_rft_workshop.demo.base_profile.measure_profile`) and
@@ -303,6 +315,10 @@ def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: 
     out = Path(out)
     if out.exists() and not force:
         raise OutputExists(f"{out} exists; pass --force to replace it")
+    checkpoint = _checkpoint_path(out)
+    # As recorded (JSON types), so that a tuple in the recipe compares equal to the list read back.
+    guard_settings(_checkpoint_settings(out), json.loads(json.dumps(recipe.as_dict())), [checkpoint],
+                   overwrite=force, flag="--force")
     started, revision = time.time(), code_revision()
     with tempfile.TemporaryDirectory(prefix="refine-rft-base-") as scratch:
         scratch = Path(scratch)
@@ -311,7 +327,6 @@ def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: 
         torch.manual_seed(recipe.seed)
         model = AutoModelForImageTextToText.from_pretrained(initial, dtype=torch.float32)
         processor = AutoProcessor.from_pretrained(initial, trust_remote_code=True)
-        checkpoint = _checkpoint_path(out)
         losses = train_base(model, processor, rows, images, recipe, checkpoint, progress=progress)
         summary = {"recipe": recipe.as_dict(), "parameters": sum(p.numel() for p in model.parameters()),
                    "revision": revision, "seconds": round(time.time() - started, 1),
@@ -333,6 +348,7 @@ def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: 
             write_card(work, summary, profile)
             write_checksums(work)
     checkpoint.unlink(missing_ok=True)
+    _checkpoint_settings(out).unlink(missing_ok=True)
     return out
 
 
@@ -340,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refine-rft-workshop build-base", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder to write the base into")
-    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--force", action="store_true",
+                        help="replace --out if it exists, and start afresh instead of resuming a checkpoint")
     default = BaseRecipe()
     parser.add_argument("--steps", type=int, default=default.steps, help="optimizer steps (default: %(default)s)")
     parser.add_argument("--pool-per-class", type=int, default=default.pool_per_class,
@@ -365,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                      warmup_steps=min(BaseRecipe.warmup_steps, max(1, args.steps // 10)))
     try:
         out = build_base(args.out, recipe, force=args.force, profile_per_class=args.profile_per_class)
-    except FileExistsError as error:
+    except UserError as error:
         print(f"refine-rft-workshop build-base: {error}", file=sys.stderr)
         return 2
     print(f"instruct base written to {out}")

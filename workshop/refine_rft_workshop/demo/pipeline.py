@@ -1,6 +1,6 @@
 """``refine-rft-workshop demo``: the whole ReFine-RFT pipeline on CPU, on the embedded tiny VLM and synthetic birds.
 
-    refine-rft-workshop demo [--quick] [--out runs/demo] [--seed 0]
+    refine-rft-workshop demo [--quick] [--out runs/demo] [--seed 0] [--overwrite]
 
 A thin driver, like a shell script: every stage is the command a user runs (``refine-rft-workshop
 synthetic``, ``refine-rft train`` / ``sft`` / ``eval`` / ``judge`` / ``report``), each printed before
@@ -23,6 +23,8 @@ The training runs use the tiny recipes (``refine_rft_workshop/recipes``): the de
 recipe per run into ``OUT/recipes`` that includes a tiny recipe and sets only the demo's model, data,
 output folder, seed and budget (and the attribute judge's vocabulary of the synthetic birds). Every stage writes into ``OUT`` and is skipped
 when its output is complete and was made with the same settings, so an interrupted demo resumes.
+A stage folder made with other settings (another seed, say) is refused, naming the change, as every
+command refuses it (:func:`~refine_rft.files.guard_settings`); ``--overwrite`` starts it afresh.
 ``--quick`` is a smaller version of the same pipeline (for the test suite): its numbers mean nothing.
 """
 
@@ -31,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -41,10 +42,11 @@ from pathlib import Path
 import yaml
 
 from refine_rft.errors import UserError
-from refine_rft.files import write_text_atomic
+from refine_rft.files import guard_settings, write_text_atomic
 from refine_rft_workshop import RECIPES
 
-STAGE_FILE = "demo_stage.json"
+STAGE_FILE = "demo_stage.json"  # a finished stage: the settings it was made with
+SETTINGS_FILE = "demo_settings.json"  # a started stage: the settings it is made with (the guard's record)
 STYLES = ("choice", "both", "cot", "open")
 # The commands the stages run, as a user types them; run here with this interpreter.
 PROGRAMS = {"refine-rft": "refine_rft.cli", "refine-rft-workshop": "refine_rft_workshop.cli"}
@@ -92,13 +94,14 @@ def _mark_done(folder: Path, settings: dict) -> None:
     write_text_atomic(folder / STAGE_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
-def _fresh(folder: Path, settings: dict) -> bool:
-    """True when the stage must run; then ``folder`` is emptied (a stale or partial result)."""
-    if _stage_done(folder, settings):
-        return False
-    if folder.exists():
-        shutil.rmtree(folder)
-    return True
+def _must_run(folder: Path, settings: dict, overwrite: bool) -> bool:
+    """True when the stage must run (or resume: its commands resume what they began).
+
+    The guard every command uses: a folder made with other settings is refused, naming the change,
+    unless ``overwrite``, which starts it afresh; nothing is deleted silently.
+    """
+    guard_settings(folder / SETTINGS_FILE, settings, [folder], overwrite)
+    return not _stage_done(folder, settings)
 
 
 def _say(step: int, text: str) -> None:
@@ -130,12 +133,12 @@ def write_recipe(path: Path, include: Path, settings: dict) -> Path:
     return write_text_atomic(path, yaml.safe_dump({"include": str(include), **settings}, sort_keys=False))
 
 
-def prepare_data(out: Path, config: DemoConfig, seed: int) -> dict[str, Path]:
+def prepare_data(out: Path, config: DemoConfig, seed: int, overwrite: bool = False) -> dict[str, Path]:
     """Stage 1: the 5-shot train and test splits (drawn once per settings)."""
     folder = out / "data"
     settings = {"classes": config.classes, "shots": config.shots, "test_per_class": config.test_per_class,
                 "seed": seed}
-    if _fresh(folder, settings):
+    if _must_run(folder, settings, overwrite):
         run("refine-rft-workshop", "synthetic", "--out", folder, "--classes", config.classes, "--shots",
             config.shots, "--test-per-class", config.test_per_class, "--seed", seed)
         _mark_done(folder, settings)
@@ -153,7 +156,7 @@ def _train_overrides(model: str, train_file: Path, output_dir: Path, config: Dem
 
 
 def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config: DemoConfig,
-               seed: int) -> dict[str, Path]:
+               seed: int, overwrite: bool = False) -> dict[str, Path]:
     """Stages 3-4: ReFine-RFT, GRPO (R_f+R_cls) and SFT on the same training questions.
 
     ``base_digest`` (the base's weights checksum) is part of every stage's settings, so a rebuilt
@@ -174,7 +177,7 @@ def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config
         folder = out / "train" / name
         overrides = {**_train_overrides(model, train_file, folder, config, seed, steps), **extra}
         settings = {"recipe": recipe.name, "overrides": overrides, "base": base_digest}
-        if _fresh(folder, settings):
+        if _must_run(folder, settings, overwrite):
             _say(step, f"{title}, {steps} steps -> {folder}")
             start = time.time()
             run_recipe = write_recipe(out / "recipes" / f"{name}.yaml", recipe, overrides)
@@ -188,7 +191,7 @@ def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config
 
 
 def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adapters: dict[str, Path],
-                  config: DemoConfig) -> list[Path]:
+                  config: DemoConfig, overwrite: bool = False) -> list[Path]:
     """Stage 5: Answer-only predictions (Choice, Both, CoT, Open) and attribute-judge RSC for each run."""
     judge = write_text_atomic(out / "recipes" / "judge.yaml",
                               yaml.safe_dump({"backend": "attributes", **judge_vocabulary()}, sort_keys=False))
@@ -201,7 +204,7 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
         adapter = adapters.get(folder_name)
         settings = {"model": model, "base": base_digest, "adapter": str(adapter) if adapter else None,
                     "test": str(test_file), "styles": list(STYLES), "max_new_tokens": config.eval_max_new_tokens}
-        if _fresh(run_dir, settings):
+        if _must_run(run_dir, settings, overwrite):
             _say(5, f"evaluating {name} (Choice, Both, CoT, Open) -> {run_dir}")
             run("refine-rft", "eval", "--model", model, *(["--adapter", adapter] if adapter else []),
                 "--data", test_file, "--prompts", ",".join(STYLES), "--out", run_dir,
@@ -229,15 +232,16 @@ def _similarity_encoder() -> str | None:
 
 
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
-             config: DemoConfig | None = None) -> Path:
-    """Run every stage into ``out`` and return the report folder (``config`` overrides ``quick``)."""
+             config: DemoConfig | None = None, overwrite: bool = False) -> Path:
+    """Run every stage into ``out`` and return the report folder (``config`` overrides ``quick``;
+    ``overwrite`` starts afresh the stages made with other settings, which are refused otherwise)."""
     from refine_rft_workshop.instruct import CHECKSUMS, instruct_model_path
 
     config = config or (QUICK if quick else DemoConfig())
     out = Path(out)
     start = time.time()
 
-    files = prepare_data(out, config, seed)
+    files = prepare_data(out, config, seed, overwrite)
     _say(1, f"data: {config.classes} species; {config.shots}-shot train and {config.test_per_class} test images "
             f"per species (image seed {seed}) -> {files['train'].parent}")
 
@@ -247,8 +251,8 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
     _say(2, f"tiny instruct base: {build['parameters'] / 1e6:.1f}M parameters, shipped in {base} "
             f"(built at {build['revision'][:12]}; nothing to pre-train)")
 
-    adapters = train_runs(out, str(base), digest, files["train"], config, seed)
-    run_dirs = evaluate_runs(out, str(base), digest, files["test"], adapters, config)
+    adapters = train_runs(out, str(base), digest, files["train"], config, seed, overwrite)
+    run_dirs = evaluate_runs(out, str(base), digest, files["test"], adapters, config, overwrite)
 
     report_dir = out / "report"
     _say(6, f"report -> {report_dir}")
@@ -263,10 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a ~4-minute version (tiny budgets; for tests)")
     parser.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data (images, options) and the training")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh the stages whose folders in --out were made with other settings "
+                             "(without it, such a folder is refused, naming the change)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run_demo(args.out, quick=args.quick, seed=args.seed)  # errors: one line, from the command's boundary
+    run_demo(args.out, quick=args.quick, seed=args.seed, overwrite=args.overwrite)  # errors: one line, from the command's boundary
     return 0
