@@ -178,10 +178,38 @@ def _accuracy_scores(path: Path, predictions: list[dict]) -> dict:
             raise DataError(f"{scores_file}: 'styles' must be an object of per-style scores")
         return recorded or {}
     computed = score_rows(predictions)
-    if scores_file.is_file() and recorded != computed:
+    if _agrees(recorded, computed):
+        return recorded  # it may hold what only eval computes (the open-world similarity score)
+    if scores_file.is_file():
         logger.warning("%s disagrees with %s (made from other predictions, or damaged); showing the scores "
                        "recomputed from the predictions", scores_file, path / "predictions.jsonl")
     return computed
+
+
+def _agrees(recorded, computed) -> bool:
+    """Whether ``recorded`` (a ``scores.json``'s styles) holds every score recomputed from the
+    predictions, unchanged, at every level: extra keys (``similarity``, which needs an encoder)
+    are kept, nothing else may differ.
+
+    >>> _agrees({"open": {"average": 50.0, "similarity": {"average": 0.7}}}, {"open": {"average": 50.0}})
+    True
+    >>> _agrees({"open": {"average": 40.0}}, {"open": {"average": 50.0}}), _agrees(None, {})
+    (False, False)
+    >>> _agrees({"open": {"average": 50.0}, "cot": {}}, {"open": {"average": 50.0}})  # another style set
+    False
+    """
+    return _holds(recorded, computed, same_keys=True)
+
+
+def _holds(recorded, computed, same_keys: bool) -> bool:
+    """``computed`` inside ``recorded``; ``same_keys``: the styles, and each style's datasets, must be
+    the same sets (a score may only be added, never a style or a dataset)."""
+    if not isinstance(computed, dict):
+        return recorded == computed
+    if not isinstance(recorded, dict) or (same_keys and set(recorded) != set(computed)):
+        return False
+    return all(key in recorded and _holds(recorded[key], value, same_keys=key == "per_dataset")
+               for key, value in computed.items())
 
 
 def check_judged_responses(judge_file: Path, judge: dict, predictions: list[dict]) -> None:
