@@ -43,20 +43,43 @@ def test_descriptions_are_what_the_attribute_judge_reads_as_true(records):
     assert scored["accuracy"] == 1.0
 
 
-def test_cot_targets_mix_formats_and_wrong_claims_as_configured(records):
+def test_cot_targets_mix_formats_and_decouple_the_reasoning_from_the_answer(records):
+    """The paper's flaw by construction: the answer is always right, the claims are not."""
+    from refine_rft.parsing import parse_response
+    from refine_rft_workshop.synthetic import ATTRIBUTES
+
     rng = random.Random(0)
-    mix = InstructMix(cot_full=0.4, cot_think_answer=0.2, cot_prose=0.2, cot_broken=0.2, habit=None, wrong_claim=0.3)
+    mix = InstructMix(cot_full=0.4, cot_think_answer=0.2, cot_prose=0.2, cot_broken=0.2, habit=None,
+                      misperceive=0.6, distinguishing=0.5)
     targets = [(cot_target(r, rng, mix), r) for _ in range(40) for r in records]
     full = sum(attribute_format_reward([t for t, _ in targets])) / len(targets)
     assert 0.3 < full < 0.5
-    # A wrong claim makes the judge's factual accuracy drop below 1 for roughly that share.
-    wrong = [attribute_score(t, r["attributes"], r["option_attributes"], r["answer"])["accuracy"] < 1 for t, r in targets]
-    assert 0.2 < sum(wrong) / len(wrong) < 0.4
-    # Answers follow the claims: with no wrong claims every tagged answer is correct.
-    clean = [(cot_target(r, rng, InstructMix(wrong_claim=0.0, cot_full=1, cot_think_answer=0, cot_prose=0,
-                                             cot_broken=0, habit=None)), r) for r in records]
-    assert classification_reward([t for t, _ in clean], [r["options"] for _, r in clean],
-                                 [r["answer"] for _, r in clean]) == [1.0] * len(clean)
+    # Every target's reasoning is in a closed <think> block (so a judge scores it), and an accepted answer is right.
+    assert all(parse_response(t).think for t, _ in targets)
+    answered = classification_reward([t for t, _ in targets], [r["options"] for _, r in targets],
+                                      [r["answer"] for _, r in targets])
+    assert set(answered) == {0.0, 1.0} and 0.5 < sum(answered) / len(answered) < 0.7  # full + think/answer
+    vocab = {k: list(v) for k, v in ATTRIBUTES.items()}
+    scored = [attribute_score(parse_response(t).think, r["attributes"], r["option_attributes"], r["answer"], vocab)
+              for t, r in targets]
+    # The misperceived trait is stated wrongly in about `misperceive` of the targets, and nothing else is.
+    false = [s["claims"] - s["true_claims"] for s in scored]
+    assert set(false) == {0, 1} and 0.5 < sum(false) / len(false) < 0.7
+    # Some targets rule every wrong option out, some none: distinguishing and shared traits both appear.
+    helpfulness = [s["helpfulness"] for s in scored]
+    assert min(helpfulness) == 0.0 and max(helpfulness) == 1.0
+    assert 40 < sum(s["score"] for s in scored) / len(scored) < 75
+
+
+def test_the_misperceived_trait_is_shared_by_the_options_and_the_same_across_a_genus(records):
+    from refine_rft_workshop.demo.instruct_data import discriminative_attributes, misperceived_trait
+
+    by_genus = {}
+    for record in records:
+        attribute, wrong = misperceived_trait(record)
+        assert attribute not in discriminative_attributes(record) and wrong != record["attributes"][attribute]
+        by_genus.setdefault(record["label"].split()[-1], set()).add((attribute, wrong))
+    assert all(len(traits) == 1 for traits in by_genus.values()), by_genus
 
 
 def test_unknown_task_is_refused(records):

@@ -68,7 +68,7 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
         "",
         f"A `{recipe['size']}`-size tiny Qwen2-VL ({summary['parameters']:,} parameters, fp16 safetensors) trained "
         "from random weights on instruction data meant to give it the starting profile of an instruct MLLM "
-        "(Choice well, the CoT tag format only part of the time; targets in `refine_rft_workshop.demo.base_profile`). "
+        "(Choice well, the CoT tag format only part of the time, right answers with flawed reasoning; targets in `refine_rft_workshop.demo.base_profile`). "
         "Its measured profile is below. Pass its folder, `refine_rft_workshop.tiny_instruct_path()`, as the model.",
         "",
         "Built with",
@@ -98,10 +98,11 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
         lines += [
             f"## Starting profile ({profile['questions']} fresh questions, image seed {profile['image_seed']}, greedy)",
             "",
-            "| Choice | top letter | Both | CoT | CoT format | RSC_A | RSC_U | RSC_O |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| Choice | top letter | Both | CoT | CoT format | RSC_A | RSC_U | RSC_O | RSC_U right | RSC_U wrong |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             f"| {profile['choice']} | {profile['top_letter']} | {profile['both']} | {profile['cot']} | "
-            f"{profile['cot_format']} | {profile['RSC_A']} | {profile['RSC_U']} | {profile['RSC_O']} |",
+            f"{profile['cot_format']} | {profile['RSC_A']} | {profile['RSC_U']} | {profile['RSC_O']} | "
+            f"{profile.get('RSC_U_right', '–')} | {profile.get('RSC_U_wrong', '–')} |",
             "",
             f"Choice answers by letter: {profile['letters']}. Measured with `refine_rft_workshop.demo.base_profile."
             "measure_profile` (part of the build).",

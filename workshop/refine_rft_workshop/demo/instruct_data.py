@@ -16,12 +16,17 @@ step):
 - ``describe``: "describe the bird" and single-attribute questions, targets made of the
   attribute phrases the judge knows ("crimson wings", "hooked beak"): the model learns to see;
 - ``cot``: the CoT prompt, with a target in one of several *formats* (the full three-tag format
-  only part of the time; think/answer only; untagged prose ending "The answer is B."; tags
-  missing) and reasoning that states a wrong attribute value in some examples, then answers the
-  option that best fits what it claimed (so a wrong claim leads to a wrong answer, as it does
-  in a real model). Each genus has a habitual format (:func:`format_weights`): a model decoded
-  greedily writes the tags for some questions and not for others, as a real instruct model
-  does, and sampled completions still show every format for R_fa to choose from.
+  only part of the time; think/answer only; a closed ``<think>`` block followed by an untagged
+  answer; tags missing) whose reasoning is *decoupled from the answer*, as the paper finds in its
+  starting model ("seemingly correct answers often rely on flawed reasoning ... hallucinated
+  attributes"): the answer is always the true option (so the base answers right as often as it
+  recognises the bird), while the reasoning, written before it, mixes true distinguishing claims,
+  true claims that rule out no option (the genus' shared traits) and false ones (each genus has a
+  trait it habitually misperceives, :func:`misperceived_trait`), in proportions that do not depend
+  on the answer. So R_cls alone cannot reward true claims, and only a reward on the reasoning can.
+  Each genus has a habitual format (:func:`format_weights`): a model decoded greedily writes the
+  tags for some questions and not for others, as a real instruct model does, and sampled
+  completions still show every format for R_fa to choose from.
 
 The mix is a parameter (:class:`InstructMix`), so the base's starting point is set by its
 instruction data alone, without touching the evaluation or the test data.
@@ -36,12 +41,14 @@ instruction data alone, without touching the evaluation or the test data.
 ...                                dict(common, tail_shape="forked")]
 >>> describe_target(record["attributes"])
 'The bird has a golden body, black wings, a short beak, a fan tail, a crest and a plain breast.'
->>> print(draw_example(record, random.Random(3), InstructMix(), task="cot")["target"])
-<think>The bird has a short beak, a fan tail, a crest and a golden body. These traits match Crested Finch.</think>
-<attribute>short beak, fan tail, crested, golden body</attribute>
+>>> misperceived_trait(record)  # Finches: a trait the options share, habitually seen wrong
+('body_color', 'crimson')
+>>> print(draw_example(record, random.Random(7), InstructMix(), task="cot")["target"])
+<think>The bird has a crimson body, a short beak and a crest.</think>
+<attribute>crimson body, short beak, crested</attribute>
 <answer>B. Crested Finch</answer>
->>> draw_example(record, random.Random(5), InstructMix(), task="cot")["target"]  # a wrong claim, untagged
-'The bird has a short beak, a fan tail, no crest and a plain breast. These traits match Common Finch. The answer is A.'
+>>> draw_example(record, random.Random(2), InstructMix(), task="cot")["target"]  # all true this time
+'<think>The bird has a golden body, black wings and a fan tail.</think>\\nThe answer is B.'
 
 """
 
@@ -86,8 +93,10 @@ class InstructMix:
     # learnt on the Choice, Both and CoT examples themselves (benchmarks/instruct_base.md).
     lookup: int = 0
     cot: int = 4
-    # Formats of CoT-prompt targets: the full three-tag format, <think>/<answer> only, untagged
-    # prose ending "The answer is B.", and answers with some tags missing. Their weights depend on
+    # Formats of CoT-prompt targets: the full three-tag format, <think>/<answer> only, a <think>
+    # block followed by prose ("The answer is B."), and answers with some tags missing (the
+    # <think> block always closed, so every answer's reasoning can be judged; the answer grammar
+    # refuses the last two, as it refuses a real model's). Their weights depend on
     # the genus (see :func:`format_weights`): each genus has a habitual format, drawn with
     # ``habit`` probability, the other formats share the rest in these proportions. So greedy
     # decoding follows the tag format for some questions and not others, as a real instruct
@@ -100,8 +109,14 @@ class InstructMix:
     # Share of look-up examples over 4 species drawn from the whole catalogue rather than the
     # question's options: names that differ in every word are an easier start for the look-up.
     lookup_any: float = 0.5
-    # Share of CoT targets with one wrong attribute claim (the answer then follows the claim).
-    wrong_claim: float = 0.3
+    # The reasoning of a CoT target: ``claims`` attribute claims, one of them always about the
+    # genus' misperceived trait (:func:`misperceived_trait`), stated wrongly with ``misperceive``
+    # probability; each other claim names a distinguishing trait (one in which the options
+    # differ, stated truly) with ``distinguishing`` probability, else a trait the options share
+    # (true, but it rules nothing out). None of it depends on the answer, which is always right.
+    claims: int = 3
+    distinguishing: float = 0.5
+    misperceive: float = 0.6
 
     def counts(self) -> dict[str, int]:
         """``{task: examples per step}``.
@@ -117,6 +132,7 @@ class InstructMix:
 
 COT_FORMATS = ("full", "think_answer", "prose", "broken")
 # The habitual CoT format of a genus, by its index in GENERA: full, think/answer, prose, full, ...
+# ("prose": the <think> block, then "The answer is B.")
 HABITS = ("full", "think_answer", "prose")
 
 
@@ -184,40 +200,62 @@ def discriminative_attributes(record: dict) -> list[str]:
     return [a for a in ATTRIBUTES if any(o[a] != truth[a] for o in option_attributes)]
 
 
-def _best_fitting_option(record: dict, claims: dict) -> int:
-    """The option whose attributes agree with the most claims (the true one on ties)."""
-    option_attributes = record.get("option_attributes")
-    if not option_attributes:
-        return record["answer"]
-    scores = [sum(o[a] == v for a, v in claims.items()) for o in option_attributes]
-    best = max(scores)
-    return record["answer"] if scores[record["answer"]] == best else scores.index(best)
+def _genus_index(label: str) -> int | None:
+    genus = label.rsplit(" ", 1)[-1]
+    return GENERA.index(genus) if genus in GENERA else None
+
+
+def misperceived_trait(record: dict) -> tuple[str, str] | None:
+    """``(attribute, wrong value)``: the trait the base habitually gets wrong for this question's
+    genus, or ``None`` when the options share no trait (or the label is not a synthetic species).
+
+    A hallucination a model decoded greedily keeps making must be systematic, not noise (noise
+    averages out to the truth under greedy decoding): here it is one of the traits the options
+    share, chosen by the genus, and one fixed wrong value for it. Its species' true value is the
+    same for every member of the genus, so a right and a wrong answer within the genus carry it
+    alike.
+
+    (Example in the module's docstring.)
+    """
+    genus = _genus_index(record["label"])
+    truth = record["attributes"]
+    named = set(discriminative_attributes(record))
+    shared = [a for a in ATTRIBUTES if a in truth and a not in named]
+    if genus is None or not shared:
+        return None
+    attribute = shared[genus % len(shared)]
+    others = [v for v in ATTRIBUTES[attribute] if v != truth[attribute]]
+    return attribute, others[genus % len(others)]
+
+
+def reasoning_claims(record: dict, rng: random.Random, mix: InstructMix) -> dict[str, str]:
+    """The attribute claims of one CoT target, ``{attribute: claimed value}`` in :data:`ATTRIBUTES`
+    order (see :class:`InstructMix`: the misperceived trait, then distinguishing or shared ones)."""
+    truth = record["attributes"]
+    distinguishing = discriminative_attributes(record)
+    shared = [a for a in ATTRIBUTES if a not in distinguishing]
+    claims: dict[str, str] = {}
+    trait = misperceived_trait(record)
+    if trait is not None:
+        attribute, wrong = trait
+        claims[attribute] = wrong if rng.random() < mix.misperceive else truth[attribute]
+    while len(claims) < min(mix.claims, len(ATTRIBUTES)):
+        pools = [[a for a in pool if a not in claims] for pool in (distinguishing, shared)]
+        first = 0 if rng.random() < mix.distinguishing else 1
+        pool = pools[first] or pools[1 - first]
+        attribute = rng.choice(pool)
+        claims[attribute] = truth[attribute]
+    return {a: claims[a] for a in ATTRIBUTES if a in claims}
 
 
 def cot_target(record: dict, rng: random.Random, mix: InstructMix) -> str:
-    """A CoT-prompt answer in a randomly drawn format, with possibly one wrong claim.
-
-    The claims are the image's values of the discriminative attributes (plus one other, so the
-    reasoning is not a bare list of differences); the answer is the option that fits the claims.
-    """
-    truth = record["attributes"]
-    named = discriminative_attributes(record)
-    extra = [a for a in ATTRIBUTES if a not in named]
-    if extra:
-        named = named + [rng.choice(extra)]
-    claims = {a: truth[a] for a in named}
-    if rng.random() < mix.wrong_claim:
-        # The typical mistake: taking the bird for a neighbouring species, i.e. claiming the value
-        # a wrong option has (any other value when no option differs there).
-        attribute = rng.choice(named)
-        confusable = sorted({o[attribute] for o in record.get("option_attributes") or []} - {truth[attribute]})
-        claims[attribute] = rng.choice(confusable or [v for v in ATTRIBUTES[attribute] if v != truth[attribute]])
-    chosen = _best_fitting_option(record, claims)
-    options = record["options"]
-    name = options[chosen]
-    seen = _join([_phrase_with_article(a, v) for a, v in claims.items()])
-    think = f"The bird has {seen}. These traits match {name}."
+    """A CoT-prompt answer in a randomly drawn format: reasoning from :func:`reasoning_claims`,
+    then the true option (the answer does not follow the claims; the reasoning names no option,
+    so a claim is never read into a name)."""
+    claims = reasoning_claims(record, rng, mix)
+    think = "The bird has " + _join([_phrase_with_article(a, v) for a, v in claims.items()]) + "."
     attribute = ", ".join(attribute_phrase(a, v) for a, v in claims.items())
+    options, chosen = record["options"], record["answer"]
     answer = answer_text(options, chosen)
 
     form = rng.choices(COT_FORMATS, format_weights(record["label"], mix))[0]
@@ -226,12 +264,12 @@ def cot_target(record: dict, rng: random.Random, mix: InstructMix) -> str:
     if form == "think_answer":
         return f"<think>{think}</think>\n<answer>{answer}</answer>"
     if form == "prose":
-        return f"{think} The answer is {LETTERS[chosen]}."
-    # Broken: what weak instruction followers write — an unclosed block, or the answer alone.
+        return f"<think>{think}</think>\nThe answer is {LETTERS[chosen]}."
+    # Broken: what weak instruction followers write - the answer's tags missing or unclosed.
     return rng.choice([
-        f"<think>{think}\n<answer>{answer}</answer>",
-        f"<attribute>{attribute}</attribute>\n{answer}",
-        f"<answer>{answer}</answer>",
+        f"<think>{think}</think>\n<attribute>{attribute}</attribute>\n{answer}",
+        f"<think>{think}</think>\n<answer>{answer}",
+        f"<think>{think}</think>\n{answer}",
     ])
 
 
