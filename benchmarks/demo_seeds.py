@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/demo_seeds.py [--seeds 0 1 2] [--out runs/demo_seeds] [--md benchmarks/demo_seeds.md]
 
-Each seed is a whole ``refine-rft-workshop demo --seed S`` in ``OUT/seed<S>``: its own 5-shot training set
+Each seed is a whole ``refine-rft-workshop demo --seed S --ablation`` in ``OUT/seed<S>`` (the demo's four
+runs and the ablation GRPO (R_fa+R_cls), ReFine-RFT without R_cot, so that R_cot's own effect is
+isolated; every GRPO arm shares every budget): its own 5-shot training set
 and test images (image seed S), its own training seed; all start from the shipped base
 ``tiny:instruct``. Finished stages are skipped, so an interrupted benchmark resumes. Prints, per
 run and metric, the mean and the standard deviation over seeds; writes them to
 ``OUT/summary.json`` and rewrites ``--md`` (keeping everything from its ``## Notes`` heading on),
-with the reward curves of both GRPO arms (mean over seeds) in a PNG next to it.
+with the reward curves of the three GRPO arms (mean over seeds) in a PNG next to it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import time
 from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS
-from refine_rft_workshop.demo import RUNS, DemoConfig, run_demo
+from refine_rft_workshop.demo import DemoConfig, demo_runs, run_demo
 from refine_rft.files import write_text_atomic
 from refine_rft.report import load_run
 
 METRICS = ("CH.", "Both", "CoT", "Open", "Open exact", "Open sim.", "RSC_A", "RSC_U", "RSC_O")
-GRPO_ARMS = ("grpo_rf_rcls", "refine_rft")
+GRPO_ARMS = ("grpo_rf_rcls", "grpo_rfa_rcls", "refine_rft")
+RUNS = demo_runs(ablation=True)
 NOTES = "## Notes"
 
 
@@ -199,7 +202,7 @@ def settings_text(config: DemoConfig, seeds: list[int], seconds: dict[int, float
         f"the shipped tiny instruct base ({build['parameters'] / 1e6:.1f}M parameters, shipped, built at "
         f"`{build['revision'][:12]}`); GRPO {config.grpo_steps} steps × {config.prompts_per_step * config.num_generations} "
         f"completions ({config.prompts_per_step} prompts × G={config.num_generations}), completion length "
-        f"{config.max_completion_length}, LoRA r={config.lora_r}, lr {config.learning_rate} for both GRPO arms; SFT "
+        f"{config.max_completion_length}, LoRA r={config.lora_r}, lr {config.learning_rate} for every GRPO arm; SFT "
         f"{config.sft_steps} steps. Test accuracy (%) under the Choice (CH.), Both and CoT prompts and the "
         "open-world Open prompt (no options; the species' name or a synthetic alias, read by the strict "
         "open-world rule; Open exact: names only; Open sim.: Fine-R1's similarity score x100 with the offline "
@@ -223,7 +226,7 @@ def main() -> None:
     per_seed, seconds, cot, usefulness = {}, {}, {}, {}
     for seed in args.seeds:
         start = time.time()
-        run_demo(out / f"seed{seed}", quick=args.quick, seed=seed)
+        run_demo(out / f"seed{seed}", quick=args.quick, seed=seed, ablation=True)
         # The first completed run's wall-clock is kept: a rerun skips every finished stage.
         timing = out / f"seed{seed}" / "demo_seconds.json"
         if not timing.is_file():

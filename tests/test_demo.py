@@ -70,6 +70,25 @@ def test_a_second_run_skips_every_finished_stage(demo_out, capsys):
     assert printed.count("already trained") == 3 and printed.count("already evaluated") == 4
 
 
+def test_ablation_adds_grpo_rfa_rcls_over_a_finished_demo(demo_out, capsys):
+    """``--ablation`` (what benchmarks/demo_seeds.py runs): the finished stages are kept, only the
+    R_fa + R_cls arm is trained and evaluated, with the same budget as ReFine-RFT and no judge."""
+    import yaml
+
+    from refine_rft_workshop.demo import demo_runs
+
+    assert main(["--quick", "--out", str(demo_out), "--ablation"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("already trained") == 3 and printed.count("already evaluated") == 4
+    arm = yaml.safe_load((demo_out / "recipes" / "grpo_rfa_rcls.yaml").read_text())
+    full = yaml.safe_load((demo_out / "recipes" / "refine_rft.yaml").read_text())
+    assert arm["rewards"] == ["attribute_format", "classification"]
+    assert {k: v for k, v in arm.items() if k not in ("rewards", "reward_weights", "output_dir")} == \
+        {k: v for k, v in full.items() if k not in ("rewards", "reward_weights", "output_dir")}
+    tables = (demo_out / "report" / "tables.md").read_text()
+    assert all(name in tables for _, name, _ in demo_runs(ablation=True)) and "GRPO (R_fa+R_cls)" in tables
+
+
 def test_demo_seeds_counts_refused_and_mismatched_cot_answers(tmp_path, load_benchmark):
     """The shares `benchmarks/demo_seeds.md` explains the CoT accuracy with."""
     import json

@@ -6,6 +6,6 @@ and :mod:`.instruct_data` make the tiny instruct base it starts from, :mod:`.bas
 that base's starting point and :mod:`.base_card` writes its card.
 """
 
-from refine_rft_workshop.demo.pipeline import RUNS, DemoConfig, main, run_demo
+from refine_rft_workshop.demo.pipeline import RUNS, DemoConfig, demo_runs, main, run_demo
 
-__all__ = ["RUNS", "DemoConfig", "main", "run_demo"]
+__all__ = ["RUNS", "DemoConfig", "demo_runs", "main", "run_demo"]

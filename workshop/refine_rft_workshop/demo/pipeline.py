@@ -1,6 +1,6 @@
 """``refine-rft-workshop demo``: the whole ReFine-RFT pipeline on CPU, on the embedded tiny VLM and synthetic birds.
 
-    refine-rft-workshop demo [--quick] [--out runs/demo] [--seed 0] [--overwrite]
+    refine-rft-workshop demo [--quick] [--out runs/demo] [--seed 0] [--overwrite] [--ablation]
 
 A thin driver, like a shell script: every stage is the command a user runs (``refine-rft-workshop
 synthetic``, ``refine-rft train`` / ``sft`` / ``eval`` / ``judge`` / ``report``), each printed before
@@ -12,7 +12,8 @@ it runs, on files in ``OUT``. Stages (one line each, progress bars inside):
    ``refine-rft-workshop build-base``; nothing is pre-trained at demo time);
 3. ReFine-RFT: GRPO with LoRA on the 5-shot set, rewards R_fa + R_cls + R_cot (the attribute judge);
 4. baselines on the same set: GRPO with R_f + R_cls (the same budget as ReFine-RFT: steps, learning
-   rate, LoRA rank, G, completion length), and SFT;
+   rate, LoRA rank, G, completion length), and SFT; with ``--ablation`` also GRPO with R_fa + R_cls,
+   the paper's Table 5 arm without R_cot (same budget), which isolates R_cot's own effect;
 5. evaluation of zero-shot / SFT / GRPO (R_f+R_cls) / ReFine-RFT: Answer-only under the Choice, Both
    and CoT prompts and the open-world ``open`` prompt (no options: the species' name, read by the
    strict open-world rule with the synthetic aliases; Fine-R1's similarity score with the offline
@@ -82,6 +83,17 @@ RUNS = (
     ("grpo_rf_rcls", "GRPO (R_f+R_cls)", {"R_f": True, "R_fa": False, "R_cls": True, "R_cot": False}),
     ("refine_rft", "ReFine-RFT", {"R_f": False, "R_fa": True, "R_cls": True, "R_cot": True}),
 )
+# ``--ablation``'s extra run, placed before ReFine-RFT: R_fa + R_cls, ReFine-RFT without R_cot.
+ABLATION_RUN = ("grpo_rfa_rcls", "GRPO (R_fa+R_cls)", {"R_f": False, "R_fa": True, "R_cls": True, "R_cot": False})
+
+
+def demo_runs(ablation: bool = False) -> tuple:
+    """The runs of a demo, in table order (``ablation``: with :data:`ABLATION_RUN`).
+
+    >>> [folder for folder, _, _ in demo_runs(ablation=True)]
+    ['zero_shot', 'sft', 'grpo_rf_rcls', 'grpo_rfa_rcls', 'refine_rft']
+    """
+    return RUNS[:3] + (ABLATION_RUN,) + RUNS[3:] if ablation else RUNS
 
 
 def _stage_done(folder: Path, settings: dict) -> bool:
@@ -156,8 +168,9 @@ def _train_overrides(model: str, train_file: Path, output_dir: Path, config: Dem
 
 
 def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config: DemoConfig,
-               seed: int, overwrite: bool = False) -> dict[str, Path]:
-    """Stages 3-4: ReFine-RFT, GRPO (R_f+R_cls) and SFT on the same training questions.
+               seed: int, overwrite: bool = False, ablation: bool = False) -> dict[str, Path]:
+    """Stages 3-4: ReFine-RFT, GRPO (R_f+R_cls) and SFT on the same training questions (and with
+    ``ablation`` GRPO (R_fa+R_cls)); every GRPO arm shares every budget, only the rewards differ.
 
     ``base_digest`` (the base's weights checksum) is part of every stage's settings, so a rebuilt
     base retrains them."""
@@ -172,6 +185,11 @@ def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config
         (4, "sft", "baseline: SFT + LoRA on 'B. <name>' targets", "sft", RECIPES / "sft.yaml", {},
          config.sft_steps),
     ]
+    if ablation:
+        plans.append((4, "grpo_rfa_rcls", "ablation: GRPO + LoRA, R_fa + R_cls (ReFine-RFT without R_cot)", "train",
+                      RECIPES / "refine_rft.yaml",
+                      {**grpo, "rewards": ["attribute_format", "classification"], "reward_weights": [0.5, 0.5]},
+                      config.grpo_steps))
     folders = {}
     for step, name, title, command, recipe, extra, steps in plans:
         folder = out / "train" / name
@@ -191,7 +209,7 @@ def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config
 
 
 def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adapters: dict[str, Path],
-                  config: DemoConfig, overwrite: bool = False) -> list[Path]:
+                  config: DemoConfig, overwrite: bool = False, ablation: bool = False) -> list[Path]:
     """Stage 5: Answer-only predictions (Choice, Both, CoT, Open) and attribute-judge RSC for each run."""
     judge = write_text_atomic(out / "recipes" / "judge.yaml",
                               yaml.safe_dump({"backend": "attributes", **judge_vocabulary()}, sort_keys=False))
@@ -199,7 +217,7 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
     encoder = _similarity_encoder()
     similarity = ["--similarity", encoder] if encoder else []
     run_dirs = []
-    for folder_name, name, ablation in RUNS:
+    for folder_name, name, flags in demo_runs(ablation):
         run_dir = out / "eval" / folder_name
         adapter = adapters.get(folder_name)
         settings = {"model": model, "base": base_digest, "adapter": str(adapter) if adapter else None,
@@ -212,8 +230,8 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
             run("refine-rft", "judge", run_dir / "predictions.jsonl", "--config", judge, "--styles", "cot",
                 "--out", run_dir / "judge_scores.jsonl")
             meta = {"name": name}
-            if ablation:
-                meta["ablation"] = ablation
+            if flags:
+                meta["ablation"] = flags
             if adapter:
                 meta["train_dir"] = str(Path("..") / ".." / "train" / folder_name)
             write_text_atomic(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
@@ -232,9 +250,10 @@ def _similarity_encoder() -> str | None:
 
 
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
-             config: DemoConfig | None = None, overwrite: bool = False) -> Path:
+             config: DemoConfig | None = None, overwrite: bool = False, ablation: bool = False) -> Path:
     """Run every stage into ``out`` and return the report folder (``config`` overrides ``quick``;
-    ``overwrite`` starts afresh the stages made with other settings, which are refused otherwise)."""
+    ``overwrite`` starts afresh the stages made with other settings, which are refused otherwise;
+    ``ablation`` adds GRPO (R_fa+R_cls), :data:`ABLATION_RUN`)."""
     from refine_rft_workshop.instruct import CHECKSUMS, instruct_model_path
 
     config = config or (QUICK if quick else DemoConfig())
@@ -251,8 +270,8 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
     _say(2, f"tiny instruct base: {build['parameters'] / 1e6:.1f}M parameters, shipped in {base} "
             f"(built at {build['revision'][:12]}; nothing to pre-train)")
 
-    adapters = train_runs(out, str(base), digest, files["train"], config, seed, overwrite)
-    run_dirs = evaluate_runs(out, str(base), digest, files["test"], adapters, config, overwrite)
+    adapters = train_runs(out, str(base), digest, files["train"], config, seed, overwrite, ablation)
+    run_dirs = evaluate_runs(out, str(base), digest, files["test"], adapters, config, overwrite, ablation)
 
     report_dir = out / "report"
     _say(6, f"report -> {report_dir}")
@@ -270,10 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="start afresh the stages whose folders in --out were made with other settings "
                              "(without it, such a folder is refused, naming the change)")
+    parser.add_argument("--ablation", action="store_true",
+                        help="also train and evaluate GRPO with R_fa + R_cls (ReFine-RFT without R_cot, the paper's "
+                             "Table 5 arm), with the same budget; about 3 minutes more")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run_demo(args.out, quick=args.quick, seed=args.seed, overwrite=args.overwrite)  # errors: one line, from the command's boundary
+    run_demo(args.out, quick=args.quick, seed=args.seed, overwrite=args.overwrite, ablation=args.ablation)  # errors: one line, from the command's boundary
     return 0
