@@ -49,6 +49,21 @@ def test_base_answers_fresh_choice_questions_well_above_chance(tmp_path):
     assert max(letters.count(letter) for letter in "ABCD") < 0.6 * len(letters), letters
 
 
+def test_base_starts_with_the_papers_flaw_right_answers_with_flawed_reasoning(tmp_path):
+    """The profile's RSC targets on 48 fresh questions (image seed 11), with a margin for the small
+    sample: right CoT answers' reasoning is no better than wrong ones' (so R_cls alone cannot reward
+    true claims), and RSC_U is not far above RSC_A. Builds 1-3 failed this (right 96, wrong 55)."""
+    from refine_rft_workshop.demo.base_profile import MAX_USEFULNESS_GAP, RSC_U_ABOVE_RSC_A, TARGETS, measure_profile
+
+    profile = measure_profile(str(tiny_instruct_path()), tmp_path, image_seed=11, per_class=2)
+    assert profile["questions"] == 48 and 5 <= profile["cot_right"] <= 43, profile
+    margin = 10  # points; one of 48 answers moves a share by about 2
+    assert profile["RSC_U_right"] <= TARGETS["RSC_U_right"][1] + margin, profile
+    assert abs(profile["RSC_U_right"] - profile["RSC_U_wrong"]) <= MAX_USEFULNESS_GAP + margin, profile
+    assert profile["RSC_U"] < profile["RSC_A"] + RSC_U_ABOVE_RSC_A + margin, profile
+    assert profile["cot"] < profile["choice"] and 10 <= profile["cot_format"] <= 80, profile
+
+
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 def test_missing_or_corrupt_files_give_one_error_saying_how_to_rebuild(tmp_path, damage):
     copy = tmp_path / "tiny_instruct"

@@ -74,8 +74,11 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
         "Built with",
         "",
         "    refine-rft-workshop build-base --out workshop/refine_rft_workshop/tiny_instruct --force "
-        + f"--steps {recipe['steps']} --threads {summary['torch_threads']}",
+        + f"--steps {recipe['steps']} --threads {summary['torch_threads']}"
+        + (f" --init PREVIOUS --learning-rate {recipe['learning_rate']}" if recipe.get("init") else ""),
         "",
+        *([f"continuing from the previous build (`PREVIOUS`: the base whose model.safetensors has SHA-256 "
+           f"`{recipe['init']}`; how to get it: `benchmarks/instruct_base.md`).", ""] if recipe.get("init") else []),
         f"- code revision: `{summary['revision']}`",
         f"- {recipe['steps']} steps, {summary['seconds'] / 60:.0f} min on {summary['torch_threads']} CPU "
         f"thread{'s' if summary['torch_threads'] > 1 else ''}",
