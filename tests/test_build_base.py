@@ -10,6 +10,7 @@ import pytest
 from refine_rft_workshop.synthetic import synthetic_questions
 from refine_rft_workshop.demo.instruct_data import (TASKS, InstructMix, cot_target, describe_target, draw_example,
                                            format_weights)
+from refine_rft.errors import UserError
 from refine_rft.judge.attributes import attribute_score
 from refine_rft.parsing import extract_choice
 from refine_rft.rewards.rules import attribute_format_reward, classification_reward
@@ -129,6 +130,26 @@ def test_build_refuses_an_existing_folder_then_force_replaces_it(tmp_path, capsy
     assert "refine-rft-workshop build-base" in card and f"{build['parameters']:,} parameters" in card
     assert (out / "loss.png").stat().st_size > 1000
     assert not list(tmp_path.glob(".base*"))  # no temporary folder or checkpoint left behind
+
+
+def test_init_continues_from_an_earlier_base_named_by_its_weights(tmp_path, capsys):
+    """``--init``: the recipe records the earlier base's weights digest, the card says so, and a
+    recipe that names other weights is refused."""
+    from refine_rft_workshop.demo.build_base import BaseRecipe, build_base, init_digest, main
+
+    small = ["--steps", "2", "--pool-per-class", "1", "--profile-per-class", "0"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["--out", str(first), *small]) == 0
+    assert main(["--out", str(second), "--init", str(first), "--learning-rate", "1e-4", *small]) == 0
+    build = json.loads((second / "build.json").read_text())
+    assert build["recipe"]["init"] == init_digest(first) and build["recipe"]["learning_rate"] == 1e-4
+    assert "--init PREVIOUS --learning-rate 0.0001" in (second / "README.md").read_text()
+    # The continued model differs from the one it started from (it was trained).
+    assert init_digest(second) != init_digest(first)
+    with pytest.raises(UserError, match="continues from weights"):
+        build_base(tmp_path / "third", BaseRecipe(steps=2, init="0" * 64), init=first, progress=False)
+    assert main(["--out", str(tmp_path / "fourth"), "--init", str(tmp_path / "nowhere"), *small]) == 2
+    assert "missing or corrupt" in capsys.readouterr().err
 
 
 def test_a_rerun_resumes_from_the_checkpoint_and_ends_where_an_uninterrupted_run_does(tmp_path, records):

@@ -115,8 +115,8 @@ class InstructMix:
     # differ, stated truly) with ``distinguishing`` probability, else a trait the options share
     # (true, but it rules nothing out). None of it depends on the answer, which is always right.
     claims: int = 3
-    distinguishing: float = 0.5
-    misperceive: float = 0.6
+    distinguishing: float = 0.35
+    misperceive: float = 0.65
 
     def counts(self) -> dict[str, int]:
         """``{task: examples per step}``.
@@ -131,9 +131,9 @@ class InstructMix:
 
 
 COT_FORMATS = ("full", "think_answer", "prose", "broken")
-# The habitual CoT format of a genus, by its index in GENERA: full, think/answer, prose, full, ...
+# The habitual CoT format of a genus, by its index in GENERA: full, think/answer, full, prose, full, ...
 # ("prose": the <think> block, then "The answer is B.")
-HABITS = ("full", "think_answer", "prose")
+HABITS = ("full", "think_answer", "full", "prose")
 
 
 def format_weights(label: str, mix: InstructMix) -> tuple[float, ...]:
