@@ -87,6 +87,46 @@ def usefulness_by_answer(run_dir: Path) -> dict[str, float | None]:
             "RSC_U wrong": statistics.fmean(wrong) if wrong else None, "right": len(right)}
 
 
+def claim_kinds(run_dir: Path) -> dict[str, float]:
+    """What one run's CoT answers claim, read as the attribute judge reads them (the ``<think>`` and
+    ``<attribute>`` text; the demo's vocabulary): the share (%) of answers with a false claim, with a
+    true claim about a trait in which the options differ (one that rules an option out), and with
+    no claim at all. RSC_U is 100 x (true / all claims) x (0.5 + 0.5 x share of options ruled out),
+    so these say which of the two factors a run moved.
+    """
+    from refine_rft.files import read_jsonl
+    from refine_rft.judge.attributes import candidate_facts, claims, holds
+    from refine_rft.parsing import parse_response
+    from refine_rft_workshop.demo.pipeline import judge_vocabulary
+
+    vocabulary = judge_vocabulary()["attribute_values"]
+    rows = [r for r in read_jsonl(run_dir / "predictions.jsonl") if r["style"] == "cot"]
+    false = distinguishing = none = 0
+    for row in rows:
+        parsed = parse_response(row["response"])
+        text = " ".join(part for part in (parsed.think, parsed.attribute) if part)
+        found = claims(text, candidate_facts(row["attributes"], row["option_attributes"], vocabulary))
+        true = [fact for fact in found if holds(fact, row["attributes"])]
+        false += len(true) < len(found)
+        distinguishing += any(not holds(fact, option) for fact in true for option in row["option_attributes"])
+        none += not found
+    return {key: 100 * value / len(rows) for key, value in
+            (("false claim", false), ("distinguishing claim", distinguishing), ("no claim", none))}
+
+
+def claim_kinds_markdown(per_seed: dict[int, dict[str, dict]]) -> str:
+    """Mean over seeds of :func:`claim_kinds` per run, as a table."""
+    runs = next(iter(per_seed.values()))
+    keys = ("false claim", "distinguishing claim", "no claim")
+    lines = ["What the CoT answers claim (% of answers; mean over seeds), from `claim_kinds`:", "",
+             "| Run | with a false claim | with a true distinguishing claim | with no claim |",
+             "| --- | ---: | ---: | ---: |"]
+    for run in runs:
+        cells = [statistics.fmean(per_seed[s][run][k] for s in per_seed) for k in keys]
+        lines.append(f"| {run} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def usefulness_markdown(per_seed: dict[int, dict[str, dict]]) -> str:
     """:func:`usefulness_by_answer` per run, over all seeds' answers, as a table."""
     runs = next(iter(per_seed.values()))
@@ -223,7 +263,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the quick demo (a smoke test of this script)")
     args = parser.parse_args()
     out, md = Path(args.out), Path(args.md)
-    per_seed, seconds, cot, usefulness = {}, {}, {}, {}
+    per_seed, seconds, cot, usefulness, kinds = {}, {}, {}, {}, {}
     for seed in args.seeds:
         start = time.time()
         run_demo(out / f"seed{seed}", quick=args.quick, seed=seed, ablation=True)
@@ -236,20 +276,24 @@ def main() -> None:
         cot[seed] = {name: cot_answers(out / f"seed{seed}" / "eval" / folder) for folder, name, _ in RUNS}
         usefulness[seed] = {name: usefulness_by_answer(out / f"seed{seed}" / "eval" / folder)
                             for folder, name, _ in RUNS}
+        kinds[seed] = {name: claim_kinds(out / f"seed{seed}" / "eval" / folder) for folder, name, _ in RUNS}
     table = summarize(per_seed)
-    summary = {"seeds": args.seeds, "runs": table, "seconds": seconds, "cot_answers": cot, "usefulness": usefulness}
+    summary = {"seeds": args.seeds, "runs": table, "seconds": seconds, "cot_answers": cot, "usefulness": usefulness,
+               "claim_kinds": kinds}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     curves = reward_curves(out, args.seeds, md.with_name(md.stem + "_rewards.png"))
     from refine_rft_workshop.demo.pipeline import QUICK
 
     body = "\n".join([settings_text(QUICK if args.quick else DemoConfig(), args.seeds, seconds, curves)
-                      + to_markdown(table, args.seeds), cot_answers_markdown(cot), usefulness_markdown(usefulness)])
+                      + to_markdown(table, args.seeds), cot_answers_markdown(cot), usefulness_markdown(usefulness),
+                      claim_kinds_markdown(kinds)])
     old = md.read_text(encoding="utf-8") if md.is_file() else ""
     notes = old[old.index(NOTES):] if NOTES in old else ""
     write_text_atomic(md, body + ("\n" + notes if notes else ""))
     print(to_markdown(table, args.seeds))
     print(cot_answers_markdown(cot))
     print(usefulness_markdown(usefulness))
+    print(claim_kinds_markdown(kinds))
 
 
 if __name__ == "__main__":

@@ -123,3 +123,23 @@ def test_demo_seeds_splits_usefulness_by_right_and_wrong_answers(tmp_path, load_
     other_seed = dict(split, **{"RSC_U right": 60.0})
     table = seeds.usefulness_markdown({0: {"Zero-shot": split}, 1: {"Zero-shot": other_seed}})
     assert "| Zero-shot | 70.0 | 40.0 | 4 |" in table
+
+
+def test_demo_seeds_counts_false_and_distinguishing_claims(tmp_path, load_benchmark):
+    """The shares `benchmarks/demo_seeds.md` explains RSC_U's two factors with."""
+    import json
+
+    seeds = load_benchmark("demo_seeds")
+    truth = {"body_color": "golden", "wing_color": "black", "beak_shape": "short", "tail_shape": "fan",
+             "crest": "crested", "breast_pattern": "plain"}
+    options = [truth, dict(truth, crest="no crest"), dict(truth, beak_shape="hooked"), dict(truth, tail_shape="forked")]
+    responses = [
+        "<think>The bird has a crimson body and a crest.</think>\n<answer>A</answer>",  # false + distinguishing
+        "<think>The bird has black wings.</think>\n<answer>A</answer>",  # true, rules nothing out
+        "<think>A fine bird.</think>\n<answer>A</answer>",  # no claim
+        "It has a short beak. The answer is A.",  # untagged: no reasoning read
+    ]
+    rows = [{"id": str(i), "style": "cot", "response": r, "options": ["a", "b", "c", "d"], "answer": 0,
+             "attributes": truth, "option_attributes": options} for i, r in enumerate(responses)]
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert seeds.claim_kinds(tmp_path) == {"false claim": 25.0, "distinguishing claim": 25.0, "no claim": 50.0}
