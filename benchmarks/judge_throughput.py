@@ -11,6 +11,17 @@ Prints the achieved time against the latency-bound ideal ceil(n / concurrency) x
 sequential calls (concurrency 1, timed on ``--sequential-sample`` judgements and extrapolated to
 n, as the printout says), and the time of a rerun that the sqlite cache answers. The client's CPU
 time per judgement is printed too: the whole step can be no faster than n times it on one core.
+
+Two more lines put that CPU time in context:
+
+- **the openai client alone**: the same number of request bodies, each Fig. 3's prompt with the
+  step's images and a fenced response, JSON-encoded before the clock starts, posted bare through
+  the same ``openai`` client at the same concurrency. This is the floor of any judge that goes
+  through the official client; the difference is what this package adds, of which the step's
+  pictures (each decoded, hashed and JPEG-encoded once, timed apart on one thread) are most, and
+  prompts, routing, parsing and counters the rest;
+- **group judging** (``judge.group_judging``, not the paper): one request per GRPO group, so the
+  client CPU per judgement is shared by the group's G completions.
 """
 
 from __future__ import annotations
@@ -19,15 +30,18 @@ import argparse
 import asyncio
 import json
 import math
-import multiprocessing
 import tempfile
 import time
 from pathlib import Path
 
-from refine_rft_workshop.synthetic import synthetic_questions
+import openai
+
 from refine_rft.judge import JudgeConfig
+from refine_rft.judge.images import image_data_url, image_hash, load_image
+from refine_rft.judge.paper_prompt import paper_messages
 from refine_rft.rewards.reasoning import make_reasoning_reward
-from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer
+from refine_rft_workshop.synthetic import synthetic_questions
+from refine_rft_workshop.testing.scripted_server import ScriptedJudgeProcess
 
 
 def step_batch(records: list[dict], group: int) -> tuple[list, dict]:
@@ -69,12 +83,42 @@ def head(batch: tuple[list, dict], k: int) -> tuple[list, dict]:
     return completions[:k], {name: values[:k] for name, values in columns.items()}
 
 
-def serve(latency: float, urls: multiprocessing.Queue, stop) -> None:
-    """Run the scripted judge in its own process, as a real judge runs on its own machine."""
-    with ScriptedJudgeServer(latency=latency) as server:
-        urls.put(server.url)
-        stop.wait()
-        urls.put(server.max_in_flight)
+def picture_cpu(paths: list[str], max_side: int) -> float:
+    """CPU seconds to prepare each distinct picture once as the judge does: decode, hash, encode."""
+    cpu = time.process_time()
+    for path in dict.fromkeys(paths):
+        picture = load_image(path)
+        image_hash(picture)
+        image_data_url(picture, max_side)
+    return time.process_time() - cpu
+
+
+def bare_posts(url: str, batch: tuple[list, dict], concurrency: int, max_side: int) -> float:
+    """This process' CPU seconds to post ``batch``'s judge requests bare through the ``openai``
+    client (``concurrency`` in flight, as the judge sends them), the bodies JSON-encoded beforehand:
+    the floor under any judge built on the official client."""
+    completions, columns = batch
+    urls = {path: image_data_url(load_image(path), max_side) for path in dict.fromkeys(columns["image"])}
+    bodies = [json.dumps({"model": "scripted", "temperature": 0, "max_tokens": 16,
+                          "messages": paper_messages(urls[path], completion[0]["content"])}).encode()
+              for completion, path in zip(completions, columns["image"])]
+
+    async def post_all() -> float:
+        client = openai.AsyncOpenAI(base_url=url, api_key="-", max_retries=0)
+        slots = asyncio.Semaphore(concurrency)
+
+        async def post(body: bytes) -> str:
+            async with slots:
+                return await client.post("/chat/completions", cast_to=str, content=body)
+
+        await post(bodies[0])  # connections and lazy imports, as the judge's warm-up step
+        cpu = time.process_time()
+        await asyncio.gather(*(post(body) for body in bodies))
+        cpu = time.process_time() - cpu
+        await client.close()
+        return cpu
+
+    return asyncio.run(post_all())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,32 +134,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     prompts = math.ceil(args.judgements / args.group)
-    urls, stop = multiprocessing.Queue(), multiprocessing.Event()
-    server = multiprocessing.Process(target=serve, args=(args.latency, urls, stop), daemon=True)
-    server.start()
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            records = synthetic_questions(folder, "bench", per_class=math.ceil(prompts / 8), num_classes=8,
-                                          image_size=args.image_size)[:prompts]
-            step = head(step_batch(records, args.group), args.judgements)
-            n = len(step[0])
-            base = {"base_urls": [urls.get(timeout=30)], "model": "scripted", "timeout": 30.0}
-            # Each arm starts with a one-judgement warm-up step: the first request imports the openai
-            # client's lazily loaded modules and opens connections, once per training run.
-            warmup = head(step, 1)
-            (_, _, _), (concurrent, cpu, stats) = timed_steps({**base, "concurrency": args.concurrency},
-                                                              [warmup, step])
-            sample = min(args.sequential_sample, n)
-            (_, _, _), (one_by_one, _, _) = timed_steps({**base, "concurrency": 1}, [warmup, head(step, sample)])
-            sequential = one_by_one * n / sample
-            cache = {**base, "concurrency": args.concurrency, "cache_path": str(Path(folder) / "judge.sqlite")}
-            timed_steps(cache, [step])  # fills the cache
-            # The rerun is a fresh judge (a new process would be): every judgement is a cache hit.
-            [(cached, _, cached_stats)] = timed_steps(cache, [step])
-    finally:
-        stop.set()
-        peak = urls.get(timeout=10)
-        server.join(timeout=10)
+    with tempfile.TemporaryDirectory() as folder, ScriptedJudgeProcess(latency=args.latency) as server:
+        records = synthetic_questions(folder, "bench", per_class=math.ceil(prompts / 8), num_classes=8,
+                                      image_size=args.image_size)[:prompts]
+        step = head(step_batch(records, args.group), args.judgements)
+        n = len(step[0])
+        base = {"base_urls": [server.url], "model": "scripted", "timeout": 30.0}
+        # Each arm starts with a one-judgement warm-up step: the first request imports the openai
+        # client's lazily loaded modules and opens connections, once per training run.
+        warmup = head(step, 1)
+        (_, _, _), (concurrent, cpu, stats) = timed_steps({**base, "concurrency": args.concurrency},
+                                                          [warmup, step])
+        max_side = JudgeConfig.from_dict(base).max_image_side
+        floor = bare_posts(server.url, step, args.concurrency, max_side)
+        pictures = picture_cpu(step[1]["image"], max_side)
+        (_, _, _), (grouped, grouped_cpu, grouped_stats) = timed_steps(
+            {**base, "concurrency": args.concurrency, "group_judging": True}, [head(step, args.group), step])
+        sample = min(args.sequential_sample, n)
+        (_, _, _), (one_by_one, _, _) = timed_steps({**base, "concurrency": 1}, [warmup, head(step, sample)])
+        sequential = one_by_one * n / sample
+        cache = {**base, "concurrency": args.concurrency, "cache_path": str(Path(folder) / "judge.sqlite")}
+        timed_steps(cache, [step])  # fills the cache
+        # The rerun is a fresh judge (a new process would be): every judgement is a cache hit.
+        [(cached, _, cached_stats)] = timed_steps(cache, [step])
+    peak = server.max_in_flight
 
     ideal = math.ceil(n / args.concurrency) * args.latency
     figures = {"judgements": n, "latency_s": args.latency, "concurrency": args.concurrency,
@@ -124,12 +166,23 @@ def main(argv: list[str] | None = None) -> int:
                "sequential_sample": sample, "speedup_vs_sequential": round(sequential / concurrent, 1),
                "cached_rerun_s": round(cached, 3), "cache_hits": cached_stats["judge/cache_hits"],
                "peak_in_flight": peak, "mean_latency_s": round(stats["judge/mean_latency_s"], 4),
-               "client_cpu_ms_per_judgement": round(1000 * cpu / n, 2)}
+               "client_cpu_ms_per_judgement": round(1000 * cpu / n, 2),
+               "openai_client_alone_cpu_ms_per_request": round(1000 * floor / n, 2),
+               "pictures_cpu_ms_per_judgement": round(1000 * pictures / n, 2),
+               "group_judging_cpu_ms_per_judgement": round(1000 * grouped_cpu / n, 2),
+               "group_judging_requests": grouped_stats["judge/requests"], "group_judging_s": round(grouped, 3)}
     print(f"{n} judgements, {args.latency * 1000:.0f} ms per request, concurrency {args.concurrency}")
     print(f"concurrent      : {concurrent:7.3f} s  (ideal ceil(n/c) x latency = {ideal:.3f} s; "
           f"efficiency {ideal / concurrent:.2f}; peak in flight {peak})")
     print(f"client CPU      : {cpu:7.3f} s  ({1000 * cpu / n:.2f} ms per judgement: the floor on a single core "
           f"is n x that = {cpu:.3f} s)")
+    print(f"openai alone    : {floor:7.3f} s  ({1000 * floor / n:.2f} ms per request: the same number of Fig. 3 "
+          f"bodies, encoded beforehand, posted bare through the openai client; this package adds "
+          f"{1000 * (cpu - floor) / n:.2f} ms per judgement)")
+    print(f"of it, pictures : {pictures:7.3f} s  ({1000 * pictures / n:.2f} ms per judgement: each of the step's "
+          f"{len(set(step[1]['image']))} pictures decoded, hashed and JPEG-encoded once, on one thread)")
+    print(f"group judging   : {grouped_cpu:7.3f} s  ({1000 * grouped_cpu / n:.2f} ms per judgement, "
+          f"{grouped_stats['judge/requests']} requests of {args.group} responses in {grouped:.3f} s; not the paper)")
     print(f"sequential      : {sequential:7.3f} s  (timed on {sample} judgements at concurrency 1, "
           f"extrapolated to {n}; speed-up {sequential / concurrent:.1f}x)")
     print(f"cached rerun    : {cached:7.3f} s  ({cached_stats['judge/cache_hits']} cache hits, no requests)")

@@ -124,7 +124,10 @@ def test_concurrency_is_bounded_and_replicas_share_the_load():
         scores, _ = score_all(config_for(one, two, concurrency=6), samples)
     assert scores == [80.0] * 24
     assert one.max_in_flight + two.max_in_flight <= 6
-    assert one.count + two.count == 24 and min(one.count, two.count) >= 8
+    # One image, so one home replica; with 6 in flight its bounded load (ceil(1.25 x 6 / 2) = 4) sends
+    # about a third to the other replica (16:8 at steady state, give or take the ramp's timing).
+    # Without the bound every request would go home (24:0).
+    assert one.count + two.count == 24 and min(one.count, two.count) >= 6
 
 
 @pytest.mark.parametrize("prompt, image_part, judged", [

@@ -40,6 +40,7 @@ import base64
 import hashlib
 import io
 import json
+import multiprocessing
 import re
 import socket
 import threading
@@ -343,3 +344,50 @@ def _handler_for(server: ScriptedJudgeServer):
 class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # the default backlog of 5 refuses bursts of concurrent connections
     daemon_threads = True
+
+
+class ScriptedJudgeProcess:
+    """The scripted judge in a process of its own, as a real judge runs on its own machine: its
+    CPU (parsing bodies, decoding images) is not charged to the client being measured. For
+    benchmarks; ``reply`` and ``script`` stay the defaults (a function cannot cross processes).
+
+    ``url`` is its base URL inside the ``with`` block; on leaving it, ``count`` (chat requests),
+    ``max_in_flight`` and ``judgements`` (chat requests other than health checks) are read back.
+
+    >>> with ScriptedJudgeProcess(latency=0.0) as server:
+    ...     import openai
+    ...     client = openai.OpenAI(base_url=server.url, api_key="-")
+    ...     reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    ...     client.close()
+    >>> server.count, server.judgements, reply.choices[0].message.content.isdigit()
+    (1, 1, True)
+    """
+
+    def __init__(self, latency: float = 0.0, **kwargs):
+        self.latency, self.kwargs = latency, kwargs
+        self.count = self.max_in_flight = self.judgements = 0
+
+    def __enter__(self) -> ScriptedJudgeProcess:
+        context = multiprocessing.get_context("spawn")  # no copy of the caller's threads or CUDA state
+        self._replies, self._stop = context.Queue(), context.Event()
+        self._process = context.Process(target=_serve_until_stopped, daemon=True,
+                                        args=(self.latency, self.kwargs, self._replies, self._stop))
+        self._process.start()
+        self.url = self._replies.get(timeout=60)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.count, self.max_in_flight, self.judgements = self._replies.get(timeout=30)
+        self._process.join(timeout=30)
+
+
+def _serve_until_stopped(latency: float, kwargs: dict, replies, stop) -> None:
+    from refine_rft.judge.health import PROBE_TEXT
+
+    with ScriptedJudgeServer(latency=latency, **kwargs) as server:
+        replies.put(server.url)
+        stop.wait()
+        # The health checks (probe and sight questions) all carry PROBE_TEXT.
+        judgements = sum(PROBE_TEXT not in request_text(request) for request in server.requests)
+        replies.put((server.count, server.max_in_flight, judgements))

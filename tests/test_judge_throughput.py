@@ -1,0 +1,29 @@
+"""benchmarks/judge_throughput.py, run as a user runs it, on a small step: every figure it prints
+comes from a real exchange with the scripted judge in its own process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "judge_throughput.py"
+
+
+def test_judge_throughput_reports_the_client_floor_pictures_and_group_judging(tmp_path):
+    out = tmp_path / "figures.json"
+    result = subprocess.run([sys.executable, str(SCRIPT), "--judgements", "12", "--group", "6", "--latency", "0.02",
+                             "--concurrency", "4", "--sequential-sample", "4", "--image-size", "64",
+                             "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["judgements"] == 12 and figures["cache_hits"] == 12
+    assert 1 <= figures["peak_in_flight"] <= 4  # the judge's concurrency bound, seen by the server
+    assert figures["group_judging_requests"] == 2  # one request per group of 6
+    for name in ("client_cpu_ms_per_judgement", "openai_client_alone_cpu_ms_per_request",
+                 "pictures_cpu_ms_per_judgement", "group_judging_cpu_ms_per_judgement"):
+        assert figures[name] > 0, name
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [
+        "concurrent", "client CPU", "openai alone", "of it, pictures", "group judging", "sequential", "cached rerun"]
