@@ -47,6 +47,7 @@ from refine_rft.errors import JudgeUnavailable
 from refine_rft.judge.config import JudgeConfig, JudgeConfigError
 from refine_rft.judge.routing import Router
 from refine_rft.judge.stats import JudgeStats
+from refine_rft.judge.wire import BodyEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -262,6 +263,7 @@ class JudgeClient:
         self._cooldowns_seen = 0
         self._request_numbers = itertools.count()
         self._key_prefix = f"refine-rft-{uuid.uuid4().hex}"
+        self._bodies = BodyEncoder()
         self.last_failure = ""  # what the latest failed request got, for the failure rule's message
 
     def _bind_to_running_loop(self) -> None:
@@ -290,15 +292,16 @@ class JudgeClient:
         # CPU per request, the bottleneck at 32+ in flight. The body here is already in wire format
         # and only the reply text is needed, so it goes through the client's documented ``post``
         # (same errors, timeouts, auth, headers).
-        # The body goes as JSON bytes: the client's own serialiser is slower on large data URLs. The
-        # idempotency key is unique per request as the client's own is, without a uuid4 each time.
+        # The body goes as JSON bytes, each data URL encoded once (:class:`BodyEncoder`): the
+        # client's own serialiser is slower on large data URLs. The idempotency key is unique per
+        # request as the client's own is, without a uuid4 each time.
         started = time.perf_counter()
         try:
             number = next(self._request_numbers)
             response = await self._clients[url].post(
                 "/chat/completions", cast_to=str, options={"idempotency_key": f"{self._key_prefix}-{number}"},
-                content=json.dumps({"model": self.config.model, "messages": messages, "temperature": 0,
-                                    "max_tokens": max_tokens}).encode())
+                content=self._bodies.encode({"model": self.config.model, "messages": messages, "temperature": 0,
+                                             "max_tokens": max_tokens}))
         except BaseException:
             self.stats.add(requests=1, request_failures=1, latency_total=time.perf_counter() - started)
             raise
