@@ -42,11 +42,13 @@ def test_unknown_model_fails_naming_the_valid_ones():
 
 
 def test_weightless_folder_loads_as_a_model_path(tmp_path):
+    # use_kernels=False: from transformers 5.25, hub kernels are on by default, and the kernels
+    # library refuses the meta device these shape-only loads use.
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     folder = build_published_model(tmp_path / "m", "qwen2-vl-2b")
     assert (folder / "model.safetensors").stat().st_size < 1024  # no tensors: nothing big is ever written
-    model = AutoModelForImageTextToText.from_pretrained(folder, device_map="meta")
+    model = AutoModelForImageTextToText.from_pretrained(folder, device_map="meta", use_kernels=False)
     assert sum(p.numel() for p in model.parameters()) == sum(
         p.numel() for p in instantiate_published("qwen2-vl-2b").parameters())
     assert model.config.text_config.hidden_size == PUBLISHED["qwen2-vl-2b"]["text"]["hidden_size"]
@@ -98,7 +100,7 @@ def test_weightless_folders_of_the_new_families_load(tmp_path, name):
     from transformers import AutoModelForImageTextToText
 
     folder = build_published_model(tmp_path / "m", name)
-    model = AutoModelForImageTextToText.from_pretrained(folder, device_map="meta")
+    model = AutoModelForImageTextToText.from_pretrained(folder, device_map="meta", use_kernels=False)
     assert type(model).__name__ == type(instantiate_published(name)).__name__
     published = instantiate_published(name)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in published.parameters())
