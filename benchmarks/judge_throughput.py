@@ -83,24 +83,24 @@ def head(batch: tuple[list, dict], k: int) -> tuple[list, dict]:
     return completions[:k], {name: values[:k] for name, values in columns.items()}
 
 
-def picture_cpu(paths: list[str], max_side: int) -> float:
-    """CPU seconds to prepare each distinct picture once as the judge does: decode, hash, encode."""
-    cpu = time.process_time()
+def prepared_pictures(paths: list[str], max_side: int) -> tuple[float, dict[str, str]]:
+    """Each distinct picture prepared once as the judge does (decode, hash, JPEG-encode): the CPU
+    seconds it took on this thread, and the data URL of each path."""
+    cpu, urls = time.process_time(), {}
     for path in dict.fromkeys(paths):
         picture = load_image(path)
         image_hash(picture)
-        image_data_url(picture, max_side)
-    return time.process_time() - cpu
+        urls[path] = image_data_url(picture, max_side)
+    return time.process_time() - cpu, urls
 
 
-def bare_posts(url: str, batch: tuple[list, dict], concurrency: int, max_side: int) -> float:
+def bare_posts(url: str, batch: tuple[list, dict], concurrency: int, data_urls: dict[str, str]) -> float:
     """This process' CPU seconds to post ``batch``'s judge requests bare through the ``openai``
     client (``concurrency`` in flight, as the judge sends them), the bodies JSON-encoded beforehand:
     the floor under any judge built on the official client."""
     completions, columns = batch
-    urls = {path: image_data_url(load_image(path), max_side) for path in dict.fromkeys(columns["image"])}
     bodies = [json.dumps({"model": "scripted", "temperature": 0, "max_tokens": 16,
-                          "messages": paper_messages(urls[path], completion[0]["content"])}).encode()
+                          "messages": paper_messages(data_urls[path], completion[0]["content"])}).encode()
               for completion, path in zip(completions, columns["image"])]
 
     async def post_all() -> float:
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         (_, _, _), (concurrent, cpu, stats) = timed_steps({**base, "concurrency": args.concurrency},
                                                           [warmup, step])
         max_side = JudgeConfig.from_dict(base).max_image_side
-        floor = bare_posts(server.url, step, args.concurrency, max_side)
-        pictures = picture_cpu(step[1]["image"], max_side)
+        pictures, data_urls = prepared_pictures(step[1]["image"], max_side)
+        floor = bare_posts(server.url, step, args.concurrency, data_urls)
         (_, _, _), (grouped, grouped_cpu, grouped_stats) = timed_steps(
             {**base, "concurrency": args.concurrency, "group_judging": True}, [head(step, args.group), step])
         sample = min(args.sequential_sample, n)
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
           f"bodies, encoded beforehand, posted bare through the openai client; this package adds "
           f"{1000 * (cpu - floor) / n:.2f} ms per judgement)")
     print(f"of it, pictures : {pictures:7.3f} s  ({1000 * pictures / n:.2f} ms per judgement: each of the step's "
-          f"{len(set(step[1]['image']))} pictures decoded, hashed and JPEG-encoded once, on one thread)")
+          f"{len(data_urls)} pictures decoded, hashed and JPEG-encoded once, on one thread)")
     print(f"group judging   : {grouped_cpu:7.3f} s  ({1000 * grouped_cpu / n:.2f} ms per judgement, "
           f"{grouped_stats['judge/requests']} requests of {args.group} responses in {grouped:.3f} s; not the paper)")
     print(f"sequential      : {sequential:7.3f} s  (timed on {sample} judgements at concurrency 1, "

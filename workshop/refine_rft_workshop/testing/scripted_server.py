@@ -349,7 +349,8 @@ class _Server(ThreadingHTTPServer):
 class ScriptedJudgeProcess:
     """The scripted judge in a process of its own, as a real judge runs on its own machine: its
     CPU (parsing bodies, decoding images) is not charged to the client being measured. For
-    benchmarks; ``reply`` and ``script`` stay the defaults (a function cannot cross processes).
+    benchmarks. Keyword arguments go to :class:`ScriptedJudgeServer` in that process, so they must
+    pickle: a reply string, not a function.
 
     ``url`` is its base URL inside the ``with`` block; on leaving it, ``count`` (chat requests),
     ``max_in_flight`` and ``judgements`` (chat requests other than health checks) are read back.
@@ -363,15 +364,15 @@ class ScriptedJudgeProcess:
     (1, 1, True)
     """
 
-    def __init__(self, latency: float = 0.0, **kwargs):
-        self.latency, self.kwargs = latency, kwargs
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
         self.count = self.max_in_flight = self.judgements = 0
 
     def __enter__(self) -> ScriptedJudgeProcess:
         context = multiprocessing.get_context("spawn")  # no copy of the caller's threads or CUDA state
         self._replies, self._stop = context.Queue(), context.Event()
         self._process = context.Process(target=_serve_until_stopped, daemon=True,
-                                        args=(self.latency, self.kwargs, self._replies, self._stop))
+                                        args=(self.kwargs, self._replies, self._stop))
         self._process.start()
         self.url = self._replies.get(timeout=60)
         return self
@@ -382,10 +383,10 @@ class ScriptedJudgeProcess:
         self._process.join(timeout=30)
 
 
-def _serve_until_stopped(latency: float, kwargs: dict, replies, stop) -> None:
+def _serve_until_stopped(kwargs: dict, replies, stop) -> None:
     from refine_rft.judge.health import PROBE_TEXT
 
-    with ScriptedJudgeServer(latency=latency, **kwargs) as server:
+    with ScriptedJudgeServer(**kwargs) as server:
         replies.put(server.url)
         stop.wait()
         # The health checks (probe and sight questions) all carry PROBE_TEXT.
