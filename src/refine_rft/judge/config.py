@@ -64,8 +64,9 @@ class JudgeConfig:
     rsc_max_tokens: int = field(default=400, metadata={"help": "Reply budget for the Reasoning-Answer JSON."})
     cache_path: str | None = field(default=None, metadata={"help": "sqlite file caching judgements (None: off).",
                                                            "flag": "--cache"})
-    reject_injections: bool = field(default=True, metadata={"help": "Score 0, without a call, responses "
-                                                                    "that address the judge."})
+    reject_injections: bool = field(default=False, metadata={"help": "Score 0, without a call, responses the "
+                                                                     "phrase screen flags (off: they are only "
+                                                                     "counted, and the fence keeps them data)."})
     skip_untagged: bool = field(default=False, metadata={"help": "Score 0, without a call, responses with no "
                                                                  "complete <think> block (off: Eq. 2 asks the "
                                                                  "teacher about every completion)."})
@@ -195,9 +196,10 @@ def add_setting_flags(parser, names, unstated: tuple[str, ...] = ()) -> None:
 
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
-    >>> add_setting_flags(parser, ("base_urls", "timeout", "reject_injections"))
-    >>> vars(parser.parse_args(["--endpoint", "http://a/v1", "--endpoint", "http://b/v1", "--no-reject-injections"]))
-    {'base_urls': ['http://a/v1', 'http://b/v1'], 'timeout': None, 'reject_injections': False}
+    >>> add_setting_flags(parser, ("base_urls", "timeout", "reject_injections", "sight_check"))
+    >>> vars(parser.parse_args(["--endpoint", "http://a/v1", "--endpoint", "http://b/v1", "--reject-injections",
+    ...                         "--no-sight-check"]))
+    {'base_urls': ['http://a/v1', 'http://b/v1'], 'timeout': None, 'reject_injections': True, 'sight_check': False}
     """
     specs = {spec.name: spec for spec in fields(JudgeConfig)}
     defaults = JudgeConfig(backend="attributes")  # the field defaults (no model needed to build it)
