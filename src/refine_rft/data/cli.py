@@ -151,7 +151,11 @@ def refuse_overwriting_data(args: argparse.Namespace) -> None:
         inputs = [("--roots", args.roots), ("--choices-dir", args.choices_dir)]
         outputs = [("--out", out)]
     else:
-        inputs = [("--root", args.root), ("--choices", args.choices)]
+        # --root may be the folder holding the dataset's own (as distributed): that one is what is read.
+        root = Path(args.root)
+        if args.dataset in FOLDER_NAMES and (root / FOLDER_NAMES[args.dataset]).is_dir():
+            root = root / FOLDER_NAMES[args.dataset]
+        inputs = [("--root", root), ("--choices", args.choices)]
         outputs = [("--out", out), *(("the output", out.with_name(f"{out.stem}_{side}{out.suffix or '.jsonl'}"))
                                      for side in ("seen", "unseen") if args.base_to_new)]
     refuse_output_over_input(inputs, outputs)
