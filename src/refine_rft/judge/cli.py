@@ -40,7 +40,7 @@ from refine_rft.files import refuse_output_over_input
 from refine_rft.judge.reasoning_answer import score_reasoning_answers, scores_outputs
 
 # The judge settings the command takes as flags (on top of --config): --endpoint (base_urls), --cache
-# (cache_path), --no-reject-injections, --no-sight-check, and the others by their own names.
+# (cache_path), --reject-injections, --no-sight-check, and the others by their own names.
 SETTING_FLAGS = ("backend", "base_urls", "model", "api_key_env", "concurrency", "timeout", "max_retries",
                  "cache_path", "reject_injections", "max_failure_rate", "failure_window", "sight_check")
 
