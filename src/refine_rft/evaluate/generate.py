@@ -50,6 +50,7 @@ from refine_rft.data.records import (
 )
 from refine_rft.errors import ConfigError, MissingDependency
 from refine_rft.files import LOCK_NAME, JsonlAppender, file_digest, refuse_output_over_input, resumable_output
+from refine_rft.openworld import CLASSES_FILE, gather_class_lists, write_class_lists
 from refine_rft.resolution import ImageResolution
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
@@ -269,7 +270,8 @@ class EvalSettings:
     :func:`~refine_rft.resolution.choose_resolution`: the flags, else the training run's, else the
     processor's), and every image of the run is shown at it.
 
-    >>> from refine_rft.resolution import ImageResolution
+    >>> from refine_rft.openworld import CLASSES_FILE, gather_class_lists, write_class_lists
+from refine_rft.resolution import ImageResolution
     >>> settings = EvalSettings("Qwen/Qwen2-VL-7B-Instruct", ImageResolution(), max_new_tokens={"cot": 64})
     >>> settings.budgets(["choice", "cot"]), settings.batch_size
     ({'choice': 8, 'cot': 64}, 16)
@@ -313,7 +315,7 @@ def eval_inputs(data_files: Sequence[str | Path], model: str | None, adapter: st
 def eval_outputs(out_dir: str | Path) -> list[tuple[str, Path]]:
     """What ``eval`` writes: the run folder and each file in it."""
     out_dir = Path(out_dir)
-    names = (PREDICTIONS_FILE, "scores.json", SETTINGS_FILE, REJECTS_FILE, LOCK_NAME)
+    names = (PREDICTIONS_FILE, "scores.json", SETTINGS_FILE, REJECTS_FILE, CLASSES_FILE, LOCK_NAME)
     return [("--out", out_dir), *(("the output", out_dir / name) for name in names)]
 
 
@@ -349,6 +351,12 @@ def generate_predictions(data_files: Sequence[str | Path], styles: Sequence[str]
         # Before any generation: a prompt the model cannot take is rejected, not run.
         unusable.update(_too_long(records, budgets, settings))
         _generate_missing(records, styles, budgets, out, unusable, settings)
+        # Open-world answers are scored against every class of a dataset, not the ones these files show.
+        class_lists = gather_class_lists(data_files)
+        if class_lists:
+            write_class_lists(out_dir, class_lists, keep=False)
+        else:
+            (out_dir / CLASSES_FILE).unlink(missing_ok=True)
     return out_dir / PREDICTIONS_FILE
 
 

@@ -15,7 +15,9 @@ second option, no negation, no hedge), which R_cls uses too:
   the true option under :func:`~refine_rft.parsing.extract_choice`.
 - **open**, **open_cot** (no options shown): the whole response, or for ``open_cot`` its one
   ``<answer>`` block, must name the true class and nothing else (:mod:`refine_rft.openworld`),
-  among every class and alias the predictions file shows for the dataset.
+  among **every** class and alias of the dataset: the class list recorded in ``classes.json``
+  beside the predictions (``refine-rft eval`` copies it from the question files' folder), so a
+  seen or unseen file scored alone is scored against both sides; without one, what the file shows.
 
 Accuracies are percentages. A style's average is the mean of its per-dataset accuracies (each
 dataset weighs the same, as the paper's "Avg" column).
@@ -30,7 +32,7 @@ from pathlib import Path
 from refine_rft.data.records import prediction_key, read_rows, require_all, validate_prediction
 from refine_rft.errors import MissingFile
 from refine_rft.files import write_text_atomic
-from refine_rft.openworld import true_label, vocabularies
+from refine_rft.openworld import dataset_vocabularies, gather_class_lists, true_label
 from refine_rft.evaluate.similarity import similarity_scores
 from refine_rft.prompts import prompt_style
 
@@ -50,11 +52,12 @@ def parsed_choice(style: str, response: str | None, options: Sequence[str]) -> i
     return prompt_style(style).parse(response, options)
 
 
-def score_rows(rows: Iterable[dict], similarity=None) -> dict:
+def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None = None, where: str = "") -> dict:
     """Per-style, per-dataset accuracy (%) and unparseable share (%) of prediction rows.
 
     Open-world styles (``open``, ``open_cot``) are read by :mod:`refine_rft.openworld` against
-    every class and alias the file's rows show for the dataset, and add ``exact`` (the class's own
+    every class and alias of the dataset (``class_lists``, ``{dataset: entry}`` of ``classes.json``;
+    else what the rows show), and add ``exact`` (the class's own
     name only, no alias) and, given a ``similarity`` encoder, Fine-R1's similarity score
     (:mod:`refine_rft.evaluate.similarity`). Rows of a base-to-new split (``class_split``) add
     ``per_class_split``: seen, unseen and their harmonic mean, for every style.
@@ -72,7 +75,7 @@ def score_rows(rows: Iterable[dict], similarity=None) -> dict:
     (50.0, 25.0, 25.0)
     """
     rows = list(rows)
-    vocab = vocabularies(rows)
+    vocab = dataset_vocabularies([r for r in rows if prompt_style(r["style"]).open_world], class_lists, where)
     cells: dict = defaultdict(lambda: defaultdict(list))  # style -> dataset -> [(right, none, exact, side, sim)]
     open_rows: list[tuple[dict, str]] = []
     for row in rows:
@@ -161,12 +164,13 @@ def score_predictions(path: str | Path, write: bool = True, similarity: str | No
         raise MissingFile(f"no predictions file: {path}")
     # The rule every stage reads rows by; a scored file is all of it or nothing (the report's rule).
     rows = require_all(read_rows([path], validate_prediction, key=prediction_key))
+    class_lists = gather_class_lists([path])
     encoder = None
     if similarity is not None:
         from refine_rft.evaluate.similarity import text_encoder
 
         encoder = text_encoder(similarity)
-    scores = {"predictions": path.name, "styles": score_rows(rows, encoder)}
+    scores = {"predictions": path.name, "styles": score_rows(rows, encoder, class_lists, where=str(path))}
     if write:
         write_text_atomic(path.parent / SCORES_FILE, json.dumps(scores, indent=2) + "\n")
     return scores

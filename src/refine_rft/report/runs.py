@@ -5,6 +5,7 @@
                            "R_cot": false}, "train_dir": "../train/refine"}
       predictions.jsonl    refine-rft eval
       scores.json          refine-rft eval (recomputed from predictions.jsonl when absent)
+      classes.json         refine-rft eval: every class of each dataset (open-world answers are read against it)
       judge_scores.jsonl   refine-rft judge RUN_DIR/predictions.jsonl --out RUN_DIR/judge_scores.jsonl
                            (rsc_scores.jsonl is read when judge_scores.jsonl is absent)
       general_eval/        refine-rft general-eval (lmms-eval's *_results.json; VLMEvalKit's
@@ -177,7 +178,10 @@ def _accuracy_scores(path: Path, predictions: list[dict]) -> dict:
         if recorded is not None and not isinstance(recorded, dict):
             raise DataError(f"{scores_file}: 'styles' must be an object of per-style scores")
         return recorded or {}
-    computed = score_rows(predictions)
+    from refine_rft.openworld import gather_class_lists
+
+    computed = score_rows(predictions, class_lists=gather_class_lists([path / "predictions.jsonl"]),
+                          where=str(path / "predictions.jsonl"))
     if _agrees(recorded, computed):
         return recorded  # it may hold what only eval computes (the open-world similarity score)
     if scores_file.is_file():
