@@ -53,7 +53,7 @@ from refine_rft.data.records import (
     validate_record,
 )
 from refine_rft.errors import ConfigError, MissingDependency
-from refine_rft.files import JsonlAppender, file_digest, resumable_output
+from refine_rft.files import LOCK_NAME, JsonlAppender, file_digest, refuse_output_over_input, resumable_output
 from refine_rft.openworld import CLASSES_FILE, gather_class_lists, write_class_lists
 from refine_rft.resolution import ImageResolution
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
@@ -307,6 +307,19 @@ from refine_rft.resolution import ImageResolution
                 **{f"max_new_tokens/{style}": budget for style, budget in self.budgets(styles).items()}}
 
 
+def eval_inputs(data_files: Sequence[str | Path], model: str | None, adapter: str | None) -> list[tuple[str, object]]:
+    """What ``eval`` reads, named for :func:`~refine_rft.files.refuse_output_over_input`: the question
+    files, and the model and adapter folders (a hub id is no local path and is passed over)."""
+    return [*(("--data", path) for path in data_files), ("--model", model), ("--adapter", adapter)]
+
+
+def eval_outputs(out_dir: str | Path) -> list[tuple[str, Path]]:
+    """What ``eval`` writes: the run folder and each file in it."""
+    out_dir = Path(out_dir)
+    names = (PREDICTIONS_FILE, "scores.json", SETTINGS_FILE, REJECTS_FILE, CLASSES_FILE, LOCK_NAME)
+    return [("--out", out_dir), *(("the output", out_dir / name) for name in names)]
+
+
 def generate_predictions(data_files: Sequence[str | Path], styles: Sequence[str], out_dir: str | Path,
                          settings: EvalSettings) -> Path:
     """Generate the missing rows of ``out_dir/predictions.jsonl`` (one per question and style in
@@ -324,6 +337,7 @@ def generate_predictions(data_files: Sequence[str | Path], styles: Sequence[str]
     """
     styles = check_styles(styles)
     budgets = settings.budgets(styles)
+    refuse_output_over_input(eval_inputs(data_files, settings.model, settings.adapter), eval_outputs(out_dir))
     questions = reject_bad_images(read_rows(data_files, validate_record), decode=False)
     out_dir = Path(out_dir)
     unusable: dict[str, str] = {}  # question id -> why (found before or while generating)

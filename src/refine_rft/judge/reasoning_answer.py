@@ -52,7 +52,7 @@ from refine_rft.data.records import (
     validate_score_row,
 )
 from refine_rft.errors import DataError
-from refine_rft.files import JsonlAppender, resumable_output, write_text_atomic
+from refine_rft.files import JsonlAppender, lock_path, refuse_output_over_input, resumable_output, write_text_atomic
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.prompts import PROMPT_VERSION
 from refine_rft.judge.health import probe_endpoints
@@ -99,6 +99,14 @@ def summary_path(scores: str | Path) -> Path:
     'judge_scores.summary.json'
     """
     return Path(scores).with_suffix(".summary.json")
+
+
+def scores_outputs(scores: str | Path) -> list[tuple[str, Path]]:
+    """Every file a judge run writes for the scores file ``scores``, named for
+    :func:`~refine_rft.files.refuse_output_over_input`."""
+    scores = Path(scores)
+    siblings = [sibling_path(scores, kind) for kind in ("settings.json", "rejects.jsonl")]
+    return [("--out", scores), *(("the output", path) for path in (*siblings, summary_path(scores), lock_path(scores)))]
 
 
 def sibling_path(scores: str | Path, kind: str) -> Path:
@@ -229,6 +237,7 @@ def score_reasoning_answers(predictions: str | Path, out: str | Path, config: Ju
     from tqdm import tqdm
 
     predictions, out, styles = Path(predictions), Path(out), set(styles)
+    refuse_output_over_input([("PREDICTIONS", predictions)], scores_outputs(out))
     rows = pending_rows(predictions, styles)  # bad input fails before anything is written
     rejects_path = sibling_path(out, "rejects.jsonl")
     current = {prediction_key(row): judged_digest(row) for row in rows.rows}
