@@ -25,7 +25,7 @@ TOKENS = {"choice": 3, "both": 6, "cot": 10}
 
 def settings(**values) -> EvalSettings:
     """The tiny model at the processor's resolution, with ``values`` over it."""
-    return EvalSettings(tiny("tiny:qwen2_vl"), ImageResolution(), **values)
+    return EvalSettings(tiny("tiny:qwen2_vl"), ImageResolution(), **{"trust_remote_code": True, **values})
 
 
 def use_generator(monkeypatch, generator) -> None:
@@ -42,7 +42,7 @@ def questions(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def generator(tiny_model_path):
-    return HFGenerator(str(tiny_model_path))
+    return HFGenerator(str(tiny_model_path), trust_remote_code=True)
 
 
 def _stable(path):
@@ -133,7 +133,7 @@ def test_vllm_requests_carry_prompt_and_image(questions, generator):
 @pytest.mark.slow
 def test_kill_9_then_resume_equals_uninterrupted(questions, tmp_path):
     args = ["--model", tiny("tiny:qwen2_vl"), "--data", str(questions), "--prompts", "choice,cot",
-            "--batch-size", "1", "--max-new-tokens", "cot=48"]
+            "--batch-size", "1", "--max-new-tokens", "cot=48", "--trust-remote-code"]
     out = tmp_path / "killed" / "predictions.jsonl"
     command = [sys.executable, "-m", "refine_rft.cli", "eval", *args, "--out", str(out.parent)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())

@@ -151,11 +151,11 @@ def test_duplicate_ids_are_refused_by_every_reader(data, tmp_path):
     twice = write_jsonl(data / "duplicates.jsonl", [*rows, rows[2]])
     judge = one_line_error(cli("judge", twice, "--backend", "attributes", "--out", tmp_path / "s.jsonl"), "judge")
     assert "1 duplicate id(s)" in judge and f"{rows[2]['id']!r}" in judge and f"{twice}:3 and {twice}:5" in judge
-    evaluated = one_line_error(cli("eval", "--model", tiny("tiny:qwen2_vl"), "--data", twice, "--prompts", "choice",
+    evaluated = one_line_error(cli("eval", "--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", twice, "--prompts", "choice",
                                    "--out", tmp_path / "eval"), "eval")
     assert "duplicate id(s)" in evaluated and rows[2]["id"] in evaluated
     # Across files too: the same question in two data files.
-    across = one_line_error(cli("eval", "--model", tiny("tiny:qwen2_vl"), "--data", data / "questions.jsonl",
+    across = one_line_error(cli("eval", "--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", data / "questions.jsonl",
                                 data / "questions.jsonl", "--prompts", "choice", "--out", tmp_path / "eval"), "eval")
     assert "4 duplicate id(s)" in across
     assert not (tmp_path / "eval").exists() and not (tmp_path / "s.jsonl").exists()  # nothing written
@@ -194,7 +194,7 @@ def test_eval_rejects_bad_questions_refuses_changed_settings_and_resumes(data, t
     question = hostile.pop("missing-response")  # a question needs no response: this row is a good question
     questions = write_jsonl(data / "hostile_questions.jsonl", [*good_rows(data)[:2], question, *hostile.values()])
     out = tmp_path / "eval"
-    args = ["eval", "--model", tiny("tiny:qwen2_vl"), "--data", questions, "--prompts", "choice", "--out", out,
+    args = ["eval", "--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", questions, "--prompts", "choice", "--out", out,
             "--batch-size", "4"]
     result = cli(*args)
     assert result.returncode == 1, result.stderr
@@ -208,7 +208,7 @@ def test_eval_rejects_bad_questions_refuses_changed_settings_and_resumes(data, t
     # Other settings, same folder: refused before the model is loaded, naming the change.
     line = one_line_error(cli(*args, "--max-new-tokens", "choice=4"), "eval")
     assert "max_new_tokens/choice 8 -> 4" in line and "--overwrite" in line
-    other_model = one_line_error(cli(*args[:2], tiny("tiny:qwen2_5_vl"), *args[3:]), "eval")
+    other_model = one_line_error(cli(*args[:3], tiny("tiny:qwen2_5_vl"), *args[4:]), "eval")
     assert f"model {tiny('tiny:qwen2_vl')!r} -> {tiny('tiny:qwen2_5_vl')!r}" in other_model
     # The same settings resume (nothing left to generate); --overwrite starts afresh.
     assert cli(*args).returncode == 1
@@ -290,7 +290,7 @@ def jsonl(path: Path) -> list[dict]:
 
 
 def eval_cot(data: Path, out: Path, model: str, *extra, umask: int = -1) -> subprocess.CompletedProcess:
-    return cli("eval", "--model", model, "--data", data / "questions.jsonl", "--prompts", "cot",
+    return cli("eval", "--trust-remote-code", "--model", model, "--data", data / "questions.jsonl", "--prompts", "cot",
                "--max-new-tokens", "cot=12", "--batch-size", "4", "--out", out, *extra, umask=umask)
 
 
@@ -389,7 +389,7 @@ def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
     assert len(jsonl(scores)) == 4  # each row once: nothing judged twice
     # The eval folder and the training output_dir, held by another process.
     for command, args, output, folder in (
-            ("eval", ["--model", tiny("tiny:qwen2_vl"), "--data", predictions, "--prompts", "choice", "--out"],
+            ("eval", ["--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", predictions, "--prompts", "choice", "--out"],
              tmp_path / "eval", True),
             ("train", ["--config", RECIPE, "--model_name_or_path", tiny_instruct_path(), "--train_file", predictions, "--max_steps", "1", "--output_dir"],
              tmp_path / "train", True),
@@ -409,11 +409,13 @@ def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
 
 
 def test_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, tmp_path):
+    """No folder is trusted for what it holds: the workshop's own tiny model, unchanged, ships a
+    processor file and is refused without the flag, by every command, before its code runs."""
     import shutil
 
     model, marker = tmp_path / "model", tmp_path / "code-ran"
     shutil.copytree(tiny("tiny:qwen2_vl"), model)
-    with (model / "image_only_processor.py").open("a") as handle:  # the project's file, one line added
+    with (model / "image_only_processor.py").open("a") as handle:  # the file, one line added: a probe
         handle.write(f"\nopen({str(marker)!r}, 'w').write('ran')\n")
     image = data / good_rows(data)[0]["image"]
     predict = ["predict", "--model", model, "--image", image, "--options", "Finch;Tit", "--style", "choice"]
@@ -423,16 +425,18 @@ def test_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, t
                 "general-eval": ["general-eval", "--model", model, "--out", tmp_path / "general", "--dry-run"]}
     for command, args in commands.items():
         line = one_line_error(cli(*args), command)
-        assert "image_only_processor.py (modified" in line and "--trust-remote-code" in line, line
+        assert "image_only_processor.py" in line and "--trust-remote-code" in line, line
     assert not marker.exists()
-    # Code of its own, named by auto_map: refused as well.
-    shutil.copy(tiny("tiny:qwen2_vl") + "/image_only_processor.py", model)
+    for name in ("image_only_processor.py",):  # the unchanged file is refused as well
+        shutil.copy(tiny("tiny:qwen2_vl") + "/" + name, model)
+    line = one_line_error(cli(*commands["eval"]), "eval")
+    assert "image_only_processor.py" in line and "--trust-remote-code" in line
+    # Code of its own, named by auto_map only (no .py file of that name): refused, naming the entry.
     config = json.loads((model / "processor_config.json").read_text())
     config["auto_map"]["AutoProcessor"] = "processing_probe.ProbeProcessor"
     (model / "processor_config.json").write_text(json.dumps(config))
-    (model / "processing_probe.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
     line = one_line_error(cli(*commands["eval"]), "eval")
-    assert "processing_probe.py" in line and "--trust-remote-code" in line and not marker.exists()
+    assert "processing_probe.ProbeProcessor" in line and "--trust-remote-code" in line and not marker.exists()
     # Asked for, the code runs: the marker the checks above look for does appear.
     with (model / "image_only_processor.py").open("a") as handle:
         handle.write(f"\nopen({str(marker)!r}, 'w').write('ran')\n")
@@ -446,7 +450,7 @@ def test_known_os_conditions_are_one_line_exit_2(data, tmp_path):
     a_file.write_text("not a folder")
     dangling = tmp_path / "dangling.jsonl"
     dangling.symlink_to(tmp_path / "nowhere" / "scores.jsonl")
-    eval_into = ["eval", "--model", tiny("tiny:qwen2_vl"), "--data", data / "questions.jsonl", "--prompts",
+    eval_into = ["eval", "--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", data / "questions.jsonl", "--prompts",
                  "choice", "--out"]
     judge_into = ["judge", data / "questions.jsonl", "--backend", "attributes", "--out"]
     cases = [
@@ -522,15 +526,13 @@ def test_training_and_export_honour_the_umask_and_export_trusts_only_the_project
              out / "checkpoint-1" / "adapter_model.safetensors"]
     assert {str(p): oct(p.stat().st_mode & 0o777) for p in saved} == {str(p): "0o644" for p in saved}
     merged = tmp_path / "merged"
-    assert cli("export", "--adapter", out, "--out", merged, umask=0o022).returncode == 0
+    assert cli("export", "--trust-remote-code", "--adapter", out, "--out", merged, umask=0o022).returncode == 0
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in merged.iterdir()} == {
         p.name: "0o644" for p in merged.iterdir()}
     assert oct(merged.stat().st_mode & 0o777) == "0o755"
-    # An adapter whose processor code is not the project's is not exported without the flag.
-    with (out / "image_only_processor.py").open("a") as handle:
-        handle.write("\n# changed\n")
+    # An adapter that ships code (the tiny model's processor file) is not exported without the flag.
     line = one_line_error(cli("export", "--adapter", out, "--out", tmp_path / "merged2"), "export")
-    assert "image_only_processor.py (modified" in line and "--trust-remote-code" in line
+    assert "image_only_processor.py" in line and "--trust-remote-code" in line
 
 
 def test_a_corrupt_judge_cache_is_moved_aside_and_judging_goes_on(data, tmp_path):

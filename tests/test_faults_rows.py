@@ -211,7 +211,7 @@ def test_eval_rejects_each_bad_row_before_generation_and_answers_every_image_kin
     kinds = [question(f"kind-{kind}", path) for kind, path in image_kinds(tmp_path / "kinds").items()]
     questions = write_jsonl(tmp_path / "questions.jsonl", [*good[:2], *kinds, *hostile.values()])
     out = tmp_path / "eval"
-    result = cli("eval", "--model", tiny("tiny:qwen2_vl"), "--data", questions, "--prompts", "choice", "--out", out,
+    result = cli("eval", "--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", questions, "--prompts", "choice", "--out", out,
                  "--batch-size", "16")
     assert result.returncode == 1, result.stderr[-3000:]
     assert f"refine-rft eval: {len(hostile)} questions rejected" in result.stderr

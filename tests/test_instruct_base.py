@@ -40,7 +40,8 @@ def test_base_answers_fresh_choice_questions_well_above_chance(tmp_path):
     test = write_jsonl_atomic(tmp_path / "test.jsonl", rows)
     start = time.time()
     predictions = generate_predictions([test], ["choice"], tmp_path / "eval",
-                                       EvalSettings(str(tiny_instruct_path()), ImageResolution(), batch_size=48))
+                                       EvalSettings(str(tiny_instruct_path()), ImageResolution(), batch_size=48,
+                                                    trust_remote_code=True))
     scores = score_predictions(predictions)["styles"]["choice"]
     assert scores["n"] == 48 and time.time() - start < 120
     assert scores["average"] > 45, scores

@@ -114,17 +114,3 @@ def test_without_trust_remote_code_the_processor_does_not_load(tiny_model_path):
         AutoProcessor.from_pretrained(tiny_model_path)
     processor = AutoProcessor.from_pretrained(tiny_model_path, trust_remote_code=True)
     assert type(processor).__name__ == "ImageOnlyQwen2VLProcessor"
-
-
-def test_the_pipeline_trusts_exactly_the_workshop_processor_file():
-    # The pipeline records the processor's digest instead of importing the workshop: if the file
-    # changes, the recorded digest must change with it (or every tiny model would need the flag).
-    import hashlib
-
-    from refine_rft.trust import PROCESSOR_NAME, PROCESSOR_SHA256
-    from refine_rft_workshop import image_only_processor
-    from refine_rft_workshop.instruct import INSTRUCT_DIR
-
-    for path in (Path(image_only_processor.__file__), INSTRUCT_DIR / PROCESSOR_NAME):
-        assert path.name == PROCESSOR_NAME
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == PROCESSOR_SHA256, path

@@ -30,6 +30,9 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from refine_rft.errors import ConfigError
 
+# How the reference reasoning about a synthetic bird opens ("The bird has a crimson body, ...").
+REASONING_OPENING = "The bird has"
+
 COLORS = {
     "crimson": (200, 30, 40),
     "golden": (235, 185, 30),

@@ -32,7 +32,7 @@ from refine_rft.report.runs import Run
 
 DATASET_NAMES = {
     "cub": "CUB-200", "aircraft": "FGVC-Aircraft", "cars": "Stanford Cars", "dogs": "Stanford Dogs",
-    "flowers": "Flowers-102", "pets": "Oxford Pets", "synthetic": "Synthetic",
+    "flowers": "Flowers-102", "pets": "Oxford Pets",
 }
 STYLE_LABELS = {name: style.label for name, style in PROMPT_STYLES.items()}
 TASK_NAMES = {"mmstar": "MMStar", "mmmu_val": "MMMU", "textvqa_val": "TextVQA"}

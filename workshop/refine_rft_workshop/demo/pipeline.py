@@ -226,7 +226,8 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
             _say(5, f"evaluating {name} (Choice, Both, CoT, Open) -> {run_dir}")
             run("refine-rft", "eval", "--model", model, *(["--adapter", adapter] if adapter else []),
                 "--data", test_file, "--prompts", ",".join(STYLES), "--out", run_dir,
-                "--batch-size", config.eval_batch_size, "--max-new-tokens", budgets, *similarity)
+                "--batch-size", config.eval_batch_size, "--max-new-tokens", budgets, *similarity,
+                "--trust-remote-code")  # the tiny models ship their processor's code
             run("refine-rft", "judge", run_dir / "predictions.jsonl", "--config", judge, "--styles", "cot",
                 "--out", run_dir / "judge_scores.jsonl")
             meta = {"name": name}
