@@ -26,9 +26,9 @@ def test_prompt_snapshot(style):
 @pytest.mark.parametrize("style", STYLES)
 def test_aircraft_prompt_snapshot(style):
     """FOCI / Finedefics ask "Which of these aircrafts ..." (their plural), and so does `prepare aircraft`."""
-    from refine_rft.data.records import NOUNS
+    from refine_rft.dataset_specs import DATASETS
 
-    text = question_text(NOUNS["aircraft"], ["707-320", "727-200", "737-200", "737-300"], style)
+    text = question_text(DATASETS["aircraft"].noun, ["707-320", "727-200", "737-200", "737-300"], style)
     snapshot = SNAPSHOTS / f"prompt_{style}_aircraft.txt"
     if not snapshot.exists():
         snapshot.write_text(text)

@@ -26,11 +26,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from refine_rft.data.choices import PUBLISHED_FILES
 from refine_rft.data.distractors import FOCI_CLIP_MODEL, FOCI_CLIP_PRETRAINED, STRATEGIES
 from refine_rft.data.paper import letter_shares, prepare_paper
 from refine_rft.data.prepare import prepare_dataset
-from refine_rft.data.readers import FOLDER_NAMES, READERS
+from refine_rft.data.readers import reader_names
+from refine_rft.dataset_specs import DATASETS
 from refine_rft.files import refuse_output_over_input, write_jsonl_atomic
 
 
@@ -134,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
 
-    for dataset in READERS:
-        layout = f"its official layout ({FOLDER_NAMES[dataset]})" if dataset in FOLDER_NAMES else "custom data"
+    for dataset in reader_names():
+        layout = f"its official layout ({DATASETS[dataset].folder})" if dataset in DATASETS else "custom data"
         sub = commands.add_parser(dataset, help=f"one split of {dataset}, from {layout}")
         sub.add_argument("--root", required=True,
                          help="the dataset's folder (or its parent); for csv the CSV file or a folder of <split>.csv")
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     paper = commands.add_parser("paper", help="the six published test sets and the 5-shot train set (3,775)")
     paper.add_argument("--roots", required=True, help="folder holding the six datasets under their distributed names")
     paper.add_argument("--choices-dir", required=True,
-                       help=f"folder holding the published choice files ({', '.join(PUBLISHED_FILES.values())})")
+                       help=f"folder holding the published choice files ({', '.join(s.choices for s in DATASETS.values())})")
     paper.add_argument("--out", required=True, help="output folder: test/<dataset>.jsonl, train.jsonl, summary.md")
     _common(paper, shots_default=5)
     paper.set_defaults(run=_paper_main)
@@ -169,8 +169,8 @@ def refuse_overwriting_data(args: argparse.Namespace) -> None:
     else:
         # --root may be the folder holding the dataset's own (as distributed): that one is what is read.
         root = Path(args.root)
-        if args.dataset in FOLDER_NAMES and (root / FOLDER_NAMES[args.dataset]).is_dir():
-            root = root / FOLDER_NAMES[args.dataset]
+        if args.dataset in DATASETS and (root / DATASETS[args.dataset].folder).is_dir():
+            root = root / DATASETS[args.dataset].folder
         inputs = [("--root", root), ("--choices", args.choices)]
         outputs = [("--out", out), *(("the output", out.with_name(f"{out.stem}_{side}{out.suffix or '.jsonl'}"))
                                      for side in ("seen", "unseen") if args.base_to_new)]

@@ -28,25 +28,25 @@ from functools import lru_cache
 
 import numpy as np
 
+from refine_rft.dataset_specs import DATASETS
 from refine_rft.errors import MissingDependency
 
-# Fine-R1's domain word per dataset, as its path test yields it (dogs and pets fall through to "object").
-DOMAIN_WORDS = {"aircraft": "aircraft", "cub": "bird", "cars": "car", "flowers": "flower", "dogs": "object",
-                "pets": "object"}
+# Fine-R1's four domain words; a benchmark's own is its spec's ``domain`` (refine_rft.dataset_specs).
 FINE_R1_WORDS = ("aircraft", "bird", "car", "flower")
 
 
 def domain_word(dataset: str, noun: str | None = None) -> str:
-    """Fine-R1's domain word: the benchmark's, else the question noun's singular if it is one of
-    Fine-R1's four, else ``object``.
+    """Fine-R1's domain word: the benchmark's (its spec's ``domain``, as Fine-R1's path test yields
+    it: dogs and pets fall through to ``object``), else the question noun's singular if it is one
+    of Fine-R1's four, else ``object``.
 
     >>> domain_word("dogs", "dogs"), domain_word("my_birds", "birds"), domain_word("fungi", "fungi")
     ('object', 'bird', 'object')
     """
     from refine_rft.prompts import singular
 
-    if dataset in DOMAIN_WORDS:
-        return DOMAIN_WORDS[dataset]
+    if dataset in DATASETS:
+        return DATASETS[dataset].domain
     word = singular(noun) if noun else ""
     return word if word in FINE_R1_WORDS else "object"
 SIGLIP = ("ViT-B-16-SigLIP-256", "webli")
