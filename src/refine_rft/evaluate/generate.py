@@ -40,7 +40,11 @@ from tqdm.auto import tqdm
 from refine_rft.chat import generation_prefix, restore_prefix
 from refine_rft.data.images import image_problem, open_image
 from refine_rft.data.records import (
+    PREDICTIONS_FILE,
     QUESTION_COLUMNS,
+    REJECTS_FILE,
+    SCORES_FILE,
+    SETTINGS_FILE,
     prediction_key,
     read_rows,
     reject_bad_images,
@@ -58,9 +62,6 @@ from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 DEFAULT_MAX_NEW_TOKENS = {name: style.max_new_tokens for name, style in PROMPT_STYLES.items()}
 # Fields that differ between two runs of the same model on the same data.
 TIMING_FIELDS = ("gen_seconds",)
-PREDICTIONS_FILE = "predictions.jsonl"
-REJECTS_FILE = "rejects.jsonl"
-SETTINGS_FILE = "run_settings.json"
 BACKENDS = ("hf", "vllm")
 
 
@@ -344,7 +345,7 @@ def generate_predictions(data_files: Sequence[str | Path], styles: Sequence[str]
         return questions.rejects + [rejection(qid, *questions.sources[qid], why) for qid, why in unusable.items()]
 
     with resumable_output(out_dir / PREDICTIONS_FILE, prediction_key, out_dir / SETTINGS_FILE,
-                          settings.record(data_files, styles), [out_dir / "scores.json"], out_dir / REJECTS_FILE,
+                          settings.record(data_files, styles), [out_dir / SCORES_FILE], out_dir / REJECTS_FILE,
                           rejects, settings.overwrite, lock=out_dir, what="eval") as out:
         records = questions.rows[:settings.limit]
         # Before any generation: a prompt the model cannot take is rejected, not run.

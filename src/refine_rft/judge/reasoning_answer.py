@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +56,7 @@ from refine_rft.files import JsonlAppender, lock_path, refuse_output_over_input,
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.prompts import PROMPT_VERSION
 from refine_rft.judge.health import probe_endpoints
+from refine_rft.metrics import group_means, macro_mean
 
 
 @dataclass
@@ -139,10 +140,9 @@ def pending_rows(predictions: Path, styles: set[str]) -> RowSet:
 
 
 def rsc_means(score_rows: Iterable[dict]) -> dict[str, dict]:
-    """Mean RSC_A / RSC_U / RSC_O and the row count per dataset, then ``"all"``: the mean of the
-    per-dataset means, the paper's "Avg" (Table 3), so that every dataset weighs the same whatever
-    its size. Rows need ``dataset`` and a number for each RSC key. The one RSC average: the judge's
-    summary and the report's table both come from here.
+    """Mean RSC_A / RSC_U / RSC_O and the row count per dataset, then ``"all"``: the paper's "Avg"
+    (Table 3, :func:`~refine_rft.metrics.macro_mean`: every dataset weighs the same whatever its
+    size). Rows need ``dataset`` and a number for each RSC key.
 
     >>> rows = [{"dataset": "cub", "RSC_A": 100, "RSC_U": 90, "RSC_O": 80}] * 3 + [
     ...        {"dataset": "dogs", "RSC_A": 0, "RSC_U": 10, "RSC_O": 20}]
@@ -150,14 +150,12 @@ def rsc_means(score_rows: Iterable[dict]) -> dict[str, dict]:
     >>> means["cub"]["RSC_A"], means["dogs"]["RSC_A"], means["all"]  # 50, not the rows' 75
     (100.0, 0.0, {'n': 4, 'RSC_A': 50.0, 'RSC_U': 50.0, 'RSC_O': 50.0})
     """
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for row in score_rows:
-        groups[row["dataset"]].append(row)
-    means = {name: {"n": len(rows), **{key: sum(float(r[key]) for r in rows) / len(rows) for key in RSC_KEYS}}
-             for name, rows in sorted(groups.items())}
+    rows = list(score_rows)
+    counts = Counter(row["dataset"] for row in rows)
+    per_key = {key: group_means(rows, key) for key in RSC_KEYS}
+    means = {name: {"n": counts[name], **{key: per_key[key][name] for key in RSC_KEYS}} for name in sorted(counts)}
     if means:
-        means["all"] = {"n": sum(m["n"] for m in means.values()),
-                        **{key: sum(m[key] for m in means.values()) / len(means) for key in RSC_KEYS}}
+        means["all"] = {"n": len(rows), **{key: macro_mean(rows, key) for key in RSC_KEYS}}
     return means
 
 

@@ -28,10 +28,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from refine_rft.data.records import SETTINGS_FILE
 from refine_rft.errors import MissingFile
 from refine_rft.files import file_digest, guard_settings, refuse_output_over_input, write_jsonl_atomic
 
-SETTINGS_FILE = "run_settings.json"
 CORRUPT_PREFIX = "corrupt-"
 # Settings that do not change what a run computes (where it logs, how often it saves, where the
 # teacher is served, how patiently it is asked): a resume may change them.
