@@ -33,7 +33,8 @@ from refine_rft.data.records import prediction_key, read_rows, require_all, vali
 from refine_rft.errors import MissingFile
 from refine_rft.files import write_text_atomic
 from refine_rft.openworld import dataset_vocabularies, gather_class_lists, true_label
-from refine_rft.evaluate.similarity import similarity_scores
+import refine_rft.evaluate.fine_r1 as fine_r1
+from refine_rft.evaluate.similarity import DEFAULT_PROTOCOL, domain_word, label_text, similarity_scores
 from refine_rft.prompts import prompt_style
 
 SCORES_FILE = "scores.json"
@@ -52,14 +53,16 @@ def parsed_choice(style: str, response: str | None, options: Sequence[str]) -> i
     return prompt_style(style).parse(response, options)
 
 
-def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None = None, where: str = "") -> dict:
+def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None = None, where: str = "",
+               protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Per-style, per-dataset accuracy (%) and unparseable share (%) of prediction rows.
 
     Open-world styles (``open``, ``open_cot``) are read by :mod:`refine_rft.openworld` against
     every class and alias of the dataset (``class_lists``, ``{dataset: entry}`` of ``classes.json``;
-    else what the rows show), and add ``exact`` (the class's own
-    name only, no alias) and, given a ``similarity`` encoder, Fine-R1's similarity score
-    (:mod:`refine_rft.evaluate.similarity`). Rows of a base-to-new split (``class_split``) add
+    else what the rows show), and add ``exact`` (the class's own name only, no alias),
+    ``fine_r1_ti`` (Fine-R1's own open-world accuracy, its substring rule:
+    :func:`~refine_rft.evaluate.fine_r1.open_world_hit`) and, given a ``similarity`` encoder,
+    Fine-R1's similarity score under ``protocol`` (:mod:`refine_rft.evaluate.similarity`). Rows of a base-to-new split (``class_split``) add
     ``per_class_split``: seen, unseen and their harmonic mean, for every style.
 
     >>> rows = [{"style": "choice", "dataset": "cub", "options": ["x", "y"], "answer": 1, "response": r}
@@ -76,30 +79,28 @@ def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None =
     """
     rows = list(rows)
     vocab = dataset_vocabularies([r for r in rows if prompt_style(r["style"]).open_world], class_lists, where)
-    cells: dict = defaultdict(lambda: defaultdict(list))  # style -> dataset -> [(right, none, exact, side, sim)]
-    open_rows: list[tuple[dict, str]] = []
+    # style -> dataset -> [right, none, exact, side, similarity, Fine-R1's substring hit]
+    cells: dict = defaultdict(lambda: defaultdict(list))
+    open_rows: list[tuple[dict, list]] = []
     for row in rows:
         style = prompt_style(row["style"])
+        entry = [None, None, None, row.get("class_split"), None, None]
         if style.open_world:
             answer = style.answer(row["response"])
             named = vocab[row["dataset"]].named(answer)
-            right, none = named == true_label(row), named is None
-            exact = right and vocab[row["dataset"]].exact(answer) is not None
-            open_rows.append((row, answer if answer is not None else row["response"] or ""))
+            entry[:3] = named == true_label(row), named is None, False
+            entry[2] = entry[0] and vocab[row["dataset"]].exact(answer) is not None
+            entry[5] = fine_r1.open_world_hit(row["response"], label_text(row, "fine-r1"), domain_word(row, "fine-r1"))
+            open_rows.append((row, entry))
         else:
             choice = parsed_choice(row["style"], row["response"], row["options"])
-            right, none, exact = choice == row["answer"], choice is None, None
-        cells[row["style"]][row["dataset"]].append([right, none, exact, row.get("class_split"), None])
+            entry[:2] = choice == row["answer"], choice is None
+        cells[row["style"]][row["dataset"]].append(entry)
     if similarity is not None and open_rows:
-        scores = iter(similarity_scores([a for _, a in open_rows], [true_label(r) for r, _ in open_rows],
-                                        [r["dataset"] for r, _ in open_rows], similarity,
-                                        [r.get("noun") for r, _ in open_rows]))
-        for style, datasets in cells.items():
-            if prompt_style(style).open_world:
-                for cell in datasets.values():
-                    for entry in cell:
-                        entry[4] = next(scores)
-    return {style: _style_scores(datasets, prompt_style(style).open_world, similarity)
+        for (_, entry), score in zip(open_rows, similarity_scores([r for r, _ in open_rows], similarity, protocol),
+                                     strict=True):
+            entry[4] = score
+    return {style: _style_scores(datasets, prompt_style(style).open_world, similarity, protocol)
             for style, datasets in cells.items()}
 
 
@@ -108,13 +109,14 @@ def _mean(values) -> float:
     return sum(values) / len(values)
 
 
-def _style_scores(datasets: dict, open_world: bool, similarity) -> dict:
+def _style_scores(datasets: dict, open_world: bool, similarity, protocol: str) -> dict:
     per_dataset = {}
     for name, cell in sorted(datasets.items()):
         n = len(cell)
         entry = {"n": n, "accuracy": 100.0 * sum(c[0] for c in cell) / n, "unparseable": 100.0 * sum(c[1] for c in cell) / n}
         if open_world:
             entry["exact"] = 100.0 * sum(bool(c[2]) for c in cell) / n
+            entry["fine_r1_ti"] = 100.0 * sum(bool(c[5]) for c in cell) / n
             if similarity is not None:
                 entry["similarity"] = _mean(c[4] for c in cell)
         per_dataset[name] = entry
@@ -127,9 +129,11 @@ def _style_scores(datasets: dict, open_world: bool, similarity) -> dict:
     }
     if open_world:
         scores["exact_average"] = _mean(d["exact"] for d in per_dataset.values())
+        scores["fine_r1_ti_average"] = _mean(d["fine_r1_ti"] for d in per_dataset.values())
         if similarity is not None:
             scores["similarity"] = {"average": _mean(d["similarity"] for d in per_dataset.values()),
-                                    "encoder": similarity.name, "stand_in": similarity.stand_in}
+                                    "encoder": similarity.name, "stand_in": similarity.stand_in,
+                                    "protocol": protocol}
     sides = sorted({c[3] for cell in datasets.values() for c in cell} - {None})
     if sides:
         scores["per_class_split"] = _class_split_scores(datasets, sides)
@@ -149,13 +153,14 @@ def _class_split_scores(datasets: dict, sides: list[str]) -> dict:
     return out
 
 
-def score_predictions(path: str | Path, write: bool = True, similarity: str | None = None) -> dict:
+def score_predictions(path: str | Path, write: bool = True, similarity: str | None = None,
+                      protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Score ``predictions.jsonl`` and (by default) write ``scores.json`` next to it, atomically.
 
     Returns ``{"predictions": name, "styles": {style: {"per_dataset": ..., "average": ...,
     "unparseable": ..., "n": ...}}}``. ``similarity`` (``siglip``, ``minilm`` or ``auto``; see
     :func:`~refine_rft.evaluate.similarity.text_encoder`) adds Fine-R1's similarity score to the
-    open-world styles.
+    open-world styles, computed under ``protocol`` (``fine-r1`` or ``corrected``).
     """
     import json
 
@@ -170,7 +175,7 @@ def score_predictions(path: str | Path, write: bool = True, similarity: str | No
         from refine_rft.evaluate.similarity import text_encoder
 
         encoder = text_encoder(similarity)
-    scores = {"predictions": path.name, "styles": score_rows(rows, encoder, class_lists, where=str(path))}
+    scores = {"predictions": path.name, "styles": score_rows(rows, encoder, class_lists, where=str(path), protocol=protocol)}
     if write:
         write_text_atomic(path.parent / SCORES_FILE, json.dumps(scores, indent=2) + "\n")
     return scores
