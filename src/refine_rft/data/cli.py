@@ -31,7 +31,7 @@ from refine_rft.data.distractors import FOCI_CLIP_MODEL, FOCI_CLIP_PRETRAINED, S
 from refine_rft.data.paper import letter_shares, prepare_paper
 from refine_rft.data.prepare import prepare_dataset
 from refine_rft.data.readers import FOLDER_NAMES, READERS
-from refine_rft.files import write_jsonl_atomic
+from refine_rft.files import refuse_output_over_input, write_jsonl_atomic
 
 
 def summary_line(name: str, rows: list[dict], path: Path) -> str:
@@ -158,6 +158,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def refuse_overwriting_data(args: argparse.Namespace) -> None:
+    """The outputs of ``prepare`` kept off what it reads (:func:`~refine_rft.files.refuse_output_over_input`):
+    ``--out`` (and, with ``--base-to-new``, the files beside it) is neither an input file nor inside the
+    dataset folder or the choice folder."""
+    out = Path(args.out)
+    if args.dataset == "paper":
+        inputs = [("--roots", args.roots), ("--choices-dir", args.choices_dir)]
+        outputs = [("--out", out)]
+    else:
+        # --root may be the folder holding the dataset's own (as distributed): that one is what is read.
+        root = Path(args.root)
+        if args.dataset in FOLDER_NAMES and (root / FOLDER_NAMES[args.dataset]).is_dir():
+            root = root / FOLDER_NAMES[args.dataset]
+        inputs = [("--root", root), ("--choices", args.choices)]
+        outputs = [("--out", out), *(("the output", out.with_name(f"{out.stem}_{side}{out.suffix or '.jsonl'}"))
+                                     for side in ("seen", "unseen") if args.base_to_new)]
+    refuse_output_over_input(inputs, outputs)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refuse_overwriting_data(args)
     return args.run(args)

@@ -19,12 +19,14 @@ from refine_rft.evaluate.generate import (
     DEFAULT_MAX_NEW_TOKENS,
     REJECTS_FILE,
     EvalSettings,
+    eval_inputs,
+    eval_outputs,
     check_styles,
     generate_predictions,
 )
 from refine_rft.evaluate.score import score_predictions
 from refine_rft.evaluate.similarity import DEFAULT_PROTOCOL, PROTOCOLS
-from refine_rft.files import output_lock
+from refine_rft.files import output_lock, refuse_output_over_input
 from refine_rft.resolution import choose_resolution
 from refine_rft.trust import add_trust_argument
 
@@ -102,6 +104,7 @@ def format_scores(scores: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refuse_output_over_input(eval_inputs(args.data, args.model, args.adapter), eval_outputs(args.out))
     styles = check_styles([s.strip() for s in args.prompts.split(",") if s.strip()])
     resolution = choose_resolution(args.min_pixels, args.max_pixels, args.adapter, args.model)
     print(f"image resolution: {resolution.processor_kwargs() or 'the processor default'}")

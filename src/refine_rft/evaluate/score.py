@@ -19,25 +19,24 @@ second option, no negation, no hedge), which R_cls uses too:
   beside the predictions (``refine-rft eval`` copies it from the question files' folder), so a
   seen or unseen file scored alone is scored against both sides; without one, what the file shows.
 
-Accuracies are percentages. A style's average is the mean of its per-dataset accuracies (each
-dataset weighs the same, as the paper's "Avg" column).
+Accuracies are percentages. A style's average is :func:`~refine_rft.metrics.macro_mean`, the mean
+of its per-dataset accuracies (each dataset weighs the same, as the paper's "Avg" column).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from refine_rft.data.records import prediction_key, read_rows, require_all, validate_prediction
+from refine_rft.data.records import SCORES_FILE, prediction_key, read_rows, require_all, validate_prediction
 from refine_rft.errors import MissingFile
 from refine_rft.files import write_text_atomic
 from refine_rft.openworld import dataset_vocabularies, gather_class_lists, true_label
 import refine_rft.evaluate.fine_r1 as fine_r1
 from refine_rft.evaluate.similarity import DEFAULT_PROTOCOL, domain_word, label_text, similarity_scores
+from refine_rft.metrics import group_means, macro_mean
 from refine_rft.prompts import prompt_style
-
-SCORES_FILE = "scores.json"
 
 
 def parsed_choice(style: str, response: str | None, options: Sequence[str]) -> int | None:
@@ -79,74 +78,67 @@ def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None =
     """
     rows = list(rows)
     vocab = dataset_vocabularies([r for r in rows if prompt_style(r["style"]).open_world], class_lists, where)
-    # style -> dataset -> [right, none, exact, side, similarity, Fine-R1's substring hit]
-    cells: dict = defaultdict(lambda: defaultdict(list))
-    open_rows: list[tuple[dict, list]] = []
+    cells: dict[str, list[dict]] = defaultdict(list)  # style -> one entry per row, in percent
+    open_rows: list[tuple[dict, dict]] = []  # (row, its entry): similarity comes later
     for row in rows:
         style = prompt_style(row["style"])
-        entry = [None, None, None, row.get("class_split"), None, None]
         if style.open_world:
             answer = style.answer(row["response"])
             named = vocab[row["dataset"]].named(answer)
-            entry[:3] = named == true_label(row), named is None, False
-            entry[2] = entry[0] and vocab[row["dataset"]].exact(answer) is not None
-            entry[5] = fine_r1.open_world_hit(row["response"], label_text(row, "fine-r1"), domain_word(row, "fine-r1"))
-            open_rows.append((row, entry))
+            right, none = named == true_label(row), named is None
+            exact = right and vocab[row["dataset"]].exact(answer) is not None
         else:
             choice = parsed_choice(row["style"], row["response"], row["options"])
-            entry[:2] = choice == row["answer"], choice is None
-        cells[row["style"]][row["dataset"]].append(entry)
+            right, none, exact = choice == row["answer"], choice is None, None
+        entry = {"dataset": row["dataset"], "accuracy": 100.0 * right, "unparseable": 100.0 * none,
+                 "exact": None if exact is None else 100.0 * exact, "class_split": row.get("class_split"),
+                 "similarity": None, "fine_r1_ti": None}
+        cells[row["style"]].append(entry)
+        if style.open_world:
+            hit = fine_r1.open_world_hit(row["response"], label_text(row, "fine-r1"), domain_word(row, "fine-r1"))
+            entry["fine_r1_ti"] = 100.0 * hit
+            open_rows.append((row, entry))
     if similarity is not None and open_rows:
-        for (_, entry), score in zip(open_rows, similarity_scores([r for r, _ in open_rows], similarity, protocol),
-                                     strict=True):
-            entry[4] = score
-    return {style: _style_scores(datasets, prompt_style(style).open_world, similarity, protocol)
-            for style, datasets in cells.items()}
+        scores = similarity_scores([r for r, _ in open_rows], similarity, protocol)
+        for (_, entry), score in zip(open_rows, scores, strict=True):
+            entry["similarity"] = score
+    return {style: _style_scores(entries, prompt_style(style).open_world, similarity, protocol)
+            for style, entries in cells.items()}
 
 
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values)
-
-
-def _style_scores(datasets: dict, open_world: bool, similarity, protocol: str) -> dict:
-    per_dataset = {}
-    for name, cell in sorted(datasets.items()):
-        n = len(cell)
-        entry = {"n": n, "accuracy": 100.0 * sum(c[0] for c in cell) / n, "unparseable": 100.0 * sum(c[1] for c in cell) / n}
-        if open_world:
-            entry["exact"] = 100.0 * sum(bool(c[2]) for c in cell) / n
-            entry["fine_r1_ti"] = 100.0 * sum(bool(c[5]) for c in cell) / n
-            if similarity is not None:
-                entry["similarity"] = _mean(c[4] for c in cell)
-        per_dataset[name] = entry
-    total = sum(d["n"] for d in per_dataset.values())
+def _style_scores(entries: list[dict], open_world: bool, similarity, protocol: str = DEFAULT_PROTOCOL) -> dict:
+    """Per-dataset means of one style's entries and their :func:`~refine_rft.metrics.macro_mean`s;
+    the unparseable share is over all rows."""
+    keys = ["accuracy", "unparseable"] + (["exact", "fine_r1_ti"] if open_world else [])
+    if open_world and similarity is not None:
+        keys.append("similarity")
+    counts = Counter(entry["dataset"] for entry in entries)
+    means = {key: group_means(entries, key) for key in keys}
     scores = {
-        "per_dataset": per_dataset,
-        "average": _mean(d["accuracy"] for d in per_dataset.values()),
-        "unparseable": sum(sum(c[1] for c in cell) for cell in datasets.values()) * 100.0 / total,
-        "n": total,
+        "per_dataset": {name: {"n": n, **{key: means[key][name] for key in keys}} for name, n in sorted(counts.items())},
+        "average": macro_mean(entries, "accuracy"),
+        "unparseable": sum(entry["unparseable"] for entry in entries) / len(entries),
+        "n": len(entries),
     }
     if open_world:
-        scores["exact_average"] = _mean(d["exact"] for d in per_dataset.values())
-        scores["fine_r1_ti_average"] = _mean(d["fine_r1_ti"] for d in per_dataset.values())
+        scores["exact_average"] = macro_mean(entries, "exact")
+        scores["fine_r1_ti_average"] = macro_mean(entries, "fine_r1_ti")
         if similarity is not None:
-            scores["similarity"] = {"average": _mean(d["similarity"] for d in per_dataset.values()),
+            scores["similarity"] = {"average": macro_mean(entries, "similarity"),
                                     "encoder": similarity.name, "stand_in": similarity.stand_in,
                                     "protocol": protocol}
-    sides = sorted({c[3] for cell in datasets.values() for c in cell} - {None})
+    sides = sorted({entry["class_split"] for entry in entries} - {None})
     if sides:
-        scores["per_class_split"] = _class_split_scores(datasets, sides)
+        scores["per_class_split"] = _class_split_scores(entries, sides)
     return scores
 
 
-def _class_split_scores(datasets: dict, sides: list[str]) -> dict:
+def _class_split_scores(entries: list[dict], sides: list[str]) -> dict:
     """Seen and unseen accuracy (each the mean of per-dataset accuracies) and their harmonic mean."""
     out = {}
     for side in sides:
-        per = [_mean(c[0] for c in cell if c[3] == side) * 100.0 for cell in datasets.values()
-               if any(c[3] == side for c in cell)]
-        out[side] = {"accuracy": _mean(per), "n": sum(c[3] == side for cell in datasets.values() for c in cell)}
+        on_side = [entry for entry in entries if entry["class_split"] == side]
+        out[side] = {"accuracy": macro_mean(on_side, "accuracy"), "n": len(on_side)}
     if "seen" in out and "unseen" in out:
         seen, unseen = out["seen"]["accuracy"], out["unseen"]["accuracy"]
         out["harmonic"] = 2 * seen * unseen / (seen + unseen) if seen + unseen else 0.0

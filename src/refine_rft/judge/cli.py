@@ -36,7 +36,8 @@ from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS, report_rejects
 from refine_rft.judge.config import PAPER_RSC_JUDGE, JudgeConfig, add_setting_flags, judge_settings
-from refine_rft.judge.reasoning_answer import score_reasoning_answers
+from refine_rft.files import refuse_output_over_input
+from refine_rft.judge.reasoning_answer import score_reasoning_answers, scores_outputs
 
 # The judge settings the command takes as flags (on top of --config): --endpoint (base_urls), --cache
 # (cache_path), --reject-injections, --no-sight-check, and the others by their own names.
@@ -81,7 +82,7 @@ def training_teacher(predictions: Path) -> tuple[str, Path] | None:
 
     import yaml
 
-    from refine_rft.evaluate.generate import SETTINGS_FILE
+    from refine_rft.data.records import SETTINGS_FILE
     from refine_rft.resolution import SAVED_CONFIG_NAME
 
     settings_path = predictions.parent / SETTINGS_FILE
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     styles = [style.strip() for style in args.styles.split(",") if style.strip()]
+    # The recipe is an input too (the predictions are checked where they are read).
+    refuse_output_over_input([("--config", args.config)], scores_outputs(args.out))
     config = config_from_args(args)
     warn_if_judge_is_the_teacher(config, args.predictions)
     result = score_reasoning_answers(args.predictions, args.out, config, styles, progress=True,

@@ -48,6 +48,7 @@ from refine_rft.judge.config import JudgeConfig, JudgeConfigError
 from refine_rft.judge.routing import Router
 from refine_rft.judge.stats import JudgeStats
 from refine_rft.judge.wire import BodyEncoder
+from refine_rft.masking import mask, mask_value
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,14 @@ def server_error_text(error: openai.APIStatusError, limit: int = 300) -> str:
         text = body.decode(errors="replace") if isinstance(body, bytes) else body
     text = " ".join((text or error.message or "").split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def mask_error(error: openai.APIError) -> None:
+    """Mask every configured secret (:mod:`refine_rft.masking`) in what an ``openai`` error carries from
+    the server (its body and message), in place: whoever prints or stores it later sees ``***``."""
+    error.body = mask_value(error.body)
+    error.message = mask(error.message)
+    error.args = tuple(mask_value(arg) for arg in error.args)
 
 
 def describe_failure(url: str, error: Exception, with_url: bool = True) -> str:
@@ -303,11 +312,13 @@ class JudgeClient:
                 "/chat/completions", cast_to=str, options={"idempotency_key": f"{self._key_prefix}-{number}"},
                 content=self._bodies.encode({"model": self.config.model, "messages": messages, "temperature": 0,
                                              "max_tokens": max_tokens}))
-        except BaseException:
+        except BaseException as error:
             self.stats.add(requests=1, request_failures=1, latency_total=time.perf_counter() - started)
+            if isinstance(error, openai.APIError):
+                mask_error(error)  # whatever the server said back (a 401 echoing the key, say)
             raise
         self.stats.add(requests=1, latency_total=time.perf_counter() - started)
-        return response
+        return mask(response)  # a reply that quotes the key is stored, scored and logged without it
 
     def _text(self, url: str, body: str) -> str | None:
         """The reply text of ``body``, or ``None`` (logged, quoted in :attr:`last_failure`) when its

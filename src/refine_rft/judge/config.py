@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from refine_rft.errors import ConfigError, JudgeUnavailable
 from refine_rft.judge.routing import ROUTINGS
+from refine_rft.masking import register_secret
 
 BACKENDS = ("openai", "attributes")
 PROMPTS = ("paper", "label_aware")
@@ -105,6 +106,8 @@ class JudgeConfig:
                                                               "teachers that cannot)."})
 
     def __post_init__(self) -> None:
+        if isinstance(self.api_key_env, str):
+            register_secret(os.environ.get(self.api_key_env))  # masked from the first message on
         if isinstance(self.base_urls, str):
             self.base_urls = [self.base_urls]
         check_types(self)
@@ -151,8 +154,11 @@ class JudgeConfig:
         return asdict(self)
 
     def api_key(self) -> str:
-        """The API key from the environment (read at call time, never stored)."""
-        return os.environ.get(self.api_key_env) or "EMPTY"
+        """The API key from the environment (read at call time, never stored; masked as ``***`` in
+        whatever a server says back: :mod:`refine_rft.masking`)."""
+        key = os.environ.get(self.api_key_env)
+        register_secret(key)
+        return key or "EMPTY"
 
 
 # A field's annotation -> the types its value may have (bool is an int to Python, not to a user).
