@@ -37,7 +37,7 @@ def read_inat_fungi(root: Path, split: str) -> LabelledSplit:
     return LabelledSplit("inat_fungi", split, examples, [names[k] for k in sorted(names)])
 '''
 SPEC = DatasetSpec("inat_fungi", "iNat-Fungi", "my_benchmarks:read_inat_fungi", "inat2021", 4, "mushrooms",
-                   "species", "fungi-4.json", "train_mini (50 images per species)", "mushroom")
+                   "species", "fungi-4.json", "train_mini (50 images per species)", "fungus")
 CLASSES = ["Amanita muscaria", "Boletus edulis", "Cantharellus cibarius", "Morchella esculenta"]
 
 
@@ -83,14 +83,15 @@ def test_a_seventh_spec_reaches_every_stage(seventh, tmp_path):
     # prompts, open-world similarity, report
     assert noun_of("inat_fungi") == "mushrooms"
     assert question_text("mushrooms", [], "open") == "What species is this mushroom?"
-    assert domain_word("inat_fungi", "mushrooms") == "mushroom"
+    assert domain_word({"dataset": "inat_fungi", "noun": "mushrooms"}, "corrected") == "fungus"
     assert display_name("inat_fungi") == "iNat-Fungi"
     assert _datasets(["zz_custom", "inat_fungi", "cub"]) == ["cub", "inat_fungi", "zz_custom"]
 
 
 def test_without_the_spec_the_name_is_unknown_data(tmp_path):
     assert "inat_fungi" not in reader_names() and display_name("inat_fungi") == "inat_fungi"
-    assert noun_of("inat_fungi") == "objects" and domain_word("inat_fungi", "mushrooms") == "object"
+    assert noun_of("inat_fungi") == "objects"
+    assert domain_word({"dataset": "inat_fungi", "noun": "mushrooms"}, "corrected") == "mushroom"  # the noun's
     with pytest.raises(ConfigError, match="unknown dataset 'inat_fungi'; valid datasets: cub, aircraft"):
         read_split("inat_fungi", tmp_path, "train")
 

@@ -2,7 +2,7 @@
 
 A :class:`DatasetSpec` holds every fact a stage needs: ``prepare`` reads the images with its reader
 and finds its official layout, the question uses its noun, the k-shot arithmetic its class count,
-the paper's test set its published choice file, open-world questions ask for its kind, Fine-R1's
+the paper's test set its published choice file, open-world questions ask for its kind, the
 similarity score compares with its domain word, and the report shows its display name. Data
 without a spec (``folder``, ``csv``) works with defaults ("objects", "What kind of object is this?",
 the domain word ``object``, its key as the name).
@@ -40,8 +40,9 @@ class DatasetSpec:
         kind: what the open-world question asks for ("What species is this bird?").
         choices: the file its published multiple-choice test set is distributed as.
         train_split: the official images its ``train`` split (the k-shot pool) is made of.
-        domain: Fine-R1's domain word for its similarity score ("bird"; ``object`` where Fine-R1
-            falls through to it).
+        domain: the domain word of its open-world similarity score (``std = cos(E(domain), E(label))``
+            under the corrected protocol, :mod:`refine_rft.evaluate.similarity`: "bird", "dog"; the
+            fine-r1 protocol reproduces Fine-R1's own words instead).
     """
 
     key: str
@@ -67,11 +68,11 @@ DATASETS: dict[str, DatasetSpec] = {spec.key: spec for spec in (
     DatasetSpec("cars", "Stanford Cars", f"{_OFFICIAL}:read_cars", "stanford_cars", 196, "cars", "model",
                 "car-196.json", "train (8,144 images)", "car"),
     DatasetSpec("dogs", "Stanford Dogs", f"{_OFFICIAL}:read_dogs", "stanford_dogs", 120, "dogs", "breed",
-                "dog-120.json", "train (12,000 images)", "object"),
+                "dog-120.json", "train (12,000 images)", "dog"),
     DatasetSpec("flowers", "Flowers-102", f"{_OFFICIAL}:read_flowers", "flowers-102", 102, "flowers", "species",
                 "flower-102.json", "trnid + valid (2,040 images)", "flower"),
     DatasetSpec("pets", "Oxford Pets", f"{_OFFICIAL}:read_pets", "oxford-iiit-pet", 37, "pets", "breed",
-                "pet-37.json", "trainval (3,680 images)", "object"),
+                "pet-37.json", "trainval (3,680 images)", "pet"),
 )}
 DEFAULT_NOUN = "objects"  # the question noun of data without a spec
 

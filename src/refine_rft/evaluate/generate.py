@@ -271,8 +271,7 @@ class EvalSettings:
     :func:`~refine_rft.resolution.choose_resolution`: the flags, else the training run's, else the
     processor's), and every image of the run is shown at it.
 
-    >>> from refine_rft.openworld import CLASSES_FILE, gather_class_lists, write_class_lists
-from refine_rft.resolution import ImageResolution
+    >>> from refine_rft.resolution import ImageResolution
     >>> settings = EvalSettings("Qwen/Qwen2-VL-7B-Instruct", ImageResolution(), max_new_tokens={"cot": 64})
     >>> settings.budgets(["choice", "cot"]), settings.batch_size
     ({'choice': 8, 'cot': 64}, 16)
