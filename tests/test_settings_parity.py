@@ -93,7 +93,7 @@ TRAIN = ["--config", str(TINY / "refine_rft.yaml"), "--train_file", "q.jsonl", "
 @pytest.mark.parametrize("flags, expected", [
     ([], {"learning_rate": 1e-04, "max_pixels": 12544, "overwrite": False, "log_sample_ids": True}),
     (["--learning_rate", "0.5", "--max_pixels", "1003520", "--min-pixels", "200704", "--overwrite",
-      "--no_log_sample_ids", "--num_generations", "4", "--rewards", "format", "length", "--length_budget", "64",
+      "--no_log_sample_ids", "--num_generations", "2", "--rewards", "format", "length", "--length_budget", "64",
       "--prompt_style", "both", "--max_train_samples", "5", "--lora_r", "8"],
      {"learning_rate": 0.5, "max_pixels": 1003520, "min_pixels": 200704, "overwrite": True, "log_sample_ids": False,
       "num_generations": 2, "rewards": ["format", "length"], "length_budget": 64, "prompt_style": "both",
