@@ -49,35 +49,15 @@ CASES = [  # (command, argv, the values it parsed to)
 
 
 def parsed(command: str, argv: list[str]) -> dict:
-    """The values ``command`` parses ``argv`` to, by the names above."""
-    import argparse
+    """The values ``command`` parses ``argv`` to, by the names above: its settings dataclasses' fields."""
+    import dataclasses
     import importlib
 
     from refine_rft.cli import COMMANDS
 
-    if command == "judge":
-        from refine_rft.judge.cli import build_parser, config_from_args
-
-        args = build_parser().parse_args(argv)
-        return {"predictions": str(args.predictions), "out": str(args.out), "styles": args.styles,
-                "overwrite": args.overwrite, **config_from_args(args).to_dict()}
-
-    class Parsed(Exception):
-        pass
-
-    original = argparse.ArgumentParser.parse_args
-
-    def capture(self, args=None, namespace=None):
-        raise Parsed(original(self, args, namespace))
-
-    argparse.ArgumentParser.parse_args = capture
-    try:
-        importlib.import_module(COMMANDS[command][0]).main(argv)
-    except Parsed as caught:
-        values = vars(caught.args[0])
-    finally:
-        argparse.ArgumentParser.parse_args = original
-    values.pop("run", None)
+    values = {}
+    for settings in importlib.import_module(COMMANDS[command][0]).parse_args(argv):
+        values.update({spec.name: getattr(settings, spec.name) for spec in dataclasses.fields(settings)})
     return {key: str(value) if hasattr(value, "__fspath__") else value for key, value in values.items()}
 
 
