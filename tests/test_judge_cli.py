@@ -174,12 +174,12 @@ def test_every_judge_flag_sets_the_judge_setting_it_is_made_from():
     argv = ["p.jsonl", "--out", "s.jsonl", "--backend", "openai", "--endpoint", "http://a:1/v1", "--endpoint",
             "http://b:2/v1", "--model", "m", "--api-key-env", "KEY", "--concurrency", "3", "--timeout", "2.5",
             "--max-retries", "1", "--max-failure-rate", "0.25", "--failure-window", "8", "--cache", "c.db",
-            "--no-reject-injections", "--no-sight-check"]
+            "--reject-injections", "--no-sight-check"]
     config = parse_args(argv)[1]
     assert (config.base_urls, config.model, config.api_key_env, config.concurrency, config.timeout,
             config.max_retries, config.max_failure_rate, config.failure_window, config.cache_path,
             config.reject_injections, config.sight_check) == (
-        ["http://a:1/v1", "http://b:2/v1"], "m", "KEY", 3, 2.5, 1, 0.25, 8, "c.db", False, False)
+        ["http://a:1/v1", "http://b:2/v1"], "m", "KEY", 3, 2.5, 1, 0.25, 8, "c.db", True, False)
     # A flag not given leaves the setting to --config or the paper's judge.
     assert parse_args(["p.jsonl", "--out", "s.jsonl"])[1].model == "gpt-4.1-mini"
     with pytest.raises(SystemExit):

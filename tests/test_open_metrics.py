@@ -54,3 +54,18 @@ def test_scores_record_the_encoder_and_keep_exact_apart_from_aliases():
     scores = score_rows(rows, _table_encoder(vectors))["open_cot"]
     assert (scores["average"], scores["exact_average"], scores["unparseable"]) == (50.0, 25.0, 25.0)
     assert scores["similarity"] == {"average": pytest.approx(0.5), "encoder": "table", "stand_in": True}
+
+
+def test_each_row_gets_its_own_similarity_when_datasets_interleave():
+    """Similarity scores follow their rows, whatever order the file lists datasets in."""
+    def row(dataset, label, noun, answer):
+        return {"style": "open", "dataset": dataset, "label": label, "noun": noun, "options": [label, "Other"],
+                "answer": 0, "response": answer}
+
+    rows = [row("cub", "Laysan_Albatross", "birds", "Boxer"), row("dogs", "Pug", "dogs", "Pug"),
+            row("cub", "Laysan_Albatross", "birds", "Boxer")]
+    vectors = {"Pug": [1.0, 0.0], "Laysan Albatross": [1.0, 0.0], "Boxer": [0.0, 1.0],
+               "object": [0.6, 0.8], "bird": [0.6, 0.8]}
+    scores = score_rows(rows, _table_encoder(vectors))["open"]
+    assert scores["per_dataset"]["dogs"]["similarity"] == pytest.approx(1.0)
+    assert scores["per_dataset"]["cub"]["similarity"] == pytest.approx(0.0)

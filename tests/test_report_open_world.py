@@ -18,8 +18,11 @@ def _row(i, style, response, side=None):
 
 
 def _run(tmp_path, rows, name="run"):
+    from refine_rft.openworld import class_list, write_class_lists
+
     folder = tmp_path / name
     folder.mkdir()
+    write_class_lists(folder, {"synthetic": class_list(OPTIONS, {OPTIONS[0]: ["Tufted Finch"]})})
     (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     score_predictions(folder / "predictions.jsonl")
     return load_run(folder)

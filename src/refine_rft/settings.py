@@ -96,6 +96,7 @@ class SettingsParser(TrlParser):
         self._from_file: dict = {}
         self._given: set[str] = set()
         self._where = "the settings"
+        self.config_file: str | None = None  # the --config file of the last parse (an input of the command)
 
     @staticmethod
     def _parse_dataclass_field(parser, field):
@@ -152,6 +153,7 @@ class SettingsParser(TrlParser):
         dataclasses are built. Raises :class:`ConfigError` for a bad file or value; a bad flag exits 2."""
         argv = list(sys.argv[1:] if argv is None else argv)
         argv, path = self._pop_config(argv)
+        self.config_file = path
         values = dict(defaults or {})
         where = "the settings"
         if path is not None or config is not None:

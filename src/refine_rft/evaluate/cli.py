@@ -31,11 +31,13 @@ from refine_rft.evaluate.generate import (
     DEFAULT_MAX_NEW_TOKENS,
     REJECTS_FILE,
     EvalSettings,
+    eval_inputs,
+    eval_outputs,
     check_styles,
     generate_predictions,
 )
 from refine_rft.evaluate.score import score_predictions
-from refine_rft.files import output_lock
+from refine_rft.files import output_lock, refuse_output_over_input
 from refine_rft.resolution import ResolutionArguments, choose_resolution
 from refine_rft.settings import parse
 from refine_rft.trust import TrustArguments
@@ -118,6 +120,7 @@ def format_scores(scores: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args, pixels, trust = parse_args(argv)
+    refuse_output_over_input(eval_inputs(args.data, args.model, args.adapter), eval_outputs(args.out))
     styles = check_styles([s.strip() for s in args.prompts.split(",") if s.strip()])
     resolution = choose_resolution(pixels.min_pixels, pixels.max_pixels, args.adapter, args.model)
     print(f"image resolution: {resolution.processor_kwargs() or 'the processor default'}")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.errors import DataError
+from refine_rft.files import refuse_output_over_input
 from refine_rft.evaluate.vlmevalkit import DATASETS as VLMEVALKIT_DATASETS
 from refine_rft.evaluate.vlmevalkit import WORK_DIR as VLMEVALKIT_DIR
 from refine_rft.evaluate.vlmevalkit import REGISTERED as VLMEVALKIT_REGISTERED
@@ -107,8 +108,8 @@ class GeneralEvalArguments:
     """Which model, which harness and tasks, and how to launch it."""
 
     model: str = field(metadata={"help": "merged model folder (see refine-rft export)"})
-    out: str | None = field(default=None, metadata={
-        "help": "run folder; results go to OUT/general_eval (default: the model folder)"})
+    out: str = field(metadata={"help": "run folder; results go to OUT/general_eval (outside the model folder: "
+                                       "nothing is written where the model is read)"})
     harness: str = field(default="lmms-eval", metadata={
         "help": "lmms-eval (default) or VLMEvalKit (the paper's Table 4)", "choices": ("lmms-eval", "vlmevalkit")})
     tasks: str | None = field(default=None, metadata={
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     args, pixels, trust = parser.parse(argv)
     # The harnesses load the model folder themselves: refuse code that is neither the project's nor trusted.
     trust_for(args.model, trust.trust_remote_code)
-    out = Path(args.out or args.model) / GENERAL_DIR
+    out = Path(args.out) / GENERAL_DIR
+    refuse_output_over_input([("--model", args.model)], [("--out", out)])
     resolution = choose_resolution(pixels.min_pixels, pixels.max_pixels, args.model)
     if args.harness == "vlmevalkit":
         return _run_vlmevalkit(args, pixels, out / VLMEVALKIT_DIR, resolution)

@@ -36,8 +36,9 @@ from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS, report_rejects
 from refine_rft.errors import ConfigError
+from refine_rft.files import refuse_output_over_input
 from refine_rft.judge.config import PAPER_RSC_JUDGE, JudgeConfig
-from refine_rft.judge.reasoning_answer import score_reasoning_answers
+from refine_rft.judge.reasoning_answer import score_reasoning_answers, scores_outputs
 from refine_rft.settings import SettingsParser
 
 PROG = "refine-rft judge"
@@ -94,11 +95,15 @@ def _flag_value(argv: list[str], flag: str) -> str | None:
 def parse_args(argv: list[str] | None = None) -> tuple[JudgeRun, JudgeConfig]:
     """The command's settings: the ``--config`` file's judge settings (:func:`judge_section`), or the
     paper's GPT-4.1-mini when neither ``--config`` nor an endpoint or model is given; then the flags."""
+    return _parse(argv)[1:]
+
+
+def _parse(argv: list[str] | None) -> tuple[SettingsParser, JudgeRun, JudgeConfig]:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = SettingsParser(PROG, [JudgeRun, JudgeConfig], __doc__, select=judge_section)
     given = parser.given(argv)
     paper = not ({"config", "base_urls", "model"} & given) and _flag_value(argv, "--backend") in (None, "openai")
-    return parser.parse(argv, defaults=dict(PAPER_RSC_JUDGE) if paper else None)
+    return (parser, *parser.parse(argv, defaults=dict(PAPER_RSC_JUDGE) if paper else None))
 
 
 def training_teacher(predictions: Path) -> tuple[str, Path] | None:
@@ -109,7 +114,7 @@ def training_teacher(predictions: Path) -> tuple[str, Path] | None:
 
     import yaml
 
-    from refine_rft.evaluate.generate import SETTINGS_FILE
+    from refine_rft.data.records import SETTINGS_FILE
     from refine_rft.resolution import SAVED_CONFIG_NAME
 
     settings_path = predictions.parent / SETTINGS_FILE
@@ -147,9 +152,11 @@ def print_summary(summary: dict[str, dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, config = parse_args(argv)
+    parser, args, config = _parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     styles = [style.strip() for style in args.styles.split(",") if style.strip()]
+    # The settings file is an input too (the predictions are checked where they are read).
+    refuse_output_over_input([("--config", parser.config_file)], scores_outputs(args.out))
     warn_if_judge_is_the_teacher(config, args.predictions)
     result = score_reasoning_answers(args.predictions, args.out, config, styles, progress=True,
                                      overwrite=args.overwrite)

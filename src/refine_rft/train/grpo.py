@@ -36,6 +36,15 @@ def _dataclass_types():
     return GRPOScriptArguments, GRPOConfig, ModelConfig
 
 
+def training_classes(train_file: str | os.PathLike, records: list[dict]) -> dict:
+    """``{dataset: ClassVocabulary}`` for the open-world rewards: every class of each dataset
+    (``classes.json`` beside the training file), not only the seen ones the training rows show, so
+    that an answer adding an unseen class to the true one names two classes and scores 0."""
+    from refine_rft.openworld import dataset_vocabularies, gather_class_lists
+
+    return dataset_vocabularies(records, gather_class_lists([train_file]), str(train_file))
+
+
 def build_trainer(script_args, training_args, model_args):
     """A ready ``GRPOTrainer`` for the run the three argument objects describe."""
     from trl import GRPOTrainer, get_peft_config
@@ -55,10 +64,8 @@ def build_trainer(script_args, training_args, model_args):
                                                           training_args.max_completion_length)
     dataset = to_dataset(grpo_rows(records, script_args.prompt_style), resolution)
 
-    from refine_rft.openworld import vocabularies
-
     reward_funcs = get_reward_funcs(script_args.rewards, script_args.judge, script_args.length_budget,
-                                    processor.tokenizer, classes=vocabularies(records))
+                                    processor.tokenizer, classes=training_classes(script_args.train_file, records))
     weights = training_args.reward_weights
     if weights is not None and len(weights) != len(reward_funcs):
         raise ConfigError(f"reward_weights has {len(weights)} values but rewards names {len(reward_funcs)} "

@@ -128,13 +128,16 @@ def memory_settings(training_args) -> dict:
 
 
 def run_training(command: str, build_trainer, script_args, training_args, model_args, generations: int = 1) -> Path:
-    """The end every trainer shares (``refine-rft train`` and ``sft``): :func:`train_and_save` behind
-    one writer's lock on ``output_dir`` (held by the main process for the whole run, so another run
-    into the same folder refuses, naming this one); return the folder."""
+    """The end every trainer shares (``refine-rft train`` and ``sft``): refuse an ``output_dir`` over the
+    run's inputs, then :func:`train_and_save` behind one writer's lock on ``output_dir`` (held by the
+    main process for the whole run, so another run into the same folder refuses, naming this one);
+    return the folder."""
     from contextlib import nullcontext
 
     from refine_rft.files import honour_umask, output_lock
+    from refine_rft.train.resume import refuse_overwriting_inputs
 
+    refuse_overwriting_inputs(script_args, training_args, model_args)
     lock = output_lock(training_args.output_dir, folder=True, what="train")
     with lock if training_args.process_index == 0 else nullcontext():
         out = train_and_save(build_trainer, script_args, training_args, model_args, generations, command)
