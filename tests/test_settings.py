@@ -19,7 +19,7 @@ VALID = {
     "sft": ["--config", str(TINY / "sft.yaml"), "--train_file", "q.jsonl", "--model_name_or_path", "m"],
     "export": ["--adapter", "a", "--out", "o"],
     "eval": ["--model", "m", "--data", "d.jsonl", "--out", "o"],
-    "general-eval": ["--model", "m"],
+    "general-eval": ["--model", "m", "--out", "o"],
     "predict": ["--model", "m", "--image", "x.png"],
     "report": ["r1", "--out", "o"],
 }
