@@ -10,9 +10,9 @@ from refine_rft_workshop import RECIPES as TINY
 
 CASES = [  # (command, argv, the values it parsed to)
     ('eval', ['--model', 'm', '--data', 'd.jsonl', '--out', 'o'],
-     {'model': 'm', 'adapter': None, 'data': ['d.jsonl'], 'prompts': 'choice,both,cot', 'out': 'o', 'backend': 'hf', 'batch_size': 16, 'max_new_tokens': {}, 'limit': None, 'similarity': None, 'max_prompt_tokens': None, 'max_pixels': None, 'min_pixels': None, 'trust_remote_code': False, 'overwrite': False}),
-    ('eval', ['--model', 'm', '--adapter', 'a', '--data', 'd1.jsonl', 'd2.jsonl', '--prompts', 'choice,cot', '--out', 'o', '--backend', 'vllm', '--batch-size', '4', '--max-new-tokens', 'cot=256,choice=4', '--limit', '3', '--similarity', 'minilm', '--max-prompt-tokens', '900', '--max-pixels', '1003520', '--min-pixels', '200704', '--trust-remote-code', '--overwrite'],
-     {'model': 'm', 'adapter': 'a', 'data': ['d1.jsonl', 'd2.jsonl'], 'prompts': 'choice,cot', 'out': 'o', 'backend': 'vllm', 'batch_size': 4, 'max_new_tokens': {'cot': 256, 'choice': 4}, 'limit': 3, 'similarity': 'minilm', 'max_prompt_tokens': 900, 'max_pixels': 1003520, 'min_pixels': 200704, 'trust_remote_code': True, 'overwrite': True}),
+     {'model': 'm', 'adapter': None, 'data': ['d.jsonl'], 'prompts': 'choice,both,cot', 'out': 'o', 'backend': 'hf', 'batch_size': 16, 'max_new_tokens': {}, 'limit': None, 'similarity': None, 'similarity_protocol': 'fine-r1', 'max_prompt_tokens': None, 'max_pixels': None, 'min_pixels': None, 'trust_remote_code': False, 'overwrite': False}),
+    ('eval', ['--model', 'm', '--adapter', 'a', '--data', 'd1.jsonl', 'd2.jsonl', '--prompts', 'choice,cot', '--out', 'o', '--backend', 'vllm', '--batch-size', '4', '--max-new-tokens', 'cot=256,choice=4', '--limit', '3', '--similarity', 'minilm', '--max-prompt-tokens', '900', '--max-pixels', '1003520', '--min-pixels', '200704', '--trust-remote-code', '--overwrite', '--similarity-protocol', 'corrected'],
+     {'model': 'm', 'adapter': 'a', 'data': ['d1.jsonl', 'd2.jsonl'], 'prompts': 'choice,cot', 'out': 'o', 'backend': 'vllm', 'batch_size': 4, 'max_new_tokens': {'cot': 256, 'choice': 4}, 'limit': 3, 'similarity': 'minilm', 'similarity_protocol': 'corrected', 'max_prompt_tokens': 900, 'max_pixels': 1003520, 'min_pixels': 200704, 'trust_remote_code': True, 'overwrite': True}),
     ('predict', ['--model', 'm', '--image', 'PNG', '--options', 'a;b'],
      {'model': 'm', 'adapter': None, 'image': 'PNG', 'options': 'a;b', 'dataset': None, 'root': None, 'label': None, 'noun': None, 'style': 'cot', 'max_new_tokens': None, 'backend': 'hf', 'max_pixels': None, 'min_pixels': None, 'trust_remote_code': False}),
     ('predict', ['--model', 'm', '--adapter', 'a', '--image', 'PNG', '--dataset', 'cub', '--root', 'r', '--label', 'x', '--noun', 'birds', '--style', 'both', '--max-new-tokens', '12', '--backend', 'vllm', '--max-pixels', '1003520', '--min-pixels', '200704', '--trust-remote-code'],
@@ -35,6 +35,10 @@ CASES = [  # (command, argv, the values it parsed to)
      {'dataset': 'csv', 'root': 'r.csv', 'split': 'test', 'choices': 'c.json', 'out': 'o.jsonl', 'noun': 'things', 'name': 'mine', 'base_to_new': True, 'shots': 4, 'seed': 3, 'distractors': 'random', 'pretty_names': True, 'no_verify_images': True, 'clip_model': 'ViT-B-32', 'clip_pretrained': 'openai', 'device': 'cuda'}),
     ('prepare', ['paper', '--roots', 'r', '--choices-dir', 'c', '--out', 'o'],
      {'dataset': 'paper', 'roots': 'r', 'choices_dir': 'c', 'out': 'o', 'base_to_new': False, 'shots': 5, 'seed': 0, 'distractors': 'similar', 'pretty_names': False, 'no_verify_images': False, 'clip_model': 'ViT-L-14', 'clip_pretrained': 'laion2b_s32b_b82k', 'device': 'cpu'}),
+    ('prepare', ['fine-r1', '--root', 'r', '--out', 'o'],
+     {'dataset': 'fine-r1', 'root': 'r', 'images': None, 'out': 'o', 'shuffle_seed': None, 'no_verify_images': False}),
+    ('prepare', ['fine-r1', '--root', 'r', '--out', 'o', '--images', 'i', '--shuffle-seed', '3', '--no-verify-images'],
+     {'dataset': 'fine-r1', 'root': 'r', 'images': 'i', 'out': 'o', 'shuffle_seed': 3, 'no_verify_images': True}),
     ('prepare', ['paper', '--roots', 'r', '--choices-dir', 'c', '--out', 'o', '--base-to-new', '--shots', '2', '--seed', '1', '--distractors', 'clip', '--pretty-names', '--no-verify-images', '--clip-model', 'ViT-B-32', '--clip-pretrained', 'openai', '--device', 'cuda'],
      {'dataset': 'paper', 'roots': 'r', 'choices_dir': 'c', 'out': 'o', 'base_to_new': True, 'shots': 2, 'seed': 1, 'distractors': 'clip', 'pretty_names': True, 'no_verify_images': True, 'clip_model': 'ViT-B-32', 'clip_pretrained': 'openai', 'device': 'cuda'}),
     ('judge', ['p.jsonl', '--out', 's.jsonl'],

@@ -7,6 +7,9 @@
   ``--distractors``. ``--shots K`` keeps K seeded images per class.
 - ``refine-rft prepare paper --roots DIR --choices-dir DIR --out DIR`` builds the paper's setup:
   the six published test sets and the 5-shot training set (3,775 questions).
+- ``refine-rft prepare fine-r1 --root DIR --out DIR [--shuffle-seed N]`` reads Fine-R1's released
+  evaluation files (seen and unseen classes; :mod:`refine_rft.data.fine_r1`), options in the
+  released order unless re-shuffled.
 
 ``--base-to-new`` (every form) splits the classes into seen and unseen (Fine-R1's split for the six
 benchmarks, a seeded half split otherwise): training questions from seen classes only, one test
@@ -106,6 +109,26 @@ def _paper_main(args) -> int:
     return 0
 
 
+def _fine_r1_main(args) -> int:
+    import sys
+
+    from refine_rft.data.fine_r1 import prepare_fine_r1
+    from refine_rft.data.records import describe_rejects, read_questions
+
+    paths, rejects = prepare_fine_r1(args.root, args.out, images=args.images, shuffle_seed=args.shuffle_seed,
+                                     verify_images=not args.no_verify_images)
+    for name, path in paths.items():
+        if path.suffix == ".jsonl":
+            print(summary_line(f"fine-r1 {name}", read_questions(path), path))
+    order = "in the released order" if args.shuffle_seed is None else f"shuffled with seed {args.shuffle_seed}"
+    print(f"options {order}; classes -> {paths['classes']}; split -> {paths['split']}")
+    if rejects:
+        print(f"refine-rft prepare: {len(rejects)} line(s) of Fine-R1's files rejected: {describe_rejects(rejects, 5)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 @dataclass
 class SamplingArguments:
     """How questions are drawn: shots, seed, distractors, names, image checks, the class split."""
@@ -147,6 +170,25 @@ class DatasetArguments:
 
 
 @dataclass
+class FineR1Arguments:
+    """Fine-R1's released evaluation files (``refine-rft prepare fine-r1``)."""
+
+    dataset: str = field(metadata={"positional": True, "metavar": "fine-r1", "choices": ("fine-r1",),
+                                   "help": "Fine-R1's released evaluation files (seen and unseen classes)"})
+    root: str = field(metadata={
+        "help": "folder holding Fine-R1's <dataset>_seen.jsonl / _unseen.jsonl, or a Fine-R1 checkout"})
+    out: str = field(metadata={
+        "help": "output folder: test_seen/<dataset>.jsonl, test_unseen/<dataset>.jsonl, classes.json"})
+    images: str | None = field(default=None, metadata={
+        "help": "folder their image_path entries are relative to (default: --root)"})
+    shuffle_seed: int | None = field(default=None, metadata={
+        "help": "re-shuffle each question's options with this seed (default: keep the released order, in which "
+                "the true class is always first)"})
+    no_verify_images: bool = field(default=False, metadata={
+        "help": "only check that image files exist; do not open and verify them"})
+
+
+@dataclass
 class PaperArguments:
     """The paper's setup (``refine-rft prepare paper``)."""
 
@@ -164,24 +206,28 @@ def _usage() -> str:
         layout = f"its official layout ({FOLDER_NAMES[dataset]})" if dataset in FOLDER_NAMES else "custom data"
         lines.append(f"  {dataset:<9} one split of {dataset}, from {layout}")
     lines.append(f"  {'paper':<9} the six published test sets and the 5-shot train set (3,775)")
+    lines.append(f"  {'fine-r1':<9} Fine-R1's released evaluation files (seen and unseen classes)")
     lines += ["", "Run 'refine-rft prepare DATASET --help' for its options."]
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple:
     """``DATASET`` (the first argument) chooses the settings: :class:`PaperArguments` for ``paper``,
-    else :class:`DatasetArguments`; both with :class:`SamplingArguments`."""
+    :class:`FineR1Arguments` for ``fine-r1``, else :class:`DatasetArguments`; the first two and the
+    last with :class:`SamplingArguments`."""
     from refine_rft.settings import parse
 
     argv = list(sys.argv[1:] if argv is None else argv)
     name = argv[0] if argv else None
-    if name not in (*READERS, "paper"):
+    if name not in (*READERS, "paper", "fine-r1"):
         print(f"refine-rft prepare: {'unknown dataset ' + repr(name) if name else 'no dataset given'}; "
-              f"choose from {', '.join((*READERS, 'paper'))} (see refine-rft prepare --help)", file=sys.stderr)
+              f"choose from {', '.join((*READERS, 'paper', 'fine-r1'))} (see refine-rft prepare --help)",
+              file=sys.stderr)
         raise SystemExit(2)
-    settings = PaperArguments if name == "paper" else DatasetArguments
-    return parse(f"refine-rft prepare {name}", [settings, SamplingArguments], argv, description=__doc__,
-                 select="prepare", defaults={"shots": 5} if name == "paper" else None)
+    settings = {"paper": [PaperArguments, SamplingArguments], "fine-r1": [FineR1Arguments]}.get(
+        name, [DatasetArguments, SamplingArguments])
+    return parse(f"refine-rft prepare {name}", settings, argv, description=__doc__, select="prepare",
+                 defaults={"shots": 5} if name == "paper" else None)
 
 
 def refuse_overwriting_data(args) -> None:
@@ -191,6 +237,9 @@ def refuse_overwriting_data(args) -> None:
     out = Path(args.out)
     if args.dataset == "paper":
         inputs = [("--roots", args.roots), ("--choices-dir", args.choices_dir)]
+        outputs = [("--out", out)]
+    elif args.dataset == "fine-r1":
+        inputs = [("--root", args.root), ("--images", args.images)]
         outputs = [("--out", out)]
     else:
         # --root may be the folder holding the dataset's own (as distributed): that one is what is read.
@@ -207,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
-    args, sampling = parse_args(argv)
-    merged = SimpleNamespace(**vars(sampling), **vars(args))  # one set of settings for the functions above
-    refuse_overwriting_data(merged)
-    return (_paper_main if args.dataset == "paper" else _dataset_main)(merged)
+    groups = parse_args(argv)
+    args = SimpleNamespace(**{k: v for group in groups for k, v in vars(group).items()})  # one set of settings
+    refuse_overwriting_data(args)
+    run = {"paper": _paper_main, "fine-r1": _fine_r1_main}.get(args.dataset, _dataset_main)
+    return run(args)

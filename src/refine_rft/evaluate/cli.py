@@ -37,6 +37,7 @@ from refine_rft.evaluate.generate import (
     generate_predictions,
 )
 from refine_rft.evaluate.score import score_predictions
+from refine_rft.evaluate.similarity import DEFAULT_PROTOCOL, PROTOCOLS
 from refine_rft.files import output_lock, refuse_output_over_input
 from refine_rft.resolution import ResolutionArguments, choose_resolution
 from refine_rft.settings import parse
@@ -80,8 +81,11 @@ class EvalArguments:
     limit: int | None = field(default=None, metadata={"help": "only the first N questions"})
     similarity: Literal["siglip", "minilm", "auto"] | None = field(default=None, metadata={
         "help": "add Fine-R1's embedding-similarity score to the open-world styles: siglip (Fine-R1's encoder, "
-                "needs the [clip] extra and its weights), minilm (an offline stand-in, labelled as such) or auto "
-                "(siglip where it loads)"})
+                "google/siglip-base-patch16-256: needs its weights and sentencepiece), minilm (an offline stand-in, "
+                "labelled as such) or auto (siglip where it loads)"})
+    similarity_protocol: str = field(default=DEFAULT_PROTOCOL, metadata={
+        "help": "fine-r1 (default: Fine-R1's computation, quirks included, to compare with its tables) or "
+                "corrected (each dataset's own domain word and full class names)", "choices": PROTOCOLS})
     max_prompt_tokens: int | None = field(default=None, metadata={
         "help": "reject questions whose prompt is longer (default: the model's context less the style's "
                 "max_new_tokens)"})
@@ -109,7 +113,8 @@ def format_scores(scores: dict) -> str:
         per = "  ".join(f"{name}={d['accuracy']:.1f}" for name, d in s["per_dataset"].items())
         extra = f"  exact={s['exact_average']:.1f}" if "exact_average" in s else ""
         if "similarity" in s:
-            extra += f"  similarity={s['similarity']['average']:.3f} ({s['similarity']['encoder']})"
+            extra += (f"  similarity={s['similarity']['average']:.3f} ({s['similarity']['encoder']}, "
+                      f"{s['similarity'].get('protocol', 'fine-r1')} protocol)")
         if "per_class_split" in s:
             extra += "  " + "  ".join(f"{k}={v['accuracy'] if isinstance(v, dict) else v:.1f}"
                                       for k, v in s["per_class_split"].items())
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                                 max_prompt_tokens=args.max_prompt_tokens)
         path = generate_predictions(args.data, styles, args.out, settings)
         if path.is_file():
-            scores = score_predictions(path, similarity=args.similarity)
+            scores = score_predictions(path, similarity=args.similarity, protocol=args.similarity_protocol)
             print(format_scores(scores))
             print(f"wrote {path} and {Path(path).parent / 'scores.json'}")
     return report_rejects("eval", Path(args.out) / REJECTS_FILE, "questions")
