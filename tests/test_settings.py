@@ -43,7 +43,7 @@ def test_a_bad_flag_is_one_line_under_the_command(command, capsys):
     ("eval", ["--model", "m", "--data", "d", "--out", "o", "--batch-size", "x"],
      "refine-rft eval: --batch_size: invalid int value: 'x' (see refine-rft eval --help)\n"),
     ("prepare", ["imagenet"], "refine-rft prepare: unknown dataset 'imagenet'; choose from cub, aircraft, cars, dogs, "
-                              "flowers, pets, folder, csv, paper (see refine-rft prepare --help)\n"),
+                              "flowers, pets, folder, csv, paper, fine-r1 (see refine-rft prepare --help)\n"),
 ])
 def test_usage_errors_are_one_line(command, argv, line, capsys):
     assert refine_rft([command, *argv]) == 2
