@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import sys
+from types import SimpleNamespace
 
 import pytest
 
-from refine_rft.data.cli import build_parser, refuse_overwriting_data
+from refine_rft.data.cli import main as prepare_main
+from refine_rft.data.cli import parse_args, refuse_overwriting_data
 from refine_rft.data.fewshot import fewshot_size
 from refine_rft.data.paper import prepare_paper
 from refine_rft.data.prepare import prepare_dataset
@@ -63,17 +65,18 @@ def seventh(tmp_path, monkeypatch):
     sys.modules.pop("my_benchmarks", None)
 
 
-def test_a_seventh_spec_reaches_every_stage(seventh, tmp_path):
+def test_a_seventh_spec_reaches_every_stage(seventh, tmp_path, capsys):
     # prepare: its reader, its noun, its layout, its subcommand
     assert "inat_fungi" in reader_names()
     split = read_split("inat_fungi", seventh, "train")
     assert split.classes == CLASSES and len(split.examples) == 8
     rows = prepare_dataset("inat_fungi", seventh, "train", shots=2, verify_images=False)
     assert {r["noun"] for r in rows} == {"mushrooms"} and len(rows) == 8
-    listing = build_parser().format_help()
-    assert "one split of inat_fungi, from its official layout (inat2021)" in listing
-    args = build_parser().parse_args(["inat_fungi", "--root", str(seventh.parent), "--split", "train",
-                                      "--out", str(seventh / "out.jsonl")])
+    assert prepare_main(["--help"]) == 0
+    assert "one split of inat_fungi, from its official layout (inat2021)" in capsys.readouterr().out
+    groups = parse_args(["inat_fungi", "--root", str(seventh.parent), "--split", "train", "--out",
+                         str(seventh / "out.jsonl")])
+    args = SimpleNamespace(**{k: v for group in groups for k, v in vars(group).items()})
     with pytest.raises(ConfigError, match="inside"):  # --root resolved to its layout folder, which holds --out
         refuse_overwriting_data(args)
     # the k-shot arithmetic and the paper's choice files
