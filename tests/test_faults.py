@@ -517,7 +517,7 @@ def test_outputs_honour_the_umask(data, tmp_path):
     assert oct((run / "judge_scores.settings.json").stat().st_mode & 0o777) == "0o640"
 
 
-def test_training_and_export_honour_the_umask_and_export_trusts_only_the_projects_code(data, tmp_path):
+def test_training_and_export_honour_the_umask_and_export_runs_code_only_on_request(data, tmp_path):
     out = tmp_path / "train"
     result = cli("train", "--config", RECIPE, "--model_name_or_path", tiny_instruct_path(), "--train_file", data / "questions.jsonl", "--output_dir", out,
                  "--max_steps", "1", umask=0o022)
