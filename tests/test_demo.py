@@ -61,13 +61,23 @@ def test_every_run_has_choice_both_cot_and_open_predictions_and_judge_scores(dem
         assert json.loads((run / "run.json").read_text())["name"] == name
 
 
-def test_a_second_run_skips_every_finished_stage(demo_out, capsys):
+def _outputs(demo_out):
+    """Every file a stage's work wrote (data, adapters, predictions, judge scores), with its mtime."""
+    files = [*demo_out.glob("data/*.jsonl"), *demo_out.glob("train/*/adapter_model.safetensors"),
+             *demo_out.glob("eval/*/predictions.jsonl"), *demo_out.glob("eval/*/judge_scores.jsonl")]
+    return {str(p.relative_to(demo_out)): p.stat().st_mtime_ns for p in files}
+
+
+def test_a_second_run_redoes_no_work(demo_out, capsys):
+    """The demo keeps no stage marker: it runs every command again and each finds its work done."""
+    before = _outputs(demo_out)
+    assert len(before) == 2 + 3 + 4 + 4
     assert main(["--quick", "--out", str(demo_out)]) == 0
-    printed = capsys.readouterr().out
-    assert "tiny instruct base: " in printed and "nothing to pre-train" in printed
-    # A finished stage runs no command; only the report is redrawn.
-    assert [line.split()[1:3] for line in printed.splitlines() if "$ refine-rft" in line] == [["refine-rft", "report"]]
-    assert printed.count("already trained") == 3 and printed.count("already evaluated") == 4
+    printed = capsys.readouterr()
+    assert "tiny instruct base: " in printed.out and "nothing to pre-train" in printed.out
+    assert "already drawn with these settings" in printed.out
+    assert printed.err.count("holds a finished run (trainer_state.json); nothing to do") == 3
+    assert _outputs(demo_out) == before  # nothing drawn, trained, generated or judged again
 
 
 def test_ablation_adds_grpo_rfa_rcls_over_a_finished_demo(demo_out, capsys):
@@ -77,9 +87,14 @@ def test_ablation_adds_grpo_rfa_rcls_over_a_finished_demo(demo_out, capsys):
 
     from refine_rft_workshop.demo import demo_runs
 
+    before = _outputs(demo_out)
     assert main(["--quick", "--out", str(demo_out), "--ablation"]) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("already trained") == 3 and printed.count("already evaluated") == 4
+    assert capsys.readouterr().err.count("holds a finished run (trainer_state.json); nothing to do") == 3
+    after = _outputs(demo_out)
+    assert {name: after[name] for name in before} == before  # the finished stages are kept
+    assert sorted(set(after) - set(before)) == ["eval/grpo_rfa_rcls/judge_scores.jsonl",
+                                                "eval/grpo_rfa_rcls/predictions.jsonl",
+                                                "train/grpo_rfa_rcls/adapter_model.safetensors"]
     arm = yaml.safe_load((demo_out / "recipes" / "grpo_rfa_rcls.yaml").read_text())
     full = yaml.safe_load((demo_out / "recipes" / "refine_rft.yaml").read_text())
     assert arm["rewards"] == ["attribute_format", "classification"]

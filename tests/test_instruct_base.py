@@ -54,7 +54,7 @@ def test_base_starts_with_the_papers_flaw_right_answers_with_flawed_reasoning(tm
     """The profile's RSC targets on 48 fresh questions (image seed 11), with a margin for the small
     sample: right CoT answers' reasoning is no better than wrong ones' (so R_cls alone cannot reward
     true claims), and RSC_U is not far above RSC_A. Builds 1-3 failed this (right 96, wrong 55)."""
-    from refine_rft_workshop.demo.base_profile import MAX_USEFULNESS_GAP, RSC_U_ABOVE_RSC_A, TARGETS, measure_profile
+    from refine_rft_workshop.base.base_profile import MAX_USEFULNESS_GAP, RSC_U_ABOVE_RSC_A, TARGETS, measure_profile
 
     profile = measure_profile(str(tiny_instruct_path()), tmp_path, image_seed=11, per_class=2)
     assert profile["questions"] == 48 and 5 <= profile["cot_right"] <= 43, profile

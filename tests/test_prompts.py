@@ -79,6 +79,6 @@ def test_open_cot_keeps_the_three_tags_and_asks_for_the_name_only():
 
 def test_the_open_question_is_the_one_the_shipped_base_was_taught():
     """The demo's open style asks what the tiny instruct base learnt to answer ("It is a <species>.")."""
-    from refine_rft_workshop.demo.instruct_data import IDENTIFY_PROMPT
+    from refine_rft_workshop.base.instruct_data import IDENTIFY_PROMPT
 
     assert question_text("birds", OPTIONS, "open") == IDENTIFY_PROMPT

@@ -7,7 +7,9 @@ Everything here builds on the installed ``refine_rft`` package and nothing there
   (``refine-rft-workshop tiny-model``); :mod:`.published`: tiny models with a published model's
   vision dimensions;
 - :mod:`.instruct` and ``tiny_instruct/``: the shipped tiny instruct base (built by
-  ``refine-rft-workshop build-base``, :mod:`.demo.build_base`);
+  ``refine-rft-workshop build-base``, :mod:`.base`);
+- :mod:`.base`: the base builder (``refine-rft-workshop build-base``): its instruction data, build
+  aids, measured profile and card;
 - :mod:`.demo`: ``refine-rft-workshop demo``, a thin driver running ``refine-rft`` commands on the above;
 - :mod:`.testing`: a scripted OpenAI-compatible judge server, fake dataset layouts, a browser check.
 

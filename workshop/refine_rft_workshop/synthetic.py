@@ -227,6 +227,16 @@ def draw_bird(species: Species, size: int = 112, rng: random.Random | None = Non
     return Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8))
 
 
+def judge_vocabulary() -> dict:
+    """The attribute judge's extra values (its config's ``attribute_values``): every value a synthetic
+    bird's attribute can take, so that claiming one no option has counts as false.
+
+    >>> sorted(judge_vocabulary()["attribute_values"]) == sorted(ATTRIBUTES)
+    True
+    """
+    return {"attribute_values": {name: list(values) for name, values in ATTRIBUTES.items()}}
+
+
 def vocabulary(species: Sequence[Species] | None = None) -> list[str]:
     """Words the model will have to read and write about this data (for tokenizer training)."""
     species = species if species is not None else make_species(48, seed=0)

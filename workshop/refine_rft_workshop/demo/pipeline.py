@@ -4,7 +4,8 @@
 
 A thin driver, like a shell script: every stage is the command a user runs (``refine-rft-workshop
 synthetic``, ``refine-rft train`` / ``sft`` / ``eval`` / ``judge`` / ``report``), each printed before
-it runs, on files in ``OUT``. Stages (one line each, progress bars inside):
+it runs (through the command's own entry point, in this process, so that the libraries are imported
+once), on files in ``OUT``. Stages (one line each, progress bars inside):
 
 1. data: synthetic birds — a 5-shot training set and a held-out test set (images drawn with the
    demo's seed, never one the base was built with);
@@ -22,19 +23,21 @@ it runs, on files in ``OUT``. Stages (one line each, progress bars inside):
 
 The training runs use the tiny recipes (``refine_rft_workshop/recipes``): the demo writes one run
 recipe per run into ``OUT/recipes`` that includes a tiny recipe and sets only the demo's model, data,
-output folder, seed and budget (and the attribute judge's vocabulary of the synthetic birds). Every stage writes into ``OUT`` and is skipped
-when its output is complete and was made with the same settings, so an interrupted demo resumes.
-A stage folder made with other settings (another seed, say) is refused, naming the change, as every
-command refuses it (:func:`~refine_rft.files.guard_settings`); ``--overwrite`` starts it afresh.
+output folder, seed and budget (and the attribute judge's vocabulary of the synthetic birds). Every stage writes into ``OUT``;
+the demo keeps no record of its own of what is done: each command resumes itself (a finished
+training run, drawn data, generated predictions and judged rows are skipped; a rerun redoes no work),
+so an interrupted demo resumes by running it again. A stage folder made with other settings
+(another seed, say) is refused, naming the change, as every command refuses it
+(:func:`~refine_rft.files.guard_settings`); ``--overwrite`` starts it afresh.
 ``--quick`` is a smaller version of the same pipeline (for the test suite): its numbers mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,11 +48,11 @@ import yaml
 from refine_rft.errors import UserError
 from refine_rft.files import guard_settings, write_text_atomic
 from refine_rft_workshop import RECIPES
+from refine_rft_workshop.synthetic import judge_vocabulary
 
-STAGE_FILE = "demo_stage.json"  # a finished stage: the settings it was made with
-SETTINGS_FILE = "demo_settings.json"  # a started stage: the settings it is made with (the guard's record)
+SETTINGS_FILE = "demo_settings.json"  # the settings a stage folder is made with (the guard's record)
 STYLES = ("choice", "both", "cot", "open")
-# The commands the stages run, as a user types them; run here with this interpreter.
+# The commands the stages run, as a user types them, and the module whose ``main`` each is.
 PROGRAMS = {"refine-rft": "refine_rft.cli", "refine-rft-workshop": "refine_rft_workshop.cli"}
 
 
@@ -96,24 +99,11 @@ def demo_runs(ablation: bool = False) -> tuple:
     return RUNS[:3] + (ABLATION_RUN,) + RUNS[3:] if ablation else RUNS
 
 
-def _stage_done(folder: Path, settings: dict) -> bool:
-    """Whether ``folder`` holds a finished stage made with exactly ``settings``."""
-    marker = folder / STAGE_FILE
-    return marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(settings))
-
-
-def _mark_done(folder: Path, settings: dict) -> None:
-    write_text_atomic(folder / STAGE_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
-
-
-def _must_run(folder: Path, settings: dict, overwrite: bool) -> bool:
-    """True when the stage must run (or resume: its commands resume what they began).
-
-    The guard every command uses: a folder made with other settings is refused, naming the change,
-    unless ``overwrite``, which starts it afresh; nothing is deleted silently.
-    """
+def _guard(folder: Path, settings: dict, overwrite: bool) -> None:
+    """The guard every command uses, over a whole stage folder: one made with other settings is
+    refused, naming the change, unless ``overwrite``, which starts it afresh; nothing is deleted
+    silently. Whether the stage's work is done is each command's own business (it resumes itself)."""
     guard_settings(folder / SETTINGS_FILE, settings, [folder], overwrite)
-    return not _stage_done(folder, settings)
 
 
 def _say(step: int, text: str) -> None:
@@ -125,19 +115,17 @@ class StageFailed(UserError):
 
 
 def run(program: str, *args) -> None:
-    """Run ``program args`` (``refine-rft ...``) as a user would, printing the command line first."""
+    """Run ``program args`` (``refine-rft ...``) as a user would, printing the command line first:
+    the command's own entry point (its error boundary included), in this process."""
     words = [str(a) for a in args]
     print(f"      $ {program} {shlex.join(words)}", flush=True)
-    status = subprocess.run([sys.executable, "-m", PROGRAMS[program], *words]).returncode
+    try:
+        status = importlib.import_module(PROGRAMS[program]).main(words)
+    except SystemExit as stop:  # argparse's exit on a bad argument (its message is above)
+        status = stop.code if isinstance(stop.code, int) else 2
+    sys.stdout.flush()
     if status != 0:
         raise StageFailed(f"'{program} {words[0]}' exited with status {status}; see its message above")
-
-
-def judge_vocabulary() -> dict:
-    """The attribute judge's extra values: every value a synthetic bird's attribute can take."""
-    from refine_rft_workshop.synthetic import ATTRIBUTES
-
-    return {"attribute_values": {name: list(values) for name, values in ATTRIBUTES.items()}}
 
 
 def write_recipe(path: Path, include: Path, settings: dict) -> Path:
@@ -150,10 +138,9 @@ def prepare_data(out: Path, config: DemoConfig, seed: int, overwrite: bool = Fal
     folder = out / "data"
     settings = {"classes": config.classes, "shots": config.shots, "test_per_class": config.test_per_class,
                 "seed": seed}
-    if _must_run(folder, settings, overwrite):
-        run("refine-rft-workshop", "synthetic", "--out", folder, "--classes", config.classes, "--shots",
-            config.shots, "--test-per-class", config.test_per_class, "--seed", seed)
-        _mark_done(folder, settings)
+    _guard(folder, settings, overwrite)
+    run("refine-rft-workshop", "synthetic", "--out", folder, "--classes", config.classes, "--shots",
+        config.shots, "--test-per-class", config.test_per_class, "--seed", seed)
     return {split: folder / f"{split}.jsonl" for split in ("train", "test")}
 
 
@@ -195,15 +182,12 @@ def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config
         folder = out / "train" / name
         overrides = {**_train_overrides(model, train_file, folder, config, seed, steps), **extra}
         settings = {"recipe": recipe.name, "overrides": overrides, "base": base_digest}
-        if _must_run(folder, settings, overwrite):
-            _say(step, f"{title}, {steps} steps -> {folder}")
-            start = time.time()
-            run_recipe = write_recipe(out / "recipes" / f"{name}.yaml", recipe, overrides)
-            run("refine-rft", command, "--config", run_recipe)
-            _mark_done(folder, settings)
-            print(f"      done in {time.time() - start:.0f}s", flush=True)
-        else:
-            _say(step, f"{title}: already trained in {folder}")
+        _guard(folder, settings, overwrite)
+        _say(step, f"{title}, {steps} steps -> {folder}")
+        start = time.time()
+        run_recipe = write_recipe(out / "recipes" / f"{name}.yaml", recipe, overrides)
+        run("refine-rft", command, "--config", run_recipe)  # a finished run is left as it is
+        print(f"      done in {time.time() - start:.0f}s", flush=True)
         folders[name] = folder
     return folders
 
@@ -224,23 +208,20 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
         adapter = adapters.get(folder_name)
         settings = {"model": model, "base": base_digest, "adapter": str(adapter) if adapter else None,
                     "test": str(test_file), "styles": list(STYLES), "max_new_tokens": config.eval_max_new_tokens}
-        if _must_run(run_dir, settings, overwrite):
-            _say(5, f"evaluating {name} (Choice, Both, CoT, Open) -> {run_dir}")
-            run("refine-rft", "eval", "--model", model, *(["--adapter", adapter] if adapter else []),
-                "--data", test_file, "--prompts", ",".join(STYLES), "--out", run_dir,
-                "--batch-size", config.eval_batch_size, "--max-new-tokens", budgets, *similarity,
-                "--trust-remote-code")  # the tiny models ship their processor's code
-            run("refine-rft", "judge", run_dir / "predictions.jsonl", "--config", judge, "--styles", "cot",
-                "--out", run_dir / "judge_scores.jsonl")
-            meta = {"name": name}
-            if flags:
-                meta["ablation"] = flags
-            if adapter:
-                meta["train_dir"] = str(Path("..") / ".." / "train" / folder_name)
-            write_text_atomic(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
-            _mark_done(run_dir, settings)
-        else:
-            _say(5, f"{name}: already evaluated in {run_dir}")
+        _guard(run_dir, settings, overwrite)
+        _say(5, f"evaluating {name} (Choice, Both, CoT, Open) -> {run_dir}")
+        run("refine-rft", "eval", "--model", model, *(["--adapter", adapter] if adapter else []),
+            "--data", test_file, "--prompts", ",".join(STYLES), "--out", run_dir,
+            "--batch-size", config.eval_batch_size, "--max-new-tokens", budgets, *similarity,
+            "--trust-remote-code")  # the tiny models ship their processor's code
+        run("refine-rft", "judge", run_dir / "predictions.jsonl", "--config", judge, "--styles", "cot",
+            "--out", run_dir / "judge_scores.jsonl")
+        meta = {"name": name}
+        if flags:
+            meta["ablation"] = flags
+        if adapter:
+            meta["train_dir"] = str(Path("..") / ".." / "train" / folder_name)
+        write_text_atomic(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
         run_dirs.append(run_dir)
     return run_dirs
 

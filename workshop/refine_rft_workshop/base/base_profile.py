@@ -70,7 +70,7 @@ def profile_of(rows: list[dict]) -> dict:
     correct = {style: [parsed_choice(style, r["response"], r["options"]) == r["answer"] for r in style_rows]
                for style, style_rows in by_style.items()}
     letters = Counter(parsed_choice("choice", r["response"], r["options"]) for r in by_style["choice"])
-    from refine_rft_workshop.demo.pipeline import judge_vocabulary
+    from refine_rft_workshop.synthetic import judge_vocabulary
 
     judge = make_judge(JudgeConfig.from_dict({"backend": "attributes", **judge_vocabulary()}))
 
