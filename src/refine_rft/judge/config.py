@@ -9,6 +9,7 @@ variable that holds it, so that saved recipes and logs never contain a secret.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 
@@ -111,6 +112,10 @@ class JudgeConfig:
         if isinstance(self.base_urls, str):
             self.base_urls = [self.base_urls]
         check_types(self)
+        for item in fields(self):  # NaN passes every comparison below; infinity is no timeout or rate
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"judge config: {item.name} must be a finite number (got {value!r})")
         self.base_urls = [str(url).rstrip("/") for url in self.base_urls]
         checks = [
             (self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}"),
