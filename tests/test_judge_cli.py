@@ -11,7 +11,7 @@ from refine_rft.cli import main as refine_rft
 from refine_rft_workshop.synthetic import attribute_phrase, synthetic_questions
 from refine_rft.prompts import answer_text
 from refine_rft.recipes import load_recipe
-from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
+from refine_rft_workshop.testing.scripted_server import RSC_REPLY, ScriptedJudgeServer, Status
 
 PROBE = 3  # the health check's requests: one judgement, two sight questions
 
@@ -68,7 +68,7 @@ def test_a_rerun_judges_only_what_is_missing(predictions, tmp_path):
 def test_failed_judgements_are_left_for_the_next_run(predictions, tmp_path, capsys):
     """Two rows fail after the health check: exit 1, saying how many and that a rerun retries them."""
     out = tmp_path / "scores.jsonl"
-    with ScriptedJudgeServer(script=["100", Status(500), Status(500)]) as server:
+    with ScriptedJudgeServer(script=[RSC_REPLY, Status(500), Status(500)]) as server:
         args = ["judge", str(predictions), "--endpoint", server.url, "--model", "teacher", "--out", str(out),
                 "--max-retries", "0", "--concurrency", "1"]
         assert refine_rft(args) == 1

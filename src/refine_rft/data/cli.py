@@ -7,6 +7,9 @@
   ``--distractors``. ``--shots K`` keeps K seeded images per class.
 - ``refine-rft prepare paper --roots DIR --choices-dir DIR --out DIR`` builds the paper's setup:
   the six published test sets and the 5-shot training set (3,775 questions).
+- ``refine-rft prepare fine-r1 --root DIR --out DIR [--shuffle-seed N]`` reads Fine-R1's released
+  evaluation files (seen and unseen classes; :mod:`refine_rft.data.fine_r1`), options in the
+  released order unless re-shuffled.
 
 ``--base-to-new`` (every form) splits the classes into seen and unseen (Fine-R1's split for the six
 benchmarks, a seeded half split otherwise): training questions from seen classes only, one test
@@ -104,6 +107,26 @@ def _paper_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fine_r1_main(args: argparse.Namespace) -> int:
+    import sys
+
+    from refine_rft.data.fine_r1 import prepare_fine_r1
+    from refine_rft.data.records import describe_rejects, read_questions
+
+    paths, rejects = prepare_fine_r1(args.root, args.out, images=args.images, shuffle_seed=args.shuffle_seed,
+                                     verify_images=not args.no_verify_images)
+    for name, path in paths.items():
+        if path.suffix == ".jsonl":
+            print(summary_line(f"fine-r1 {name}", read_questions(path), path))
+    order = "in the released order" if args.shuffle_seed is None else f"shuffled with seed {args.shuffle_seed}"
+    print(f"options {order}; classes -> {paths['classes']}; split -> {paths['split']}")
+    if rejects:
+        print(f"refine-rft prepare: {len(rejects)} line(s) of Fine-R1's files rejected: {describe_rejects(rejects, 5)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _base_to_new(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-to-new", action="store_true",
                         help="split the classes into seen and unseen (Fine-R1's split where published, else a "
@@ -155,6 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(paper, shots_default=5)
     paper.set_defaults(run=_paper_main)
 
+    fine_r1 = commands.add_parser("fine-r1", help="Fine-R1's released evaluation files (seen and unseen classes)")
+    fine_r1.add_argument("--root", required=True,
+                         help="folder holding Fine-R1's <dataset>_seen.jsonl / _unseen.jsonl, or a Fine-R1 checkout")
+    fine_r1.add_argument("--images", help="folder their image_path entries are relative to (default: --root)")
+    fine_r1.add_argument("--out", required=True,
+                         help="output folder: test_seen/<dataset>.jsonl, test_unseen/<dataset>.jsonl, classes.json")
+    fine_r1.add_argument("--shuffle-seed", type=int,
+                         help="re-shuffle each question's options with this seed (default: keep the released "
+                              "order, in which the true class is always first)")
+    fine_r1.add_argument("--no-verify-images", action="store_true",
+                         help="only check that image files exist; do not open and verify them")
+    fine_r1.set_defaults(run=_fine_r1_main)
+
     return parser
 
 
@@ -165,6 +201,9 @@ def refuse_overwriting_data(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if args.dataset == "paper":
         inputs = [("--roots", args.roots), ("--choices-dir", args.choices_dir)]
+        outputs = [("--out", out)]
+    elif args.dataset == "fine-r1":
+        inputs = [("--root", args.root), ("--images", args.images)]
         outputs = [("--out", out)]
     else:
         # --root may be the folder holding the dataset's own (as distributed): that one is what is read.

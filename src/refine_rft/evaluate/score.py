@@ -33,7 +33,8 @@ from refine_rft.data.records import SCORES_FILE, prediction_key, read_rows, requ
 from refine_rft.errors import MissingFile
 from refine_rft.files import write_text_atomic
 from refine_rft.openworld import dataset_vocabularies, gather_class_lists, true_label
-from refine_rft.evaluate.similarity import similarity_scores
+import refine_rft.evaluate.fine_r1 as fine_r1
+from refine_rft.evaluate.similarity import DEFAULT_PROTOCOL, domain_word, label_text, similarity_scores
 from refine_rft.metrics import group_means, macro_mean
 from refine_rft.prompts import prompt_style
 
@@ -51,15 +52,20 @@ def parsed_choice(style: str, response: str | None, options: Sequence[str]) -> i
     return prompt_style(style).parse(response, options)
 
 
-def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None = None, where: str = "") -> dict:
+def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None = None, where: str = "",
+               protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Per-style, per-dataset accuracy (%) and unparseable share (%) of prediction rows.
 
     Open-world styles (``open``, ``open_cot``) are read by :mod:`refine_rft.openworld` against
     every class and alias of the dataset (``class_lists``, ``{dataset: entry}`` of ``classes.json``;
-    else what the rows show), and add ``exact`` (the class's own
-    name only, no alias) and, given a ``similarity`` encoder, Fine-R1's similarity score
-    (:mod:`refine_rft.evaluate.similarity`). Rows of a base-to-new split (``class_split``) add
-    ``per_class_split``: seen, unseen and their harmonic mean, for every style.
+    else what the rows show), and add ``exact`` (the class's own name only, no alias),
+    ``fine_r1_ti`` (Fine-R1's own open-world accuracy, its substring rule:
+    :func:`~refine_rft.evaluate.fine_r1.open_world_hit`) and, given a ``similarity`` encoder,
+    Fine-R1's similarity score under ``protocol`` (:mod:`refine_rft.evaluate.similarity`). Rows of a base-to-new split (``class_split``) add
+    ``per_class_split``: seen, unseen and their harmonic mean, for every style. Closed-world rows
+    from Fine-R1's files (``option_order``, ``refine-rft prepare fine-r1``) add
+    ``fine_r1_substring``: Fine-R1's closed-world rule (:func:`~refine_rft.evaluate.fine_r1.closed_world_hit`)
+    and the ``option_order`` they were shown in.
 
     >>> rows = [{"style": "choice", "dataset": "cub", "options": ["x", "y"], "answer": 1, "response": r}
     ...         for r in ["B", "A", "no idea"]]
@@ -76,7 +82,7 @@ def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None =
     rows = list(rows)
     vocab = dataset_vocabularies([r for r in rows if prompt_style(r["style"]).open_world], class_lists, where)
     cells: dict[str, list[dict]] = defaultdict(list)  # style -> one entry per row, in percent
-    open_rows: list[tuple[dict, str, dict]] = []  # (row, its answer, its entry): similarity comes later
+    open_rows: list[tuple[dict, dict]] = []  # (row, its entry): similarity comes later
     for row in rows:
         style = prompt_style(row["style"])
         if style.open_world:
@@ -89,24 +95,29 @@ def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None =
             right, none, exact = choice == row["answer"], choice is None, None
         entry = {"dataset": row["dataset"], "accuracy": 100.0 * right, "unparseable": 100.0 * none,
                  "exact": None if exact is None else 100.0 * exact, "class_split": row.get("class_split"),
-                 "similarity": None}
+                 "similarity": None, "fine_r1_ti": None, "fine_r1_substring": None,
+                 "option_order": row.get("option_order")}
+        if not style.open_world and row.get("option_order"):  # a question from Fine-R1's files
+            entry["fine_r1_substring"] = 100.0 * fine_r1.closed_world_hit(row["response"], label_text(row, "fine-r1"))
         cells[row["style"]].append(entry)
         if style.open_world:
-            open_rows.append((row, answer if answer is not None else row["response"] or "", entry))
+            hit = fine_r1.open_world_hit(row["response"], label_text(row, "fine-r1"), domain_word(row, "fine-r1"))
+            entry["fine_r1_ti"] = 100.0 * hit
+            open_rows.append((row, entry))
     if similarity is not None and open_rows:
-        scores = similarity_scores([a for _, a, _ in open_rows], [true_label(r) for r, _, _ in open_rows],
-                                   [r["dataset"] for r, _, _ in open_rows], similarity,
-                                   [r.get("noun") for r, _, _ in open_rows])
-        for (_, _, entry), score in zip(open_rows, scores, strict=True):
+        scores = similarity_scores([r for r, _ in open_rows], similarity, protocol)
+        for (_, entry), score in zip(open_rows, scores, strict=True):
             entry["similarity"] = score
-    return {style: _style_scores(entries, prompt_style(style).open_world, similarity)
+    return {style: _style_scores(entries, prompt_style(style).open_world, similarity, protocol)
             for style, entries in cells.items()}
 
 
-def _style_scores(entries: list[dict], open_world: bool, similarity) -> dict:
+def _style_scores(entries: list[dict], open_world: bool, similarity, protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Per-dataset means of one style's entries and their :func:`~refine_rft.metrics.macro_mean`s;
     the unparseable share is over all rows."""
-    keys = ["accuracy", "unparseable"] + (["exact"] if open_world else [])
+    keys = ["accuracy", "unparseable"] + (["exact", "fine_r1_ti"] if open_world else [])
+    substring = any(entry["fine_r1_substring"] is not None for entry in entries)
+    keys += ["fine_r1_substring"] if substring else []
     if open_world and similarity is not None:
         keys.append("similarity")
     counts = Counter(entry["dataset"] for entry in entries)
@@ -117,11 +128,16 @@ def _style_scores(entries: list[dict], open_world: bool, similarity) -> dict:
         "unparseable": sum(entry["unparseable"] for entry in entries) / len(entries),
         "n": len(entries),
     }
+    if substring:
+        scores["fine_r1_substring_average"] = macro_mean(entries, "fine_r1_substring")
+        scores["option_order"] = sorted({entry["option_order"] for entry in entries} - {None})
     if open_world:
         scores["exact_average"] = macro_mean(entries, "exact")
+        scores["fine_r1_ti_average"] = macro_mean(entries, "fine_r1_ti")
         if similarity is not None:
             scores["similarity"] = {"average": macro_mean(entries, "similarity"),
-                                    "encoder": similarity.name, "stand_in": similarity.stand_in}
+                                    "encoder": similarity.name, "stand_in": similarity.stand_in,
+                                    "protocol": protocol}
     sides = sorted({entry["class_split"] for entry in entries} - {None})
     if sides:
         scores["per_class_split"] = _class_split_scores(entries, sides)
@@ -140,13 +156,14 @@ def _class_split_scores(entries: list[dict], sides: list[str]) -> dict:
     return out
 
 
-def score_predictions(path: str | Path, write: bool = True, similarity: str | None = None) -> dict:
+def score_predictions(path: str | Path, write: bool = True, similarity: str | None = None,
+                      protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Score ``predictions.jsonl`` and (by default) write ``scores.json`` next to it, atomically.
 
     Returns ``{"predictions": name, "styles": {style: {"per_dataset": ..., "average": ...,
     "unparseable": ..., "n": ...}}}``. ``similarity`` (``siglip``, ``minilm`` or ``auto``; see
     :func:`~refine_rft.evaluate.similarity.text_encoder`) adds Fine-R1's similarity score to the
-    open-world styles.
+    open-world styles, computed under ``protocol`` (``fine-r1`` or ``corrected``).
     """
     import json
 
@@ -161,7 +178,7 @@ def score_predictions(path: str | Path, write: bool = True, similarity: str | No
         from refine_rft.evaluate.similarity import text_encoder
 
         encoder = text_encoder(similarity)
-    scores = {"predictions": path.name, "styles": score_rows(rows, encoder, class_lists, where=str(path))}
+    scores = {"predictions": path.name, "styles": score_rows(rows, encoder, class_lists, where=str(path), protocol=protocol)}
     if write:
         write_text_atomic(path.parent / SCORES_FILE, json.dumps(scores, indent=2) + "\n")
     return scores

@@ -184,7 +184,7 @@ async def judge_rows(rows: RowSet, config: JudgeConfig, out: JsonlAppender, prog
     :class:`~refine_rft.errors.JudgeUnavailable`, keeping the rows already written.
     """
     if rows.rows:
-        await probe_endpoints(config)
+        await probe_endpoints(config, asks="rsc")
     judge = make_judge(config)
     # A window of judgements in flight keeps memory flat on large files; the client bounds requests.
     window = asyncio.Semaphore(2 * config.concurrency)

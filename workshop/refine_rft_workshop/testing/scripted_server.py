@@ -96,6 +96,10 @@ def upstream_rate_limit(seconds: float) -> Status:
                          headers=(("llm_provider-retry-after", f"{seconds:g}"),))
 
 
+# A valid Reasoning-Answer reply, to script one (the health check of ``refine-rft judge`` asks for it).
+RSC_REPLY = json.dumps({"RSC_A": 100, "RSC_A_feedback": "Right.", "RSC_U": 90, "RSC_U_feedback": "Sound.",
+                        "RSC_O": 100, "RSC_O_feedback": "Right."})
+
 HANG = "<hang>"
 DROP = "<drop>"
 
