@@ -55,7 +55,7 @@ OPERATIONAL = frozenset({
 RUN_OUTPUTS = ("checkpoint-*", f"{CORRUPT_PREFIX}checkpoint-*", "sample_ids.rank*.jsonl",
                "trainer_state.json",
                "adapter_model.safetensors", "adapter_config.json", "model*.safetensors",
-               "model.safetensors.index.json", "training_args.bin", "refine_rft_config.yaml")
+               "model.safetensors.index.json", "training_args.bin", "refine_rft_config.yaml", "README.md")
 
 
 @dataclass(frozen=True)
