@@ -84,3 +84,87 @@ def test_a_full_disk_while_writing_the_report_names_the_page(predictions, tmp_pa
     line = error_line(capsys, "report")
     assert line.startswith("refine-rft report: error: No space left on device: ") and "report" in line
     assert not [p for p in (tmp_path / "report").rglob("*") if p.name.endswith(".tmp")]  # no temporary left
+
+
+def test_report_tells_a_deleted_prediction_from_a_changed_response(predictions, tmp_path, capsys):
+    run = predictions.parent
+    scores = run / "judge_scores.jsonl"
+    assert refine_rft(["judge", str(predictions), "--backend", "attributes", "--out", str(scores)]) == 0
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    report = ["report", str(run), "--out", str(tmp_path / "report")]
+    predictions.write_text("".join(json.dumps(row) + "\n" for row in rows[1:]))  # one prediction deleted
+    assert refine_rft(report) == 2
+    line = error_line(capsys, "report")
+    assert f"1 judged a prediction no longer in it, deleted or renamed (first: {rows[0]['id']!r}" in line
+    assert "changed since" not in line
+    rows[1]["response"] += " Also a finch."  # and one response changed
+    predictions.write_text("".join(json.dumps(row) + "\n" for row in rows[1:]))
+    assert refine_rft(report) == 2
+    line = error_line(capsys, "report")
+    assert f"1 judged a response that has changed since (first: {rows[1]['id']!r}" in line and "deleted" in line
+
+
+def judge_attributes(predictions, *extra) -> int:
+    return refine_rft(["judge", str(predictions), "--backend", "attributes", "--out",
+                       str(predictions.parent / "judge_scores.jsonl"), *extra])
+
+
+def rejects(predictions) -> list[dict]:
+    path = predictions.parent / "judge_scores.rejects.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_utf8_byte_order_mark_is_accepted(predictions):
+    predictions.write_bytes(b"\xef\xbb\xbf" + predictions.read_bytes())
+    assert judge_attributes(predictions) == 0 and rejects(predictions) == []
+
+
+def test_utf16_is_refused_in_one_line_and_a_latin1_row_is_rejected_alone(predictions, capsys):
+    text = predictions.read_text()
+    predictions.write_bytes(text.encode("utf-16"))
+    assert judge_attributes(predictions) == 2
+    assert error_line(capsys, "judge").endswith(f"{predictions}: UTF-16 text; JSON Lines files are UTF-8: "
+                                                "save it as UTF-8")
+    lines = text.splitlines()
+    row = json.loads(lines[2])
+    row["response"] = row["response"].replace("The bird", "Th\u00e9 bird")
+    latin1 = json.dumps(row, ensure_ascii=False).encode("latin-1")
+    predictions.write_bytes("\n".join(lines[:2]).encode() + b"\n" + latin1 + b"\n" + "\n".join(lines[3:]).encode()
+                            + b"\n")
+    assert judge_attributes(predictions) == 1
+    (reject,) = rejects(predictions)
+    assert reject["line"] == 3 and reject["reason"].startswith("not UTF-8 text (byte 0xe9 at column")
+
+
+def test_a_50_mb_single_line_is_one_rejected_row(predictions):
+    with predictions.open("a") as out:
+        out.write('{"id": "huge", "response": "' + "x" * (50 << 20))  # no closing quote, brace or newline
+    assert judge_attributes(predictions) == 1
+    (reject,) = rejects(predictions)
+    assert reject["line"] == 9 and reject["reason"].startswith("not valid JSON") and len(reject["reason"]) < 200
+
+
+def test_each_image_fault_has_its_own_words(predictions, tmp_path):
+    import os
+
+    from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer
+
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    os.mkfifo(faults / "fifo.png")
+    (faults / "x.png").mkdir()
+    (faults / "dangling.png").symlink_to(faults / "gone.png")
+    (faults / "text.png").write_text("not a picture")
+    images = {"fifo.png": "is a FIFO (named pipe), not an image file", "x.png": "is a folder, not an image file",
+              "dangling.png": f"is a symbolic link to {faults / 'gone.png'}, which does not exist",
+              "missing.png": "image not found: ", "text.png": "unreadable image "}
+    for row, name in zip(rows, images):
+        row["image"] = str(faults / name)
+    predictions.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with ScriptedJudgeServer() as server:
+        assert refine_rft(["judge", str(predictions), "--endpoint", server.url, "--model", "teacher", "--out",
+                           str(predictions.parent / "judge_scores.jsonl")]) == 1
+    reasons = {reject["id"]: reject["reason"] for reject in rejects(predictions)}
+    for row, (name, words) in zip(rows, images.items()):
+        assert words in reasons[row["id"]] and name in reasons[row["id"]], reasons[row["id"]]

@@ -59,8 +59,8 @@ def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | Non
     if not path.is_file():
         raise MissingFile(f"no such file: {path}")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    with path.open(encoding="utf-8-sig") as handle:  # a byte-order mark some editors write is accepted
+        for number, line in enumerate(_decoded(handle, path), 1):
             if not line.strip():
                 continue
             try:
@@ -71,12 +71,20 @@ def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | Non
     return rows
 
 
+def _decoded(handle, path: Path) -> Iterator[str]:
+    """The lines of a text ``handle``; text that is not UTF-8 is an error naming the file."""
+    try:
+        yield from handle
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8") from None
+
+
 def iter_jsonl_tolerant(path: str | os.PathLike) -> Iterator[dict]:
     """Rows of an append-only JSONL file, skipping a torn last line left by a killed writer."""
     path = Path(path)
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
         for line in handle:
             try:
                 yield json.loads(line)
