@@ -145,3 +145,16 @@ def test_a_boolean_flag_before_a_positional_argument():
     run, _ = parse_args(["--overwrite", "p.jsonl", "--out", "s.jsonl"])
     assert (str(run.predictions), run.overwrite) == ("p.jsonl", True)
     assert parse_args(["p.jsonl", "--overwrite", "false", "--out", "s.jsonl"])[0].overwrite is False
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["synthetic", "--out", "o", "--foo"],
+     "refine-rft-workshop synthetic: unknown flag --foo (see refine-rft-workshop synthetic --help)\n"),
+    (["tiny-model", "--arch", "qwen2_vl"],
+     "refine-rft-workshop tiny-model: missing OUT (see refine-rft-workshop tiny-model --help)\n"),
+])
+def test_the_workshops_commands_answer_alike(argv, line, capsys):
+    from refine_rft_workshop.cli import main as workshop
+
+    assert workshop(argv) == 2
+    assert capsys.readouterr().err == line
