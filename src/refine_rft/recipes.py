@@ -5,7 +5,7 @@ the including file: local ``.yaml``, ``.yml`` or ``.json`` files only, never a U
 chain). YAML is read with ``yaml.safe_load`` (a ``!!python/object`` tag is refused, never run), and a
 recipe whose aliases expand past :data:`MAX_RECIPE_VALUES` values is refused. Included files are read first, in order, and the including file's keys win;
 mappings (such as ``judge``) are merged key by key, everything else is replaced. Training
-(:mod:`refine_rft.train.config`) and ``refine-rft judge --config`` both read recipes here.
+and every command's ``--config`` (:mod:`refine_rft.settings`) read files here.
 """
 
 from __future__ import annotations
