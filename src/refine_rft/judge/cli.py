@@ -37,6 +37,7 @@ from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS, report_rejects
 from refine_rft.judge.config import PAPER_RSC_JUDGE, JudgeConfig, add_setting_flags, judge_name, judge_settings
+from refine_rft.judge.provenance import training_teacher
 from refine_rft.judge.reasoning_answer import score_reasoning_answers
 
 # The judge settings the command takes as flags (on top of --config): --endpoint (base_urls), --cache
@@ -72,37 +73,6 @@ def config_from_args(args: argparse.Namespace) -> JudgeConfig:
         values = {}
     values.update({name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None})
     return JudgeConfig.from_dict(values)
-
-
-def training_teacher(predictions: Path) -> tuple[str, Path] | None:
-    """The R_cot teacher that trained the model behind ``predictions`` (:func:`~refine_rft.judge.config.judge_name`
-    of its judge settings) and the run folder that says so: the predictions' ``run_settings.json``
-    names the adapter (or merged model) folder, whose saved recipe names the teacher. ``None`` when any
-    link is missing or the run had no teacher (no judge, or no ``reasoning`` among its rewards)."""
-    import json
-
-    import yaml
-
-    from refine_rft.evaluate.generate import SETTINGS_FILE
-    from refine_rft.resolution import SAVED_CONFIG_NAME
-
-    settings_path = predictions.parent / SETTINGS_FILE
-    if not settings_path.is_file():
-        return None
-    settings = json.loads(settings_path.read_text(encoding="utf-8"))
-    for key in ("adapter", "model"):
-        folder = settings.get(key)
-        if not folder or not (Path(folder) / SAVED_CONFIG_NAME).is_file():
-            continue
-        saved = yaml.safe_load((Path(folder) / SAVED_CONFIG_NAME).read_text(encoding="utf-8")) or {}
-        script = saved.get("script") or {}
-        rewards = script.get("rewards")
-        judge = script.get("judge") or {}
-        if rewards is not None and "reasoning" not in rewards:
-            return None
-        if isinstance(judge, dict) and judge_name(judge):
-            return judge_name(judge), Path(folder)
-    return None
 
 
 def warn_if_judge_is_the_teacher(config: JudgeConfig, predictions: Path) -> bool:

@@ -50,6 +50,7 @@ from refine_rft.data.records import (
 from refine_rft.errors import DataError, MissingFile
 from refine_rft.evaluate.general import general_scores
 from refine_rft.evaluate.score import SCORES_FILE, score_rows
+from refine_rft.judge.provenance import scores_judge, training_teacher
 
 RUN_FILE = "run.json"
 JUDGE_FILE = "judge_scores.jsonl"
@@ -71,6 +72,10 @@ class Run:
     general: dict = field(default_factory=dict)  # lmms-eval task or VLMEvalKit dataset -> percentage
     log_history: list[dict] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # "file: row id: why", one per rejected value or row
+    # Who judged: the RSC judge of judge_scores.jsonl and the R_cot teacher of the trained model
+    # (refine_rft.judge.provenance; None when the run's files do not say).
+    rsc_judge: str | None = None
+    teacher: str | None = None
 
     @property
     def ablation(self) -> dict | None:
@@ -252,5 +257,6 @@ def load_run(path: str | Path) -> Run:
     log_history = _read_json(state).get("log_history", []) if state else []
     if not (predictions or scores or judge or general or log_history):
         raise DataError(f"{path}: no predictions.jsonl, scores.json, {JUDGE_FILE}, general_eval/ or trainer logs")
+    teacher = training_teacher(path / "predictions.jsonl")
     return Run(path, str(meta.get("name", path.name)), meta, predictions, scores, judge, general, log_history,
-               rejected)
+               rejected, scores_judge(judge_file, judge.values()) if judge else None, teacher and teacher[0])

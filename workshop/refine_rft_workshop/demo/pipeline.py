@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -296,10 +297,8 @@ def evaluate_one(run_dir: Path, name: str, flags: dict | None, model: str, base_
     budgets = ",".join(f"{style}={tokens}" for style, tokens in config.eval_max_new_tokens.items() if style in styles)
     encoder = _similarity_encoder() if "open" in styles else None
     similarity = ["--similarity", encoder] if encoder else []
-    judges = {"teacher": teacher.settings() if teacher else None, "rsc_judge": rsc_judge_settings()}
-    settings = {"model": model, "base": base_digest, "adapter": str(adapter) if adapter else None,
-                "test": str(test_file), "styles": list(styles),
-                "max_new_tokens": {s: config.eval_max_new_tokens[s] for s in styles}, **judges}
+    settings = eval_settings(model, base_digest, adapter, test_file, config, styles, teacher)
+    judges = {key: settings[key] for key in ("teacher", "rsc_judge")}
     if _must_run(run_dir, settings, overwrite):
         _say(5, f"evaluating {name} ({', '.join(styles)}) -> {run_dir}")
         run("refine-rft", "eval", "--model", model, *(["--adapter", adapter] if adapter else []),
@@ -311,12 +310,28 @@ def evaluate_one(run_dir: Path, name: str, flags: dict | None, model: str, base_
         if flags:
             meta["ablation"] = flags
         if adapter:
-            meta["train_dir"] = str(Path("..") / ".." / "train" / Path(adapter).name)
+            meta["train_dir"] = os.path.relpath(adapter, run_dir)
         write_text_atomic(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
         _mark_done(run_dir, settings)
     else:
         _say(5, f"{name}: already evaluated in {run_dir}")
     return run_dir
+
+
+def eval_settings(model: str, base_digest: str, adapter: Path | None, test_file: Path, config: DemoConfig,
+                  styles=STYLES, teacher: ToyTeacher | None = None) -> dict:
+    """What an evaluation stage is made with (its stage settings): the model, base, adapter, test
+    file, styles and budgets, the teacher that gave the run's R_cot and the RSC judge."""
+    return {"model": model, "base": base_digest, "adapter": str(adapter) if adapter else None,
+            "test": str(test_file), "styles": list(styles),
+            "max_new_tokens": {s: config.eval_max_new_tokens[s] for s in styles},
+            "teacher": teacher.settings() if teacher else None, "rsc_judge": rsc_judge_settings()}
+
+
+def stage_done(folder: Path, settings: dict) -> bool:
+    """Whether ``folder`` holds a finished stage made with exactly ``settings`` (for a benchmark
+    that reuses the demo's stages)."""
+    return _stage_done(folder, settings)
 
 
 def _similarity_encoder() -> str | None:
