@@ -223,7 +223,8 @@ def test_cli_dataset_writes_atomically_and_reports(cars, tmp_path, capsys):
     assert cli_main(["prepare", *args]) == 2  # bad data: one line, exit 2
     error = capsys.readouterr().err
     assert "refine-rft prepare: error: " in error and "unreadable image" in error and not failed.exists()
-    assert list((tmp_path / "out").iterdir()) == [out]  # no temporary file left behind either
+    # No temporary file left behind either; the class list is the first run's.
+    assert sorted((tmp_path / "out").iterdir()) == [out, tmp_path / "out" / "classes.json"]
     assert main(args + ["--no-verify-images"]) == 0
     train = tmp_path / "out" / "train.jsonl"
     assert main(["cars", "--root", str(root), "--split", "train", "--shots", "1", "--distractors", "random",

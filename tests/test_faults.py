@@ -420,7 +420,7 @@ def test_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, t
     commands = {"eval": ["eval", "--model", model, "--data", data / "questions.jsonl", "--prompts", "choice",
                          "--out", tmp_path / "eval"],
                 "predict": predict,
-                "general-eval": ["general-eval", "--model", model, "--dry-run"]}
+                "general-eval": ["general-eval", "--model", model, "--out", tmp_path / "general", "--dry-run"]}
     for command, args in commands.items():
         line = one_line_error(cli(*args), command)
         assert "image_only_processor.py (modified" in line and "--trust-remote-code" in line, line

@@ -11,7 +11,7 @@ from refine_rft.cli import main as refine_rft
 from refine_rft_workshop.synthetic import attribute_phrase, synthetic_questions
 from refine_rft.prompts import answer_text
 from refine_rft.recipes import load_recipe
-from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
+from refine_rft_workshop.testing.scripted_server import RSC_REPLY, ScriptedJudgeServer, Status
 
 PROBE = 3  # the health check's requests: one judgement, two sight questions
 
@@ -68,7 +68,7 @@ def test_a_rerun_judges_only_what_is_missing(predictions, tmp_path):
 def test_failed_judgements_are_left_for_the_next_run(predictions, tmp_path, capsys):
     """Two rows fail after the health check: exit 1, saying how many and that a rerun retries them."""
     out = tmp_path / "scores.jsonl"
-    with ScriptedJudgeServer(script=["100", Status(500), Status(500)]) as server:
+    with ScriptedJudgeServer(script=[RSC_REPLY, Status(500), Status(500)]) as server:
         args = ["judge", str(predictions), "--endpoint", server.url, "--model", "teacher", "--out", str(out),
                 "--max-retries", "0", "--concurrency", "1"]
         assert refine_rft(args) == 1
@@ -175,12 +175,12 @@ def test_every_judge_flag_sets_the_judge_setting_it_is_made_from():
     argv = ["p.jsonl", "--out", "s.jsonl", "--backend", "openai", "--endpoint", "http://a:1/v1", "--endpoint",
             "http://b:2/v1", "--model", "m", "--api-key-env", "KEY", "--concurrency", "3", "--timeout", "2.5",
             "--max-retries", "1", "--max-failure-rate", "0.25", "--failure-window", "8", "--cache", "c.db",
-            "--no-reject-injections", "--no-sight-check"]
+            "--reject-injections", "--no-sight-check"]
     config = config_from_args(build_parser().parse_args(argv))
     assert (config.base_urls, config.model, config.api_key_env, config.concurrency, config.timeout,
             config.max_retries, config.max_failure_rate, config.failure_window, config.cache_path,
             config.reject_injections, config.sight_check) == (
-        ["http://a:1/v1", "http://b:2/v1"], "m", "KEY", 3, 2.5, 1, 0.25, 8, "c.db", False, False)
+        ["http://a:1/v1", "http://b:2/v1"], "m", "KEY", 3, 2.5, 1, 0.25, 8, "c.db", True, False)
     # A flag not given leaves the setting to --config or the paper's judge.
     assert config_from_args(build_parser().parse_args(["p.jsonl", "--out", "s.jsonl"])).model == "gpt-4.1-mini"
     with pytest.raises(SystemExit):

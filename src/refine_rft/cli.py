@@ -94,12 +94,13 @@ def run_command(prog: str, commands: dict[str, tuple[str, str]], about: str, arg
         print(f"{prog}: unknown command {name!r}; valid commands: {', '.join(commands)}", file=sys.stderr)
         return 2
     from refine_rft.errors import UserError
+    from refine_rft.masking import mask
 
     try:
         module = importlib.import_module(commands[name][0])
         return int(module.main(rest) or 0)
     except UserError as error:
-        print(f"{prog} {name}: error: {error}", file=sys.stderr)
+        print(mask(f"{prog} {name}: error: {error}"), file=sys.stderr)  # a configured key never printed
         return EXIT_KNOWN_ERROR
     except KeyboardInterrupt:
         print(f"{prog} {name}: interrupted", file=sys.stderr)
@@ -108,7 +109,7 @@ def run_command(prog: str, commands: dict[str, tuple[str, str]], about: str, arg
         line = os_error_line(error)
         if line is None:
             return _bug(prog, name)
-        print(f"{prog} {name}: error: {line}", file=sys.stderr)
+        print(mask(f"{prog} {name}: error: {line}"), file=sys.stderr)
         return EXIT_KNOWN_ERROR
     except Exception:
         return _bug(prog, name)
@@ -116,7 +117,9 @@ def run_command(prog: str, commands: dict[str, tuple[str, str]], about: str, arg
 
 def _bug(prog: str, name: str) -> int:
     """Print the traceback of an unexpected error; its own status, so scripts tell it from rejected rows."""
-    traceback.print_exc()
+    from refine_rft.masking import mask
+
+    print(mask(traceback.format_exc()), end="", file=sys.stderr)
     print(f"{prog} {name}: unexpected error (exit status {EXIT_BUG}); the traceback above says where",
           file=sys.stderr)
     return EXIT_BUG

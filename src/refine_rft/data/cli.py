@@ -12,6 +12,10 @@
 benchmarks, a seeded half split otherwise): training questions from seen classes only, one test
 set per side, and ``split.json`` (see :mod:`refine_rft.data.base_to_new`).
 
+Every form records each dataset's full class list (both sides of a split) and their aliases in
+``classes.json`` beside the question files: open-world answers are read against all of them
+(:mod:`refine_rft.openworld`).
+
 Images are checked (opened and verified with PIL unless ``--no-verify-images``), and every file
 is written atomically, only after all of a run's questions are built: a failed run leaves no
 partial JSONL behind.
@@ -27,7 +31,7 @@ from refine_rft.data.distractors import FOCI_CLIP_MODEL, FOCI_CLIP_PRETRAINED, S
 from refine_rft.data.paper import letter_shares, prepare_paper
 from refine_rft.data.prepare import prepare_dataset
 from refine_rft.data.readers import FOLDER_NAMES, READERS
-from refine_rft.files import write_jsonl_atomic
+from refine_rft.files import refuse_output_over_input, write_jsonl_atomic
 
 
 def summary_line(name: str, rows: list[dict], path: Path) -> str:
@@ -50,7 +54,18 @@ def _dataset_main(args: argparse.Namespace) -> int:
                            clip_options=_clip_options(args))
     path = write_jsonl_atomic(args.out, rows)
     print(summary_line(f"{args.name or args.dataset} {args.split}", rows, path))
+    _write_classes(args, path.parent, None)
     return 0
+
+
+def _write_classes(args: argparse.Namespace, folder: Path, classes) -> None:
+    """Every class of the dataset (both sides of a split) and their aliases, in ``folder/classes.json``."""
+    from refine_rft.data.prepare import dataset_class_list
+    from refine_rft.openworld import write_class_lists
+
+    entry = dataset_class_list(args.dataset, args.root, args.split, args.pretty_names, classes=classes)
+    path = write_class_lists(folder, {args.name or args.dataset: entry})
+    print(f"classes: {len(entry['classes'])} ({len(entry['aliases'])} with aliases) -> {path}")
 
 
 def _dataset_base_to_new(args: argparse.Namespace) -> int:
@@ -74,6 +89,7 @@ def _dataset_base_to_new(args: argparse.Namespace) -> int:
         print(summary_line(f"{name} {args.split} ({side} classes)", rows, path))
     print(f"split: {len(split.seen)} seen, {len(split.unseen)} unseen classes ({split.source}) -> "
           f"{write_split_file(out.parent, [split])}")
+    _write_classes(args, out.parent, [*split.seen, *split.unseen])
     return 0
 
 
@@ -83,7 +99,7 @@ def _paper_main(args: argparse.Namespace) -> int:
                           verify_images=not args.no_verify_images, clip_options=_clip_options(args),
                           base_to_new=args.base_to_new)
     print(paths["summary"].read_text(encoding="utf-8"), end="")
-    print(f"written to {Path(args.out)}: " + ", ".join(path.name if name in ("split", "summary") else f"{name}.jsonl"
+    print(f"written to {Path(args.out)}: " + ", ".join(path.name if name in ("split", "summary", "classes") else f"{name}.jsonl"
                                                       for name, path in paths.items() if name != "summary"))
     return 0
 
@@ -142,6 +158,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def refuse_overwriting_data(args: argparse.Namespace) -> None:
+    """The outputs of ``prepare`` kept off what it reads (:func:`~refine_rft.files.refuse_output_over_input`):
+    ``--out`` (and, with ``--base-to-new``, the files beside it) is neither an input file nor inside the
+    dataset folder or the choice folder."""
+    out = Path(args.out)
+    if args.dataset == "paper":
+        inputs = [("--roots", args.roots), ("--choices-dir", args.choices_dir)]
+        outputs = [("--out", out)]
+    else:
+        # --root may be the folder holding the dataset's own (as distributed): that one is what is read.
+        root = Path(args.root)
+        if args.dataset in FOLDER_NAMES and (root / FOLDER_NAMES[args.dataset]).is_dir():
+            root = root / FOLDER_NAMES[args.dataset]
+        inputs = [("--root", root), ("--choices", args.choices)]
+        outputs = [("--out", out), *(("the output", out.with_name(f"{out.stem}_{side}{out.suffix or '.jsonl'}"))
+                                     for side in ("seen", "unseen") if args.base_to_new)]
+    refuse_output_over_input(inputs, outputs)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refuse_overwriting_data(args)
     return args.run(args)

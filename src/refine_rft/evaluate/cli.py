@@ -19,11 +19,14 @@ from refine_rft.evaluate.generate import (
     DEFAULT_MAX_NEW_TOKENS,
     REJECTS_FILE,
     EvalSettings,
+    eval_inputs,
+    eval_outputs,
     check_styles,
     generate_predictions,
 )
 from refine_rft.evaluate.score import score_predictions
-from refine_rft.files import output_lock
+from refine_rft.evaluate.similarity import DEFAULT_PROTOCOL, PROTOCOLS
+from refine_rft.files import output_lock, refuse_output_over_input
 from refine_rft.resolution import choose_resolution
 from refine_rft.trust import add_trust_argument
 
@@ -58,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, help="only the first N questions")
     parser.add_argument("--similarity", choices=("siglip", "minilm", "auto"),
                         help="add Fine-R1's embedding-similarity score to the open-world styles: siglip (Fine-R1's "
-                             "encoder, needs the [clip] extra and its weights), minilm (an offline stand-in, "
-                             "labelled as such) or auto (siglip where it loads)")
+                             "encoder, google/siglip-base-patch16-256: needs its weights and sentencepiece), minilm "
+                             "(an offline stand-in, labelled as such) or auto (siglip where it loads)")
+    parser.add_argument("--similarity-protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
+                        help="fine-r1 (default: Fine-R1's computation, quirks included, to compare with its "
+                             "tables) or corrected (each dataset's own domain word and full class names)")
     parser.add_argument("--max-prompt-tokens", type=int,
                         help="reject questions whose prompt is longer (default: the model's context less the "
                              "style's --max-new-tokens)")
@@ -86,7 +92,8 @@ def format_scores(scores: dict) -> str:
         per = "  ".join(f"{name}={d['accuracy']:.1f}" for name, d in s["per_dataset"].items())
         extra = f"  exact={s['exact_average']:.1f}" if "exact_average" in s else ""
         if "similarity" in s:
-            extra += f"  similarity={s['similarity']['average']:.3f} ({s['similarity']['encoder']})"
+            extra += (f"  similarity={s['similarity']['average']:.3f} ({s['similarity']['encoder']}, "
+                      f"{s['similarity'].get('protocol', 'fine-r1')} protocol)")
         if "per_class_split" in s:
             extra += "  " + "  ".join(f"{k}={v['accuracy'] if isinstance(v, dict) else v:.1f}"
                                       for k, v in s["per_class_split"].items())
@@ -97,6 +104,7 @@ def format_scores(scores: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refuse_output_over_input(eval_inputs(args.data, args.model, args.adapter), eval_outputs(args.out))
     styles = check_styles([s.strip() for s in args.prompts.split(",") if s.strip()])
     resolution = choose_resolution(args.min_pixels, args.max_pixels, args.adapter, args.model)
     print(f"image resolution: {resolution.processor_kwargs() or 'the processor default'}")
@@ -109,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                                 max_prompt_tokens=args.max_prompt_tokens)
         path = generate_predictions(args.data, styles, args.out, settings)
         if path.is_file():
-            scores = score_predictions(path, similarity=args.similarity)
+            scores = score_predictions(path, similarity=args.similarity, protocol=args.similarity_protocol)
             print(format_scores(scores))
             print(f"wrote {path} and {Path(path).parent / 'scores.json'}")
     return report_rejects("eval", Path(args.out) / REJECTS_FILE, "questions")

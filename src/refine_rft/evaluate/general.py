@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 from refine_rft.errors import DataError
+from refine_rft.files import refuse_output_over_input
 from refine_rft.evaluate.vlmevalkit import DATASETS as VLMEVALKIT_DATASETS
 from refine_rft.evaluate.vlmevalkit import WORK_DIR as VLMEVALKIT_DIR
 from refine_rft.evaluate.vlmevalkit import REGISTERED as VLMEVALKIT_REGISTERED
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="refine-rft general-eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="merged model folder (see refine-rft export)")
-    parser.add_argument("--out", help="run folder; results go to OUT/general_eval (default: the model folder)")
+    parser.add_argument("--out", required=True, help="run folder; results go to OUT/general_eval (outside the "
+                                                     "model folder: nothing is written where the model is read)")
     parser.add_argument("--harness", choices=("lmms-eval", "vlmevalkit"), default="lmms-eval",
                         help="lmms-eval (default) or VLMEvalKit (the paper's Table 4)")
     parser.add_argument("--tasks", help=f"lmms-eval tasks (default: {','.join(DEFAULT_TASKS)}) or VLMEvalKit "
@@ -132,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The harnesses load the model folder themselves: refuse code that is neither the project's nor trusted.
     trust_for(args.model, args.trust_remote_code)
-    out = Path(args.out or args.model) / GENERAL_DIR
+    out = Path(args.out) / GENERAL_DIR
+    refuse_output_over_input([("--model", args.model)], [("--out", out)])
     resolution = choose_resolution(args.min_pixels, args.max_pixels, args.model)
     if args.harness == "vlmevalkit":
         return _run_vlmevalkit(args, out / VLMEVALKIT_DIR, resolution)

@@ -36,12 +36,13 @@ import sys
 from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS, report_rejects
+from refine_rft.files import refuse_output_over_input
 from refine_rft.judge.config import PAPER_RSC_JUDGE, JudgeConfig, add_setting_flags, judge_name, judge_settings
 from refine_rft.judge.provenance import training_teacher
-from refine_rft.judge.reasoning_answer import score_reasoning_answers
+from refine_rft.judge.reasoning_answer import score_reasoning_answers, scores_outputs
 
 # The judge settings the command takes as flags (on top of --config): --endpoint (base_urls), --cache
-# (cache_path), --no-reject-injections, --no-sight-check, and the others by their own names.
+# (cache_path), --reject-injections, --no-sight-check, and the others by their own names.
 SETTING_FLAGS = ("backend", "base_urls", "model", "api_key_env", "concurrency", "timeout", "max_retries",
                  "cache_path", "reject_injections", "max_failure_rate", "failure_window", "sight_check")
 
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     styles = [style.strip() for style in args.styles.split(",") if style.strip()]
+    # The recipe is an input too (the predictions are checked where they are read).
+    refuse_output_over_input([("--config", args.config)], scores_outputs(args.out))
     config = config_from_args(args)
     warn_if_judge_is_the_teacher(config, args.predictions)
     result = score_reasoning_answers(args.predictions, args.out, config, styles, progress=True,

@@ -13,6 +13,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 
 from refine_rft.errors import ConfigError, JudgeUnavailable
+from refine_rft.judge.routing import ROUTINGS
+from refine_rft.masking import register_secret
 
 BACKENDS = ("openai", "attributes")
 PROMPTS = ("paper", "label_aware")
@@ -42,7 +44,7 @@ class JudgeConfig:
                                                      "choices": BACKENDS})
     base_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
                                  metadata={"help": "One or more judge replicas; a question's requests go to one "
-                                                   "of them (rendezvous hashing of its image, bounded load).",
+                                                   "of them (rendezvous hashing of its image, see routing).",
                                            "flag": "--endpoint", "metavar": "URL"})
     model: str = field(default="", metadata={"help": "Model name as the endpoint knows it."})
     prompt: str = field(default="paper", metadata={"help": "R_cot prompt of the teacher: 'paper' (Fig. 3 word for "
@@ -63,8 +65,9 @@ class JudgeConfig:
     rsc_max_tokens: int = field(default=400, metadata={"help": "Reply budget for the Reasoning-Answer JSON."})
     cache_path: str | None = field(default=None, metadata={"help": "sqlite file caching judgements (None: off).",
                                                            "flag": "--cache"})
-    reject_injections: bool = field(default=True, metadata={"help": "Score 0, without a call, responses "
-                                                                    "that address the judge."})
+    reject_injections: bool = field(default=False, metadata={"help": "Score 0, without a call, responses the "
+                                                                     "phrase screen flags (off: they are only "
+                                                                     "counted, and the fence keeps them data)."})
     skip_untagged: bool = field(default=False, metadata={"help": "Score 0, without a call, responses with no "
                                                                  "complete <think> block (off: Eq. 2 asks the "
                                                                  "teacher about every completion)."})
@@ -80,7 +83,17 @@ class JudgeConfig:
                                                 "image and its options have."})
     failure_window: int = field(default=64, metadata={"help": "How many of the latest judgements sent to the "
                                                               "endpoint the failure rule looks at."})
-    load_factor: float = field(default=1.25, metadata={"help": "Bounded-load routing: a replica with more than "
+    routing: str = field(default="question", metadata={"help": "'question': a question's requests go to one "
+                                                                 "replica (its rendezvous home unless that holds "
+                                                                 "replica_capacity requests) and move only off a "
+                                                                 "replica cooling down; 'request': the earlier "
+                                                                 "per-request bounded-load rule (load_factor).",
+                                                         "choices": ROUTINGS})
+    replica_capacity: int = field(default=64, metadata={"help": "Requests in flight from this process that one "
+                                                                "replica holds before new questions go to the next "
+                                                                "(its vLLM --max-num-seqs, divided by the training "
+                                                                "processes sharing it)."})
+    load_factor: float = field(default=1.25, metadata={"help": "Routing 'request' only: a replica with more than "
                                                                 "this times the average in flight (and more than "
                                                                 "its share of concurrency) passes requests on."})
     replica_failures: int = field(default=3, metadata={"help": "Failures in a row (5xx, timeouts, drops) that "
@@ -93,6 +106,8 @@ class JudgeConfig:
                                                               "teachers that cannot)."})
 
     def __post_init__(self) -> None:
+        if isinstance(self.api_key_env, str):
+            register_secret(os.environ.get(self.api_key_env))  # masked from the first message on
         if isinstance(self.base_urls, str):
             self.base_urls = [self.base_urls]
         check_types(self)
@@ -111,6 +126,8 @@ class JudgeConfig:
             (self.max_tokens >= 1 and self.rsc_max_tokens >= 1, "max_tokens", "must be >= 1"),
             (0.0 <= self.max_failure_rate <= 1.0, "max_failure_rate", "must be between 0 and 1"),
             (self.failure_window >= 1, "failure_window", "must be >= 1"),
+            (self.routing in ROUTINGS, "routing", f"must be one of {', '.join(ROUTINGS)}"),
+            (self.replica_capacity >= 1, "replica_capacity", "must be >= 1"),
             (self.load_factor >= 1.0, "load_factor", "must be >= 1"),
             (self.replica_failures >= 1, "replica_failures", "must be >= 1"),
             (self.cooldown_s >= 0, "cooldown_s", "must be >= 0"),
@@ -137,8 +154,11 @@ class JudgeConfig:
         return asdict(self)
 
     def api_key(self) -> str:
-        """The API key from the environment (read at call time, never stored)."""
-        return os.environ.get(self.api_key_env) or "EMPTY"
+        """The API key from the environment (read at call time, never stored; masked as ``***`` in
+        whatever a server says back: :mod:`refine_rft.masking`)."""
+        key = os.environ.get(self.api_key_env)
+        register_secret(key)
+        return key or "EMPTY"
 
 
 # A field's annotation -> the types its value may have (bool is an int to Python, not to a user).
@@ -182,9 +202,10 @@ def add_setting_flags(parser, names, unstated: tuple[str, ...] = ()) -> None:
 
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
-    >>> add_setting_flags(parser, ("base_urls", "timeout", "reject_injections"))
-    >>> vars(parser.parse_args(["--endpoint", "http://a/v1", "--endpoint", "http://b/v1", "--no-reject-injections"]))
-    {'base_urls': ['http://a/v1', 'http://b/v1'], 'timeout': None, 'reject_injections': False}
+    >>> add_setting_flags(parser, ("base_urls", "timeout", "reject_injections", "sight_check"))
+    >>> vars(parser.parse_args(["--endpoint", "http://a/v1", "--endpoint", "http://b/v1", "--reject-injections",
+    ...                         "--no-sight-check"]))
+    {'base_urls': ['http://a/v1', 'http://b/v1'], 'timeout': None, 'reject_injections': True, 'sight_check': False}
     """
     specs = {spec.name: spec for spec in fields(JudgeConfig)}
     defaults = JudgeConfig(backend="attributes")  # the field defaults (no model needed to build it)

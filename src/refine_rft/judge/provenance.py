@@ -25,7 +25,7 @@ def training_teacher(predictions: Path) -> tuple[str, Path] | None:
     """
     import yaml
 
-    from refine_rft.evaluate.generate import SETTINGS_FILE
+    from refine_rft.data.records import SETTINGS_FILE
     from refine_rft.resolution import SAVED_CONFIG_NAME
 
     settings_path = Path(predictions).parent / SETTINGS_FILE

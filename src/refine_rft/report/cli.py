@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from refine_rft.errors import ConfigError
-from refine_rft.files import write_text_atomic
+from refine_rft.files import refuse_output_over_input, write_text_atomic
 from refine_rft.report.html import build_html
 from refine_rft.report.plots import accuracy_bars, training_curves
 from refine_rft.report.runs import Run, load_run
@@ -45,6 +45,7 @@ def write_report(runs: Sequence[Run], out_dir: str | Path, samples: int = 6, see
     if duplicates:
         raise ConfigError(f"several runs are named {duplicates}: give each a distinct 'name' in its run.json")
     out_dir = Path(out_dir)
+    refuse_output_over_input([("RUN_DIR", run.path) for run in runs], [("--out", out_dir)])
     tables = all_tables(runs)
     write_tables(tables, out_dir)
     plots = [accuracy_bars(runs, out_dir / "accuracy.png")]
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=6, help="sample questions shown in the HTML report")
     parser.add_argument("--seed", type=int, default=0, help="seed of the question sample")
     args = parser.parse_args(argv)
+    refuse_output_over_input([("RUN_DIR", folder) for folder in args.runs], [("--out", args.out)])
     runs = [load_run(d) for d in args.runs]
     path = write_report(runs, args.out, args.samples, args.seed)
     print((Path(args.out) / "tables.md").read_text(encoding="utf-8"))

@@ -30,10 +30,11 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
 
     from refine_rft.trust import load_processor, trust_for
 
-    from refine_rft.files import atomic_directory
+    from refine_rft.files import atomic_directory, refuse_output_over_input
     from refine_rft.train.config import SAVED_CONFIG_NAME
 
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    refuse_output_over_input([("--adapter", adapter_dir), ("--base", base)], [], replaced=[("--out", out_dir)])
     if out_dir.exists():
         raise OutputExists(f"{out_dir} exists; remove it or choose another --out")
     config_path = adapter_dir / "adapter_config.json"

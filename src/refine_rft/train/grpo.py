@@ -30,12 +30,22 @@ from pathlib import Path
 from refine_rft.errors import ConfigError
 from refine_rft.files import honour_umask, output_lock
 from refine_rft.train.config import GRPOScriptArguments, parse_recipe
+from refine_rft.train.resume import refuse_overwriting_inputs
 
 
 def _dataclass_types():
     from trl import GRPOConfig, ModelConfig
 
     return GRPOScriptArguments, GRPOConfig, ModelConfig
+
+
+def training_classes(train_file: str | os.PathLike, records: list[dict]) -> dict:
+    """``{dataset: ClassVocabulary}`` for the open-world rewards: every class of each dataset
+    (``classes.json`` beside the training file), not only the seen ones the training rows show, so
+    that an answer adding an unseen class to the true one names two classes and scores 0."""
+    from refine_rft.openworld import dataset_vocabularies, gather_class_lists
+
+    return dataset_vocabularies(records, gather_class_lists([train_file]), str(train_file))
 
 
 def build_trainer(script_args, training_args, model_args):
@@ -57,10 +67,8 @@ def build_trainer(script_args, training_args, model_args):
                                                           training_args.max_completion_length)
     dataset = to_dataset(grpo_rows(records, script_args.prompt_style), resolution)
 
-    from refine_rft.openworld import vocabularies
-
     reward_funcs = get_reward_funcs(script_args.rewards, script_args.judge, script_args.length_budget,
-                                    processor.tokenizer, classes=vocabularies(records))
+                                    processor.tokenizer, classes=training_classes(script_args.train_file, records))
     weights = training_args.reward_weights
     if weights is not None and len(weights) != len(reward_funcs):
         raise ConfigError(f"reward_weights has {len(weights)} values but rewards names {len(reward_funcs)} "
@@ -91,6 +99,7 @@ def run(script_args, training_args, model_args) -> Path:
 
     # One writer per output_dir: the main process holds its lock for the whole run (another run into
     # the same folder refuses, naming this one).
+    refuse_overwriting_inputs(script_args, training_args, model_args)
     lock = output_lock(training_args.output_dir, folder=True, what="train")
     with lock if training_args.process_index == 0 else nullcontext():
         out = train_and_save(build_trainer, script_args, training_args, model_args,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from refine_rft.files import honour_umask, output_lock
 from refine_rft.train.config import SFTScriptArguments, parse_recipe
+from refine_rft.train.resume import refuse_overwriting_inputs
 
 
 def _dataclass_types():
@@ -60,6 +61,7 @@ def run(script_args, training_args, model_args) -> Path:
 
     # One writer per output_dir: the main process holds its lock for the whole run (another run into
     # the same folder refuses, naming this one).
+    refuse_overwriting_inputs(script_args, training_args, model_args)
     lock = output_lock(training_args.output_dir, folder=True, what="train")
     with lock if training_args.process_index == 0 else nullcontext():
         out = train_and_save(build_trainer, script_args, training_args, model_args, command="sft")

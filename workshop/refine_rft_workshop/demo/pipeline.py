@@ -296,7 +296,9 @@ def evaluate_one(run_dir: Path, name: str, flags: dict | None, model: str, base_
     judge = write_text_atomic(out / "recipes" / "judge.yaml", yaml.safe_dump(rsc_judge_settings(), sort_keys=False))
     budgets = ",".join(f"{style}={tokens}" for style, tokens in config.eval_max_new_tokens.items() if style in styles)
     encoder = _similarity_encoder() if "open" in styles else None
-    similarity = ["--similarity", encoder] if encoder else []
+    # The corrected protocol: the demo compares its own runs, and Fine-R1's path test would give the
+    # synthetic birds a domain word that depends on the output folder's name.
+    similarity = ["--similarity", encoder, "--similarity-protocol", "corrected"] if encoder else []
     settings = eval_settings(model, base_digest, adapter, test_file, config, styles, teacher)
     judges = {key: settings[key] for key in ("teacher", "rsc_judge")}
     if _must_run(run_dir, settings, overwrite):
