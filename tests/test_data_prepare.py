@@ -123,9 +123,9 @@ def test_clip_miner_defaults_are_focis():
     import inspect
 
     from refine_rft.data import distractors
-    from refine_rft.data.cli import build_parser
+    from refine_rft.data.cli import parse_args
 
-    args = build_parser().parse_args(["pets", "--root", "x", "--split", "train", "--out", "o.jsonl"])
+    _, args = parse_args(["pets", "--root", "x", "--split", "train", "--out", "o.jsonl"])
     assert (args.clip_model, args.clip_pretrained) == ("ViT-L-14", "laion2b_s32b_b82k")
     for function in (distractors.clip_scores, distractors.clip_distractors):
         defaults = inspect.signature(function).parameters

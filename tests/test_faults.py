@@ -474,7 +474,7 @@ def test_configuration_errors_are_one_line_exit_2(data, tmp_path):
     recipes = {"judge: {backend: openai\n  model: [teacher\n": "not valid YAML",
                "include: 5\n": "'include' must be a path or a list of paths",
                "judge: {backend: attributes, timeout: fast}\n":
-                   "judge config: timeout must be a number, got 'fast'"}
+                   "timeout must be a number, got 'fast'"}
     for text, message in recipes.items():
         recipe = tmp_path / "recipe.yaml"
         recipe.write_text(text)

@@ -1,8 +1,9 @@
 """The ``refine-rft`` command: one subcommand per pipeline stage.
 
 Each subcommand lives in its own module with a ``main(argv) -> int``; this file only dispatches,
-and imports a stage's module when that stage runs (so ``refine-rft --help`` is instant).
-``train`` and ``sft`` parse their arguments with TRL's ``TrlParser``, the others with argparse.
+and imports a stage's module when that stage runs (so ``refine-rft --help`` is instant). Every
+command's settings are dataclasses parsed by :mod:`refine_rft.settings` (TRL's ``TrlParser``): both
+flag spellings (``--max_pixels``, ``--max-pixels``) and ``--config FILE``.
 
 This is also the one error boundary, and the exit status is the contract scripts rely on:
 
@@ -14,7 +15,8 @@ This is also the one error boundary, and the exit status is the contract scripts
       :class:`~refine_rft.errors.UserError` (configuration, data, a refused endpoint, an output
       another run is writing) or an operating-system condition (permission denied, no space left,
       read-only file system, not a directory, name too long, a file where a folder is expected, a
-      dangling symlink)
+      dangling symlink); a bad flag, printed as ``refine-rft <command>: unknown flag --foo (see
+      refine-rft <command> --help)``
 3     an unexpected error: a bug, printed with its traceback
 130   interrupted (Ctrl-C)
 ====  ===========================================================================================
@@ -102,6 +104,8 @@ def run_command(prog: str, commands: dict[str, tuple[str, str]], about: str, arg
     except UserError as error:
         print(mask(f"{prog} {name}: error: {error}"), file=sys.stderr)  # a configured key never printed
         return EXIT_KNOWN_ERROR
+    except SystemExit as stop:  # --help (0) or a bad flag (2), already printed
+        return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else _said(stop.code)
     except KeyboardInterrupt:
         print(f"{prog} {name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -113,6 +117,11 @@ def run_command(prog: str, commands: dict[str, tuple[str, str]], about: str, arg
         return EXIT_KNOWN_ERROR
     except Exception:
         return _bug(prog, name)
+
+
+def _said(message) -> int:
+    print(message, file=sys.stderr)
+    return EXIT_KNOWN_ERROR
 
 
 def _bug(prog: str, name: str) -> int:

@@ -263,12 +263,71 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def file_setting(path: str | os.PathLike) -> dict:
+    """How a settings file records a data file: its resolved path and its content's SHA-256, so that
+    :func:`guard_settings` compares what the setting means, not how it was spelled.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.jsonl"); _ = open(path, "w").write("{}\\n")
+    >>> sorted(file_setting(path)), file_setting(path)["sha256"][:12]
+    (['path', 'sha256'], 'ca3d163bab05')
+    """
+    return {"path": str(_real(path)), "sha256": file_digest(path)}
+
+
+def _is_file_setting(value) -> bool:
+    return isinstance(value, dict) and set(value) == {"path", "sha256"}
+
+
+def same_setting(recorded, value) -> bool:
+    """Whether a setting means what was recorded: equal values; two spellings of one existing path
+    (relative, absolute, through a link); file settings (:func:`file_setting`) with the same content,
+    wherever the file now is. Lists are compared item by item.
+
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp(); path = os.path.join(folder, "q.jsonl"); _ = open(path, "w").write("{}\\n")
+    >>> same_setting(os.path.relpath(path), path)
+    True
+    >>> same_setting(file_setting(path), file_setting(os.path.join(folder, ".", "q.jsonl")))
+    True
+    >>> before = file_setting(path); _ = open(path, "w").write("{}\\n{}\\n")
+    >>> same_setting(before, file_setting(path))
+    False
+    """
+    if recorded == value:
+        return True
+    if _is_file_setting(value):
+        if _is_file_setting(recorded):
+            return recorded["sha256"] == value["sha256"]
+        if isinstance(recorded, str):  # recorded before digests were: the path as it was spelled
+            return _real(recorded) == Path(value["path"])
+        if isinstance(recorded, list) and len(recorded) == 2:  # [path, sha256], as eval once recorded
+            return recorded[1] == value["sha256"]
+        return False
+    if isinstance(recorded, list) and isinstance(value, list):
+        return len(recorded) == len(value) and all(map(same_setting, recorded, value))
+    if isinstance(recorded, str) and isinstance(value, str) and os.path.exists(recorded) and os.path.exists(value):
+        return _same(_real(recorded), _real(value))
+    return False
+
+
+def _change(name: str, recorded, value) -> str:
+    """One change for :func:`guard_settings`' message; a data file whose content changed is named."""
+    pairs = list(zip(recorded, value)) if isinstance(recorded, list) and isinstance(value, list) \
+        and len(recorded) == len(value) else [(recorded, value)]
+    changed = [new["path"] for old, new in pairs if _is_file_setting(new) and not same_setting(old, new)]
+    if changed and len(changed) == sum(not same_setting(old, new) for old, new in pairs):
+        return "; ".join(f"{name} {path} has other content" for path in changed)
+    return f"{name} {recorded!r} -> {value!r}"
+
+
 def guard_settings(settings_path: str | os.PathLike, settings: dict, outputs: Iterable[str | os.PathLike],
                    overwrite: bool = False, flag: str = "--overwrite") -> Path:
     """Record the ``settings`` that define ``outputs`` in ``settings_path`` (JSON), or refuse a rerun
     whose settings differ from those recorded, naming each change.
 
-    A setting present in both must be equal; a setting only one side has is added (a rerun may
+    A setting present in both must mean the same (:func:`same_setting`: a path may be spelled
+    otherwise, a data file must have the same content); a setting only one side has is added (a rerun may
     add a prompt style and its token budget). With ``overwrite`` the outputs and the recorded
     settings are removed first: the output starts afresh. Outputs found without recorded settings
     (made before settings were recorded) are adopted with a warning.
@@ -296,8 +355,8 @@ def guard_settings(settings_path: str | os.PathLike, settings: dict, outputs: It
             recorded = json.loads(settings_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise DataError(f"{settings_path}: not valid JSON ({error.msg}); remove it or use {flag}") from None
-        changed = [f"{name} {recorded[name]!r} -> {value!r}" for name, value in settings.items()
-                   if name in recorded and recorded[name] != value]
+        changed = [_change(name, recorded[name], value) for name, value in settings.items()
+                   if name in recorded and not same_setting(recorded[name], value)]
         if changed:
             raise SettingsChanged(f"{settings_path.parent} was made with other settings: {'; '.join(changed)}; "
                                   f"rerun with {flag} to start it afresh, or write elsewhere")

@@ -46,8 +46,10 @@ QUESTION_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun
 ATTRIBUTE_FIELDS = ("attributes", "option_attributes")
 # Open-world columns, where prepared: the label's aliases, and "seen"/"unseen" under a base-to-new split.
 OPEN_FIELDS = ("aliases", "class_split")
+# Questions from Fine-R1's released files (refine-rft prepare fine-r1): "released" or "shuffled (seed N)".
+ORDER_FIELDS = ("option_order",)
 # Every column of a question that a later stage reads.
-QUESTION_COLUMNS = QUESTION_FIELDS + ATTRIBUTE_FIELDS + OPEN_FIELDS
+QUESTION_COLUMNS = QUESTION_FIELDS + ATTRIBUTE_FIELDS + OPEN_FIELDS + ORDER_FIELDS
 # The columns that travel beside the image: TRL hands them to the rewards, the rewards to the judge.
 TEXT_COLUMNS = tuple(name for name in QUESTION_COLUMNS if name != "image")
 # What a prediction adds to its question's columns.

@@ -42,9 +42,6 @@ SOURCE = "github.com/PKU-ICST-MIPL/FineR1_ICLR2026 eval/evaluation.py (commit 84
 # Fine-R1's domain word per benchmark, as its path test yields it for its released image paths.
 DOMAINS = {"aircraft": "aircraft", "cub": "object", "cars": "car", "dogs": "object", "flowers": "flower",
            "pets": "object"}
-# Fine-R1's released file stem per benchmark (eval/data/<stem>_seen.jsonl, <stem>_unseen.jsonl).
-FILE_STEMS = {"aircraft": "aircraft", "cub": "bird", "cars": "car", "dogs": "dog", "flowers": "flower",
-              "pets": "pet"}
 OPEN, CLOSE = "<answer>", "</answer>"
 
 

@@ -62,7 +62,10 @@ def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None =
     ``fine_r1_ti`` (Fine-R1's own open-world accuracy, its substring rule:
     :func:`~refine_rft.evaluate.fine_r1.open_world_hit`) and, given a ``similarity`` encoder,
     Fine-R1's similarity score under ``protocol`` (:mod:`refine_rft.evaluate.similarity`). Rows of a base-to-new split (``class_split``) add
-    ``per_class_split``: seen, unseen and their harmonic mean, for every style.
+    ``per_class_split``: seen, unseen and their harmonic mean, for every style. Closed-world rows
+    from Fine-R1's files (``option_order``, ``refine-rft prepare fine-r1``) add
+    ``fine_r1_substring``: Fine-R1's closed-world rule (:func:`~refine_rft.evaluate.fine_r1.closed_world_hit`)
+    and the ``option_order`` they were shown in.
 
     >>> rows = [{"style": "choice", "dataset": "cub", "options": ["x", "y"], "answer": 1, "response": r}
     ...         for r in ["B", "A", "no idea"]]
@@ -92,7 +95,10 @@ def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None =
             right, none, exact = choice == row["answer"], choice is None, None
         entry = {"dataset": row["dataset"], "accuracy": 100.0 * right, "unparseable": 100.0 * none,
                  "exact": None if exact is None else 100.0 * exact, "class_split": row.get("class_split"),
-                 "similarity": None, "fine_r1_ti": None}
+                 "similarity": None, "fine_r1_ti": None, "fine_r1_substring": None,
+                 "option_order": row.get("option_order")}
+        if not style.open_world and row.get("option_order"):  # a question from Fine-R1's files
+            entry["fine_r1_substring"] = 100.0 * fine_r1.closed_world_hit(row["response"], label_text(row, "fine-r1"))
         cells[row["style"]].append(entry)
         if style.open_world:
             hit = fine_r1.open_world_hit(row["response"], label_text(row, "fine-r1"), domain_word(row, "fine-r1"))
@@ -110,6 +116,8 @@ def _style_scores(entries: list[dict], open_world: bool, similarity, protocol: s
     """Per-dataset means of one style's entries and their :func:`~refine_rft.metrics.macro_mean`s;
     the unparseable share is over all rows."""
     keys = ["accuracy", "unparseable"] + (["exact", "fine_r1_ti"] if open_world else [])
+    substring = any(entry["fine_r1_substring"] is not None for entry in entries)
+    keys += ["fine_r1_substring"] if substring else []
     if open_world and similarity is not None:
         keys.append("similarity")
     counts = Counter(entry["dataset"] for entry in entries)
@@ -120,6 +128,9 @@ def _style_scores(entries: list[dict], open_world: bool, similarity, protocol: s
         "unparseable": sum(entry["unparseable"] for entry in entries) / len(entries),
         "n": len(entries),
     }
+    if substring:
+        scores["fine_r1_substring_average"] = macro_mean(entries, "fine_r1_substring")
+        scores["option_order"] = sorted({entry["option_order"] for entry in entries} - {None})
     if open_world:
         scores["exact_average"] = macro_mean(entries, "exact")
         scores["fine_r1_ti_average"] = macro_mean(entries, "fine_r1_ti")

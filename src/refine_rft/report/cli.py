@@ -10,10 +10,10 @@ on stderr with its file and row id; the command then exits with status 1.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.errors import ConfigError
@@ -22,6 +22,7 @@ from refine_rft.report.html import build_html
 from refine_rft.report.plots import accuracy_bars, training_curves
 from refine_rft.report.runs import Run, load_run
 from refine_rft.report.tables import all_tables, write_tables
+from refine_rft.settings import parse
 
 
 def _slug(name: str) -> str:
@@ -54,14 +55,23 @@ def write_report(runs: Sequence[Run], out_dir: str | Path, samples: int = 6, see
     return write_text_atomic(out_dir / "report.html", build_html(runs, tables, plots, samples, seed))
 
 
+@dataclass
+class ReportArguments:
+    """Which runs, and where the report goes."""
+
+    runs: list[str] = field(metadata={"positional": True, "metavar": "RUN_DIR",
+                                      "help": "run folders (one table row each, in order)"})
+    out: str = field(metadata={"help": "folder for tables, plots and report.html"})
+    samples: int = field(default=6, metadata={"help": "sample questions shown in the HTML report"})
+    seed: int = field(default=0, metadata={"help": "seed of the question sample"})
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ReportArguments]:
+    return parse("refine-rft report", [ReportArguments], argv, description=__doc__, select="report")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="refine-rft report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (one table row each, in order)")
-    parser.add_argument("--out", required=True, help="folder for tables, plots and report.html")
-    parser.add_argument("--samples", type=int, default=6, help="sample questions shown in the HTML report")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the question sample")
-    args = parser.parse_args(argv)
+    (args,) = parse_args(argv)
     refuse_output_over_input([("RUN_DIR", folder) for folder in args.runs], [("--out", args.out)])
     runs = [load_run(d) for d in args.runs]
     path = write_report(runs, args.out, args.samples, args.seed)

@@ -284,10 +284,33 @@ def base_to_new_table(runs: Sequence[Run]) -> Table | None:
     return Table("table2c_base_to_new", "Base-to-new accuracy (%): seen, unseen classes, harmonic mean", columns, rows)
 
 
+def fine_r1_protocol_table(runs: Sequence[Run]) -> Table | None:
+    """Closed-world runs on Fine-R1's files (``refine-rft prepare fine-r1``): each run's option order
+    and, per style, Fine-R1's substring rule beside this project's strict rule. A run on the released
+    order and one on re-shuffled options give the three readings: released + substring (Fine-R1's
+    number), released + strict, shuffled + strict."""
+    styles = [s for s in STYLES if any("fine_r1_substring_average" in run.scores.get(s, {}) for run in runs)]
+    if not styles:
+        return None
+    columns = [("", "Run"), ("", "Options")]
+    columns += [(STYLE_LABELS[s], label) for s in styles for label in ("Substring", "Strict")]
+    rows = []
+    for run in runs:
+        orders = sorted({o for s in styles for o in run.scores.get(s, {}).get("option_order", [])})
+        row = [run.name, "; ".join(orders) or None]
+        for s in styles:
+            score = run.scores.get(s, {})
+            row += [score.get("fine_r1_substring_average"),
+                    score.get("average") if "fine_r1_substring_average" in score else None]
+        rows.append(row)
+    return Table("table2d_fine_r1_protocol",
+                 "Fine-R1's files (%): its substring rule vs the strict rule, by option order", columns, rows)
+
+
 def all_tables(runs: Sequence[Run]) -> list[Table]:
     """The tables that the runs have data for, in the paper's order."""
-    tables = [answer_only_table(runs), open_world_table(runs), base_to_new_table(runs), reasoning_table(runs),
-              general_table(runs), ablation_table(runs)]
+    tables = [answer_only_table(runs), open_world_table(runs), base_to_new_table(runs), fine_r1_protocol_table(runs),
+              reasoning_table(runs), general_table(runs), ablation_table(runs)]
     return [t for t in tables if t is not None]
 
 

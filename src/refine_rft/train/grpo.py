@@ -24,13 +24,10 @@ Python::
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
 from pathlib import Path
 
 from refine_rft.errors import ConfigError
-from refine_rft.files import honour_umask, output_lock
 from refine_rft.train.config import GRPOScriptArguments, parse_recipe
-from refine_rft.train.resume import refuse_overwriting_inputs
 
 
 def _dataclass_types():
@@ -94,19 +91,11 @@ def build_trainer(script_args, training_args, model_args):
 
 
 def run(script_args, training_args, model_args) -> Path:
-    """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
-    from refine_rft.train.model import train_and_save
+    """Train; save the final adapter (or model), processor, model card and log history in ``output_dir``;
+    return it."""
+    from refine_rft.train.model import run_training
 
-    # One writer per output_dir: the main process holds its lock for the whole run (another run into
-    # the same folder refuses, naming this one).
-    refuse_overwriting_inputs(script_args, training_args, model_args)
-    lock = output_lock(training_args.output_dir, folder=True, what="train")
-    with lock if training_args.process_index == 0 else nullcontext():
-        out = train_and_save(build_trainer, script_args, training_args, model_args,
-                              generations=training_args.num_generations)
-        if training_args.process_index == 0:
-            honour_umask(out)  # the final adapter, saved after the last checkpoint (safetensors: 0600)
-    return out
+    return run_training("train", build_trainer, script_args, training_args, model_args, generations=training_args.num_generations)
 
 
 def train_grpo(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:
@@ -117,5 +106,5 @@ def train_grpo(recipe: str | os.PathLike | dict, overrides: dict | None = None) 
 
 def main(argv: list[str] | None = None) -> int:
     """``refine-rft train --config RECIPE.yaml [--flag value ...]``."""
-    run(*parse_recipe(_dataclass_types(), argv))
+    run(*parse_recipe(_dataclass_types(), argv, prog="refine-rft train"))
     return 0
