@@ -59,8 +59,8 @@ def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | Non
     if not path.is_file():
         raise MissingFile(f"no such file: {path}")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    with path.open(encoding="utf-8-sig") as handle:  # a byte-order mark some editors write is accepted
+        for number, line in enumerate(_decoded(handle, path), 1):
             if not line.strip():
                 continue
             try:
@@ -71,12 +71,20 @@ def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | Non
     return rows
 
 
+def _decoded(handle, path: Path) -> Iterator[str]:
+    """The lines of a text ``handle``; text that is not UTF-8 is an error naming the file."""
+    try:
+        yield from handle
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8") from None
+
+
 def iter_jsonl_tolerant(path: str | os.PathLike) -> Iterator[dict]:
     """Rows of an append-only JSONL file, skipping a torn last line left by a killed writer."""
     path = Path(path)
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
         for line in handle:
             try:
                 yield json.loads(line)
@@ -135,6 +143,30 @@ def honour_umask(path: str | os.PathLike) -> None:
             os.chmod(entry, 0o666 & ~mask)
 
 
+# A full disk, a quota, a file-size limit (``ulimit -f``): the writer knows which file, the error does not.
+FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextmanager
+def naming_the_file(path: str | os.PathLike) -> Iterator[None]:
+    """Re-raise a full-disk, quota or file-size error of the ``with`` block naming ``path`` (a ``write``
+    or ``flush`` error names no file, or only a temporary one), so the command line's one-line error says
+    which output could not be written.
+
+    >>> with naming_the_file("runs/eval/scores.json"):  # doctest: +ELLIPSIS
+    ...     raise OSError(errno.EFBIG, "File too large")
+    Traceback (most recent call last):
+    ...
+    OSError: [Errno 27] File too large: 'runs/eval/scores.json'
+    """
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in FULL or error.filename == os.fspath(path):
+            raise
+        raise OSError(error.errno, error.strerror or os.strerror(error.errno), os.fspath(path)) from None
+
+
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     """Write rows to ``path`` through a temporary file in the same folder and an atomic rename,
     so a failed run never leaves a partial file."""
@@ -142,7 +174,7 @@ def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = _temporary_file(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        with naming_the_file(path), os.fdopen(handle, "w", encoding="utf-8") as out:
             for row in rows:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
         os.replace(tmp, path)
@@ -158,7 +190,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = _temporary_file(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        with naming_the_file(path), os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -235,17 +267,19 @@ class JsonlAppender:
             return False
         if self._handle is None:
             self._handle = self.path.open("a", encoding="utf-8")
-        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        with naming_the_file(self.path):
+            self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
         if self.key is not None:
             self.done.add(key)
         return True
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            with naming_the_file(self.path):
+                handle.close()
 
     def __enter__(self) -> JsonlAppender:
         return self
@@ -503,9 +537,10 @@ def output_lock(output: str | os.PathLike, folder: bool = False, what: str = "ou
             logger.warning("%s: took over the lock of a %s run that is gone (%s)", output, what, previous)
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid={os.getpid()} host={socket.gethostname()}\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+        with naming_the_file(lock):
+            handle.write(f"pid={os.getpid()} host={socket.gethostname()}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
         with _held_guard:
             _held[lock] = [handle, 1]
         try:

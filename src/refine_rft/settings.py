@@ -53,6 +53,9 @@ from refine_rft.recipes import load_recipe, merge
 # keys, and a section only where its dataclasses have a field by that name (GRPO's `judge`).
 SECTIONS = ("eval", "judge", "rsc_judge", "predict", "general_eval", "export", "report", "prepare")
 
+# What TRL's string_to_bool reads as a boolean.
+_BOOLEAN_WORDS = {"yes", "true", "t", "y", "1", "no", "false", "f", "n", "0"}
+
 # Our metadata keys, read here and never passed on to argparse.
 _OURS = ("positional", "repeat")
 
@@ -165,6 +168,7 @@ class SettingsParser(TrlParser):
         values = merge(values, overrides or {})
         _set_env(values.pop("env", None), "the settings")
         values, argv = self._merge_mapping_flags(values, argv)
+        argv = self._explicit_booleans(argv)
         self._from_file, self._given, self._where = values, self.given(argv), where
         self._refuse_unknown(self.set_defaults_with_config(**values), where)
         namespace, rest = self.parse_known_args(argv)
@@ -194,6 +198,28 @@ class SettingsParser(TrlParser):
             else:
                 rest.append(arg)
         return rest, path
+
+    def _explicit_booleans(self, argv: list[str]) -> list[str]:
+        """``--overwrite PREDICTIONS`` means ``--overwrite true PREDICTIONS``: a boolean flag takes a value
+        (``--overwrite false``), but only a word that is one (argparse would take the positional).
+
+        >>> from dataclasses import dataclass, field
+        >>> @dataclass
+        ... class Demo:
+        ...     runs: list[str] = field(metadata={"positional": True})
+        ...     overwrite: bool = False
+        >>> SettingsParser("demo", [Demo]).parse(["--overwrite", "r1", "r2"])
+        (Demo(runs=['r1', 'r2'], overwrite=True),)
+        """
+        out = []
+        for index, arg in enumerate(argv):
+            out.append(arg)
+            action = self._option_string_actions.get(arg)
+            following = argv[index + 1] if index + 1 < len(argv) else None
+            if (action is not None and action.nargs == "?" and action.const is True and following is not None
+                    and not following.startswith("-") and following.lower() not in _BOOLEAN_WORDS):
+                out.append("true")
+        return out
 
     def _fields(self) -> dict[str, dataclasses.Field]:
         return {f.name: f for dtype in self.dataclass_types for f in dataclasses.fields(dtype) if f.init}
