@@ -29,7 +29,9 @@ Each replica's bill is read from the bodies **it** received, in the order it rec
   its replica received before it (vLLM shares a prefix once it is computed: siblings in one
   scheduler step may each compute it, so "computed" is a lower bound).
 
-``naive`` is every request prefilled in full (no cache). The **strict physical minimum** is
+``naive`` is every request prefilled in full (no cache). ``busiest replica`` is the prefill computed by
+the replica that computed the most: the replicas work in parallel, so it bounds the step's teacher
+time as the total bounds its GPU-seconds. The **strict physical minimum** is
 :data:`STRICT_MINIMUM`. The last line is ``prefill computed / naive: R`` for the recommended setting
 as routed (``new`` routing, per-response judging as Eq. 2 has it, 4 replicas, 32 in flight,
 InternVL3-38B).
@@ -264,7 +266,7 @@ def shared_prefix(sequences: list[list[int]]) -> int:
 
 def bill(received: dict[str, list[dict]], costing: Costing, capacity: int) -> dict:
     """What the replicas computed for the bodies each received, against naive and the strict minimum."""
-    computed = image = naive = 0
+    computed = image = naive = busiest = 0
     by_question: dict[str, list[list[int]]] = {}
     replicas_of: dict[str, set[str]] = {}
     used = 0
@@ -272,20 +274,23 @@ def bill(received: dict[str, list[dict]], costing: Costing, capacity: int) -> di
         if not requests:
             continue
         used += 1
-        cache = PrefixCache(capacity)
+        cache, on_replica = PrefixCache(capacity), 0
         for tokens, digest in costing.tokens(requests):
             done, done_image = cache.serve(tokens)
             computed, image, naive = computed + done, image + done_image, naive + len(tokens)
+            on_replica += done
             by_question.setdefault(digest, []).append(tokens)
             replicas_of.setdefault(digest, set()).add(url)
+        busiest = max(busiest, on_replica)
     common = shared_prefix([sequences[0] for sequences in by_question.values()])
     strict = common * used
     for sequences in by_question.values():
         own = shared_prefix(sequences)
         strict += (own - common) + sum(len(tokens) - own for tokens in sequences)
     whole = sum(len(urls) == 1 for urls in replicas_of.values())
+    requests = sum(map(len, received.values()))
     return {"computed": computed, "image": image, "naive": naive, "strict": strict, "whole": whole,
-            "questions": len(by_question), "requests": sum(map(len, received.values()))}
+            "questions": len(by_question), "requests": requests, "busiest": busiest}
 
 
 def main() -> None:
@@ -309,7 +314,8 @@ def main() -> None:
           f"cache of {args.capacity_blocks} blocks x {BLOCK} tokens per replica")
     print(f"strict physical minimum: {STRICT_MINIMUM}.")
     header = (f"{'routing':<8} {'replicas':>8} {'in flight':>9} {'peak/replica':>12} {'whole':>7} {'requests':>8} "
-              f"{'naive':>10} {'computed':>10} {'of it image':>11} {'/ naive':>8} {'strict min':>10} {'/ strict':>8}")
+              f"{'naive':>10} {'computed':>10} {'of it image':>11} {'/ naive':>8} {'strict min':>10} {'/ strict':>8} "
+              f"{'busiest replica':>15}")
     print(header)
     results = {}
     with replicas(max(counts)) as servers:
@@ -322,7 +328,7 @@ def main() -> None:
                     print(f"{name:<8} {count:>8} {level:>9} {peak:>12} {row['whole']:>3}/{row['questions']:<3} "
                           f"{row['requests']:>8} {row['naive']:>10,} {row['computed']:>10,} {row['image']:>11,} "
                           f"{row['computed'] / row['naive']:>8.3f} {row['strict']:>10,} "
-                          f"{row['computed'] / row['strict']:>8.3f}", flush=True)
+                          f"{row['computed'] / row['strict']:>8.3f} {row['busiest']:>15,}", flush=True)
                     if (name, count, level) != ("new", best_replicas, best_level):
                         del results[name, count, level]
         grouped, _ = routed_step(servers[:best_replicas], completions, columns, best_level, "question",

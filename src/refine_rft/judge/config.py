@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -119,6 +120,10 @@ class JudgeConfig:
             self.attribute_values = _json_mapping("attribute_values", self.attribute_values)
         self.attribute_values = {} if self.attribute_values is None else self.attribute_values
         check_types(self)
+        for item in fields(self):  # NaN passes every comparison below; infinity is no timeout or rate
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"judge config: {item.name} must be a finite number (got {value!r})")
         self.base_urls = [str(url).rstrip("/") for url in self.base_urls]
         checks = [
             (self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}"),
@@ -225,3 +230,22 @@ def check_types(config) -> None:
 # to please. `refine-rft judge` uses it unless a recipe's `rsc_judge:` or the flags say otherwise.
 PAPER_RSC_JUDGE = {"backend": "openai", "base_urls": ["https://api.openai.com/v1"], "model": "gpt-4.1-mini",
                    "api_key_env": "OPENAI_API_KEY"}
+
+
+def judge_name(values: dict | JudgeConfig | None) -> str | None:
+    """Which judge a judge mapping (or :class:`JudgeConfig`) names: the model for ``backend: openai``,
+    ``"attribute judge"`` for ``backend: attributes`` (it has no model: every such judge is the
+    same rule), ``None`` for none. Two settings with the same name are the same judge.
+
+    >>> judge_name({"backend": "openai", "model": "OpenGVLab/InternVL3-38B"}), judge_name({"backend": "attributes"})
+    ('OpenGVLab/InternVL3-38B', 'attribute judge')
+    >>> judge_name({"model": "gpt-4.1-mini"}), judge_name(None)
+    ('gpt-4.1-mini', None)
+    """
+    if isinstance(values, JudgeConfig):
+        values = values.to_dict()
+    if not values:
+        return None
+    if values.get("backend", "openai") == "attributes":
+        return "attribute judge"
+    return str(values["model"]) if values.get("model") else None

@@ -55,6 +55,7 @@ from refine_rft.data.records import (
 from refine_rft.errors import DataError, MissingFile
 from refine_rft.evaluate.general import general_scores
 from refine_rft.evaluate.score import score_rows
+from refine_rft.judge.provenance import scores_judge, training_teacher
 from refine_rft.metrics import group_means, macro_mean
 
 JUDGE_FILES = (JUDGE_FILE, "rsc_scores.jsonl")
@@ -75,6 +76,10 @@ class Run:
     general: dict = field(default_factory=dict)  # lmms-eval task or VLMEvalKit dataset -> percentage
     log_history: list[dict] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # "file: row id: why", one per rejected value or row
+    # Who judged: the RSC judge of judge_scores.jsonl and the R_cot teacher of the trained model
+    # (refine_rft.judge.provenance; None when the run's files do not say).
+    rsc_judge: str | None = None
+    teacher: str | None = None
 
     @property
     def ablation(self) -> dict | None:
@@ -222,13 +227,21 @@ def check_judged_responses(judge_file: Path, judge: dict, predictions: list[dict
     from refine_rft.judge.reasoning_answer import DIGEST_FIELD, judged_digest
 
     current = {prediction_key(row): row for row in predictions}
-    stale = [key for key, row in judge.items() if key not in current
-             or (DIGEST_FIELD in row and row[DIGEST_FIELD] != judged_digest(current[key]))]
-    if stale:
-        raise DataError(f"{judge_file}: {len(stale)} judge score(s) judged other responses than "
-                        f"{judge_file.parent / PREDICTIONS_FILE} holds (first: {stale[0][0]!r}, style "
-                        f"{stale[0][1]!r}); bring them up to date with refine-rft judge "
-                        f"{judge_file.parent / PREDICTIONS_FILE} --out {judge_file} (same settings)")
+    gone = [key for key in judge if key not in current]
+    changed = [key for key, row in judge.items() if key in current
+               and DIGEST_FIELD in row and row[DIGEST_FIELD] != judged_digest(current[key])]
+    if not gone and not changed:
+        return
+    source = judge_file.parent / PREDICTIONS_FILE
+    what = []
+    if changed:
+        what.append(f"{len(changed)} judged a response that has changed since (first: {changed[0][0]!r}, "
+                    f"style {changed[0][1]!r})")
+    if gone:
+        what.append(f"{len(gone)} judged a prediction no longer in it, deleted or renamed (first: "
+                    f"{gone[0][0]!r}, style {gone[0][1]!r})")
+    raise DataError(f"{judge_file}: judge scores out of date with {source}: {'; '.join(what)}; bring them up to "
+                    f"date with refine-rft judge {source} --out {judge_file} (same settings)")
 
 
 def load_run(path: str | Path) -> Run:
@@ -256,5 +269,6 @@ def load_run(path: str | Path) -> Run:
     log_history = _read_json(state).get("log_history", []) if state else []
     if not (predictions or scores or judge or general or log_history):
         raise DataError(f"{path}: no {PREDICTIONS_FILE}, {SCORES_FILE}, {JUDGE_FILE}, general_eval/ or trainer logs")
+    teacher = training_teacher(path / PREDICTIONS_FILE)
     return Run(path, str(meta.get("name", path.name)), meta, predictions, scores, judge, general, log_history,
-               rejected)
+               rejected, scores_judge(judge_file, judge.values()) if judge else None, teacher and teacher[0])
