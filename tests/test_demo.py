@@ -136,7 +136,8 @@ def test_teacher_quality_reuses_the_demos_runs_and_trains_only_the_other_rates(d
     assert printed.err.count("holds a finished run (trainer_state.json); nothing to do") == 2
     assert printed.out.count("the demo's evaluation") == 2
     assert [line.split()[1:3] for line in printed.out.splitlines() if "$ refine-rft" in line] == [
-        ["refine-rft", "train"]] * 3 + [["refine-rft", "eval"], ["refine-rft", "judge"]]
+        ["refine-rft-workshop", "synthetic"]] + [["refine-rft", "train"]] * 3 + [["refine-rft", "eval"],
+                                                                               ["refine-rft", "judge"]]
     assert {name: stamp for name, stamp in _outputs(demo_out).items() if name in demo_files} == demo_files
     trained = json.loads((demo_out / "train" / "refine_rft_misread0.4" / "demo_settings.json").read_text())
     assert trained["overrides"]["judge"]["misread"] == 0.4
