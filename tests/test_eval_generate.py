@@ -131,6 +131,7 @@ def test_vllm_requests_carry_prompt_and_image(questions, generator):
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_kill_9_then_resume_equals_uninterrupted(questions, tmp_path):
     args = ["--model", tiny("tiny:qwen2_vl"), "--data", str(questions), "--prompts", "choice,cot",
             "--batch-size", "1", "--max-new-tokens", "cot=48"]
@@ -146,7 +147,11 @@ def test_kill_9_then_resume_equals_uninterrupted(questions, tmp_path):
     process.wait()
     done = sum(1 for _ in iter_jsonl_tolerant(out))
     assert 3 <= done < 12, "the kill did not land mid-run"
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from refine_rft.cli import main
+    from refine_rft_workshop.testing.commands import run_in_process
+
+    resumed = run_in_process(main, command[3:])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     reference = generate_predictions([questions], ["choice", "cot"], tmp_path / "reference",
                                      settings(batch_size=1, max_new_tokens={"cot": 48}))
     assert _stable(out) == _stable(reference)

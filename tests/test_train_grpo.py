@@ -82,6 +82,7 @@ def test_grpo_with_attribute_judge(tmp_path, cot_warm_model, synthetic_train_jso
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_accelerate_two_cpu_processes(tmp_path, tiny_model_path, synthetic_train_jsonl):
     """The distributed path is real: two gloo processes each generate, score and step.
 
