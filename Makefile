@@ -19,11 +19,16 @@ $(STAMP): pyproject.toml workshop/pyproject.toml
 
 install: $(STAMP)
 
+# The suite on WORKERS processes (pytest-xdist; each test file stays on one worker, so that its module
+# fixtures are built once), listing the 15 slowest tests so that creep shows.
+WORKERS ?= 2
+PYTEST := HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n $(WORKERS) --dist loadfile --durations=15
+
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q src workshop tests
+	$(PYTEST) src workshop tests
 
 test-fast: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" src workshop tests
+	$(PYTEST) -m "not slow" src workshop tests
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/refine-rft-workshop demo
