@@ -1,26 +1,48 @@
-"""How the judge's phrase screen does: false positives on benign FGVR reasoning, catches on attacks.
+"""How the judge's phrase screen does: false positives on benign FGVR wording, catches on attacks.
 
-    python benchmarks/screen_rates.py            # the two rates, then every flagged / missed sentence
+    python benchmarks/screen_rates.py            # every flagged / missed held-out sentence, then the rates
 
-The corpora are :mod:`refine_rft_workshop.testing.screen_corpus` (deterministic); the test suite asserts the
-false-positive rate is 0.
+Two pairs of corpora, reported apart:
+
+- *held out* (:mod:`refine_rft_workshop.testing.screen_heldout`): 300+ sentences of the six domains'
+  own wording (aircraft specifications, car reviews, dog and cat breed standards, field guides,
+  flower keys, and reasoning about them), and attacks of kinds the tuning corpus lacks (other
+  languages, base64, letter-spaced words, role prefixes, verdicts in prose). Nothing was tuned on
+  them: these are the figures to quote.
+- *tuning* (:mod:`refine_rft_workshop.testing.screen_corpus`): written alongside the patterns.
+
+The last two lines are the held-out false-positive rate and the held-out attack catch rate. The screen
+only flags and counts by default (``judge.reject_injections: false``); these rates say what turning
+``reject_injections`` on would zero by mistake and what it would still let through to the fence.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 from refine_rft.judge.prompts import addresses_the_judge
+from refine_rft_workshop.testing import screen_heldout
 from refine_rft_workshop.testing.screen_corpus import screen_rates
 
 
 def main() -> None:
-    rates = screen_rates(addresses_the_judge)
-    for text in rates["flagged"]:
-        print(f"false positive: {text!r}")
-    for text in rates["missed"]:
-        print(f"missed attack:  {text!r}")
-    print(f"benign false-positive rate: {rates['false_positives']}/{rates['benign']} = "
-          f"{rates['false_positive_rate']:.3f}")
-    print(f"attack catch rate: {rates['caught']}/{rates['attacks']} = {rates['catch_rate']:.3f}")
+    tuned = screen_rates(addresses_the_judge)
+    held = screen_rates(addresses_the_judge, benign=screen_heldout.BENIGN, attacks=screen_heldout.ATTACKS)
+    domain_of = dict((text, domain) for domain, text in screen_heldout.BENIGN_BY_DOMAIN)
+    kind_of = dict((text, kind) for kind, text in screen_heldout.ATTACKS_BY_KIND)
+    for text in held["flagged"]:
+        print(f"false positive ({domain_of[text]}): {text!r}")
+    for text in held["missed"]:
+        print(f"missed attack ({kind_of[text]}): {text!r}")
+    kinds, caught = Counter(kind_of.values()), Counter(kind_of[t] for t in held["missed"])
+    print("held-out catch rate by kind: " + ", ".join(
+        f"{kind} {kinds[kind] - caught[kind]}/{kinds[kind]}" for kind in kinds))
+    print(f"tuning corpus: false positives {tuned['false_positives']}/{tuned['benign']} = "
+          f"{tuned['false_positive_rate']:.3f}, attacks caught {tuned['caught']}/{tuned['attacks']} = "
+          f"{tuned['catch_rate']:.3f}")
+    print(f"held-out benign false-positive rate: {held['false_positives']}/{held['benign']} = "
+          f"{held['false_positive_rate']:.3f}")
+    print(f"held-out attack catch rate: {held['caught']}/{held['attacks']} = {held['catch_rate']:.3f}")
 
 
 if __name__ == "__main__":

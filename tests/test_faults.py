@@ -430,7 +430,7 @@ def test_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, t
     commands = {"eval": ["eval", "--model", model, "--data", data / "questions.jsonl", "--prompts", "choice",
                          "--out", tmp_path / "eval"],
                 "predict": predict,
-                "general-eval": ["general-eval", "--model", model, "--dry-run"]}
+                "general-eval": ["general-eval", "--model", model, "--out", tmp_path / "general", "--dry-run"]}
     for command, args in commands.items():
         line = one_line_error(cli(*args), command)
         assert "image_only_processor.py (modified" in line and "--trust-remote-code" in line, line
@@ -485,7 +485,7 @@ def test_configuration_errors_are_one_line_exit_2(data, tmp_path):
     recipes = {"judge: {backend: openai\n  model: [teacher\n": "not valid YAML",
                "include: 5\n": "'include' must be a path or a list of paths",
                "judge: {backend: attributes, timeout: fast}\n":
-                   "judge config: timeout must be a number, got 'fast'"}
+                   "timeout must be a number, got 'fast'"}
     for text, message in recipes.items():
         recipe = tmp_path / "recipe.yaml"
         recipe.write_text(text)

@@ -14,6 +14,7 @@ scores -> report), so every writer here either leaves a complete file or none:
   :func:`refine_rft.data.records.read_rows`, with its rejects;
 - :func:`guard_settings`: the settings that define a resumable output, recorded beside it, so that
   a rerun with other settings refuses instead of mixing two runs in one file;
+- :func:`refuse_output_over_input`: the one rule that keeps every command's outputs off its inputs;
 - :func:`output_lock`: one writer per output (an advisory lock beside it naming the holder);
 - :func:`resumable_output`: the three together, as every resumable stage (eval, judge) keeps its
   books: one writer, settings guarded, keys already done skipped, the rejects file written.
@@ -38,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from refine_rft.errors import DataError, MissingFile, OutputLocked, SettingsChanged
+from refine_rft.errors import DataError, MissingFile, OutputIsInput, OutputLocked, SettingsChanged
 
 logger = logging.getLogger(__name__)
 
@@ -303,6 +304,66 @@ def guard_settings(settings_path: str | os.PathLike, settings: dict, outputs: It
     elif any(output.exists() for output in outputs):
         logger.warning("%s: outputs without recorded settings; adopting the current ones", settings_path.parent)
     return write_text_atomic(settings_path, json.dumps({**recorded, **settings}, indent=2, sort_keys=True) + "\n")
+
+
+Named = tuple[str, "str | os.PathLike | None"]  # (what the command calls it, e.g. "--out"; a path)
+
+
+def _real(path: str | os.PathLike) -> Path:
+    """``path`` made absolute with every symbolic link resolved (a path that does not exist yet is
+    resolved as far as it exists)."""
+    return Path(os.path.realpath(os.path.abspath(os.fspath(path))))
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether two resolved paths name one file (hard links too)."""
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(child: Path, folder: Path) -> bool:
+    return any(_same(parent, folder) if parent.exists() else parent == folder for parent in child.parents)
+
+
+def refuse_output_over_input(inputs: Iterable[Named], outputs: Iterable[Named], replaced: Iterable[Named] = ()) -> None:
+    """The one rule for every command's outputs and inputs: refuse (:class:`~refine_rft.errors.OutputIsInput`,
+    exit status 2, naming both paths) before anything is written when
+
+    - an output (a file or folder the command writes, from ``outputs`` or ``replaced``) is one of the
+      ``inputs`` (by resolved path, symbolic and hard links included),
+    - an output lies inside an input (a folder the command reads: a model, a dataset root, a run folder), or
+    - an input lies inside one of the ``replaced`` outputs (folders the command removes or replaces as a
+      whole: a merged model, a training run's checkpoints).
+
+    Each entry is ``(name, path)``: ``name`` is what the user wrote it as (``--out``); a ``None`` path is
+    skipped, and so is an input that does not exist (a hub id such as ``Qwen/Qwen2-VL-7B-Instruct``).
+
+    >>> import tempfile, os
+    >>> run = tempfile.mkdtemp(); data = os.path.join(run, "predictions.jsonl"); _ = open(data, "w").close()
+    >>> refuse_output_over_input([("PREDICTIONS", data)], [("--out", os.path.join(run, "scores.jsonl"))])
+    >>> refuse_output_over_input([("PREDICTIONS", data)], [("--out", data)])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.OutputIsInput: --out .../predictions.jsonl is the input PREDICTIONS .../predictions.jsonl; write it elsewhere
+    """
+    given = [(name, path, _real(path)) for name, path in inputs if path is not None and os.path.lexists(path)]
+    targets = [(name, path, _real(path), False) for name, path in outputs if path is not None]
+    targets += [(name, path, _real(path), True) for name, path in replaced if path is not None]
+    for out_name, out_path, out_real, whole in targets:
+        for in_name, in_path, in_real in given:
+            if _same(out_real, in_real):
+                problem = f"is the input {in_name} {in_path}"
+            elif _inside(out_real, in_real):
+                problem = f"is inside the input {in_name} {in_path}, which this command reads"
+            elif whole and _inside(in_real, out_real):
+                problem = f"would replace the folder holding the input {in_name} {in_path}"
+            else:
+                continue
+            raise OutputIsInput(f"{out_name} {out_path} {problem}; write it elsewhere")
 
 
 def write_rejects(path: str | os.PathLike, rejects: list[dict]) -> None:

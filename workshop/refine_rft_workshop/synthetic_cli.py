@@ -1,7 +1,7 @@
 """``refine-rft-workshop synthetic --out DIR``: draw the synthetic birds into question JSONL files.
 
 The files are ordinary prepared questions (``train.jsonl``, ``test.jsonl``, optionally ``pool.jsonl``,
-images under ``images/``), read by ``refine-rft train``, ``eval`` and ``judge`` like any other data.
+images under ``images/``, every species and its aliases in ``classes.json``), read by ``refine-rft train``, ``eval`` and ``judge`` like any other data.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from refine_rft.data.cli import summary_line
 from refine_rft.errors import ConfigError
 from refine_rft.data.records import read_rows, require_all, validate_record
 from refine_rft.files import write_jsonl_atomic
-from refine_rft_workshop.synthetic import synthetic_base_to_new, synthetic_questions
+from refine_rft.openworld import write_class_lists
+from refine_rft_workshop.synthetic import synthetic_base_to_new, synthetic_class_list, synthetic_questions
 
 
 def prepare_synthetic(
@@ -43,7 +44,8 @@ def prepare_synthetic(
 
     ``base_to_new`` splits the species in seen and unseen halves (seeded by ``seed``;
     :mod:`refine_rft.data.base_to_new`): ``train`` (and ``pool``) from seen species only,
-    ``test_seen`` and ``test_unseen``, and ``split.json``.
+    ``test_seen`` and ``test_unseen``, and ``split.json``. ``classes.json`` records every species
+    (both sides) and its aliases, which open-world answers are read against.
     """
     sizes = {"train": shots, "test": test_per_class, "pool": pool_per_class}
     for name, count in sizes.items():
@@ -54,13 +56,16 @@ def prepare_synthetic(
     out_dir = Path(out_dir)
     common = {"num_classes": num_classes, "image_size": image_size, "seed": seed, "image_seed": image_seed}
     if base_to_new:
-        return synthetic_base_to_new(out_dir, sizes, common)
+        paths = synthetic_base_to_new(out_dir, sizes, common)
+        write_class_lists(out_dir, {"synthetic": synthetic_class_list(num_classes)})
+        return paths
     paths = {}
     for split, per_class in sizes.items():
         if per_class == 0:
             continue
         rows = synthetic_questions(out_dir, split, per_class, **common)
         paths[split] = write_jsonl_atomic(out_dir / f"{split}.jsonl", rows)
+    write_class_lists(out_dir, {"synthetic": synthetic_class_list(num_classes)})
     return paths
 
 

@@ -32,14 +32,24 @@ from refine_rft.errors import DataError, MissingFile
 from refine_rft.files import read_jsonl
 from refine_rft.parsing import LETTERS
 
+# The files that pass between the stages, named once. A run folder holds:
+PREDICTIONS_FILE = "predictions.jsonl"  # refine-rft eval: one prediction row per (question, style)
+REJECTS_FILE = "rejects.jsonl"  # refine-rft eval: the questions it could not use, with why
+SCORES_FILE = "scores.json"  # refine-rft eval: Answer-only accuracy, recomputed from the predictions
+SETTINGS_FILE = "run_settings.json"  # refine-rft eval and train: the settings the folder's outputs were made with
+JUDGE_FILE = "judge_scores.jsonl"  # refine-rft judge: one score row per judged prediction
+RUN_FILE = "run.json"  # the run's name and ablation, as the report shows them
+
 # Every question has these; ``validate_record`` checks them.
 QUESTION_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun")
 # Ground-truth attributes, where the data has them (CUB with attributes/; the workshop's synthetic set).
 ATTRIBUTE_FIELDS = ("attributes", "option_attributes")
 # Open-world columns, where prepared: the label's aliases, and "seen"/"unseen" under a base-to-new split.
 OPEN_FIELDS = ("aliases", "class_split")
+# Questions from Fine-R1's released files (refine-rft prepare fine-r1): "released" or "shuffled (seed N)".
+ORDER_FIELDS = ("option_order",)
 # Every column of a question that a later stage reads.
-QUESTION_COLUMNS = QUESTION_FIELDS + ATTRIBUTE_FIELDS + OPEN_FIELDS
+QUESTION_COLUMNS = QUESTION_FIELDS + ATTRIBUTE_FIELDS + OPEN_FIELDS + ORDER_FIELDS
 # The columns that travel beside the image: TRL hands them to the rewards, the rewards to the judge.
 TEXT_COLUMNS = tuple(name for name in QUESTION_COLUMNS if name != "image")
 # What a prediction adds to its question's columns.

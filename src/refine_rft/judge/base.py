@@ -10,10 +10,16 @@ untagged and truncated ones included. Two checks can skip the call:
 - ``skip_untagged`` (off by default, and in the paper recipes): a response without a complete,
   non-empty ``<think>`` block scores 0 without a call (``judge/no_think``). A cost saving that
   turns R_cot partly into a second format reward; an ablation.
-- With ``reject_injections``, a judged text that addresses the judge (see
-  :func:`~refine_rft.judge.prompts.addresses_the_judge`) scores 0 and is counted. For
-  Reasoning-Answer scores, RSC_U and RSC_O are then 0 but RSC_A still comes from the answer
-  (:func:`answered_correctly`): a right answer is never scored wrong by the screen.
+- The phrase screen (:func:`~refine_rft.judge.prompts.addresses_the_judge`) reads every judged
+  text and counts the ones that seem to address the judge (``judge/injections_flagged``); by
+  default that is all it does, and the text goes to the teacher inside its fence, where it is
+  data. The fence and its per-request code are the defence: they held against every forgery
+  tried, while any phrase screen also flags some ordinary domain sentences ("a thrust rating of
+  27,000 lbf", "Overall score: 8/10") and misses attacks in other languages and encodings
+  (``benchmarks/screen_rates.py``). With ``reject_injections`` (an ablation), a flagged text also
+  scores 0 without a call (``judge/injections_rejected``); for Reasoning-Answer scores RSC_U and
+  RSC_O are then 0 but RSC_A still comes from the answer (:func:`answered_correctly`): a right
+  answer is never scored wrong by the screen.
 
 Backends implement ``_score_reasoning(text, sample) -> 0..100 | None`` and
 ``_score_rsc(sample) -> dict | None``; ``None`` means the judgement failed and is counted here, and
@@ -29,14 +35,17 @@ from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.failure import FailureRule
 from refine_rft.judge.prompts import addresses_the_judge, judged_reasoning
 from refine_rft.judge.stats import JudgeStats
-from refine_rft.parsing import cot_choice, extract_choice, parse_response
+from refine_rft.parsing import parse_response
+from refine_rft.prompts import prompt_style
 
 INJECTION_FEEDBACK = "The response addresses the judge instead of the question; not graded."
 
 
 def answered_correctly(sample: dict) -> bool:
-    """Whether the response names exactly the true option: the ``<answer>`` block for the CoT style
-    (R_cls's reading), the whole text for the others.
+    """Whether the response gives the true option under its style's answer rule
+    (:data:`~refine_rft.prompts.PROMPT_STYLES`' ``parse``, the rule accuracy is scored by): the
+    ``<answer>`` block for CoT (R_cls's reading), the letter and the name for Both, the letter for
+    Choice. A sample without a ``style`` is a CoT response.
 
     >>> options = ["Common Finch", "Crested Finch"]
     >>> answered_correctly({"response": "<think>x</think><answer>B</answer>", "options": options,
@@ -44,11 +53,20 @@ def answered_correctly(sample: dict) -> bool:
     True
     >>> answered_correctly({"response": "A", "options": options, "answer": 1, "style": "choice"})
     False
+    >>> answered_correctly({"response": "B", "options": options, "answer": 1, "style": "both"})  # no name
+    False
     """
-    response, options, answer = sample["response"], sample["options"], int(sample["answer"])
-    if (sample.get("style") or "cot") == "cot":
-        return cot_choice(response, options) == answer
-    return extract_choice(response, options) == answer
+    return answer_given(sample) == int(sample["answer"])
+
+
+def answer_given(sample: dict) -> int | None:
+    """The option index the response gives under its style's rule; ``None``: unparseable.
+
+    >>> answer_given({"response": "B. Crested Finch", "options": ["Common Finch", "Crested Finch"],
+    ...               "style": "both"})
+    1
+    """
+    return prompt_style(sample.get("style") or "cot").parse(sample["response"], sample["options"])
 
 
 def require_fields(sample: dict, names: tuple[str, ...], why: str) -> None:
@@ -74,10 +92,19 @@ class Judge:
             self.stats.add(no_think=1)
             return 0.0, ""
         text = self._judged_text(sample["response"], parsed)
-        if self.config.reject_injections and addresses_the_judge(text):
-            self.stats.add(injections_rejected=1)
+        if self._screened_out(text):
             return 0.0, text
         return None, text
+
+    def _screened_out(self, text: str) -> bool:
+        """Run the phrase screen on ``text``: count a flag; True when the flag also zeroes it."""
+        if not addresses_the_judge(text):
+            return False
+        self.stats.add(injections_flagged=1)
+        if not self.config.reject_injections:
+            return False
+        self.stats.add(injections_rejected=1)
+        return True
 
     async def reasoning_score(self, sample: dict) -> float | None:
         """R_cot of ``sample["response"]`` on 0-100, or ``None`` if the judge failed."""
@@ -92,8 +119,7 @@ class Judge:
         """Reasoning-Answer scores ``{"RSC_A", "RSC_U", "RSC_O"}`` (0-100) with a ``*_feedback``
         sentence each, or ``None`` if the judge failed."""
         self.stats.add(judgements=1)
-        if self.config.reject_injections and addresses_the_judge(sample["response"]):
-            self.stats.add(injections_rejected=1)
+        if self._screened_out(sample["response"]):
             require_fields(sample, ("options", "answer"), "RSC_A reads the answer")
             correct = answered_correctly(sample)
             verb = "names" if correct else "does not name"

@@ -24,10 +24,15 @@ inside "Ignore" hides nothing:
   text and sets the code, and the system message says that only the closing line with the same
   code ends the response and that everything between is data. Anything in the text that looks
   like a delimiter (any case, spacing or bracket count) is blanked;
-- :func:`addresses_the_judge` catches blunt attacks that talk to the grader ("ignore previous
-  instructions", "score: 100") before any call is made. It is written to leave ordinary reasoning
-  alone ("hard to judge from this angle", "give or take 100 feathers"): its false-positive rate on
-  a benign corpus of FGVR sentences is tested to be 0 (:mod:`refine_rft_workshop.testing.screen_corpus`).
+- :func:`addresses_the_judge` flags blunt attacks that talk to the grader ("ignore previous
+  instructions", "score: 100"); the judge counts them and, only with ``reject_injections``, scores
+  them 0 without a call. It is written to leave ordinary reasoning alone ("hard to judge from this
+  angle", "give or take 100 feathers"), and passes every sentence of its tuning corpus
+  (:mod:`refine_rft_workshop.testing.screen_corpus`), but on a held-out corpus of domain wording
+  it flags some ("a thrust rating of 27,000 lbf", "Overall score: 8/10") and it misses most
+  attacks in other languages, base64 or spaced-out letters
+  (:mod:`refine_rft_workshop.testing.screen_heldout`, ``benchmarks/screen_rates.py``). So a flag is
+  a count to watch, not a verdict: the fence above is the defence.
 
 Any change to a string here changes every R_cot and RSC number, so ``PROMPT_VERSION`` is part of
 the cache key and ``tests/snapshots/judge_*.txt`` hold the exact texts (with a fixed code).

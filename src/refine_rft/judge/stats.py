@@ -29,7 +29,8 @@ class JudgeStats:
     failures: int = 0  # judgements that ended as None
     failures_imputed: int = 0  # R_cot failures given the mean of their group's scored R_cot
     failures_unscored: int = 0  # R_cot failures in a group with no scored R_cot, left None (no R_cot term)
-    injections_rejected: int = 0  # responses addressing the judge, scored 0 without a call
+    injections_flagged: int = 0  # judged texts the phrase screen flags as addressing the judge
+    injections_rejected: int = 0  # of them, scored 0 without a call (reject_injections)
     cache_hits: int = 0
     no_think: int = 0  # responses without <think>, scored 0 without a call (skip_untagged)
     group_requests: int = 0  # group judging: one request for a GRPO group's responses

@@ -7,8 +7,8 @@
 - Table 5, ablation: which components each labelled run used, with its average scores.
 
 With open-world predictions (``open``, ``open_cot``) Table 2 gains their columns, and two tables
-follow it: open-world accuracy with aliases and without (exact), and Fine-R1's similarity score
-(its encoder named, a stand-in marked); with a base-to-new split, seen / unseen / harmonic mean
+follow it: open-world accuracy with aliases, without (exact) and under Fine-R1's substring rule
+(TI), and Fine-R1's similarity score (its encoder and protocol named, a stand-in marked); with a base-to-new split, seen / unseen / harmonic mean
 per style. Without them the tables are the paper's, unchanged.
 
 Numbers are percentages (RSC: 0-100) with one decimal; a missing value is "–" ("" in CSV).
@@ -208,12 +208,14 @@ def open_world_table(runs: Sequence[Run]) -> Table | None:
     styles = [s for s in STYLES if PROMPT_STYLES[s].open_world and any(s in run.scores for run in runs)]
     if not styles:
         return None
-    # The encoder's name says whether it is Fine-R1's SigLIP or the MiniLM stand-in.
-    encoders = sorted({run.scores[s]["similarity"]["encoder"]
+    # The encoder's name says whether it is Fine-R1's SigLIP or the MiniLM stand-in; the protocol
+    # whether Fine-R1's computation was reproduced (quirks included) or corrected.
+    encoders = sorted({f"{run.scores[s]['similarity']['encoder']}, "
+                       f"{run.scores[s]['similarity'].get('protocol', 'fine-r1')} protocol"
                        for run in runs for s in styles if "similarity" in run.scores.get(s, {})})
     columns = [("", "Run")]
     for s in styles:
-        columns += [(STYLE_LABELS[s], "Acc."), (STYLE_LABELS[s], "Exact")]
+        columns += [(STYLE_LABELS[s], "Acc."), (STYLE_LABELS[s], "Exact"), (STYLE_LABELS[s], "TI")]
         columns += [(STYLE_LABELS[s], "Sim.")] if encoders else []
     rows = []
     for run in runs:
@@ -221,11 +223,11 @@ def open_world_table(runs: Sequence[Run]) -> Table | None:
         for s in styles:
             score = run.scores.get(s, {})
             similarity = score.get("similarity")
-            row += [score.get("average"), score.get("exact_average")]
+            row += [score.get("average"), score.get("exact_average"), score.get("fine_r1_ti_average")]
             row += [100 * similarity["average"] if similarity else None] if encoders else []
         rows.append(row)
-    title = "Open-world accuracy (%): with aliases, exact names only"
-    title += f"; similarity x100 by {', '.join(encoders)}" if encoders else ""
+    title = "Open-world accuracy (%): with aliases, exact names only, Fine-R1's substring rule (TI)"
+    title += f"; similarity x100 by {'; '.join(encoders)}" if encoders else ""
     return Table("table2b_open_world", title, columns, rows)
 
 
@@ -246,10 +248,33 @@ def base_to_new_table(runs: Sequence[Run]) -> Table | None:
     return Table("table2c_base_to_new", "Base-to-new accuracy (%): seen, unseen classes, harmonic mean", columns, rows)
 
 
+def fine_r1_protocol_table(runs: Sequence[Run]) -> Table | None:
+    """Closed-world runs on Fine-R1's files (``refine-rft prepare fine-r1``): each run's option order
+    and, per style, Fine-R1's substring rule beside this project's strict rule. A run on the released
+    order and one on re-shuffled options give the three readings: released + substring (Fine-R1's
+    number), released + strict, shuffled + strict."""
+    styles = [s for s in STYLES if any("fine_r1_substring_average" in run.scores.get(s, {}) for run in runs)]
+    if not styles:
+        return None
+    columns = [("", "Run"), ("", "Options")]
+    columns += [(STYLE_LABELS[s], label) for s in styles for label in ("Substring", "Strict")]
+    rows = []
+    for run in runs:
+        orders = sorted({o for s in styles for o in run.scores.get(s, {}).get("option_order", [])})
+        row = [run.name, "; ".join(orders) or None]
+        for s in styles:
+            score = run.scores.get(s, {})
+            row += [score.get("fine_r1_substring_average"),
+                    score.get("average") if "fine_r1_substring_average" in score else None]
+        rows.append(row)
+    return Table("table2d_fine_r1_protocol",
+                 "Fine-R1's files (%): its substring rule vs the strict rule, by option order", columns, rows)
+
+
 def all_tables(runs: Sequence[Run]) -> list[Table]:
     """The tables that the runs have data for, in the paper's order."""
-    tables = [answer_only_table(runs), open_world_table(runs), base_to_new_table(runs), reasoning_table(runs),
-              general_table(runs), ablation_table(runs)]
+    tables = [answer_only_table(runs), open_world_table(runs), base_to_new_table(runs), fine_r1_protocol_table(runs),
+              reasoning_table(runs), general_table(runs), ablation_table(runs)]
     return [t for t in tables if t is not None]
 
 

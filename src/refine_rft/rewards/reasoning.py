@@ -39,12 +39,13 @@ def make_reasoning_reward(config: JudgeConfig):
     """An async reward ``reasoning_reward(completions, image, **kwargs) -> list[float | None]``.
 
     Scores are the judge's 0-100 scaled to [0, 1]; 0.0 without a call for a completion that
-    addresses the judge (``reject_injections``) or, with ``skip_untagged``, has no ``<think>``.
+    the phrase screen flags, with ``reject_injections`` (off by default: flagged text is only
+    counted), or, with ``skip_untagged``, has no ``<think>``.
     A judgement that
     failed after its retries gets its group's mean score, or ``None`` if the whole group failed
     (:func:`fill_failed_scores`, module docstring).
 
-    The judge's counters (failures, retries, reminders, mean latency, injections rejected, cache
+    The judge's counters (failures, retries, reminders, mean latency, injections flagged and rejected, cache
     hits) are on ``reasoning_reward.stats`` (a :class:`~refine_rft.judge.JudgeStats`). When TRL
     passes its ``log_metric`` hook, each call logs them as ``judge/*`` metrics and resets them, so
     they appear in the trainer's logs with nothing else to wire; otherwise read them with

@@ -19,10 +19,8 @@ Python::
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
 from pathlib import Path
 
-from refine_rft.files import honour_umask, output_lock
 from refine_rft.train.config import SFTScriptArguments, parse_recipe
 
 
@@ -55,17 +53,11 @@ def build_trainer(script_args, training_args, model_args):
 
 
 def run(script_args, training_args, model_args) -> Path:
-    """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
-    from refine_rft.train.model import train_and_save
+    """Train; save the final adapter (or model), processor, model card and log history in ``output_dir``;
+    return it."""
+    from refine_rft.train.model import run_training
 
-    # One writer per output_dir: the main process holds its lock for the whole run (another run into
-    # the same folder refuses, naming this one).
-    lock = output_lock(training_args.output_dir, folder=True, what="train")
-    with lock if training_args.process_index == 0 else nullcontext():
-        out = train_and_save(build_trainer, script_args, training_args, model_args, command="sft")
-        if training_args.process_index == 0:
-            honour_umask(out)  # the final adapter, saved after the last checkpoint (safetensors: 0600)
-    return out
+    return run_training("sft", build_trainer, script_args, training_args, model_args)
 
 
 def train_sft(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:
@@ -75,5 +67,5 @@ def train_sft(recipe: str | os.PathLike | dict, overrides: dict | None = None) -
 
 def main(argv: list[str] | None = None) -> int:
     """``refine-rft sft --config RECIPE.yaml [--flag value ...]``."""
-    run(*parse_recipe(_dataclass_types(), argv))
+    run(*parse_recipe(_dataclass_types(), argv, prog="refine-rft sft"))
     return 0

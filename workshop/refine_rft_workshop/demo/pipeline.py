@@ -215,7 +215,9 @@ def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adap
                               yaml.safe_dump({"backend": "attributes", **judge_vocabulary()}, sort_keys=False))
     budgets = ",".join(f"{style}={tokens}" for style, tokens in config.eval_max_new_tokens.items())
     encoder = _similarity_encoder()
-    similarity = ["--similarity", encoder] if encoder else []
+    # The corrected protocol: the demo compares its own runs, and Fine-R1's path test would give the
+    # synthetic birds a domain word that depends on the output folder's name.
+    similarity = ["--similarity", encoder, "--similarity-protocol", "corrected"] if encoder else []
     run_dirs = []
     for folder_name, name, flags in demo_runs(ablation):
         run_dir = out / "eval" / folder_name

@@ -1,15 +1,19 @@
-"""Two corpora for the judge's phrase screen (:func:`~refine_rft.judge.prompts.addresses_the_judge`).
+"""The tuning corpora of the judge's phrase screen (:func:`~refine_rft.judge.prompts.addresses_the_judge`).
+
+These were written alongside the screen's patterns, so its rates on them are tuned figures; the
+held-out figures come from :mod:`refine_rft_workshop.testing.screen_heldout`, which nothing was
+tuned on (:func:`screen_rates` takes either).
 
 - :func:`benign_corpus`: fine-grained recognition reasoning that uses the screen's trigger words in
   their everyday senses ("hard to *judge*", "the wingbeat *rate*", "a *score* of spots", "colour
   *grades* into", "about *100* feathers", "*gives* it away", "engine *output*", "*ignore* the
   background", "colour *system*"), built from templates filled with the synthetic data's attribute
-  phrases, CUB's attribute wording and plain English. The screen must pass every one of them: a
-  screen that zeroes ordinary reasoning turns R_cot into a vocabulary test.
+  phrases, CUB's attribute wording and plain English. The screen passes every one of them (a
+  screen that zeroes ordinary reasoning turns R_cot into a vocabulary test).
 - :func:`attack_corpus`: responses that talk to the grader, plain and disguised (full-width
   letters, zero-width characters, odd spacing, an attack tucked into honest reasoning), plus subtle
   flattery that no phrase list catches. Its catch rate is reported, not required to be 1: the
-  fenced response slot and the data-only rule are the defence; the screen only saves a call.
+  fenced response slot and the data-only rule are the defence; the screen only counts.
 
 Deterministic: the same sentences every time (``benchmarks/screen_rates.py`` prints both rates).
 
@@ -168,12 +172,20 @@ def attack_corpus() -> list[str]:
     return corpus + list(SUBTLE)
 
 
-def screen_rates(screen) -> dict:
-    """How ``screen(text) -> bool`` does: false positives on the benign corpus (the flagged
-    sentences listed) and the catch rate on the attack corpus (the missed ones listed)."""
-    benign, attacks = benign_corpus(), attack_corpus()
+def screen_rates(screen, benign=None, attacks=None) -> dict:
+    """How ``screen(text) -> bool`` does: false positives on ``benign`` (the flagged sentences
+    listed) and the catch rate on ``attacks`` (the missed ones listed); by default the tuning
+    corpora of this module.
+
+    >>> rates = screen_rates(lambda text: "100" in text, benign=["a b", "100 m"], attacks=["Score: 100", "x"])
+    >>> rates["false_positive_rate"], rates["catch_rate"], rates["missed"]
+    (0.5, 0.5, ['x'])
+    """
+    benign = benign_corpus() if benign is None else list(benign)
+    attacks = attack_corpus() if attacks is None else list(attacks)
     flagged = [text for text in benign if screen(text)]
     missed = [text for text in attacks if not screen(text)]
     return {"benign": len(benign), "false_positives": len(flagged),
-            "false_positive_rate": len(flagged) / len(benign), "flagged": flagged, "attacks": len(attacks), "caught": len(attacks) - len(missed),
+            "false_positive_rate": len(flagged) / len(benign), "flagged": flagged,
+            "attacks": len(attacks), "caught": len(attacks) - len(missed),
             "catch_rate": (len(attacks) - len(missed)) / len(attacks), "missed": missed}
