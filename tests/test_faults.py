@@ -318,7 +318,7 @@ def test_judge_rejudges_exactly_the_responses_that_changed_and_report_refuses_st
         assert changed > 0
         # Until the judge has seen the new responses, the report refuses to show the old scores.
         line = one_line_error(cli("report", run, "--out", tmp_path / "report"), "report")
-        assert "judged other responses than" in line
+        assert f"out of date with {predictions}: {changed} judged a response that has changed since" in line
         assert f"refine-rft judge {predictions} --out {scores}" in line
         second = cli(*judge)
     assert second.returncode == 0, second.stderr

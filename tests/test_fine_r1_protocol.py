@@ -161,3 +161,39 @@ def test_the_corrected_protocol_differs_where_fine_r1_is_wrong(encoder):
     fine, corrected = similarity_scores(rows, encoder, "fine-r1"), similarity_scores(rows, encoder, "corrected")
     assert fine[0] != pytest.approx(corrected[0]) and fine[1] != pytest.approx(corrected[1])  # bird / dog vs object
     assert fine[2] == pytest.approx(corrected[2])  # the same domain word and label: the same number
+
+
+def test_the_siglip_path_runs_as_fine_r1_runs_it(tmp_path):
+    """``--similarity siglip`` on a random-weight SigLIP of the real architecture (the stand-in's
+    tokenizer beside it): text padded to 64 tokens, so the last position SigLIP pools is padding for
+    short texts, batches of any size, the pooled output of transformers 5's ``ModelOutput``."""
+    import shutil
+
+    from transformers import SiglipConfig, SiglipModel
+
+    from refine_rft.evaluate.similarity import _siglip
+
+    tokenizer_dir = minilm.get_model_path()
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(tokenizer_dir / name, tmp_path / name)
+    torch.manual_seed(0)
+    config = SiglipConfig(text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                                       "num_attention_heads": 2, "vocab_size": 30522, "max_position_embeddings": 64},
+                          vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                                         "num_attention_heads": 2, "image_size": 32, "patch_size": 16})
+    SiglipModel(config).save_pretrained(tmp_path)
+    encoder = _siglip(str(tmp_path))
+    texts = [f"bird number {i}" for i in range(70)] + ["word " * 100]
+    vectors = encoder(texts)
+    assert vectors.shape == (71, 16) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    model = SiglipModel.from_pretrained(tmp_path).eval()
+    from transformers import AutoTokenizer
+
+    tokens = AutoTokenizer.from_pretrained(tmp_path)(["bird number 3"], padding="max_length", max_length=64,
+                                                      return_tensors="pt")
+    with torch.no_grad():
+        out = model.get_text_features(**tokens)
+    expected = getattr(out, "pooler_output", out)[0].numpy()
+    alone = encoder(["bird number 3"])[0]  # padded to 64 even alone, as Fine-R1 pads it
+    assert np.allclose(alone, expected / np.linalg.norm(expected), atol=1e-6)
+    assert np.allclose(vectors[3], alone, atol=1e-5) and not encoder.stand_in

@@ -137,3 +137,24 @@ def test_repeated_endpoints_add_up_and_replace_the_files(tmp_path):
     assert parse_args(["p", "--out", "s", "--config", str(settings)])[1].base_urls == ["http://x/v1"]
     assert parse_args(["p", "--out", "s", "--config", str(settings), "--endpoint", "http://a/v1", "--base-urls",
                        "http://b/v1", "http://c/v1"])[1].base_urls == ["http://a/v1", "http://b/v1", "http://c/v1"]
+
+
+def test_a_boolean_flag_before_a_positional_argument():
+    from refine_rft.judge.cli import parse_args
+
+    run, _ = parse_args(["--overwrite", "p.jsonl", "--out", "s.jsonl"])
+    assert (str(run.predictions), run.overwrite) == ("p.jsonl", True)
+    assert parse_args(["p.jsonl", "--overwrite", "false", "--out", "s.jsonl"])[0].overwrite is False
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["synthetic", "--out", "o", "--foo"],
+     "refine-rft-workshop synthetic: unknown flag --foo (see refine-rft-workshop synthetic --help)\n"),
+    (["tiny-model", "--arch", "qwen2_vl"],
+     "refine-rft-workshop tiny-model: missing OUT (see refine-rft-workshop tiny-model --help)\n"),
+])
+def test_the_workshops_commands_answer_alike(argv, line, capsys):
+    from refine_rft_workshop.cli import main as workshop
+
+    assert workshop(argv) == 2
+    assert capsys.readouterr().err == line

@@ -14,7 +14,7 @@ This is also the one error boundary, and the exit status is the contract scripts
 2     a known error, printed as one line ``refine-rft <command>: error: <message>``: a
       :class:`~refine_rft.errors.UserError` (configuration, data, a refused endpoint, an output
       another run is writing) or an operating-system condition (permission denied, no space left,
-      read-only file system, not a directory, name too long, a file where a folder is expected, a
+      read-only file system, a file larger than ``ulimit -f`` allows, not a directory, name too long, a file where a folder is expected, a
       dangling symlink); a bad flag, printed as ``refine-rft <command>: unknown flag --foo (see
       refine-rft <command> --help)``
 3     an unexpected error: a bug, printed with its traceback
@@ -57,7 +57,8 @@ def _usage(prog: str, commands: dict[str, tuple[str, str]], about: str) -> str:
 EXIT_REJECTED, EXIT_KNOWN_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 # Operating-system conditions a user fixes (space, permissions, paths), not bugs.
-KNOWN_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOTDIR,
+KNOWN_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS,
+                   errno.ENOTDIR,
                    errno.EISDIR, errno.ENAMETOOLONG, errno.EEXIST, errno.ENOENT, errno.ELOOP, errno.EMFILE,
                    errno.ENFILE, errno.EXDEV, errno.ENOTEMPTY}
 

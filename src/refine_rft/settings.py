@@ -53,6 +53,9 @@ from refine_rft.recipes import load_recipe, merge
 # keys, and a section only where its dataclasses have a field by that name (GRPO's `judge`).
 SECTIONS = ("eval", "judge", "rsc_judge", "predict", "general_eval", "export", "report", "prepare")
 
+# What TRL's string_to_bool reads as a boolean.
+_BOOLEAN_WORDS = {"yes", "true", "t", "y", "1", "no", "false", "f", "n", "0"}
+
 # Our metadata keys, read here and never passed on to argparse.
 _OURS = ("positional", "repeat")
 
@@ -165,6 +168,7 @@ class SettingsParser(TrlParser):
         values = merge(values, overrides or {})
         _set_env(values.pop("env", None), "the settings")
         values, argv = self._merge_mapping_flags(values, argv)
+        argv = self._explicit_booleans(argv)
         self._from_file, self._given, self._where = values, self.given(argv), where
         self._refuse_unknown(self.set_defaults_with_config(**values), where)
         namespace, rest = self.parse_known_args(argv)
@@ -194,6 +198,28 @@ class SettingsParser(TrlParser):
             else:
                 rest.append(arg)
         return rest, path
+
+    def _explicit_booleans(self, argv: list[str]) -> list[str]:
+        """``--overwrite PREDICTIONS`` means ``--overwrite true PREDICTIONS``: a boolean flag takes a value
+        (``--overwrite false``), but only a word that is one (argparse would take the positional).
+
+        >>> from dataclasses import dataclass, field
+        >>> @dataclass
+        ... class Demo:
+        ...     runs: list[str] = field(metadata={"positional": True})
+        ...     overwrite: bool = False
+        >>> SettingsParser("demo", [Demo]).parse(["--overwrite", "r1", "r2"])
+        (Demo(runs=['r1', 'r2'], overwrite=True),)
+        """
+        out = []
+        for index, arg in enumerate(argv):
+            out.append(arg)
+            action = self._option_string_actions.get(arg)
+            following = argv[index + 1] if index + 1 < len(argv) else None
+            if (action is not None and action.nargs == "?" and action.const is True and following is not None
+                    and not following.startswith("-") and following.lower() not in _BOOLEAN_WORDS):
+                out.append("true")
+        return out
 
     def _fields(self) -> dict[str, dataclasses.Field]:
         return {f.name: f for dtype in self.dataclass_types for f in dataclasses.fields(dtype) if f.init}
@@ -290,16 +316,55 @@ def _short(message: str) -> str:
     return re.sub(r"(--[\w-]+)(/--[\w-]+)+", r"\1", message.removeprefix("argument "))
 
 
+# The largest LoRA rank accepted: at or above the model's width (3,584 for Qwen2-VL-7B, 4,096 for Qwen3-VL-8B)
+# the adapter is no longer low-rank, and a typo (lora_r: 640000) would try to allocate gigabytes per layer.
+MAX_LORA_RANK = 4096
+
+
+def _any(value) -> bool:
+    return True
+
+
+# name -> (lower test, upper test, the rule in words): numbers a recipe or a flag may set.
+RANGES: dict[str, tuple[Callable, Callable, str]] = {
+    "learning_rate": (lambda v: v > 0, lambda v: v < 1, "> 0 and < 1"),
+    "lora_r": (lambda v: v >= 1, lambda v: v <= MAX_LORA_RANK, f"between 1 and {MAX_LORA_RANK}"),
+    "lora_alpha": (lambda v: v > 0, _any, "> 0"),
+    "lora_dropout": (lambda v: v >= 0, lambda v: v < 1, ">= 0 and < 1"),
+    "weight_decay": (lambda v: v >= 0, _any, ">= 0"),
+    "max_grad_norm": (lambda v: v >= 0, _any, ">= 0"),
+    "warmup_ratio": (lambda v: v >= 0, lambda v: v <= 1, "between 0 and 1"),
+    "top_p": (lambda v: v > 0, lambda v: v <= 1, "> 0 and <= 1"),
+    "per_device_train_batch_size": (lambda v: v >= 1, _any, ">= 1"),
+    "gradient_accumulation_steps": (lambda v: v >= 1, _any, ">= 1"),
+    "max_completion_length": (lambda v: v >= 1, _any, ">= 1"),
+    "num_train_epochs": (lambda v: v > 0, _any, "> 0"),
+    "max_steps": (lambda v: v == -1 or v >= 1, _any, "-1 (use num_train_epochs) or >= 1"),
+}
+
+
+def _non_finite(value):
+    """The first NaN or infinity in ``value`` (a number, or a list or mapping of them), else ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return next((bad for item in items if (bad := _non_finite(item)) is not None), None)
+
+
 def check_values(values: dict) -> None:
     """Refuse, in one line naming the key and the value, values TRL would crash on or train with
     silently wrong (a NaN reward weight: TRL's ``nansum`` drops that reward without a word).
     ``values`` are the parsed settings by name; keys a command does not have are not checked.
 
     >>> check_values({"num_generations": 4, "temperature": 1.0, "beta": 0.0, "reward_weights": [1, 0]})
-    >>> check_values({"reward_weights": [0.5, float("nan")]})
+    >>> check_values({"learning_rate": float("nan")})
     Traceback (most recent call last):
     ...
-    refine_rft.errors.ConfigError: reward_weights must be finite and >= 0, got [0.5, nan]
+    refine_rft.errors.ConfigError: learning_rate must be finite, got nan
+    >>> check_values({"use_peft": True, "lora_r": 10**9})
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.ConfigError: lora_r must be between 1 and 4096, got 1000000000
     """
     def number(name: str) -> float | None:
         value = values.get(name)
@@ -309,6 +374,14 @@ def check_values(values: dict) -> None:
             raise ConfigError(f"{name} must be a number, got {value!r}")
         return value
 
+    for name, value in values.items():  # NaN passes every comparison; infinity is no budget or rate
+        bad = _non_finite(value)
+        if bad is not None:
+            raise ConfigError(f"{name} must be finite, got {bad!r}" + ("" if bad is value else f" in {value!r}"))
+    for name, (low, high, rule) in RANGES.items():
+        value = number(name)
+        if value is not None and not (low(value) and high(value)):
+            raise ConfigError(f"{name} must be {rule}, got {value!r}")
     if (generations := number("num_generations")) is not None and generations < 2:
         raise ConfigError(f"num_generations must be at least 2 (GRPO compares the completions of a group), "
                           f"got {generations}")

@@ -218,7 +218,7 @@ def parse_args(argv: list[str] | None = None) -> tuple:
     from refine_rft.settings import parse
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    name = argv[0] if argv else None
+    name = argv[0] if argv and not argv[0].startswith("-") else None
     if name not in (*READERS, "paper", "fine-r1"):
         print(f"refine-rft prepare: {'unknown dataset ' + repr(name) if name else 'no dataset given'}; "
               f"choose from {', '.join((*READERS, 'paper', 'fine-r1'))} (see refine-rft prepare --help)",

@@ -18,6 +18,7 @@ Relative ``image`` paths are relative to the folder of the JSONL file that lists
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -277,6 +278,22 @@ def rejection(row_id, file, line: int | None, reason: str) -> dict:
     return {"id": row_id, "file": str(file), "line": line, "reason": reason}
 
 
+def refuse_utf16(path: str | os.PathLike, start: bytes) -> None:
+    """Refuse a UTF-16 or UTF-32 file (told by its byte-order mark or the zero bytes of ASCII text):
+    JSON Lines are UTF-8, and read as such every row would be rejected for the same reason.
+
+    >>> refuse_utf16("q.jsonl", '{"id": 1}'.encode("utf-16"))
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.DataError: q.jsonl: UTF-16 text; JSON Lines files are UTF-8: save it as UTF-8
+    """
+    utf16 = start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or start[:2] in (b"{\0", b"\0{")
+    if start.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise DataError(f"{path}: UTF-32 text; JSON Lines files are UTF-8: save it as UTF-8")
+    if utf16:
+        raise DataError(f"{path}: UTF-16 text; JSON Lines files are UTF-8: save it as UTF-8")
+
+
 def read_rows(paths: Sequence[str | os.PathLike], check: Callable[[dict, str], dict],
               key: Callable[[dict], object] = question_key) -> RowSet:
     """Read JSONL files under the one rule every stage (train, eval, judge, report) follows:
@@ -312,8 +329,18 @@ def read_rows(paths: Sequence[str | os.PathLike], check: Callable[[dict, str], d
         if not path.is_file():
             raise MissingFile(f"no such data file: {path}")
         count = 0
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                if number == 1:
+                    refuse_utf16(path, raw)
+                    raw = raw.removeprefix(codecs.BOM_UTF8)  # what some editors write first: accepted
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    count += 1
+                    rejects.append(rejection(None, path, number, f"not UTF-8 text (byte {raw[error.start]:#04x} at "
+                                                                 f"column {error.start + 1}); save the file as UTF-8"))
+                    continue
                 if not line.strip():
                     continue
                 count += 1

@@ -29,7 +29,6 @@ batch; a rejected question leaves its batch one row shorter, identically on ever
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ from refine_rft.data.records import (
     validate_record,
 )
 from refine_rft.errors import ConfigError, MissingDependency
-from refine_rft.files import LOCK_NAME, JsonlAppender, file_digest, refuse_output_over_input, resumable_output
+from refine_rft.files import LOCK_NAME, JsonlAppender, file_setting, refuse_output_over_input, resumable_output
 from refine_rft.openworld import CLASSES_FILE, gather_class_lists, write_class_lists
 from refine_rft.resolution import ImageResolution
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
@@ -302,7 +301,7 @@ class EvalSettings:
         """The settings that define a predictions file: a rerun into the same folder must share them."""
         return {"model": self.model, "adapter": self.adapter, "backend": self.backend,
                 "min_pixels": self.resolution.min_pixels, "max_pixels": self.resolution.max_pixels,
-                "data": [[os.path.abspath(f), file_digest(f)] for f in data_files if Path(f).is_file()],
+                "data": [file_setting(f) for f in data_files if Path(f).is_file()],
                 **{f"max_new_tokens/{style}": budget for style, budget in self.budgets(styles).items()}}
 
 

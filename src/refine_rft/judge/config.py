@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -119,6 +120,10 @@ class JudgeConfig:
             self.attribute_values = _json_mapping("attribute_values", self.attribute_values)
         self.attribute_values = {} if self.attribute_values is None else self.attribute_values
         check_types(self)
+        for item in fields(self):  # NaN passes every comparison below; infinity is no timeout or rate
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"judge config: {item.name} must be a finite number (got {value!r})")
         self.base_urls = [str(url).rstrip("/") for url in self.base_urls]
         checks = [
             (self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}"),

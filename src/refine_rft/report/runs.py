@@ -222,13 +222,21 @@ def check_judged_responses(judge_file: Path, judge: dict, predictions: list[dict
     from refine_rft.judge.reasoning_answer import DIGEST_FIELD, judged_digest
 
     current = {prediction_key(row): row for row in predictions}
-    stale = [key for key, row in judge.items() if key not in current
-             or (DIGEST_FIELD in row and row[DIGEST_FIELD] != judged_digest(current[key]))]
-    if stale:
-        raise DataError(f"{judge_file}: {len(stale)} judge score(s) judged other responses than "
-                        f"{judge_file.parent / PREDICTIONS_FILE} holds (first: {stale[0][0]!r}, style "
-                        f"{stale[0][1]!r}); bring them up to date with refine-rft judge "
-                        f"{judge_file.parent / PREDICTIONS_FILE} --out {judge_file} (same settings)")
+    gone = [key for key in judge if key not in current]
+    changed = [key for key, row in judge.items() if key in current
+               and DIGEST_FIELD in row and row[DIGEST_FIELD] != judged_digest(current[key])]
+    if not gone and not changed:
+        return
+    source = judge_file.parent / PREDICTIONS_FILE
+    what = []
+    if changed:
+        what.append(f"{len(changed)} judged a response that has changed since (first: {changed[0][0]!r}, "
+                    f"style {changed[0][1]!r})")
+    if gone:
+        what.append(f"{len(gone)} judged a prediction no longer in it, deleted or renamed (first: "
+                    f"{gone[0][0]!r}, style {gone[0][1]!r})")
+    raise DataError(f"{judge_file}: judge scores out of date with {source}: {'; '.join(what)}; bring them up to "
+                    f"date with refine-rft judge {source} --out {judge_file} (same settings)")
 
 
 def load_run(path: str | Path) -> Run:

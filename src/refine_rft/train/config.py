@@ -25,7 +25,7 @@ import yaml
 from refine_rft.errors import ConfigError
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.resolution import SAVED_CONFIG_NAME
-from refine_rft.rewards import REWARD_NAMES
+from refine_rft.rewards import REWARD_NAMES, check_reward_names
 
 # Keys whose values are secrets: never written into a run's saved config.
 SECRET_KEYS = frozenset({"api_key", "hub_token", "push_to_hub_token", "report_to_token"})
@@ -90,7 +90,8 @@ class GRPOScriptArguments(DataArguments):
     )
     rewards: list[str] = field(
         default_factory=lambda: ["attribute_format", "classification", "reasoning"],
-        metadata={"help": f"Reward names: {', '.join(REWARD_NAMES)}. "
+        metadata={"help": f"Reward names: {', '.join(REWARD_NAMES)}, or a function of your own by import path "
+                  "(mypkg.rewards:my_reward, signature f(completions, **kwargs) -> list[float | None]). "
                   "Weights go in `reward_weights` (GRPOConfig), in the same order."},
     )
     judge: dict | str | None = field(
@@ -129,6 +130,7 @@ class GRPOScriptArguments(DataArguments):
             self.rsc_judge = JudgeConfig.from_dict(self.rsc_judge)  # checked at start-up, used after training
         if isinstance(self.rewards, str):
             self.rewards = [name.strip() for name in self.rewards.split(",") if name.strip()]
+        check_reward_names(self.rewards)  # at load: a reward that cannot be built fails before the model loads
 
 
 @dataclass

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from refine_rft.data.records import SETTINGS_FILE
 from refine_rft.errors import MissingFile
-from refine_rft.files import file_digest, guard_settings, refuse_output_over_input, write_jsonl_atomic
+from refine_rft.files import file_digest, file_setting, guard_settings, refuse_output_over_input, write_jsonl_atomic
 
 CORRUPT_PREFIX = "corrupt-"
 # Settings that do not change what a run computes (where it logs, how often it saves, where the
@@ -85,7 +85,10 @@ def run_settings(config: dict, train_file: str | os.PathLike | None) -> dict:
                 flat[name] = value
     settings = {name: value for name, value in flat.items() if name not in OPERATIONAL}
     if train_file is not None and Path(train_file).is_file():
-        settings["train_file_sha256"] = file_digest(train_file)
+        # Compared by what it is (resolved path, content), not by how it was spelled: the same file given
+        # from another folder resumes; the same path with new content refuses, naming it.
+        settings["train_file"] = file_setting(train_file)
+        settings["train_file_sha256"] = file_digest(train_file)  # as runs before file settings recorded it
     return json.loads(json.dumps(settings, default=str))  # as recorded: JSON types only
 
 
