@@ -132,7 +132,7 @@ def test_vllm_requests_carry_prompt_and_image(questions, generator):
 
 @pytest.mark.slow
 @pytest.mark.end_to_end
-def test_kill_9_then_resume_equals_uninterrupted(questions, tmp_path):
+def test_end_to_end_kill_9_then_resume_equals_uninterrupted(questions, tmp_path):
     args = ["--model", tiny("tiny:qwen2_vl"), "--data", str(questions), "--prompts", "choice,cot",
             "--batch-size", "1", "--max-new-tokens", "cot=48"]
     out = tmp_path / "killed" / "predictions.jsonl"

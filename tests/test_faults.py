@@ -374,7 +374,7 @@ def hold_lock(output: Path, folder: bool) -> subprocess.Popen:
 
 
 @pytest.mark.end_to_end
-def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
+def test_end_to_end_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
     import signal
     import socket
     import time
@@ -418,7 +418,7 @@ def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
 
 
 @pytest.mark.end_to_end
-def test_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, tmp_path):
+def test_end_to_end_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, tmp_path):
     import shutil
 
     model, marker = tmp_path / "model", tmp_path / "code-ran"

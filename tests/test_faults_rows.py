@@ -207,7 +207,7 @@ def data(tmp_path_factory) -> tuple[Path, list[dict]]:
 
 
 @pytest.mark.end_to_end
-def test_eval_rejects_each_bad_row_before_generation_and_answers_every_image_kind(data, tmp_path):
+def test_end_to_end_eval_rejects_each_bad_row_before_generation_and_answers_every_image_kind(data, tmp_path):
     folder, good = data
     hostile = hostile_questions(tmp_path, good[0])
     kinds = [question(f"kind-{kind}", path) for kind, path in image_kinds(tmp_path / "kinds").items()]

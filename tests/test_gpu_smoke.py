@@ -3,7 +3,7 @@
 import json
 
 
-def test_tiny_run_end_to_end(tmp_path, load_benchmark):
+def test_tiny_run_through_training_and_evaluation(tmp_path, load_benchmark):
     """The script's ``main`` in this process (its command line is the argparse in front of it)."""
     from transformers.utils import logging as hf_logging
 

@@ -58,7 +58,7 @@ def _rows(path: Path) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.end_to_end
-def test_killed_run_resumes_at_the_next_step_with_the_same_samples(tmp_path, cot_warm_model, synthetic_train_jsonl):
+def test_end_to_end_killed_run_resumes_at_the_next_step_with_the_same_samples(tmp_path, cot_warm_model, synthetic_train_jsonl):
     from safetensors.torch import load_file
 
     from refine_rft.train.monitor import read_sample_ids
