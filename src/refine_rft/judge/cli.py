@@ -11,7 +11,8 @@ section (the paper recipes: GPT-4.1-mini through OpenAI's endpoint), and without
 ``--endpoint`` or ``--model`` the command uses the paper's GPT-4.1-mini too
 (:data:`~refine_rft.judge.config.PAPER_RSC_JUDGE`). When the judge is the very model that gave R_cot
 in the training of the model being judged (read from the run's saved recipe, which the predictions'
-``run_settings.json`` leads to), the command warns: that judge favours the model trained to please it.
+``run_settings.json`` leads to; two attribute judges count as one), the command warns: that judge
+favours the model trained to please it.
 
 Each predictions row of the chosen styles (default: ``cot``) gets one score row, appended as it is
 judged; a rerun skips what is done, retries what failed and judges again the rows whose response
@@ -37,7 +38,8 @@ from pathlib import Path
 from refine_rft.data.records import RSC_KEYS, report_rejects
 from refine_rft.errors import ConfigError
 from refine_rft.files import refuse_output_over_input
-from refine_rft.judge.config import PAPER_RSC_JUDGE, JudgeConfig
+from refine_rft.judge.config import PAPER_RSC_JUDGE, JudgeConfig, judge_name
+from refine_rft.judge.provenance import training_teacher
 from refine_rft.judge.reasoning_answer import score_reasoning_answers, scores_outputs
 from refine_rft.settings import SettingsParser
 
@@ -106,36 +108,11 @@ def _parse(argv: list[str] | None) -> tuple[SettingsParser, JudgeRun, JudgeConfi
     return (parser, *parser.parse(argv, defaults=dict(PAPER_RSC_JUDGE) if paper else None))
 
 
-def training_teacher(predictions: Path) -> tuple[str, Path] | None:
-    """The R_cot teacher model that trained the model behind ``predictions`` and the run folder that says
-    so: the predictions' ``run_settings.json`` names the adapter (or merged model) folder, whose saved
-    recipe names the teacher. ``None`` when any link is missing or the run had no teacher model."""
-    import json
-
-    import yaml
-
-    from refine_rft.data.records import SETTINGS_FILE
-    from refine_rft.resolution import SAVED_CONFIG_NAME
-
-    settings_path = predictions.parent / SETTINGS_FILE
-    if not settings_path.is_file():
-        return None
-    settings = json.loads(settings_path.read_text(encoding="utf-8"))
-    for key in ("adapter", "model"):
-        folder = settings.get(key)
-        if not folder or not (Path(folder) / SAVED_CONFIG_NAME).is_file():
-            continue
-        saved = yaml.safe_load((Path(folder) / SAVED_CONFIG_NAME).read_text(encoding="utf-8")) or {}
-        judge = (saved.get("script") or {}).get("judge") or {}
-        if isinstance(judge, dict) and judge.get("backend", "openai") == "openai" and judge.get("model"):
-            return str(judge["model"]), Path(folder)
-    return None
-
-
 def warn_if_judge_is_the_teacher(config: JudgeConfig, predictions: Path) -> bool:
-    """Warn when the Reasoning-Answer judge is the model that gave R_cot in training; whether it did."""
+    """Warn when the Reasoning-Answer judge is the judge that gave R_cot in training (the same model,
+    or both the attribute judge); whether it did."""
     found = training_teacher(predictions)
-    if config.backend != "openai" or found is None or found[0] != config.model:
+    if found is None or found[0] != judge_name(config):
         return False
     teacher, run = found
     print(f"refine-rft judge: warning: the Reasoning-Answer judge {teacher!r} is the teacher that gave R_cot "

@@ -230,3 +230,22 @@ def check_types(config) -> None:
 # to please. `refine-rft judge` uses it unless a recipe's `rsc_judge:` or the flags say otherwise.
 PAPER_RSC_JUDGE = {"backend": "openai", "base_urls": ["https://api.openai.com/v1"], "model": "gpt-4.1-mini",
                    "api_key_env": "OPENAI_API_KEY"}
+
+
+def judge_name(values: dict | JudgeConfig | None) -> str | None:
+    """Which judge a judge mapping (or :class:`JudgeConfig`) names: the model for ``backend: openai``,
+    ``"attribute judge"`` for ``backend: attributes`` (it has no model: every such judge is the
+    same rule), ``None`` for none. Two settings with the same name are the same judge.
+
+    >>> judge_name({"backend": "openai", "model": "OpenGVLab/InternVL3-38B"}), judge_name({"backend": "attributes"})
+    ('OpenGVLab/InternVL3-38B', 'attribute judge')
+    >>> judge_name({"model": "gpt-4.1-mini"}), judge_name(None)
+    ('gpt-4.1-mini', None)
+    """
+    if isinstance(values, JudgeConfig):
+        values = values.to_dict()
+    if not values:
+        return None
+    if values.get("backend", "openai") == "attributes":
+        return "attribute judge"
+    return str(values["model"]) if values.get("model") else None

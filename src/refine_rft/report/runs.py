@@ -55,6 +55,7 @@ from refine_rft.data.records import (
 from refine_rft.errors import DataError, MissingFile
 from refine_rft.evaluate.general import general_scores
 from refine_rft.evaluate.score import score_rows
+from refine_rft.judge.provenance import scores_judge, training_teacher
 from refine_rft.metrics import group_means, macro_mean
 
 JUDGE_FILES = (JUDGE_FILE, "rsc_scores.jsonl")
@@ -75,6 +76,10 @@ class Run:
     general: dict = field(default_factory=dict)  # lmms-eval task or VLMEvalKit dataset -> percentage
     log_history: list[dict] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # "file: row id: why", one per rejected value or row
+    # Who judged: the RSC judge of judge_scores.jsonl and the R_cot teacher of the trained model
+    # (refine_rft.judge.provenance; None when the run's files do not say).
+    rsc_judge: str | None = None
+    teacher: str | None = None
 
     @property
     def ablation(self) -> dict | None:
@@ -264,5 +269,6 @@ def load_run(path: str | Path) -> Run:
     log_history = _read_json(state).get("log_history", []) if state else []
     if not (predictions or scores or judge or general or log_history):
         raise DataError(f"{path}: no {PREDICTIONS_FILE}, {SCORES_FILE}, {JUDGE_FILE}, general_eval/ or trainer logs")
+    teacher = training_teacher(path / PREDICTIONS_FILE)
     return Run(path, str(meta.get("name", path.name)), meta, predictions, scores, judge, general, log_history,
-               rejected)
+               rejected, scores_judge(judge_file, judge.values()) if judge else None, teacher and teacher[0])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.data.records import NOUNS, RSC_KEYS
@@ -48,6 +48,8 @@ class Table:
     title: str
     columns: list[tuple[str, str]]
     rows: list[list]
+    caption: list[str] = field(default_factory=list)  # lines under the table
+
 
     def header(self) -> list[str]:
         return [f"{group} {label}".strip() for group, label in self.columns]
@@ -66,6 +68,8 @@ class Table:
         align = ["---" if i == 0 else "---:" for i in range(len(self.columns))]
         lines = [f"### {self.title}", "", _md_row(self.header()), _md_row(align)]
         lines += [_md_row([_cell(v, "md") for v in row]) for row in self.rows]
+        if self.caption:
+            lines += ["", *(line + "  " if i < len(self.caption) - 1 else line for i, line in enumerate(self.caption))]
         return "\n".join(lines)
 
     def to_csv(self) -> str:
@@ -92,6 +96,7 @@ class Table:
         lines += [" & ".join(_tex(label) for _, label in self.columns) + " \\\\", "\\midrule"]
         lines += [" & ".join(_cell(v, "tex") for v in row) + " \\\\" for row in self.rows]
         lines += ["\\bottomrule", "\\end{tabular}"]
+        lines += [f"% {line}" for line in self.caption]
         return "\n".join(lines) + "\n"
 
 
@@ -152,7 +157,38 @@ def reasoning_table(runs: Sequence[Run], style: str = "cot") -> Table | None:
     columns = [("", "Run")] + [(DATASET_NAMES.get(d, d), k) for d in datasets + ["Avg"] for k in RSC_KEYS]
     rows = [[run.name] + [(rsc["average"] if d == "Avg" else rsc["per_dataset"].get(d, {})).get(k)
                           for d in datasets + ["Avg"] for k in RSC_KEYS] for run, rsc in judged]
-    return Table("table3_reasoning", "Reasoning-Answer scores (judge, 0-100)", columns, rows)
+    return Table("table3_reasoning", "Reasoning-Answer scores (judge, 0-100)", columns, rows,
+                 judges_caption([run for run, _ in judged]))
+
+
+def _by_name(runs: Sequence[Run], attribute: str, missing: str) -> str:
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        groups.setdefault(getattr(run, attribute) or missing, []).append(run.name)
+    if len(groups) == 1:
+        return f"{next(iter(groups))} (every run)"
+    return "; ".join(f"{name} ({', '.join(names)})" for name, names in groups.items())
+
+
+def judges_caption(runs: Sequence[Run]) -> list[str]:
+    """Table 3's caption: which judge scored RSC and which teacher gave R_cot, per run, read from the
+    runs' settings (:mod:`refine_rft.judge.provenance`); a warning line for each run whose RSC judge
+    is the teacher that trained it.
+
+    >>> from types import SimpleNamespace as Run
+    >>> print("\\n".join(judges_caption([Run(name="Zero-shot", rsc_judge="gpt-4.1-mini", teacher=None),
+    ...                                   Run(name="Ours", rsc_judge="gpt-4.1-mini", teacher="gpt-4.1-mini")])))
+    RSC judged by: gpt-4.1-mini (every run).
+    R_cot given by: no R_cot teacher recorded (Zero-shot); gpt-4.1-mini (Ours).
+    Warning: Ours was scored by gpt-4.1-mini, the teacher that gave its R_cot in training: a judge favours the model trained to please it; judge RSC with another model.
+    """
+    lines = [f"RSC judged by: {_by_name(runs, 'rsc_judge', 'not recorded')}.",
+             f"R_cot given by: {_by_name(runs, 'teacher', 'no R_cot teacher recorded')}."]
+    for run in runs:
+        if run.teacher and run.teacher == run.rsc_judge:
+            lines.append(f"Warning: {run.name} was scored by {run.rsc_judge}, the teacher that gave its R_cot in "
+                         "training: a judge favours the model trained to please it; judge RSC with another model.")
+    return lines
 
 
 def general_table(runs: Sequence[Run]) -> Table | None:

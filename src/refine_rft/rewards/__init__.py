@@ -10,7 +10,7 @@ for that signature when the recipe is read (:func:`load_reward`).
 
 >>> for name, reward in REWARDS.items():
 ...     print(f"{name:<20} {reward.paper:<6} {reward.scores}")
-format               R_f    ``<think>…</think><answer>…</answer>``
+format               R_f    ``<think>…</think>`` then ``<answer>…</answer>``, other tags allowed
 attribute_format     R_fa   ``<think>…</think><attribute>…</attribute><answer>…</answer>``
 classification       R_cls  the ``<answer>`` names exactly the true option
 reasoning            R_cot  a teacher judge scores the reasoning against the image (0-1)
@@ -94,7 +94,8 @@ class Reward(NamedTuple):
 
 
 REWARDS: dict[str, Reward] = {
-    "format": Reward("R_f", "``<think>…</think><answer>…</answer>``", lambda s: format_reward),
+    "format": Reward("R_f", "``<think>…</think>`` then ``<answer>…</answer>``, other tags allowed",
+                     lambda s: format_reward),
     "attribute_format": Reward("R_fa", "``<think>…</think><attribute>…</attribute><answer>…</answer>``",
                                lambda s: attribute_format_reward),
     "classification": Reward("R_cls", "the ``<answer>`` names exactly the true option", lambda s: classification_reward),
