@@ -83,19 +83,25 @@ def bytes_hash(data: bytes) -> str:
 
 
 OWN_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}  # sent as they are when they fit
+# How each of them ends when it is whole: JPEG's end-of-image marker, PNG's IEND chunk with its CRC.
+# A file cut short lacks it and is decoded instead, which rejects it with its reason.
+_ENDINGS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
 
 
 def own_data_url(data: bytes, max_side: int) -> str | None:
     """A data URL of the file ``data`` itself, with no decode, when the file already fits what the
     judge is sent; ``None`` otherwise (the caller decodes and re-encodes it). It fits when it is a
     JPEG or PNG whose header says: RGB or grey, no transparency, no EXIF rotation, no side over
-    ``max_side``, and the file is no larger than its raw pixels plus 64 KiB of metadata. Only the
-    header is read: the teacher's server decodes the pixels, as :func:`open_image` would.
+    ``max_side``, that ends as a whole file of its format ends, and is no larger than its raw pixels
+    plus 64 KiB of metadata. Only the header and the end are read: the teacher's server decodes the
+    pixels, as :func:`open_image` would.
 
     >>> buffer = io.BytesIO()
     >>> Image.new("RGB", (40, 30), (200, 30, 40)).save(buffer, format="JPEG")
     >>> own_data_url(buffer.getvalue(), 64)[:23], own_data_url(buffer.getvalue(), 32)
     ('data:image/jpeg;base64,', None)
+    >>> own_data_url(buffer.getvalue()[:-100], 64) is None  # cut short: decoded, so that it is refused
+    True
     >>> buffer = io.BytesIO()
     >>> Image.new("RGBA", (4, 4)).save(buffer, format="PNG")
     >>> own_data_url(buffer.getvalue(), 64) is None  # transparency: composited on white by decoding
@@ -105,7 +111,8 @@ def own_data_url(data: bytes, max_side: int) -> str | None:
         with Image.open(io.BytesIO(data)) as image:
             kind = OWN_FORMATS.get(image.format)
             if (kind is None or image.mode not in ("RGB", "L") or "transparency" in image.info
-                    or max(image.size) > max_side or len(data) > 3 * image.width * image.height + 65536):
+                    or max(image.size) > max_side or len(data) > 3 * image.width * image.height + 65536
+                    or not data.endswith(_ENDINGS[image.format])):
                 return None
             exif = image.info.get("exif")
             if exif:
