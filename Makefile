@@ -6,8 +6,13 @@ PY := $(VENV)/bin/python
 # an unpinned torch would pull a different (CUDA) build and gigabytes of packages.
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
+# The GPU install's versions (constraints/gpu.txt: what `pip install ".[vllm]"` resolves, vLLM left out).
+FLOOR_VENV := .venv-floor
+FLOOR_PY := $(FLOOR_VENV)/bin/python
+FLOOR_STAMP := $(FLOOR_VENV)/.installed
+GPU_CONSTRAINTS := constraints/gpu.txt
 
-.PHONY: install test test-fast demo clean
+.PHONY: install test test-fast test-floor demo clean
 
 $(STAMP): pyproject.toml workshop/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +24,25 @@ $(STAMP): pyproject.toml workshop/pyproject.toml
 
 install: $(STAMP)
 
+$(FLOOR_STAMP): pyproject.toml workshop/pyproject.toml $(GPU_CONSTRAINTS)
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_PY) -m pip install -q --upgrade pip
+	$(FLOOR_PY) -m pip install -q -c $(GPU_CONSTRAINTS) "torch==$(TORCH_VERSION)"
+	$(FLOOR_PY) -m pip install -q -c $(GPU_CONSTRAINTS) -e ".[test]" -e workshop
+	touch $(FLOOR_STAMP)
+
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q src workshop tests
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" src workshop tests
 
+# The fast tests on the versions a GPU user gets (transformers 5.17, torch 2.13, ...), without vLLM itself.
+test-floor: $(FLOOR_STAMP)
+	HF_HUB_OFFLINE=1 REFINE_RFT_CONSTRAINTS=$(GPU_CONSTRAINTS) $(FLOOR_PY) -m pytest -q -m "not slow" src workshop tests
+
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/refine-rft-workshop demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache runs/demo
+	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache runs/demo

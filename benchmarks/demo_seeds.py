@@ -1,6 +1,7 @@
 """The demo over several seeds: mean and spread of every run's scores, and the GRPO reward curves.
 
     .venv/bin/python benchmarks/demo_seeds.py [--seeds 0 1 2] [--out runs/demo_seeds] [--md benchmarks/demo_seeds.md]
+        [--overwrite]
 
 Each seed is a whole ``refine-rft-workshop demo --seed S --ablation`` in ``OUT/seed<S>`` (the demo's four
 runs and the ablation GRPO (R_fa+R_cls), ReFine-RFT without R_cot, so that R_cot's own effect is
@@ -10,6 +11,10 @@ and test images (image seed S), its own training seed; all start from the shippe
 run and metric, the mean and the standard deviation over seeds; writes them to
 ``OUT/summary.json`` and rewrites ``--md`` (keeping everything from its ``## Notes`` heading on),
 with the reward curves of the three GRPO arms (mean over seeds) in a PNG next to it.
+
+ReFine-RFT's R_cot comes from the toy teacher at the demo's default misreading rate
+(:class:`refine_rft_workshop.teacher.ToyTeacher`); every RSC score comes from the attribute judge,
+the evaluator, which trained nothing. ``benchmarks/teacher_quality.py`` reuses these run folders.
 """
 
 from __future__ import annotations
@@ -249,6 +254,10 @@ def settings_text(config: DemoConfig, seeds: list[int], seconds: dict[int, float
         "MiniLM stand-in encoder, not Fine-R1's SigLIP), and "
         "attribute-judge RSC (0-100) under the CoT prompt; mean ± standard deviation over seeds "
         f"{', '.join(map(str, seeds))} (each seed: its own training set, test images and training seed).", "",
+        "ReFine-RFT's R_cot comes from the toy teacher (`refine_rft_workshop.teacher`: "
+        + ", ".join(f"{k} {v}" for k, v in config.teacher.settings().items() if k != "model")
+        + "); RSC comes from the attribute judge, the evaluator: it sees every trait, never misreads and "
+        "pays nothing for length, and trained no run.", "",
         "Wall-clock per seed: " + ", ".join(f"seed {s} {seconds[s]:.0f} s" for s in seeds)
         + f" (the first complete run of each). Reward curves (mean over seeds): `{curves.name}`.", "", "",
     ])
@@ -261,12 +270,14 @@ def main() -> None:
     parser.add_argument("--md", default=str(Path(__file__).with_name("demo_seeds.md")),
                         help="markdown file to rewrite (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="the quick demo (a smoke test of this script)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo the stages in --out made with other settings (refused without it)")
     args = parser.parse_args()
     out, md = Path(args.out), Path(args.md)
     per_seed, seconds, cot, usefulness, kinds = {}, {}, {}, {}, {}
     for seed in args.seeds:
         start = time.time()
-        run_demo(out / f"seed{seed}", quick=args.quick, seed=seed, ablation=True)
+        run_demo(out / f"seed{seed}", quick=args.quick, seed=seed, ablation=True, overwrite=args.overwrite)
         # The first completed run's wall-clock is kept: a rerun skips every finished stage.
         timing = out / f"seed{seed}" / "demo_seconds.json"
         if not timing.is_file():

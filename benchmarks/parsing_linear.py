@@ -19,11 +19,12 @@ from refine_rft.judge.scoring import parse_rsc, parse_score
 from refine_rft.parsing import answer_block, extract_choice, parse_response
 from refine_rft.openworld import ClassVocabulary
 from refine_rft.rewards.open import make_open_classification_reward
-from refine_rft.rewards.rules import attribute_format_reward, classification_reward
+from refine_rft.rewards.rules import attribute_format_reward, classification_reward, format_reward
 
 OPTIONS = ["Laysan_Albatross", "Sooty_Albatross", "Black_footed_Albatross", "Least_Auklet"]
 UNITS = {"spaces": " ", "letters": "B ", "or or or": "or ", "open tags": "<answer>", "angle brackets": "<",
-         "zero width": "\u200b", "braces": "{", "score is": "score is ", "names": "Sooty Albatross "}
+         "zero width": "\u200b", "braces": "{", "score is": "score is ", "names": "Sooty Albatross ",
+         "think blocks": "<think>a</think>"}
 VOCABULARY = {"cub": ClassVocabulary.build(OPTIONS, {"Sooty_Albatross": ["Sooty Gooney"]})}
 OPEN_REWARD = make_open_classification_reward(VOCABULARY)
 PARSERS = {
@@ -33,7 +34,7 @@ PARSERS = {
     "R_cls": lambda t: classification_reward([t], options=[OPTIONS], answer=[1]),
     "open answer rule": lambda t: VOCABULARY["cub"].named(t),
     "open R_cls": lambda t: OPEN_REWARD([t], label=["Sooty_Albatross"], dataset=["cub"]),
-    "R_fa": lambda t: attribute_format_reward([t]),
+    "R_f": lambda t: format_reward([t]), "R_fa": lambda t: attribute_format_reward([t]),
     "parse_score": parse_score, "parse_rsc": parse_rsc, "parse_group_scores": lambda t: parse_group_scores(t, 6),
     "addresses_the_judge": addresses_the_judge, "fence_student_text": fence_student_text,
 }

@@ -109,7 +109,10 @@ def test_prepare_paper_base_to_new_writes_both_sides_and_a_seen_only_training_se
     (tmp_path / "choices" / PUBLISHED_FILES["aircraft"]).write_text(json.dumps(entries))
     paths = prepare_paper(tmp_path / "roots", tmp_path / "choices", tmp_path / "paper", shots=1, distractors="random",
                           datasets=("aircraft",), base_to_new=True)
-    assert {"train", "test_seen/aircraft", "test_unseen/aircraft", "split", "summary"} == set(paths)
+    assert {"train", "test_seen/aircraft", "test_unseen/aircraft", "split", "summary", "classes"} == set(paths)
+    for folder in ("", "test_seen", "test_unseen"):  # every class, beside every question file
+        assert json.loads((tmp_path / "paper" / folder / "classes.json").read_text())["aircraft"]["classes"] \
+            == ["A300B4", "A310", "A318", "ATR-42", "A320", "A321", "A340-200", "ATR-72"]  # seen, then unseen
     seen = read_questions(tmp_path / "paper" / "test_seen" / "aircraft.jsonl")
     unseen = read_questions(tmp_path / "paper" / "test_unseen" / "aircraft.jsonl")
     train = read_questions(tmp_path / "paper" / "train.jsonl")

@@ -198,3 +198,19 @@ def test_a_checkpoint_of_another_recipe_is_refused_and_force_starts_afresh(tmp_p
     assert "steps 3 -> 2" in err and "--force" in err and _checkpoint_path(out).is_file() and not out.exists()
     assert main(["--out", str(out), "--steps", "2", "--force", *small]) == 0
     assert out.is_dir() and not _checkpoint_path(out).exists() and not _checkpoint_settings(out).exists()
+
+
+def test_identify_targets_may_name_the_species_by_an_alias_without_changing_default_builds(records):
+    from refine_rft.openworld import vocabularies
+
+    with_alias = [r for r in records if r.get("aliases")]
+    assert with_alias, "the synthetic species have aliases"
+    vocab = vocabularies(records)["synthetic"]
+    for record in with_alias:
+        target = draw_example(record, random.Random(0), InstructMix(identify_alias=1.0), task="identify")["target"]
+        # An alias: the open-world rule reads the species (Open), the exact rule does not (Open-exact).
+        assert vocab.named(target) == record["label"] and vocab.exact(target) is None
+    # At the default share no random number is drawn: builds 1-4's instruction data is unchanged.
+    rng, untouched = random.Random(5), random.Random(5)
+    draw_example(with_alias[0], rng, InstructMix(), task="identify")
+    assert rng.getstate() == untouched.getstate()

@@ -123,9 +123,9 @@ def test_clip_miner_defaults_are_focis():
     import inspect
 
     from refine_rft.data import distractors
-    from refine_rft.data.cli import build_parser
+    from refine_rft.data.cli import parse_args
 
-    args = build_parser().parse_args(["pets", "--root", "x", "--split", "train", "--out", "o.jsonl"])
+    _, args = parse_args(["pets", "--root", "x", "--split", "train", "--out", "o.jsonl"])
     assert (args.clip_model, args.clip_pretrained) == ("ViT-L-14", "laion2b_s32b_b82k")
     for function in (distractors.clip_scores, distractors.clip_distractors):
         defaults = inspect.signature(function).parameters
@@ -223,7 +223,8 @@ def test_cli_dataset_writes_atomically_and_reports(cars, tmp_path, capsys):
     assert cli_main(["prepare", *args]) == 2  # bad data: one line, exit 2
     error = capsys.readouterr().err
     assert "refine-rft prepare: error: " in error and "unreadable image" in error and not failed.exists()
-    assert list((tmp_path / "out").iterdir()) == [out]  # no temporary file left behind either
+    # No temporary file left behind either; the class list is the first run's.
+    assert sorted((tmp_path / "out").iterdir()) == [out, tmp_path / "out" / "classes.json"]
     assert main(args + ["--no-verify-images"]) == 0
     train = tmp_path / "out" / "train.jsonl"
     assert main(["cars", "--root", str(root), "--split", "train", "--shots", "1", "--distractors", "random",

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
+    out = tmp_path_factory.mktemp("seeds") / "seed0"  # demo_seeds' layout (teacher_quality reuses it)
     assert main(["--quick", "--out", str(out)]) == 0
     return out
 
@@ -35,6 +35,21 @@ def test_every_stage_is_a_command_a_user_runs(demo_out):
     assert run["model_name_or_path"] == str(tiny_instruct_path())
     assert run["train_file"] == str(demo_out / "data" / "train.jsonl")
     assert yaml.safe_load((recipes / "judge.yaml").read_text())["backend"] == "attributes"
+    # R_cot from the toy teacher (the real teacher client, Fig. 3's prompt), RSC from the attribute judge.
+    assert (run["judge"]["backend"], run["judge"]["model"], run["judge"]["prompt"]) == ("openai", "toy-teacher", "paper")
+
+
+def test_teacher_and_rsc_judge_are_recorded_apart(demo_out):
+    """Each evaluated run records the teacher that gave its R_cot (ReFine-RFT only) apart from the
+    judge that scored its RSC, in run.json and in its stage settings."""
+    for folder, _, _ in RUNS:
+        for name in ("run.json", "demo_settings.json"):
+            record = json.loads((demo_out / "eval" / folder / name).read_text())
+            assert record["rsc_judge"]["backend"] == "attributes"
+            if folder == "refine_rft":
+                assert record["teacher"]["model"] == "toy-teacher" and record["teacher"]["misread"] == 0.2
+            else:
+                assert record["teacher"] is None
 
 
 def test_report_files_and_tables_hold_the_four_runs(demo_out, capsys):
@@ -84,9 +99,37 @@ def test_ablation_adds_grpo_rfa_rcls_over_a_finished_demo(demo_out, capsys):
     full = yaml.safe_load((demo_out / "recipes" / "refine_rft.yaml").read_text())
     assert arm["rewards"] == ["attribute_format", "classification"]
     assert {k: v for k, v in arm.items() if k not in ("rewards", "reward_weights", "output_dir")} == \
-        {k: v for k, v in full.items() if k not in ("rewards", "reward_weights", "output_dir")}
+        {k: v for k, v in full.items() if k not in ("rewards", "reward_weights", "output_dir", "judge")}
     tables = (demo_out / "report" / "tables.md").read_text()
     assert all(name in tables for _, name, _ in demo_runs(ablation=True)) and "GRPO (R_fa+R_cls)" in tables
+
+
+def test_teacher_quality_reuses_the_demos_runs_and_trains_only_the_other_rates(demo_out, tmp_path, capsys,
+                                                                            load_benchmark):
+    """``benchmarks/teacher_quality.py --quick`` over a finished quick demo (as seed 0 of demo_seeds'
+    folder): R_fa + R_cls and ReFine-RFT at the demo's rate 0.2 are the demo's trainings and
+    evaluations; only ReFine-RFT at 0.4 is trained, and evaluated under the CoT prompt alone."""
+    benchmark = load_benchmark("teacher_quality")
+    assert main(["--quick", "--out", str(demo_out), "--ablation"]) == 0  # as demo_seeds leaves it (done: skipped)
+    capsys.readouterr()
+    out = demo_out.parent
+    md = tmp_path / "teacher_quality.md"
+    assert benchmark.main(["--quick", "--seeds", "0", "--rates", "0.2", "0.4", "--out", str(out), "--md", str(md)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("already trained") == 2 and printed.count("the demo's evaluation") == 2
+    assert [line.split()[1:3] for line in printed.splitlines() if "$ refine-rft" in line] == [
+        ["refine-rft", "train"], ["refine-rft", "eval"], ["refine-rft", "judge"]]
+    trained = json.loads((demo_out / "train" / "refine_rft_misread0.4" / "demo_settings.json").read_text())
+    assert trained["overrides"]["judge"]["misread"] == 0.4
+    rows = [json.loads(line) for line in
+            (demo_out / "teacher_quality" / "eval" / "refine_rft_misread0.4" / "predictions.jsonl").read_text().splitlines()]
+    assert {row["style"] for row in rows} == {"cot"}
+    summary = json.loads((out / "teacher_quality.json").read_text())
+    assert [row["misread"] for row in summary["rows"]] == [0.2, 0.4]
+    assert md.with_name("teacher_quality.png").is_file() and "| ReFine-RFT | 40% |" in md.read_text()
+    # A rerun trains and evaluates nothing.
+    assert benchmark.main(["--quick", "--seeds", "0", "--rates", "0.2", "0.4", "--out", str(out), "--md", str(md)]) == 0
+    assert "$ refine-rft" not in capsys.readouterr().out
 
 
 def test_demo_seeds_counts_refused_and_mismatched_cot_answers(tmp_path, load_benchmark):

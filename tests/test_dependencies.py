@@ -6,6 +6,7 @@ transformers floor."""
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from pathlib import Path
 
@@ -98,3 +99,44 @@ def test_recipes_use_no_key_newer_than_the_transformers_floor():
         for recipe in recipes:
             used = set(yaml.safe_load(recipe.read_text()) or {}) & set(keys)
             assert not used, f"{recipe}: {sorted(used)} need transformers {release}, the floor is {floor}"
+
+
+CONSTRAINTS = PYPROJECT.parent / "constraints" / "gpu.txt"
+
+
+def _pins() -> dict[str, Version]:
+    """constraints/gpu.txt: package -> the version ``pip install ".[vllm]"`` resolves."""
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = Version(version)
+    return pins
+
+
+def test_the_floors_are_the_gpu_installs_versions():
+    """Each floor is the version the GPU install resolves: the floor venv (``make test-floor``) runs the fast
+    tests on exactly those, so a floor is a version the suite has passed on, not a guess."""
+    from packaging.utils import canonicalize_name
+
+    pins = _pins()
+    assert pins["vllm"] == Version("0.31.0") and pins["torch"] == Version("2.13.0")
+    assert Version("5.17") <= pins["transformers"] < Version("5.18")
+    assert {name: floor for name, floor in _floors().items()} == \
+        {name: pins[canonicalize_name(name)] for name in _floors()}
+
+
+@pytest.mark.skipif(not os.environ.get("REFINE_RFT_CONSTRAINTS"), reason="only in the floor venv (make test-floor)")
+def test_the_floor_venv_runs_the_pinned_versions():
+    """Under ``make test-floor`` every installed package that the GPU install pins is at its pin."""
+    from importlib.metadata import distributions
+
+    from packaging.utils import canonicalize_name
+
+    pins = _pins()
+    installed = {canonicalize_name(d.metadata["Name"]): Version(d.version.split("+")[0]) for d in distributions()}
+    off = {name: (str(version), str(pins[name])) for name, version in installed.items()
+           if name in pins and version != pins[name]}
+    assert not off and "vllm" not in installed

@@ -24,9 +24,12 @@ def test_eval_command_writes_predictions_and_scores(tmp_path, tiny_model_path, c
     assert "choice avg=" in capsys.readouterr().out
 
 
-def test_eval_command_rejects_bad_budget():
-    with pytest.raises(SystemExit):
-        cli.main(["--model", "m", "--data", "d", "--out", "o", "--max-new-tokens", "cot=lots"])
+def test_eval_command_rejects_bad_budget(capsys):
+    from refine_rft.cli import main as refine_rft
+
+    assert refine_rft(["eval", "--model", "m", "--data", "d", "--out", "o", "--max-new-tokens", "cot=lots"]) == 2
+    assert capsys.readouterr().err == ("refine-rft eval: error: max_new_tokens: expected STYLE=N[,STYLE=N], "
+                                       "got 'cot=lots'\n")
 
 
 def test_general_eval_dry_run_prints_the_command(tmp_path, capsys):

@@ -310,7 +310,7 @@ def test_judge_rejudges_exactly_the_responses_that_changed_and_report_refuses_st
         assert changed > 0
         # Until the judge has seen the new responses, the report refuses to show the old scores.
         line = one_line_error(cli("report", run, "--out", tmp_path / "report"), "report")
-        assert "judged other responses than" in line
+        assert f"out of date with {predictions}: {changed} judged a response that has changed since" in line
         assert f"refine-rft judge {predictions} --out {scores}" in line
         second = cli(*judge)
     assert second.returncode == 0, second.stderr
@@ -420,7 +420,7 @@ def test_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, t
     commands = {"eval": ["eval", "--model", model, "--data", data / "questions.jsonl", "--prompts", "choice",
                          "--out", tmp_path / "eval"],
                 "predict": predict,
-                "general-eval": ["general-eval", "--model", model, "--dry-run"]}
+                "general-eval": ["general-eval", "--model", model, "--out", tmp_path / "general", "--dry-run"]}
     for command, args in commands.items():
         line = one_line_error(cli(*args), command)
         assert "image_only_processor.py (modified" in line and "--trust-remote-code" in line, line
@@ -474,7 +474,7 @@ def test_configuration_errors_are_one_line_exit_2(data, tmp_path):
     recipes = {"judge: {backend: openai\n  model: [teacher\n": "not valid YAML",
                "include: 5\n": "'include' must be a path or a list of paths",
                "judge: {backend: attributes, timeout: fast}\n":
-                   "judge config: timeout must be a number, got 'fast'"}
+                   "timeout must be a number, got 'fast'"}
     for text, message in recipes.items():
         recipe = tmp_path / "recipe.yaml"
         recipe.write_text(text)

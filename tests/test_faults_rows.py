@@ -256,8 +256,13 @@ BAD_VALUES = [
     (["--num_generations", "0"], "num_generations must be at least 2"),
     (["--num_generations", "3"], "must be divisible by num_generations (3)"),
     (["--temperature", "0"], "temperature must be > 0"),
-    (["--lora_r", "0"], "lora_r (the LoRA rank) must be >= 1, got 0"),
-    (["--reward_weights", "nan", "1", "1"], "reward_weights must be finite and >= 0, got [nan, 1.0, 1.0]"),
+    (["--lora_r", "0"], "lora_r must be between 1 and 4096, got 0"),
+    (["--lora_r", "1000000000"], "lora_r must be between 1 and 4096, got 1000000000"),
+    (["--learning_rate", "nan"], "learning_rate must be finite, got nan"),
+    (["--learning_rate", "inf"], "learning_rate must be finite, got inf"),
+    (["--learning_rate=-1e-5"], "learning_rate must be > 0 and < 1, got -1e-05"),
+    (["--max_grad_norm", "-1"], "max_grad_norm must be >= 0, got -1.0"),
+    (["--reward_weights", "nan", "1", "1"], "reward_weights must be finite, got nan in [nan, 1.0, 1.0]"),
     (["--reward_weights", "1", "-1", "1"], "reward_weights must be finite and >= 0"),
     (["--reward_weights", "0", "0", "0"], "reward_weights are all zero"),
     (["--beta", "-1"], "beta (the KL coefficient) must be >= 0, got -1.0"),
@@ -271,6 +276,20 @@ def test_bad_recipe_values_fail_in_one_line(tmp_path, capsys, flags, message):
     line = one_line_error(capsys.readouterr().err, status, "train")
     assert message in line, line
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("learning_rate: .nan\n", "learning_rate must be finite, got nan"),
+    ("judge: {timeout: .inf}\n", "judge must be finite, got inf in {"),
+    ("lora_r: 99999999999\n", "lora_r must be between 1 and 4096"),
+])
+def test_non_finite_and_out_of_range_recipe_values_fail_in_one_line(tmp_path, capsys, text, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"include: {RECIPE}\n{text}")
+    status = refine_rft_main(["train", "--config", str(recipe), *MODEL, "--train_file", str(tmp_path / "t.jsonl"),
+                              "--output_dir", str(tmp_path / "run")])
+    assert message in one_line_error(capsys.readouterr().err, status, "train")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -82,7 +82,8 @@ def test_lmms_eval_gets_the_training_resolution_too(tmp_path, capsys):
     merged = tmp_path / "merged"
     merged.mkdir()
     (merged / "refine_rft_config.yaml").write_text(yaml.safe_dump({"script": {"max_pixels": 1003520}}))
-    assert general.main(["--model", str(merged), "--tasks", "mmstar", "--dry-run"]) == 0
+    assert general.main(["--model", str(merged), "--out", str(tmp_path / "run"), "--tasks", "mmstar",
+                         "--dry-run"]) == 0
     assert f"--model_args pretrained={merged},max_pixels=1003520 --tasks mmstar" in capsys.readouterr().out
 
 

@@ -11,7 +11,7 @@ from refine_rft.cli import main as refine_rft
 from refine_rft_workshop.synthetic import attribute_phrase, synthetic_questions
 from refine_rft.prompts import answer_text
 from refine_rft.recipes import load_recipe
-from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
+from refine_rft_workshop.testing.scripted_server import RSC_REPLY, ScriptedJudgeServer, Status
 
 PROBE = 3  # the health check's requests: one judgement, two sight questions
 
@@ -68,7 +68,7 @@ def test_a_rerun_judges_only_what_is_missing(predictions, tmp_path):
 def test_failed_judgements_are_left_for_the_next_run(predictions, tmp_path, capsys):
     """Two rows fail after the health check: exit 1, saying how many and that a rerun retries them."""
     out = tmp_path / "scores.jsonl"
-    with ScriptedJudgeServer(script=["100", Status(500), Status(500)]) as server:
+    with ScriptedJudgeServer(script=[RSC_REPLY, Status(500), Status(500)]) as server:
         args = ["judge", str(predictions), "--endpoint", server.url, "--model", "teacher", "--out", str(out),
                 "--max-retries", "0", "--concurrency", "1"]
         assert refine_rft(args) == 1
@@ -99,13 +99,13 @@ def test_bad_input_fails_with_a_message(tmp_path, capsys):
 def test_judge_config_reads_every_recipe_as_training_does(recipe, predictions, tmp_path, monkeypatch):
     """``--config RECIPE`` (includes resolved): the judge that training would use, flags on top."""
     monkeypatch.chdir(tmp_path)  # a recipe's relative cache_path must not leave a cache in the checkout
-    from refine_rft.judge.cli import build_parser, config_from_args
+    from refine_rft.judge.cli import parse_args
     from refine_rft.train import grpo
     from refine_rft.train.config import parse_recipe
 
-    args = build_parser().parse_args([str(predictions), "--config", str(recipe), "--out", str(tmp_path / "s.jsonl")])
     recipe_values = load_recipe(recipe)
-    config = config_from_args(args) if {"judge", "rsc_judge"} & set(recipe_values) else None
+    config = parse_args([str(predictions), "--config", str(recipe), "--out", str(tmp_path / "s.jsonl")])[1] \
+        if {"judge", "rsc_judge"} & set(recipe_values) else None
     if config is not None:
         script, _, _ = parse_recipe(grpo._dataclass_types(), ["--config", str(recipe), "--bf16", "false",
                                                               "--use_cpu", "true"])
@@ -131,15 +131,14 @@ def test_judge_settings_file_with_a_typo_fails(predictions, tmp_path, capsys):
 
 
 def test_without_settings_the_judge_is_the_papers_gpt_4_1_mini(predictions, tmp_path):
-    from refine_rft.judge.cli import build_parser, config_from_args
+    from refine_rft.judge.cli import parse_args
 
     out = str(tmp_path / "s.jsonl")
-    config = config_from_args(build_parser().parse_args([str(predictions), "--out", out]))
+    config = parse_args([str(predictions), "--out", out])[1]
     assert (config.model, config.base_urls, config.api_key_env) == (
         "gpt-4.1-mini", ["https://api.openai.com/v1"], "OPENAI_API_KEY")
     recipe = RECIPES_DIR / "qwen2vl7b/refine_rft.yaml"
-    recipe_judge = config_from_args(build_parser().parse_args([str(predictions), "--config", str(recipe),
-                                                               "--out", out]))
+    recipe_judge = parse_args([str(predictions), "--config", str(recipe), "--out", out])[1]
     assert recipe_judge.model == "gpt-4.1-mini" != load_recipe(recipe)["judge"]["model"]
 
 
@@ -170,18 +169,18 @@ def test_warns_when_the_rsc_judge_gave_r_cot(predictions, tmp_path, capsys, judg
 
 
 def test_every_judge_flag_sets_the_judge_setting_it_is_made_from():
-    from refine_rft.judge.cli import build_parser, config_from_args
+    from refine_rft.judge.cli import parse_args
 
     argv = ["p.jsonl", "--out", "s.jsonl", "--backend", "openai", "--endpoint", "http://a:1/v1", "--endpoint",
             "http://b:2/v1", "--model", "m", "--api-key-env", "KEY", "--concurrency", "3", "--timeout", "2.5",
             "--max-retries", "1", "--max-failure-rate", "0.25", "--failure-window", "8", "--cache", "c.db",
             "--reject-injections", "--no-sight-check"]
-    config = config_from_args(build_parser().parse_args(argv))
+    config = parse_args(argv)[1]
     assert (config.base_urls, config.model, config.api_key_env, config.concurrency, config.timeout,
             config.max_retries, config.max_failure_rate, config.failure_window, config.cache_path,
             config.reject_injections, config.sight_check) == (
         ["http://a:1/v1", "http://b:2/v1"], "m", "KEY", 3, 2.5, 1, 0.25, 8, "c.db", True, False)
     # A flag not given leaves the setting to --config or the paper's judge.
-    assert config_from_args(build_parser().parse_args(["p.jsonl", "--out", "s.jsonl"])).model == "gpt-4.1-mini"
+    assert parse_args(["p.jsonl", "--out", "s.jsonl"])[1].model == "gpt-4.1-mini"
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["p.jsonl", "--out", "s.jsonl", "--concurrency", "many"])
+        parse_args(["p.jsonl", "--out", "s.jsonl", "--concurrency", "many"])

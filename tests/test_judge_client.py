@@ -118,16 +118,19 @@ def test_wrong_model_or_key_fails_fast():
     assert server.count == 1
 
 
-def test_concurrency_is_bounded_and_replicas_share_the_load():
+def test_concurrency_is_bounded_and_one_question_stays_on_one_replica():
     samples = [sample(response=RESPONSE.replace("crimson.", f"crimson {i}.")) for i in range(24)]
     with ScriptedJudgeServer(reply="80", latency=0.05) as one, ScriptedJudgeServer(reply="80", latency=0.05) as two:
         scores, _ = score_all(config_for(one, two, concurrency=6), samples)
+        assert scores == [80.0] * 24
+        assert one.max_in_flight + two.max_in_flight <= 6
+        # One image: one question, on its home replica, 6 in flight being far below its capacity (24:0).
+        assert sorted([one.count, two.count]) == [0, 24]
+        # The earlier per-request rule (routing: request) passes requests on once the home has
+        # ceil(1.25 x 6 / 2) = 4 in flight: about a third reach the other replica.
+        scores, _ = score_all(config_for(one, two, concurrency=6, routing="request"), samples)
     assert scores == [80.0] * 24
-    assert one.max_in_flight + two.max_in_flight <= 6
-    # One image, so one home replica; with 6 in flight its bounded load (ceil(1.25 x 6 / 2) = 4) sends
-    # about a third to the other replica (16:8 at steady state, give or take the ramp's timing).
-    # Without the bound every request would go home (24:0).
-    assert one.count + two.count == 24 and min(one.count, two.count) >= 6
+    assert one.count + two.count == 48 and min(one.count, two.count) >= 6
 
 
 def test_a_large_data_url_is_spliced_into_the_body_exactly_and_a_forged_stand_in_stays_text():
@@ -343,7 +346,7 @@ def test_refine_rft_judge_counts_replies_without_text_as_failed_rows(tmp_path, c
              "options": ["Tit", "Finch"], "answer": 1, "noun": "birds", "response": RESPONSE} for i in range(3)]
     (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     rsc = '{"RSC_A": 100, "RSC_A_feedback": "ok", "RSC_U": 90, "RSC_U_feedback": "ok", "RSC_O": 100, "RSC_O_feedback": "ok"}'
-    with ScriptedJudgeServer(script=["100", Content(7), Content([{"type": "text", "text": rsc}])],
+    with ScriptedJudgeServer(script=[rsc, Content(7), Content([{"type": "text", "text": rsc}])],
                              reply=Content(None)) as server:
         code = refine_rft(["judge", str(tmp_path / "predictions.jsonl"), "--endpoint", server.url, "--model", "teacher",
                            "--out", str(tmp_path / "scores.jsonl"), "--concurrency", "1"])

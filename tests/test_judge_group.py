@@ -11,7 +11,9 @@ from PIL import Image
 from refine_rft.judge import JudgeConfig
 from refine_rft.judge.group import parse_group_scores
 from refine_rft.rewards.reasoning import make_reasoning_reward
-from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, hashed_reply, student_texts
+from refine_rft.judge.images import image_hash
+from refine_rft.judge.routing import rendezvous_order
+from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status, hashed_reply, student_texts
 
 OPTIONS = ["Common Finch", "Crimson-winged Finch", "Hook-billed Finch", "Crested Finch"]
 G = 4
@@ -62,6 +64,37 @@ def test_an_unusable_group_reply_falls_back_to_per_response_judging_and_is_count
     grouped, requests, stats = scores_and_requests(reply=reply, group_judging=True)
     assert grouped == single
     assert stats["judge/group_fallbacks"] == 2 and len(requests) == 2 + 2 * G
+
+
+def test_a_group_request_failed_by_its_only_replica_is_not_re_sent_there_per_response():
+    """The replica fails (HTTP 500): G more requests to it would fail too. The judgements fail,
+    counted, and the failure rule decides (here set never to stop)."""
+    completions, kwargs = batch()
+    with ScriptedJudgeServer(reply=Status(500, message="upstream down")) as server:
+        reward = make_reasoning_reward(JudgeConfig(base_urls=[server.url], model="teacher", max_retries=0,
+                                                   group_judging=True, max_failure_rate=1.0))
+        scores = asyncio.run(reward(completions, **kwargs))
+    stats = reward.stats.read_and_reset()
+    assert scores == [None] * 2 * G and server.count == 2  # the two group requests, nothing more
+    assert stats["judge/group_fallbacks"] == 0 and stats["judge/failures"] == 2 * G
+
+
+def test_a_group_fallback_goes_to_another_replica_than_the_failing_one():
+    single, _, _ = scores_and_requests()
+    completions, kwargs = batch()
+    with ScriptedJudgeServer() as a, ScriptedJudgeServer() as b:
+        urls = [a.url, b.url]
+        failing = a if rendezvous_order(image_hash(kwargs["image"][0]), urls)[0] == a.url else b
+        healthy = b if failing is a else a
+        failing.reply = Status(500, message="upstream down")  # the home of the first question fails
+        reward = make_reasoning_reward(JudgeConfig(base_urls=urls, model="teacher", max_retries=0,
+                                                   group_judging=True))
+        scores = asyncio.run(reward(completions, **kwargs))
+    stats = reward.stats.read_and_reset()
+    assert scores == single
+    fell_back = stats["judge/group_fallbacks"]
+    assert fell_back >= 1 and failing.count == fell_back  # one group request each, never a per-response one
+    assert sum(len(student_texts(request)) == 1 for request in healthy.requests) == G * fell_back
 
 
 def test_group_judging_needs_the_paper_prompt():

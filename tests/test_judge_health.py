@@ -27,6 +27,7 @@ from refine_rft_workshop import RECIPES
 from refine_rft_workshop.testing.scripted_server import (
     LITELLM_BAD_KEY,
     LITELLM_BAD_MODEL,
+    RSC_REPLY,
     ScriptedJudgeServer,
     Status,
     request_text,
@@ -99,7 +100,7 @@ def test_a_persistent_500_stops_at_the_health_check(predictions, tmp_path, capsy
 
 
 def test_every_replica_is_checked_and_each_bad_one_named(predictions, tmp_path, capsys):
-    with ScriptedJudgeServer(reply="90") as good, ScriptedJudgeServer(reply=LITELLM_BAD_MODEL) as bad:
+    with ScriptedJudgeServer() as good, ScriptedJudgeServer(reply=LITELLM_BAD_MODEL) as bad:
         args = judge_args(predictions, tmp_path / "scores.jsonl", good.url, "--endpoint", bad.url)
         assert refine_rft(args) == 2
     err = capsys.readouterr().err
@@ -110,8 +111,7 @@ def test_every_replica_is_checked_and_each_bad_one_named(predictions, tmp_path, 
 def test_an_outage_after_the_check_trips_the_failure_rule(predictions, tmp_path, capsys):
     """More than half of the last 4 judgements failed: exit 2 with the rule's message, rows kept."""
     out = tmp_path / "scores.jsonl"
-    script = ["100", '{"RSC_A": 100, "RSC_A_feedback": "ok", "RSC_U": 90, "RSC_U_feedback": "ok", '
-                     '"RSC_O": 100, "RSC_O_feedback": "ok"}']
+    script = [RSC_REPLY, RSC_REPLY]  # the health check's judgement, then one row
     with ScriptedJudgeServer(script=script, reply=Status(503, message="upstream down")) as server:
         args = judge_args(predictions, out, server.url, "--max-retries", "0", "--concurrency", "1",
                           "--failure-window", "4")
@@ -159,7 +159,7 @@ def test_llm_provider_retry_after_is_honoured():
 def test_a_400_mid_run_is_one_failed_row_not_a_stop(predictions, tmp_path, capsys):
     """After a passed health check, a 400 is this request's fault (e.g. too long): counted, exit 1."""
     out = tmp_path / "scores.jsonl"
-    with ScriptedJudgeServer(script=["100", Status(400, message="prompt too long")]) as server:
+    with ScriptedJudgeServer(script=[RSC_REPLY, Status(400, message="prompt too long")]) as server:
         assert refine_rft(judge_args(predictions, out, server.url, "--concurrency", "1")) == 1
     assert server.count == 3 + 6  # the health check (a judgement, two sight questions), the rows
     assert "1 of 6 responses could not be judged" in capsys.readouterr().err
@@ -200,14 +200,37 @@ def test_check_endpoints_reports_each_replica():
     assert check_endpoints(JudgeConfig(backend="attributes")) == {}
 
 
-def test_the_health_check_needs_a_usable_score_from_the_configured_prompt(predictions, tmp_path, capsys):
+def test_the_training_check_needs_a_usable_score_from_the_configured_prompt():
     """An endpoint whose model answers, but never with a score, stops before the first judgement."""
     with ScriptedJudgeServer(reply="Ready when you are!") as server:
-        assert refine_rft(judge_args(predictions, tmp_path / "scores.jsonl", server.url)) == 2
-    assert server.count == 2  # the probe's judgement and its one reminder; no row judged
-    err = capsys.readouterr().err
-    assert f"judge endpoint {server.url} answered the health check's judgement without a usable score" in err
-    assert "'paper' prompt" in err and "Ready when you are!" in err
+        with pytest.raises(JudgeUnavailable) as stopped:
+            check_endpoints(JudgeConfig(backend="openai", base_urls=[server.url], model="teacher", max_tokens=12))
+    assert server.count == 2  # the probe's judgement and its one reminder
+    assert all(request["max_tokens"] == 12 and "RSC_A" not in request_text(request) for request in server.requests)
+    message = str(stopped.value)
+    assert f"judge endpoint {server.url} answered the health check's judgement without a usable score" in message
+    assert "'paper' prompt" in message and "Ready when you are!" in message and "judge.max_tokens=12" in message
+
+
+def test_refine_rft_judge_checks_the_reasoning_answer_prompt_it_will_use(predictions, tmp_path, capsys):
+    """An endpoint that gives R_cot scores ("50") but never the Reasoning-Answer JSON passes a check
+    of the R_cot prompt; `refine-rft judge` checks the prompt it will send, with its real reply budget,
+    and stops in one line, exit 2, before any row."""
+    out = tmp_path / "scores.jsonl"
+    with ScriptedJudgeServer(reply="50") as server:
+        check_endpoints(JudgeConfig(backend="openai", base_urls=[server.url], model="teacher"))  # R_cot: fine
+        asked = server.count
+        assert refine_rft(judge_args(predictions, out, server.url, "--no-sight-check")) == 2
+    probes = server.requests[asked:]
+    assert len(probes) == 2  # the judgement and its one reminder; no row judged
+    assert all("RSC_A" in request_text(r) and PROBE_TEXT in request_text(r) for r in probes)
+    assert all(r["max_tokens"] == 400 for r in probes)  # judge.rsc_max_tokens, not the R_cot budget of 16
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("refine-rft judge: error:")]
+    assert len(errors) == 1
+    assert f"judge endpoint {server.url} answered the health check's judgement without the Reasoning-Answer " \
+           f"JSON (RSC_A, RSC_U, RSC_O)" in errors[0]
+    assert "'50'" in errors[0] and "judge.rsc_max_tokens=400" in errors[0]
+    assert not out.exists() or out.read_text() == ""
 
 
 def test_the_sight_check_catches_an_endpoint_that_never_sees_the_image(predictions, tmp_path, capsys):

@@ -97,17 +97,21 @@ def test_a_questions_requests_share_every_token_up_to_the_response(processor, pr
 
 
 def test_the_teacher_cost_benchmark_runs_and_ends_with_its_ratio():
-    """A small step through the benchmark as a user runs it; the full step is in docs/teacher.md."""
+    """A small step through the benchmark as a user runs it (the real reward, router and client to
+    scripted replicas); the full step is in docs/teacher.md."""
     import re
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).parents[1]
-    done = subprocess.run([sys.executable, str(root / "benchmarks" / "teacher_cost.py"), "--questions", "3",
-                           "--group", "3"], capture_output=True, text=True, timeout=300, check=True)
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "teacher_cost.py"), "--questions", "4",
+                           "--group", "3", "--replicas", "2", "--in-flight", "8"],
+                          capture_output=True, text=True, timeout=300, check=True)
     lines = done.stdout.strip().splitlines()
-    assert "embedded tiny instruct tokenizer" in lines[0]
-    before = float(re.search(r"naive: ([0-9.]+)$", lines[-3]).group(1))
+    assert "embedded tiny instruct tokenizer" in lines[0] and lines[1].startswith("strict physical minimum: ")
+    rows = {line.split()[0]: line.split() for line in lines[3:5]}
+    assert rows["new"][4] == "4/4"  # every question whole under routing by question
+    assert re.search(r"4/4 questions whole, computed / strict minimum 1\.0\d\d", lines[-2])
     ratio = re.fullmatch(r"prefill computed / naive: ([0-9.]+)", lines[-1])
-    assert ratio and float(ratio.group(1)) < 0.6 < before  # 3 completions share one image each
+    assert ratio and float(ratio.group(1)) < 0.6  # 3 completions share one image each

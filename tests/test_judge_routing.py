@@ -1,4 +1,5 @@
-"""Cache-affine, health-aware routing over judge replicas, and the per-step failure rule.
+"""Routing by question over judge replicas (whole questions, bounded by what a replica holds,
+health-aware), and the per-step failure rule.
 
 Replicas are real scripted HTTP servers on 127.0.0.1 reached through the real ``openai`` client;
 R_cot is asked as TRL asks it (the async reward, one call per step's batch, G completions per image).
@@ -7,6 +8,7 @@ R_cot is asked as TRL asks it (the async reward, one call per step's batch, G co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import threading
@@ -26,7 +28,7 @@ G = 6
 
 
 def pictures(n: int) -> list[Image.Image]:
-    return [Image.new("RGB", (48, 32), (20 + 9 * i, 200 - 7 * i, (40 * i) % 256)) for i in range(n)]
+    return [Image.new("RGB", (48, 32), ((20 + 9 * i) % 256, (200 - 7 * i) % 256, (40 * i) % 256)) for i in range(n)]
 
 
 def step(images: list[Image.Image], tag: str = "") -> tuple[list, dict]:
@@ -49,13 +51,22 @@ def question_of(request: dict) -> int:
     return int(re.search(r"question (\d+)", student_text(request)).group(1))
 
 
-def homes(servers, requests_by_server=None) -> dict[int, set[str]]:
-    """For each question, the replicas that received its requests."""
+def homes(servers, requests_by_server=None, tag: str = "") -> dict[int, set[str]]:
+    """For each question, the replicas that received its requests (those whose text has ``tag``)."""
     found: dict[int, set[str]] = {}
     for server in servers:
         for request in (requests_by_server or {}).get(server.url, server.requests):
-            found.setdefault(question_of(request), set()).add(server.url)
+            if tag in student_text(request):
+                found.setdefault(question_of(request), set()).add(server.url)
     return found
+
+
+def run_step(servers, images, tag: str, **settings) -> tuple[list, dict]:
+    """One step's R_cot through the real reward; (scores, counters)."""
+    reward = make_reasoning_reward(config_for(servers, **settings))
+    completions, columns = step(images, tag)
+    scores = asyncio.run(reward(completions, **columns))
+    return scores, reward.stats.read_and_reset()
 
 
 def config_for(servers, **overrides) -> JudgeConfig:
@@ -78,9 +89,9 @@ def test_rendezvous_order_is_the_documented_hash():
     assert 30 <= sum(before[k] == urls[0] for k in keys) <= 70  # about a quarter each
 
 
-def test_bounded_load_spills_to_the_next_replica_and_returns():
+def test_the_earlier_per_request_rule_spills_to_the_next_replica_and_returns():
     urls = ["http://a/v1", "http://b/v1", "http://c/v1"]
-    router = Router(urls, concurrency=6, load_factor=1.25, max_failures=3, cooldown_s=10.0)
+    router = Router(urls, concurrency=6, load_factor=1.25, max_failures=3, cooldown_s=10.0, rule="request")
     order = rendezvous_order("k", urls)
     taken = [router.acquire("k") for _ in range(6)]
     # bound = max(ceil(1.25 * (m + 1) / 3), ceil(6 / 3)): the home takes 2, then 3 once m >= 5.
@@ -89,6 +100,29 @@ def test_bounded_load_spills_to_the_next_replica_and_returns():
     for url in taken:
         router.release(url, ok=True)
     assert router.acquire("k") == order[0]
+
+
+def test_an_open_question_stays_put_and_new_ones_spill_past_a_full_replica():
+    urls = ["http://a/v1", "http://b/v1", "http://c/v1"]
+    now = [0.0]
+    router = Router(urls, concurrency=64, load_factor=1.25, max_failures=3, cooldown_s=5.0, capacity=4,
+                    clock=lambda: now[0])
+    keys = [f"digest-{i}" for i in range(40)]
+    home = rendezvous_order(keys[0], urls)[0]
+    same_home = [k for k in keys if rendezvous_order(k, urls)[0] == home][:2]
+    with contextlib.ExitStack() as held:
+        for _ in range(G):
+            held.enter_context(router.question(same_home[0]))
+        first = [router.acquire(same_home[0]) for _ in range(G)]  # past the capacity of 4: still whole
+        assert first == [home] * G
+        with router.question(same_home[1]):  # a new question whose home is full goes to its next replica
+            assert router.acquire(same_home[1]) == rendezvous_order(same_home[1], urls)[1]
+        router.release(home, ok=False, refused=True)  # its replica is taken out: the question moves whole
+        moved = [router.acquire(same_home[0]) for _ in range(3)]
+        assert len(set(moved)) == 1 and moved[0] != home
+        now[0] = 6.0  # the cool-down is over, but an open question does not move back mid-flight
+        assert router.acquire(same_home[0]) == moved[0]
+    assert router.open == {}
 
 
 def test_cooldown_then_one_probe_at_a_time_then_healthy():
@@ -114,22 +148,53 @@ def test_cooldown_then_one_probe_at_a_time_then_healthy():
     assert router.cooling() == [other]
 
 
-def test_a_questions_requests_go_to_its_rendezvous_home():
-    images = pictures(12)
-    with ScriptedJudgeServer(latency=0.02) as a, ScriptedJudgeServer(latency=0.02) as b, \
-            ScriptedJudgeServer(latency=0.02) as c:
-        servers = [a, b, c]
-        # Room to spare (bound >= concurrency / 3 > 72 requests): no replica is ever saturated.
-        reward = make_reasoning_reward(config_for(servers, concurrency=256))
-        scores = asyncio.run(reward(*step(images)[:1], **step(images)[1]))
+@pytest.fixture(scope="module")
+def four_replicas():
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(ScriptedJudgeServer()) for _ in range(4)]
+
+
+@pytest.mark.parametrize("in_flight", [8, 32, 128])
+@pytest.mark.parametrize("replicas", [1, 2, 4])
+def test_every_question_stays_whole_on_its_replica_at_any_load(four_replicas, replicas, in_flight):
+    """A paper-like step (G=6) at 8, 32 and 128 requests in flight: each question's requests all
+    reach one replica. Below the capacity (64 in flight per replica), that replica is its home."""
+    servers = four_replicas[:replicas]
+    images = pictures(in_flight // G + 1)  # enough requests to fill the window
+    for server in servers:
+        server.latency = in_flight * 0.0015  # the window fills before the first replies return
+    tag = f" at {replicas}x{in_flight}"
+    scores, stats = run_step(servers, images, tag, concurrency=in_flight)
+    assert None not in scores and stats["judge/requests"] == len(images) * G
+    found = homes(servers, tag=tag)
+    assert sorted(found) == list(range(len(images)))
+    assert all(len(replica) == 1 for replica in found.values()), found
+    if in_flight <= 64:
+        urls = [server.url for server in servers]
+        assert all(found[q] == {rendezvous_order(image_hash(p), urls)[0]} for q, p in enumerate(images))
+
+
+def test_the_earlier_per_request_rule_splits_questions_even_at_8_in_flight(four_replicas):
+    """What routing by question fixes: the per-request bounded-load rule scatters a question as soon as
+    its home has a fair share of the window in flight."""
+    servers = four_replicas[:2]
+    for server in servers:
+        server.latency = 0.02
+    scores, _ = run_step(servers, pictures(4), " split", concurrency=8, routing="request")
     assert None not in scores
-    urls = [s.url for s in servers]
-    found = homes(servers)
-    assert sorted(found) == list(range(12))
-    for q, replicas in found.items():
-        assert replicas == {rendezvous_order(image_hash(images[q]), urls)[0]}, q
-    assert sum(bool(s.count) for s in servers) >= 2  # the questions spread over the replicas
-    assert reward.judge.data_urls.encoded == 12  # each picture JPEG-encoded once, not G times
+    assert any(len(replica) > 1 for replica in homes(servers, tag=" split").values())
+
+
+def test_new_questions_spill_past_a_replica_at_capacity_and_stay_whole(four_replicas):
+    servers = four_replicas[:2]
+    for server in servers:
+        server.latency = 0.1  # 32 requests (5 questions or more) in flight before the first reply
+    images = pictures(8)
+    scores, _ = run_step(servers, images, " capacity", concurrency=32, replica_capacity=G)
+    found = homes(servers, tag=" capacity")
+    urls = [server.url for server in servers]
+    assert None not in scores and all(len(replica) == 1 for replica in found.values())
+    assert any(found[q] != {rendezvous_order(image_hash(p), urls)[0]} for q, p in enumerate(images))
 
 
 def test_a_replica_stopped_mid_run_moves_its_questions_and_the_run_goes_on():
@@ -168,6 +233,9 @@ def test_a_replica_stopped_mid_run_moves_its_questions_and_the_run_goes_on():
     # elsewhere; no other request was touched.
     assert 0 < stats["judge/request_failures"] == stats["judge/retries"] <= G * len(moved)
     assert stats["judge/requests"] == len(first) + stats["judge/retries"]
+    # Its questions moved whole: each one's retries all went to one surviving replica.
+    during = homes([s for s in servers if s is not doomed], tag=" step 2")
+    assert set(moved) <= set(during) and all(len(replica) == 1 for replica in during.values()), during
     later = {s.url: [r for r in s.requests[seen[s.url]:] if "step 3" in student_text(r)] for s in servers}
     assert later[doomed.url] == []
     survivors = [u for u in urls if u != doomed.url]
@@ -184,7 +252,7 @@ def test_a_recovered_replica_gets_its_questions_back_after_the_cooldown():
         home_of = {q: rendezvous_order(image_hash(p), urls)[0] for q, p in enumerate(images)}
         on_b = [q for q, url in home_of.items() if url == b.url]
         assert on_b and len(on_b) < len(images)
-        reward = make_reasoning_reward(config_for([a, b], cooldown_s=1.0, concurrency=256))
+        reward = make_reasoning_reward(config_for([a, b], cooldown_s=0.3, concurrency=256))
         loop = asyncio.new_event_loop()
         try:
             b.stop()
@@ -192,7 +260,7 @@ def test_a_recovered_replica_gets_its_questions_back_after_the_cooldown():
             assert reward.stats.read_and_reset()["judge/cooldowns"] == 1
             assert {question_of(r) for r in a.requests} == set(range(len(images)))  # all on a meanwhile
             with ScriptedJudgeServer(port=b.port) as b_again:
-                time.sleep(1.1)  # past the cool-down: the next request to b re-probes it
+                time.sleep(0.35)  # past the cool-down: the next request to b re-probes it
                 up = loop.run_until_complete(reward(*step(images, " up")[:1], **step(images, " up")[1]))
                 home = loop.run_until_complete(reward(*step(images, " home")[:1], **step(images, " home")[1]))
             stats = reward.stats.read_and_reset()

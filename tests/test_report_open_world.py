@@ -18,8 +18,11 @@ def _row(i, style, response, side=None):
 
 
 def _run(tmp_path, rows, name="run"):
+    from refine_rft.openworld import class_list, write_class_lists
+
     folder = tmp_path / name
     folder.mkdir()
+    write_class_lists(folder, {"synthetic": class_list(OPTIONS, {OPTIONS[0]: ["Tufted Finch"]})})
     (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     score_predictions(folder / "predictions.jsonl")
     return load_run(folder)
@@ -36,7 +39,8 @@ def test_open_world_predictions_add_columns_and_their_table(tmp_path):
     tables = {t.key: t for t in all_tables([_run(tmp_path, rows)])}
     assert list(tables) == ["table2_answer_only", "table2b_open_world"]
     assert [label for _, label in tables["table2_answer_only"].columns] == ["Run", "CH.", "Open", "CH.", "Open"]
-    assert tables["table2b_open_world"].rows == [["run", 50.0, 25.0]]  # alias counted; exact: names only
+    # Alias counted; exact: names only; Fine-R1's substring rule counts "Crested Finch or Common Finch".
+    assert tables["table2b_open_world"].rows == [["run", 50.0, 25.0, 50.0]]
 
 
 def test_a_base_to_new_run_shows_seen_unseen_and_harmonic_mean(tmp_path):

@@ -286,3 +286,38 @@ def test_sft_reruns_resume_and_finish_the_same_way(tmp_path):
     assert again.returncode == 0 and any("holds a finished run" in line for line in messages(again, "sft"))
     changed = train(out, "--learning_rate", "1e-3", command="sft", recipe=recipe)
     assert "learning_rate 0.0001 -> 0.001" in one_line_error(changed, "sft")
+
+
+def test_a_new_spelling_of_the_training_file_is_the_same_run(finished, tmp_path):
+    """The guard compares what a setting means: the same training file given relative to another folder
+    (or through a link) finds the run finished; the settings recorded with the first spelling still hold."""
+    link = tmp_path / "train-link.jsonl"
+    link.symlink_to(_train_file())
+    for spelling in (os.path.relpath(_train_file(), finished.parent), link):
+        result = cli("train", "--config", RECIPE, "--model_name_or_path", tiny_instruct_path(), "--train_file",
+                     spelling, "--output_dir", finished, "--max_steps", STEPS, "--save_steps", 2, "--report_to",
+                     "none", "--disable_tqdm", "true", "--num_generations", 2, "--max_completion_length", 8,
+                     cwd=finished.parent)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert any("holds a finished run" in line for line in messages(result)), result.stderr
+
+
+def test_the_guard_compares_file_settings_by_path_and_content(tmp_path, monkeypatch):
+    from refine_rft.errors import SettingsChanged
+    from refine_rft.files import guard_settings
+    from refine_rft.train.resume import run_settings
+
+    data = tmp_path / "data" / "train.jsonl"
+    data.parent.mkdir()
+    data.write_text('{"id": "a"}\n')
+    config = {"script": {"rewards": ["classification"]}, "training": {"learning_rate": 1e-5}, "model": {}}
+    record = tmp_path / "run" / "run_settings.json"
+    guard_settings(record, run_settings({**config, "script": {**config["script"], "train_file": "data/train.jsonl"}},
+                                        data), [])
+    monkeypatch.chdir(data.parent)  # the same file from another folder, spelled otherwise
+    guard_settings(record, run_settings({**config, "script": {**config["script"], "train_file": "train.jsonl"}},
+                                        "train.jsonl"), [])
+    data.write_text('{"id": "a"}\n{"id": "b"}\n')  # the same path, new content
+    with pytest.raises(SettingsChanged, match=f"train_file {data} has other content"):
+        guard_settings(record, run_settings({**config, "script": {**config["script"], "train_file": "train.jsonl"}},
+                                            "train.jsonl"), [])

@@ -55,6 +55,8 @@ def test_sft_trains_lora_and_export_merges_it(tmp_path, tiny_model_path, synthet
     adapter = load_file(out / "adapter_model.safetensors")
     assert sum(float(t.norm()) for name, t in adapter.items() if "lora_B" in name) > 0
     assert "sft_target: answer" in (out / "refine_rft_config.yaml").read_text()
+    card = (out / "README.md").read_text()  # TRL's model card, written after the final save
+    assert "library_name: transformers" in card and "refine-rft" in card and "sft" in card
 
     merged_dir = tmp_path / "merged"
     assert export_main(["--adapter", str(out), "--out", str(merged_dir), "--base", tiny("tiny:qwen2_vl")]) == 0

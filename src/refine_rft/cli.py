@@ -1,8 +1,9 @@
 """The ``refine-rft`` command: one subcommand per pipeline stage.
 
 Each subcommand lives in its own module with a ``main(argv) -> int``; this file only dispatches,
-and imports a stage's module when that stage runs (so ``refine-rft --help`` is instant).
-``train`` and ``sft`` parse their arguments with TRL's ``TrlParser``, the others with argparse.
+and imports a stage's module when that stage runs (so ``refine-rft --help`` is instant). Every
+command's settings are dataclasses parsed by :mod:`refine_rft.settings` (TRL's ``TrlParser``): both
+flag spellings (``--max_pixels``, ``--max-pixels``) and ``--config FILE``.
 
 This is also the one error boundary, and the exit status is the contract scripts rely on:
 
@@ -13,8 +14,9 @@ This is also the one error boundary, and the exit status is the contract scripts
 2     a known error, printed as one line ``refine-rft <command>: error: <message>``: a
       :class:`~refine_rft.errors.UserError` (configuration, data, a refused endpoint, an output
       another run is writing) or an operating-system condition (permission denied, no space left,
-      read-only file system, not a directory, name too long, a file where a folder is expected, a
-      dangling symlink)
+      read-only file system, a file larger than ``ulimit -f`` allows, not a directory, name too long, a file where a folder is expected, a
+      dangling symlink); a bad flag, printed as ``refine-rft <command>: unknown flag --foo (see
+      refine-rft <command> --help)``
 3     an unexpected error: a bug, printed with its traceback
 130   interrupted (Ctrl-C)
 ====  ===========================================================================================
@@ -55,7 +57,8 @@ def _usage(prog: str, commands: dict[str, tuple[str, str]], about: str) -> str:
 EXIT_REJECTED, EXIT_KNOWN_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 # Operating-system conditions a user fixes (space, permissions, paths), not bugs.
-KNOWN_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOTDIR,
+KNOWN_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS,
+                   errno.ENOTDIR,
                    errno.EISDIR, errno.ENAMETOOLONG, errno.EEXIST, errno.ENOENT, errno.ELOOP, errno.EMFILE,
                    errno.ENFILE, errno.EXDEV, errno.ENOTEMPTY}
 
@@ -94,13 +97,16 @@ def run_command(prog: str, commands: dict[str, tuple[str, str]], about: str, arg
         print(f"{prog}: unknown command {name!r}; valid commands: {', '.join(commands)}", file=sys.stderr)
         return 2
     from refine_rft.errors import UserError
+    from refine_rft.masking import mask
 
     try:
         module = importlib.import_module(commands[name][0])
         return int(module.main(rest) or 0)
     except UserError as error:
-        print(f"{prog} {name}: error: {error}", file=sys.stderr)
+        print(mask(f"{prog} {name}: error: {error}"), file=sys.stderr)  # a configured key never printed
         return EXIT_KNOWN_ERROR
+    except SystemExit as stop:  # --help (0) or a bad flag (2), already printed
+        return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else _said(stop.code)
     except KeyboardInterrupt:
         print(f"{prog} {name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -108,15 +114,22 @@ def run_command(prog: str, commands: dict[str, tuple[str, str]], about: str, arg
         line = os_error_line(error)
         if line is None:
             return _bug(prog, name)
-        print(f"{prog} {name}: error: {line}", file=sys.stderr)
+        print(mask(f"{prog} {name}: error: {line}"), file=sys.stderr)
         return EXIT_KNOWN_ERROR
     except Exception:
         return _bug(prog, name)
 
 
+def _said(message) -> int:
+    print(message, file=sys.stderr)
+    return EXIT_KNOWN_ERROR
+
+
 def _bug(prog: str, name: str) -> int:
     """Print the traceback of an unexpected error; its own status, so scripts tell it from rejected rows."""
-    traceback.print_exc()
+    from refine_rft.masking import mask
+
+    print(mask(traceback.format_exc()), end="", file=sys.stderr)
     print(f"{prog} {name}: unexpected error (exit status {EXIT_BUG}); the traceback above says where",
           file=sys.stderr)
     return EXIT_BUG

@@ -50,5 +50,10 @@ class MissingDependency(ConfigError, ImportError):
     """An optional package the chosen setting needs is not installed; the message says how to get it."""
 
 
+class OutputIsInput(ConfigError):
+    """An output the command would write is one of its inputs, or lies inside (or would replace) an
+    input folder it reads (see :func:`refine_rft.files.refuse_output_over_input`)."""
+
+
 class OutputLocked(UserError):
     """Another process is writing the same output (see :func:`refine_rft.files.output_lock`)."""

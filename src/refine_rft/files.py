@@ -14,6 +14,7 @@ scores -> report), so every writer here either leaves a complete file or none:
   :func:`refine_rft.data.records.read_rows`, with its rejects;
 - :func:`guard_settings`: the settings that define a resumable output, recorded beside it, so that
   a rerun with other settings refuses instead of mixing two runs in one file;
+- :func:`refuse_output_over_input`: the one rule that keeps every command's outputs off its inputs;
 - :func:`output_lock`: one writer per output (an advisory lock beside it naming the holder);
 - :func:`resumable_output`: the three together, as every resumable stage (eval, judge) keeps its
   books: one writer, settings guarded, keys already done skipped, the rejects file written.
@@ -38,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from refine_rft.errors import DataError, MissingFile, OutputLocked, SettingsChanged
+from refine_rft.errors import DataError, MissingFile, OutputIsInput, OutputLocked, SettingsChanged
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,8 @@ def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | Non
     if not path.is_file():
         raise MissingFile(f"no such file: {path}")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    with path.open(encoding="utf-8-sig") as handle:  # a byte-order mark some editors write is accepted
+        for number, line in enumerate(_decoded(handle, path), 1):
             if not line.strip():
                 continue
             try:
@@ -70,12 +71,20 @@ def read_jsonl(path: str | os.PathLike, check: Callable[[dict, str], dict] | Non
     return rows
 
 
+def _decoded(handle, path: Path) -> Iterator[str]:
+    """The lines of a text ``handle``; text that is not UTF-8 is an error naming the file."""
+    try:
+        yield from handle
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8") from None
+
+
 def iter_jsonl_tolerant(path: str | os.PathLike) -> Iterator[dict]:
     """Rows of an append-only JSONL file, skipping a torn last line left by a killed writer."""
     path = Path(path)
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
         for line in handle:
             try:
                 yield json.loads(line)
@@ -134,6 +143,30 @@ def honour_umask(path: str | os.PathLike) -> None:
             os.chmod(entry, 0o666 & ~mask)
 
 
+# A full disk, a quota, a file-size limit (``ulimit -f``): the writer knows which file, the error does not.
+FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextmanager
+def naming_the_file(path: str | os.PathLike) -> Iterator[None]:
+    """Re-raise a full-disk, quota or file-size error of the ``with`` block naming ``path`` (a ``write``
+    or ``flush`` error names no file, or only a temporary one), so the command line's one-line error says
+    which output could not be written.
+
+    >>> with naming_the_file("runs/eval/scores.json"):  # doctest: +ELLIPSIS
+    ...     raise OSError(errno.EFBIG, "File too large")
+    Traceback (most recent call last):
+    ...
+    OSError: [Errno 27] File too large: 'runs/eval/scores.json'
+    """
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in FULL or error.filename == os.fspath(path):
+            raise
+        raise OSError(error.errno, error.strerror or os.strerror(error.errno), os.fspath(path)) from None
+
+
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     """Write rows to ``path`` through a temporary file in the same folder and an atomic rename,
     so a failed run never leaves a partial file."""
@@ -141,7 +174,7 @@ def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = _temporary_file(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        with naming_the_file(path), os.fdopen(handle, "w", encoding="utf-8") as out:
             for row in rows:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
         os.replace(tmp, path)
@@ -157,7 +190,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = _temporary_file(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        with naming_the_file(path), os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -234,17 +267,19 @@ class JsonlAppender:
             return False
         if self._handle is None:
             self._handle = self.path.open("a", encoding="utf-8")
-        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        with naming_the_file(self.path):
+            self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
         if self.key is not None:
             self.done.add(key)
         return True
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            with naming_the_file(self.path):
+                handle.close()
 
     def __enter__(self) -> JsonlAppender:
         return self
@@ -262,12 +297,71 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def file_setting(path: str | os.PathLike) -> dict:
+    """How a settings file records a data file: its resolved path and its content's SHA-256, so that
+    :func:`guard_settings` compares what the setting means, not how it was spelled.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.jsonl"); _ = open(path, "w").write("{}\\n")
+    >>> sorted(file_setting(path)), file_setting(path)["sha256"][:12]
+    (['path', 'sha256'], 'ca3d163bab05')
+    """
+    return {"path": str(_real(path)), "sha256": file_digest(path)}
+
+
+def _is_file_setting(value) -> bool:
+    return isinstance(value, dict) and set(value) == {"path", "sha256"}
+
+
+def same_setting(recorded, value) -> bool:
+    """Whether a setting means what was recorded: equal values; two spellings of one existing path
+    (relative, absolute, through a link); file settings (:func:`file_setting`) with the same content,
+    wherever the file now is. Lists are compared item by item.
+
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp(); path = os.path.join(folder, "q.jsonl"); _ = open(path, "w").write("{}\\n")
+    >>> same_setting(os.path.relpath(path), path)
+    True
+    >>> same_setting(file_setting(path), file_setting(os.path.join(folder, ".", "q.jsonl")))
+    True
+    >>> before = file_setting(path); _ = open(path, "w").write("{}\\n{}\\n")
+    >>> same_setting(before, file_setting(path))
+    False
+    """
+    if recorded == value:
+        return True
+    if _is_file_setting(value):
+        if _is_file_setting(recorded):
+            return recorded["sha256"] == value["sha256"]
+        if isinstance(recorded, str):  # recorded before digests were: the path as it was spelled
+            return _real(recorded) == Path(value["path"])
+        if isinstance(recorded, list) and len(recorded) == 2:  # [path, sha256], as eval once recorded
+            return recorded[1] == value["sha256"]
+        return False
+    if isinstance(recorded, list) and isinstance(value, list):
+        return len(recorded) == len(value) and all(map(same_setting, recorded, value))
+    if isinstance(recorded, str) and isinstance(value, str) and os.path.exists(recorded) and os.path.exists(value):
+        return _same(_real(recorded), _real(value))
+    return False
+
+
+def _change(name: str, recorded, value) -> str:
+    """One change for :func:`guard_settings`' message; a data file whose content changed is named."""
+    pairs = list(zip(recorded, value)) if isinstance(recorded, list) and isinstance(value, list) \
+        and len(recorded) == len(value) else [(recorded, value)]
+    changed = [new["path"] for old, new in pairs if _is_file_setting(new) and not same_setting(old, new)]
+    if changed and len(changed) == sum(not same_setting(old, new) for old, new in pairs):
+        return "; ".join(f"{name} {path} has other content" for path in changed)
+    return f"{name} {recorded!r} -> {value!r}"
+
+
 def guard_settings(settings_path: str | os.PathLike, settings: dict, outputs: Iterable[str | os.PathLike],
                    overwrite: bool = False, flag: str = "--overwrite") -> Path:
     """Record the ``settings`` that define ``outputs`` in ``settings_path`` (JSON), or refuse a rerun
     whose settings differ from those recorded, naming each change.
 
-    A setting present in both must be equal; a setting only one side has is added (a rerun may
+    A setting present in both must mean the same (:func:`same_setting`: a path may be spelled
+    otherwise, a data file must have the same content); a setting only one side has is added (a rerun may
     add a prompt style and its token budget). With ``overwrite`` the outputs and the recorded
     settings are removed first: the output starts afresh. Outputs found without recorded settings
     (made before settings were recorded) are adopted with a warning.
@@ -295,14 +389,74 @@ def guard_settings(settings_path: str | os.PathLike, settings: dict, outputs: It
             recorded = json.loads(settings_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise DataError(f"{settings_path}: not valid JSON ({error.msg}); remove it or use {flag}") from None
-        changed = [f"{name} {recorded[name]!r} -> {value!r}" for name, value in settings.items()
-                   if name in recorded and recorded[name] != value]
+        changed = [_change(name, recorded[name], value) for name, value in settings.items()
+                   if name in recorded and not same_setting(recorded[name], value)]
         if changed:
             raise SettingsChanged(f"{settings_path.parent} was made with other settings: {'; '.join(changed)}; "
                                   f"rerun with {flag} to start it afresh, or write elsewhere")
     elif any(output.exists() for output in outputs):
         logger.warning("%s: outputs without recorded settings; adopting the current ones", settings_path.parent)
     return write_text_atomic(settings_path, json.dumps({**recorded, **settings}, indent=2, sort_keys=True) + "\n")
+
+
+Named = tuple[str, "str | os.PathLike | None"]  # (what the command calls it, e.g. "--out"; a path)
+
+
+def _real(path: str | os.PathLike) -> Path:
+    """``path`` made absolute with every symbolic link resolved (a path that does not exist yet is
+    resolved as far as it exists)."""
+    return Path(os.path.realpath(os.path.abspath(os.fspath(path))))
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether two resolved paths name one file (hard links too)."""
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(child: Path, folder: Path) -> bool:
+    return any(_same(parent, folder) if parent.exists() else parent == folder for parent in child.parents)
+
+
+def refuse_output_over_input(inputs: Iterable[Named], outputs: Iterable[Named], replaced: Iterable[Named] = ()) -> None:
+    """The one rule for every command's outputs and inputs: refuse (:class:`~refine_rft.errors.OutputIsInput`,
+    exit status 2, naming both paths) before anything is written when
+
+    - an output (a file or folder the command writes, from ``outputs`` or ``replaced``) is one of the
+      ``inputs`` (by resolved path, symbolic and hard links included),
+    - an output lies inside an input (a folder the command reads: a model, a dataset root, a run folder), or
+    - an input lies inside one of the ``replaced`` outputs (folders the command removes or replaces as a
+      whole: a merged model, a training run's checkpoints).
+
+    Each entry is ``(name, path)``: ``name`` is what the user wrote it as (``--out``); a ``None`` path is
+    skipped, and so is an input that does not exist (a hub id such as ``Qwen/Qwen2-VL-7B-Instruct``).
+
+    >>> import tempfile, os
+    >>> run = tempfile.mkdtemp(); data = os.path.join(run, "predictions.jsonl"); _ = open(data, "w").close()
+    >>> refuse_output_over_input([("PREDICTIONS", data)], [("--out", os.path.join(run, "scores.jsonl"))])
+    >>> refuse_output_over_input([("PREDICTIONS", data)], [("--out", data)])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.OutputIsInput: --out .../predictions.jsonl is the input PREDICTIONS .../predictions.jsonl; write it elsewhere
+    """
+    given = [(name, path, _real(path)) for name, path in inputs if path is not None and os.path.lexists(path)]
+    targets = [(name, path, _real(path), False) for name, path in outputs if path is not None]
+    targets += [(name, path, _real(path), True) for name, path in replaced if path is not None]
+    for out_name, out_path, out_real, whole in targets:
+        for in_name, in_path, in_real in given:
+            if _same(out_real, in_real):
+                problem = f"is the input {in_name} {in_path}"
+            elif _inside(out_real, in_real):
+                problem = f"is inside the input {in_name} {in_path}, which this command reads"
+            elif whole and _inside(in_real, out_real):
+                problem = f"would replace the folder holding the input {in_name} {in_path}"
+            else:
+                continue
+            raise OutputIsInput(f"{out_name} {out_path} {problem}; write it elsewhere")
 
 
 def write_rejects(path: str | os.PathLike, rejects: list[dict]) -> None:
@@ -383,9 +537,10 @@ def output_lock(output: str | os.PathLike, folder: bool = False, what: str = "ou
             logger.warning("%s: took over the lock of a %s run that is gone (%s)", output, what, previous)
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid={os.getpid()} host={socket.gethostname()}\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+        with naming_the_file(lock):
+            handle.write(f"pid={os.getpid()} host={socket.gethostname()}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
         with _held_guard:
             _held[lock] = [handle, 1]
         try:

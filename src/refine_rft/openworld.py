@@ -17,9 +17,15 @@ full**:
 The substring test of other open-world code (``label in answer``) scores an empty answer and
 ``"A or B or C"`` as correct and a synonym as wrong; this rule does the reverse on all three.
 
-A dataset's classes are its questions' labels and options (:func:`vocabularies`), its aliases the
-``aliases`` column of its rows (written by ``refine-rft prepare`` from the alias tables of
-:mod:`refine_rft.data.aliases`). Linear in the answer's length, like every parser here.
+A dataset's classes are **all** its classes, whichever file is read: ``refine-rft prepare``
+records each dataset's full class list (both sides of a base-to-new split) and their aliases in
+``classes.json`` beside the question files it writes (:func:`write_class_lists`), ``refine-rft
+eval`` copies it beside ``predictions.jsonl``, and scoring, the open reward and the verifier read
+it (:func:`dataset_vocabularies`). So on a base-to-new *unseen* file scored alone, naming a *seen*
+class beside the true one still names two classes. Without a recorded list the vocabulary is what
+the rows show (:func:`vocabularies`: labels, options, the rows' ``aliases``), and rows of a
+base-to-new split are refused (their file shows one side only). Aliases come from the alias tables
+of :mod:`refine_rft.data.aliases`. Linear in the answer's length, like every parser here.
 
 >>> vocab = ClassVocabulary.build(["Japanese_spaniel", "Pug", "Boston_bull", "Yorkshire_terrier",
 ...                                "Border_terrier"], {"Japanese_spaniel": ["Japanese Chin"]})
@@ -29,10 +35,15 @@ A dataset's classes are its questions' labels and options (:func:`vocabularies`)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from refine_rft.errors import DataError
 from refine_rft.parsing import NameIndex, name_index, read_names
+
+CLASSES_FILE = "classes.json"
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,114 @@ def vocabularies(rows: Iterable[dict]) -> dict[str, ClassVocabulary]:
         for option in row.get("options") or ():
             names[option] = None
     return {dataset: ClassVocabulary.build(names, aliases.get(dataset)) for dataset, names in classes.items()}
+
+
+def class_list(classes: Iterable[str], aliases: Mapping[str, Sequence[str]] | None = None,
+               source: str = "") -> dict:
+    """One dataset's entry of ``classes.json``: every class, in order, and the aliases of those that have any.
+
+    >>> class_list(["Pug", "Boxer", "Pug"], {"Pug": ["Mops"], "Corgi": ["x"]})
+    {'classes': ['Pug', 'Boxer'], 'aliases': {'Pug': ['Mops']}, 'source': ''}
+    """
+    classes = list(dict.fromkeys(classes))
+    kept = {c: list(aliases[c]) for c in classes if aliases and aliases.get(c)}
+    return {"classes": classes, "aliases": kept, "source": source}
+
+
+def write_class_lists(folder: str | Path, lists: Mapping[str, dict], keep: bool = True) -> Path:
+    """Record ``{dataset: class_list(...)}`` in ``folder/classes.json`` (atomically); ``keep``: keep
+    the other datasets already recorded there (several ``prepare`` runs may share a folder)."""
+    from refine_rft.files import write_text_atomic
+
+    path = Path(folder) / CLASSES_FILE
+    recorded = read_class_lists(folder) if keep else {}
+    recorded.update({dataset: dict(entry) for dataset, entry in lists.items()})
+    return write_text_atomic(path, json.dumps(dict(sorted(recorded.items())), indent=1, ensure_ascii=False) + "\n")
+
+
+def read_class_lists(folder: str | Path) -> dict[str, dict]:
+    """``folder/classes.json`` as ``{dataset: {"classes", "aliases", "source"}}`` (empty when absent).
+
+    Raises:
+        DataError: the file is not a class-list file.
+    """
+    path = Path(folder) / CLASSES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read the class lists ({error})") from None
+    good = isinstance(body, dict) and all(
+        isinstance(e, dict) and isinstance(e.get("classes"), list) and all(isinstance(c, str) for c in e["classes"])
+        and isinstance(e.get("aliases", {}), dict)
+        and all(isinstance(v, list) and all(isinstance(a, str) for a in v) for v in e.get("aliases", {}).values())
+        for e in body.values())
+    if not good:
+        raise DataError(f"{path}: expected {{dataset: {{\"classes\": [...], \"aliases\": {{class: [...]}}}}}}")
+    return body
+
+
+def gather_class_lists(files: Iterable[str | Path]) -> dict[str, dict]:
+    """The class lists recorded beside ``files`` (question or prediction files), merged.
+
+    Raises:
+        DataError: two folders record different classes for one dataset.
+    """
+    merged: dict[str, dict] = {}
+    where: dict[str, Path] = {}
+    for folder in dict.fromkeys(Path(f).resolve().parent for f in files):
+        for dataset, entry in read_class_lists(folder).items():
+            if dataset in merged and merged[dataset]["classes"] != entry["classes"]:
+                raise DataError(f"{folder / CLASSES_FILE} and {where[dataset] / CLASSES_FILE} record different "
+                                f"classes for {dataset!r}; prepare the question files together")
+            merged.setdefault(dataset, entry)
+            where.setdefault(dataset, folder)
+    return merged
+
+
+def dataset_vocabularies(rows: Iterable[dict], class_lists: Mapping[str, dict] | None = None,
+                         where: str = "") -> dict[str, ClassVocabulary]:
+    """Per dataset of ``rows``, its vocabulary: the recorded class list (all its classes) where
+    ``class_lists`` has one, plus the rows' own aliases; else what the rows show (:func:`vocabularies`).
+    ``class_lists=None`` says that the caller has none to give (in-memory rows); a mapping, even an
+    empty one, is what the files' folders record.
+
+    Raises:
+        DataError: a row's label or option is not in its dataset's recorded list, or, given
+            ``class_lists``, rows of a base-to-new split (``class_split``) have no recorded list
+            (``where`` names their file).
+
+    >>> lists = {"birds": class_list(["Herring Gull", "California Gull", "Ivory Gull"])}
+    >>> unseen = [{"dataset": "birds", "label": "California Gull", "options": ["California Gull", "Ivory Gull"],
+    ...            "class_split": "unseen"}]
+    >>> vocab = dataset_vocabularies(unseen, lists)["birds"]
+    >>> vocab.named("California Gull"), vocab.named("California Gull, Herring Gull")
+    ('California Gull', None)
+    """
+    rows = list(rows)
+    shown = vocabularies(rows)
+    lists = class_lists or {}
+    split_rows = {row["dataset"] for row in rows if row.get("class_split")}
+    out = {}
+    for dataset, seen in shown.items():
+        entry = lists.get(dataset)
+        if entry is None:
+            if class_lists is not None and dataset in split_rows:
+                raise DataError(f"{where or 'rows'}: dataset {dataset!r} is split into seen and unseen classes but "
+                                f"no {CLASSES_FILE} records all its classes (a file of one side alone would let a "
+                                f"name of the other side pass); rerun refine-rft prepare, which writes it")
+            out[dataset] = seen
+            continue
+        unknown = [c for c in seen.classes if c not in set(entry["classes"])]
+        if unknown:
+            raise DataError(f"{where or 'rows'}: {len(unknown)} class(es) of {dataset!r} are not in its recorded "
+                            f"class list ({', '.join(unknown[:3])}); the questions and {CLASSES_FILE} disagree")
+        aliases = {c: list(a) for c, a in entry.get("aliases", {}).items()}
+        for name, owner in zip(seen.names[len(seen.classes):], seen.owners[len(seen.classes):], strict=True):
+            aliases.setdefault(owner, []).append(name)
+        out[dataset] = ClassVocabulary.build(entry["classes"], aliases)
+    return out
 
 
 def true_label(row: dict) -> str:

@@ -433,10 +433,42 @@ def cot_choice(text: str | None, options: Sequence[str]) -> int | None:
 
 
 # --- Tag grammar: the <think>/<attribute>/<answer> format of a whole response -------------------
-# Shared by the format rewards (R_f, R_fa), R_cls and the attribute judge's RSC.
+# Shared by the format rewards (R_f: think_then_answer; R_fa: follows_format), R_cls and the
+# attribute judge's RSC.
 
 THINK_ANSWER = ("think", "answer")
 THINK_ATTRIBUTE_ANSWER = ("think", "attribute", "answer")
+
+
+def think_then_answer(text: str) -> bool:
+    """R_f's rule, the paper's "traditional" format: one complete ``<think>…</think>`` followed by
+    one complete ``<answer>…</answer>``, and nothing after the answer.
+
+    Each of the four tags appears exactly once, in that order, each block non-blank, with only
+    whitespace before ``<think>`` and after ``</answer>``. Anything else - text, and other tags,
+    ``<attribute>`` blocks included - may sit inside the blocks or between them: R_f asks for the
+    two blocks, not for the absence of others (R_fa, :func:`follows_format` with
+    :data:`THINK_ATTRIBUTE_ANSWER`, is the strict three-tag sequence). Four counts and four finds:
+    linear in the length of ``text``.
+
+    >>> think_then_answer("<think>red</think><attribute>red wing</attribute><answer>A</answer>")
+    True
+    >>> think_then_answer("<think>red <attribute>x</attribute></think> so: <answer>A</answer>")
+    True
+    >>> [think_then_answer(t) for t in ["<think>red</think><answer>A</answer> Actually B",
+    ...                                 "<answer>A</answer><think>red</think>", "So <think>red</think><answer>A</answer>"]]
+    [False, False, False]
+    """
+    names = (tag("think"), tag("think", closing=True), tag("answer"), tag("answer", closing=True))
+    if any(text.count(name) != 1 for name in names):
+        return False
+    starts = [text.find(name) for name in names]
+    if starts != sorted(starts):
+        return False
+    think = text[starts[0] + len(names[0]):starts[1]]
+    answer = text[starts[2] + len(names[2]):starts[3]]
+    outside = text[:starts[0]] + text[starts[3] + len(names[3]):]
+    return not outside.strip() and bool(think.strip()) and bool(answer.strip())
 
 
 def follows_format(text: str, tags: Sequence[str]) -> bool:

@@ -3,7 +3,7 @@
 A recipe may start from other recipes with ``include`` (a path, or a list of paths, relative to
 the including file). Included files are read first, in order, and the including file's keys win;
 mappings (such as ``judge``) are merged key by key, everything else is replaced. Training
-(:mod:`refine_rft.train.config`) and ``refine-rft judge --config`` both read recipes here.
+and every command's ``--config`` (:mod:`refine_rft.settings`) read files here.
 """
 
 from __future__ import annotations

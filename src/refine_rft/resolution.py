@@ -26,7 +26,7 @@ fine-grained image needs and more than a 2,048-token SFT sequence holds. A recip
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.errors import ConfigError
@@ -163,6 +163,18 @@ def resolution_of_run(folder: str | os.PathLike | None) -> ImageResolution:
     path = Path(folder) / SAVED_CONFIG_NAME
     script = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("script") or {}
     return ImageResolution(script.get("min_pixels"), script.get("max_pixels"))
+
+
+@dataclass
+class ResolutionArguments:
+    """``--max-pixels`` / ``--min-pixels`` of the commands that show a model images (default: the
+    training run's, :func:`choose_resolution`)."""
+
+    max_pixels: int | None = field(default=None, metadata={
+        "help": "largest image area in pixels, e.g. 1003520 = 1280*28*28 (default: the value saved with the "
+                "adapter's or merged model's training run, else the processor's default)"})
+    min_pixels: int | None = field(default=None, metadata={
+        "help": "smallest image area in pixels, e.g. 200704 = 256*28*28 (default: as for --max-pixels)"})
 
 
 def choose_resolution(min_pixels: int | None, max_pixels: int | None, *run_folders) -> ImageResolution:

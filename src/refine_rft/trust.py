@@ -28,10 +28,10 @@ refine_rft.errors.ConfigError: ...ships code that loading would run (processing_
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.errors import ConfigError
@@ -105,9 +105,10 @@ def load_processor(model: str | os.PathLike, trust_remote_code: bool = False, **
         raise ConfigError(f"{model} needs its own code to load; if you trust it, rerun with {FLAG}") from None
 
 
-def add_trust_argument(parser: argparse.ArgumentParser) -> None:
-    """``--trust-remote-code``: run Python that the model folder ships (off by default)."""
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="run the Python code a model folder or hub repository ships (off by default; "
-                             "the project's tiny models load without it, their processor file being "
-                             "checksummed)")
+@dataclass
+class TrustArguments:
+    """``--trust-remote-code``, for every command that loads a model folder."""
+
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "run the Python code a model folder or hub repository ships (off by default; the project's "
+                "tiny models load without it, their processor file being checksummed)"})

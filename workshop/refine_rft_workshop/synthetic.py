@@ -139,6 +139,18 @@ def synthetic_aliases(name: str) -> list[str]:
     return [f"{SYNONYMS[prefix]} {genus}"] if prefix in SYNONYMS else []
 
 
+def synthetic_class_list(num_classes: int = 24, species_seed: int = 0) -> dict:
+    """The ``classes.json`` entry of the synthetic data: every species and its aliases.
+
+    >>> synthetic_class_list(8)["aliases"]["Common Finch"]
+    ['Eurasian Finch']
+    """
+    from refine_rft.openworld import class_list
+
+    names = [s.name for s in make_species(num_classes, seed=species_seed)]
+    return class_list(names, {n: synthetic_aliases(n) for n in names}, source="refine-rft-workshop synthetic")
+
+
 def nearest_distractors(target: Species, species: Sequence[Species], rng: random.Random, k: int = 3) -> list[str]:
     """The ``k`` species closest to ``target`` by attribute distance (hard negatives); ties broken by ``rng``."""
     others = [s for s in species if s.name != target.name]

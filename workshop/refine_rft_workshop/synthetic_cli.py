@@ -1,19 +1,20 @@
 """``refine-rft-workshop synthetic --out DIR``: draw the synthetic birds into question JSONL files.
 
 The files are ordinary prepared questions (``train.jsonl``, ``test.jsonl``, optionally ``pool.jsonl``,
-images under ``images/``), read by ``refine-rft train``, ``eval`` and ``judge`` like any other data.
+images under ``images/``, every species and its aliases in ``classes.json``), read by ``refine-rft train``, ``eval`` and ``judge`` like any other data.
 """
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.data.cli import summary_line
 from refine_rft.errors import ConfigError
 from refine_rft.data.records import read_rows, require_all, validate_record
 from refine_rft.files import write_jsonl_atomic
-from refine_rft_workshop.synthetic import synthetic_base_to_new, synthetic_questions
+from refine_rft.openworld import write_class_lists
+from refine_rft_workshop.synthetic import synthetic_base_to_new, synthetic_class_list, synthetic_questions
 
 
 def prepare_synthetic(
@@ -43,7 +44,8 @@ def prepare_synthetic(
 
     ``base_to_new`` splits the species in seen and unseen halves (seeded by ``seed``;
     :mod:`refine_rft.data.base_to_new`): ``train`` (and ``pool``) from seen species only,
-    ``test_seen`` and ``test_unseen``, and ``split.json``.
+    ``test_seen`` and ``test_unseen``, and ``split.json``. ``classes.json`` records every species
+    (both sides) and its aliases, which open-world answers are read against.
     """
     sizes = {"train": shots, "test": test_per_class, "pool": pool_per_class}
     for name, count in sizes.items():
@@ -54,37 +56,48 @@ def prepare_synthetic(
     out_dir = Path(out_dir)
     common = {"num_classes": num_classes, "image_size": image_size, "seed": seed, "image_seed": image_seed}
     if base_to_new:
-        return synthetic_base_to_new(out_dir, sizes, common)
+        paths = synthetic_base_to_new(out_dir, sizes, common)
+        write_class_lists(out_dir, {"synthetic": synthetic_class_list(num_classes)})
+        return paths
     paths = {}
     for split, per_class in sizes.items():
         if per_class == 0:
             continue
         rows = synthetic_questions(out_dir, split, per_class, **common)
         paths[split] = write_jsonl_atomic(out_dir / f"{split}.jsonl", rows)
+    write_class_lists(out_dir, {"synthetic": synthetic_class_list(num_classes)})
     return paths
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refine-rft-workshop synthetic", description=__doc__)
-    parser.add_argument("--out", required=True, help="folder for the JSONL files and images/")
-    parser.add_argument("--classes", type=int, default=24, help="number of species (default: %(default)s)")
-    parser.add_argument("--shots", type=int, default=5, help="training images per class (default: %(default)s)")
-    parser.add_argument("--test-per-class", type=int, default=10, help="test images per class (default: %(default)s)")
-    parser.add_argument("--pool-per-class", type=int, default=0,
-                        help="images per class in pool.jsonl, a pre-training pool; 0 = none (default: %(default)s)")
-    parser.add_argument("--image-size", type=int, default=112, help="image side in pixels (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="option-set and option-order seed (default: %(default)s)")
-    parser.add_argument("--image-seed", type=int, default=None,
-                        help="image seed (default: --seed); another value draws other images of the same "
-                             "species, attributes and options")
-    parser.add_argument("--base-to-new", action="store_true",
-                        help="split the species into seen and unseen halves (seeded by --seed): train from seen "
-                             "species only, test_seen.jsonl, test_unseen.jsonl and split.json")
-    return parser
+@dataclass
+class SyntheticArguments:
+    """How many synthetic birds, of which size, drawn with which seeds."""
+
+    out: str = field(metadata={"help": "folder for the JSONL files and images/"})
+    classes: int = field(default=24, metadata={"help": "number of species"})
+    shots: int = field(default=5, metadata={"help": "training images per class"})
+    test_per_class: int = field(default=10, metadata={"help": "test images per class"})
+    pool_per_class: int = field(default=0, metadata={
+        "help": "images per class in pool.jsonl, a pre-training pool; 0 = none"})
+    image_size: int = field(default=112, metadata={"help": "image side in pixels"})
+    seed: int = field(default=0, metadata={"help": "option-set and option-order seed"})
+    image_seed: int | None = field(default=None, metadata={
+        "help": "image seed (default: --seed); another value draws other images of the same species, attributes "
+                "and options"})
+    base_to_new: bool = field(default=False, metadata={
+        "help": "split the species into seen and unseen halves (seeded by --seed): train from seen species only, "
+                "test_seen.jsonl, test_unseen.jsonl and split.json"})
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[SyntheticArguments]:
+    from refine_rft.settings import parse
+
+    return parse("refine-rft-workshop synthetic", [SyntheticArguments], argv, description=__doc__,
+                 select="synthetic")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    (args,) = parse_args(argv)
     paths = prepare_synthetic(args.out, num_classes=args.classes, shots=args.shots,
                               test_per_class=args.test_per_class, pool_per_class=args.pool_per_class,
                               image_size=args.image_size, seed=args.seed, image_seed=args.image_seed,

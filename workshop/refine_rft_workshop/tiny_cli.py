@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 
 from refine_rft_workshop.tiny import ARCHS, SIZES, build_tiny_model
 
 
+@dataclass
+class TinyModelArguments:
+    """Where the tiny model goes, and which one."""
+
+    out: str = field(metadata={"positional": True, "metavar": "OUT",
+                               "help": "folder to write the model, tokenizer and processor to"})
+    arch: str = field(default="qwen2_vl", metadata={"help": "architecture", "choices": ARCHS})
+    seed: int = field(default=0, metadata={"help": "weight initialisation seed"})
+    size: str = field(default="tiny", metadata={"help": "model size preset", "choices": list(SIZES)})
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TinyModelArguments]:
+    from refine_rft.settings import parse
+
+    return parse("refine-rft-workshop tiny-model", [TinyModelArguments], argv, description=__doc__,
+                 select="tiny_model")
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="refine-rft-workshop tiny-model", description=__doc__)
-    parser.add_argument("out", help="folder to write the model, tokenizer and processor to")
-    parser.add_argument("--arch", choices=ARCHS, default="qwen2_vl", help="architecture (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default: %(default)s)")
-    parser.add_argument("--size", choices=list(SIZES), default="tiny", help="model size preset (default: %(default)s)")
-    args = parser.parse_args(argv)
+    (args,) = parse_args(argv)
     path = build_tiny_model(args.out, arch=args.arch, seed=args.seed, size=args.size)
     print(f"tiny {args.arch} model written to {path}")
     return 0

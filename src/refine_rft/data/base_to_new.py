@@ -66,6 +66,16 @@ def _fine_r1() -> dict:
     return json.loads(FINE_R1_TABLE.read_text(encoding="utf-8"))
 
 
+def fine_r1_names(dataset: str) -> list[str]:
+    """Fine-R1's class names of ``dataset`` as it spells them (seen, then unseen); empty if it has none.
+
+    >>> fine_r1_names("aircraft")[:2], fine_r1_names("fungi")
+    (['ATR-42', 'Airbus A300B4'], [])
+    """
+    published = _fine_r1()["datasets"].get(dataset)
+    return [] if published is None else [*published["seen"], *published["unseen"]]
+
+
 def fine_r1_split(dataset: str, classes: Sequence[str]) -> ClassSplit | None:
     """Fine-R1's published split of ``dataset`` over our class names, or ``None`` when there is none.
 

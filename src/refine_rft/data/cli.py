@@ -7,10 +7,17 @@
   ``--distractors``. ``--shots K`` keeps K seeded images per class.
 - ``refine-rft prepare paper --roots DIR --choices-dir DIR --out DIR`` builds the paper's setup:
   the six published test sets and the 5-shot training set (3,775 questions).
+- ``refine-rft prepare fine-r1 --root DIR --out DIR [--shuffle-seed N]`` reads Fine-R1's released
+  evaluation files (seen and unseen classes; :mod:`refine_rft.data.fine_r1`), options in the
+  released order unless re-shuffled.
 
 ``--base-to-new`` (every form) splits the classes into seen and unseen (Fine-R1's split for the six
 benchmarks, a seeded half split otherwise): training questions from seen classes only, one test
 set per side, and ``split.json`` (see :mod:`refine_rft.data.base_to_new`).
+
+Every form records each dataset's full class list (both sides of a split) and their aliases in
+``classes.json`` beside the question files: open-world answers are read against all of them
+(:mod:`refine_rft.openworld`).
 
 Images are checked (opened and verified with PIL unless ``--no-verify-images``), and every file
 is written atomically, only after all of a run's questions are built: a failed run leaves no
@@ -19,15 +26,17 @@ partial JSONL behind.
 
 from __future__ import annotations
 
-import argparse
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 from refine_rft.data.choices import PUBLISHED_FILES
 from refine_rft.data.distractors import FOCI_CLIP_MODEL, FOCI_CLIP_PRETRAINED, STRATEGIES
 from refine_rft.data.paper import letter_shares, prepare_paper
 from refine_rft.data.prepare import prepare_dataset
 from refine_rft.data.readers import FOLDER_NAMES, READERS
-from refine_rft.files import write_jsonl_atomic
+from refine_rft.files import refuse_output_over_input, write_jsonl_atomic
 
 
 def summary_line(name: str, rows: list[dict], path: Path) -> str:
@@ -37,11 +46,11 @@ def summary_line(name: str, rows: list[dict], path: Path) -> str:
     return f"{name}: {len(rows)} questions, {classes} classes, answers {shares} -> {path}"
 
 
-def _clip_options(args: argparse.Namespace) -> dict:
+def _clip_options(args) -> dict:
     return {"model_name": args.clip_model, "pretrained": args.clip_pretrained, "device": args.device}
 
 
-def _dataset_main(args: argparse.Namespace) -> int:
+def _dataset_main(args) -> int:
     if args.base_to_new:
         return _dataset_base_to_new(args)
     rows = prepare_dataset(args.dataset, args.root, args.split, choices=args.choices, shots=args.shots,
@@ -50,10 +59,21 @@ def _dataset_main(args: argparse.Namespace) -> int:
                            clip_options=_clip_options(args))
     path = write_jsonl_atomic(args.out, rows)
     print(summary_line(f"{args.name or args.dataset} {args.split}", rows, path))
+    _write_classes(args, path.parent, None)
     return 0
 
 
-def _dataset_base_to_new(args: argparse.Namespace) -> int:
+def _write_classes(args, folder: Path, classes) -> None:
+    """Every class of the dataset (both sides of a split) and their aliases, in ``folder/classes.json``."""
+    from refine_rft.data.prepare import dataset_class_list
+    from refine_rft.openworld import write_class_lists
+
+    entry = dataset_class_list(args.dataset, args.root, args.split, args.pretty_names, classes=classes)
+    path = write_class_lists(folder, {args.name or args.dataset: entry})
+    print(f"classes: {len(entry['classes'])} ({len(entry['aliases'])} with aliases) -> {path}")
+
+
+def _dataset_base_to_new(args) -> int:
     """One split of one dataset under a base-to-new split: ``--split train`` writes the seen classes'
     questions to ``--out``; ``--split test`` writes ``<out>_seen.jsonl`` and ``<out>_unseen.jsonl``."""
     from refine_rft.data.base_to_new import class_split, mark, write_split_file
@@ -74,74 +94,170 @@ def _dataset_base_to_new(args: argparse.Namespace) -> int:
         print(summary_line(f"{name} {args.split} ({side} classes)", rows, path))
     print(f"split: {len(split.seen)} seen, {len(split.unseen)} unseen classes ({split.source}) -> "
           f"{write_split_file(out.parent, [split])}")
+    _write_classes(args, out.parent, [*split.seen, *split.unseen])
     return 0
 
 
-def _paper_main(args: argparse.Namespace) -> int:
+def _paper_main(args) -> int:
     paths = prepare_paper(args.roots, args.choices_dir, args.out, shots=args.shots, seed=args.seed,
                           distractors=args.distractors, pretty=args.pretty_names,
                           verify_images=not args.no_verify_images, clip_options=_clip_options(args),
                           base_to_new=args.base_to_new)
     print(paths["summary"].read_text(encoding="utf-8"), end="")
-    print(f"written to {Path(args.out)}: " + ", ".join(path.name if name in ("split", "summary") else f"{name}.jsonl"
+    print(f"written to {Path(args.out)}: " + ", ".join(path.name if name in ("split", "summary", "classes") else f"{name}.jsonl"
                                                       for name, path in paths.items() if name != "summary"))
     return 0
 
 
-def _base_to_new(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base-to-new", action="store_true",
-                        help="split the classes into seen and unseen (Fine-R1's split where published, else a "
-                             "half split seeded by --seed): train from seen classes only, test sets per side")
+def _fine_r1_main(args) -> int:
+    import sys
+
+    from refine_rft.data.fine_r1 import prepare_fine_r1
+    from refine_rft.data.records import describe_rejects, read_questions
+
+    paths, rejects = prepare_fine_r1(args.root, args.out, images=args.images, shuffle_seed=args.shuffle_seed,
+                                     verify_images=not args.no_verify_images)
+    for name, path in paths.items():
+        if path.suffix == ".jsonl":
+            print(summary_line(f"fine-r1 {name}", read_questions(path), path))
+    order = "in the released order" if args.shuffle_seed is None else f"shuffled with seed {args.shuffle_seed}"
+    print(f"options {order}; classes -> {paths['classes']}; split -> {paths['split']}")
+    if rejects:
+        print(f"refine-rft prepare: {len(rejects)} line(s) of Fine-R1's files rejected: {describe_rejects(rejects, 5)}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
-def _common(parser: argparse.ArgumentParser, shots_default: int | None) -> None:
-    _base_to_new(parser)
-    parser.add_argument("--shots", type=int, default=shots_default,
-                        help=f"training images per class, seeded (default: {shots_default or 'all images'})")
-    parser.add_argument("--seed", type=int, default=0, help="shot, distractor and option-order seed (default: 0)")
-    parser.add_argument("--distractors", choices=STRATEGIES, default="similar",
-                        help="distractors for questions without a choice file (default: %(default)s)")
-    parser.add_argument("--pretty-names", action="store_true",
-                        help="show class names with spaces instead of underscores (Black footed Albatross)")
-    parser.add_argument("--no-verify-images", action="store_true",
-                        help="only check that image files exist; do not open and verify them")
-    parser.add_argument("--clip-model", default=FOCI_CLIP_MODEL,
-                        help="open_clip model for --distractors clip (default: FOCI's, %(default)s)")
-    parser.add_argument("--clip-pretrained", default=FOCI_CLIP_PRETRAINED,
-                        help="open_clip weights tag or checkpoint file for --distractors clip (default: FOCI's, "
-                             "%(default)s)")
-    parser.add_argument("--device", default="cpu", help="device for --distractors clip (default: cpu)")
+@dataclass
+class SamplingArguments:
+    """How questions are drawn: shots, seed, distractors, names, image checks, the class split."""
+
+    base_to_new: bool = field(default=False, metadata={
+        "help": "split the classes into seen and unseen (Fine-R1's split where published, else a half split "
+                "seeded by --seed): train from seen classes only, test sets per side"})
+    shots: int | None = field(default=None, metadata={
+        "help": "training images per class, seeded (default: all images; 5 for paper)"})
+    seed: int = field(default=0, metadata={"help": "shot, distractor and option-order seed"})
+    distractors: str = field(default="similar", metadata={
+        "help": "distractors for questions without a choice file", "choices": STRATEGIES})
+    pretty_names: bool = field(default=False, metadata={
+        "help": "show class names with spaces instead of underscores (Black footed Albatross)"})
+    no_verify_images: bool = field(default=False, metadata={
+        "help": "only check that image files exist; do not open and verify them"})
+    clip_model: str = field(default=FOCI_CLIP_MODEL, metadata={
+        "help": "open_clip model for --distractors clip (default: FOCI's)"})
+    clip_pretrained: str = field(default=FOCI_CLIP_PRETRAINED, metadata={
+        "help": "open_clip weights tag or checkpoint file for --distractors clip (default: FOCI's)"})
+    device: str = field(default="cpu", metadata={"help": "device for --distractors clip"})
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refine-rft prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+@dataclass
+class DatasetArguments:
+    """One split of one dataset (``refine-rft prepare DATASET``)."""
 
+    dataset: str = field(metadata={"positional": True, "metavar": "DATASET", "choices": tuple(READERS),
+                                   "help": "the dataset's reader"})
+    root: str = field(metadata={
+        "help": "the dataset's folder (or its parent); for csv the CSV file or a folder of <split>.csv"})
+    split: str = field(metadata={"help": "which split to read", "choices": ("train", "test")})
+    out: str = field(metadata={"help": "the JSONL file to write"})
+    choices: str | None = field(default=None, metadata={
+        "help": "a published choice file: one question per entry, with its options"})
+    noun: str | None = field(default=None, metadata={
+        "help": "the noun in the question (default: the dataset's, else 'objects')"})
+    name: str | None = field(default=None, metadata={"help": "the records' dataset field (default: the DATASET name)"})
+
+
+@dataclass
+class FineR1Arguments:
+    """Fine-R1's released evaluation files (``refine-rft prepare fine-r1``)."""
+
+    dataset: str = field(metadata={"positional": True, "metavar": "fine-r1", "choices": ("fine-r1",),
+                                   "help": "Fine-R1's released evaluation files (seen and unseen classes)"})
+    root: str = field(metadata={
+        "help": "folder holding Fine-R1's <dataset>_seen.jsonl / _unseen.jsonl, or a Fine-R1 checkout"})
+    out: str = field(metadata={
+        "help": "output folder: test_seen/<dataset>.jsonl, test_unseen/<dataset>.jsonl, classes.json"})
+    images: str | None = field(default=None, metadata={
+        "help": "folder their image_path entries are relative to (default: --root)"})
+    shuffle_seed: int | None = field(default=None, metadata={
+        "help": "re-shuffle each question's options with this seed (default: keep the released order, in which "
+                "the true class is always first)"})
+    no_verify_images: bool = field(default=False, metadata={
+        "help": "only check that image files exist; do not open and verify them"})
+
+
+@dataclass
+class PaperArguments:
+    """The paper's setup (``refine-rft prepare paper``)."""
+
+    dataset: str = field(metadata={"positional": True, "metavar": "paper", "choices": ("paper",),
+                                   "help": "the six published test sets and the 5-shot train set (3,775)"})
+    roots: str = field(metadata={"help": "folder holding the six datasets under their distributed names"})
+    choices_dir: str = field(metadata={
+        "help": f"folder holding the published choice files ({', '.join(PUBLISHED_FILES.values())})"})
+    out: str = field(metadata={"help": "output folder: test/<dataset>.jsonl, train.jsonl, summary.md"})
+
+
+def _usage() -> str:
+    lines = [__doc__.strip(), "", "datasets:"]
     for dataset in READERS:
         layout = f"its official layout ({FOLDER_NAMES[dataset]})" if dataset in FOLDER_NAMES else "custom data"
-        sub = commands.add_parser(dataset, help=f"one split of {dataset}, from {layout}")
-        sub.add_argument("--root", required=True,
-                         help="the dataset's folder (or its parent); for csv the CSV file or a folder of <split>.csv")
-        sub.add_argument("--split", choices=("train", "test"), required=True, help="which split to read")
-        sub.add_argument("--choices", help="a published choice file: one question per entry, with its options")
-        sub.add_argument("--out", required=True, help="the JSONL file to write")
-        sub.add_argument("--noun", help="the noun in the question (default: the dataset's, else 'objects')")
-        sub.add_argument("--name", help="the records' dataset field (default: the DATASET name)")
-        _common(sub, shots_default=None)
-        sub.set_defaults(run=_dataset_main)
+        lines.append(f"  {dataset:<9} one split of {dataset}, from {layout}")
+    lines.append(f"  {'paper':<9} the six published test sets and the 5-shot train set (3,775)")
+    lines.append(f"  {'fine-r1':<9} Fine-R1's released evaluation files (seen and unseen classes)")
+    lines += ["", "Run 'refine-rft prepare DATASET --help' for its options."]
+    return "\n".join(lines)
 
-    paper = commands.add_parser("paper", help="the six published test sets and the 5-shot train set (3,775)")
-    paper.add_argument("--roots", required=True, help="folder holding the six datasets under their distributed names")
-    paper.add_argument("--choices-dir", required=True,
-                       help=f"folder holding the published choice files ({', '.join(PUBLISHED_FILES.values())})")
-    paper.add_argument("--out", required=True, help="output folder: test/<dataset>.jsonl, train.jsonl, summary.md")
-    _common(paper, shots_default=5)
-    paper.set_defaults(run=_paper_main)
 
-    return parser
+def parse_args(argv: list[str] | None = None) -> tuple:
+    """``DATASET`` (the first argument) chooses the settings: :class:`PaperArguments` for ``paper``,
+    :class:`FineR1Arguments` for ``fine-r1``, else :class:`DatasetArguments`; the first two and the
+    last with :class:`SamplingArguments`."""
+    from refine_rft.settings import parse
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = argv[0] if argv and not argv[0].startswith("-") else None
+    if name not in (*READERS, "paper", "fine-r1"):
+        print(f"refine-rft prepare: {'unknown dataset ' + repr(name) if name else 'no dataset given'}; "
+              f"choose from {', '.join((*READERS, 'paper', 'fine-r1'))} (see refine-rft prepare --help)",
+              file=sys.stderr)
+        raise SystemExit(2)
+    settings = {"paper": [PaperArguments, SamplingArguments], "fine-r1": [FineR1Arguments]}.get(
+        name, [DatasetArguments, SamplingArguments])
+    return parse(f"refine-rft prepare {name}", settings, argv, description=__doc__, select="prepare",
+                 defaults={"shots": 5} if name == "paper" else None)
+
+
+def refuse_overwriting_data(args) -> None:
+    """The outputs of ``prepare`` kept off what it reads (:func:`~refine_rft.files.refuse_output_over_input`):
+    ``--out`` (and, with ``--base-to-new``, the files beside it) is neither an input file nor inside the
+    dataset folder or the choice folder."""
+    out = Path(args.out)
+    if args.dataset == "paper":
+        inputs = [("--roots", args.roots), ("--choices-dir", args.choices_dir)]
+        outputs = [("--out", out)]
+    elif args.dataset == "fine-r1":
+        inputs = [("--root", args.root), ("--images", args.images)]
+        outputs = [("--out", out)]
+    else:
+        # --root may be the folder holding the dataset's own (as distributed): that one is what is read.
+        root = Path(args.root)
+        if args.dataset in FOLDER_NAMES and (root / FOLDER_NAMES[args.dataset]).is_dir():
+            root = root / FOLDER_NAMES[args.dataset]
+        inputs = [("--root", root), ("--choices", args.choices)]
+        outputs = [("--out", out), *(("the output", out.with_name(f"{out.stem}_{side}{out.suffix or '.jsonl'}"))
+                                     for side in ("seen", "unseen") if args.base_to_new)]
+    refuse_output_over_input(inputs, outputs)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.run(args)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    groups = parse_args(argv)
+    args = SimpleNamespace(**{k: v for group in groups for k, v in vars(group).items()})  # one set of settings
+    refuse_overwriting_data(args)
+    run = {"paper": _paper_main, "fine-r1": _fine_r1_main}.get(args.dataset, _dataset_main)
+    return run(args)

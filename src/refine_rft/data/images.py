@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import stat
 import warnings
 
 from PIL import Image, ImageOps
@@ -69,6 +70,30 @@ def open_image(source, max_pixels: int | None = None) -> Image.Image:
         return _to_rgb(upright)
 
 
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a readable image file, in its own words, or ``None``: missing, a symbolic
+    link to nothing, a folder, a FIFO, a socket or a device (never opened: reading a FIFO would wait
+    forever), or a file this user may not read.
+
+    >>> file_problem("/no/such.png"), file_problem("/")
+    ('image not found: /no/such.png', 'image / is a folder, not an image file')
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"image {path} is a symbolic link to {os.readlink(path)}, which does not exist"
+        return f"image not found: {path}"
+    except OSError as error:
+        return f"image {path} cannot be reached ({error.strerror})"
+    if stat.S_ISREG(mode):
+        return None if os.access(path, os.R_OK) else f"image {path} cannot be read (permission denied)"
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+    return f"image {path} is {kind}, not an image file"
+
+
 def image_problem(path: str, decode: bool = True, max_pixels: int | None = None) -> str | None:
     """Why the image file at ``path`` cannot be used, or ``None``: missing, or (with ``decode``) not
     an image, cut short, or too large to decode (:func:`decode_limit`). Large JPEGs are decoded at a
@@ -77,8 +102,8 @@ def image_problem(path: str, decode: bool = True, max_pixels: int | None = None)
     >>> image_problem("/no/such.png")
     'image not found: /no/such.png'
     """
-    if not os.path.isfile(path):
-        return f"image not found: {path}"
+    if (problem := file_problem(path)) is not None:
+        return problem
     if not decode:
         return None
     try:
@@ -97,8 +122,8 @@ def image_problem(path: str, decode: bool = True, max_pixels: int | None = None)
 def _open_lazily(source) -> tuple[Image.Image, str]:
     """The opened (header-only) image and a name for messages."""
     if isinstance(source, (str, os.PathLike)):
-        if not os.path.isfile(source):
-            raise DataError(f"image not found: {source}")
+        if (problem := file_problem(source)) is not None:
+            raise DataError(problem)
         name, handle = str(source), source
     elif isinstance(source, (bytes, bytearray)):
         name, handle = f"({len(source)} bytes)", io.BytesIO(source)

@@ -1,7 +1,8 @@
 """The paper's data in one go: the six published test sets and the k-shot training set.
 
 ``DIR/test/<dataset>.jsonl`` (35,566 questions with the published choice files),
-``DIR/train.jsonl`` (5 shots x 755 classes = 3,775 questions) and ``DIR/summary.md``.
+``DIR/train.jsonl`` (5 shots x 755 classes = 3,775 questions), ``DIR/summary.md`` and
+``classes.json`` (every class of each dataset, :mod:`refine_rft.openworld`) beside each question file.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from refine_rft.data.choices import PUBLISHED_FILES
-from refine_rft.data.prepare import prepare_dataset
+from refine_rft.data.prepare import dataset_class_list, prepare_dataset
 from refine_rft.data.readers import OFFICIAL
 from refine_rft.errors import MissingFile
 from refine_rft.files import write_jsonl_atomic, write_text_atomic
+from refine_rft.openworld import write_class_lists
 from refine_rft.prompts import LETTERS
 
 
@@ -44,6 +46,13 @@ def summary_table(tests: dict[str, list[dict]], train: dict[str, list[dict]]) ->
     lines.append(f"| **all** | {len(all_test):,} | {len({(r['dataset'], r['label']) for r in all_test})} | {shares} "
                  f"| {len(all_train):,} | {len({(r['dataset'], r['label']) for r in all_train})} |")
     return "\n".join(lines)
+
+
+def _write_classes(out_dir: Path, folders: list[str], lists: dict[str, dict]) -> Path:
+    """``classes.json`` (every class of each dataset, both sides of a split) beside every question file."""
+    for folder in folders:
+        write_class_lists(out_dir / folder, lists)
+    return write_class_lists(out_dir, lists)
 
 
 def prepare_paper(roots: str | Path, choices_dir: str | Path, out_dir: str | Path, shots: int = 5, seed: int = 0,
@@ -80,8 +89,10 @@ def prepare_paper(roots: str | Path, choices_dir: str | Path, out_dir: str | Pat
         else:
             train[dataset] = prepare_dataset(dataset, roots, "train", shots=shots, seed=seed, distractors=distractors,
                                              pretty=pretty, verify_images=verify_images, clip_options=clip_options)
+    lists = {d: dataset_class_list(d, roots, "test", pretty) for d in datasets}
     paths = {f"test/{d}": write_jsonl_atomic(out_dir / "test" / f"{d}.jsonl", rows) for d, rows in tests.items()}
     paths["train"] = write_jsonl_atomic(out_dir / "train.jsonl", [r for rows in train.values() for r in rows])
+    paths["classes"] = _write_classes(out_dir, ["test"], lists)
     paths["summary"] = write_text_atomic(out_dir / "summary.md", summary_table(tests, train) + "\n")
     return paths
 
@@ -107,9 +118,12 @@ def _paper_base_to_new(roots: Path, choices_dir: Path, out_dir: Path, shots: int
                                               pretty=pretty, verify_images=verify_images, clip_options=clip_options,
                                               classes=split.seen), split)
         check_disjoint(train[dataset], tests["test_unseen"][dataset])
+    lists = {s.dataset: dataset_class_list(s.dataset, roots, "test", pretty, classes=[*s.seen, *s.unseen])
+             for s in splits}
     paths = {f"{side}/{d}": write_jsonl_atomic(out_dir / side / f"{d}.jsonl", rows)
              for side, by_dataset in tests.items() for d, rows in by_dataset.items()}
     paths["train"] = write_jsonl_atomic(out_dir / "train.jsonl", [r for rows in train.values() for r in rows])
+    paths["classes"] = _write_classes(out_dir, list(tests), lists)
     paths["split"] = write_split_file(out_dir, splits)
     summary = "\n\n".join(f"{side}\n\n{summary_table(tests[side], train)}" for side in tests)
     paths["summary"] = write_text_atomic(out_dir / "summary.md", summary + "\n")

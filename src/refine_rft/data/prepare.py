@@ -25,6 +25,21 @@ from refine_rft.errors import ConfigError
 from refine_rft.parsing import normalize_name
 
 
+def dataset_class_list(dataset: str, root: str | Path, split: str, pretty: bool = False,
+                       aliases: dict[str, list[str]] | None = None, classes: Sequence[str] | None = None) -> dict:
+    """The ``classes.json`` entry of ``dataset`` (:func:`~refine_rft.openworld.class_list`): every
+    class of its ``split`` (or ``classes``, both sides of a base-to-new split) as its rows name them
+    (``pretty``), with their aliases (default: the shipped table of ``dataset``)."""
+    from refine_rft.data.aliases import shipped_aliases
+    from refine_rft.data.readers import pretty_name
+    from refine_rft.openworld import class_list
+
+    names = list(classes) if classes is not None else read_split(dataset, root, split).classes
+    table = shipped_aliases(dataset) if aliases is None else aliases
+    shown = {(pretty_name(c) if pretty else c): table.get(normalize_name(c), []) for c in names}
+    return class_list(shown, shown, source=f"refine-rft prepare {dataset} (split {split})")
+
+
 def prepare_dataset(
     dataset: str,
     root: str | Path,

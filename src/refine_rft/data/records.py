@@ -18,6 +18,7 @@ Relative ``image`` paths are relative to the folder of the JSONL file that lists
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -32,14 +33,24 @@ from refine_rft.errors import DataError, MissingFile
 from refine_rft.files import read_jsonl
 from refine_rft.parsing import LETTERS
 
+# The files that pass between the stages, named once. A run folder holds:
+PREDICTIONS_FILE = "predictions.jsonl"  # refine-rft eval: one prediction row per (question, style)
+REJECTS_FILE = "rejects.jsonl"  # refine-rft eval: the questions it could not use, with why
+SCORES_FILE = "scores.json"  # refine-rft eval: Answer-only accuracy, recomputed from the predictions
+SETTINGS_FILE = "run_settings.json"  # refine-rft eval and train: the settings the folder's outputs were made with
+JUDGE_FILE = "judge_scores.jsonl"  # refine-rft judge: one score row per judged prediction
+RUN_FILE = "run.json"  # the run's name and ablation, as the report shows them
+
 # Every question has these; ``validate_record`` checks them.
 QUESTION_FIELDS = ("id", "dataset", "image", "label", "options", "answer", "noun")
 # Ground-truth attributes, where the data has them (CUB with attributes/; the workshop's synthetic set).
 ATTRIBUTE_FIELDS = ("attributes", "option_attributes")
 # Open-world columns, where prepared: the label's aliases, and "seen"/"unseen" under a base-to-new split.
 OPEN_FIELDS = ("aliases", "class_split")
+# Questions from Fine-R1's released files (refine-rft prepare fine-r1): "released" or "shuffled (seed N)".
+ORDER_FIELDS = ("option_order",)
 # Every column of a question that a later stage reads.
-QUESTION_COLUMNS = QUESTION_FIELDS + ATTRIBUTE_FIELDS + OPEN_FIELDS
+QUESTION_COLUMNS = QUESTION_FIELDS + ATTRIBUTE_FIELDS + OPEN_FIELDS + ORDER_FIELDS
 # The columns that travel beside the image: TRL hands them to the rewards, the rewards to the judge.
 TEXT_COLUMNS = tuple(name for name in QUESTION_COLUMNS if name != "image")
 # What a prediction adds to its question's columns.
@@ -267,6 +278,22 @@ def rejection(row_id, file, line: int | None, reason: str) -> dict:
     return {"id": row_id, "file": str(file), "line": line, "reason": reason}
 
 
+def refuse_utf16(path: str | os.PathLike, start: bytes) -> None:
+    """Refuse a UTF-16 or UTF-32 file (told by its byte-order mark or the zero bytes of ASCII text):
+    JSON Lines are UTF-8, and read as such every row would be rejected for the same reason.
+
+    >>> refuse_utf16("q.jsonl", '{"id": 1}'.encode("utf-16"))
+    Traceback (most recent call last):
+    ...
+    refine_rft.errors.DataError: q.jsonl: UTF-16 text; JSON Lines files are UTF-8: save it as UTF-8
+    """
+    utf16 = start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or start[:2] in (b"{\0", b"\0{")
+    if start.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise DataError(f"{path}: UTF-32 text; JSON Lines files are UTF-8: save it as UTF-8")
+    if utf16:
+        raise DataError(f"{path}: UTF-16 text; JSON Lines files are UTF-8: save it as UTF-8")
+
+
 def read_rows(paths: Sequence[str | os.PathLike], check: Callable[[dict, str], dict],
               key: Callable[[dict], object] = question_key) -> RowSet:
     """Read JSONL files under the one rule every stage (train, eval, judge, report) follows:
@@ -302,8 +329,18 @@ def read_rows(paths: Sequence[str | os.PathLike], check: Callable[[dict, str], d
         if not path.is_file():
             raise MissingFile(f"no such data file: {path}")
         count = 0
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                if number == 1:
+                    refuse_utf16(path, raw)
+                    raw = raw.removeprefix(codecs.BOM_UTF8)  # what some editors write first: accepted
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    count += 1
+                    rejects.append(rejection(None, path, number, f"not UTF-8 text (byte {raw[error.start]:#04x} at "
+                                                                 f"column {error.start + 1}); save the file as UTF-8"))
+                    continue
                 if not line.strip():
                     continue
                 count += 1

@@ -26,15 +26,16 @@ under ``RUN_DIR/general_eval``.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.errors import DataError
+from refine_rft.files import refuse_output_over_input
 from refine_rft.evaluate.vlmevalkit import DATASETS as VLMEVALKIT_DATASETS
 from refine_rft.evaluate.vlmevalkit import WORK_DIR as VLMEVALKIT_DIR
 from refine_rft.evaluate.vlmevalkit import REGISTERED as VLMEVALKIT_REGISTERED
@@ -102,40 +103,56 @@ def general_scores(run_dir: str | Path) -> dict[str, float]:
     return {**scores, **parse_vlmevalkit_results(Path(run_dir) / GENERAL_DIR / VLMEVALKIT_DIR)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    from refine_rft.evaluate.cli import add_resolution_arguments
-    from refine_rft.trust import add_trust_argument
+@dataclass
+class GeneralEvalArguments:
+    """Which model, which harness and tasks, and how to launch it."""
 
-    parser = argparse.ArgumentParser(prog="refine-rft general-eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="merged model folder (see refine-rft export)")
-    parser.add_argument("--out", help="run folder; results go to OUT/general_eval (default: the model folder)")
-    parser.add_argument("--harness", choices=("lmms-eval", "vlmevalkit"), default="lmms-eval",
-                        help="lmms-eval (default) or VLMEvalKit (the paper's Table 4)")
-    parser.add_argument("--tasks", help=f"lmms-eval tasks (default: {','.join(DEFAULT_TASKS)}) or VLMEvalKit "
-                                        f"datasets (default: {','.join(VLMEVALKIT_DATASETS)})")
-    parser.add_argument("--model-type", default="qwen2_vl", help="lmms-eval model name (qwen2_vl, qwen2_5_vl, ...)")
-    parser.add_argument("--model-args", default="", help="extra lmms-eval model_args, e.g. attn_implementation=sdpa")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--num-processes", type=int, default=1, help="GPUs (uses accelerate launch when > 1)")
-    parser.add_argument("--vlmevalkit-dir", default=os.environ.get("VLMEVALKIT_DIR"),
-                        help="VLMEvalKit checkout holding run.py (default: $VLMEVALKIT_DIR)")
-    parser.add_argument("--judge", default="exact_matching",
-                        help="VLMEvalKit's answer matcher for multiple-choice sets (default: %(default)s)")
-    add_resolution_arguments(parser)
-    add_trust_argument(parser)
-    parser.add_argument("--resolution", choices=("registered", "training"), default=None,
-                        help="VLMEvalKit only: its registered resolution for the model (default; what "
-                             "the paper's Table 4 numbers match) or the training resolution (as lmms-eval "
-                             "gets); explicit --min-pixels/--max-pixels win over both")
-    parser.add_argument("--dry-run", action="store_true", help="print the command and exit")
-    args = parser.parse_args(argv)
+    model: str = field(metadata={"help": "merged model folder (see refine-rft export)"})
+    out: str = field(metadata={"help": "run folder; results go to OUT/general_eval (outside the model folder: "
+                                       "nothing is written where the model is read)"})
+    harness: str = field(default="lmms-eval", metadata={
+        "help": "lmms-eval (default) or VLMEvalKit (the paper's Table 4)", "choices": ("lmms-eval", "vlmevalkit")})
+    tasks: str | None = field(default=None, metadata={
+        "help": f"lmms-eval tasks (default: {','.join(DEFAULT_TASKS)}) or VLMEvalKit datasets (default: "
+                f"{','.join(VLMEVALKIT_DATASETS)})"})
+    model_type: str = field(default="qwen2_vl", metadata={"help": "lmms-eval model name (qwen2_vl, qwen2_5_vl, ...)"})
+    model_args: str = field(default="", metadata={"help": "extra lmms-eval model_args, e.g. attn_implementation=sdpa"})
+    batch_size: int = field(default=1, metadata={"help": "the harness's batch size"})
+    num_processes: int = field(default=1, metadata={"help": "GPUs (uses accelerate launch when > 1)"})
+    vlmevalkit_dir: str | None = field(default_factory=lambda: os.environ.get("VLMEVALKIT_DIR"), metadata={
+        "help": "VLMEvalKit checkout holding run.py (default: $VLMEVALKIT_DIR)"})
+    judge: str = field(default="exact_matching", metadata={
+        "help": "VLMEvalKit's answer matcher for multiple-choice sets"})
+    resolution: str | None = field(default=None, metadata={
+        "help": "VLMEvalKit only: its registered resolution for the model (default; what the paper's Table 4 "
+                "numbers match) or the training resolution (as lmms-eval gets); explicit "
+                "--min-pixels/--max-pixels win over both", "choices": ("registered", "training")})
+    dry_run: bool = field(default=False, metadata={"help": "print the command and exit"})
+
+
+def _parser():
+    from refine_rft.resolution import ResolutionArguments
+    from refine_rft.settings import SettingsParser
+    from refine_rft.trust import TrustArguments
+
+    return SettingsParser("refine-rft general-eval", [GeneralEvalArguments, ResolutionArguments, TrustArguments],
+                          __doc__, select="general_eval")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple:
+    return _parser().parse(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, pixels, trust = parser.parse(argv)
     # The harnesses load the model folder themselves: refuse code that is neither the project's nor trusted.
-    trust_for(args.model, args.trust_remote_code)
-    out = Path(args.out or args.model) / GENERAL_DIR
-    resolution = choose_resolution(args.min_pixels, args.max_pixels, args.model)
+    trust_for(args.model, trust.trust_remote_code)
+    out = Path(args.out) / GENERAL_DIR
+    refuse_output_over_input([("--model", args.model)], [("--out", out)])
+    resolution = choose_resolution(pixels.min_pixels, pixels.max_pixels, args.model)
     if args.harness == "vlmevalkit":
-        return _run_vlmevalkit(args, out / VLMEVALKIT_DIR, resolution)
+        return _run_vlmevalkit(args, pixels, out / VLMEVALKIT_DIR, resolution)
     if args.resolution is not None:
         parser.error("--resolution chooses VLMEvalKit's setting; lmms-eval always gets the training "
                      "resolution")
@@ -160,10 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_vlmevalkit(args, work_dir: Path, training) -> int:
+def _run_vlmevalkit(args, pixels, work_dir: Path, training) -> int:
     datasets = [d for d in (args.tasks or ",".join(VLMEVALKIT_DATASETS)).split(",") if d]
     chat_class, registered = VLMEVALKIT_REGISTERED[vlmevalkit_family(args.model)]
-    if args.min_pixels is not None or args.max_pixels is not None:
+    if pixels.min_pixels is not None or pixels.max_pixels is not None:
         which, resolution = "given", training
     elif args.resolution == "training":
         which, resolution = "training", training

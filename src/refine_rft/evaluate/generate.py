@@ -29,7 +29,6 @@ batch; a rejected question leaves its batch one row shorter, identically on ever
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,7 +39,11 @@ from tqdm.auto import tqdm
 from refine_rft.chat import generation_prefix, restore_prefix
 from refine_rft.data.images import image_problem, open_image
 from refine_rft.data.records import (
+    PREDICTIONS_FILE,
     QUESTION_COLUMNS,
+    REJECTS_FILE,
+    SCORES_FILE,
+    SETTINGS_FILE,
     prediction_key,
     read_rows,
     reject_bad_images,
@@ -49,7 +52,8 @@ from refine_rft.data.records import (
     validate_record,
 )
 from refine_rft.errors import ConfigError, MissingDependency
-from refine_rft.files import JsonlAppender, file_digest, resumable_output
+from refine_rft.files import LOCK_NAME, JsonlAppender, file_setting, refuse_output_over_input, resumable_output
+from refine_rft.openworld import CLASSES_FILE, gather_class_lists, write_class_lists
 from refine_rft.resolution import ImageResolution
 from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 
@@ -57,9 +61,6 @@ from refine_rft.prompts import PROMPT_STYLES, STYLES, question_messages
 DEFAULT_MAX_NEW_TOKENS = {name: style.max_new_tokens for name, style in PROMPT_STYLES.items()}
 # Fields that differ between two runs of the same model on the same data.
 TIMING_FIELDS = ("gen_seconds",)
-PREDICTIONS_FILE = "predictions.jsonl"
-REJECTS_FILE = "rejects.jsonl"
-SETTINGS_FILE = "run_settings.json"
 BACKENDS = ("hf", "vllm")
 
 
@@ -300,8 +301,21 @@ class EvalSettings:
         """The settings that define a predictions file: a rerun into the same folder must share them."""
         return {"model": self.model, "adapter": self.adapter, "backend": self.backend,
                 "min_pixels": self.resolution.min_pixels, "max_pixels": self.resolution.max_pixels,
-                "data": [[os.path.abspath(f), file_digest(f)] for f in data_files if Path(f).is_file()],
+                "data": [file_setting(f) for f in data_files if Path(f).is_file()],
                 **{f"max_new_tokens/{style}": budget for style, budget in self.budgets(styles).items()}}
+
+
+def eval_inputs(data_files: Sequence[str | Path], model: str | None, adapter: str | None) -> list[tuple[str, object]]:
+    """What ``eval`` reads, named for :func:`~refine_rft.files.refuse_output_over_input`: the question
+    files, and the model and adapter folders (a hub id is no local path and is passed over)."""
+    return [*(("--data", path) for path in data_files), ("--model", model), ("--adapter", adapter)]
+
+
+def eval_outputs(out_dir: str | Path) -> list[tuple[str, Path]]:
+    """What ``eval`` writes: the run folder and each file in it."""
+    out_dir = Path(out_dir)
+    names = (PREDICTIONS_FILE, "scores.json", SETTINGS_FILE, REJECTS_FILE, CLASSES_FILE, LOCK_NAME)
+    return [("--out", out_dir), *(("the output", out_dir / name) for name in names)]
 
 
 def generate_predictions(data_files: Sequence[str | Path], styles: Sequence[str], out_dir: str | Path,
@@ -321,6 +335,7 @@ def generate_predictions(data_files: Sequence[str | Path], styles: Sequence[str]
     """
     styles = check_styles(styles)
     budgets = settings.budgets(styles)
+    refuse_output_over_input(eval_inputs(data_files, settings.model, settings.adapter), eval_outputs(out_dir))
     questions = reject_bad_images(read_rows(data_files, validate_record), decode=False)
     out_dir = Path(out_dir)
     unusable: dict[str, str] = {}  # question id -> why (found before or while generating)
@@ -329,12 +344,18 @@ def generate_predictions(data_files: Sequence[str | Path], styles: Sequence[str]
         return questions.rejects + [rejection(qid, *questions.sources[qid], why) for qid, why in unusable.items()]
 
     with resumable_output(out_dir / PREDICTIONS_FILE, prediction_key, out_dir / SETTINGS_FILE,
-                          settings.record(data_files, styles), [out_dir / "scores.json"], out_dir / REJECTS_FILE,
+                          settings.record(data_files, styles), [out_dir / SCORES_FILE], out_dir / REJECTS_FILE,
                           rejects, settings.overwrite, lock=out_dir, what="eval") as out:
         records = questions.rows[:settings.limit]
         # Before any generation: a prompt the model cannot take is rejected, not run.
         unusable.update(_too_long(records, budgets, settings))
         _generate_missing(records, styles, budgets, out, unusable, settings)
+        # Open-world answers are scored against every class of a dataset, not the ones these files show.
+        class_lists = gather_class_lists(data_files)
+        if class_lists:
+            write_class_lists(out_dir, class_lists, keep=False)
+        else:
+            (out_dir / CLASSES_FILE).unlink(missing_ok=True)
     return out_dir / PREDICTIONS_FILE
 
 

@@ -11,7 +11,7 @@ a seed; the answer is then marked right or wrong.
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -20,12 +20,43 @@ from rich.text import Text
 
 from refine_rft.data.records import NOUNS, shuffle_options
 from refine_rft.errors import ConfigError
-from refine_rft.evaluate.cli import add_resolution_arguments
-from refine_rft.trust import add_trust_argument
-from refine_rft.evaluate.generate import DEFAULT_MAX_NEW_TOKENS, make_generator
+from refine_rft.evaluate.generate import BACKENDS, DEFAULT_MAX_NEW_TOKENS, make_generator
 from refine_rft.evaluate.score import parsed_choice
 from refine_rft.parsing import parse_response
 from refine_rft.prompts import LETTERS, STYLES, prompt_style, question_text
+from refine_rft.resolution import ResolutionArguments
+from refine_rft.settings import SettingsParser
+from refine_rft.trust import TrustArguments
+
+PROG = "refine-rft predict"
+
+
+@dataclass
+class PredictArguments:
+    """One image and its options (``--options``, or ``--dataset``/``--root``/``--label``); the model."""
+
+    model: str = field(metadata={"help": "model folder or hub id"})
+    image: str = field(metadata={"help": "the image file"})
+    adapter: str | None = field(default=None, metadata={"help": "peft LoRA adapter folder"})
+    options: str | None = field(default=None, metadata={"help": "option names separated by ';'"})
+    dataset: str | None = field(default=None, metadata={
+        "help": "dataset whose class list gives the options (with --root, --label)"})
+    root: str | None = field(default=None, metadata={"help": "dataset folder (as for refine-rft prepare)"})
+    label: str | None = field(default=None, metadata={
+        "help": "the image's true class (its 3 most similar classes are the distractors)"})
+    noun: str | None = field(default=None, metadata={
+        "help": "what the options are ('birds', ...; default from --dataset, else 'birds')"})
+    style: str = field(default="cot", metadata={"help": "prompt style", "choices": STYLES})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget (default: the style's)"})
+    backend: str = field(default="hf", metadata={"help": "generation engine", "choices": BACKENDS})
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[PredictArguments, ResolutionArguments, TrustArguments]:
+    return _parser().parse(argv)
+
+
+def _parser() -> SettingsParser:
+    return SettingsParser(PROG, [PredictArguments, ResolutionArguments, TrustArguments], __doc__, select="predict")
 
 
 def parse_options(text: str) -> list[str]:
@@ -76,22 +107,8 @@ def render(console: Console, options: list[str], response: str, style: str, answ
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="refine-rft predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder or hub id")
-    parser.add_argument("--adapter", help="peft LoRA adapter folder")
-    parser.add_argument("--image", required=True)
-    parser.add_argument("--options", help="option names separated by ';'")
-    parser.add_argument("--dataset", help="dataset whose class list gives the options (with --root, --label)")
-    parser.add_argument("--root", help="dataset folder (as for refine-rft prepare)")
-    parser.add_argument("--label", help="the image's true class (its 3 most similar classes are the distractors)")
-    parser.add_argument("--noun", help="what the options are ('birds', ...; default from --dataset, else 'birds')")
-    parser.add_argument("--style", choices=STYLES, default="cot")
-    parser.add_argument("--max-new-tokens", type=int)
-    parser.add_argument("--backend", choices=("hf", "vllm"), default="hf")
-    add_resolution_arguments(parser)
-    add_trust_argument(parser)
-    args = parser.parse_args(argv)
+    parser = _parser()
+    args, pixels, trust = parser.parse(argv)
     if not Path(args.image).is_file():
         parser.error(f"--image: no such file {args.image}")
     if args.options and not args.dataset:
@@ -106,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     record = {"id": "predict", "image": args.image, "noun": noun, "options": options}
     console = Console()
     console.print(Panel(question_text(noun, options, args.style), title=Path(args.image).name, border_style="blue"))
-    resolution = choose_resolution(args.min_pixels, args.max_pixels, args.adapter, args.model)
-    generator = make_generator(args.backend, args.model, args.adapter, resolution, args.trust_remote_code)
+    resolution = choose_resolution(pixels.min_pixels, pixels.max_pixels, args.adapter, args.model)
+    generator = make_generator(args.backend, args.model, args.adapter, resolution, trust.trust_remote_code)
     budget = args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[args.style]
     response = generator.generate([record], args.style, budget)[0]
     render(console, options, response, args.style, answer)

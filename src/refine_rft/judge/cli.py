@@ -11,7 +11,8 @@ section (the paper recipes: GPT-4.1-mini through OpenAI's endpoint), and without
 ``--endpoint`` or ``--model`` the command uses the paper's GPT-4.1-mini too
 (:data:`~refine_rft.judge.config.PAPER_RSC_JUDGE`). When the judge is the very model that gave R_cot
 in the training of the model being judged (read from the run's saved recipe, which the predictions'
-``run_settings.json`` leads to), the command warns: that judge favours the model trained to please it.
+``run_settings.json`` leads to; two attribute judges count as one), the command warns: that judge
+favours the model trained to please it.
 
 Each predictions row of the chosen styles (default: ``cot``) gets one score row, appended as it is
 judged; a rerun skips what is done, retries what failed and judges again the rows whose response
@@ -29,80 +30,89 @@ failures; see :mod:`refine_rft.judge.health`).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from refine_rft.data.records import RSC_KEYS, report_rejects
-from refine_rft.judge.config import PAPER_RSC_JUDGE, JudgeConfig, add_setting_flags, judge_settings
-from refine_rft.judge.reasoning_answer import score_reasoning_answers
+from refine_rft.errors import ConfigError
+from refine_rft.files import refuse_output_over_input
+from refine_rft.judge.config import PAPER_RSC_JUDGE, JudgeConfig, judge_name
+from refine_rft.judge.provenance import training_teacher
+from refine_rft.judge.reasoning_answer import score_reasoning_answers, scores_outputs
+from refine_rft.settings import SettingsParser
 
-# The judge settings the command takes as flags (on top of --config): --endpoint (base_urls), --cache
-# (cache_path), --reject-injections, --no-sight-check, and the others by their own names.
-SETTING_FLAGS = ("backend", "base_urls", "model", "api_key_env", "concurrency", "timeout", "max_retries",
-                 "cache_path", "reject_injections", "max_failure_rate", "failure_window", "sight_check")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refine-rft judge", description=__doc__.split("\n\n")[0])
-    parser.add_argument("predictions", type=Path, help="predictions JSONL (from refine-rft eval)")
-    parser.add_argument("--out", type=Path, required=True, help="scores JSONL (appended; resumable)")
-    parser.add_argument("--config", type=Path, help="YAML with judge settings: a training recipe (its "
-                                                    "'rsc_judge:', else 'judge:' section, includes resolved) or "
-                                                    "a mapping; flags override it")
-    # Made from JudgeConfig's fields (names, types, help); where a setting comes from when no flag
-    # gives it (the paper's judge, or --config) is this command's, said in its description.
-    add_setting_flags(parser, SETTING_FLAGS, unstated=("backend", "base_urls", "model", "api_key_env"))
-    parser.add_argument("--styles", default="cot", help="comma-separated styles to judge (default: cot)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="start the scores afresh (needed when the predictions, backend, model or prompt change)")
-    return parser
+PROG = "refine-rft judge"
 
 
-def config_from_args(args: argparse.Namespace) -> JudgeConfig:
-    """The judge configuration: the ``--config`` file's ``rsc_judge`` (else its ``judge``) settings, or
-    the paper's GPT-4.1-mini when neither ``--config`` nor an endpoint or model is given; then the flags."""
-    if args.config:
-        values = judge_settings(args.config, "rsc_judge") or judge_settings(args.config, "judge")
-    elif args.base_urls is None and args.model is None and args.backend in (None, "openai"):
-        values = dict(PAPER_RSC_JUDGE)
-    else:
-        values = {}
-    values.update({name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None})
-    return JudgeConfig.from_dict(values)
+@dataclass
+class JudgeRun:
+    """What to judge and where the scores go; how to judge is :class:`JudgeConfig` (every field a flag:
+    ``--endpoint`` for ``base_urls``, ``--cache`` for ``cache_path``, ``--no-reject-injections``, ...)."""
+
+    predictions: Path = field(metadata={"positional": True, "metavar": "PREDICTIONS",
+                                        "help": "predictions JSONL (from refine-rft eval)"})
+    out: Path = field(metadata={"help": "scores JSONL (appended; resumable)"})
+    styles: str = field(default="cot", metadata={"help": "comma-separated styles to judge"})
+    overwrite: bool = field(default=False, metadata={
+        "help": "start the scores afresh (needed when the predictions, backend, model or prompt change)"})
 
 
-def training_teacher(predictions: Path) -> tuple[str, Path] | None:
-    """The R_cot teacher model that trained the model behind ``predictions`` and the run folder that says
-    so: the predictions' ``run_settings.json`` names the adapter (or merged model) folder, whose saved
-    recipe names the teacher. ``None`` when any link is missing or the run had no teacher model."""
-    import json
+def judge_section(values: dict, where: str) -> dict:
+    """The judge settings of a ``--config`` file: its ``rsc_judge:`` section (the Reasoning-Answer
+    judge), else its ``judge:`` section (the R_cot teacher), else the file itself when it holds judge
+    settings, else nothing (``{}``: a recipe that sets no judge, the SFT recipes, say).
 
-    import yaml
+    >>> judge_section({"judge": {"model": "teacher"}, "rsc_judge": {"model": "gpt-4.1-mini"}}, "r.yaml")
+    {'model': 'gpt-4.1-mini'}
+    >>> judge_section({"learning_rate": 1e-5}, "sft.yaml")
+    {}
+    """
+    for name in ("rsc_judge", "judge"):
+        if name in values:
+            if not isinstance(values[name], dict):
+                raise ConfigError(f"{where}: '{name}' must be a mapping of judge settings, got {values[name]!r}")
+            return JudgeConfig.check_keys(values[name])
+    # A file with any judge key is a judge settings file: its other keys are typos, named here.
+    judge_keys = {spec.name for spec in fields(JudgeConfig)}
+    return JudgeConfig.check_keys(values) if judge_keys & set(values) else {}
 
-    from refine_rft.evaluate.generate import SETTINGS_FILE
-    from refine_rft.resolution import SAVED_CONFIG_NAME
 
-    settings_path = predictions.parent / SETTINGS_FILE
-    if not settings_path.is_file():
-        return None
-    settings = json.loads(settings_path.read_text(encoding="utf-8"))
-    for key in ("adapter", "model"):
-        folder = settings.get(key)
-        if not folder or not (Path(folder) / SAVED_CONFIG_NAME).is_file():
-            continue
-        saved = yaml.safe_load((Path(folder) / SAVED_CONFIG_NAME).read_text(encoding="utf-8")) or {}
-        judge = (saved.get("script") or {}).get("judge") or {}
-        if isinstance(judge, dict) and judge.get("backend", "openai") == "openai" and judge.get("model"):
-            return str(judge["model"]), Path(folder)
-    return None
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    """The last value ``argv`` gives ``flag``.
+
+    >>> _flag_value(["--backend", "openai", "--backend=attributes"], "--backend")
+    'attributes'
+    """
+    found = None
+    for index, arg in enumerate(argv):
+        if arg == flag and index + 1 < len(argv):
+            found = argv[index + 1]
+        elif arg.startswith(flag + "="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[JudgeRun, JudgeConfig]:
+    """The command's settings: the ``--config`` file's judge settings (:func:`judge_section`), or the
+    paper's GPT-4.1-mini when neither ``--config`` nor an endpoint or model is given; then the flags."""
+    return _parse(argv)[1:]
+
+
+def _parse(argv: list[str] | None) -> tuple[SettingsParser, JudgeRun, JudgeConfig]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = SettingsParser(PROG, [JudgeRun, JudgeConfig], __doc__, select=judge_section)
+    given = parser.given(argv)
+    paper = not ({"config", "base_urls", "model"} & given) and _flag_value(argv, "--backend") in (None, "openai")
+    return (parser, *parser.parse(argv, defaults=dict(PAPER_RSC_JUDGE) if paper else None))
 
 
 def warn_if_judge_is_the_teacher(config: JudgeConfig, predictions: Path) -> bool:
-    """Warn when the Reasoning-Answer judge is the model that gave R_cot in training; whether it did."""
+    """Warn when the Reasoning-Answer judge is the judge that gave R_cot in training (the same model,
+    or both the attribute judge); whether it did."""
     found = training_teacher(predictions)
-    if config.backend != "openai" or found is None or found[0] != config.model:
+    if found is None or found[0] != judge_name(config):
         return False
     teacher, run = found
     print(f"refine-rft judge: warning: the Reasoning-Answer judge {teacher!r} is the teacher that gave R_cot "
@@ -119,10 +129,11 @@ def print_summary(summary: dict[str, dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser, args, config = _parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     styles = [style.strip() for style in args.styles.split(",") if style.strip()]
-    config = config_from_args(args)
+    # The settings file is an input too (the predictions are checked where they are read).
+    refuse_output_over_input([("--config", parser.config_file)], scores_outputs(args.out))
     warn_if_judge_is_the_teacher(config, args.predictions)
     result = score_reasoning_answers(args.predictions, args.out, config, styles, progress=True,
                                      overwrite=args.overwrite)

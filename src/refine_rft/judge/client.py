@@ -16,7 +16,7 @@ would from that client. On top of the transport:
 - **bounded concurrency**: an ``asyncio.Semaphore`` of ``config.concurrency`` requests in flight,
   shared by every reward call on the event loop;
 - **replicas**: a question's requests go to one replica, chosen by rendezvous hashing of the
-  image digest, with a bounded-load fallback and a cool-down for failing replicas
+  image digest and bounded by what a replica holds, moving only off a replica cooling down
   (:mod:`refine_rft.judge.routing`), so a serving engine's prefix cache serves the whole group;
 - **retries**: 408, 409, 429, 5xx, timeouts and dropped connections are retried ``config.max_retries`` times
   with exponential backoff and full jitter, waiting at least what the server asks (``Retry-After``,
@@ -68,6 +68,7 @@ from refine_rft.judge.config import JudgeConfig, JudgeConfigError
 from refine_rft.judge.routing import Router
 from refine_rft.judge.stats import JudgeStats
 from refine_rft.judge.wire import BodyEncoder
+from refine_rft.masking import mask, mask_value
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +182,14 @@ def status_error(response: httpx.Response) -> openai.APIStatusError:
     kind = _STATUS_ERRORS.get(response.status_code,
                               openai.InternalServerError if response.status_code >= 500 else openai.APIStatusError)
     return kind(message, response=response, body=data)
+
+
+def mask_error(error: openai.APIError) -> None:
+    """Mask every configured secret (:mod:`refine_rft.masking`) in what an ``openai`` error carries from
+    the server (its body and message), in place: whoever prints or stores it later sees ``***``."""
+    error.body = mask_value(error.body)
+    error.message = mask(error.message)
+    error.args = tuple(mask_value(arg) for arg in error.args)
 
 
 def describe_failure(url: str, error: Exception, with_url: bool = True) -> str:
@@ -401,7 +410,8 @@ class JudgeClient:
         self._semaphore: asyncio.Semaphore | None = None
         # Replica health outlives an event loop: a replica found down stays out for its cool-down.
         self.router = Router(config.base_urls, concurrency=config.concurrency, load_factor=config.load_factor,
-                             max_failures=config.replica_failures, cooldown_s=config.cooldown_s)
+                             max_failures=config.replica_failures, cooldown_s=config.cooldown_s,
+                             capacity=config.replica_capacity, rule=config.routing)
         self._cooldowns_seen = 0
         self._request_numbers = itertools.count()
         self._key_prefix = f"refine-rft-{uuid.uuid4().hex}"
@@ -446,11 +456,14 @@ class JudgeClient:
             if not 200 <= status < 300:
                 raise status_error(httpx.Response(status, headers=headers, content=body,
                                                   request=httpx.Request("POST", endpoint)))
-        except BaseException:
+        except BaseException as error:
             self.stats.add(requests=1, request_failures=1, latency_total=time.perf_counter() - started)
+            if isinstance(error, openai.APIError):
+                mask_error(error)  # whatever the server said back (a 401 echoing the key, say)
             raise
         self.stats.add(requests=1, latency_total=time.perf_counter() - started)
-        return body.decode("utf-8", errors="replace")
+        # A reply that quotes the key is stored, scored and logged without it.
+        return mask(body.decode("utf-8", errors="replace"))
 
     def _text(self, url: str, body: str) -> str | None:
         """The reply text of ``body``, or ``None`` (logged, quoted in :attr:`last_failure`) when its
@@ -471,12 +484,22 @@ class JudgeClient:
             f"{refusal_hint(error.status_code, said)}: check judge.base_urls ({url}), "
             f"judge.model={self.config.model!r} and the API key in ${self.config.api_key_env} ({key_state})")
 
-    async def chat(self, messages: list[dict], max_tokens: int, key: str | None = None) -> str | None:
+    async def chat(self, messages: list[dict], max_tokens: int, key: str | None = None,
+                   tried: list[str] | None = None) -> str | None:
         """The judge's reply to ``messages`` (temperature 0), or ``None`` after ``max_retries`` retries
         or for a reply without text. ``key`` (the image digest) chooses the replica
-        (:mod:`refine_rft.judge.routing`); a retry avoids the replicas that already failed it."""
+        (:mod:`refine_rft.judge.routing`); a retry avoids the replicas that already failed it.
+        ``tried``: replicas that already failed this judgement (avoided too); the replicas this
+        request fails on are appended to it."""
         self._bind_to_running_loop()
-        tried: list[str] = []
+        with self.router.question(key):
+            return await self._chat(messages, max_tokens, key, [] if tried is None else tried)
+
+    def others_up(self, failed: list[str]) -> bool:
+        """Whether a replica other than those in ``failed`` may take a request now."""
+        return any(url not in failed for url in self.router.available())
+
+    async def _chat(self, messages: list[dict], max_tokens: int, key: str | None, tried: list[str]) -> str | None:
         for attempt in range(self.config.max_retries + 1):
             async with self._semaphore:
                 url = self.router.acquire(key, tried)
@@ -504,8 +527,7 @@ class JudgeClient:
             if attempt == self.config.max_retries:
                 break
             # A dropped or refused connection with another replica up: go there at once.
-            elsewhere = isinstance(failure, openai.APIConnectionError) and \
-                any(other not in tried for other in self.router.available())
+            elsewhere = isinstance(failure, openai.APIConnectionError) and self.others_up(tried)
             await self._wait_to_retry(attempt, url, failure, at_once=elsewhere)
         self.last_failure = describe_failure(url, failure)
         logger.warning("judge request failed after %d retries: %s", self.config.max_retries, self.last_failure)

@@ -9,10 +9,16 @@ variable that holds it, so that saved recipes and logs never contain a secret.
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 import os
+import typing
 from dataclasses import asdict, dataclass, field, fields
 
 from refine_rft.errors import ConfigError, JudgeUnavailable
+from refine_rft.judge.routing import ROUTINGS
+from refine_rft.masking import register_secret
 
 BACKENDS = ("openai", "attributes")
 PROMPTS = ("paper", "label_aware")
@@ -42,12 +48,14 @@ class JudgeConfig:
                                                      "choices": BACKENDS})
     base_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
                                  metadata={"help": "One or more judge replicas; a question's requests go to one "
-                                                   "of them (rendezvous hashing of its image, bounded load).",
-                                           "flag": "--endpoint", "metavar": "URL"})
+                                                   "of them (rendezvous hashing of its image, see routing); "
+                                                   "repeat --endpoint for each.",
+                                           "aliases": ["--endpoint"], "metavar": "URL", "repeat": True})
     model: str = field(default="", metadata={"help": "Model name as the endpoint knows it."})
     prompt: str = field(default="paper", metadata={"help": "R_cot prompt of the teacher: 'paper' (Fig. 3 word for "
                                                            "word; the image and the whole response) or "
-                                                           "'label_aware' (also the options and the true answer)."})
+                                                           "'label_aware' (also the options and the true answer).",
+                                                           "choices": PROMPTS})
     api_key_env: str = field(default="REFINE_RFT_JUDGE_API_KEY",
                              metadata={"help": "Name of the environment variable holding the API key "
                                                "(unset: 'EMPTY', which vllm serve accepts)."})
@@ -62,7 +70,7 @@ class JudgeConfig:
     max_tokens: int = field(default=16, metadata={"help": "Reply budget for the reasoning score."})
     rsc_max_tokens: int = field(default=400, metadata={"help": "Reply budget for the Reasoning-Answer JSON."})
     cache_path: str | None = field(default=None, metadata={"help": "sqlite file caching judgements (None: off).",
-                                                           "flag": "--cache"})
+                                                           "aliases": ["--cache"]})
     reject_injections: bool = field(default=False, metadata={"help": "Score 0, without a call, responses the "
                                                                      "phrase screen flags (off: they are only "
                                                                      "counted, and the fence keeps them data)."})
@@ -75,13 +83,23 @@ class JudgeConfig:
     max_failure_rate: float = field(default=0.5, metadata={"help": "Stop the run when more than this share of "
                                                                    "the last failure_window judgements failed "
                                                                    "(1.0: never)."})
-    attribute_values: dict[str, list[str]] = field(
+    attribute_values: dict[str, list[str]] | str | None = field(
         default_factory=dict, metadata={"help": "Backend 'attributes': more values per attribute to read as claims "
                                                 "(a false one counts against the response), beside the values the "
-                                                "image and its options have."})
+                                                "image and its options have; JSON on the command line)."})
     failure_window: int = field(default=64, metadata={"help": "How many of the latest judgements sent to the "
                                                               "endpoint the failure rule looks at."})
-    load_factor: float = field(default=1.25, metadata={"help": "Bounded-load routing: a replica with more than "
+    routing: str = field(default="question", metadata={"help": "'question': a question's requests go to one "
+                                                                 "replica (its rendezvous home unless that holds "
+                                                                 "replica_capacity requests) and move only off a "
+                                                                 "replica cooling down; 'request': the earlier "
+                                                                 "per-request bounded-load rule (load_factor).",
+                                                         "choices": ROUTINGS})
+    replica_capacity: int = field(default=64, metadata={"help": "Requests in flight from this process that one "
+                                                                "replica holds before new questions go to the next "
+                                                                "(its vLLM --max-num-seqs, divided by the training "
+                                                                "processes sharing it)."})
+    load_factor: float = field(default=1.25, metadata={"help": "Routing 'request' only: a replica with more than "
                                                                 "this times the average in flight (and more than "
                                                                 "its share of concurrency) passes requests on."})
     replica_failures: int = field(default=3, metadata={"help": "Failures in a row (5xx, timeouts, drops) that "
@@ -94,9 +112,18 @@ class JudgeConfig:
                                                               "teachers that cannot)."})
 
     def __post_init__(self) -> None:
+        if isinstance(self.api_key_env, str):
+            register_secret(os.environ.get(self.api_key_env))  # masked from the first message on
         if isinstance(self.base_urls, str):
             self.base_urls = [self.base_urls]
+        if isinstance(self.attribute_values, str):
+            self.attribute_values = _json_mapping("attribute_values", self.attribute_values)
+        self.attribute_values = {} if self.attribute_values is None else self.attribute_values
         check_types(self)
+        for item in fields(self):  # NaN passes every comparison below; infinity is no timeout or rate
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"judge config: {item.name} must be a finite number (got {value!r})")
         self.base_urls = [str(url).rstrip("/") for url in self.base_urls]
         checks = [
             (self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}"),
@@ -112,6 +139,8 @@ class JudgeConfig:
             (self.max_tokens >= 1 and self.rsc_max_tokens >= 1, "max_tokens", "must be >= 1"),
             (0.0 <= self.max_failure_rate <= 1.0, "max_failure_rate", "must be between 0 and 1"),
             (self.failure_window >= 1, "failure_window", "must be >= 1"),
+            (self.routing in ROUTINGS, "routing", f"must be one of {', '.join(ROUTINGS)}"),
+            (self.replica_capacity >= 1, "replica_capacity", "must be >= 1"),
             (self.load_factor >= 1.0, "load_factor", "must be >= 1"),
             (self.replica_failures >= 1, "replica_failures", "must be >= 1"),
             (self.cooldown_s >= 0, "cooldown_s", "must be >= 0"),
@@ -123,6 +152,12 @@ class JudgeConfig:
     @classmethod
     def from_dict(cls, values: dict | None) -> JudgeConfig:
         """Build from a plain mapping (a recipe's ``judge:`` section); unknown keys fail by name."""
+        values = cls.check_keys(values)
+        return cls(**values)
+
+    @classmethod
+    def check_keys(cls, values: dict | None) -> dict:
+        """``values`` (a copy), or ``ConfigError`` naming an unknown key or an API key given as a setting."""
         values = dict(values or {})
         valid = [f.name for f in fields(cls)]
         for key in values:
@@ -131,22 +166,38 @@ class JudgeConfig:
                                  "environment variable that holds it in 'api_key_env'")
             if key not in valid:
                 raise ConfigError(f"judge config: unknown key {key!r}; valid keys: {', '.join(valid)}")
-        return cls(**values)
+        return values
 
     def to_dict(self) -> dict:
         """A plain mapping, safe to save: it names the key's variable, never the key."""
         return asdict(self)
 
     def api_key(self) -> str:
-        """The API key from the environment (read at call time, never stored)."""
-        return os.environ.get(self.api_key_env) or "EMPTY"
+        """The API key from the environment (read at call time, never stored; masked as ``***`` in
+        whatever a server says back: :mod:`refine_rft.masking`)."""
+        key = os.environ.get(self.api_key_env)
+        register_secret(key)
+        return key or "EMPTY"
 
 
 # A field's annotation -> the types its value may have (bool is an int to Python, not to a user).
-_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,),
-          "str | None": (str, type(None)), "list[str]": (list,)}
-_NAMES = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "a string",
-          "str | None": "a string or null", "list[str]": "a URL or a list of URLs"}
+_TYPES = {float: (int, float), int: (int,), bool: (bool,), str: (str,), str | None: (str, type(None)),
+          list[str]: (list,), dict[str, list[str]] | str | None: (dict,)}
+_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string", str | None: "a string or null",
+          list[str]: "a URL or a list of URLs", dict[str, list[str]] | str | None: "a mapping"}
+
+
+_hints = functools.cache(typing.get_type_hints)
+
+
+def _json_mapping(name: str, text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"judge config: {name} must be a mapping or a JSON object, got {text!r} ({error.msg})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"judge config: {name} must be a mapping or a JSON object, got {text!r}")
+    return value
 
 
 def check_types(config) -> None:
@@ -161,55 +212,17 @@ def check_types(config) -> None:
     ...
     refine_rft.errors.ConfigError: judge config: concurrency must be an integer, got 2.5
     """
-    for spec in fields(config):
-        value, allowed = getattr(config, spec.name), _TYPES.get(str(spec.type))
+    # The annotations, not Field.type: a settings parser resolves (and narrows) Field.type in place.
+    for name, hint in _hints(type(config)).items():
+        value, allowed = getattr(config, name), _TYPES.get(hint)
         if allowed is None:
             continue
         wrong = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
-        if spec.type == "list[str]" and not wrong:
+        if hint == list[str] and not wrong:
             wrong = not all(isinstance(item, str) for item in value)
         if wrong:
-            raise ConfigError(f"judge config: {spec.name} must be {_NAMES[str(spec.type)]}, got {value!r}")
+            raise ConfigError(f"judge config: {name} must be {_NAMES[hint]}, got {value!r}")
 
-
-
-def add_setting_flags(parser, names, unstated: tuple[str, ...] = ()) -> None:
-    """Add to an ``argparse`` parser one flag per :class:`JudgeConfig` field in ``names``, made from
-    the field: ``--name-with-dashes`` (or the field's ``flag`` metadata), its type, its help and its
-    default. A ``True`` boolean gives ``--no-NAME``, a ``False`` one ``--NAME``; a list is given by
-    repeating the flag. Every flag defaults to ``None`` (not given), so that it overrides a
-    configuration file only when given; the help states the field's default, except for the fields
-    in ``unstated`` (a command whose defaults differ says so itself).
-
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser()
-    >>> add_setting_flags(parser, ("base_urls", "timeout", "reject_injections", "sight_check"))
-    >>> vars(parser.parse_args(["--endpoint", "http://a/v1", "--endpoint", "http://b/v1", "--reject-injections",
-    ...                         "--no-sight-check"]))
-    {'base_urls': ['http://a/v1', 'http://b/v1'], 'timeout': None, 'reject_injections': True, 'sight_check': False}
-    """
-    specs = {spec.name: spec for spec in fields(JudgeConfig)}
-    defaults = JudgeConfig(backend="attributes")  # the field defaults (no model needed to build it)
-    for name in names:
-        spec, meta = specs[name], specs[name].metadata
-        default = getattr(defaults, name)
-        flag = meta.get("flag", "--" + name.replace("_", "-"))
-        kind = str(spec.type)
-        common = {"dest": name, "default": None}
-        if kind == "bool":
-            flag = meta.get("flag", ("--no-" if default else "--") + name.replace("_", "-"))
-            parser.add_argument(flag, action="store_false" if default else "store_true",
-                                help=("Turns this off: " if default else "") + meta["help"], **common)
-            continue
-        shown = "" if name in unstated or default in (None, "", []) else \
-            f" (default: {', '.join(default) if isinstance(default, list) else default})"
-        extra = {"type": {"int": int, "float": float}.get(kind, str), "help": meta["help"] + shown}
-        if kind == "list[str]":
-            extra.update(action="append", help=extra["help"] + "; repeat the flag for each")
-        for key in ("choices", "metavar"):
-            if key in meta:
-                extra[key] = meta[key]
-        parser.add_argument(flag, **common, **extra)
 
 
 # The paper's Reasoning-Answer judge (Sec. 5.1): GPT-4.1-mini through OpenAI's own endpoint, a different model
@@ -219,30 +232,20 @@ PAPER_RSC_JUDGE = {"backend": "openai", "base_urls": ["https://api.openai.com/v1
                    "api_key_env": "OPENAI_API_KEY"}
 
 
-def judge_settings(path: str | os.PathLike, section: str = "judge") -> dict:
-    """The judge settings a YAML file holds, read by the recipe loader (``include`` and all):
-    a recipe's ``section`` (``judge:``, the R_cot teacher; ``rsc_judge:``, the Reasoning-Answer judge);
-    or the file itself when it is a mapping of judge settings; or nothing (``{}``) for a recipe without
-    judge settings (the SFT recipes, say).
+def judge_name(values: dict | JudgeConfig | None) -> str | None:
+    """Which judge a judge mapping (or :class:`JudgeConfig`) names: the model for ``backend: openai``,
+    ``"attribute judge"`` for ``backend: attributes`` (it has no model: every such judge is the
+    same rule), ``None`` for none. Two settings with the same name are the same judge.
 
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (d / "base.yaml").write_text("judge: {backend: openai, model: teacher, timeout: 30}\\n")
-    >>> _ = (d / "run.yaml").write_text("include: base.yaml\\njudge: {timeout: 5}\\nlearning_rate: 1.0e-5\\n")
-    >>> judge_settings(d / "run.yaml")
-    {'backend': 'openai', 'model': 'teacher', 'timeout': 5}
+    >>> judge_name({"backend": "openai", "model": "OpenGVLab/InternVL3-38B"}), judge_name({"backend": "attributes"})
+    ('OpenGVLab/InternVL3-38B', 'attribute judge')
+    >>> judge_name({"model": "gpt-4.1-mini"}), judge_name(None)
+    ('gpt-4.1-mini', None)
     """
-    from refine_rft.recipes import load_recipe
-
-    values = load_recipe(path)
-    if section in values:
-        if not isinstance(values[section], dict):
-            raise ConfigError(f"{path}: '{section}' must be a mapping of judge settings, "
-                              f"got {values[section]!r}")
-        return dict(values[section])
-    if "judge" in values or "rsc_judge" in values:
-        return {}  # a recipe with the other judge only
-    judge_keys = {f.name for f in fields(JudgeConfig)}
-    # A file with any judge key is a judge settings file: its other keys are typos, and
-    # JudgeConfig.from_dict names them. A file with none is a recipe that sets no judge.
-    return values if judge_keys & set(values) else {}
+    if isinstance(values, JudgeConfig):
+        values = values.to_dict()
+    if not values:
+        return None
+    if values.get("backend", "openai") == "attributes":
+        return "attribute judge"
+    return str(values["model"]) if values.get("model") else None

@@ -9,7 +9,9 @@ teacher returns G short lines instead of answering G requests. The teacher sees 
 side, which may shift its scores: hence an option with its own prompt version and an ablation recipe.
 
 A reply that is not exactly that (:func:`parse_group_scores` is strict) falls back to per-response
-judging of the group, counted in ``judge/group_fallbacks``.
+judging of the group, counted in ``judge/group_fallbacks``. A group request that failed on a replica
+(after its retries) falls back only onto other replicas, never onto one that failed it; with none up,
+the group's judgements fail and are counted.
 
 >>> messages = group_messages("data:,", ["<think>a</think>", "<think>b</think>"], ["0" * 16, "1" * 16])
 >>> [part["type"] for part in messages[1]["content"]]

@@ -4,10 +4,13 @@
 first judgement, every replica in ``judge.base_urls`` gets, through the same client, key and
 retries as the run:
 
-1. **a real judgement** of a canned response about a small image, with the configured prompt
-   (``judge.prompt``), parsed as the run parses it: the reply must hold a usable score. An endpoint
-   whose model cannot produce one (a wrong model, a prompt it does not follow, ``max_tokens`` too
-   small) stops here, quoting what it said;
+1. **a real judgement** of a canned response about a small image, with the prompt the command will
+   send and its real reply budget, parsed as the run parses it: training asks for R_cot
+   (``judge.prompt``, ``judge.max_tokens``) and the reply must hold a usable score; ``refine-rft
+   judge`` asks the Reasoning-Answer prompt (``judge.rsc_max_tokens``) and the reply must be the
+   RSC JSON (an endpoint that answers a bare score passes the first and fails the second). An
+   endpoint whose model cannot produce it (a wrong model, a prompt it does not follow, a reply
+   budget too small) stops here, quoting what it said;
 2. **a sight check** (``judge.sight_check``, on by default): two plain pictures, one red and one
    blue, and the question of their colour; the teacher must name each. This catches endpoints
    that answer 200 without ever seeing the image (a text-only model, a server that drops images).
@@ -96,7 +99,7 @@ class _PinnedProbeClient:
     def __init__(self, client, url: str):
         self.client, self.url, self.replies = client, url, []
 
-    async def chat(self, messages: list[dict], max_tokens: int, key: str | None = None) -> str:
+    async def chat(self, messages: list[dict], max_tokens: int, key: str | None = None, tried=None) -> str:
         reply = await self.client.probe(self.url, messages, max_tokens)
         self.replies.append(reply)
         return reply
@@ -109,9 +112,17 @@ class _PinnedProbeClient:
         await self.client.aclose()
 
 
-async def probe_replica(config: JudgeConfig, url: str) -> float:
-    """The health check of one replica (module docstring); seconds it took. Raises
+# What a command will ask the judge, hence what its health check asks: R_cot (training) or the
+# Reasoning-Answer scores (``refine-rft judge``).
+PROBED = ("reasoning", "rsc")
+
+
+async def probe_replica(config: JudgeConfig, url: str, asks: str = "reasoning") -> float:
+    """The health check of one replica (module docstring) for a command that ``asks`` ``"reasoning"``
+    (R_cot) or ``"rsc"`` (Reasoning-Answer) judgements; seconds it took. Raises
     :class:`JudgeConfigError` or :class:`JudgeUnavailable` naming the replica."""
+    if asks not in PROBED:
+        raise ValueError(f"asks must be one of {', '.join(PROBED)}, got {asks!r}")
     from refine_rft.judge.client import JudgeClient
     from refine_rft.judge.teacher import TeacherJudge
 
@@ -121,13 +132,20 @@ async def probe_replica(config: JudgeConfig, url: str) -> float:
     judge.client = pinned
     started = time.perf_counter()
     try:
-        score = await judge.reasoning_score(probe_sample())
-        if score is None or not pinned.replies:
+        if asks == "rsc":
+            usable = await judge.rsc(probe_sample()) is not None
+            wanted = "the Reasoning-Answer JSON (RSC_A, RSC_U, RSC_O) from the Reasoning-Answer prompt"
+            budget = f"judge.rsc_max_tokens={config.rsc_max_tokens}"
+        else:
+            usable = await judge.reasoning_score(probe_sample()) is not None
+            wanted = f"a usable score from the {config.prompt!r} prompt"
+            budget = f"judge.max_tokens={config.max_tokens}"
+        if not usable or not pinned.replies:
             said = " / ".join(repr(reply[:200]) for reply in pinned.replies) or "nothing"
             raise JudgeUnavailable(
-                f"judge endpoint {url} answered the health check's judgement without a usable score from "
-                f"the {config.prompt!r} prompt (it replied {said}): is judge.model={config.model!r} the "
-                f"teacher, and judge.max_tokens={config.max_tokens} enough for its reply?")
+                f"judge endpoint {url} answered the health check's judgement without {wanted} (it replied "
+                f"{said}): is judge.model={config.model!r} a model that follows it, and {budget} enough "
+                f"for its reply?")
         if config.sight_check:
             colours = list(SIGHT_COLOURS)
             replies = await asyncio.gather(*(pinned.chat(sight_messages(colour), 10) for colour in colours))
@@ -144,13 +162,14 @@ async def probe_replica(config: JudgeConfig, url: str) -> float:
     return time.perf_counter() - started
 
 
-async def probe_endpoints(config: JudgeConfig) -> dict[str, float]:
-    """Probe every replica at once; seconds each took to pass (nothing to probe for the
-    ``attributes`` backend). Raises one error naming every replica that failed
-    (:class:`JudgeConfigError` if any refused the configuration)."""
+async def probe_endpoints(config: JudgeConfig, asks: str = "reasoning") -> dict[str, float]:
+    """Probe every replica at once for a command that ``asks`` ``"reasoning"`` or ``"rsc"``
+    judgements; seconds each took to pass (nothing to probe for the ``attributes`` backend). Raises
+    one error naming every replica that failed (:class:`JudgeConfigError` if any refused the
+    configuration)."""
     if config.backend != "openai":
         return {}
-    results = await asyncio.gather(*(probe_replica(config, url) for url in config.base_urls),
+    results = await asyncio.gather(*(probe_replica(config, url, asks) for url in config.base_urls),
                                    return_exceptions=True)
     errors = [result for result in results if isinstance(result, BaseException)]
     for error in errors:
@@ -158,14 +177,15 @@ async def probe_endpoints(config: JudgeConfig) -> dict[str, float]:
             raise error
     if errors:
         kind = JudgeConfigError if any(isinstance(e, JudgeConfigError) for e in errors) else JudgeUnavailable
-        raise kind("\n".join(str(error) for error in errors))
+        raise kind("; ".join(str(error) for error in errors))  # one line, every replica named
     return dict(zip(config.base_urls, results))
 
 
-def check_endpoints(config: JudgeConfig) -> dict[str, float]:
-    """The health check (see the module docstring) from synchronous code; nothing to check for the
+def check_endpoints(config: JudgeConfig, asks: str = "reasoning") -> dict[str, float]:
+    """The health check (see the module docstring) from synchronous code, for a command that
+    ``asks`` ``"reasoning"`` (training) or ``"rsc"`` judgements; nothing to check for the
     ``attributes`` backend. Returns the seconds each replica took to pass."""
-    seconds = asyncio.run(probe_endpoints(config))
+    seconds = asyncio.run(probe_endpoints(config, asks))
     for url, took in seconds.items():
         logger.info("judge endpoint %s (model %s) passed the health check in %.2fs", url, config.model, took)
     return seconds

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +52,11 @@ from refine_rft.data.records import (
     validate_score_row,
 )
 from refine_rft.errors import DataError
-from refine_rft.files import JsonlAppender, resumable_output, write_text_atomic
+from refine_rft.files import JsonlAppender, lock_path, refuse_output_over_input, resumable_output, write_text_atomic
 from refine_rft.judge import JudgeConfig, make_judge
 from refine_rft.judge.prompts import PROMPT_VERSION
 from refine_rft.judge.health import probe_endpoints
+from refine_rft.metrics import group_means, macro_mean
 
 
 @dataclass
@@ -100,6 +101,14 @@ def summary_path(scores: str | Path) -> Path:
     return Path(scores).with_suffix(".summary.json")
 
 
+def scores_outputs(scores: str | Path) -> list[tuple[str, Path]]:
+    """Every file a judge run writes for the scores file ``scores``, named for
+    :func:`~refine_rft.files.refuse_output_over_input`."""
+    scores = Path(scores)
+    siblings = [sibling_path(scores, kind) for kind in ("settings.json", "rejects.jsonl")]
+    return [("--out", scores), *(("the output", path) for path in (*siblings, summary_path(scores), lock_path(scores)))]
+
+
 def sibling_path(scores: str | Path, kind: str) -> Path:
     """A file that belongs to a scores file: ``<SCORES>.<kind>``.
 
@@ -131,10 +140,9 @@ def pending_rows(predictions: Path, styles: set[str]) -> RowSet:
 
 
 def rsc_means(score_rows: Iterable[dict]) -> dict[str, dict]:
-    """Mean RSC_A / RSC_U / RSC_O and the row count per dataset, then ``"all"``: the mean of the
-    per-dataset means, the paper's "Avg" (Table 3), so that every dataset weighs the same whatever
-    its size. Rows need ``dataset`` and a number for each RSC key. The one RSC average: the judge's
-    summary and the report's table both come from here.
+    """Mean RSC_A / RSC_U / RSC_O and the row count per dataset, then ``"all"``: the paper's "Avg"
+    (Table 3, :func:`~refine_rft.metrics.macro_mean`: every dataset weighs the same whatever its
+    size). Rows need ``dataset`` and a number for each RSC key.
 
     >>> rows = [{"dataset": "cub", "RSC_A": 100, "RSC_U": 90, "RSC_O": 80}] * 3 + [
     ...        {"dataset": "dogs", "RSC_A": 0, "RSC_U": 10, "RSC_O": 20}]
@@ -142,14 +150,12 @@ def rsc_means(score_rows: Iterable[dict]) -> dict[str, dict]:
     >>> means["cub"]["RSC_A"], means["dogs"]["RSC_A"], means["all"]  # 50, not the rows' 75
     (100.0, 0.0, {'n': 4, 'RSC_A': 50.0, 'RSC_U': 50.0, 'RSC_O': 50.0})
     """
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for row in score_rows:
-        groups[row["dataset"]].append(row)
-    means = {name: {"n": len(rows), **{key: sum(float(r[key]) for r in rows) / len(rows) for key in RSC_KEYS}}
-             for name, rows in sorted(groups.items())}
+    rows = list(score_rows)
+    counts = Counter(row["dataset"] for row in rows)
+    per_key = {key: group_means(rows, key) for key in RSC_KEYS}
+    means = {name: {"n": counts[name], **{key: per_key[key][name] for key in RSC_KEYS}} for name in sorted(counts)}
     if means:
-        means["all"] = {"n": sum(m["n"] for m in means.values()),
-                        **{key: sum(m[key] for m in means.values()) / len(means) for key in RSC_KEYS}}
+        means["all"] = {"n": len(rows), **{key: macro_mean(rows, key) for key in RSC_KEYS}}
     return means
 
 
@@ -178,7 +184,7 @@ async def judge_rows(rows: RowSet, config: JudgeConfig, out: JsonlAppender, prog
     :class:`~refine_rft.errors.JudgeUnavailable`, keeping the rows already written.
     """
     if rows.rows:
-        await probe_endpoints(config)
+        await probe_endpoints(config, asks="rsc")
     judge = make_judge(config)
     # A window of judgements in flight keeps memory flat on large files; the client bounds requests.
     window = asyncio.Semaphore(2 * config.concurrency)
@@ -231,6 +237,7 @@ def score_reasoning_answers(predictions: str | Path, out: str | Path, config: Ju
     from tqdm import tqdm
 
     predictions, out, styles = Path(predictions), Path(out), set(styles)
+    refuse_output_over_input([("PREDICTIONS", predictions)], scores_outputs(out))
     rows = pending_rows(predictions, styles)  # bad input fails before anything is written
     rejects_path = sibling_path(out, "rejects.jsonl")
     current = {prediction_key(row): judged_digest(row) for row in rows.rows}

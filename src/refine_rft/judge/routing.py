@@ -1,41 +1,56 @@
-"""Which replica judges a request: cache-affine, load-bounded and health-aware.
+"""Which replica judges a request: by question, bounded by what an engine holds, and health-aware.
 
 A serving engine caches the prefix it has already computed (vLLM's automatic prefix caching,
 hosted prompt caching), so a question's G requests, which share the image and the instructions,
-should all reach the same replica. Three rules decide:
+should all reach the same replica. The rules (``judge.routing: question``, the default):
 
 1. **Affinity.** Requests carry a key (the image's content digest). The replicas are ranked for
    that key by rendezvous (highest-random-weight) hashing, :func:`rendezvous_order`; the first is
    the question's home. Adding or losing a replica moves only the questions that lived on it.
-2. **Bounded load.** The home is skipped while it is saturated, for the next in the key's order.
-   With ``m`` requests in flight over the ``n`` healthy replicas, ``C = judge.concurrency`` and
-   ``c = judge.load_factor`` (default 1.25), a replica is saturated when its own in-flight count
-   has reached ``max(ceil(c * (m + 1) / n), ceil(C / n))``: the bound of consistent hashing with
-   bounded loads (Mirrokni, Thorup and Zadimoghaddam, 2018), never below a fair share of the
-   concurrency limit, so that a lightly loaded run does not scatter a question's requests.
-3. **Health.** A replica that refuses a connection, or fails ``judge.replica_failures`` requests in
+2. **A question stays whole.** A question is placed when its first request is sent, and all its
+   requests go to that replica while any of them is still waiting or in flight (the client holds
+   the question open with :meth:`Router.question` around each request), however busy the replica
+   is. Only a replica that is cooling down (rule 4) gives its questions up: their later requests,
+   retries included, move together to the next replica of their order.
+3. **Bounded by what an engine holds.** A new question goes to its home unless the home already has
+   ``judge.replica_capacity`` requests in flight from this process (default 64, vLLM's
+   ``--max-num-seqs`` in the documented serving command); then to the next replica of its order
+   with room, or, when none has room, to the least busy. A handful of requests in flight is not
+   saturation: an engine batches dozens of sequences at once.
+4. **Health.** A replica that refuses a connection, or fails ``judge.replica_failures`` requests in
    a row (timeouts, dropped connections, 5xx), is taken out for ``judge.cooldown_s`` seconds; its
    questions go to the next replica in their order. After the cool-down it is re-probed: it takes
    one request at a time until one succeeds (then it is healthy again) or fails (another
    cool-down). When every replica is cooling down, requests go to their home anyway: they fail
    and are counted, and the run's failure rule decides.
 
+``judge.routing: request`` keeps the earlier rule, for comparison (``benchmarks/teacher_cost.py``):
+each request is routed on its own, and its home is skipped while saturated. With ``m`` requests in
+flight over the ``n`` healthy replicas, ``C = judge.concurrency`` and ``c = judge.load_factor``, a
+replica is saturated when its own in-flight count has reached ``max(ceil(c * (m + 1) / n), ceil(C / n))``
+(consistent hashing with bounded loads, Mirrokni, Thorup and Zadimoghaddam, 2018): under load a
+question's requests scatter, and each replica then prefills its image again.
+
 Example:
     >>> router = Router(["http://a/v1", "http://b/v1"], concurrency=8, load_factor=1.25, max_failures=3,
     ...                 cooldown_s=30.0, clock=lambda: 0.0)
-    >>> home = router.acquire("digest-1")
-    >>> router.release(home, ok=True)
+    >>> with router.question("digest-1"):
+    ...     home = router.acquire("digest-1")
+    ...     router.release(home, ok=True)
     >>> router.acquire("digest-1") == home
     True
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+
+ROUTINGS = ("question", "request")
 
 
 def rendezvous_order(key: str, urls: Sequence[str]) -> list[str]:
@@ -68,19 +83,28 @@ class Router:
     """The routing rules of the module docstring over ``urls`` (not thread-safe: one event loop).
 
     ``acquire(key)`` picks a replica and counts the request in flight; ``release(url, ok, refused)``
-    ends it and updates the replica's health. ``key=None`` (no image) routes by load alone.
+    ends it and updates the replica's health. ``key=None`` (no image) routes by load alone. With
+    ``rule="question"``, ``with router.question(key):`` around a request's attempts keeps the
+    question on one replica until its last held request is done.
     """
 
     def __init__(self, urls: Sequence[str], concurrency: int, load_factor: float, max_failures: int,
-                 cooldown_s: float, clock: Callable[[], float] = time.monotonic):
+                 cooldown_s: float, capacity: int = 64, rule: str = "question",
+                 clock: Callable[[], float] = time.monotonic):
+        if rule not in ROUTINGS:
+            raise ValueError(f"routing rule must be one of {', '.join(ROUTINGS)}, got {rule!r}")
         self.urls = list(urls)
         self.concurrency = concurrency
         self.load_factor = load_factor
         self.max_failures = max_failures
         self.cooldown_s = cooldown_s
+        self.capacity = capacity
+        self.rule = rule
         self.clock = clock
         self.state = {url: ReplicaState() for url in self.urls}
         self.cooldowns = 0  # cool-downs started (for the judge's counters)
+        # Open questions: key -> [requests held, replica placed on (None until the first is sent)].
+        self.open: dict[str, list] = {}
 
     def _available(self, url: str, now: float) -> bool:
         state = self.state[url]
@@ -89,8 +113,34 @@ class Router:
         # Cooling down: out. Cool-down over: re-probed by one request at a time.
         return now >= state.cooling_until and state.in_flight == 0
 
+    @contextlib.contextmanager
+    def question(self, key: str | None) -> Iterator[None]:
+        """Hold the question ``key`` open for one request (its waiting, attempts and retries): while
+        any request of it is held, its requests go to the replica it was placed on (rule 2).
+
+        >>> router = Router(["http://a/v1", "http://b/v1"], concurrency=8, load_factor=1.25, max_failures=3,
+        ...                 cooldown_s=30.0, capacity=1)
+        >>> with router.question("q1"), router.question("q1"):
+        ...     first = router.acquire("q1")
+        ...     second = router.acquire("q1")  # past the capacity of 1, yet on the same replica
+        >>> first == second, router.open
+        (True, {})
+        """
+        if key is None or self.rule != "question":
+            yield
+            return
+        entry = self.open.setdefault(key, [0, None])
+        entry[0] += 1
+        try:
+            yield
+        finally:
+            entry[0] -= 1
+            if entry[0] == 0 and self.open.get(key) is entry:
+                del self.open[key]
+
     def bound(self, healthy: int) -> int:
-        """In-flight requests at which a replica counts as saturated (rule 2 of the module docstring).
+        """In-flight requests at which a replica counts as saturated under ``rule="request"`` (the
+        earlier rule of the module docstring).
 
         >>> Router(["a", "b"], concurrency=32, load_factor=1.25, max_failures=3, cooldown_s=1).bound(2)
         16
@@ -100,7 +150,8 @@ class Router:
 
     def order(self, key: str | None, avoid: Sequence[str] = ()) -> list[str]:
         """The replicas a request with ``key`` may go to, best first (``avoid``: replicas that
-        already failed this request, tried last)."""
+        already failed this request, tried last). Under ``rule="question"`` this places (or moves)
+        an open question."""
         now = self.clock()
         ranked = rendezvous_order(key, self.urls) if key is not None else \
             sorted(self.urls, key=lambda url: self.state[url].in_flight)
@@ -108,6 +159,16 @@ class Router:
         if not available:  # every replica is out: send to the home anyway, and let it fail visibly
             return [url for url in ranked if url not in avoid] or ranked
         preferred = [url for url in available if url not in avoid] or available
+        if self.rule == "question" and key is not None:
+            entry = self.open.get(key)
+            placed = entry[1] if entry is not None else None
+            if placed is not None and placed in preferred:  # its replica is up: the question stays whole
+                return [placed] + [url for url in preferred if url != placed]
+            roomy = [url for url in preferred if self.state[url].in_flight < self.capacity]
+            chosen = roomy[0] if roomy else min(preferred, key=lambda url: self.state[url].in_flight)
+            if entry is not None and (placed is None or placed not in available):
+                entry[1] = chosen  # placed, or moved whole off a replica that is cooling down
+            return [chosen] + [url for url in preferred if url != chosen]
         bound = self.bound(len(available))
         for url in preferred:
             if self.state[url].in_flight < bound:

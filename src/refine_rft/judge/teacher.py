@@ -98,10 +98,11 @@ class TeacherJudge(Judge):
         return await asyncio.shield(self._pending[key])
 
     async def _ask(self, messages: list[dict], max_tokens: int, parse, valid, reminder: str,
-                   key: str | None = None):
+                   key: str | None = None, avoid: list[str] | None = None):
         """Ask; on an unusable reply ask once more with ``reminder``; return (parsed, reply) or (None, reply).
-        ``key`` (the image digest) keeps a question's requests on one replica."""
-        reply = await self.client.chat(messages, max_tokens, key)
+        ``key`` (the image digest) keeps a question's requests on one replica; ``avoid``: replicas
+        that already failed this judgement."""
+        reply = await self.client.chat(messages, max_tokens, key, list(avoid or ()))
         if reply is None:
             return None, None
         value = parse(reply)
@@ -137,7 +138,7 @@ class TeacherJudge(Judge):
         return PROMPT_VERSION, json.dumps(["reasoning", sample["noun"], options, answer, text]), \
             lambda url: reasoning_messages(url, sample["noun"], options, answer, text, nonce=nonce)
 
-    async def _score_reasoning(self, text: str, sample: dict) -> float | None:
+    async def _score_reasoning(self, text: str, sample: dict, avoid: list[str] | None = None) -> float | None:
         version, judged, build_messages = self._reasoning_request(text, sample)
         hashed, url = await self._image(sample["image"], with_url=self.cache is None)
         key = judgement_key(self.config.model, version, hashed, judged)
@@ -147,7 +148,7 @@ class TeacherJudge(Judge):
             _, url = await self._image(sample["image"], with_url=True)
         messages = build_messages(url)
         score, reply = await self._ask(messages, self.config.max_tokens, parse_score, in_range, SCORE_REMINDER,
-                                       key=hashed)
+                                       key=hashed, avoid=avoid)
         if score is not None and self.cache is not None:
             self.cache.put(key, {"score": score, "reply": reply}, model=self.config.model)
         return score
@@ -170,19 +171,24 @@ class TeacherJudge(Judge):
         prejudged = [self._prejudged(sample) for sample in samples]
         scores = [given for given, _ in prejudged]
         asked = [(index, text) for index, (given, text) in enumerate(prejudged) if given is None]
-        judged = None
+        judged, failing = None, []
         if len(asked) > 1:
-            judged = await self._ask_group(samples[asked[0][0]], [text for _, text in asked])
+            judged = await self._ask_group(samples[asked[0][0]], [text for _, text in asked], failing)
+            if judged is None and failing and not self.client.others_up(failing):
+                # The group request failed on every replica that may take it (after its retries):
+                # G more requests to a failing replica would only fail too. The judgements fail.
+                judged = [None] * len(asked)
             self.stats.add(group_fallbacks=judged is None)
-        if judged is None:
-            judged = await asyncio.gather(*(self._score_reasoning(text, samples[i]) for i, text in asked))
+        if judged is None:  # per response, never on a replica that just failed the group request
+            judged = await asyncio.gather(*(self._score_reasoning(text, samples[i], failing) for i, text in asked))
         for (index, _), score in zip(asked, judged):
             scores[index] = score
             self._count(score is None)
         return scores
 
-    async def _ask_group(self, sample: dict, texts: list[str]) -> list[float] | None:
-        """The group's scores from one request (or the cache), else ``None`` (the caller falls back)."""
+    async def _ask_group(self, sample: dict, texts: list[str], failing: list[str]) -> list[float] | None:
+        """The group's scores from one request (or the cache), else ``None`` (the caller falls back).
+        The replicas the request failed on are appended to ``failing``."""
         require_fields(sample, ("image",), "the teacher sees the image")
         hashed, url = await self._image(sample["image"], with_url=self.cache is None)
         key = judgement_key(self.config.model, GROUP_PROMPT_VERSION, hashed, json.dumps(["group", texts]))
@@ -192,7 +198,7 @@ class TeacherJudge(Judge):
             _, url = await self._image(sample["image"], with_url=True)
         messages = group_messages(url, texts, [make_nonce() for _ in texts])
         self.stats.add(group_requests=1)
-        reply = await self.client.chat(messages, self.config.max_tokens + 8 * len(texts), hashed)
+        reply = await self.client.chat(messages, self.config.max_tokens + 8 * len(texts), hashed, failing)
         scores = parse_group_scores(reply, len(texts))
         if scores is not None and self.cache is not None:
             self.cache.put(key, {"scores": scores, "reply": reply}, model=self.config.model)

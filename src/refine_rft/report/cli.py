@@ -10,18 +10,19 @@ on stderr with its file and row id; the command then exits with status 1.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.errors import ConfigError
-from refine_rft.files import write_text_atomic
+from refine_rft.files import refuse_output_over_input, write_text_atomic
 from refine_rft.report.html import build_html
 from refine_rft.report.plots import accuracy_bars, training_curves
 from refine_rft.report.runs import Run, load_run
 from refine_rft.report.tables import all_tables, write_tables
+from refine_rft.settings import parse
 
 
 def _slug(name: str) -> str:
@@ -45,6 +46,7 @@ def write_report(runs: Sequence[Run], out_dir: str | Path, samples: int = 6, see
     if duplicates:
         raise ConfigError(f"several runs are named {duplicates}: give each a distinct 'name' in its run.json")
     out_dir = Path(out_dir)
+    refuse_output_over_input([("RUN_DIR", run.path) for run in runs], [("--out", out_dir)])
     tables = all_tables(runs)
     write_tables(tables, out_dir)
     plots = [accuracy_bars(runs, out_dir / "accuracy.png")]
@@ -53,14 +55,24 @@ def write_report(runs: Sequence[Run], out_dir: str | Path, samples: int = 6, see
     return write_text_atomic(out_dir / "report.html", build_html(runs, tables, plots, samples, seed))
 
 
+@dataclass
+class ReportArguments:
+    """Which runs, and where the report goes."""
+
+    runs: list[str] = field(metadata={"positional": True, "metavar": "RUN_DIR",
+                                      "help": "run folders (one table row each, in order)"})
+    out: str = field(metadata={"help": "folder for tables, plots and report.html"})
+    samples: int = field(default=6, metadata={"help": "sample questions shown in the HTML report"})
+    seed: int = field(default=0, metadata={"help": "seed of the question sample"})
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ReportArguments]:
+    return parse("refine-rft report", [ReportArguments], argv, description=__doc__, select="report")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="refine-rft report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (one table row each, in order)")
-    parser.add_argument("--out", required=True, help="folder for tables, plots and report.html")
-    parser.add_argument("--samples", type=int, default=6, help="sample questions shown in the HTML report")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the question sample")
-    args = parser.parse_args(argv)
+    (args,) = parse_args(argv)
+    refuse_output_over_input([("RUN_DIR", folder) for folder in args.runs], [("--out", args.out)])
     runs = [load_run(d) for d in args.runs]
     path = write_report(runs, args.out, args.samples, args.seed)
     print((Path(args.out) / "tables.md").read_text(encoding="utf-8"))

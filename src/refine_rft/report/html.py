@@ -44,7 +44,8 @@ def table_html(table: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header())
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v, 'md'))}</td>" for v in row) + "</tr>"
                    for row in table.rows)
-    return f"<h3>{html.escape(table.title)}</h3><table class='t'><tr>{head}</tr>{body}</table>"
+    caption = "".join(f"<p class='caption'>{html.escape(line)}</p>" for line in table.caption)
+    return f"<h3>{html.escape(table.title)}</h3><table class='t'><tr>{head}</tr>{body}</table>{caption}"
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:

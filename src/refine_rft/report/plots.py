@@ -18,6 +18,7 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from refine_rft.files import naming_the_file  # noqa: E402
 from refine_rft.prompts import STYLES  # noqa: E402
 from refine_rft.report.runs import Run  # noqa: E402
 from refine_rft.report.tables import DATASET_NAMES, STYLE_LABELS, _datasets  # noqa: E402
@@ -88,7 +89,13 @@ def _save(fig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    try:
+        with naming_the_file(path):
+            fig.savefig(tmp, dpi=110)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     tmp.replace(path)  # atomic: a half-written PNG never has the final name
     return path

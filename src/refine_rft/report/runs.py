@@ -5,6 +5,7 @@
                            "R_cot": false}, "train_dir": "../train/refine"}
       predictions.jsonl    refine-rft eval
       scores.json          refine-rft eval (recomputed from predictions.jsonl when absent)
+      classes.json         refine-rft eval: every class of each dataset (open-world answers are read against it)
       judge_scores.jsonl   refine-rft judge RUN_DIR/predictions.jsonl --out RUN_DIR/judge_scores.jsonl
                            (rsc_scores.jsonl is read when judge_scores.jsonl is absent)
       general_eval/        refine-rft general-eval (lmms-eval's *_results.json; VLMEvalKit's
@@ -39,7 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.data.records import (
+    JUDGE_FILE,
+    PREDICTIONS_FILE,
     RSC_KEYS,
+    RUN_FILE,
+    SCORES_FILE,
     prediction_key,
     read_rows,
     require_all,
@@ -49,10 +54,10 @@ from refine_rft.data.records import (
 )
 from refine_rft.errors import DataError, MissingFile
 from refine_rft.evaluate.general import general_scores
-from refine_rft.evaluate.score import SCORES_FILE, score_rows
+from refine_rft.evaluate.score import score_rows
+from refine_rft.judge.provenance import scores_judge, training_teacher
+from refine_rft.metrics import group_means, macro_mean
 
-RUN_FILE = "run.json"
-JUDGE_FILE = "judge_scores.jsonl"
 JUDGE_FILES = (JUDGE_FILE, "rsc_scores.jsonl")
 
 logger = logging.getLogger(__name__)
@@ -71,6 +76,10 @@ class Run:
     general: dict = field(default_factory=dict)  # lmms-eval task or VLMEvalKit dataset -> percentage
     log_history: list[dict] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # "file: row id: why", one per rejected value or row
+    # Who judged: the RSC judge of judge_scores.jsonl and the R_cot teacher of the trained model
+    # (refine_rft.judge.provenance; None when the run's files do not say).
+    rsc_judge: str | None = None
+    teacher: str | None = None
 
     @property
     def ablation(self) -> dict | None:
@@ -87,14 +96,12 @@ class Run:
         return None if d is None else d["accuracy"]
 
     def rsc(self, style: str = "cot") -> dict:
-        """Mean RSC_A/U/O per dataset and on average, over judged rows (the judge's
-        :func:`~refine_rft.judge.reasoning_answer.rsc_means`: the average is the mean of datasets).
+        """Mean RSC_A/U/O per dataset and on average, over judged rows (the average is
+        :func:`~refine_rft.metrics.macro_mean`, the mean of datasets, as in the judge's summary).
 
         Rows whose judgement failed (``None`` scores) are left out of the means and counted in
         ``failed``, so an outage shows as missing judgements, not as low scores.
         """
-        from refine_rft.judge.reasoning_answer import rsc_means
-
         datasets = {(p["id"], p["style"]): p["dataset"] for p in self.predictions}
         judged, failed = [], 0
         for (qid, row_style), row in self.judge.items():
@@ -105,10 +112,9 @@ class Run:
                 failed += 1
                 continue
             judged.append({**row, "dataset": dataset})
-        means = rsc_means(judged)
-        total = means.pop("all", {})
-        average = {k: total[k] for k in RSC_KEYS} if total else {}
-        per = {d: {k: cell[k] for k in RSC_KEYS} for d, cell in means.items()}
+        by_key = {k: group_means(judged, k) for k in RSC_KEYS}
+        per = {d: {k: by_key[k][d] for k in RSC_KEYS} for d in by_key[RSC_KEYS[0]]}
+        average = {k: macro_mean(judged, k) for k in RSC_KEYS} if judged else {}
         return {"per_dataset": per, "average": average, "failed": failed}
 
 
@@ -177,12 +183,15 @@ def _accuracy_scores(path: Path, predictions: list[dict]) -> dict:
         if recorded is not None and not isinstance(recorded, dict):
             raise DataError(f"{scores_file}: 'styles' must be an object of per-style scores")
         return recorded or {}
-    computed = score_rows(predictions)
+    from refine_rft.openworld import gather_class_lists
+
+    computed = score_rows(predictions, class_lists=gather_class_lists([path / "predictions.jsonl"]),
+                          where=str(path / "predictions.jsonl"))
     if _agrees(recorded, computed):
         return recorded  # it may hold what only eval computes (the open-world similarity score)
     if scores_file.is_file():
         logger.warning("%s disagrees with %s (made from other predictions, or damaged); showing the scores "
-                       "recomputed from the predictions", scores_file, path / "predictions.jsonl")
+                       "recomputed from the predictions", scores_file, path / PREDICTIONS_FILE)
     return computed
 
 
@@ -218,13 +227,21 @@ def check_judged_responses(judge_file: Path, judge: dict, predictions: list[dict
     from refine_rft.judge.reasoning_answer import DIGEST_FIELD, judged_digest
 
     current = {prediction_key(row): row for row in predictions}
-    stale = [key for key, row in judge.items() if key not in current
-             or (DIGEST_FIELD in row and row[DIGEST_FIELD] != judged_digest(current[key]))]
-    if stale:
-        raise DataError(f"{judge_file}: {len(stale)} judge score(s) judged other responses than "
-                        f"{judge_file.parent / 'predictions.jsonl'} holds (first: {stale[0][0]!r}, style "
-                        f"{stale[0][1]!r}); bring them up to date with refine-rft judge "
-                        f"{judge_file.parent / 'predictions.jsonl'} --out {judge_file} (same settings)")
+    gone = [key for key in judge if key not in current]
+    changed = [key for key, row in judge.items() if key in current
+               and DIGEST_FIELD in row and row[DIGEST_FIELD] != judged_digest(current[key])]
+    if not gone and not changed:
+        return
+    source = judge_file.parent / PREDICTIONS_FILE
+    what = []
+    if changed:
+        what.append(f"{len(changed)} judged a response that has changed since (first: {changed[0][0]!r}, "
+                    f"style {changed[0][1]!r})")
+    if gone:
+        what.append(f"{len(gone)} judged a prediction no longer in it, deleted or renamed (first: "
+                    f"{gone[0][0]!r}, style {gone[0][1]!r})")
+    raise DataError(f"{judge_file}: judge scores out of date with {source}: {'; '.join(what)}; bring them up to "
+                    f"date with refine-rft judge {source} --out {judge_file} (same settings)")
 
 
 def load_run(path: str | Path) -> Run:
@@ -239,8 +256,8 @@ def load_run(path: str | Path) -> Run:
     # file, an empty file or a duplicate (id, style) fails, and so does any unusable row (a report
     # built from part of a run would misstate it).
     predictions = []
-    if (path / "predictions.jsonl").is_file():
-        predictions = require_all(read_rows([path / "predictions.jsonl"], validate_prediction, key=prediction_key))
+    if (path / PREDICTIONS_FILE).is_file():
+        predictions = require_all(read_rows([path / PREDICTIONS_FILE], validate_prediction, key=prediction_key))
     scores = _accuracy_scores(path, predictions)
     judge_file = next((path / name for name in JUDGE_FILES if (path / name).is_file()), path / JUDGE_FILE)
     judge, rejected = load_judge_rows(judge_file)
@@ -251,6 +268,7 @@ def load_run(path: str | Path) -> Run:
     state = _trainer_state(train_dir)
     log_history = _read_json(state).get("log_history", []) if state else []
     if not (predictions or scores or judge or general or log_history):
-        raise DataError(f"{path}: no predictions.jsonl, scores.json, {JUDGE_FILE}, general_eval/ or trainer logs")
+        raise DataError(f"{path}: no {PREDICTIONS_FILE}, {SCORES_FILE}, {JUDGE_FILE}, general_eval/ or trainer logs")
+    teacher = training_teacher(path / PREDICTIONS_FILE)
     return Run(path, str(meta.get("name", path.name)), meta, predictions, scores, judge, general, log_history,
-               rejected)
+               rejected, scores_judge(judge_file, judge.values()) if judge else None, teacher and teacher[0])

@@ -7,8 +7,8 @@
 - Table 5, ablation: which components each labelled run used, with its average scores.
 
 With open-world predictions (``open``, ``open_cot``) Table 2 gains their columns, and two tables
-follow it: open-world accuracy with aliases and without (exact), and Fine-R1's similarity score
-(its encoder named, a stand-in marked); with a base-to-new split, seen / unseen / harmonic mean
+follow it: open-world accuracy with aliases, without (exact) and under Fine-R1's substring rule
+(TI), and Fine-R1's similarity score (its encoder and protocol named, a stand-in marked); with a base-to-new split, seen / unseen / harmonic mean
 per style. Without them the tables are the paper's, unchanged.
 
 Numbers are percentages (RSC: 0-100) with one decimal; a missing value is "–" ("" in CSV).
@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.data.records import NOUNS, RSC_KEYS
@@ -48,6 +48,8 @@ class Table:
     title: str
     columns: list[tuple[str, str]]
     rows: list[list]
+    caption: list[str] = field(default_factory=list)  # lines under the table
+
 
     def header(self) -> list[str]:
         return [f"{group} {label}".strip() for group, label in self.columns]
@@ -66,6 +68,8 @@ class Table:
         align = ["---" if i == 0 else "---:" for i in range(len(self.columns))]
         lines = [f"### {self.title}", "", _md_row(self.header()), _md_row(align)]
         lines += [_md_row([_cell(v, "md") for v in row]) for row in self.rows]
+        if self.caption:
+            lines += ["", *(line + "  " if i < len(self.caption) - 1 else line for i, line in enumerate(self.caption))]
         return "\n".join(lines)
 
     def to_csv(self) -> str:
@@ -92,6 +96,7 @@ class Table:
         lines += [" & ".join(_tex(label) for _, label in self.columns) + " \\\\", "\\midrule"]
         lines += [" & ".join(_cell(v, "tex") for v in row) + " \\\\" for row in self.rows]
         lines += ["\\bottomrule", "\\end{tabular}"]
+        lines += [f"% {line}" for line in self.caption]
         return "\n".join(lines) + "\n"
 
 
@@ -152,7 +157,38 @@ def reasoning_table(runs: Sequence[Run], style: str = "cot") -> Table | None:
     columns = [("", "Run")] + [(DATASET_NAMES.get(d, d), k) for d in datasets + ["Avg"] for k in RSC_KEYS]
     rows = [[run.name] + [(rsc["average"] if d == "Avg" else rsc["per_dataset"].get(d, {})).get(k)
                           for d in datasets + ["Avg"] for k in RSC_KEYS] for run, rsc in judged]
-    return Table("table3_reasoning", "Reasoning-Answer scores (judge, 0-100)", columns, rows)
+    return Table("table3_reasoning", "Reasoning-Answer scores (judge, 0-100)", columns, rows,
+                 judges_caption([run for run, _ in judged]))
+
+
+def _by_name(runs: Sequence[Run], attribute: str, missing: str) -> str:
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        groups.setdefault(getattr(run, attribute) or missing, []).append(run.name)
+    if len(groups) == 1:
+        return f"{next(iter(groups))} (every run)"
+    return "; ".join(f"{name} ({', '.join(names)})" for name, names in groups.items())
+
+
+def judges_caption(runs: Sequence[Run]) -> list[str]:
+    """Table 3's caption: which judge scored RSC and which teacher gave R_cot, per run, read from the
+    runs' settings (:mod:`refine_rft.judge.provenance`); a warning line for each run whose RSC judge
+    is the teacher that trained it.
+
+    >>> from types import SimpleNamespace as Run
+    >>> print("\\n".join(judges_caption([Run(name="Zero-shot", rsc_judge="gpt-4.1-mini", teacher=None),
+    ...                                   Run(name="Ours", rsc_judge="gpt-4.1-mini", teacher="gpt-4.1-mini")])))
+    RSC judged by: gpt-4.1-mini (every run).
+    R_cot given by: no R_cot teacher recorded (Zero-shot); gpt-4.1-mini (Ours).
+    Warning: Ours was scored by gpt-4.1-mini, the teacher that gave its R_cot in training: a judge favours the model trained to please it; judge RSC with another model.
+    """
+    lines = [f"RSC judged by: {_by_name(runs, 'rsc_judge', 'not recorded')}.",
+             f"R_cot given by: {_by_name(runs, 'teacher', 'no R_cot teacher recorded')}."]
+    for run in runs:
+        if run.teacher and run.teacher == run.rsc_judge:
+            lines.append(f"Warning: {run.name} was scored by {run.rsc_judge}, the teacher that gave its R_cot in "
+                         "training: a judge favours the model trained to please it; judge RSC with another model.")
+    return lines
 
 
 def general_table(runs: Sequence[Run]) -> Table | None:
@@ -208,12 +244,14 @@ def open_world_table(runs: Sequence[Run]) -> Table | None:
     styles = [s for s in STYLES if PROMPT_STYLES[s].open_world and any(s in run.scores for run in runs)]
     if not styles:
         return None
-    # The encoder's name says whether it is Fine-R1's SigLIP or the MiniLM stand-in.
-    encoders = sorted({run.scores[s]["similarity"]["encoder"]
+    # The encoder's name says whether it is Fine-R1's SigLIP or the MiniLM stand-in; the protocol
+    # whether Fine-R1's computation was reproduced (quirks included) or corrected.
+    encoders = sorted({f"{run.scores[s]['similarity']['encoder']}, "
+                       f"{run.scores[s]['similarity'].get('protocol', 'fine-r1')} protocol"
                        for run in runs for s in styles if "similarity" in run.scores.get(s, {})})
     columns = [("", "Run")]
     for s in styles:
-        columns += [(STYLE_LABELS[s], "Acc."), (STYLE_LABELS[s], "Exact")]
+        columns += [(STYLE_LABELS[s], "Acc."), (STYLE_LABELS[s], "Exact"), (STYLE_LABELS[s], "TI")]
         columns += [(STYLE_LABELS[s], "Sim.")] if encoders else []
     rows = []
     for run in runs:
@@ -221,11 +259,11 @@ def open_world_table(runs: Sequence[Run]) -> Table | None:
         for s in styles:
             score = run.scores.get(s, {})
             similarity = score.get("similarity")
-            row += [score.get("average"), score.get("exact_average")]
+            row += [score.get("average"), score.get("exact_average"), score.get("fine_r1_ti_average")]
             row += [100 * similarity["average"] if similarity else None] if encoders else []
         rows.append(row)
-    title = "Open-world accuracy (%): with aliases, exact names only"
-    title += f"; similarity x100 by {', '.join(encoders)}" if encoders else ""
+    title = "Open-world accuracy (%): with aliases, exact names only, Fine-R1's substring rule (TI)"
+    title += f"; similarity x100 by {'; '.join(encoders)}" if encoders else ""
     return Table("table2b_open_world", title, columns, rows)
 
 
@@ -246,10 +284,33 @@ def base_to_new_table(runs: Sequence[Run]) -> Table | None:
     return Table("table2c_base_to_new", "Base-to-new accuracy (%): seen, unseen classes, harmonic mean", columns, rows)
 
 
+def fine_r1_protocol_table(runs: Sequence[Run]) -> Table | None:
+    """Closed-world runs on Fine-R1's files (``refine-rft prepare fine-r1``): each run's option order
+    and, per style, Fine-R1's substring rule beside this project's strict rule. A run on the released
+    order and one on re-shuffled options give the three readings: released + substring (Fine-R1's
+    number), released + strict, shuffled + strict."""
+    styles = [s for s in STYLES if any("fine_r1_substring_average" in run.scores.get(s, {}) for run in runs)]
+    if not styles:
+        return None
+    columns = [("", "Run"), ("", "Options")]
+    columns += [(STYLE_LABELS[s], label) for s in styles for label in ("Substring", "Strict")]
+    rows = []
+    for run in runs:
+        orders = sorted({o for s in styles for o in run.scores.get(s, {}).get("option_order", [])})
+        row = [run.name, "; ".join(orders) or None]
+        for s in styles:
+            score = run.scores.get(s, {})
+            row += [score.get("fine_r1_substring_average"),
+                    score.get("average") if "fine_r1_substring_average" in score else None]
+        rows.append(row)
+    return Table("table2d_fine_r1_protocol",
+                 "Fine-R1's files (%): its substring rule vs the strict rule, by option order", columns, rows)
+
+
 def all_tables(runs: Sequence[Run]) -> list[Table]:
     """The tables that the runs have data for, in the paper's order."""
-    tables = [answer_only_table(runs), open_world_table(runs), base_to_new_table(runs), reasoning_table(runs),
-              general_table(runs), ablation_table(runs)]
+    tables = [answer_only_table(runs), open_world_table(runs), base_to_new_table(runs), fine_r1_protocol_table(runs),
+              reasoning_table(runs), general_table(runs), ablation_table(runs)]
     return [t for t in tables if t is not None]
 
 

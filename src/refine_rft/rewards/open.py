@@ -6,9 +6,11 @@ its name or an alias, normalised; 0.0 for another class of the dataset, two name
 negation (the grammar of :func:`~refine_rft.parsing.extract_choice`), an empty answer, a bare word
 several classes share, or more than 1,000 words. Linear in the response's length.
 
-"Another class of the dataset" needs the dataset's classes: the training run passes the
-vocabulary of its whole training file (:func:`~refine_rft.openworld.vocabularies`); called without
-one, the reward uses what the batch's rows show (labels, options, aliases).
+"Another class of the dataset" needs all the dataset's classes: the training run passes the class
+list recorded beside its training file (``classes.json``, both sides of a base-to-new split:
+:func:`~refine_rft.openworld.dataset_vocabularies`), so naming an unseen class beside the true one
+scores 0 though no training row shows it; called without one, the reward uses what the batch's rows
+show (labels, options, aliases).
 
 >>> reward = make_open_classification_reward()
 >>> rows = {"label": ["Crested Finch"] * 6, "dataset": ["synthetic"] * 6, "aliases": [["Tufted Finch"]] * 6,

@@ -1,6 +1,7 @@
 """Rule rewards with TRL's signature ``f(completions, **kwargs) -> list[float | None]``.
 
-- :func:`format_reward` (R_f): ``<think>…</think><answer>…</answer>``, the classic R1 format.
+- :func:`format_reward` (R_f): a ``<think>…</think>`` block then an ``<answer>…</answer>`` block,
+  the "traditional" format the paper cites; other text and tags may sit inside or between them.
 - :func:`attribute_format_reward` (R_fa): ``<think>…</think><attribute>…</attribute><answer>…</answer>``.
 - :func:`classification_reward` (R_cls): the single ``<answer>`` block names exactly the true option.
 
@@ -11,7 +12,7 @@ Completions arrive either as strings or in conversational form
 
 from __future__ import annotations
 
-from refine_rft.parsing import THINK_ANSWER, THINK_ATTRIBUTE_ANSWER, cot_choice, follows_format
+from refine_rft.parsing import THINK_ATTRIBUTE_ANSWER, cot_choice, follows_format, think_then_answer
 
 
 def completion_text(completion) -> str:
@@ -31,7 +32,12 @@ def completion_text(completion) -> str:
 
 
 def format_reward(completions, **kwargs) -> list[float]:
-    """R_f: 1.0 iff the response is ``<think>X</think>`` then ``<answer>Y</answer>``, else 0.0.
+    """R_f: 1.0 iff the response has one complete ``<think>…</think>`` followed by one complete
+    ``<answer>…</answer>`` and nothing after the answer, else 0.0
+    (:func:`~refine_rft.parsing.think_then_answer`).
+
+    The paper's "traditional format reward" of the works it cites: the two blocks are required,
+    other text and tags between or inside them (an ``<attribute>`` block too) are not forbidden.
 
     Args:
         completions: list of completions (strings or conversational).
@@ -41,10 +47,11 @@ def format_reward(completions, **kwargs) -> list[float]:
 
     Example:
         >>> format_reward(["<think>red</think> <answer>A</answer>", "<answer>A</answer>",
-        ...                "<think>red</think><attribute>x</attribute><answer>A</answer>"])
-        [1.0, 0.0, 0.0]
+        ...                "<think>red</think><attribute>x</attribute><answer>A</answer>",
+        ...                "<think>red</think><answer>A</answer> or B"])
+        [1.0, 0.0, 1.0, 0.0]
     """
-    return [float(follows_format(completion_text(c), THINK_ANSWER)) for c in completions]
+    return [float(think_then_answer(completion_text(c))) for c in completions]
 
 
 def attribute_format_reward(completions, **kwargs) -> list[float]:

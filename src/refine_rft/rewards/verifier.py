@@ -4,7 +4,8 @@ SpeciaRL-style: a text LLM decides whether a free-form answer names the same cat
 label, which accepts a correct synonym that no alias table lists. It asks only where the strict
 rule (:mod:`refine_rft.openworld`) cannot decide, so the verifier never overrules it:
 
-- the rule reads the true class: 1.0; another class, two names, a hedge or negation, an empty or
+- the rule (over every class of the dataset: the training run passes the class list recorded in
+  ``classes.json``, both sides of a base-to-new split) reads the true class: 1.0; another class, two names, a hedge or negation, an empty or
   over-long answer, a text that addresses the grader: 0.0; all without a call;
 - the answer names no class of the dataset (an unknown synonym, a misspelling, a wrong guess
   outside the dataset): the LLM is asked, through the judge client (:mod:`refine_rft.judge.client`:

@@ -16,7 +16,6 @@ Command-line flags override the recipe (``refine-rft train --config r.yaml --lea
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,8 +25,7 @@ import yaml
 from refine_rft.errors import ConfigError
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.resolution import SAVED_CONFIG_NAME
-from refine_rft.recipes import load_recipe, merge
-from refine_rft.rewards import REWARD_NAMES
+from refine_rft.rewards import REWARD_NAMES, check_reward_names
 
 # Keys whose values are secrets: never written into a run's saved config.
 SECRET_KEYS = frozenset({"api_key", "hub_token", "push_to_hub_token", "report_to_token"})
@@ -92,7 +90,8 @@ class GRPOScriptArguments(DataArguments):
     )
     rewards: list[str] = field(
         default_factory=lambda: ["attribute_format", "classification", "reasoning"],
-        metadata={"help": f"Reward names: {', '.join(REWARD_NAMES)}. "
+        metadata={"help": f"Reward names: {', '.join(REWARD_NAMES)}, or a function of your own by import path "
+                  "(mypkg.rewards:my_reward, signature f(completions, **kwargs) -> list[float | None]). "
                   "Weights go in `reward_weights` (GRPOConfig), in the same order."},
     )
     judge: dict | str | None = field(
@@ -131,6 +130,7 @@ class GRPOScriptArguments(DataArguments):
             self.rsc_judge = JudgeConfig.from_dict(self.rsc_judge)  # checked at start-up, used after training
         if isinstance(self.rewards, str):
             self.rewards = [name.strip() for name in self.rewards.split(",") if name.strip()]
+        check_reward_names(self.rewards)  # at load: a reward that cannot be built fails before the model loads
 
 
 @dataclass
@@ -150,102 +150,18 @@ class SFTScriptArguments(DataArguments):
 
 
 def parse_recipe(dataclass_types, argv: list[str] | None = None, recipe: str | os.PathLike | dict | None = None,
-                 overrides: dict | None = None) -> tuple:
-    """Parse ``--config RECIPE`` (with includes) and command-line flags into ``dataclass_types``.
+                 overrides: dict | None = None, prog: str = "refine-rft train") -> tuple:
+    """Parse ``--config RECIPE`` (with includes) and command-line flags into ``dataclass_types``
+    (:mod:`refine_rft.settings`, the one settings path of every command).
 
     ``recipe`` and ``overrides`` serve callers without a command line: the recipe (a path or a
     mapping) is read first, then ``overrides`` are merged over it, then ``argv`` flags win.
-    Unknown recipe keys fail fast, naming them.
+    Unknown recipe keys fail fast, naming them; the other commands' sections of an experiment
+    file (``eval:``, ``rsc_judge:``, ...) are theirs.
     """
-    from trl import TrlParser
+    from refine_rft.settings import parse
 
-    argv = list(argv or [])
-    if "--config" in argv:
-        index = argv.index("--config")
-        if index + 1 >= len(argv):
-            raise ConfigError("--config needs a recipe path")
-        recipe = argv[index + 1]
-        del argv[index:index + 2]
-    config = {} if recipe is None else dict(recipe) if isinstance(recipe, dict) else load_recipe(recipe)
-    config = merge(config, overrides or {})
-    config, argv = _merge_mapping_flags(config, argv)
-    for key, value in (config.pop("env", None) or {}).items():
-        os.environ[key] = str(value)
-    parser = TrlParser(dataclass_types)
-    unknown = parser.set_defaults_with_config(**config)
-    if unknown:
-        names = sorted(arg[2:] for arg in unknown if arg.startswith("--"))
-        raise ConfigError(f"unknown recipe key(s): {', '.join(names)} (see 'refine-rft train --help' for valid ones)")
-    namespace, _ = parser.parse_known_args(args=argv)
-    check_recipe_values(vars(namespace))
-    try:
-        return tuple(parser.parse_args_into_dataclasses(args=argv))
-    except ConfigError:
-        raise
-    except ValueError as error:  # TRL's own checks (a batch that num_generations does not divide)
-        raise ConfigError(" ".join(str(error).split())) from None
-
-
-def check_recipe_values(values: dict) -> None:
-    """Refuse, in one line naming the key and the value, recipe values TRL would crash on or train
-    with silently wrong (a NaN reward weight: TRL's ``nansum`` drops that reward without a word).
-    ``values`` are the parsed arguments by name; keys a command does not have are not checked.
-
-    >>> check_recipe_values({"num_generations": 4, "temperature": 1.0, "beta": 0.0, "reward_weights": [1, 0]})
-    >>> check_recipe_values({"reward_weights": [0.5, float("nan")]})
-    Traceback (most recent call last):
-    ...
-    refine_rft.errors.ConfigError: reward_weights must be finite and >= 0, got [0.5, nan]
-    """
-    def number(name: str) -> float | None:
-        value = values.get(name)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name} must be a number, got {value!r}")
-        return value
-
-    if (generations := number("num_generations")) is not None and generations < 2:
-        raise ConfigError(f"num_generations must be at least 2 (GRPO compares the completions of a group), "
-                          f"got {generations}")
-    if (temperature := number("temperature")) is not None and not 0 < temperature < math.inf:
-        raise ConfigError(f"temperature must be > 0 (at 0 every completion of a group is the same and GRPO "
-                          f"learns nothing), got {temperature}")
-    if (beta := number("beta")) is not None and not 0 <= beta < math.inf:
-        raise ConfigError(f"beta (the KL coefficient) must be >= 0, got {beta}")
-    if values.get("use_peft") and (rank := number("lora_r")) is not None and rank < 1:
-        raise ConfigError(f"lora_r (the LoRA rank) must be >= 1, got {rank}")
-    weights = values.get("reward_weights")
-    if weights is not None:
-        if not isinstance(weights, (list, tuple)) or not all(
-                isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
-            raise ConfigError(f"reward_weights must be a list of numbers, got {weights!r}")
-        if not all(0 <= w < math.inf for w in weights):
-            raise ConfigError(f"reward_weights must be finite and >= 0, got {list(weights)}")
-        if weights and not any(weights):
-            raise ConfigError(f"reward_weights are all zero ({list(weights)}): no reward would be learned")
-
-
-def _merge_mapping_flags(config: dict, argv: list[str]) -> tuple[dict, list[str]]:
-    """Merge ``--judge '{"base_urls": [...]}'`` into the recipe's ``judge`` mapping instead of
-    replacing it, so a command line can change one judge setting (the teacher's URL) and keep the rest."""
-    rest = []
-    index = 0
-    while index < len(argv):
-        name = argv[index][2:] if argv[index].startswith("--") else None
-        if name in config and isinstance(config[name], dict) and index + 1 < len(argv):
-            try:
-                value = json.loads(argv[index + 1])
-            except json.JSONDecodeError as error:
-                raise ConfigError(f"--{name} must be a JSON object, got {argv[index + 1]!r} ({error.msg})") from None
-            if not isinstance(value, dict):
-                raise ConfigError(f"--{name} must be a JSON object, got {argv[index + 1]!r}")
-            config = merge(config, {name: value})
-            index += 2
-            continue
-        rest.append(argv[index])
-        index += 1
-    return config, rest
+    return parse(prog, dataclass_types, argv or [], config=recipe, overrides=overrides)
 
 
 def scrub_secrets(value):

@@ -10,12 +10,13 @@ the merged model find the resolution it was trained at.
 
 from __future__ import annotations
 
-import argparse
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from refine_rft.errors import MissingFile, OutputExists
-from refine_rft.trust import add_trust_argument
+from refine_rft.settings import parse
+from refine_rft.trust import TrustArguments
 
 
 def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None = None,
@@ -30,10 +31,11 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
 
     from refine_rft.trust import load_processor, trust_for
 
-    from refine_rft.files import atomic_directory
+    from refine_rft.files import atomic_directory, refuse_output_over_input
     from refine_rft.train.config import SAVED_CONFIG_NAME
 
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    refuse_output_over_input([("--adapter", adapter_dir), ("--base", base)], [], replaced=[("--out", out_dir)])
     if out_dir.exists():
         raise OutputExists(f"{out_dir} exists; remove it or choose another --out")
     config_path = adapter_dir / "adapter_config.json"
@@ -57,21 +59,25 @@ def export_merged(adapter_dir: str | Path, out_dir: str | Path, base: str | None
     return out_dir
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refine-rft export",
-                                     description="Merge a LoRA adapter into its base model; save model and processor.")
-    parser.add_argument("--adapter", required=True, help="LoRA adapter folder (a run's output_dir or checkpoint)")
-    parser.add_argument("--out", required=True, help="folder for the merged model and processor (must not exist)")
-    parser.add_argument("--base", default=None, help="base model folder or hub id (default: the one the adapter "
-                        "names)")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                        help="dtype to merge and save in")
-    add_trust_argument(parser)
-    return parser
+@dataclass
+class ExportArguments:
+    """Which adapter to merge, into which folder."""
+
+    adapter: str = field(metadata={"help": "LoRA adapter folder (a run's output_dir or checkpoint)"})
+    out: str = field(metadata={"help": "folder for the merged model and processor (must not exist)"})
+    base: str | None = field(default=None, metadata={
+        "help": "base model folder or hub id (default: the one the adapter names)"})
+    dtype: str = field(default="auto", metadata={"help": "dtype to merge and save in",
+                                                 "choices": ("auto", "float32", "bfloat16", "float16")})
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ExportArguments, TrustArguments]:
+    return parse("refine-rft export", [ExportArguments, TrustArguments], argv,
+                 description="Merge a LoRA adapter into its base model; save model and processor.", select="export")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    out = export_merged(args.adapter, args.out, args.base, args.dtype, args.trust_remote_code)
+    args, trust = parse_args(argv)
+    out = export_merged(args.adapter, args.out, args.base, args.dtype, trust.trust_remote_code)
     print(f"merged model and processor written to {out}")
     return 0

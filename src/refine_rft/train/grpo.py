@@ -24,11 +24,9 @@ Python::
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
 from pathlib import Path
 
 from refine_rft.errors import ConfigError
-from refine_rft.files import honour_umask, output_lock
 from refine_rft.train.config import GRPOScriptArguments, parse_recipe
 
 
@@ -36,6 +34,15 @@ def _dataclass_types():
     from trl import GRPOConfig, ModelConfig
 
     return GRPOScriptArguments, GRPOConfig, ModelConfig
+
+
+def training_classes(train_file: str | os.PathLike, records: list[dict]) -> dict:
+    """``{dataset: ClassVocabulary}`` for the open-world rewards: every class of each dataset
+    (``classes.json`` beside the training file), not only the seen ones the training rows show, so
+    that an answer adding an unseen class to the true one names two classes and scores 0."""
+    from refine_rft.openworld import dataset_vocabularies, gather_class_lists
+
+    return dataset_vocabularies(records, gather_class_lists([train_file]), str(train_file))
 
 
 def build_trainer(script_args, training_args, model_args):
@@ -57,10 +64,8 @@ def build_trainer(script_args, training_args, model_args):
                                                           training_args.max_completion_length)
     dataset = to_dataset(grpo_rows(records, script_args.prompt_style), resolution)
 
-    from refine_rft.openworld import vocabularies
-
     reward_funcs = get_reward_funcs(script_args.rewards, script_args.judge, script_args.length_budget,
-                                    processor.tokenizer, classes=vocabularies(records))
+                                    processor.tokenizer, classes=training_classes(script_args.train_file, records))
     weights = training_args.reward_weights
     if weights is not None and len(weights) != len(reward_funcs):
         raise ConfigError(f"reward_weights has {len(weights)} values but rewards names {len(reward_funcs)} "
@@ -86,18 +91,11 @@ def build_trainer(script_args, training_args, model_args):
 
 
 def run(script_args, training_args, model_args) -> Path:
-    """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
-    from refine_rft.train.model import train_and_save
+    """Train; save the final adapter (or model), processor, model card and log history in ``output_dir``;
+    return it."""
+    from refine_rft.train.model import run_training
 
-    # One writer per output_dir: the main process holds its lock for the whole run (another run into
-    # the same folder refuses, naming this one).
-    lock = output_lock(training_args.output_dir, folder=True, what="train")
-    with lock if training_args.process_index == 0 else nullcontext():
-        out = train_and_save(build_trainer, script_args, training_args, model_args,
-                              generations=training_args.num_generations)
-        if training_args.process_index == 0:
-            honour_umask(out)  # the final adapter, saved after the last checkpoint (safetensors: 0600)
-    return out
+    return run_training("train", build_trainer, script_args, training_args, model_args, generations=training_args.num_generations)
 
 
 def train_grpo(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:
@@ -108,5 +106,5 @@ def train_grpo(recipe: str | os.PathLike | dict, overrides: dict | None = None) 
 
 def main(argv: list[str] | None = None) -> int:
     """``refine-rft train --config RECIPE.yaml [--flag value ...]``."""
-    run(*parse_recipe(_dataclass_types(), argv))
+    run(*parse_recipe(_dataclass_types(), argv, prog="refine-rft train"))
     return 0

@@ -127,13 +127,32 @@ def memory_settings(training_args) -> dict:
     return settings
 
 
+def run_training(command: str, build_trainer, script_args, training_args, model_args, generations: int = 1) -> Path:
+    """The end every trainer shares (``refine-rft train`` and ``sft``): refuse an ``output_dir`` over the
+    run's inputs, then :func:`train_and_save` behind one writer's lock on ``output_dir`` (held by the
+    main process for the whole run, so another run into the same folder refuses, naming this one);
+    return the folder."""
+    from contextlib import nullcontext
+
+    from refine_rft.files import honour_umask, output_lock
+    from refine_rft.train.resume import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(script_args, training_args, model_args)
+    lock = output_lock(training_args.output_dir, folder=True, what="train")
+    with lock if training_args.process_index == 0 else nullcontext():
+        out = train_and_save(build_trainer, script_args, training_args, model_args, generations, command)
+        if training_args.process_index == 0:
+            honour_umask(out)  # the final adapter, saved after the last checkpoint (safetensors: 0600)
+    return out
+
+
 def train_and_save(build_trainer, script_args, training_args, model_args, generations: int = 1,
                    command: str = "train") -> Path:
     """Check the questions per step (``generations`` completions each: GRPO's G, 1 for SFT) and the
     GPU's memory against the recipe's ``gpu_memory_gb``, decide where the run starts from its
     ``output_dir`` (:mod:`refine_rft.train.resume`: refuse changed settings, resume from the newest
     valid checkpoint, or do nothing for a finished run), build the trainer, train, and save the final
-    adapter (or model), processor and log history in ``output_dir``; return that folder."""
+    adapter (or model), processor, model card and log history in ``output_dir``; return that folder."""
     from refine_rft.train.resume import prepare_output_dir
 
     check_questions_per_step(script_args.questions_per_step, training_args.world_size,
@@ -153,5 +172,8 @@ def train_and_save(build_trainer, script_args, training_args, model_args, genera
     save_run_config(trainer, script_args, training_args, model_args)
     trainer.train(resume_from_checkpoint=start.checkpoint)
     trainer.save_model(training_args.output_dir)
+    # TRL's model card (README.md: base model, trainer, versions, how to load), as TRL's own scripts and
+    # open-r1 write it; GRPO also refreshes it at each checkpoint.
+    trainer.create_model_card(model_name=output_dir.name, tags=["refine-rft", command])
     trainer.save_state()  # trainer_state.json: the per-step log history, beside the final model; written last
     return output_dir

@@ -28,10 +28,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from refine_rft.data.records import SETTINGS_FILE
 from refine_rft.errors import MissingFile
-from refine_rft.files import file_digest, guard_settings, write_jsonl_atomic
+from refine_rft.files import file_digest, file_setting, guard_settings, refuse_output_over_input, write_jsonl_atomic
 
-SETTINGS_FILE = "run_settings.json"
 CORRUPT_PREFIX = "corrupt-"
 # Settings that do not change what a run computes (where it logs, how often it saves, where the
 # teacher is served, how patiently it is asked): a resume may change them.
@@ -55,7 +55,7 @@ OPERATIONAL = frozenset({
 RUN_OUTPUTS = ("checkpoint-*", f"{CORRUPT_PREFIX}checkpoint-*", "sample_ids.rank*.jsonl",
                "trainer_state.json",
                "adapter_model.safetensors", "adapter_config.json", "model*.safetensors",
-               "model.safetensors.index.json", "training_args.bin", "refine_rft_config.yaml")
+               "model.safetensors.index.json", "training_args.bin", "refine_rft_config.yaml", "README.md")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,10 @@ def run_settings(config: dict, train_file: str | os.PathLike | None) -> dict:
                 flat[name] = value
     settings = {name: value for name, value in flat.items() if name not in OPERATIONAL}
     if train_file is not None and Path(train_file).is_file():
-        settings["train_file_sha256"] = file_digest(train_file)
+        # Compared by what it is (resolved path, content), not by how it was spelled: the same file given
+        # from another folder resumes; the same path with new content refuses, naming it.
+        settings["train_file"] = file_setting(train_file)
+        settings["train_file_sha256"] = file_digest(train_file)  # as runs before file settings recorded it
     return json.loads(json.dumps(settings, default=str))  # as recorded: JSON types only
 
 
@@ -174,6 +177,19 @@ def choose_start(training_args, command: str) -> Start:
     _say(command, f"resuming from {chosen} (step {step}); --overwrite starts {output_dir} afresh",
          training_args)
     return Start(str(chosen), step)
+
+
+def refuse_overwriting_inputs(script_args, training_args, model_args) -> None:
+    """Keep a training run's ``output_dir`` off what it reads (:func:`~refine_rft.files.refuse_output_over_input`):
+    it is not the training file nor inside the model folder, and the base model or training file is not one
+    of the run's own outputs that ``--overwrite`` removes (a checkpoint, the final adapter). Training data
+    inside ``output_dir`` is fine: the workshop keeps its drawn images in ``output_dir/data``."""
+    output_dir = Path(training_args.output_dir)
+    owned = [p for pattern in RUN_OUTPUTS for p in output_dir.glob(pattern)]
+    refuse_output_over_input([("train_file", script_args.train_file),
+                              ("model_name_or_path", model_args.model_name_or_path)],
+                             [("output_dir", output_dir), ("the output", output_dir / SETTINGS_FILE)],
+                             replaced=[("the output", path) for path in owned])
 
 
 def prepare_output_dir(script_args, training_args, model_args, train_file, command: str) -> Start:

