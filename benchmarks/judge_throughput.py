@@ -16,7 +16,7 @@ More lines put that CPU time in context:
 
 - **the transport alone**: the same number of request bodies, each Fig. 3's prompt with the
   step's images and a fenced response, JSON-encoded before the clock starts, posted bare through
-  the judge's own transport (:class:`~refine_rft.judge.client.Transport`, httpcore's keep-alive
+  the judge's own transport (:class:`~refine_rft.judge.transport.Transport`, httpcore's keep-alive
   pools) at the same concurrency. This is the floor of the judge's transport; the difference is what the
   rest of this package adds: the step's pictures (each prepared once as the judge prepares it,
   timed apart on one thread), and prompts, routing, parsing and counters;
@@ -43,7 +43,7 @@ from pathlib import Path
 import openai
 
 from refine_rft.judge import JudgeConfig
-from refine_rft.judge.client import Transport
+from refine_rft.judge.transport import Transport
 from refine_rft.judge.images import image_data_url, image_hash, load_image
 from refine_rft.judge.paper_prompt import paper_messages
 from refine_rft.judge.teacher import TeacherJudge

@@ -1,17 +1,13 @@
 """One asynchronous chat-completions client for any OpenAI-compatible judge (``vllm serve``, hosted APIs).
 
-Requests go through :class:`Transport`: keep-alive connection pools of ``httpcore``, the HTTP
-engine under ``httpx`` and so under the official ``openai`` client (``httpcore2``/``httpx2`` where
-the installed ``openai`` uses those), posting bodies that are already JSON bytes
-(:class:`~refine_rft.judge.wire.BodyEncoder`). A judge in a training loop sends hundreds of
-requests per step: the ``openai`` client's ``post`` cost about 1.5 ms of CPU per request on a
-2-core machine, an ``httpx.AsyncClient`` about 1.0, and the pool alone less
-(``benchmarks/judge_throughput.py`` prints the transport's own cost). What the client layers did
-that a judge needs is kept: the proxy from the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...),
-httpx's TLS context (``SSL_CERT_FILE``), keep-alive expiry, one timeout for every phase. Redirects
-are not followed: ``judge.base_urls`` names the endpoint itself. Failures are raised as the
-``openai`` client's exception types, built as it builds them, so everything here reads them as it
-would from that client. On top of the transport:
+Requests go through :class:`~refine_rft.judge.transport.Transport` (keep-alive ``httpcore`` pools,
+the HTTP engine under ``httpx`` and the official ``openai`` client, without the layers above it),
+posting bodies that are already JSON bytes (:class:`~refine_rft.judge.wire.BodyEncoder`): a judge
+in a training loop sends hundreds of requests per step, and the ``openai`` client's ``post`` cost
+about 1.5 ms of CPU per request on a 2-core machine (``benchmarks/judge_throughput.py`` prints the
+transport's own cost beside it). Failures are raised as the ``openai`` client's exception types,
+built as it builds them, so everything here reads them as it would from that client. On top of the
+transport:
 
 - **bounded concurrency**: an ``asyncio.Semaphore`` of ``config.concurrency`` requests in flight,
   shared by every reward call on the event loop;
@@ -50,23 +46,15 @@ import os
 import random
 import re
 import time
-import urllib.parse
-import urllib.request
 import uuid
 
 import openai
-
-try:  # the HTTP libraries the installed openai client is built on
-    import httpcore2 as httpcore
-    import httpx2 as httpx
-except ImportError:  # openai before its move to httpx2
-    import httpcore
-    import httpx
 
 from refine_rft.errors import JudgeUnavailable
 from refine_rft.judge.config import JudgeConfig, JudgeConfigError
 from refine_rft.judge.routing import Router
 from refine_rft.judge.stats import JudgeStats
+from refine_rft.judge.transport import Transport, httpcore, httpx
 from refine_rft.judge.wire import BodyEncoder
 from refine_rft.masking import mask, mask_value
 
@@ -303,93 +291,6 @@ def content_kind(body: str) -> str:
     except (ValueError, KeyError, IndexError, TypeError):
         return f"a body without choices[0].message.content ({body[:100]!r})"
     return f"content {json.dumps(content)[:100]}"
-
-
-class _Body:
-    """A request body sent as its pieces (:meth:`BodyEncoder.pieces`), so that no request copies its
-    picture.
-
-    >>> body = _Body([b'{"a": ', b'"x"', b"}"])
-    >>> body.length, asyncio.run(_joined(body))
-    (10, b'{"a": "x"}')
-    """
-
-    def __init__(self, pieces: list[bytes]):
-        self.pieces = pieces
-        self.length = sum(len(piece) for piece in pieces)
-
-    async def __aiter__(self):
-        for piece in self.pieces:
-            yield piece
-
-
-async def _joined(body) -> bytes:
-    return b"".join([piece async for piece in body])
-
-
-def environment_proxy(url: str) -> str | None:
-    """The proxy the environment sets for ``url`` (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``,
-    less the hosts of ``NO_PROXY``), as httpx and the openai client read it; ``None`` for none.
-
-    >>> import os
-    >>> os.environ.update(HTTPS_PROXY="http://proxy:3128", NO_PROXY="localhost,127.0.0.1")
-    >>> environment_proxy("https://api.example.com/v1"), environment_proxy("http://127.0.0.1:8000/v1")
-    ('http://proxy:3128', None)
-    >>> for name in ("HTTPS_PROXY", "NO_PROXY"):
-    ...     del os.environ[name]
-    """
-    parts = urllib.parse.urlsplit(url)
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    return proxy if "://" in proxy else f"http://{proxy}"
-
-
-class Transport:
-    """Keep-alive HTTP/1.1 connection pools (``httpcore``) for the judge endpoints: one per proxy
-    setting, shared by every request to the endpoints behind it. :meth:`post` sends a body's
-    pieces and returns ``(status, headers, body)``; it raises httpcore's errors, which
-    :meth:`JudgeClient._post` turns into the openai client's.
-
-    Args:
-        config: the endpoints (``base_urls``), timeout, concurrency and the API key's variable.
-    """
-
-    def __init__(self, config: JudgeConfig):
-        timeout = config.timeout
-        self._extensions = {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
-        self._headers = [(b"Authorization", f"Bearer {config.api_key()}".encode()),
-                         (b"Content-Type", b"application/json"), (b"Accept", b"application/json"),
-                         (b"User-Agent", b"refine-rft")]
-        ssl_context = httpx.create_ssl_context()  # httpx's: certifi or the system store, SSL_CERT_FILE
-        pools: dict[str | None, httpcore.AsyncConnectionPool] = {}
-        self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
-        for url in config.base_urls:
-            proxy = environment_proxy(url)
-            if proxy not in pools:
-                # httpx's defaults: the openai client's connection limits, idle connections closed
-                # after 5 s (servers close theirs too: a stale one would fail a request).
-                pools[proxy] = httpcore.AsyncConnectionPool(
-                    ssl_context=ssl_context, proxy=httpcore.Proxy(proxy) if proxy else None,
-                    max_connections=1000, max_keepalive_connections=max(100, config.concurrency),
-                    keepalive_expiry=5.0)
-            self._pools[url] = pools[proxy]
-        self._distinct = list(pools.values())
-
-    async def post(self, url: str, endpoint: str, pieces: list[bytes],
-                   headers: tuple[tuple[bytes, bytes], ...] = ()) -> tuple[int, list, bytes]:
-        """POST ``pieces`` (one JSON body) to ``endpoint`` of the replica ``url``; (status, headers,
-        body), the body read whole."""
-        body = _Body(pieces)
-        response = await self._pools[url].request(
-            "POST", endpoint, content=body, extensions=self._extensions,
-            headers=[*self._headers, *headers, (b"Content-Length", str(body.length).encode())])
-        return response.status, response.headers, response.content
-
-    async def aclose(self) -> None:
-        """Close every connection (call on the event loop that used them)."""
-        await asyncio.gather(*(pool.aclose() for pool in self._distinct))
 
 
 class JudgeClient:
