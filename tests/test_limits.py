@@ -168,3 +168,45 @@ def test_each_image_fault_has_its_own_words(predictions, tmp_path):
     reasons = {reject["id"]: reject["reason"] for reject in rejects(predictions)}
     for row, (name, words) in zip(rows, images.items()):
         assert words in reasons[row["id"]] and name in reasons[row["id"]], reasons[row["id"]]
+
+
+def test_base_to_new_with_one_class_is_refused_in_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        folder = tmp_path / "birds" / split / "Finch"
+        folder.mkdir(parents=True)
+        Image.new("RGB", (8, 8), "red").save(folder / "a.png")
+    out = tmp_path / "out" / "train.jsonl"
+    status = refine_rft(["prepare", "folder", "--root", str(tmp_path / "birds"), "--split", "train",
+                         "--base-to-new", "--out", str(out)])
+    assert status == 2 and "a base-to-new split needs at least 2 classes, got 1" in error_line(capsys, "prepare")
+    assert not out.parent.exists()
+
+
+def test_every_output_honours_the_umask(predictions, tmp_path):
+    """judge (scores, settings, summary, lock) and report (tables, plots, page) under umask 027."""
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        assert judge_attributes(predictions) == 0
+        assert refine_rft(["report", str(predictions.parent), "--out", str(tmp_path / "report" / "new")]) == 0
+    finally:
+        os.umask(old)
+    written = [p for p in (*predictions.parent.iterdir(), *(tmp_path / "report").rglob("*")) if p != predictions]
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in written}
+    assert len(modes) > 8 and all(mode == (0o750 if p.is_dir() else 0o640) for p, mode in zip(written, modes.values()))
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tmp_path):
+    """Excel writes a BOM before the header: the 'path' column is still found."""
+    from PIL import Image
+
+    from refine_rft.data.readers import read_split
+
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8), "red").save(tmp_path / name)
+    (tmp_path / "train.csv").write_bytes(b"\xef\xbb\xbfpath,label\na.png,Finch\nb.png,Tit\n")
+    assert sorted(example.label for example in read_split("csv", tmp_path, "train").examples) == ["Finch", "Tit"]

@@ -1,7 +1,9 @@
 """YAML recipes with ``include``: the one loader for every file that holds run settings.
 
 A recipe may start from other recipes with ``include`` (a path, or a list of paths, relative to
-the including file). Included files are read first, in order, and the including file's keys win;
+the including file: local ``.yaml``, ``.yml`` or ``.json`` files only, never a URL; a cycle is refused naming the
+chain). YAML is read with ``yaml.safe_load`` (a ``!!python/object`` tag is refused, never run), and a
+recipe whose aliases expand past :data:`MAX_RECIPE_VALUES` values is refused. Included files are read first, in order, and the including file's keys win;
 mappings (such as ``judge``) are merged key by key, everything else is replaced. Training
 and every command's ``--config`` (:mod:`refine_rft.settings`) read files here.
 """
@@ -9,6 +11,7 @@ and every command's ``--config`` (:mod:`refine_rft.settings`) read files here.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -29,15 +32,47 @@ def load_recipe(path: str | os.PathLike) -> dict:
     return _load(Path(path), chain=())
 
 
+# The most values a recipe may expand to once its YAML aliases are followed: a real recipe has a few
+# hundred; nine nested lists of nine aliases ("billion laughs") expand to 387 million, which every
+# later copy, merge and JSON dump of the settings would build.
+MAX_RECIPE_VALUES = 100_000
+RECIPE_SUFFIXES = (".yaml", ".yml", ".json")  # JSON is YAML too
+
+
+def expanded_size(value, limit: int = MAX_RECIPE_VALUES) -> int:
+    """How many values ``value`` holds with every alias followed, counted without building them
+    (shared lists and mappings are sized once); stops counting past ``limit``.
+
+    >>> import yaml
+    >>> bomb = yaml.safe_load("a: &a [x, x, x]\\nb: &b [*a, *a, *a]\\nc: &c [*b, *b, *b]\\nd: [*c, *c, *c]")
+    >>> expanded_size(bomb)
+    179
+    """
+    sizes: dict[int, int] = {}
+
+    def size(item) -> int:
+        if not isinstance(item, (dict, list)):
+            return 1
+        if id(item) not in sizes:
+            children = item.values() if isinstance(item, dict) else item
+            sizes[id(item)] = min(limit + 1, 1 + sum(size(child) for child in children))
+        return sizes[id(item)]
+
+    return size(value)
+
+
 def _load(path: Path, chain: tuple[Path, ...]) -> dict:
+    where = f" (included from {chain[-1]})" if chain else ""
     path = path.resolve()
     if path in chain:
         raise ConfigError(f"recipe include cycle: {' -> '.join(map(str, (*chain, path)))}")
-    if not path.is_file():
-        where = f" (included from {chain[-1]})" if chain else ""
+    if not path.exists():
         raise MissingFile(f"no such recipe: {path}{where}")
+    if not path.is_file() or path.suffix.lower() not in RECIPE_SUFFIXES:
+        # A device, a FIFO or /proc file would be read forever or leak what it holds into a message.
+        raise ConfigError(f"recipe {path}{where} must be a regular .yaml, .yml or .json file")
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        config = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -47,6 +82,9 @@ def _load(path: Path, chain: tuple[Path, ...]) -> dict:
         raise ConfigError(f"recipe {path}: not UTF-8 text") from None
     if not isinstance(config, dict):
         raise ConfigError(f"recipe {path} must be a YAML mapping of argument names to values")
+    if expanded_size(config) > MAX_RECIPE_VALUES:
+        raise ConfigError(f"recipe {path} expands to more than {MAX_RECIPE_VALUES:,} values through its YAML "
+                          f"aliases (an alias bomb?); write the values out")
     includes = config.pop("include", [])
     if isinstance(includes, str):
         includes = [includes]
@@ -55,6 +93,8 @@ def _load(path: Path, chain: tuple[Path, ...]) -> dict:
                           f"recipe), got {includes!r}")
     merged: dict = {}
     for include in includes:
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", include):
+            raise ConfigError(f"recipe {path}: include {include!r}: only local files can be included, not URLs")
         merged = merge(merged, _load(path.parent / include, (*chain, path)))
     return merge(merged, config)
 
