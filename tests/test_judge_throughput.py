@@ -24,9 +24,12 @@ def test_end_to_end_judge_throughput_reports_the_client_floor_pictures_and_group
     assert figures["judgements"] == 12 and figures["cache_hits"] == 12
     assert 1 <= figures["peak_in_flight"] <= 4  # the judge's concurrency bound, seen by the server
     assert figures["group_judging_requests"] == 2  # one request per group of 6
-    for name in ("client_cpu_ms_per_judgement", "openai_client_alone_cpu_ms_per_request",
-                 "pictures_cpu_ms_per_judgement", "group_judging_cpu_ms_per_judgement"):
+    for name in ("client_cpu_ms_per_judgement", "transport_alone_cpu_ms_per_request",
+                 "openai_client_alone_cpu_ms_per_request", "pictures_cpu_ms_per_judgement",
+                 "pictures_decoded_cpu_ms_per_judgement", "group_judging_cpu_ms_per_judgement"):
         assert figures[name] > 0, name
+    assert figures["pictures_sent_as_files"] == 2  # the step's PNGs fit: sent as they are
     lines = result.stdout.splitlines()
     assert [line.split(":")[0].strip() for line in lines[1:]] == [
-        "concurrent", "client CPU", "openai alone", "of it, pictures", "group judging", "sequential", "cached rerun"]
+        "concurrent", "client CPU", "transport alone", "openai alone", "of it, pictures", "pictures decoded",
+        "group judging", "sequential", "cached rerun"]
