@@ -12,14 +12,20 @@ sequential calls (concurrency 1, timed on ``--sequential-sample`` judgements and
 n, as the printout says), and the time of a rerun that the sqlite cache answers. The client's CPU
 time per judgement is printed too: the whole step can be no faster than n times it on one core.
 
-Two more lines put that CPU time in context:
+More lines put that CPU time in context:
 
-- **the openai client alone**: the same number of request bodies, each Fig. 3's prompt with the
+- **the transport alone**: the same number of request bodies, each Fig. 3's prompt with the
   step's images and a fenced response, JSON-encoded before the clock starts, posted bare through
-  the same ``openai`` client at the same concurrency. This is the floor of any judge that goes
-  through the official client; the difference is what this package adds, of which the step's
-  pictures (each decoded, hashed and JPEG-encoded once, timed apart on one thread) are most, and
-  prompts, routing, parsing and counters the rest;
+  the judge's own transport (:class:`~refine_rft.judge.transport.Transport`, httpcore's keep-alive
+  pools) at the same concurrency. This is the floor of the judge's transport; the difference is what the
+  rest of this package adds: the step's pictures (each prepared once as the judge prepares it,
+  timed apart on one thread), and prompts, routing, parsing and counters;
+- **the openai client alone**: the same bodies posted bare through the official ``openai``
+  client's ``post``, the transport the judge used before (for comparison; not used by the judge);
+- **of it, pictures**: each picture prepared as the judge does. A file that fits what the judge
+  sends (here: the synthetic PNGs, within ``max_image_side``) goes as its own bytes, hashed by
+  them, never decoded; *pictures decoded* is what decoding, hashing the pixels and JPEG-encoding
+  each picture would cost instead (what the judge does for a decoded PIL image);
 - **group judging** (``judge.group_judging``, not the paper): one request per GRPO group, so the
   client CPU per judgement is shared by the group's G completions.
 """
@@ -37,8 +43,10 @@ from pathlib import Path
 import openai
 
 from refine_rft.judge import JudgeConfig
+from refine_rft.judge.transport import Transport
 from refine_rft.judge.images import image_data_url, image_hash, load_image
 from refine_rft.judge.paper_prompt import paper_messages
+from refine_rft.judge.teacher import TeacherJudge
 from refine_rft.rewards.reasoning import make_reasoning_reward
 from refine_rft_workshop.synthetic import synthetic_questions
 from refine_rft_workshop.testing.scripted_server import ScriptedJudgeProcess
@@ -83,39 +91,66 @@ def head(batch: tuple[list, dict], k: int) -> tuple[list, dict]:
     return completions[:k], {name: values[:k] for name, values in columns.items()}
 
 
-def prepared_pictures(paths: list[str], max_side: int) -> tuple[float, dict[str, str]]:
-    """Each distinct picture prepared once as the judge does (decode, hash, JPEG-encode): the CPU
-    seconds it took on this thread, and the data URL of each path."""
+def prepared_pictures(paths: list[str], config: JudgeConfig) -> tuple[float, dict[str, str]]:
+    """Each distinct picture prepared once as the judge prepares it (its own code: the file's bytes
+    hashed and sent as they are when they fit, else decoded and re-encoded): the CPU seconds it took
+    on this thread, and the data URL of each path."""
+    judge = TeacherJudge(config)
     cpu, urls = time.process_time(), {}
     for path in dict.fromkeys(paths):
-        picture = load_image(path)
-        image_hash(picture)
-        urls[path] = image_data_url(picture, max_side)
+        urls[path] = judge._prepare(path, with_url=True)[1]
     return time.process_time() - cpu, urls
 
 
-def bare_posts(url: str, batch: tuple[list, dict], concurrency: int, data_urls: dict[str, str]) -> float:
-    """This process' CPU seconds to post ``batch``'s judge requests bare through the ``openai``
-    client (``concurrency`` in flight, as the judge sends them), the bodies JSON-encoded beforehand:
-    the floor under any judge built on the official client."""
+def decoded_pictures(paths: list[str], max_side: int) -> float:
+    """CPU seconds to prepare each distinct picture by decoding it, hashing its pixels and
+    JPEG-encoding it (the judge's path for a decoded PIL image, and for every image before files
+    were sent as they are)."""
+    cpu = time.process_time()
+    for path in dict.fromkeys(paths):
+        picture = load_image(path)
+        image_hash(picture)
+        image_data_url(picture, max_side)
+    return time.process_time() - cpu
+
+
+def bare_posts(config: JudgeConfig, batch: tuple[list, dict], data_urls: dict[str, str],
+               through_openai: bool = False) -> float:
+    """This process' CPU seconds to post ``batch``'s judge requests bare (``config.concurrency`` in
+    flight, as the judge sends them), the bodies JSON-encoded beforehand: through the judge's own
+    transport, its floor, or through the official ``openai`` client's ``post``."""
     completions, columns = batch
     bodies = [json.dumps({"model": "scripted", "temperature": 0, "max_tokens": 16,
                           "messages": paper_messages(data_urls[path], completion[0]["content"])}).encode()
               for completion, path in zip(completions, columns["image"])]
+    url = config.base_urls[0]
 
     async def post_all() -> float:
-        client = openai.AsyncOpenAI(base_url=url, api_key="-", max_retries=0)
-        slots = asyncio.Semaphore(concurrency)
+        if through_openai:
+            client = openai.AsyncOpenAI(base_url=url, api_key="-", max_retries=0)
+
+            async def send(body: bytes) -> str:
+                return await client.post("/chat/completions", cast_to=str, content=body)
+        else:
+            client, endpoint = Transport(config), url.rstrip("/") + "/chat/completions"
+
+            async def send(body: bytes) -> str:
+                status, _, reply = await client.post(url, endpoint, [body])
+                if status != 200:
+                    raise RuntimeError(f"HTTP {status} from {endpoint}")
+                return reply.decode()
+
+        slots = asyncio.Semaphore(config.concurrency)
 
         async def post(body: bytes) -> str:
             async with slots:
-                return await client.post("/chat/completions", cast_to=str, content=body)
+                return await send(body)
 
         await post(bodies[0])  # connections and lazy imports, as the judge's warm-up step
         cpu = time.process_time()
         await asyncio.gather(*(post(body) for body in bodies))
         cpu = time.process_time() - cpu
-        await client.close()
+        await (client.close() if through_openai else client.aclose())
         return cpu
 
     return asyncio.run(post_all())
@@ -145,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         warmup = head(step, 1)
         (_, _, _), (concurrent, cpu, stats) = timed_steps({**base, "concurrency": args.concurrency},
                                                           [warmup, step])
-        max_side = JudgeConfig.from_dict(base).max_image_side
-        pictures, data_urls = prepared_pictures(step[1]["image"], max_side)
-        floor = bare_posts(server.url, step, args.concurrency, data_urls)
+        config = JudgeConfig.from_dict({**base, "concurrency": args.concurrency})
+        pictures, data_urls = prepared_pictures(step[1]["image"], config)
+        decoded = decoded_pictures(step[1]["image"], config.max_image_side)
+        floor = bare_posts(config, step, data_urls)
+        official = bare_posts(config, step, data_urls, through_openai=True)
         (_, _, _), (grouped, grouped_cpu, grouped_stats) = timed_steps(
             {**base, "concurrency": args.concurrency, "group_judging": True}, [head(step, args.group), step])
         sample = min(args.sequential_sample, n)
@@ -167,8 +204,11 @@ def main(argv: list[str] | None = None) -> int:
                "cached_rerun_s": round(cached, 3), "cache_hits": cached_stats["judge/cache_hits"],
                "peak_in_flight": peak, "mean_latency_s": round(stats["judge/mean_latency_s"], 4),
                "client_cpu_ms_per_judgement": round(1000 * cpu / n, 2),
-               "openai_client_alone_cpu_ms_per_request": round(1000 * floor / n, 2),
+               "transport_alone_cpu_ms_per_request": round(1000 * floor / n, 2),
+               "openai_client_alone_cpu_ms_per_request": round(1000 * official / n, 2),
                "pictures_cpu_ms_per_judgement": round(1000 * pictures / n, 2),
+               "pictures_decoded_cpu_ms_per_judgement": round(1000 * decoded / n, 2),
+               "pictures_sent_as_files": sum(not url.startswith("data:image/jpeg") for url in data_urls.values()),
                "group_judging_cpu_ms_per_judgement": round(1000 * grouped_cpu / n, 2),
                "group_judging_requests": grouped_stats["judge/requests"], "group_judging_s": round(grouped, 3)}
     print(f"{n} judgements, {args.latency * 1000:.0f} ms per request, concurrency {args.concurrency}")
@@ -176,11 +216,16 @@ def main(argv: list[str] | None = None) -> int:
           f"efficiency {ideal / concurrent:.2f}; peak in flight {peak})")
     print(f"client CPU      : {cpu:7.3f} s  ({1000 * cpu / n:.2f} ms per judgement: the floor on a single core "
           f"is n x that = {cpu:.3f} s)")
-    print(f"openai alone    : {floor:7.3f} s  ({1000 * floor / n:.2f} ms per request: the same number of Fig. 3 "
-          f"bodies, encoded beforehand, posted bare through the openai client; this package adds "
-          f"{1000 * (cpu - floor) / n:.2f} ms per judgement)")
+    print(f"transport alone : {floor:7.3f} s  ({1000 * floor / n:.2f} ms per request: the same number of Fig. 3 "
+          f"bodies, encoded beforehand, posted bare through the judge's transport; the rest of this package "
+          f"adds {1000 * (cpu - floor) / n:.2f} ms per judgement)")
+    print(f"openai alone    : {official:7.3f} s  ({1000 * official / n:.2f} ms per request: the same bodies posted "
+          f"bare through the official openai client, for comparison)")
     print(f"of it, pictures : {pictures:7.3f} s  ({1000 * pictures / n:.2f} ms per judgement: each of the step's "
-          f"{len(data_urls)} pictures decoded, hashed and JPEG-encoded once, on one thread)")
+          f"{len(data_urls)} pictures prepared once as the judge does, on one thread; "
+          f"{figures['pictures_sent_as_files']} sent as their own file bytes, never decoded)")
+    print(f"pictures decoded: {decoded:7.3f} s  ({1000 * decoded / n:.2f} ms per judgement: the same pictures "
+          f"decoded, hashed by their pixels and JPEG-encoded instead)")
     print(f"group judging   : {grouped_cpu:7.3f} s  ({1000 * grouped_cpu / n:.2f} ms per judgement, "
           f"{grouped_stats['judge/requests']} requests of {args.group} responses in {grouped:.3f} s; not the paper)")
     print(f"sequential      : {sequential:7.3f} s  (timed on {sample} judgements at concurrency 1, "

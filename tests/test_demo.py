@@ -13,7 +13,7 @@ import pytest
 from refine_rft_workshop import tiny_instruct_path
 from refine_rft_workshop.demo import RUNS, main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.end_to_end]
 
 
 @pytest.fixture(scope="module")

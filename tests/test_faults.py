@@ -1,5 +1,6 @@
-"""Hostile inputs through the real command line (``python -m refine_rft.cli`` in a subprocess) and
-the real HTTP judge server: one bad row never costs the others, bad input fails in one line.
+"""Hostile inputs through the real command line (``refine_rft.cli.main``, in this process, or
+``python -m refine_rft.cli`` in a subprocess where another process is the point) and the real HTTP
+judge server: one bad row never costs the others, bad input fails in one line.
 
 Each class of fault has its test: unusable rows (truncated JPEG, missing image, answer index out of
 range, missing field, ...) in judge, eval and train; duplicate ids; empty files; a resume with
@@ -21,6 +22,8 @@ import pytest
 from PIL import Image
 
 import refine_rft
+from refine_rft.cli import main as refine_rft_main
+from refine_rft_workshop.testing.commands import run_in_process
 from refine_rft_workshop.synthetic import attribute_phrase, synthetic_questions
 from refine_rft.prompts import answer_text
 from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
@@ -37,6 +40,11 @@ def cli_env() -> dict:
 
 
 def cli(*args: str, cwd: Path | None = None, umask: int = -1) -> subprocess.CompletedProcess:
+    """``refine-rft ARGS`` (under ``umask`` if given) through its entry point, in this process."""
+    return run_in_process(refine_rft_main, args, cwd=cwd, umask=umask)
+
+
+def cli_process(*args: str, cwd: Path | None = None, umask: int = -1) -> subprocess.CompletedProcess:
     """``refine-rft ARGS`` in a fresh interpreter (under ``umask`` if given), as a user runs it."""
     return subprocess.run([sys.executable, "-m", "refine_rft.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=cli_env(), timeout=600, umask=umask)
@@ -365,7 +373,8 @@ def hold_lock(output: Path, folder: bool) -> subprocess.Popen:
     return holder
 
 
-def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
+@pytest.mark.end_to_end
+def test_end_to_end_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
     import signal
     import socket
     import time
@@ -408,7 +417,8 @@ def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
     assert lock.read_text() == ""  # released cleanly
 
 
-def test_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, tmp_path):
+@pytest.mark.end_to_end
+def test_end_to_end_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, tmp_path):
     """No folder is trusted for what it holds: the workshop's own tiny model, unchanged, ships a
     processor file and is refused without the flag, by every command, before its code runs."""
     import shutil
@@ -442,7 +452,8 @@ def test_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, t
         handle.write(f"\nopen({str(marker)!r}, 'w').write('ran')\n")
     config["auto_map"]["AutoProcessor"] = "image_only_processor.ImageOnlyQwen2VLProcessor"
     (model / "processor_config.json").write_text(json.dumps(config))
-    assert cli(*predict, "--trust-remote-code").returncode == 0 and marker.read_text() == "ran"
+    # (in a process of its own: the model folder's code is imported)
+    assert cli_process(*predict, "--trust-remote-code").returncode == 0 and marker.read_text() == "ran"
 
 
 def test_known_os_conditions_are_one_line_exit_2(data, tmp_path):
@@ -490,12 +501,12 @@ def test_configuration_errors_are_one_line_exit_2(data, tmp_path):
     assert f"recipe {recipe}:3:1: not valid YAML" in line, line  # where the parser gave up
 
 
-def test_an_unexpected_error_keeps_its_traceback_and_its_own_exit_status():
+def test_an_unexpected_error_keeps_its_traceback_and_its_own_exit_status(monkeypatch):
     """Exit 1 says "rows rejected"; a bug must not look like that."""
-    bug = ("import sys, refine_rft.report.cli as report\n"
-           "report.main = lambda argv: {}['no such key']\n"
-           "from refine_rft.cli import main\nsys.exit(main(['report']))\n")
-    result = subprocess.run([sys.executable, "-c", bug], capture_output=True, text=True, env=cli_env())
+    import refine_rft.report.cli as report
+
+    monkeypatch.setattr(report, "main", lambda argv: {}["no such key"])
+    result = cli("report")
     assert result.returncode == 3
     assert "Traceback" in result.stderr and "KeyError: 'no such key'" in result.stderr
     assert "refine-rft report: unexpected error (exit status 3)" in result.stderr

@@ -187,17 +187,49 @@ def test_the_paper_prompt_shows_neither_options_nor_answer_and_has_its_own_cache
     assert "Crimson-winged Finch" in str(server.requests[1]["messages"])  # the label-aware prompt shows the options
 
 
-def test_cache_hits_skip_requests_and_paths_and_pil_images_share_keys(tmp_path):
+def test_cache_hits_skip_requests_files_keyed_by_their_bytes_pictures_by_their_pixels(tmp_path):
     picture = Image.new("RGB", (64, 48), (200, 30, 40))
     picture.save(tmp_path / "bird.png")
+    (tmp_path / "copy.png").write_bytes((tmp_path / "bird.png").read_bytes())
     config_kw = dict(cache_path=str(tmp_path / "judge.sqlite"))
     with ScriptedJudgeServer(reply="85") as server:
         first, _ = score_all(config_for(server, **config_kw), [sample(image=str(tmp_path / "bird.png"))])
-        second, stats = score_all(config_for(server, **config_kw), [sample(image=picture)])
+        copy, stats = score_all(config_for(server, **config_kw), [sample(image=str(tmp_path / "copy.png"))])
+        assert stats["judge/cache_hits"] == 1 and server.count == 1  # the same bytes at another path
+        decoded, _ = score_all(config_for(server, **config_kw), [sample(image=picture)])  # asked: by pixels
+        again, stats = score_all(config_for(server, **config_kw), [sample(image=picture.copy())])
+        assert stats["judge/cache_hits"] == 1
         other, _ = score_all(config_for(server, **config_kw), [sample(response=RESPONSE.replace("crimson", "black"))])
-    assert first == second == other == [85.0]
-    assert stats["judge/cache_hits"] == 1
-    assert server.count == 2  # the first judgement and the different text; not the cached one
+    assert first == copy == decoded == again == other == [85.0]
+    assert server.count == 3  # the file, the decoded picture and the different text; no cached one
+
+
+def test_a_file_that_fits_is_sent_as_its_own_bytes_and_others_are_decoded(tmp_path):
+    """A JPEG or PNG within ``max_image_side``, upright and opaque, goes as the file itself (hashed by
+    its bytes, never decoded); a larger, rotated or transparent one is decoded and re-encoded."""
+    fits = tmp_path / "fits.png"
+    Image.effect_noise((60, 40), 60).convert("RGB").save(fits)
+    rotated, large, clear = tmp_path / "rotated.jpg", tmp_path / "large.jpg", tmp_path / "clear.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated by 90 degrees
+    Image.new("RGB", (60, 40), (10, 200, 10)).save(rotated, exif=exif)
+    Image.new("RGB", (300, 200), (10, 10, 200)).save(large)
+    Image.new("RGBA", (60, 40), (0, 0, 0, 0)).save(clear)
+    with ScriptedJudgeServer(reply="85") as server:
+        score_all(config_for(server, max_image_side=128),
+                  [sample(image=str(path), response=RESPONSE.replace("crimson.", f"crimson {path.stem}."))
+                   for path in (fits, rotated, large, clear)])
+    sent = {}
+    for request in server.requests:
+        part = next(p for p in request["messages"][1]["content"] if p["type"] == "image_url")
+        header, data = part["image_url"]["url"].split(",", 1)
+        name = next(p.stem for p in (fits, rotated, large, clear) if f"crimson {p.stem}." in student_text(request))
+        sent[name] = (header, base64.b64decode(data))
+    assert sent["fits"] == ("data:image/png;base64", fits.read_bytes())
+    assert sent["rotated"][0] == "data:image/jpeg;base64"
+    assert Image.open(io.BytesIO(sent["rotated"][1])).size == (40, 60)  # turned upright
+    assert Image.open(io.BytesIO(sent["large"][1])).size == (128, 85)
+    assert min(Image.open(io.BytesIO(sent["clear"][1])).getpixel((0, 0))) > 245  # on white (JPEG-rounded)
 
 
 def test_failures_are_not_cached(tmp_path):

@@ -198,3 +198,15 @@ def test_every_output_honours_the_umask(predictions, tmp_path):
     written = [p for p in (*predictions.parent.iterdir(), *(tmp_path / "report").rglob("*")) if p != predictions]
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in written}
     assert len(modes) > 8 and all(mode == (0o750 if p.is_dir() else 0o640) for p, mode in zip(written, modes.values()))
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tmp_path):
+    """Excel writes a BOM before the header: the 'path' column is still found."""
+    from PIL import Image
+
+    from refine_rft.data.readers import read_split
+
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8), "red").save(tmp_path / name)
+    (tmp_path / "train.csv").write_bytes(b"\xef\xbb\xbfpath,label\na.png,Finch\nb.png,Tit\n")
+    assert sorted(example.label for example in read_split("csv", tmp_path, "train").examples) == ["Finch", "Tit"]

@@ -29,7 +29,8 @@ print(json.dumps({"processor": type(processor).__name__, "model": type(model).__
 """
 
 
-def test_loads_offline_in_a_fresh_process_and_generates(tiny_model_path):
+@pytest.mark.end_to_end
+def test_end_to_end_loads_offline_in_a_fresh_process_and_generates(tiny_model_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     result = subprocess.run([sys.executable, "-c", LOAD_AND_GENERATE, str(tiny_model_path)],
                             capture_output=True, text=True, env=env, timeout=300)

@@ -260,8 +260,17 @@ def _source_fingerprint() -> str:
 
 
 def cached_tiny_model(arch: str = "qwen2_vl", seed: int = 0, size: str = "tiny") -> Path:
-    """The model for ``(arch, seed, size)``, built once and reused (keyed by the builder's source)."""
+    """The model for ``(arch, seed, size)``, built once and reused (keyed by the builder's source).
+
+    Processes sharing the cache (parallel test workers, demo stages) wait for one builder rather than
+    each building the same model.
+    """
+    from filelock import FileLock  # (a dependency of huggingface_hub, hence of transformers)
+
     path = tiny_model_cache_dir() / f"{size}-{arch}-s{seed}-{_source_fingerprint()}"
     if not (path / "config.json").exists():
-        build_tiny_model(path, arch=arch, seed=seed, size=size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(path.with_name(path.name + ".lock")):
+            if not (path / "config.json").exists():
+                build_tiny_model(path, arch=arch, seed=seed, size=size)
     return path

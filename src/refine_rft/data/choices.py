@@ -45,7 +45,7 @@ def read_choices(path: str | Path) -> list[Choice]:
     if not path.is_file():
         raise MissingFile(f"no such choice file: {path}")
     try:
-        content = json.loads(path.read_text(encoding="utf-8"))
+        content = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(content, dict):

@@ -1,6 +1,13 @@
 """One asynchronous chat-completions client for any OpenAI-compatible judge (``vllm serve``, hosted APIs).
 
-Built on the official ``openai`` async client, with what a judge in a training loop needs on top:
+Requests go through :class:`~refine_rft.judge.transport.Transport` (keep-alive ``httpcore`` pools,
+the HTTP engine under ``httpx`` and the official ``openai`` client, without the layers above it),
+posting bodies that are already JSON bytes (:class:`~refine_rft.judge.wire.BodyEncoder`): a judge
+in a training loop sends hundreds of requests per step, and the ``openai`` client's ``post`` cost
+about 1.5 ms of CPU per request on a 2-core machine (``benchmarks/judge_throughput.py`` prints the
+transport's own cost beside it). Failures are raised as the ``openai`` client's exception types,
+built as it builds them, so everything here reads them as it would from that client. On top of the
+transport:
 
 - **bounded concurrency**: an ``asyncio.Semaphore`` of ``config.concurrency`` requests in flight,
   shared by every reward call on the event loop;
@@ -10,8 +17,8 @@ Built on the official ``openai`` async client, with what a judge in a training l
 - **retries**: 408, 409, 429, 5xx, timeouts and dropped connections are retried ``config.max_retries`` times
   with exponential backoff and full jitter, waiting at least what the server asks (``Retry-After``,
   ``retry-after-ms``, or the same passed on by a LiteLLM gateway as ``llm_provider-retry-after``;
-  capped at ``backoff_max``). A retry goes to another replica when there is one. The ``openai``
-  client's own retries are off so that every HTTP attempt is counted here (``judge/requests``,
+  capped at ``backoff_max``). A retry goes to another replica when there is one. Every HTTP
+  attempt is counted here (``judge/requests``,
   ``judge/request_failures``, ``judge/mean_latency_s`` over all attempts). A request that still
   fails returns ``None``: logged and counted, never raised;
 - **the server's own words**: an error quotes the server's error text whatever the body's shape
@@ -24,7 +31,7 @@ Built on the official ``openai`` async client, with what a judge in a training l
   for one request mid-run cannot be told from a request that is itself wrong: :meth:`JudgeClient.probe`
   (the health check, see :mod:`refine_rft.judge.health`) and the run's failure rule catch them.
 
-The client binds to the event loop it is first used on (httpx connections and the semaphore belong
+The client binds to the event loop it is first used on (the connections and the semaphore belong
 to one loop); used from a new loop (a second ``asyncio.run``), it starts fresh connections there.
 """
 
@@ -47,6 +54,7 @@ from refine_rft.errors import JudgeUnavailable
 from refine_rft.judge.config import JudgeConfig, JudgeConfigError
 from refine_rft.judge.routing import Router
 from refine_rft.judge.stats import JudgeStats
+from refine_rft.judge.transport import Transport, httpcore, httpx
 from refine_rft.judge.wire import BodyEncoder
 from refine_rft.masking import mask, mask_value
 
@@ -128,6 +136,40 @@ def server_error_text(error: openai.APIStatusError, limit: int = 300) -> str:
         text = body.decode(errors="replace") if isinstance(body, bytes) else body
     text = " ".join((text or error.message or "").split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_STATUS_ERRORS = {400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,
+                  404: openai.NotFoundError, 409: openai.ConflictError, 422: openai.UnprocessableEntityError,
+                  429: openai.RateLimitError}
+
+
+def status_error(response: httpx.Response) -> openai.APIStatusError:
+    """The ``openai`` client's error for an error ``response``, built as that client builds it: the
+    body as JSON when it parses (its ``error`` member when it has one), else as text; the message
+    ``Error code: N`` plus the server's ``message`` when it gives one.
+
+    >>> error = status_error(httpx.Response(429, json={"error": {"message": "slow down", "type": "rate"}},
+    ...                                     request=httpx.Request("POST", "http://judge/v1/chat/completions")))
+    >>> type(error).__name__, error.status_code, error.body, error.message
+    ('RateLimitError', 429, {'message': 'slow down', 'type': 'rate'}, 'Error code: 429 - slow down')
+    >>> status_error(httpx.Response(502, text="Bad Gateway\\n", request=error.request)).body
+    'Bad Gateway'
+    """
+    body = text = response.text.strip()
+    message = f"Error code: {response.status_code}"
+    try:
+        body = json.loads(text)
+    except ValueError:
+        pass
+    else:
+        inner = body.get("error", body) if isinstance(body, dict) else None
+        said = inner.get("message") if isinstance(inner, dict) else None
+        if isinstance(said, str) and said:
+            message += f" - {said}"
+    data = body.get("error", body) if isinstance(body, dict) else body
+    kind = _STATUS_ERRORS.get(response.status_code,
+                              openai.InternalServerError if response.status_code >= 500 else openai.APIStatusError)
+    return kind(message, response=response, body=data)
 
 
 def mask_error(error: openai.APIError) -> None:
@@ -263,8 +305,9 @@ class JudgeClient:
         self.config = config
         self.stats = stats or JudgeStats()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._clients: dict[str, openai.AsyncOpenAI] = {}
-        self._retired: list[dict[str, openai.AsyncOpenAI]] = []
+        self._transport: Transport | None = None
+        self._retired: list[Transport] = []
+        self._endpoints = {url: url.rstrip("/") + "/chat/completions" for url in config.base_urls}
         self._semaphore: asyncio.Semaphore | None = None
         # Replica health outlives an event loop: a replica found down stays out for its cool-down.
         self.router = Router(config.base_urls, concurrency=config.concurrency, load_factor=config.load_factor,
@@ -280,45 +323,48 @@ class JudgeClient:
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
-        # Connections opened on a previous loop cannot be closed from this one, and the openai
-        # client's finalizer would try (and fail noisily) on the new loop: keep them until exit.
-        if self._clients:
-            self._retired.append(self._clients)
+        # Connections opened on a previous loop cannot be closed from this one: keep them until exit.
+        if self._transport is not None:
+            self._retired.append(self._transport)
         self._loop = loop
-        self._clients = {
-            url: openai.AsyncOpenAI(base_url=url, api_key=self.config.api_key(), timeout=self.config.timeout,
-                                    max_retries=0)
-            for url in self.config.base_urls
-        }
+        self._transport = Transport(self.config)
         for state in self.router.state.values():
             state.in_flight = 0
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
 
     async def _post(self, url: str, messages: list[dict], max_tokens: int) -> str:
-        """One chat request to ``url``; the raw response body. Raises the ``openai`` client's errors.
-        Counted as one request, failed or not, with its latency."""
-        # The typed ``chat.completions.create`` walks the whole payload (base64 image included)
-        # through its TypedDict transformer and builds pydantic models of the reply: milliseconds of
-        # CPU per request, the bottleneck at 32+ in flight. The body here is already in wire format
-        # and only the reply text is needed, so it goes through the client's documented ``post``
-        # (same errors, timeouts, auth, headers).
-        # The body goes as JSON bytes, each data URL encoded once (:class:`BodyEncoder`): the
-        # client's own serialiser is slower on large data URLs. The idempotency key is unique per
-        # request as the client's own is, without a uuid4 each time.
+        """One chat request to ``url``; the raw response body. Raises the ``openai`` client's errors,
+        as that client raises them: :func:`status_error` for a status outside 2xx,
+        ``APITimeoutError`` for a timeout and ``APIConnectionError`` for any other failure to get a
+        reply, each raised from the transport's own error. Counted as one request, failed or not,
+        with its latency."""
+        # The body is JSON bytes, each data URL encoded once (:class:`BodyEncoder`), and only the
+        # reply text is needed: no typed request or reply models. The idempotency key is unique per
+        # request as the openai client's own is, without a uuid4 each time.
         started = time.perf_counter()
+        endpoint = self._endpoints[url]
         try:
-            number = next(self._request_numbers)
-            response = await self._clients[url].post(
-                "/chat/completions", cast_to=str, options={"idempotency_key": f"{self._key_prefix}-{number}"},
-                content=self._bodies.encode({"model": self.config.model, "messages": messages, "temperature": 0,
-                                             "max_tokens": max_tokens}))
+            pieces = self._bodies.pieces({"model": self.config.model, "messages": messages, "temperature": 0,
+                                          "max_tokens": max_tokens})
+            key = f"{self._key_prefix}-{next(self._request_numbers)}".encode()
+            try:
+                status, headers, body = await self._transport.post(url, endpoint, pieces,
+                                                                   ((b"Idempotency-Key", key),))
+            except httpcore.TimeoutException as error:
+                raise openai.APITimeoutError(request=httpx.Request("POST", endpoint)) from error
+            except Exception as error:  # refused, dropped, reset, protocol errors: as the openai client
+                raise openai.APIConnectionError(request=httpx.Request("POST", endpoint)) from error
+            if not 200 <= status < 300:
+                raise status_error(httpx.Response(status, headers=headers, content=body,
+                                                  request=httpx.Request("POST", endpoint)))
         except BaseException as error:
             self.stats.add(requests=1, request_failures=1, latency_total=time.perf_counter() - started)
             if isinstance(error, openai.APIError):
                 mask_error(error)  # whatever the server said back (a 401 echoing the key, say)
             raise
         self.stats.add(requests=1, latency_total=time.perf_counter() - started)
-        return mask(response)  # a reply that quotes the key is stored, scored and logged without it
+        # A reply that quotes the key is stored, scored and logged without it.
+        return mask(body.decode("utf-8", errors="replace"))
 
     def _text(self, url: str, body: str) -> str | None:
         """The reply text of ``body``, or ``None`` (logged, quoted in :attr:`last_failure`) when its
@@ -439,6 +485,6 @@ class JudgeClient:
 
     async def aclose(self) -> None:
         """Close the connections (call on the loop that used them)."""
-        if self._loop is asyncio.get_running_loop():
-            await asyncio.gather(*(client.close() for client in self._clients.values()))
-        self._clients, self._loop = {}, None
+        if self._transport is not None and self._loop is asyncio.get_running_loop():
+            await self._transport.aclose()
+        self._transport, self._loop = None, None

@@ -19,7 +19,8 @@ from refine_rft.judge.cache import JudgeCache, judgement_key
 from refine_rft.judge.client import JudgeClient
 from refine_rft.judge.config import JudgeConfig
 from refine_rft.judge.group import GROUP_PROMPT_VERSION, group_messages, parse_group_scores
-from refine_rft.judge.images import DataUrlCache, image_hash, load_image
+from refine_rft.judge.images import (DataUrlCache, bytes_hash, file_bytes, image_data_url, image_hash, load_image,
+                                     own_data_url)
 from refine_rft.judge.paper_prompt import PAPER_PROMPT_VERSION, paper_messages
 from refine_rft.judge.prompts import (PROMPT_VERSION, RSC_REMINDER, SCORE_REMINDER, make_nonce, reasoning_messages,
                                       rsc_messages, with_reminder)
@@ -38,9 +39,10 @@ class TeacherJudge(Judge):
         super().__init__(config, stats)
         self.client = JudgeClient(config, self.stats)
         self.cache = JudgeCache(config.cache_path) if config.cache_path else None
-        # The G completions of one prompt share its image: prepare each picture once. PIL images are
-        # keyed by id() and kept referenced here, so an id cannot be reused while it is a key.
-        self._images: OrderedDict[object, tuple[object, str, str]] = OrderedDict()
+        # The G completions of one prompt share its image: hash each picture once. PIL images are
+        # keyed by id() and kept referenced here, so an id cannot be reused while it is a key. The
+        # data URLs themselves are held once, by digest, in ``data_urls``.
+        self._images: OrderedDict[object, tuple[object, str]] = OrderedDict()
         self._images_lock = threading.Lock()  # _prepare runs in worker threads
         self.data_urls = DataUrlCache()  # each picture encoded once, however many copies arrive
         self._pending: dict[tuple, asyncio.Task] = {}
@@ -50,25 +52,35 @@ class TeacherJudge(Judge):
         key = image if isinstance(image, str) else id(image)
         with self._images_lock:
             entry = self._images.get(key)
-            if entry is None or (with_url and entry[2] is None):
+            if entry is None:
                 return None
             self._images.move_to_end(key)
-            return entry[1:]
+        url = self.data_urls.get(entry[1], self.config.max_image_side) if with_url else None
+        return None if with_url and url is None else (entry[1], url)
 
     def _prepare(self, image, with_url: bool) -> tuple[str, str | None]:
-        key = image if isinstance(image, str) else id(image)
-        picture = load_image(image)
-        digest = image_hash(picture)
-        url = self.data_urls.data_url(digest, picture, self.config.max_image_side) if with_url else None
-        prepared = (image, digest, url)
+        """(digest, data URL or None) of ``image``: a file by its bytes, sent as it is when it fits
+        (no decode at all); anything else decoded, hashed by its pixels and JPEG-encoded
+        (:mod:`refine_rft.judge.images`)."""
+        key, side = image if isinstance(image, str) else id(image), self.config.max_image_side
+        data = file_bytes(image)
+        picture = None if data is not None else load_image(image)
+        digest = bytes_hash(data) if data is not None else image_hash(picture)
+
+        def make() -> str:
+            if data is not None:
+                return own_data_url(data, side) or image_data_url(load_image(image), side)
+            return image_data_url(picture, side)
+
+        url = self.data_urls.data_url(digest, make, side) if with_url else None
         with self._images_lock:
-            self._images[key] = prepared
+            self._images[key] = (image, digest)
             if len(self._images) > 1024:
                 self._images.popitem(last=False)
-        return prepared[1:]
+        return digest, url
 
     async def _image(self, image, with_url: bool) -> tuple[str, str | None]:
-        """(pixel hash, data URL or None) of an image, prepared once per picture. With a cache, the
+        """(digest, data URL or None) of an image, prepared once per picture. With a cache, the
         data URL is made only on a miss: a cached rerun never re-encodes the images."""
         memoized = self._memoized(image, with_url)
         if memoized is not None:

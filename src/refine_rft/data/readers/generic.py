@@ -42,7 +42,7 @@ def read_csv(root: Path, split: str) -> LabelledSplit:
     path = root if root.is_file() else root / f"{split}.csv"
     require(path, "csv")
     examples, classes = [], {}
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM (Excel writes one) is accepted
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
             raise DataError(f"csv: {path} needs a header with columns 'path' and 'label', got {reader.fieldnames}")
