@@ -3,45 +3,21 @@
 The quick demo's budgets are far too small for meaningful numbers, so nothing here asserts a
 number; the full demo's numbers are in ``benchmarks/demo_seeds.py``.
 
-The demo runs each stage's command line (``python -m refine_rft.cli ...``); here the same command line
-goes to the command's entry point in this process, its output to this process' standard output and
-error as a child's would, so that the stages do not each pay the torch/transformers/TRL import.
+The demo runs each stage's command through the command's entry point in its own process (as
+``refine-rft-workshop demo`` does), so the stages do not each pay the torch/transformers/TRL import.
 Commands in fresh interpreters are the ``end_to_end`` tests' subject.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
-import subprocess
-import sys
-from types import SimpleNamespace
 
 import pytest
 
 from refine_rft_workshop import tiny_instruct_path
 from refine_rft_workshop.demo import RUNS, main
-from refine_rft_workshop.demo import pipeline
-from refine_rft_workshop.testing.commands import run_in_process
 
 pytestmark = pytest.mark.slow
-
-
-def run_stage_here(command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """What ``subprocess.run`` does with a stage's ``[python, -m, module, *words]``, in this process."""
-    assert command[:2] == [sys.executable, "-m"] and not kwargs, (command, kwargs)
-    done = run_in_process(importlib.import_module(command[2]).main, command[3:])
-    for fd, text in ((1, done.stdout), (2, done.stderr)):  # where a child's output goes
-        os.write(fd, text.encode())
-    return done
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _stages_in_process():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "subprocess", SimpleNamespace(run=run_stage_here))
-        yield
 
 
 @pytest.fixture(scope="module")
