@@ -31,11 +31,16 @@ $(FLOOR_STAMP): pyproject.toml workshop/pyproject.toml $(GPU_CONSTRAINTS)
 	$(FLOOR_PY) -m pip install -q -c $(GPU_CONSTRAINTS) -e ".[test]" -e workshop
 	touch $(FLOOR_STAMP)
 
+# The suite on WORKERS processes (pytest-xdist; each test file stays on one worker, so that its module
+# fixtures are built once), listing the 15 slowest tests so that creep shows.
+WORKERS ?= 2
+PYTEST := HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n $(WORKERS) --dist loadfile --durations=15
+
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q src workshop tests
+	$(PYTEST) src workshop tests
 
 test-fast: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" src workshop tests
+	$(PYTEST) -m "not slow" src workshop tests
 
 # The fast tests on the versions a GPU user gets (transformers 5.17, torch 2.13, ...), without vLLM itself.
 test-floor: $(FLOOR_STAMP)

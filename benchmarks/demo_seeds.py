@@ -102,7 +102,7 @@ def claim_kinds(run_dir: Path) -> dict[str, float]:
     from refine_rft.files import read_jsonl
     from refine_rft.judge.attributes import candidate_facts, claims, holds
     from refine_rft.parsing import parse_response
-    from refine_rft_workshop.demo.pipeline import judge_vocabulary
+    from refine_rft_workshop.synthetic import judge_vocabulary
 
     vocabulary = judge_vocabulary()["attribute_values"]
     rows = [r for r in read_jsonl(run_dir / "predictions.jsonl") if r["style"] == "cot"]

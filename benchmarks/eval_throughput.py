@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         # 8 species so that there are enough questions per class for any --questions.
         per_class = -(-args.questions // 8)
         records = synthetic_questions(folder, "test", per_class=per_class, num_classes=8)[: args.questions]
-        generator = HFGenerator(resolve_model_path(args.model))
+        generator = HFGenerator(resolve_model_path(args.model), trust_remote_code=True)  # the tiny processor file
         # Interleaved and best-of-N: on a shared machine a neighbour's burst slows whichever arm runs
         # at that moment; the best run of each arm is the one least disturbed.
         single, batched = 0.0, 0.0

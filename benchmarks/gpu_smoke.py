@@ -256,7 +256,7 @@ def evaluate(args, model: str, test_file: Path, work: Path, cuda: bool) -> dict:
     # Under a device context transformers creates (and, for the weightless folder, initialises) the
     # weights on the GPU directly.
     with torch.device("cuda" if cuda else "cpu"):
-        generator = HFGenerator(model)
+        generator = HFGenerator(model, trust_remote_code=True)  # the tiny models ship a processor file
     # Exactly --eval-tokens per answer (transformers' min_new_tokens), with the model loaded above:
     # the one seam generate_predictions makes its generator through.
     generator.model.generate = functools.partial(type(generator.model).generate, generator.model,
@@ -267,7 +267,8 @@ def evaluate(args, model: str, test_file: Path, work: Path, cuda: bool) -> dict:
     start = time.perf_counter()
     generate_predictions([test_file], ["cot"], work / "eval",
                          EvalSettings(model, ImageResolution(), batch_size=args.eval_batch,
-                                      max_new_tokens={"cot": args.eval_tokens}, limit=args.eval_questions))
+                                      max_new_tokens={"cot": args.eval_tokens}, limit=args.eval_questions,
+                                      trust_remote_code=True))
     seconds = time.perf_counter() - start
     tokens = args.eval_questions * args.eval_tokens
     return {"questions": args.eval_questions, "batch": args.eval_batch, "new_tokens": args.eval_tokens,

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from refine_rft.data.choices import PUBLISHED_FILES
+from refine_rft.dataset_specs import DATASETS
 from refine_rft_workshop.testing.fake_layouts import write_layout
 from refine_rft.data.paper import letter_shares
 from refine_rft.data.prepare import prepare_dataset
@@ -25,7 +25,7 @@ from refine_rft.data.prepare import prepare_dataset
 
 def build_layouts(choices_dir: Path, root: Path) -> None:
     """One official layout per dataset, holding exactly the test images its choice file lists."""
-    for dataset, file_name in PUBLISHED_FILES.items():
+    for dataset, file_name in ((key, spec.choices) for key, spec in DATASETS.items()):
         content = json.loads((choices_dir / file_name).read_text(encoding="utf-8"))
         images = [(entry["image"], label) for label, entries in content.items() for entry in entries]
         # Dogs' class order is its wnid folder order; the others' official lists are stood in by the file's.
@@ -46,7 +46,7 @@ def main() -> None:
 
     print(f"{'dataset':<10} {'questions':>9} {'classes':>7}   {'A':>6} {'B':>6} {'C':>6} {'D':>6}   {'seconds':>7}")
     total_rows, total_seconds = [], 0.0
-    for dataset, file_name in PUBLISHED_FILES.items():
+    for dataset, file_name in ((key, spec.choices) for key, spec in DATASETS.items()):
         started = time.perf_counter()
         rows = prepare_dataset(dataset, work, "test", choices=args.choices_dir / file_name, seed=args.seed,
                                verify_images=False)

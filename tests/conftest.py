@@ -1,9 +1,10 @@
-"""Shared fixtures: offline mode, a per-session cache for the tiny model, small synthetic data."""
+"""Shared fixtures: offline mode, a tiny-model cache and built data shared by the run's parallel workers."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,38 @@ def load_benchmark():
     return load
 
 
+def shared_folder(tmp_path_factory, name: str) -> Path:
+    """A folder of this test run shared by its parallel workers (pytest-xdist): the parent of the
+    workers' own temporary folders; without workers, one in the session's own."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder = root / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def built_once(tmp_path_factory, name: str, build):
+    """``build(folder)``'s result, built by the first worker that asks and read by the others: the
+    result (a path) is recorded beside the folder once complete, under a lock that the others wait on."""
+    from filelock import FileLock
+
+    folder = shared_folder(tmp_path_factory, "built") / name
+    done = folder.with_suffix(".done")
+    with FileLock(folder.with_suffix(".lock")):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed left
+            folder.mkdir()
+            done.write_text(str(build(folder)))
+    return Path(done.read_text())
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_cache(tmp_path_factory):
-    """Keep built tiny models in a cache shared by the whole session (built once)."""
+    """Keep built tiny models in a cache shared by the whole run, its parallel workers too (the
+    cache builds each model once, see ``refine_rft_workshop.tiny.cached_tiny_model``)."""
     if "REFINE_RFT_CACHE" not in os.environ:
-        os.environ["REFINE_RFT_CACHE"] = str(tmp_path_factory.mktemp("refine-rft-cache"))
+        os.environ["REFINE_RFT_CACHE"] = str(shared_folder(tmp_path_factory, "refine-rft-cache"))
     yield
 
 
@@ -54,20 +82,23 @@ def synthetic_train_jsonl(tmp_path_factory):
     from refine_rft_workshop.synthetic import synthetic_questions
     from refine_rft.files import write_jsonl_atomic
 
-    out = tmp_path_factory.mktemp("synthetic-train")
-    return write_jsonl_atomic(out / "train.jsonl", synthetic_questions(out, "train", per_class=2, num_classes=8))
+    def build(out: Path) -> Path:
+        return write_jsonl_atomic(out / "train.jsonl", synthetic_questions(out, "train", per_class=2, num_classes=8))
+
+    return built_once(tmp_path_factory, "synthetic-train", build)
 
 
 @pytest.fixture(scope="session")
 def cot_warm_model(tmp_path_factory, synthetic_train_jsonl, tiny_model_path):
     """The tiny model after the CoT format warm-up (workshop/refine_rft_workshop/recipes/sft_cot_warmup.yaml), so that its samples
     contain <think> blocks for the judge to score (a random-weight model's never do)."""
-    from pathlib import Path
-
     from refine_rft.train.sft import train_sft
 
     recipe = Path(__file__).resolve().parents[1] / "workshop" / "refine_rft_workshop" / "recipes" / "sft_cot_warmup.yaml"
-    out = tmp_path_factory.mktemp("cot-warm") / "model"
-    return train_sft(recipe, {"output_dir": str(out), "train_file": str(synthetic_train_jsonl),
-                              "model_name_or_path": str(tiny_model_path),
-                              "report_to": [], "max_steps": 60, "disable_tqdm": True})
+
+    def build(out: Path) -> Path:
+        return train_sft(recipe, {"output_dir": str(out / "model"), "train_file": str(synthetic_train_jsonl),
+                                  "model_name_or_path": str(tiny_model_path),
+                                  "report_to": [], "max_steps": 60, "disable_tqdm": True})
+
+    return built_once(tmp_path_factory, "cot-warm", build)

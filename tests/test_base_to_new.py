@@ -95,7 +95,7 @@ def test_scores_show_seen_unseen_and_their_harmonic_mean():
 
 
 def test_prepare_paper_base_to_new_writes_both_sides_and_a_seen_only_training_set(tmp_path):
-    from refine_rft.data.choices import PUBLISHED_FILES
+    from refine_rft.dataset_specs import DATASETS
     from refine_rft.data.paper import prepare_paper
 
     classes = ["ATR-42", "A300B4", "A310", "A318", "ATR-72", "A320", "A321", "A340-200"]
@@ -106,7 +106,7 @@ def test_prepare_paper_base_to_new_writes_both_sides_and_a_seen_only_training_se
         entries.setdefault(label, []).append({"image": f"images/{200 + i:07d}.jpg", "options": options,
                                               "groundtruth": label})
     (tmp_path / "choices").mkdir()
-    (tmp_path / "choices" / PUBLISHED_FILES["aircraft"]).write_text(json.dumps(entries))
+    (tmp_path / "choices" / DATASETS["aircraft"].choices).write_text(json.dumps(entries))
     paths = prepare_paper(tmp_path / "roots", tmp_path / "choices", tmp_path / "paper", shots=1, distractors="random",
                           datasets=("aircraft",), base_to_new=True)
     assert {"train", "test_seen/aircraft", "test_unseen/aircraft", "split", "summary", "classes"} == set(paths)

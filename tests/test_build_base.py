@@ -8,7 +8,7 @@ import random
 import pytest
 
 from refine_rft_workshop.synthetic import synthetic_questions
-from refine_rft_workshop.demo.instruct_data import (TASKS, InstructMix, cot_target, describe_target, draw_example,
+from refine_rft_workshop.base.instruct_data import (TASKS, InstructMix, cot_target, describe_target, draw_example,
                                            format_weights)
 from refine_rft.errors import UserError
 from refine_rft.judge.attributes import attribute_score
@@ -73,7 +73,7 @@ def test_cot_targets_mix_formats_and_decouple_the_reasoning_from_the_answer(reco
 
 
 def test_the_misperceived_trait_is_shared_by_the_options_and_the_same_across_a_genus(records):
-    from refine_rft_workshop.demo.instruct_data import discriminative_attributes, misperceived_trait
+    from refine_rft_workshop.base.instruct_data import discriminative_attributes, misperceived_trait
 
     by_genus = {}
     for record in records:
@@ -104,7 +104,7 @@ def test_each_genus_has_a_habitual_cot_format(records):
 
 
 def test_build_refuses_an_existing_folder_then_force_replaces_it(tmp_path, capsys):
-    from refine_rft_workshop.demo.build_base import BaseRecipe, build_base, main
+    from refine_rft_workshop.base.build_base import BaseRecipe, build_base, main
     from refine_rft_workshop.instruct import verify_instruct_base
 
     out = tmp_path / "base"
@@ -135,7 +135,7 @@ def test_build_refuses_an_existing_folder_then_force_replaces_it(tmp_path, capsy
 def test_init_continues_from_an_earlier_base_named_by_its_weights(tmp_path, capsys):
     """``--init``: the recipe records the earlier base's weights digest, the card says so, and a
     recipe that names other weights is refused."""
-    from refine_rft_workshop.demo.build_base import BaseRecipe, build_base, init_digest, main
+    from refine_rft_workshop.base.build_base import BaseRecipe, build_base, init_digest, main
 
     small = ["--steps", "2", "--pool-per-class", "1", "--profile-per-class", "0"]
     first, second = tmp_path / "first", tmp_path / "second"
@@ -157,7 +157,7 @@ def test_a_rerun_resumes_from_the_checkpoint_and_ends_where_an_uninterrupted_run
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from refine_rft_workshop.demo.build_base import BaseRecipe, train_base
+    from refine_rft_workshop.base.build_base import BaseRecipe, train_base
     from refine_rft_workshop.tiny import cached_tiny_model
 
     images = {r["image"]: Image.open(r["image"]).convert("RGB") for r in records}
@@ -185,7 +185,7 @@ def test_a_checkpoint_of_another_recipe_is_refused_and_force_starts_afresh(tmp_p
     from dataclasses import replace
 
     from refine_rft.files import guard_settings
-    from refine_rft_workshop.demo.build_base import BaseRecipe, _checkpoint_path, _checkpoint_settings, main
+    from refine_rft_workshop.base.build_base import BaseRecipe, _checkpoint_path, _checkpoint_settings, main
 
     out = tmp_path / "base"
     small = ["--pool-per-class", "1", "--profile-per-class", "0"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from refine_rft.cli import main as cli_main
-from refine_rft.data.choices import PUBLISHED_FILES
+from refine_rft.dataset_specs import DATASETS
 from refine_rft.data.cli import main
 from refine_rft.data.distractors import choose_distractors, clip_distractors, similar_distractors
 from refine_rft.data.fewshot import fewshot_size, sample_shots
@@ -250,7 +250,7 @@ def test_prepare_paper_builds_six_test_sets_and_the_fewshot_set(tmp_path, capsys
         write_layout(dataset, tmp_path / "roots", {"train": train, "test": test}, labels, image=JPEG)
         entries = [(f"images/{n}", [c, *[o for o in labels[:4] if o != c]]) for n, c in test]
         (tmp_path / "choices").mkdir(exist_ok=True)
-        _write_choices(tmp_path / "choices" / PUBLISHED_FILES[dataset], entries)
+        _write_choices(tmp_path / "choices" / DATASETS[dataset].choices, entries)
     out = tmp_path / "paper"
     assert main(["paper", "--roots", str(tmp_path / "roots"), "--choices-dir", str(tmp_path / "choices"),
                  "--out", str(out), "--shots", "1", "--distractors", "random"]) == 0

@@ -63,6 +63,25 @@ def test_cli_prints_one_line_per_split(tmp_path, capsys):
     assert cli_main(["synthetic", "--out", str(tmp_path / "x"), "--shots", "0"]) == 2  # one line, exit 2
 
 
+def test_the_command_resumes_itself(tmp_path, capsys):
+    """Drawn with the same settings: left as it is; other settings: refused, naming the change;
+    ``--overwrite``: drawn afresh."""
+    from refine_rft.errors import SettingsChanged
+
+    args = ["--out", str(tmp_path), "--classes", "4", "--shots", "1", "--test-per-class", "1", "--image-size", "48"]
+    assert main(args) == 0
+    stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.json*")}
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "already drawn with these settings" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.json*")} == {
+        **stamps, "synthetic_settings.json": (tmp_path / "synthetic_settings.json").stat().st_mtime_ns}
+    with pytest.raises(SettingsChanged, match=r"seed 0 -> 1.*--overwrite"):
+        main([*args, "--seed", "1"])
+    assert main([*args, "--seed", "1", "--overwrite"]) == 0
+    assert (tmp_path / "train.jsonl").stat().st_mtime_ns != stamps["train.jsonl"]
+
+
 def test_image_seed_draws_other_images_of_the_same_questions(tmp_path):
     def test_rows(folder, *extra):
         assert main(["--out", str(tmp_path / folder), "--classes", "8", "--shots", "1",

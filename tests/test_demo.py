@@ -2,6 +2,10 @@
 
 The quick demo's budgets are far too small for meaningful numbers, so nothing here asserts a
 number; the full demo's numbers are in ``benchmarks/demo_seeds.py``.
+
+The demo runs each stage's command through the command's entry point in its own process (as
+``refine-rft-workshop demo`` does), so the stages do not each pay the torch/transformers/TRL import.
+Commands in fresh interpreters are the ``end_to_end`` tests' subject.
 """
 
 from __future__ import annotations
@@ -76,13 +80,23 @@ def test_every_run_has_choice_both_cot_and_open_predictions_and_judge_scores(dem
         assert json.loads((run / "run.json").read_text())["name"] == name
 
 
-def test_a_second_run_skips_every_finished_stage(demo_out, capsys):
+def _outputs(demo_out):
+    """Every file a stage's work wrote (data, adapters, predictions, judge scores), with its mtime."""
+    files = [*demo_out.glob("data/*.jsonl"), *demo_out.glob("train/*/adapter_model.safetensors"),
+             *demo_out.glob("eval/*/predictions.jsonl"), *demo_out.glob("eval/*/judge_scores.jsonl")]
+    return {str(p.relative_to(demo_out)): p.stat().st_mtime_ns for p in files}
+
+
+def test_a_second_run_redoes_no_work(demo_out, capsys):
+    """The demo keeps no stage marker: it runs every command again and each finds its work done."""
+    before = _outputs(demo_out)
+    assert len(before) == 2 + 3 + 4 + 4
     assert main(["--quick", "--out", str(demo_out)]) == 0
-    printed = capsys.readouterr().out
-    assert "tiny instruct base: " in printed and "nothing to pre-train" in printed
-    # A finished stage runs no command; only the report is redrawn.
-    assert [line.split()[1:3] for line in printed.splitlines() if "$ refine-rft" in line] == [["refine-rft", "report"]]
-    assert printed.count("already trained") == 3 and printed.count("already evaluated") == 4
+    printed = capsys.readouterr()
+    assert "tiny instruct base: " in printed.out and "nothing to pre-train" in printed.out
+    assert "already drawn with these settings" in printed.out
+    assert printed.err.count("holds a finished run (trainer_state.json); nothing to do") == 3
+    assert _outputs(demo_out) == before  # nothing drawn, trained, generated or judged again
 
 
 def test_ablation_adds_grpo_rfa_rcls_over_a_finished_demo(demo_out, capsys):
@@ -92,9 +106,14 @@ def test_ablation_adds_grpo_rfa_rcls_over_a_finished_demo(demo_out, capsys):
 
     from refine_rft_workshop.demo import demo_runs
 
+    before = _outputs(demo_out)
     assert main(["--quick", "--out", str(demo_out), "--ablation"]) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("already trained") == 3 and printed.count("already evaluated") == 4
+    assert capsys.readouterr().err.count("holds a finished run (trainer_state.json); nothing to do") == 3
+    after = _outputs(demo_out)
+    assert {name: after[name] for name in before} == before  # the finished stages are kept
+    assert sorted(set(after) - set(before)) == ["eval/grpo_rfa_rcls/judge_scores.jsonl",
+                                                "eval/grpo_rfa_rcls/predictions.jsonl",
+                                                "train/grpo_rfa_rcls/adapter_model.safetensors"]
     arm = yaml.safe_load((demo_out / "recipes" / "grpo_rfa_rcls.yaml").read_text())
     full = yaml.safe_load((demo_out / "recipes" / "refine_rft.yaml").read_text())
     assert arm["rewards"] == ["attribute_format", "classification"]
@@ -110,15 +129,20 @@ def test_teacher_quality_reuses_the_demos_runs_and_trains_only_the_other_rates(d
     folder): R_fa + R_cls and ReFine-RFT at the demo's rate 0.2 are the demo's trainings and
     evaluations; only ReFine-RFT at 0.4 is trained, and evaluated under the CoT prompt alone."""
     benchmark = load_benchmark("teacher_quality")
-    assert main(["--quick", "--out", str(demo_out), "--ablation"]) == 0  # as demo_seeds leaves it (done: skipped)
+    assert main(["--quick", "--out", str(demo_out), "--ablation"]) == 0  # as demo_seeds leaves it (done: nothing redone)
     capsys.readouterr()
     out = demo_out.parent
     md = tmp_path / "teacher_quality.md"
+    demo_files = _outputs(demo_out)
     assert benchmark.main(["--quick", "--seeds", "0", "--rates", "0.2", "0.4", "--out", str(out), "--md", str(md)]) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("already trained") == 2 and printed.count("the demo's evaluation") == 2
-    assert [line.split()[1:3] for line in printed.splitlines() if "$ refine-rft" in line] == [
-        ["refine-rft", "train"], ["refine-rft", "eval"], ["refine-rft", "judge"]]
+    printed = capsys.readouterr()
+    # The two trainings the demo made are finished runs (their commands do nothing); its evaluations are reused.
+    assert printed.err.count("holds a finished run (trainer_state.json); nothing to do") == 2
+    assert printed.out.count("the demo's evaluation") == 2
+    assert [line.split()[1:3] for line in printed.out.splitlines() if "$ refine-rft" in line] == [
+        ["refine-rft-workshop", "synthetic"]] + [["refine-rft", "train"]] * 3 + [["refine-rft", "eval"],
+                                                                               ["refine-rft", "judge"]]
+    assert {name: stamp for name, stamp in _outputs(demo_out).items() if name in demo_files} == demo_files
     trained = json.loads((demo_out / "train" / "refine_rft_misread0.4" / "demo_settings.json").read_text())
     assert trained["overrides"]["judge"]["misread"] == 0.4
     rows = [json.loads(line) for line in
@@ -127,9 +151,12 @@ def test_teacher_quality_reuses_the_demos_runs_and_trains_only_the_other_rates(d
     summary = json.loads((out / "teacher_quality.json").read_text())
     assert [row["misread"] for row in summary["rows"]] == [0.2, 0.4]
     assert md.with_name("teacher_quality.png").is_file() and "| ReFine-RFT | 40% |" in md.read_text()
-    # A rerun trains and evaluates nothing.
+    # A rerun trains, generates and judges nothing: every command finds its work done.
+    made = _outputs(demo_out) | {str(p): p.stat().st_mtime_ns for p in (demo_out / "teacher_quality").rglob("*.jsonl")}
     assert benchmark.main(["--quick", "--seeds", "0", "--rates", "0.2", "0.4", "--out", str(out), "--md", str(md)]) == 0
-    assert "$ refine-rft" not in capsys.readouterr().out
+    assert capsys.readouterr().err.count("holds a finished run (trainer_state.json); nothing to do") == 3
+    assert made == _outputs(demo_out) | {str(p): p.stat().st_mtime_ns
+                                         for p in (demo_out / "teacher_quality").rglob("*.jsonl")}
 
 
 def test_demo_seeds_counts_refused_and_mismatched_cot_answers(tmp_path, load_benchmark):

@@ -15,7 +15,7 @@ from refine_rft.files import write_jsonl_atomic
 def test_eval_command_writes_predictions_and_scores(tmp_path, tiny_model_path, capsys):
     data = write_jsonl_atomic(tmp_path / "q.jsonl", synthetic_questions(tmp_path, "test", per_class=1, num_classes=4))
     out = tmp_path / "run"
-    assert cli.main(["--model", str(tiny_model_path), "--data", str(data), "--prompts", "choice,cot", "--out", str(out),
+    assert cli.main(["--trust-remote-code", "--model", str(tiny_model_path), "--data", str(data), "--prompts", "choice,cot", "--out", str(out),
                      "--limit", "3", "--max-new-tokens", "choice=2,cot=6"]) == 0
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and {r["max_new_tokens"] for r in rows} == {2, 6}

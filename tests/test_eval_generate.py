@@ -25,7 +25,7 @@ TOKENS = {"choice": 3, "both": 6, "cot": 10}
 
 def settings(**values) -> EvalSettings:
     """The tiny model at the processor's resolution, with ``values`` over it."""
-    return EvalSettings(tiny("tiny:qwen2_vl"), ImageResolution(), **values)
+    return EvalSettings(tiny("tiny:qwen2_vl"), ImageResolution(), **{"trust_remote_code": True, **values})
 
 
 def use_generator(monkeypatch, generator) -> None:
@@ -42,7 +42,7 @@ def questions(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def generator(tiny_model_path):
-    return HFGenerator(str(tiny_model_path))
+    return HFGenerator(str(tiny_model_path), trust_remote_code=True)
 
 
 def _stable(path):
@@ -133,11 +133,12 @@ def test_vllm_requests_carry_prompt_and_image(questions, generator):
 @pytest.mark.slow
 # SIGTERM's default action ends Python as SIGKILL does (no handler runs): the two cases cover it.
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=lambda s: s.name)
-def test_kill_9_then_resume_equals_uninterrupted(questions, tmp_path, stop):
+@pytest.mark.end_to_end
+def test_end_to_end_kill_9_then_resume_equals_uninterrupted(questions, tmp_path, stop):
     """Stopped mid-run by a signal (kill -9, a scheduler's SIGTERM, Ctrl-C), then rerun: the same rows,
     byte for byte but for the timings, as an uninterrupted run."""
     args = ["--model", tiny("tiny:qwen2_vl"), "--data", str(questions), "--prompts", "choice,cot",
-            "--batch-size", "1", "--max-new-tokens", "cot=48"]
+            "--batch-size", "1", "--max-new-tokens", "cot=48", "--trust-remote-code"]
     out = tmp_path / "killed" / "predictions.jsonl"
     command = [sys.executable, "-m", "refine_rft.cli", "eval", *args, "--out", str(out.parent)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
@@ -150,7 +151,11 @@ def test_kill_9_then_resume_equals_uninterrupted(questions, tmp_path, stop):
     assert process.wait() in (-stop, 128 + stop, 130)  # killed, or Ctrl-C's exit status
     done = sum(1 for _ in iter_jsonl_tolerant(out))
     assert 3 <= done < 12, "the kill did not land mid-run"
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from refine_rft.cli import main
+    from refine_rft_workshop.testing.commands import run_in_process
+
+    resumed = run_in_process(main, command[3:])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     reference = generate_predictions([questions], ["choice", "cot"], tmp_path / "reference",
                                      settings(batch_size=1, max_new_tokens={"cot": 48}))
     assert [json.dumps(row) for row in _stable(out)] == [json.dumps(row) for row in _stable(reference)]

@@ -35,7 +35,7 @@ def test_parse_options_rejects_bad_lists():
 def test_predict_on_tiny_model(tmp_path, tiny_model_path, capsys):
     image = tmp_path / "bird.png"
     draw_bird(make_species(4)[0], 112).save(image)
-    assert main(["--model", str(tiny_model_path), "--image", str(image), "--options", ";".join(OPTIONS),
+    assert main(["--trust-remote-code", "--model", str(tiny_model_path), "--image", str(image), "--options", ";".join(OPTIONS),
                  "--max-new-tokens", "12"]) == 0
     out = capsys.readouterr().out
     assert "Which of these birds is shown in the image?" in out and "Answer:" in out

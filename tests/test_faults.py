@@ -1,5 +1,6 @@
-"""Hostile inputs through the real command line (``python -m refine_rft.cli`` in a subprocess) and
-the real HTTP judge server: one bad row never costs the others, bad input fails in one line.
+"""Hostile inputs through the real command line (``refine_rft.cli.main``, in this process, or
+``python -m refine_rft.cli`` in a subprocess where another process is the point) and the real HTTP
+judge server: one bad row never costs the others, bad input fails in one line.
 
 Each class of fault has its test: unusable rows (truncated JPEG, missing image, answer index out of
 range, missing field, ...) in judge, eval and train; duplicate ids; empty files; a resume with
@@ -21,6 +22,8 @@ import pytest
 from PIL import Image
 
 import refine_rft
+from refine_rft.cli import main as refine_rft_main
+from refine_rft_workshop.testing.commands import run_in_process
 from refine_rft_workshop.synthetic import attribute_phrase, synthetic_questions
 from refine_rft.prompts import answer_text
 from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer, Status
@@ -37,6 +40,11 @@ def cli_env() -> dict:
 
 
 def cli(*args: str, cwd: Path | None = None, umask: int = -1) -> subprocess.CompletedProcess:
+    """``refine-rft ARGS`` (under ``umask`` if given) through its entry point, in this process."""
+    return run_in_process(refine_rft_main, args, cwd=cwd, umask=umask)
+
+
+def cli_process(*args: str, cwd: Path | None = None, umask: int = -1) -> subprocess.CompletedProcess:
     """``refine-rft ARGS`` in a fresh interpreter (under ``umask`` if given), as a user runs it."""
     return subprocess.run([sys.executable, "-m", "refine_rft.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=cli_env(), timeout=600, umask=umask)
@@ -151,11 +159,11 @@ def test_duplicate_ids_are_refused_by_every_reader(data, tmp_path):
     twice = write_jsonl(data / "duplicates.jsonl", [*rows, rows[2]])
     judge = one_line_error(cli("judge", twice, "--backend", "attributes", "--out", tmp_path / "s.jsonl"), "judge")
     assert "1 duplicate id(s)" in judge and f"{rows[2]['id']!r}" in judge and f"{twice}:3 and {twice}:5" in judge
-    evaluated = one_line_error(cli("eval", "--model", tiny("tiny:qwen2_vl"), "--data", twice, "--prompts", "choice",
+    evaluated = one_line_error(cli("eval", "--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", twice, "--prompts", "choice",
                                    "--out", tmp_path / "eval"), "eval")
     assert "duplicate id(s)" in evaluated and rows[2]["id"] in evaluated
     # Across files too: the same question in two data files.
-    across = one_line_error(cli("eval", "--model", tiny("tiny:qwen2_vl"), "--data", data / "questions.jsonl",
+    across = one_line_error(cli("eval", "--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", data / "questions.jsonl",
                                 data / "questions.jsonl", "--prompts", "choice", "--out", tmp_path / "eval"), "eval")
     assert "4 duplicate id(s)" in across
     assert not (tmp_path / "eval").exists() and not (tmp_path / "s.jsonl").exists()  # nothing written
@@ -194,7 +202,7 @@ def test_eval_rejects_bad_questions_refuses_changed_settings_and_resumes(data, t
     question = hostile.pop("missing-response")  # a question needs no response: this row is a good question
     questions = write_jsonl(data / "hostile_questions.jsonl", [*good_rows(data)[:2], question, *hostile.values()])
     out = tmp_path / "eval"
-    args = ["eval", "--model", tiny("tiny:qwen2_vl"), "--data", questions, "--prompts", "choice", "--out", out,
+    args = ["eval", "--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", questions, "--prompts", "choice", "--out", out,
             "--batch-size", "4"]
     result = cli(*args)
     assert result.returncode == 1, result.stderr
@@ -208,7 +216,7 @@ def test_eval_rejects_bad_questions_refuses_changed_settings_and_resumes(data, t
     # Other settings, same folder: refused before the model is loaded, naming the change.
     line = one_line_error(cli(*args, "--max-new-tokens", "choice=4"), "eval")
     assert "max_new_tokens/choice 8 -> 4" in line and "--overwrite" in line
-    other_model = one_line_error(cli(*args[:2], tiny("tiny:qwen2_5_vl"), *args[3:]), "eval")
+    other_model = one_line_error(cli(*args[:3], tiny("tiny:qwen2_5_vl"), *args[4:]), "eval")
     assert f"model {tiny('tiny:qwen2_vl')!r} -> {tiny('tiny:qwen2_5_vl')!r}" in other_model
     # The same settings resume (nothing left to generate); --overwrite starts afresh.
     assert cli(*args).returncode == 1
@@ -290,7 +298,7 @@ def jsonl(path: Path) -> list[dict]:
 
 
 def eval_cot(data: Path, out: Path, model: str, *extra, umask: int = -1) -> subprocess.CompletedProcess:
-    return cli("eval", "--model", model, "--data", data / "questions.jsonl", "--prompts", "cot",
+    return cli("eval", "--trust-remote-code", "--model", model, "--data", data / "questions.jsonl", "--prompts", "cot",
                "--max-new-tokens", "cot=12", "--batch-size", "4", "--out", out, *extra, umask=umask)
 
 
@@ -365,7 +373,8 @@ def hold_lock(output: Path, folder: bool) -> subprocess.Popen:
     return holder
 
 
-def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
+@pytest.mark.end_to_end
+def test_end_to_end_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
     import signal
     import socket
     import time
@@ -389,7 +398,7 @@ def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
     assert len(jsonl(scores)) == 4  # each row once: nothing judged twice
     # The eval folder and the training output_dir, held by another process.
     for command, args, output, folder in (
-            ("eval", ["--model", tiny("tiny:qwen2_vl"), "--data", predictions, "--prompts", "choice", "--out"],
+            ("eval", ["--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", predictions, "--prompts", "choice", "--out"],
              tmp_path / "eval", True),
             ("train", ["--config", RECIPE, "--model_name_or_path", tiny_instruct_path(), "--train_file", predictions, "--max_steps", "1", "--output_dir"],
              tmp_path / "train", True),
@@ -408,12 +417,15 @@ def test_a_second_writer_of_an_output_refuses_naming_the_first(data, tmp_path):
     assert lock.read_text() == ""  # released cleanly
 
 
-def test_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, tmp_path):
+@pytest.mark.end_to_end
+def test_end_to_end_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, tmp_path):
+    """No folder is trusted for what it holds: the workshop's own tiny model, unchanged, ships a
+    processor file and is refused without the flag, by every command, before its code runs."""
     import shutil
 
     model, marker = tmp_path / "model", tmp_path / "code-ran"
     shutil.copytree(tiny("tiny:qwen2_vl"), model)
-    with (model / "image_only_processor.py").open("a") as handle:  # the project's file, one line added
+    with (model / "image_only_processor.py").open("a") as handle:  # the file, one line added: a probe
         handle.write(f"\nopen({str(marker)!r}, 'w').write('ran')\n")
     image = data / good_rows(data)[0]["image"]
     predict = ["predict", "--model", model, "--image", image, "--options", "Finch;Tit", "--style", "choice"]
@@ -423,22 +435,25 @@ def test_code_shipped_in_a_model_folder_runs_only_with_trust_remote_code(data, t
                 "general-eval": ["general-eval", "--model", model, "--out", tmp_path / "general", "--dry-run"]}
     for command, args in commands.items():
         line = one_line_error(cli(*args), command)
-        assert "image_only_processor.py (modified" in line and "--trust-remote-code" in line, line
+        assert "image_only_processor.py" in line and "--trust-remote-code" in line, line
     assert not marker.exists()
-    # Code of its own, named by auto_map: refused as well.
-    shutil.copy(tiny("tiny:qwen2_vl") + "/image_only_processor.py", model)
+    for name in ("image_only_processor.py",):  # the unchanged file is refused as well
+        shutil.copy(tiny("tiny:qwen2_vl") + "/" + name, model)
+    line = one_line_error(cli(*commands["eval"]), "eval")
+    assert "image_only_processor.py" in line and "--trust-remote-code" in line
+    # Code of its own, named by auto_map only (no .py file of that name): refused, naming the entry.
     config = json.loads((model / "processor_config.json").read_text())
     config["auto_map"]["AutoProcessor"] = "processing_probe.ProbeProcessor"
     (model / "processor_config.json").write_text(json.dumps(config))
-    (model / "processing_probe.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
     line = one_line_error(cli(*commands["eval"]), "eval")
-    assert "processing_probe.py" in line and "--trust-remote-code" in line and not marker.exists()
+    assert "processing_probe.ProbeProcessor" in line and "--trust-remote-code" in line and not marker.exists()
     # Asked for, the code runs: the marker the checks above look for does appear.
     with (model / "image_only_processor.py").open("a") as handle:
         handle.write(f"\nopen({str(marker)!r}, 'w').write('ran')\n")
     config["auto_map"]["AutoProcessor"] = "image_only_processor.ImageOnlyQwen2VLProcessor"
     (model / "processor_config.json").write_text(json.dumps(config))
-    assert cli(*predict, "--trust-remote-code").returncode == 0 and marker.read_text() == "ran"
+    # (in a process of its own: the model folder's code is imported)
+    assert cli_process(*predict, "--trust-remote-code").returncode == 0 and marker.read_text() == "ran"
 
 
 def test_known_os_conditions_are_one_line_exit_2(data, tmp_path):
@@ -446,7 +461,7 @@ def test_known_os_conditions_are_one_line_exit_2(data, tmp_path):
     a_file.write_text("not a folder")
     dangling = tmp_path / "dangling.jsonl"
     dangling.symlink_to(tmp_path / "nowhere" / "scores.jsonl")
-    eval_into = ["eval", "--model", tiny("tiny:qwen2_vl"), "--data", data / "questions.jsonl", "--prompts",
+    eval_into = ["eval", "--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", data / "questions.jsonl", "--prompts",
                  "choice", "--out"]
     judge_into = ["judge", data / "questions.jsonl", "--backend", "attributes", "--out"]
     cases = [
@@ -486,12 +501,12 @@ def test_configuration_errors_are_one_line_exit_2(data, tmp_path):
     assert f"recipe {recipe}:3:1: not valid YAML" in line, line  # where the parser gave up
 
 
-def test_an_unexpected_error_keeps_its_traceback_and_its_own_exit_status():
+def test_an_unexpected_error_keeps_its_traceback_and_its_own_exit_status(monkeypatch):
     """Exit 1 says "rows rejected"; a bug must not look like that."""
-    bug = ("import sys, refine_rft.report.cli as report\n"
-           "report.main = lambda argv: {}['no such key']\n"
-           "from refine_rft.cli import main\nsys.exit(main(['report']))\n")
-    result = subprocess.run([sys.executable, "-c", bug], capture_output=True, text=True, env=cli_env())
+    import refine_rft.report.cli as report
+
+    monkeypatch.setattr(report, "main", lambda argv: {}["no such key"])
+    result = cli("report")
     assert result.returncode == 3
     assert "Traceback" in result.stderr and "KeyError: 'no such key'" in result.stderr
     assert "refine-rft report: unexpected error (exit status 3)" in result.stderr
@@ -513,7 +528,7 @@ def test_outputs_honour_the_umask(data, tmp_path):
     assert oct((run / "judge_scores.settings.json").stat().st_mode & 0o777) == "0o640"
 
 
-def test_training_and_export_honour_the_umask_and_export_trusts_only_the_projects_code(data, tmp_path):
+def test_training_and_export_honour_the_umask_and_export_runs_code_only_on_request(data, tmp_path):
     out = tmp_path / "train"
     result = cli("train", "--config", RECIPE, "--model_name_or_path", tiny_instruct_path(), "--train_file", data / "questions.jsonl", "--output_dir", out,
                  "--max_steps", "1", umask=0o022)
@@ -522,15 +537,13 @@ def test_training_and_export_honour_the_umask_and_export_trusts_only_the_project
              out / "checkpoint-1" / "adapter_model.safetensors"]
     assert {str(p): oct(p.stat().st_mode & 0o777) for p in saved} == {str(p): "0o644" for p in saved}
     merged = tmp_path / "merged"
-    assert cli("export", "--adapter", out, "--out", merged, umask=0o022).returncode == 0
+    assert cli("export", "--trust-remote-code", "--adapter", out, "--out", merged, umask=0o022).returncode == 0
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in merged.iterdir()} == {
         p.name: "0o644" for p in merged.iterdir()}
     assert oct(merged.stat().st_mode & 0o777) == "0o755"
-    # An adapter whose processor code is not the project's is not exported without the flag.
-    with (out / "image_only_processor.py").open("a") as handle:
-        handle.write("\n# changed\n")
+    # An adapter that ships code (the tiny model's processor file) is not exported without the flag.
     line = one_line_error(cli("export", "--adapter", out, "--out", tmp_path / "merged2"), "export")
-    assert "image_only_processor.py (modified" in line and "--trust-remote-code" in line
+    assert "image_only_processor.py" in line and "--trust-remote-code" in line
 
 
 def test_a_corrupt_judge_cache_is_moved_aside_and_judging_goes_on(data, tmp_path):

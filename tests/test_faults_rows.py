@@ -22,6 +22,7 @@ from refine_rft_workshop import RECIPES as TINY_RECIPES
 from refine_rft_workshop import tiny_instruct_path
 from refine_rft_workshop.models import resolve_model_path as tiny
 from refine_rft_workshop.synthetic import synthetic_questions
+from refine_rft_workshop.testing.commands import run_in_process
 
 SRC = Path(refine_rft.__file__).resolve().parents[1]
 REPO = SRC.parent
@@ -205,13 +206,14 @@ def data(tmp_path_factory) -> tuple[Path, list[dict]]:
     return folder, synthetic_questions(folder, "test", per_class=1, num_classes=4)
 
 
-def test_eval_rejects_each_bad_row_before_generation_and_answers_every_image_kind(data, tmp_path):
+@pytest.mark.end_to_end
+def test_end_to_end_eval_rejects_each_bad_row_before_generation_and_answers_every_image_kind(data, tmp_path):
     folder, good = data
     hostile = hostile_questions(tmp_path, good[0])
     kinds = [question(f"kind-{kind}", path) for kind, path in image_kinds(tmp_path / "kinds").items()]
     questions = write_jsonl(tmp_path / "questions.jsonl", [*good[:2], *kinds, *hostile.values()])
     out = tmp_path / "eval"
-    result = cli("eval", "--model", tiny("tiny:qwen2_vl"), "--data", questions, "--prompts", "choice", "--out", out,
+    result = cli("eval", "--trust-remote-code", "--model", tiny("tiny:qwen2_vl"), "--data", questions, "--prompts", "choice", "--out", out,
                  "--batch-size", "16")
     assert result.returncode == 1, result.stderr[-3000:]
     assert f"refine-rft eval: {len(hostile)} questions rejected" in result.stderr
@@ -233,8 +235,8 @@ def test_train_refuses_bad_rows_before_loading_the_model(data, tmp_path):
     hostile = hostile_questions(tmp_path, good[0])
     chosen = ["noun-nan", "option-100k-characters", "image-12000x12000"]
     train_file = write_jsonl(tmp_path / "train.jsonl", [*good, *(hostile[q] for q in chosen)])
-    result = cli("train", "--config", RECIPE, *MODEL, "--train_file", train_file, "--output_dir", tmp_path / "run",
-                 "--max_steps", "1", "--report_to", "none")
+    result = run_in_process(refine_rft_main, ["train", "--config", RECIPE, *MODEL, "--train_file", train_file,
+                                              "--output_dir", tmp_path / "run", "--max_steps", "1", "--report_to", "none"])
     line = one_line_error(result.stderr, result.returncode, "train")
     assert f"3 of {len(good) + 3} rows cannot be used: " in line
     for qid in chosen:

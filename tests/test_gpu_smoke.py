@@ -1,17 +1,20 @@
 """benchmarks/gpu_smoke.py: its --tiny run end to end on CPU, and the arithmetic of its implications."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_smoke.py"
 
 
-def test_tiny_run_end_to_end(tmp_path):
+def test_tiny_run_through_training_and_evaluation(tmp_path, load_benchmark):
+    """The script's ``main`` in this process (its command line is the argparse in front of it)."""
+    from transformers.utils import logging as hf_logging
+
+    from refine_rft_workshop.testing.commands import run_in_process
+
     out = tmp_path / "figures.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--json", str(out)], capture_output=True,
-                          text=True, timeout=300)
+    verbosity = hf_logging.get_verbosity()
+    try:
+        done = run_in_process(load_benchmark("gpu_smoke").main, ["--tiny", "--json", out])
+    finally:
+        hf_logging.set_verbosity(verbosity)  # the script quiets transformers for the rest of its process
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(out.read_text())
     step, args = figures["step"], figures["args"]

@@ -30,7 +30,8 @@ def test_framework_dependencies_are_what_the_frameworks_bring(load_benchmark):
 
 
 @pytest.mark.slow
-def test_bundle_is_an_installable_set_within_the_limit(tmp_path, load_benchmark):
+@pytest.mark.end_to_end
+def test_end_to_end_bundle_is_an_installable_set_within_the_limit(tmp_path, load_benchmark):
     out = tmp_path / "whl"
     done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], capture_output=True, text=True,
                           timeout=600)

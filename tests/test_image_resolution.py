@@ -85,7 +85,7 @@ def test_eval_path_caps_image_tokens(big_image_questions, tiny_model_path):
     from refine_rft.resolution import ImageResolution
 
     generator = HFGenerator(str(tiny_model_path), device="cpu",
-                            resolution=ImageResolution(MIN_PIXELS, MAX_PIXELS))
+                            resolution=ImageResolution(MIN_PIXELS, MAX_PIXELS), trust_remote_code=True)
     records = load_questions([big_image_questions])
     for style in ("choice", "cot"):
         inputs = generator.inputs(records, style)
@@ -109,7 +109,8 @@ def test_eval_reads_the_resolution_saved_with_the_run(tmp_path, big_image_questi
     assert choose_resolution(None, 112 * 112, run).max_pixels == 112 * 112  # the command line wins
     assert not choose_resolution(None, None, tmp_path).is_set
     path = generate_predictions([big_image_questions], ["choice"], tmp_path / "eval",
-                                EvalSettings(str(tiny_model_path), resolution_of_run(run), max_new_tokens={"choice": 2}))
+                                EvalSettings(str(tiny_model_path), resolution_of_run(run), max_new_tokens={"choice": 2},
+                                             trust_remote_code=True))
     assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["big-1"]
 
 

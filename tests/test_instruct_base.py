@@ -40,7 +40,8 @@ def test_base_answers_fresh_choice_questions_well_above_chance(tmp_path):
     test = write_jsonl_atomic(tmp_path / "test.jsonl", rows)
     start = time.time()
     predictions = generate_predictions([test], ["choice"], tmp_path / "eval",
-                                       EvalSettings(str(tiny_instruct_path()), ImageResolution(), batch_size=48))
+                                       EvalSettings(str(tiny_instruct_path()), ImageResolution(), batch_size=48,
+                                                    trust_remote_code=True))
     scores = score_predictions(predictions)["styles"]["choice"]
     assert scores["n"] == 48 and time.time() - start < 120
     assert scores["average"] > 45, scores
@@ -53,7 +54,7 @@ def test_base_starts_with_the_papers_flaw_right_answers_with_flawed_reasoning(tm
     """The profile's RSC targets on 48 fresh questions (image seed 11), with a margin for the small
     sample: right CoT answers' reasoning is no better than wrong ones' (so R_cls alone cannot reward
     true claims), and RSC_U is not far above RSC_A. Builds 1-3 failed this (right 96, wrong 55)."""
-    from refine_rft_workshop.demo.base_profile import MAX_USEFULNESS_GAP, RSC_U_ABOVE_RSC_A, TARGETS, measure_profile
+    from refine_rft_workshop.base.base_profile import MAX_USEFULNESS_GAP, RSC_U_ABOVE_RSC_A, TARGETS, measure_profile
 
     profile = measure_profile(str(tiny_instruct_path()), tmp_path, image_seed=11, per_class=2)
     assert profile["questions"] == 48 and 5 <= profile["cot_right"] <= 43, profile

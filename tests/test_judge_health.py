@@ -11,8 +11,6 @@ import asyncio
 import json
 import re
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -184,11 +182,14 @@ def test_refine_rft_train_exits_non_zero_naming_the_unreachable_judge(tmp_path, 
     from refine_rft_workshop import RECIPES, tiny_instruct_path
 
     url = unused_url()
-    command = [sys.executable, "-m", "refine_rft.cli", "train", "--config", str(RECIPES / "refine_rft.yaml"),
+    from refine_rft.cli import main
+    from refine_rft_workshop.testing.commands import run_in_process
+
+    command = ["train", "--config", str(RECIPES / "refine_rft.yaml"),
                "--model_name_or_path", str(tiny_instruct_path()), "--train_file", str(synthetic_train_jsonl),
                "--output_dir", str(tmp_path / "run"), "--report_to", "none",
                "--judge", json.dumps({"backend": "openai", "base_urls": [url], "model": "teacher", "max_retries": 0})]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = run_in_process(main, command, cwd=tmp_path)
     assert result.returncode != 0
     assert f"judge endpoint {url} did not answer the health check" in result.stderr
 

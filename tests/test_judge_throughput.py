@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "judge_throughput.py"
 
 
-def test_judge_throughput_reports_the_client_floor_pictures_and_group_judging(tmp_path):
+@pytest.mark.end_to_end
+def test_end_to_end_judge_throughput_reports_the_client_floor_pictures_and_group_judging(tmp_path):
     out = tmp_path / "figures.json"
     result = subprocess.run([sys.executable, str(SCRIPT), "--judgements", "12", "--group", "6", "--latency", "0.02",
                              "--concurrency", "4", "--sequential-sample", "4", "--image-size", "64",

@@ -62,12 +62,12 @@ def test_judge_refuses_to_write_its_scores_over_the_predictions(run, capsys):
 
 def test_eval_refuses_a_run_folder_over_its_data_or_inside_the_adapter(run, tmp_path, capsys):
     predictions, model = run / "predictions.jsonl", tmp_path / "model"
-    line = refused(capsys, "eval", "--model", model, "--data", predictions, "--out", run)
+    line = refused(capsys, "eval", "--trust-remote-code", "--model", model, "--data", predictions, "--out", run)
     assert f"{predictions} is the input --data {predictions}" in line
-    line = refused(capsys, "eval", "--model", model, "--data", predictions, "--out", predictions)
+    line = refused(capsys, "eval", "--trust-remote-code", "--model", model, "--data", predictions, "--out", predictions)
     assert f"--out {predictions} is the input --data" in line
     # Inside the adapter folder: eval's run_settings.json would replace the training run's.
-    line = refused(capsys, "eval", "--model", "Qwen/Qwen2-VL-7B-Instruct", "--adapter", model, "--data",
+    line = refused(capsys, "eval", "--trust-remote-code", "--model", "Qwen/Qwen2-VL-7B-Instruct", "--adapter", model, "--data",
                    predictions, "--out", model / "eval")
     assert f"--out {model / 'eval'} is inside the input --adapter {model}" in line
     assert not (model / "eval").exists() and sorted(p.name for p in run.iterdir()) == ["predictions.jsonl"]
@@ -82,9 +82,9 @@ def test_report_refuses_to_write_into_a_run_folder(run, capsys):
 def test_export_refuses_an_out_inside_or_around_the_adapter(tmp_path, capsys):
     adapter = tmp_path / "train" / "checkpoint-5"
     adapter.mkdir(parents=True)
-    line = refused(capsys, "export", "--adapter", adapter, "--out", adapter / "merged")
+    line = refused(capsys, "export", "--trust-remote-code", "--adapter", adapter, "--out", adapter / "merged")
     assert f"is inside the input --adapter {adapter}" in line
-    line = refused(capsys, "export", "--adapter", adapter, "--out", tmp_path / "train")
+    line = refused(capsys, "export", "--trust-remote-code", "--adapter", adapter, "--out", tmp_path / "train")
     assert f"--out {tmp_path / 'train'} would replace the folder holding the input --adapter {adapter}" in line
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["checkpoint-5"]
 
@@ -104,7 +104,7 @@ def test_prepare_refuses_an_out_over_its_csv_or_inside_the_dataset(tmp_path, cap
 def test_general_eval_refuses_to_write_inside_the_model(tmp_path, capsys):
     model = tmp_path / "model"
     model.mkdir()
-    line = refused(capsys, "general-eval", "--model", model, "--out", model, "--dry-run")
+    line = refused(capsys, "general-eval", "--trust-remote-code", "--model", model, "--out", model, "--dry-run")
     assert f"is inside the input --model {model}" in line
 
 

@@ -26,9 +26,9 @@ def test_prompt_snapshot(style):
 @pytest.mark.parametrize("style", STYLES)
 def test_aircraft_prompt_snapshot(style):
     """FOCI / Finedefics ask "Which of these aircrafts ..." (their plural), and so does `prepare aircraft`."""
-    from refine_rft.data.records import NOUNS
+    from refine_rft.dataset_specs import DATASETS
 
-    text = question_text(NOUNS["aircraft"], ["707-320", "727-200", "737-200", "737-300"], style)
+    text = question_text(DATASETS["aircraft"].noun, ["707-320", "727-200", "737-200", "737-300"], style)
     snapshot = SNAPSHOTS / f"prompt_{style}_aircraft.txt"
     if not snapshot.exists():
         snapshot.write_text(text)
@@ -79,6 +79,6 @@ def test_open_cot_keeps_the_three_tags_and_asks_for_the_name_only():
 
 def test_the_open_question_is_the_one_the_shipped_base_was_taught():
     """The demo's open style asks what the tiny instruct base learnt to answer ("It is a <species>.")."""
-    from refine_rft_workshop.demo.instruct_data import IDENTIFY_PROMPT
+    from refine_rft_workshop.base.instruct_data import IDENTIFY_PROMPT
 
     assert question_text("birds", OPTIONS, "open") == IDENTIFY_PROMPT

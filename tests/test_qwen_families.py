@@ -139,7 +139,7 @@ def test_train_eval_export_predict_keep_the_recipe_resolution(tmp_path, arch, sy
         assert image_tokens_of_big_image(run) == expected, run.name
 
     merged = tmp_path / "merged"
-    assert export_main(["--adapter", str(grpo_out), "--out", str(merged)]) == 0
+    assert export_main(["--trust-remote-code", "--adapter", str(grpo_out), "--out", str(merged)]) == 0
     assert json.loads((merged / "config.json").read_text())["model_type"] == arch
     assert image_tokens_of_big_image(merged) == expected
 
@@ -148,7 +148,7 @@ def test_train_eval_export_predict_keep_the_recipe_resolution(tmp_path, arch, sy
 
     questions = synthetic_questions(tmp_path, "test", per_class=1, num_classes=4)
     data = write_jsonl_atomic(tmp_path / "q.jsonl", questions)
-    assert eval_cli.main(["--model", str(merged), "--data", str(data), "--out", str(tmp_path / "eval"),
+    assert eval_cli.main(["--trust-remote-code", "--model", str(merged), "--data", str(data), "--out", str(tmp_path / "eval"),
                           "--limit", "2", "--max-new-tokens", "choice=2,both=4,cot=8"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert sorted({r["style"] for r in rows}) == ["both", "choice", "cot"] and len(rows) == 6
@@ -156,7 +156,7 @@ def test_train_eval_export_predict_keep_the_recipe_resolution(tmp_path, arch, sy
     image = tmp_path / "bird.png"
     draw_bird(make_species(4)[0], 112).save(image)
     capsys.readouterr()
-    assert predict_main(["--model", str(merged), "--image", str(image), "--options", "a;b;c;d",
+    assert predict_main(["--trust-remote-code", "--model", str(merged), "--image", str(image), "--options", "a;b;c;d",
                          "--max-new-tokens", "8"]) == 0
     assert "Answer:" in capsys.readouterr().out
 
@@ -232,7 +232,7 @@ def test_evaluation_puts_back_what_a_thinking_template_opened(tmp_path):
 
     folder = real_template_model(tmp_path, QWEN3_VL_TEMPLATE.replace(INSTRUCT_PROMPT, THINKING_PROMPT))
     records = synthetic_questions(tmp_path, "test", per_class=1, num_classes=2)
-    generator = HFGenerator(str(folder), device="cpu")
+    generator = HFGenerator(str(folder), device="cpu", trust_remote_code=True)
     assert generator.template_prefix == "<think>\n"
     responses = generator.generate(records, "cot", max_new_tokens=3)
     assert all(text.startswith("<think>\n") for text in responses)

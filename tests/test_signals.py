@@ -38,7 +38,7 @@ def adapter(tmp_path_factory) -> Path:
 def export(adapter: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "refine_rft.cli", "export", "--adapter", str(adapter), "--out",
+    return subprocess.Popen([sys.executable, "-m", "refine_rft.cli", "export", "--trust-remote-code", "--adapter", str(adapter), "--out",
                              str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
 

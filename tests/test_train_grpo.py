@@ -82,7 +82,8 @@ def test_grpo_with_attribute_judge(tmp_path, cot_warm_model, synthetic_train_jso
 
 
 @pytest.mark.slow
-def test_accelerate_two_cpu_processes(tmp_path, tiny_model_path, synthetic_train_jsonl):
+@pytest.mark.end_to_end
+def test_end_to_end_accelerate_two_cpu_processes(tmp_path, tiny_model_path, synthetic_train_jsonl):
     """The distributed path is real: two gloo processes each generate, score and step.
 
     ``accelerate launch --cpu --num_processes 2`` would start a single process (accelerate's CPU

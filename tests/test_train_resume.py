@@ -27,10 +27,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from refine_rft.cli import main as refine_rft_main
 from refine_rft_workshop import RECIPES as TINY_RECIPES
+from refine_rft_workshop.testing.commands import run_in_process
 from refine_rft_workshop import tiny_instruct_path
 
-REPO = Path(__file__).resolve().parents[1]
 
 RECIPE = TINY_RECIPES / "refine_rft.yaml"
 MAX_STEPS = 8
@@ -45,7 +46,9 @@ def _command(model: Path, train_file: Path, out: Path, *extra: str) -> list[str]
 
 
 def _run(command: list[str], cwd: Path) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd)
+    """The command in this process (the one that is killed runs in a process of its own)."""
+    assert command[:3] == [sys.executable, "-m", "refine_rft.cli"], command
+    result = run_in_process(refine_rft_main, command[3:], cwd=cwd)
     assert result.returncode == 0, result.stderr[-4000:]
 
 
@@ -54,7 +57,8 @@ def _rows(path: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_at_the_next_step_with_the_same_samples(tmp_path, cot_warm_model, synthetic_train_jsonl):
+@pytest.mark.end_to_end
+def test_end_to_end_killed_run_resumes_at_the_next_step_with_the_same_samples(tmp_path, cot_warm_model, synthetic_train_jsonl):
     from safetensors.torch import load_file
 
     from refine_rft.train.monitor import read_sample_ids
@@ -124,10 +128,8 @@ STEPS = 4
 
 
 def cli(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "refine_rft.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
+    """``refine-rft ARGS`` through its entry point, in this process."""
+    return run_in_process(refine_rft_main, args, cwd=cwd)
 
 
 @functools.cache

@@ -59,7 +59,7 @@ def test_sft_trains_lora_and_export_merges_it(tmp_path, tiny_model_path, synthet
     assert "library_name: transformers" in card and "refine-rft" in card and "sft" in card
 
     merged_dir = tmp_path / "merged"
-    assert export_main(["--adapter", str(out), "--out", str(merged_dir), "--base", tiny("tiny:qwen2_vl")]) == 0
+    assert export_main(["--trust-remote-code", "--adapter", str(out), "--out", str(merged_dir), "--base", tiny("tiny:qwen2_vl")]) == 0
     merged = AutoModelForImageTextToText.from_pretrained(merged_dir)
     base = AutoModelForImageTextToText.from_pretrained(tiny_model_path)
     name = next(n for n, _ in merged.named_parameters() if n.endswith("layers.0.self_attn.q_proj.weight"))
@@ -76,4 +76,4 @@ def test_sft_trains_lora_and_export_merges_it(tmp_path, tiny_model_path, synthet
         if (merged_dir / name).is_file():
             assert set(json.loads((merged_dir / name).read_text()).get("auto_map", {})) <= {"AutoProcessor"}
     with pytest.raises(FileExistsError):
-        export_main(["--adapter", str(out), "--out", str(merged_dir), "--base", tiny("tiny:qwen2_vl")])
+        export_main(["--trust-remote-code", "--adapter", str(out), "--out", str(merged_dir), "--base", tiny("tiny:qwen2_vl")])

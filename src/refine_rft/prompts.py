@@ -33,14 +33,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from refine_rft.dataset_specs import DATASETS
 from refine_rft.errors import ConfigError
 from refine_rft.parsing import LETTERS, answer_block, both_choice, cot_choice, extract_choice
 
 QUESTION_TEMPLATE = "Which of these {noun} is shown in the image?\nChoices:\n{choices}"
-# The open-world question names no option and asks for the word a user would: the species of a
-# bird, the breed of a dog, the model of a car. Keyed by the singular of the closed question's noun.
-OPEN_KINDS = {"bird": "species", "flower": "species", "dog": "breed", "pet": "breed", "aircraft": "model",
-              "car": "model"}
 
 
 @dataclass(frozen=True)
@@ -131,13 +128,16 @@ def question_text(noun: str, options: Sequence[str], style: str = "cot") -> str:
 
 
 def open_question(noun: str) -> str:
-    """The open-world question for a question noun (no options).
+    """The open-world question for a question noun (no options). It asks for the word a user would,
+    the ``kind`` of the benchmark whose noun it is (the species of a bird, the breed of a dog, the
+    model of a car: :mod:`refine_rft.dataset_specs`), else "what kind of".
 
     >>> open_question("birds"), open_question("dogs"), open_question("objects")
     ('What species is this bird?', 'What breed is this dog?', 'What kind of object is this?')
     """
     one = singular(noun)
-    return f"What {OPEN_KINDS[one]} is this {one}?" if one in OPEN_KINDS else f"What kind of {one} is this?"
+    kind = next((spec.kind for spec in DATASETS.values() if singular(spec.noun) == one), None)
+    return f"What {kind} is this {one}?" if kind else f"What kind of {one} is this?"
 
 
 def singular(noun: str) -> str:

@@ -12,7 +12,7 @@ from refine_rft.cli import run_command
 COMMANDS: dict[str, tuple[str, str]] = {
     "synthetic": ("refine_rft_workshop.synthetic_cli", "draw the synthetic birds into question JSONL files"),
     "tiny-model": ("refine_rft_workshop.tiny_cli", "build a tiny random-weight VLM (offline)"),
-    "build-base": ("refine_rft_workshop.demo.build_base", "build the tiny instruct base from scratch"),
+    "build-base": ("refine_rft_workshop.base.build_base", "build the tiny instruct base from scratch"),
     "demo": ("refine_rft_workshop.demo.pipeline", "the whole pipeline on CPU: tiny VLM, synthetic birds, report"),
 }
 

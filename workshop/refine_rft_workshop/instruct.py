@@ -1,6 +1,6 @@
 """The shipped tiny instruct base, addressed as ``tiny:instruct``.
 
-A ``base``-size tiny Qwen2-VL trained by ``refine-rft-workshop build-base`` (:mod:`refine_rft_workshop.demo.build_base`)
+A ``base``-size tiny Qwen2-VL trained by ``refine-rft-workshop build-base`` (:mod:`refine_rft_workshop.base.build_base`)
 to answer the synthetic birds' questions the way an off-the-shelf instruct MLLM answers real ones:
 Choice well, the CoT tag format only part of the time. It lives in the package
 (``refine_rft_workshop/tiny_instruct/``, fp16 safetensors, its card in ``README.md``) and loads

@@ -30,6 +30,9 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from refine_rft.errors import ConfigError
 
+# How the reference reasoning about a synthetic bird opens ("The bird has a crimson body, ...").
+REASONING_OPENING = "The bird has"
+
 COLORS = {
     "crimson": (200, 30, 40),
     "golden": (235, 185, 30),
@@ -222,6 +225,16 @@ def draw_bird(species: Species, size: int = 112, rng: random.Random | None = Non
     pixels = np.asarray(image, dtype=np.int16)
     noise = np.random.default_rng(rng.randrange(2**32)).normal(0, 6, pixels.shape)
     return Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8))
+
+
+def judge_vocabulary() -> dict:
+    """The attribute judge's extra values (its config's ``attribute_values``): every value a synthetic
+    bird's attribute can take, so that claiming one no option has counts as false.
+
+    >>> sorted(judge_vocabulary()["attribute_values"]) == sorted(ATTRIBUTES)
+    True
+    """
+    return {"attribute_values": {name: list(values) for name, values in ATTRIBUTES.items()}}
 
 
 def vocabulary(species: Sequence[Species] | None = None) -> list[str]:

@@ -2,6 +2,10 @@
 
 The files are ordinary prepared questions (``train.jsonl``, ``test.jsonl``, optionally ``pool.jsonl``,
 images under ``images/``, every species and its aliases in ``classes.json``), read by ``refine-rft train``, ``eval`` and ``judge`` like any other data.
+
+Like every command it resumes itself: a folder already drawn with the same settings (recorded in
+``synthetic_settings.json``; ``classes.json`` is written last) is left as it is, one drawn with
+other settings is refused, naming the change, and ``--overwrite`` draws it afresh.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from pathlib import Path
 from refine_rft.data.cli import summary_line
 from refine_rft.errors import ConfigError
 from refine_rft.data.records import read_rows, require_all, validate_record
-from refine_rft.files import write_jsonl_atomic
+from refine_rft.files import guard_settings, output_lock, write_jsonl_atomic
 from refine_rft.openworld import write_class_lists
 from refine_rft_workshop.synthetic import synthetic_base_to_new, synthetic_class_list, synthetic_questions
 
@@ -87,6 +91,21 @@ class SyntheticArguments:
     base_to_new: bool = field(default=False, metadata={
         "help": "split the species into seen and unseen halves (seeded by --seed): train from seen species only, "
                 "test_seen.jsonl, test_unseen.jsonl and split.json"})
+    overwrite: bool = field(default=False, metadata={
+        "help": "draw afresh a folder drawn with other settings (without it, such a folder is refused)"})
+
+
+SETTINGS_FILE = "synthetic_settings.json"  # the settings a folder's questions were drawn with
+
+
+def split_names(pool_per_class: int, base_to_new: bool) -> list[str]:
+    """The question files ``synthetic`` writes.
+
+    >>> split_names(0, False), split_names(3, True)
+    (['train', 'test'], ['train', 'pool', 'test_seen', 'test_unseen'])
+    """
+    names = ["train", "pool", "test_seen", "test_unseen"] if base_to_new else ["train", "test", "pool"]
+    return [name for name in names if name != "pool" or pool_per_class > 0]
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[SyntheticArguments]:
@@ -98,10 +117,20 @@ def parse_args(argv: list[str] | None = None) -> tuple[SyntheticArguments]:
 
 def main(argv: list[str] | None = None) -> int:
     (args,) = parse_args(argv)
-    paths = prepare_synthetic(args.out, num_classes=args.classes, shots=args.shots,
-                              test_per_class=args.test_per_class, pool_per_class=args.pool_per_class,
-                              image_size=args.image_size, seed=args.seed, image_seed=args.image_seed,
-                              base_to_new=args.base_to_new)
+    out = Path(args.out)
+    settings = {name: value for name, value in vars(args).items() if name not in ("out", "overwrite")}
+    files = [out / f"{name}.jsonl" for name in split_names(args.pool_per_class, args.base_to_new)]
+    finished = [*files, out / "classes.json"] + ([out / "split.json"] if args.base_to_new else [])
+    with output_lock(out, folder=True, what="synthetic"):
+        guard_settings(out / SETTINGS_FILE, settings, [*finished, out / "images"], overwrite=args.overwrite)
+        if all(path.is_file() for path in finished):
+            print(f"{out}: already drawn with these settings; nothing to do")
+            paths = {path.stem: path for path in files}
+        else:
+            paths = prepare_synthetic(out, num_classes=args.classes, shots=args.shots,
+                                      test_per_class=args.test_per_class, pool_per_class=args.pool_per_class,
+                                      image_size=args.image_size, seed=args.seed, image_seed=args.image_seed,
+                                      base_to_new=args.base_to_new)
     for split, path in paths.items():
         if path.suffix == ".jsonl":
             print(summary_line(split, require_all(read_rows([path], validate_record)), path))

@@ -89,7 +89,7 @@ MAX_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 def _tokenizer_corpus() -> list[str]:
     """Text the tiny tokenizer is trained on: the prompts, tags, letters and the synthetic
     data's class and attribute words, so each is a few tokens rather than dozens of bytes."""
-    from refine_rft_workshop.synthetic import ATTRIBUTES, attribute_phrase, make_species, vocabulary
+    from refine_rft_workshop.synthetic import ATTRIBUTES, REASONING_OPENING, attribute_phrase, make_species, vocabulary
     from refine_rft.prompts import INSTRUCTIONS, STYLES, answer_text, question_text
 
     species = make_species(48, seed=0)
@@ -102,7 +102,7 @@ def _tokenizer_corpus() -> list[str]:
         for j in range(4):
             phrases = ", ".join(attribute_phrase(a, species[i + j].attributes[a]) for a in ATTRIBUTES)
             lines.append(
-                f"<think>The bird has a {phrases}. It matches {options[j]}.</think>\n"
+                f"<think>{REASONING_OPENING} a {phrases}. It matches {options[j]}.</think>\n"
                 f"<attribute>{phrases}</attribute>\n<answer>{answer_text(options, j)}</answer>"
             )
     lines += vocabulary(species) + list(INSTRUCTIONS.values())
@@ -260,8 +260,17 @@ def _source_fingerprint() -> str:
 
 
 def cached_tiny_model(arch: str = "qwen2_vl", seed: int = 0, size: str = "tiny") -> Path:
-    """The model for ``(arch, seed, size)``, built once and reused (keyed by the builder's source)."""
+    """The model for ``(arch, seed, size)``, built once and reused (keyed by the builder's source).
+
+    Processes sharing the cache (parallel test workers, demo stages) wait for one builder rather than
+    each building the same model.
+    """
+    from filelock import FileLock  # (a dependency of huggingface_hub, hence of transformers)
+
     path = tiny_model_cache_dir() / f"{size}-{arch}-s{seed}-{_source_fingerprint()}"
     if not (path / "config.json").exists():
-        build_tiny_model(path, arch=arch, seed=seed, size=size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(path.with_name(path.name + ".lock")):
+            if not (path / "config.json").exists():
+                build_tiny_model(path, arch=arch, seed=seed, size=size)
     return path

@@ -20,16 +20,6 @@ from pathlib import Path, PurePosixPath
 from refine_rft.data.readers import Example, LabelledSplit
 from refine_rft.errors import DataError, MissingFile
 
-# The file each dataset's published choice set is distributed as.
-PUBLISHED_FILES = {
-    "cub": "bird-200.json",
-    "aircraft": "aircraft-102.json",
-    "cars": "car-196.json",
-    "dogs": "dog-120.json",
-    "flowers": "flower-102.json",
-    "pets": "pet-37.json",
-}
-
 SHOW_UNMATCHED = 5  # how many unmatched entries an error message lists
 
 

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-from refine_rft.data.choices import PUBLISHED_FILES
 from refine_rft.data.distractors import FOCI_CLIP_MODEL, FOCI_CLIP_PRETRAINED, STRATEGIES
 from refine_rft.data.paper import letter_shares, prepare_paper
 from refine_rft.data.prepare import prepare_dataset
-from refine_rft.data.readers import FOLDER_NAMES, READERS
+from refine_rft.data.readers import reader_names
+from refine_rft.dataset_specs import DATASETS
 from refine_rft.files import refuse_output_over_input, write_jsonl_atomic
 
 
@@ -156,8 +156,8 @@ class SamplingArguments:
 class DatasetArguments:
     """One split of one dataset (``refine-rft prepare DATASET``)."""
 
-    dataset: str = field(metadata={"positional": True, "metavar": "DATASET", "choices": tuple(READERS),
-                                   "help": "the dataset's reader"})
+    # Checked by parse_args against reader_names() when it runs (a spec added at run time counts).
+    dataset: str = field(metadata={"positional": True, "metavar": "DATASET", "help": "the dataset's reader"})
     root: str = field(metadata={
         "help": "the dataset's folder (or its parent); for csv the CSV file or a folder of <split>.csv"})
     split: str = field(metadata={"help": "which split to read", "choices": ("train", "test")})
@@ -196,14 +196,14 @@ class PaperArguments:
                                    "help": "the six published test sets and the 5-shot train set (3,775)"})
     roots: str = field(metadata={"help": "folder holding the six datasets under their distributed names"})
     choices_dir: str = field(metadata={
-        "help": f"folder holding the published choice files ({', '.join(PUBLISHED_FILES.values())})"})
+        "help": f"folder holding the published choice files ({', '.join(spec.choices for spec in DATASETS.values())})"})
     out: str = field(metadata={"help": "output folder: test/<dataset>.jsonl, train.jsonl, summary.md"})
 
 
 def _usage() -> str:
     lines = [__doc__.strip(), "", "datasets:"]
-    for dataset in READERS:
-        layout = f"its official layout ({FOLDER_NAMES[dataset]})" if dataset in FOLDER_NAMES else "custom data"
+    for dataset in reader_names():
+        layout = f"its official layout ({DATASETS[dataset].folder})" if dataset in DATASETS else "custom data"
         lines.append(f"  {dataset:<9} one split of {dataset}, from {layout}")
     lines.append(f"  {'paper':<9} the six published test sets and the 5-shot train set (3,775)")
     lines.append(f"  {'fine-r1':<9} Fine-R1's released evaluation files (seen and unseen classes)")
@@ -219,9 +219,9 @@ def parse_args(argv: list[str] | None = None) -> tuple:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     name = argv[0] if argv and not argv[0].startswith("-") else None
-    if name not in (*READERS, "paper", "fine-r1"):
+    if name not in (*reader_names(), "paper", "fine-r1"):
         print(f"refine-rft prepare: {'unknown dataset ' + repr(name) if name else 'no dataset given'}; "
-              f"choose from {', '.join((*READERS, 'paper', 'fine-r1'))} (see refine-rft prepare --help)",
+              f"choose from {', '.join((*reader_names(), 'paper', 'fine-r1'))} (see refine-rft prepare --help)",
               file=sys.stderr)
         raise SystemExit(2)
     settings = {"paper": [PaperArguments, SamplingArguments], "fine-r1": [FineR1Arguments]}.get(
@@ -244,8 +244,8 @@ def refuse_overwriting_data(args) -> None:
     else:
         # --root may be the folder holding the dataset's own (as distributed): that one is what is read.
         root = Path(args.root)
-        if args.dataset in FOLDER_NAMES and (root / FOLDER_NAMES[args.dataset]).is_dir():
-            root = root / FOLDER_NAMES[args.dataset]
+        if args.dataset in DATASETS and (root / DATASETS[args.dataset].folder).is_dir():
+            root = root / DATASETS[args.dataset].folder
         inputs = [("--root", root), ("--choices", args.choices)]
         outputs = [("--out", out), *(("the output", out.with_name(f"{out.stem}_{side}{out.suffix or '.jsonl'}"))
                                      for side in ("seen", "unseen") if args.base_to_new)]

@@ -1,8 +1,8 @@
 """The k-shot training sets: k images per class from a dataset's ``train`` split, seeded.
 
-``train`` is every official non-test image (see ``readers/official.py``): CUB train (5,994),
-Aircraft trainval (6,667), Cars train (8,144), Dogs train (12,000), Flowers trnid+valid (2,040),
-Pets trainval (3,680). With k=5 the paper's setup has
+``train`` is every official non-test image (each spec's ``train_split``,
+:mod:`refine_rft.dataset_specs`): CUB train (5,994), Aircraft trainval (6,667), Cars train (8,144),
+Dogs train (12,000), Flowers trnid+valid (2,040), Pets trainval (3,680). With k=5 the paper's setup has
 (200 + 100 + 196 + 120 + 102 + 37) classes x 5 = 755 x 5 = 3,775 questions.
 """
 
@@ -12,19 +12,18 @@ from collections import defaultdict
 
 from refine_rft.data.readers import Example, LabelledSplit
 from refine_rft.data.records import seeded_rng
+from refine_rft.dataset_specs import DATASETS, dataset_spec
 from refine_rft.errors import DataError
 
-# Classes per official dataset, the arithmetic behind the 3,775-question 5-shot set.
-CLASS_COUNTS = {"cub": 200, "aircraft": 100, "cars": 196, "dogs": 120, "flowers": 102, "pets": 37}
 
+def fewshot_size(shots: int, datasets=None) -> int:
+    """How many questions a k-shot set over ``datasets`` (default: every benchmark) has: ``shots``
+    per class, from each spec's class count.
 
-def fewshot_size(shots: int, datasets=tuple(CLASS_COUNTS)) -> int:
-    """How many questions a k-shot set over ``datasets`` has.
-
-    >>> fewshot_size(5)
-    3775
+    >>> fewshot_size(5), fewshot_size(5, ["pets"])
+    (3775, 185)
     """
-    return shots * sum(CLASS_COUNTS[d] for d in datasets)
+    return shots * sum(dataset_spec(d).classes for d in (DATASETS if datasets is None else datasets))
 
 
 def sample_shots(split: LabelledSplit, shots: int, seed: int = 0) -> list[Example]:

@@ -54,7 +54,8 @@ def released_files(root: str | Path) -> dict[tuple[str, str], Path]:
 def read_released(path: Path, dataset: str, side: str, images: Path, shuffle_seed: int | None = None
                   ) -> tuple[list[dict], list[dict]]:
     """The question rows of one released file and the lines rejected (``rejection`` rows)."""
-    from refine_rft.data.records import NOUNS, rejection, shuffle_options
+    from refine_rft.data.records import rejection, shuffle_options
+    from refine_rft.dataset_specs import dataset_spec
 
     rows, rejects = [], []
     stem = path.stem
@@ -79,7 +80,7 @@ def read_released(path: Path, dataset: str, side: str, images: Path, shuffle_see
         image = Path(item["image_path"])
         rows.append({"id": question_id, "dataset": dataset, "image": str(image if image.is_absolute() else
                                                                             (images / image).absolute()),
-                     "label": label, "options": options, "answer": answer, "noun": NOUNS[dataset],
+                     "label": label, "options": options, "answer": answer, "noun": dataset_spec(dataset).noun,
                      "class_split": side, "option_order": order, "fine_r1_question": item.get("question", "")})
     return rows, rejects
 

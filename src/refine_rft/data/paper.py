@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from refine_rft.data.choices import PUBLISHED_FILES
 from refine_rft.data.prepare import dataset_class_list, prepare_dataset
-from refine_rft.data.readers import OFFICIAL
+from refine_rft.dataset_specs import dataset_spec, official
 from refine_rft.errors import MissingFile
 from refine_rft.files import write_jsonl_atomic, write_text_atomic
 from refine_rft.openworld import write_class_lists
@@ -57,7 +56,7 @@ def _write_classes(out_dir: Path, folders: list[str], lists: dict[str, dict]) ->
 
 def prepare_paper(roots: str | Path, choices_dir: str | Path, out_dir: str | Path, shots: int = 5, seed: int = 0,
                   distractors: str = "similar", pretty: bool = False, verify_images: bool = True,
-                  datasets: tuple[str, ...] = OFFICIAL, clip_options: dict | None = None,
+                  datasets: tuple[str, ...] | None = None, clip_options: dict | None = None,
                   base_to_new: bool = False) -> dict[str, Path]:
     """Build and write the test sets and the k-shot training set; return ``{name: path}``.
 
@@ -66,17 +65,19 @@ def prepare_paper(roots: str | Path, choices_dir: str | Path, out_dir: str | Pat
     ``oxford-iiit-pet``); ``choices_dir`` holds the published choice files (``bird-200.json``, ...).
     Everything is built before anything is written, so a failure writes nothing.
 
+    ``datasets``: the benchmarks to build (default: every one with a spec, :mod:`refine_rft.dataset_specs`).
     ``base_to_new``: Fine-R1's seen/unseen classes (:mod:`refine_rft.data.base_to_new`); the
     training set from seen classes only, ``test_seen/<dataset>.jsonl`` and
     ``test_unseen/<dataset>.jsonl``, and ``split.json``.
     """
+    datasets = official() if datasets is None else tuple(datasets)
     if base_to_new:
         return _paper_base_to_new(Path(roots), Path(choices_dir), Path(out_dir), shots, seed, distractors, pretty,
                                   verify_images, datasets, clip_options)
     from tqdm.auto import tqdm
 
     roots, choices_dir, out_dir = Path(roots), Path(choices_dir), Path(out_dir)
-    missing = [str(choices_dir / PUBLISHED_FILES[d]) for d in datasets if not (choices_dir / PUBLISHED_FILES[d]).is_file()]
+    missing = [str(choices_dir / dataset_spec(d).choices) for d in datasets if not (choices_dir / dataset_spec(d).choices).is_file()]
     if missing:
         raise MissingFile(f"missing published choice file(s): {', '.join(missing)}")
     tests, train = {}, {}
@@ -84,7 +85,7 @@ def prepare_paper(roots: str | Path, choices_dir: str | Path, out_dir: str | Pat
     for dataset, split in steps:
         steps.set_postfix_str(f"{dataset} {split}")
         if split == "test":
-            tests[dataset] = prepare_dataset(dataset, roots, "test", choices=choices_dir / PUBLISHED_FILES[dataset],
+            tests[dataset] = prepare_dataset(dataset, roots, "test", choices=choices_dir / dataset_spec(dataset).choices,
                                              seed=seed, pretty=pretty, verify_images=verify_images)
         else:
             train[dataset] = prepare_dataset(dataset, roots, "train", shots=shots, seed=seed, distractors=distractors,
@@ -103,7 +104,7 @@ def _paper_base_to_new(roots: Path, choices_dir: Path, out_dir: Path, shots: int
     from refine_rft.data.base_to_new import check_disjoint, class_split, mark, write_split_file
     from refine_rft.data.readers import read_split
 
-    missing = [str(choices_dir / PUBLISHED_FILES[d]) for d in datasets if not (choices_dir / PUBLISHED_FILES[d]).is_file()]
+    missing = [str(choices_dir / dataset_spec(d).choices) for d in datasets if not (choices_dir / dataset_spec(d).choices).is_file()]
     if missing:
         raise MissingFile(f"missing published choice file(s): {', '.join(missing)}")
     splits, tests, train = [], {"test_seen": {}, "test_unseen": {}}, {}
@@ -111,7 +112,7 @@ def _paper_base_to_new(roots: Path, choices_dir: Path, out_dir: Path, shots: int
         split = class_split(dataset, read_split(dataset, roots, "train").classes, seed)
         splits.append(split)
         for side, classes in (("seen", split.seen), ("unseen", split.unseen)):
-            rows = prepare_dataset(dataset, roots, "test", choices=choices_dir / PUBLISHED_FILES[dataset], seed=seed,
+            rows = prepare_dataset(dataset, roots, "test", choices=choices_dir / dataset_spec(dataset).choices, seed=seed,
                                    pretty=pretty, verify_images=verify_images, classes=classes)
             tests[f"test_{side}"][dataset] = [dict(r, class_split=side) for r in rows]
         train[dataset] = mark(prepare_dataset(dataset, roots, "train", shots=shots, seed=seed, distractors=distractors,

@@ -20,7 +20,7 @@ from refine_rft.data.distractors import choose_distractors
 from refine_rft.data.fewshot import sample_shots
 from refine_rft.data.questions import check_images, questions_from_choices, questions_with_distractors
 from refine_rft.data.readers import read_split
-from refine_rft.data.records import NOUNS
+from refine_rft.dataset_specs import noun_of
 from refine_rft.errors import ConfigError
 from refine_rft.parsing import normalize_name
 
@@ -75,7 +75,7 @@ def prepare_dataset(
         labelled = replace(labelled, examples=[e for e in labelled.examples if normalize_name(e.label) in kept],
                            classes=[c for c in labelled.classes if normalize_name(c) in kept])
     name = name or dataset
-    noun = noun or NOUNS.get(dataset, "objects")
+    noun = noun or noun_of(dataset)
     if choices is not None:
         if shots is not None:
             raise ConfigError("--shots and --choices exclude each other: a choice file fixes its questions")

@@ -60,16 +60,6 @@ ANSWER_FIELDS = ("style", "response")
 PREDICTION_FIELDS = tuple(name for name in QUESTION_FIELDS if name != "label") + ANSWER_FIELDS
 # The judge's Reasoning-Answer scores (0-100): answer accuracy, reasoning usefulness, instruction obedience.
 RSC_KEYS = ("RSC_A", "RSC_U", "RSC_O")
-# The noun of each dataset's question, as FOCI and Finedefics word it ("Which of these aircrafts is
-# shown in the image?": their plural, kept so that our questions match theirs token for token).
-NOUNS = {
-    "cub": "birds",
-    "aircraft": "aircrafts",
-    "cars": "cars",
-    "dogs": "dogs",
-    "flowers": "flowers",
-    "pets": "pets",
-}
 
 
 def seeded_rng(seed: int, key: str) -> random.Random:

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from refine_rft.data.records import NOUNS, shuffle_options
+from refine_rft.data.records import shuffle_options
+from refine_rft.dataset_specs import noun_of
 from refine_rft.errors import ConfigError
 from refine_rft.evaluate.generate import BACKENDS, DEFAULT_MAX_NEW_TOKENS, make_generator
 from refine_rft.evaluate.score import parsed_choice
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give either --options, or --dataset with --root and --label")
     from refine_rft.resolution import choose_resolution
 
-    noun = args.noun or NOUNS.get(args.dataset or "", "birds")
+    noun = args.noun or noun_of(args.dataset, default="birds")
     record = {"id": "predict", "image": args.image, "noun": noun, "options": options}
     console = Console()
     console.print(Panel(question_text(noun, options, args.style), title=Path(args.image).name, border_style="blue"))

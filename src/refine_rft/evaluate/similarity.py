@@ -34,14 +34,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from refine_rft.dataset_specs import DATASETS
 from refine_rft.errors import MissingDependency
 import refine_rft.evaluate.fine_r1 as fine_r1
 
 PROTOCOLS = ("fine-r1", "corrected")
 DEFAULT_PROTOCOL = "fine-r1"
-# The benchmarks' own domain words (the corrected protocol).
-DOMAIN_WORDS = {"aircraft": "aircraft", "cub": "bird", "cars": "car", "flowers": "flower", "dogs": "dog",
-                "pets": "pet"}
 MAX_TOKENS = 64  # Fine-R1's tokenizer call: padding="max_length", truncation=True, max_length=64
 
 
@@ -59,7 +57,8 @@ def domain_word(row: dict, protocol: str = DEFAULT_PROTOCOL) -> str:
 
     if protocol == "fine-r1":
         return fine_r1.domain(row["dataset"], str(row.get("image") or ""))
-    return DOMAIN_WORDS.get(row["dataset"]) or (singular(row["noun"]) if row.get("noun") else "object")
+    spec = DATASETS.get(row["dataset"])  # the benchmark's own domain word (refine_rft.dataset_specs)
+    return spec.domain if spec else (singular(row["noun"]) if row.get("noun") else "object")
 
 
 def compared_text(row: dict, protocol: str = DEFAULT_PROTOCOL) -> str:

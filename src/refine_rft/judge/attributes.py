@@ -13,7 +13,7 @@ image's attributes::
 So a response that states only true but non-distinguishing facts scores 50, one whose true claims
 rule out every distractor scores 100, and each false claim scales the whole score down (listing
 every colour to be safe earns little). Mentions that are negated or about something else ("not
-black wings", "unlike the Common Finch's golden body") are not claims.
+black wings", "unlike the Purple Finch's golden body") are not claims.
 
 Attributes are a dict per image, either ``attribute -> value`` (``{"wing_color": "crimson"}``; a
 list of values is allowed) or ``attribute -> bool`` in CUB's ``"has_wing_color::blue": True``

@@ -47,7 +47,7 @@ def answered_correctly(sample: dict) -> bool:
     ``<answer>`` block for CoT (R_cls's reading), the letter and the name for Both, the letter for
     Choice. A sample without a ``style`` is a CoT response.
 
-    >>> options = ["Common Finch", "Crested Finch"]
+    >>> options = ["Purple Finch", "Crested Finch"]
     >>> answered_correctly({"response": "<think>x</think><answer>B</answer>", "options": options,
     ...                     "answer": 1})
     True
@@ -62,7 +62,7 @@ def answered_correctly(sample: dict) -> bool:
 def answer_given(sample: dict) -> int | None:
     """The option index the response gives under its style's rule; ``None``: unparseable.
 
-    >>> answer_given({"response": "B. Crested Finch", "options": ["Common Finch", "Crested Finch"],
+    >>> answer_given({"response": "B. Crested Finch", "options": ["Purple Finch", "Crested Finch"],
     ...               "style": "both"})
     1
     """

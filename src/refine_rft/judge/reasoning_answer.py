@@ -20,7 +20,7 @@ in ``<SCORES>.settings.json``; a rerun with others refuses unless ``overwrite``.
 >>> import json, tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())
 >>> image = {"wing_color": "crimson"}
->>> row = {"id": "q1", "style": "cot", "dataset": "synthetic", "image": "a.png", "options": ["Finch", "Tit"],
+>>> row = {"id": "q1", "style": "cot", "dataset": "cub", "image": "a.png", "options": ["Finch", "Tit"],
 ...        "answer": 0, "noun": "birds", "attributes": image, "option_attributes": [image, {"wing_color": "black"}],
 ...        "response": "<think>Crimson wings.</think><attribute>crimson wings</attribute><answer>A. Finch</answer>"}
 >>> _ = (folder / "predictions.jsonl").write_text(json.dumps(row) + "\\n")

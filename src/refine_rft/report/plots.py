@@ -21,7 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from refine_rft.files import naming_the_file  # noqa: E402
 from refine_rft.prompts import STYLES  # noqa: E402
 from refine_rft.report.runs import Run  # noqa: E402
-from refine_rft.report.tables import DATASET_NAMES, STYLE_LABELS, _datasets  # noqa: E402
+from refine_rft.dataset_specs import display_name  # noqa: E402
+from refine_rft.report.tables import STYLE_LABELS, _datasets  # noqa: E402
 
 # What a training curve shows, by log key: the total reward, each reward function, the
 # completion length, and judge failures (an outage must be visible, not hidden in the reward).
@@ -34,7 +35,7 @@ def accuracy_bars(runs: Sequence[Run], path: str | Path) -> Path | None:
     if not styles:
         return None
     datasets = _datasets(d for run in runs for s in run.scores.values() for d in s["per_dataset"])
-    labels = [DATASET_NAMES.get(d, d) for d in datasets] + ["Avg"]
+    labels = [display_name(d) for d in datasets] + ["Avg"]
     fig, axes = plt.subplots(1, len(styles), figsize=(max(5.0, 1.1 * len(labels) * len(styles) + 2), 3.6),
                              squeeze=False)
     width = 0.8 / len(runs)

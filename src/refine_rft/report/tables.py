@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refine_rft.data.records import NOUNS, RSC_KEYS
+from refine_rft.data.records import RSC_KEYS
+from refine_rft.dataset_specs import display_name, official
 from refine_rft.evaluate.general import DEFAULT_TASKS, GENERAL_DIR
 from refine_rft.evaluate.vlmevalkit import WORK_DIR as VLMEVALKIT_DIR
 from refine_rft.evaluate.vlmevalkit import resolution_note
@@ -30,10 +31,6 @@ from refine_rft.files import write_text_atomic
 from refine_rft.prompts import PROMPT_STYLES, STYLES
 from refine_rft.report.runs import Run
 
-DATASET_NAMES = {
-    "cub": "CUB-200", "aircraft": "FGVC-Aircraft", "cars": "Stanford Cars", "dogs": "Stanford Dogs",
-    "flowers": "Flowers-102", "pets": "Oxford Pets", "synthetic": "Synthetic",
-}
 STYLE_LABELS = {name: style.label for name, style in PROMPT_STYLES.items()}
 TASK_NAMES = {"mmstar": "MMStar", "mmmu_val": "MMMU", "textvqa_val": "TextVQA"}
 # VLMEvalKit's names of the same sets (the paper's harness); their numbers are not lmms-eval's.
@@ -132,7 +129,7 @@ def _cell(value, fmt: str) -> str:
 
 def _datasets(names) -> list[str]:
     """Dataset names in the paper's order, unknown ones after, alphabetically."""
-    order = list(NOUNS)
+    order = list(official())
     return sorted(set(names), key=lambda d: (order.index(d) if d in order else len(order), d))
 
 
@@ -142,7 +139,7 @@ def answer_only_table(runs: Sequence[Run]) -> Table | None:
     datasets = _datasets(d for run in runs for s in run.scores.values() for d in s["per_dataset"])
     if not styles:
         return None
-    columns = [("", "Run")] + [(DATASET_NAMES.get(d, d), STYLE_LABELS[s]) for d in datasets + ["Avg"] for s in styles]
+    columns = [("", "Run")] + [(display_name(d), STYLE_LABELS[s]) for d in datasets + ["Avg"] for s in styles]
     rows = [[run.name] + [run.accuracy(s, None if d == "Avg" else d) for d in datasets + ["Avg"] for s in styles]
             for run in runs]
     return Table("table2_answer_only", "Answer-only accuracy (%)", columns, rows)
@@ -154,7 +151,7 @@ def reasoning_table(runs: Sequence[Run], style: str = "cot") -> Table | None:
     if not judged:
         return None
     datasets = _datasets(d for _, rsc in judged for d in rsc["per_dataset"])
-    columns = [("", "Run")] + [(DATASET_NAMES.get(d, d), k) for d in datasets + ["Avg"] for k in RSC_KEYS]
+    columns = [("", "Run")] + [(display_name(d), k) for d in datasets + ["Avg"] for k in RSC_KEYS]
     rows = [[run.name] + [(rsc["average"] if d == "Avg" else rsc["per_dataset"].get(d, {})).get(k)
                           for d in datasets + ["Avg"] for k in RSC_KEYS] for run, rsc in judged]
     return Table("table3_reasoning", "Reasoning-Answer scores (judge, 0-100)", columns, rows,

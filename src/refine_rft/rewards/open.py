@@ -13,10 +13,10 @@ scores 0 though no training row shows it; called without one, the reward uses wh
 show (labels, options, aliases).
 
 >>> reward = make_open_classification_reward()
->>> rows = {"label": ["Crested Finch"] * 6, "dataset": ["synthetic"] * 6, "aliases": [["Tufted Finch"]] * 6,
-...         "options": [["Crested Finch", "Common Finch", "Spotted Finch", "Crested Warbler"]] * 6}
+>>> rows = {"label": ["Crested Finch"] * 6, "dataset": ["cub"] * 6, "aliases": [["Tufted Finch"]] * 6,
+...         "options": [["Crested Finch", "Purple Finch", "Spotted Finch", "Crested Warbler"]] * 6}
 >>> reward(["<answer>Tufted Finch</answer>", "<answer>crested-finch.</answer>", "<answer>Finch</answer>",
-...         "<answer>Crested Finch or Common Finch</answer>", "<answer></answer>", "Crested Finch"], **rows)
+...         "<answer>Crested Finch or Purple Finch</answer>", "<answer></answer>", "Crested Finch"], **rows)
 [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
 """
 

@@ -58,7 +58,7 @@ def make_reasoning_reward(config: JudgeConfig):
         >>> import asyncio
         >>> reward = make_reasoning_reward(JudgeConfig(backend="attributes"))
         >>> image = {"wing_color": "crimson", "crest": "crested"}
-        >>> kwargs = dict(options=[["Crimson-winged Finch", "Common Finch"]] * 2, answer=[0, 0],
+        >>> kwargs = dict(options=[["Crimson-winged Finch", "Purple Finch"]] * 2, answer=[0, 0],
         ...               attributes=[image] * 2, option_attributes=[[image, {**image, "wing_color": "black"}]] * 2)
         >>> asyncio.run(reward(["<think>Crimson wings.</think><answer>A</answer>", "<answer>A</answer>"],
         ...                    image=["a.png", "a.png"], **kwargs))

@@ -23,8 +23,7 @@ def load_processor(model_args, training_args, resolution=None):
     images at ``resolution`` (an :class:`~refine_rft.resolution.ImageResolution`; the trainers
     save this processor, and with it the resolution, beside the adapter).
 
-    Code in the model folder runs only with ``trust_remote_code`` or when it is the project's own
-    checksummed processor (the tiny models; see :mod:`refine_rft.trust`).
+    Code in the model folder runs only with ``trust_remote_code`` (see :mod:`refine_rft.trust`).
     """
     from refine_rft.resolution import ImageResolution
 

@@ -4,7 +4,8 @@
 
 A thin driver, like a shell script: every stage is the command a user runs (``refine-rft-workshop
 synthetic``, ``refine-rft train`` / ``sft`` / ``eval`` / ``judge`` / ``report``), each printed before
-it runs, on files in ``OUT``. Stages (one line each, progress bars inside):
+it runs (through the command's own entry point, in this process, so that the libraries are imported
+once), on files in ``OUT``. Stages (one line each, progress bars inside):
 
 1. data: synthetic birds — a 5-shot training set and a held-out test set (images drawn with the
    demo's seed, never one the base was built with);
@@ -28,20 +29,22 @@ The training runs use the tiny recipes (``refine_rft_workshop/recipes``): the de
 recipe per run into ``OUT/recipes`` that includes a tiny recipe and sets only the demo's model, data,
 output folder, seed and budget (and the judge: the toy teacher for ReFine-RFT's R_cot). Each
 evaluated run's ``run.json`` and stage settings record the teacher that gave its R_cot (``teacher``:
-the toy teacher's knobs, or none) apart from the judge that scored its RSC (``rsc_judge``). Every stage writes into ``OUT`` and is skipped
-when its output is complete and was made with the same settings, so an interrupted demo resumes.
-A stage folder made with other settings (another seed, say) is refused, naming the change, as every
-command refuses it (:func:`~refine_rft.files.guard_settings`); ``--overwrite`` starts it afresh.
+the toy teacher's knobs, or none) apart from the judge that scored its RSC (``rsc_judge``). Every stage writes into ``OUT``;
+the demo keeps no record of its own of what is done: each command resumes itself (drawn data, a
+finished training run, generated predictions and judged rows are left as they are), so an
+interrupted demo resumes by running it again. A stage folder made with other settings (another seed,
+say) is refused, naming the change, as every command refuses it
+(:func:`~refine_rft.files.guard_settings`); ``--overwrite`` starts it afresh.
 ``--quick`` is a smaller version of the same pipeline (for the test suite): its numbers mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -49,15 +52,16 @@ from pathlib import Path
 
 import yaml
 
+from refine_rft.data.records import JUDGE_FILE, PREDICTIONS_FILE, RUN_FILE
 from refine_rft.errors import UserError
 from refine_rft.files import guard_settings, write_text_atomic
 from refine_rft_workshop import RECIPES
+from refine_rft_workshop.synthetic import judge_vocabulary
 from refine_rft_workshop.teacher import ToyTeacher
 
-STAGE_FILE = "demo_stage.json"  # a finished stage: the settings it was made with
 SETTINGS_FILE = "demo_settings.json"  # a started stage: the settings it is made with (the guard's record)
 STYLES = ("choice", "both", "cot", "open")
-# The commands the stages run, as a user types them; run here with this interpreter.
+# The commands the stages run, as a user types them, and the module whose ``main`` each is.
 PROGRAMS = {"refine-rft": "refine_rft.cli", "refine-rft-workshop": "refine_rft_workshop.cli"}
 
 
@@ -106,24 +110,11 @@ def demo_runs(ablation: bool = False) -> tuple:
     return RUNS[:3] + (ABLATION_RUN,) + RUNS[3:] if ablation else RUNS
 
 
-def _stage_done(folder: Path, settings: dict) -> bool:
-    """Whether ``folder`` holds a finished stage made with exactly ``settings``."""
-    marker = folder / STAGE_FILE
-    return marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(settings))
-
-
-def _mark_done(folder: Path, settings: dict) -> None:
-    write_text_atomic(folder / STAGE_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
-
-
-def _must_run(folder: Path, settings: dict, overwrite: bool) -> bool:
-    """True when the stage must run (or resume: its commands resume what they began).
-
-    The guard every command uses: a folder made with other settings is refused, naming the change,
-    unless ``overwrite``, which starts it afresh; nothing is deleted silently.
-    """
+def _guard(folder: Path, settings: dict, overwrite: bool) -> None:
+    """The guard every command uses, over a whole stage folder: one made with other settings is
+    refused, naming the change, unless ``overwrite``, which starts it afresh; nothing is deleted
+    silently. Whether the stage's work is done is each command's own business (it resumes itself)."""
     guard_settings(folder / SETTINGS_FILE, settings, [folder], overwrite)
-    return not _stage_done(folder, settings)
 
 
 def _say(step: int, text: str) -> None:
@@ -135,19 +126,17 @@ class StageFailed(UserError):
 
 
 def run(program: str, *args) -> None:
-    """Run ``program args`` (``refine-rft ...``) as a user would, printing the command line first."""
+    """Run ``program args`` (``refine-rft ...``) as a user would, printing the command line first:
+    the command's own entry point (its error boundary included), in this process."""
     words = [str(a) for a in args]
     print(f"      $ {program} {shlex.join(words)}", flush=True)
-    status = subprocess.run([sys.executable, "-m", PROGRAMS[program], *words]).returncode
+    try:
+        status = importlib.import_module(PROGRAMS[program]).main(words)
+    except SystemExit as stop:  # argparse's exit on a bad argument (its message is above)
+        status = stop.code if isinstance(stop.code, int) else 2
+    sys.stdout.flush()
     if status != 0:
         raise StageFailed(f"'{program} {words[0]}' exited with status {status}; see its message above")
-
-
-def judge_vocabulary() -> dict:
-    """The attribute judge's extra values: every value a synthetic bird's attribute can take."""
-    from refine_rft_workshop.synthetic import ATTRIBUTES
-
-    return {"attribute_values": {name: list(values) for name, values in ATTRIBUTES.items()}}
 
 
 def write_recipe(path: Path, include: Path, settings: dict) -> Path:
@@ -160,10 +149,9 @@ def prepare_data(out: Path, config: DemoConfig, seed: int, overwrite: bool = Fal
     folder = out / "data"
     settings = {"classes": config.classes, "shots": config.shots, "test_per_class": config.test_per_class,
                 "seed": seed}
-    if _must_run(folder, settings, overwrite):
-        run("refine-rft-workshop", "synthetic", "--out", folder, "--classes", config.classes, "--shots",
-            config.shots, "--test-per-class", config.test_per_class, "--seed", seed)
-        _mark_done(folder, settings)
+    _guard(folder, settings, overwrite)
+    run("refine-rft-workshop", "synthetic", "--out", folder, "--classes", config.classes, "--shots",
+        config.shots, "--test-per-class", config.test_per_class, "--seed", seed)
     return {split: folder / f"{split}.jsonl" for split in ("train", "test")}
 
 
@@ -216,8 +204,8 @@ def _rewards_of(recipe: Path, overrides: dict) -> list[str]:
 
 def train_one(out: Path, plan: tuple, model: str, base_digest: str, train_file: Path, config: DemoConfig,
               seed: int, overwrite: bool = False, folder_name: str | None = None) -> Path:
-    """Train one run of :func:`train_plans` into ``OUT/train/<folder_name or its folder>`` (skipped
-    when done with the same settings).
+    """Train one run of :func:`train_plans` into ``OUT/train/<folder_name or its folder>`` (the
+    training command leaves a finished run as it is).
 
     Its settings record the recipe, the overrides, the base, what each of its rewards scores (so a
     changed reward rule retrains it) and, for R_cot, the toy teacher's knobs (the URL it is served at
@@ -231,22 +219,19 @@ def train_one(out: Path, plan: tuple, model: str, base_digest: str, train_file: 
     rewards = _rewards_of(recipe, overrides) if command == "train" else []
     settings = {"recipe": recipe.name, "overrides": {**overrides, "judge": teacher.settings()} if teacher
                 else overrides, "base": base_digest, "rewards": {r: REWARDS[r].scores for r in rewards}}
-    if _must_run(folder, settings, overwrite):
-        _say(step, f"{title}, {steps} steps -> {folder}")
-        start = time.time()
-        if teacher is None:
-            _train(out, folder.name, recipe, overrides, command)
-        else:
-            from refine_rft_workshop.teacher import ToyTeacherServer, judge_settings
-
-            with ToyTeacherServer(teacher, train_file) as server:
-                print(f"      toy teacher at {server.url}: {json.dumps(teacher.settings())}", flush=True)
-                _train(out, folder.name, recipe, {**overrides, "judge": judge_settings(server.url)}, command)
-            print(f"      toy teacher: {server.judged} requests", flush=True)
-        _mark_done(folder, settings)
-        print(f"      done in {time.time() - start:.0f}s", flush=True)
+    _guard(folder, settings, overwrite)
+    _say(step, f"{title}, {steps} steps -> {folder}")
+    start = time.time()
+    if teacher is None:
+        _train(out, folder.name, recipe, overrides, command)
     else:
-        _say(step, f"{title}: already trained in {folder}")
+        from refine_rft_workshop.teacher import ToyTeacherServer, judge_settings
+
+        with ToyTeacherServer(teacher, train_file) as server:
+            print(f"      toy teacher at {server.url}: {json.dumps(teacher.settings())}", flush=True)
+            _train(out, folder.name, recipe, {**overrides, "judge": judge_settings(server.url)}, command)
+        print(f"      toy teacher: {server.judged} requests", flush=True)
+    print(f"      done in {time.time() - start:.0f}s", flush=True)
     return folder
 
 
@@ -290,7 +275,7 @@ def evaluate_one(run_dir: Path, name: str, flags: dict | None, model: str, base_
                  adapter: Path | None, config: DemoConfig, styles=STYLES, teacher: ToyTeacher | None = None,
                  overwrite: bool = False) -> Path:
     """Evaluate one run into ``run_dir`` under ``styles`` and judge its CoT answers' RSC with the
-    attribute judge; skipped when done with the same settings. ``teacher``: the toy teacher that gave
+    attribute judge (each command leaves what it has done as it is). ``teacher``: the toy teacher that gave
     its R_cot, recorded (``run.json``, settings) apart from the RSC judge."""
     out = run_dir.parent.parent
     judge = write_text_atomic(out / "recipes" / "judge.yaml", yaml.safe_dump(rsc_judge_settings(), sort_keys=False))
@@ -301,22 +286,20 @@ def evaluate_one(run_dir: Path, name: str, flags: dict | None, model: str, base_
     similarity = ["--similarity", encoder, "--similarity-protocol", "corrected"] if encoder else []
     settings = eval_settings(model, base_digest, adapter, test_file, config, styles, teacher)
     judges = {key: settings[key] for key in ("teacher", "rsc_judge")}
-    if _must_run(run_dir, settings, overwrite):
-        _say(5, f"evaluating {name} ({', '.join(styles)}) -> {run_dir}")
-        run("refine-rft", "eval", "--model", model, *(["--adapter", adapter] if adapter else []),
-            "--data", test_file, "--prompts", ",".join(styles), "--out", run_dir,
-            "--batch-size", config.eval_batch_size, "--max-new-tokens", budgets, *similarity)
-        run("refine-rft", "judge", run_dir / "predictions.jsonl", "--config", judge, "--styles", "cot",
-            "--out", run_dir / "judge_scores.jsonl")
-        meta = {"name": name, **judges}
-        if flags:
-            meta["ablation"] = flags
-        if adapter:
-            meta["train_dir"] = os.path.relpath(adapter, run_dir)
-        write_text_atomic(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
-        _mark_done(run_dir, settings)
-    else:
-        _say(5, f"{name}: already evaluated in {run_dir}")
+    _guard(run_dir, settings, overwrite)
+    _say(5, f"evaluating {name} ({', '.join(styles)}) -> {run_dir}")
+    run("refine-rft", "eval", "--model", model, *(["--adapter", adapter] if adapter else []),
+        "--data", test_file, "--prompts", ",".join(styles), "--out", run_dir,
+        "--batch-size", config.eval_batch_size, "--max-new-tokens", budgets, *similarity,
+        "--trust-remote-code")  # the tiny models ship their processor's code
+    run("refine-rft", "judge", run_dir / PREDICTIONS_FILE, "--config", judge, "--styles", "cot",
+        "--out", run_dir / JUDGE_FILE)
+    meta = {"name": name, **judges}
+    if flags:
+        meta["ablation"] = flags
+    if adapter:
+        meta["train_dir"] = os.path.relpath(adapter, run_dir)
+    write_text_atomic(run_dir / RUN_FILE, json.dumps(meta, indent=2) + "\n")  # last: the stage is complete
     return run_dir
 
 
@@ -331,9 +314,22 @@ def eval_settings(model: str, base_digest: str, adapter: Path | None, test_file:
 
 
 def stage_done(folder: Path, settings: dict) -> bool:
-    """Whether ``folder`` holds a finished stage made with exactly ``settings`` (for a benchmark
-    that reuses the demo's stages)."""
-    return _stage_done(folder, settings)
+    """Whether ``folder`` holds a complete evaluation made with exactly ``settings`` (for a benchmark
+    that reuses the demo's stages): its guard record says so and its ``run.json``, written after the
+    eval and judge commands finished, is there.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _guard(folder, {"model": "m"}, overwrite=False)
+    >>> stage_done(folder, {"model": "m"}), stage_done(folder, {"model": "other"})
+    (False, False)
+    >>> _ = (folder / RUN_FILE).write_text("{}")
+    >>> stage_done(folder, {"model": "m"}), stage_done(folder, {"model": "other"})
+    (True, False)
+    """
+    record = folder / SETTINGS_FILE
+    return (record.is_file() and (folder / RUN_FILE).is_file()
+            and json.loads(record.read_text()) == json.loads(json.dumps(settings)))
 
 
 def _similarity_encoder() -> str | None:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from refine_rft.data.readers.official import FLOWER_NAMES, FOLDER_NAMES
+from refine_rft.data.readers.official import FLOWER_NAMES
+from refine_rft.dataset_specs import DATASETS
 
 
 def tiny_jpeg(color: tuple[int, int, int] = (120, 160, 90), size: int = 8) -> bytes:
@@ -66,7 +67,7 @@ def write_layout(dataset: str, root: str | Path, splits: dict[str, list[tuple[st
     """
     from scipy.io import savemat
 
-    base = Path(root) / FOLDER_NAMES[dataset]
+    base = Path(root) / DATASETS[dataset].folder
     splits = {split: _unique(images) for split, images in splits.items()}
     index = {c: i for i, c in enumerate(classes)}
     if dataset == "cub":
@@ -134,5 +135,5 @@ def write_layout(dataset: str, root: str | Path, splits: dict[str, list[tuple[st
             _lines(base / "annotations" / f"{listing}.txt", [row(n, c) for n, c in splits.get(split, [])])
             _write_images(base / "images", [n for n, _ in splits.get(split, [])], image)
     else:
-        raise ValueError(f"no official layout for {dataset!r}; valid: {', '.join(FOLDER_NAMES)}")
+        raise ValueError(f"no official layout for {dataset!r}; valid: {', '.join(DATASETS)}")
     return base

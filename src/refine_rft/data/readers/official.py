@@ -1,7 +1,7 @@
 """The six FGVR benchmarks, read from the files their authors distribute.
 
 ``root`` is the dataset's own folder or the folder that holds it under its distributed name
-(:data:`FOLDER_NAMES`). ``train`` is every official non-test image (CUB train, Aircraft trainval,
+(its spec's ``folder``, :mod:`refine_rft.dataset_specs`). ``train`` is every official non-test image (CUB train, Aircraft trainval,
 Cars train, Dogs train, Flowers trnid+valid, Pets trainval); ``test`` is the official test split.
 
 Class names are the strings the published choice files use: CUB without the ``NNN.`` prefix of
@@ -27,17 +27,8 @@ from refine_rft.data.readers.base import (
     require,
 )
 from refine_rft.data.readers.cub_attributes import read_cub_attributes
+from refine_rft.dataset_specs import DATASETS
 from refine_rft.errors import DataError
-
-# The folder each dataset unpacks to; `refine-rft prepare paper --roots DIR` looks for these in DIR.
-FOLDER_NAMES = {
-    "cub": "CUB_200_2011",
-    "aircraft": "fgvc-aircraft-2013b",
-    "cars": "stanford_cars",
-    "dogs": "stanford_dogs",
-    "flowers": "flowers-102",
-    "pets": "oxford-iiit-pet",
-}
 
 # Oxford 102 Flowers class names in label order (label 1 = "pink primrose"), as the published
 # choice file spells them; the dataset itself ships only the numbers.
@@ -78,7 +69,7 @@ def read_cub(root: Path, split: str) -> LabelledSplit:
     """CUB-200-2011: ``images.txt``, ``image_class_labels.txt``, ``train_test_split.txt``,
     ``classes.txt``, ``images/``; the optional ``attributes/`` folder fills ``attributes``."""
     check_split("cub", split)
-    base = dataset_dir(root, "images.txt", FOLDER_NAMES["cub"], "cub")
+    base = dataset_dir(root, "images.txt", DATASETS["cub"].folder, "cub")
     classes = {i: name.partition(".")[2] or name for i, name in read_pairs(base / "classes.txt", "cub")}
     labels = dict(read_pairs(base / "image_class_labels.txt", "cub"))
     is_train = dict(read_pairs(base / "train_test_split.txt", "cub"))
@@ -104,7 +95,7 @@ def read_aircraft(root: Path, split: str) -> LabelledSplit:
     """FGVC-Aircraft 2013b at variant level: ``data/variants.txt``,
     ``data/images_variant_{trainval,test}.txt`` (``<id> <variant>``), ``data/images/<id>.jpg``."""
     check_split("aircraft", split)
-    data = dataset_dir(root, "data/variants.txt", FOLDER_NAMES["aircraft"], "aircraft") / "data"
+    data = dataset_dir(root, "data/variants.txt", DATASETS["aircraft"].folder, "aircraft") / "data"
     classes = [line.strip() for line in (data / "variants.txt").read_text(encoding="utf-8").splitlines()
                if line.strip()]
     listing = data / f"images_variant_{'trainval' if split == 'train' else 'test'}.txt"
@@ -117,7 +108,7 @@ def read_cars(root: Path, split: str) -> LabelledSplit:
     """Stanford Cars: ``devkit/cars_meta.mat`` (class names), ``devkit/cars_train_annos.mat`` with
     ``cars_train/``, and ``cars_test_annos_withlabels.mat`` with ``cars_test/``; classes are 1-based."""
     check_split("cars", split)
-    base = dataset_dir(root, "devkit/cars_meta.mat", FOLDER_NAMES["cars"], "cars")
+    base = dataset_dir(root, "devkit/cars_meta.mat", DATASETS["cars"].folder, "cars")
     classes = [str(name) for name in _as_list(load_mat(base / "devkit/cars_meta.mat", "cars",
                                                        "class_names")["class_names"])]
     if split == "train":
@@ -143,7 +134,7 @@ def read_dogs(root: Path, split: str) -> LabelledSplit:
     """Stanford Dogs: ``Images/<wnid>-<breed>/``, ``lists/{file_list,train_list,test_list}.mat``;
     the class name is the breed part of the folder name (``n02085782-Japanese_spaniel``)."""
     check_split("dogs", split)
-    base = dataset_dir(root, "lists", FOLDER_NAMES["dogs"], "dogs")
+    base = dataset_dir(root, "lists", DATASETS["dogs"].folder, "dogs")
     folders = [str(f) for f in _as_list(load_mat(base / "lists/file_list.mat", "dogs", "file_list")["file_list"])]
     breed = {}
     for name in folders:  # wnid order is the official class order
@@ -163,7 +154,7 @@ def read_flowers(root: Path, split: str) -> LabelledSplit:
     """Oxford 102 Flowers: ``jpg/image_%05d.jpg``, ``imagelabels.mat`` (``labels``, 1-based) and
     ``setid.mat`` (``trnid``, ``valid``, ``tstid``: 1-based image numbers)."""
     check_split("flowers", split)
-    base = dataset_dir(root, "imagelabels.mat", FOLDER_NAMES["flowers"], "flowers")
+    base = dataset_dir(root, "imagelabels.mat", DATASETS["flowers"].folder, "flowers")
     labels = _as_list(load_mat(base / "imagelabels.mat", "flowers", "labels")["labels"])
     sets = load_mat(base / "setid.mat", "flowers", "trnid", "valid", "tstid")
     numbers = _as_list(sets["tstid"]) if split == "test" else _as_list(sets["trnid"]) + _as_list(sets["valid"])
@@ -193,7 +184,7 @@ def read_pets(root: Path, split: str) -> LabelledSplit:
     """Oxford-IIIT Pet: ``images/<name>.jpg`` and ``annotations/{list,trainval,test}.txt``
     (``<name> <class id> <species> <breed id>``; ``#`` lines are comments)."""
     check_split("pets", split)
-    base = dataset_dir(root, "annotations", FOLDER_NAMES["pets"], "pets")
+    base = dataset_dir(root, "annotations", DATASETS["pets"].folder, "pets")
 
     def rows(path: Path) -> list[list[str]]:
         lines = require(path, "pets").read_text(encoding="utf-8").splitlines()

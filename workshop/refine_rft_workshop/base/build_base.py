@@ -4,7 +4,7 @@
 
 The demo needs a policy that starts where the paper's does: an instruct MLLM that answers Choice
 questions well, but follows the CoT format only part of the time and reasons imperfectly (see
-:mod:`refine_rft_workshop.demo.instruct_data`). This command trains one: the embedded tiny Qwen2-VL at its
+:mod:`refine_rft_workshop.base.instruct_data`). This command trains one: the embedded tiny Qwen2-VL at its
 ``base`` size, from random weights, on instruction examples drawn from a pool of synthetic bird
 images. The whole recipe is :class:`BaseRecipe`; the result is shipped with the package
 (:mod:`refine_rft_workshop.instruct`), so the demo never trains it.
@@ -20,7 +20,7 @@ What the recipe does, and why:
 - **Pool images only.** The pool is drawn with image seed :attr:`BaseRecipe.pool_image_seed`
   (1000): never a seed the demo or the tests draw their images with (0, 1, 2, ... and the
   profile's 7), so the base has not seen any test image.
-- **Build-time aids** (:mod:`refine_rft_workshop.demo.build_aids`): one token per option line and per
+- **Build-time aids** (:mod:`refine_rft_workshop.base.build_aids`): one token per option line and per
   species name of the catalogue, a vision probe on the image tokens and attention hints at the
   answer position. They shape training only; the saved model is a plain Qwen2-VL.
 - **Plain loop.** AdamW, linear warm-up and cosine decay, per-sequence assistant-only loss (a
@@ -57,8 +57,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from refine_rft_workshop.demo.build_aids import add_catalogue_tokens
-from refine_rft_workshop.demo.instruct_data import InstructMix, draw_example, shuffle_record
+from refine_rft_workshop.base.build_aids import add_catalogue_tokens
+from refine_rft_workshop.base.instruct_data import InstructMix, draw_example, shuffle_record
 from refine_rft.errors import OutputExists, SettingsChanged, UserError
 from refine_rft.files import atomic_directory, guard_settings
 from refine_rft.prompts import answer_text
@@ -84,7 +84,7 @@ class BaseRecipe:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     checkpoint_every: int = 100
-    # The training aids of :mod:`refine_rft_workshop.demo.build_aids` (none is used after the build):
+    # The training aids of :mod:`refine_rft_workshop.base.build_aids` (none is used after the build):
     # one token per option line and per name of the catalogue, with factorised starting embeddings;
     catalogue_tokens: bool = True
     # the weight of the vision probe's loss (species and attributes from the image tokens);
@@ -194,7 +194,7 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
     import torch
     from tqdm.auto import tqdm
 
-    from refine_rft_workshop.demo.build_aids import OPTION_LETTERS, OptionHints, VisionProbe, catalogue_token_texts
+    from refine_rft_workshop.base.build_aids import OPTION_LETTERS, OptionHints, VisionProbe, catalogue_token_texts
 
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
@@ -315,14 +315,14 @@ def build_base(out: str | os.PathLike, recipe: BaseRecipe | None = None, force: 
     unless ``force``, which starts afresh.
 
     With ``profile_per_class`` > 0, the finished model's starting profile is measured on that
-    many fresh questions per species (:func:`~refine_rft_workshop.demo.base_profile.measure_profile`) and
+    many fresh questions per species (:func:`~refine_rft_workshop.base.base_profile.measure_profile`) and
     goes into ``profile.json`` and the card. ``init``: the folder of the base ``recipe.init`` names.
     """
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from refine_rft_workshop.demo.base_card import write_card
-    from refine_rft_workshop.demo.base_profile import measure_profile
+    from refine_rft_workshop.base.base_card import write_card
+    from refine_rft_workshop.base.base_profile import measure_profile
     from refine_rft_workshop.instruct import write_checksums
     from refine_rft_workshop.tiny import build_tiny_model
 

@@ -70,7 +70,7 @@ def profile_of(rows: list[dict]) -> dict:
     correct = {style: [parsed_choice(style, r["response"], r["options"]) == r["answer"] for r in style_rows]
                for style, style_rows in by_style.items()}
     letters = Counter(parsed_choice("choice", r["response"], r["options"]) for r in by_style["choice"])
-    from refine_rft_workshop.demo.pipeline import judge_vocabulary
+    from refine_rft_workshop.synthetic import judge_vocabulary
 
     judge = make_judge(JudgeConfig.from_dict({"backend": "attributes", **judge_vocabulary()}))
 
@@ -109,7 +109,7 @@ def measure_profile(model: str, folder: str | Path, image_seed: int = PROFILE_IM
     rows = synthetic_questions(folder / "data", "test", per_class, num_classes=classes, image_seed=image_seed)
     test = write_jsonl_atomic(folder / "data" / "test.jsonl", rows)
     settings = EvalSettings(model, choose_resolution(None, None, None, model), batch_size=batch_size,
-                            max_new_tokens=MAX_NEW_TOKENS)
+                            max_new_tokens=MAX_NEW_TOKENS, trust_remote_code=True)  # its processor file
     predictions = generate_predictions([test], ["choice", "both", "cot"], folder / "eval", settings)
     rows = require_all(read_rows([predictions], validate_prediction, key=prediction_key))
     return {"image_seed": image_seed, **profile_of(rows)}

@@ -57,7 +57,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 
-from refine_rft_workshop.synthetic import ATTRIBUTES, GENERA, attribute_phrase
+from refine_rft_workshop.synthetic import ATTRIBUTES, GENERA, REASONING_OPENING, attribute_phrase
 from refine_rft.prompts import LETTERS, answer_text, format_choices, question_messages
 
 # Single-attribute questions of the describe task (the answer is the attribute phrase).
@@ -193,7 +193,7 @@ def _join(parts: list[str]) -> str:
 
 def describe_target(attributes: dict) -> str:
     """The full description of a bird, in the judge's attribute phrases."""
-    return "The bird has " + _join([_phrase_with_article(a, attributes[a]) for a in ATTRIBUTES]) + "."
+    return f"{REASONING_OPENING} " + _join([_phrase_with_article(a, attributes[a]) for a in ATTRIBUTES]) + "."
 
 
 def discriminative_attributes(record: dict) -> list[str]:
@@ -259,7 +259,7 @@ def cot_target(record: dict, rng: random.Random, mix: InstructMix) -> str:
     then the true option (the answer does not follow the claims; the reasoning names no option,
     so a claim is never read into a name)."""
     claims = reasoning_claims(record, rng, mix)
-    think = "The bird has " + _join([_phrase_with_article(a, v) for a, v in claims.items()]) + "."
+    think = f"{REASONING_OPENING} " + _join([_phrase_with_article(a, v) for a, v in claims.items()]) + "."
     attribute = ", ".join(attribute_phrase(a, v) for a, v in claims.items())
     options, chosen = record["options"], record["answer"]
     answer = answer_text(options, chosen)

@@ -2,7 +2,7 @@
 
 The card says how the folder was made (the command, the code revision, the recipe and the seeds
 its images were drawn with), how big the model is, how its training loss went and, once measured,
-its starting profile (:mod:`refine_rft_workshop.demo.base_profile`).
+its starting profile (:mod:`refine_rft_workshop.base.base_profile`).
 
 >>> smoothed([1.0, 3.0, 5.0, 7.0], window=2)
 [1.0, 2.0, 4.0, 6.0]
@@ -33,7 +33,7 @@ def plot_losses(losses: dict[str, list[float]], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4))
-    from refine_rft_workshop.demo.instruct_data import TASKS
+    from refine_rft_workshop.base.instruct_data import TASKS
 
     for task, values in losses.items():
         if task == "flag_accuracy":
@@ -60,7 +60,7 @@ def _final(values: list[float]) -> float:
 
 def card_text(summary: dict, profile: dict | None = None) -> str:
     """The ``README.md`` of a built base, from its ``build.json`` summary and measured profile."""
-    from refine_rft_workshop.demo.base_profile import missed_targets
+    from refine_rft_workshop.base.base_profile import missed_targets
 
     recipe = summary["recipe"]
     lines = [
@@ -68,7 +68,7 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
         "",
         f"A `{recipe['size']}`-size tiny Qwen2-VL ({summary['parameters']:,} parameters, fp16 safetensors) trained "
         "from random weights on instruction data meant to give it the starting profile of an instruct MLLM "
-        "(Choice well, the CoT tag format only part of the time, right answers with flawed reasoning; targets in `refine_rft_workshop.demo.base_profile`). "
+        "(Choice well, the CoT tag format only part of the time, right answers with flawed reasoning; targets in `refine_rft_workshop.base.base_profile`). "
         "Its measured profile is below. Pass its folder, `refine_rft_workshop.tiny_instruct_path()`, as the model.",
         "",
         "Built with",
@@ -85,7 +85,7 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
         f"- pool: {summary['pool_rows']} images ({recipe['pool_per_class']} per species, {recipe['classes']} species), "
         f"drawn with image seed {recipe['pool_image_seed']} and option seed {recipe['pool_seed']}; no other images",
         f"- per step: {', '.join(f'{n} {task}' for task, n in _counts(recipe).items())} examples",
-        "- build-time aids (`refine_rft_workshop.demo.build_aids`, not part of the saved model): one token per "
+        "- build-time aids (`refine_rft_workshop.base.build_aids`, not part of the saved model): one token per "
         f"option line and per species name: {'yes' if recipe.get('catalogue_tokens') else 'no'}; "
         f"vision probe weight {recipe.get('vision_probe', 0)}; "
         f"attention hints weight {recipe.get('attention_hints', 0)}",
@@ -107,7 +107,7 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
             f"{profile['cot_format']} | {profile['RSC_A']} | {profile['RSC_U']} | {profile['RSC_O']} | "
             f"{profile.get('RSC_U_right', '–')} | {profile.get('RSC_U_wrong', '–')} |",
             "",
-            f"Choice answers by letter: {profile['letters']}. Measured with `refine_rft_workshop.demo.base_profile."
+            f"Choice answers by letter: {profile['letters']}. Measured with `refine_rft_workshop.base.base_profile."
             "measure_profile` (part of the build).",
             "",
             "Targets missed: " + ("; ".join(missed_targets(profile)) or "none") + ".",
@@ -117,7 +117,7 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
 
 
 def _counts(recipe: dict) -> dict[str, int]:
-    from refine_rft_workshop.demo.instruct_data import TASKS
+    from refine_rft_workshop.base.instruct_data import TASKS
 
     return {task: recipe["mix"][task] for task in TASKS}
 
