@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # spin-wait for each other make a training step an order of magnitude slower (measured: 15 SFT steps
 # 24 s with 2 threads, 1.8 s with 1). Subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# A run started in the background of a non-interactive shell (`make test &`, nohup) ignores SIGINT,
+# and every command a test starts inherits that: the tests that stop a command with Ctrl-C's SIGINT
+# need it delivered.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
