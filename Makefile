@@ -44,7 +44,7 @@ test-fast: $(STAMP)
 
 # The fast tests on the versions a GPU user gets (transformers 5.17, torch 2.13, ...), without vLLM itself.
 test-floor: $(FLOOR_STAMP)
-	HF_HUB_OFFLINE=1 REFINE_RFT_CONSTRAINTS=$(GPU_CONSTRAINTS) $(FLOOR_PY) -m pytest -q -m "not slow" src workshop tests
+	HF_HUB_OFFLINE=1 REFINE_RFT_CONSTRAINTS=$(GPU_CONSTRAINTS) $(FLOOR_PY) -m pytest -q -n $(WORKERS) --dist loadfile --durations=15 -m "not slow" src workshop tests
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/refine-rft-workshop demo
