@@ -97,7 +97,9 @@ def seed_runs(out: Path, seed: int, rates: list[float], config: DemoConfig, over
     for rate in rates:
         rated = dataclasses.replace(config, teacher=dataclasses.replace(config.teacher, misread=rate))
         demo_rate = rate == config.teacher.misread  # the demo's own ReFine-RFT run
-        adapter = train_one(folder, plans["refine_rft"], str(base), digest, files["train"], rated, seed, overwrite,
+        # the plan made from this rate's settings, so that its title names the rate
+        plan = next(plan for plan in train_plans(rated, ablation=True) if plan[1] == "refine_rft")
+        adapter = train_one(folder, plan, str(base), digest, files["train"], rated, seed, overwrite,
                             folder_name=None if demo_rate else f"refine_rft_{rate_name(rate)}")
         name = f"ReFine-RFT (misread {rate:g})"
         runs[rate] = cot_scores(evaluated(name, REFINE[2], adapter, rated.teacher,
