@@ -254,7 +254,9 @@ def test_a_recovered_replica_gets_its_questions_back_after_the_cooldown():
         home_of = {q: rendezvous_order(image_hash(p), urls)[0] for q, p in enumerate(images)}
         on_b = [q for q, url in home_of.items() if url == b.url]
         assert on_b and len(on_b) < len(images)
-        reward = make_reasoning_reward(config_for([a, b], cooldown_s=0.3, concurrency=256))
+        # A cool-down longer than a step takes on a busy machine, and a generous timeout: a step that
+        # outlasts the cool-down would re-probe the stopped replica while it is still down.
+        reward = make_reasoning_reward(config_for([a, b], cooldown_s=3.0, concurrency=256, timeout=30.0))
         loop = asyncio.new_event_loop()
         try:
             b.stop()
@@ -262,7 +264,7 @@ def test_a_recovered_replica_gets_its_questions_back_after_the_cooldown():
             assert reward.stats.read_and_reset()["judge/cooldowns"] == 1
             assert {question_of(r) for r in a.requests} == set(range(len(images)))  # all on a meanwhile
             with ScriptedJudgeServer(port=b.port) as b_again:
-                time.sleep(0.35)  # past the cool-down: the next request to b re-probes it
+                time.sleep(3.1)  # past the cool-down: the next request to b re-probes it
                 up = loop.run_until_complete(reward(*step(images, " up")[:1], **step(images, " up")[1]))
                 home = loop.run_until_complete(reward(*step(images, " home")[:1], **step(images, " home")[1]))
             stats = reward.stats.read_and_reset()
