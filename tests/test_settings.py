@@ -37,6 +37,16 @@ def test_a_bad_flag_is_one_line_under_the_command(command, capsys):
     assert err == f"{name}: unknown flag --foo (see {name} --help)\n"
 
 
+@pytest.mark.parametrize("command", VALID)
+def test_a_bad_flag_is_named_before_the_flags_it_leaves_missing(command, capsys):
+    """A misspelt required flag: the misspelling is the news, not the flag it leaves missing."""
+    argv = [command, *VALID[command][:1], "--foo", "1"] if command == "prepare" else [command, "--foo", "1"]
+    assert refine_rft(argv) == 2
+    err = capsys.readouterr().err
+    name = f"refine-rft {command}" + (" cub" if command == "prepare" else "")
+    assert err == f"{name}: unknown flag --foo (see {name} --help)\n"
+
+
 @pytest.mark.parametrize("command, argv, line", [
     ("eval", ["--model", "m", "--out", "o"], "refine-rft eval: missing --data (see refine-rft eval --help)\n"),
     ("report", ["--out", "o"], "refine-rft report: missing RUN_DIR (see refine-rft report --help)\n"),

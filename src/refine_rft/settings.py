@@ -171,6 +171,12 @@ class SettingsParser(TrlParser):
         argv = self._explicit_booleans(argv)
         self._from_file, self._given, self._where = values, self.given(argv), where
         self._refuse_unknown(self.set_defaults_with_config(**values), where)
+        # An unknown flag is named before anything else argparse would say (a missing argument):
+        # it is usually the reason the others look missing (a misspelt required flag).
+        unknown = [flag for flag in (arg.split("=", 1)[0] for arg in argv if arg.startswith("--"))
+                   if flag != "--" and flag not in self._option_string_actions]
+        if unknown:
+            self.error(f"unknown flag {unknown[0]}")
         namespace, rest = self.parse_known_args(argv)
         if rest:
             flags = [arg for arg in rest if arg.startswith("-")]
