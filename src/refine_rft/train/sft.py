@@ -53,26 +53,50 @@ class AssistantOnlyLabels:
     [[-100, -100, -100, 5, 6, 9, -100, -100]]
     """
 
-    def __init__(self, collator, tokenizer, header: str = "<|im_start|>assistant\n", end: str = "<|im_end|>"):
+    def __init__(self, collator, tokenizer):
         self.collator = collator
-        self.header = list(tokenizer.encode(header, add_special_tokens=False))
-        self.end = tokenizer.convert_tokens_to_ids(end)
+        self.answer = AnswerTokens(tokenizer)
 
     def __call__(self, examples):
         batch = self.collator(examples)
-        ids, labels = batch["input_ids"], batch["labels"].clone()
+        ids = batch["input_ids"]
+        keep = self.answer.mask(ids) & (batch["attention_mask"] == 1)
+        batch["labels"] = ids.masked_fill(~keep, -100)
+        return batch
+
+
+class AnswerTokens:
+    """Which tokens of a one-question conversation are the answer: those after the last assistant
+    header (``<|im_start|>assistant\\n``, every Qwen-VL template's), up to and including the end of
+    that turn (``<|im_end|>``), what the templates' ``{% generation %}`` block marks. Found by the
+    tokens, so the same on every transformers (see :class:`AssistantOnlyLabels` for why).
+
+    >>> import torch
+    >>> from types import SimpleNamespace
+    >>> tokenizer = SimpleNamespace(encode=lambda text, add_special_tokens: [7, 8],
+    ...                             convert_tokens_to_ids=lambda token: 9)
+    >>> AnswerTokens(tokenizer).mask(torch.tensor([[1, 7, 8, 5, 6, 9, 2, 0], [7, 8, 7, 8, 3, 3, 3, 3]])).int().tolist()
+    [[0, 0, 0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1, 1, 1]]
+    """
+
+    def __init__(self, tokenizer, header: str = "<|im_start|>assistant\n", end: str = "<|im_end|>"):
+        self.header = list(tokenizer.encode(header, add_special_tokens=False))
+        self.end = tokenizer.convert_tokens_to_ids(end)
+
+    def mask(self, input_ids):
+        """A boolean tensor shaped like ``input_ids`` (batch x length): True on the answer's tokens."""
+        import torch
+
+        mask = torch.zeros(input_ids.shape, dtype=torch.bool)
         width = len(self.header)
-        for row, tokens in enumerate(ids.tolist()):
+        for row, tokens in enumerate(input_ids.tolist()):
             starts = [i + width for i in range(len(tokens) - width + 1) if tokens[i:i + width] == self.header]
-            labels[row] = -100
             if not starts:
-                continue
+                continue  # cut short before its answer: no answer tokens
             start = starts[-1]
             stop = next((i + 1 for i in range(start, len(tokens)) if tokens[i] == self.end), len(tokens))
-            labels[row, start:stop] = ids[row, start:stop]
-        labels[batch["attention_mask"] == 0] = -100
-        batch["labels"] = labels
-        return batch
+            mask[row, start:stop] = True
+        return mask
 
 
 def build_trainer(script_args, training_args, model_args):

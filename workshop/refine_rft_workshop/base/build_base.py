@@ -195,6 +195,7 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
     from tqdm.auto import tqdm
 
     from refine_rft_workshop.base.build_aids import OPTION_LETTERS, OptionHints, VisionProbe, catalogue_token_texts
+    from refine_rft.train.sft import AnswerTokens
 
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
@@ -233,6 +234,7 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
         torch.set_rng_state(state["torch_rng"])
         losses, start = state["losses"], state["step"]
         print(f"resuming the build from step {start} ({checkpoint})", flush=True)
+    answer_tokens = AnswerTokens(processor.tokenizer)
     model.train()
     total = sum(recipe.mix.counts().values())
     bar = tqdm(range(start, recipe.steps), desc="building the instruct base", disable=not progress, unit="step",
@@ -241,9 +243,10 @@ def train_base(model, processor, rows: list[dict], images: dict, recipe: BaseRec
         step_loss, aids = 0.0, {"probe": [], "pool": [], "flag": [], "heads": [], "flag_accuracy": []}
         for task, (batch, records) in step_batches(rows, images, rng, recipe.mix).items():
             inputs = processor.apply_chat_template(batch, tokenize=True, return_dict=True, return_tensors="pt",
-                                                   return_assistant_tokens_mask=True,
                                                    processor_kwargs={"padding": True})
-            assistant_mask = inputs.pop("assistant_masks")
+            # The answer's tokens found by their tokens: transformers before 5.18 marks none of them
+            # (return_assistant_tokens_mask) when the question has an image.
+            assistant_mask = answer_tokens.mask(inputs["input_ids"]).long()
             hinted = recipe.attention_hints > 0 and recipe.catalogue_tokens and task in HINTED_TASKS
             output = model(**inputs, output_attentions=hinted, output_hidden_states=hinted)
             per_sequence = sequence_losses(output.logits, inputs["input_ids"], assistant_mask)
