@@ -32,6 +32,27 @@ def load_recipe(path: str | os.PathLike) -> dict:
     return _load(Path(path), chain=())
 
 
+def json_mapping(text: str, must: str) -> dict:
+    """``text`` read as a JSON object, for a setting given as text that must be a mapping; ``must`` says
+    what was expected, and starts the one-line error.
+
+    >>> json_mapping('{"a": 1}', "--judge must be a JSON object")
+    {'a': 1}
+    >>> json_mapping("[1]", "--judge must be a JSON object")
+    Traceback (most recent call last):
+    refine_rft.errors.ConfigError: --judge must be a JSON object, got '[1]'
+    """
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{must}, got {text!r} ({error.msg})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{must}, got {text!r}")
+    return value
+
+
 # The most values a recipe may expand to once its YAML aliases are followed: a real recipe has a few
 # hundred; nine nested lists of nine aliases ("billion laughs") expand to 387 million, which every
 # later copy, merge and JSON dump of the settings would build.

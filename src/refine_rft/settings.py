@@ -36,7 +36,6 @@ import argparse
 import copy
 import dataclasses
 import difflib
-import json
 import math
 import os
 import re
@@ -47,7 +46,7 @@ from types import MappingProxyType
 from trl.scripts.utils import TrlParser
 
 from refine_rft.errors import ConfigError
-from refine_rft.recipes import load_recipe, merge
+from refine_rft.recipes import json_mapping, load_recipe, merge
 
 # The sections of an experiment file that belong to one command each. Training reads the file's other
 # keys, and a section only where its dataclasses have a field by that name (GRPO's `judge`).
@@ -247,13 +246,7 @@ class SettingsParser(TrlParser):
             flag, equals, inline = argv[index].partition("=")
             name = flag[2:].replace("-", "_") if flag.startswith("--") else None
             if name is not None and isinstance(values.get(name), dict) and (equals or index + 1 < len(argv)):
-                text = inline if equals else argv[index + 1]
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise ConfigError(f"{flag} must be a JSON object, got {text!r} ({error.msg})") from None
-                if not isinstance(value, dict):
-                    raise ConfigError(f"{flag} must be a JSON object, got {text!r}")
+                value = json_mapping(inline if equals else argv[index + 1], f"{flag} must be a JSON object")
                 values = merge(values, {name: value})
                 index += 1 if equals else 2
                 continue

@@ -10,7 +10,6 @@ variable that holds it, so that saved recipes and logs never contain a secret.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import typing
@@ -19,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from refine_rft.errors import ConfigError, JudgeUnavailable
 from refine_rft.judge.routing import ROUTINGS
 from refine_rft.masking import register_secret
+from refine_rft.recipes import json_mapping
 
 BACKENDS = ("openai", "attributes")
 PROMPTS = ("paper", "label_aware")
@@ -191,13 +191,7 @@ _hints = functools.cache(typing.get_type_hints)
 
 
 def _json_mapping(name: str, text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"judge config: {name} must be a mapping or a JSON object, got {text!r} ({error.msg})") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"judge config: {name} must be a mapping or a JSON object, got {text!r}")
-    return value
+    return json_mapping(text, f"judge config: {name} must be a mapping or a JSON object")
 
 
 def check_types(config) -> None:
