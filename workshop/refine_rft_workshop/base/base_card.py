@@ -101,11 +101,13 @@ def card_text(summary: dict, profile: dict | None = None) -> str:
         lines += [
             f"## Starting profile ({profile['questions']} fresh questions, image seed {profile['image_seed']}, greedy)",
             "",
-            "| Choice | top letter | Both | CoT | CoT format | RSC_A | RSC_U | RSC_O | RSC_U right | RSC_U wrong |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| Choice | top letter | Both | CoT | CoT format | RSC_A | RSC_U | RSC_O | RSC_U right | RSC_U wrong "
+            "| Open | Open-exact |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             f"| {profile['choice']} | {profile['top_letter']} | {profile['both']} | {profile['cot']} | "
             f"{profile['cot_format']} | {profile['RSC_A']} | {profile['RSC_U']} | {profile['RSC_O']} | "
-            f"{profile.get('RSC_U_right', '–')} | {profile.get('RSC_U_wrong', '–')} |",
+            f"{profile.get('RSC_U_right', '–')} | {profile.get('RSC_U_wrong', '–')} | "
+            f"{profile.get('open', '–')} | {profile.get('open_exact', '–')} |",
             "",
             f"Choice answers by letter: {profile['letters']}. Measured with `refine_rft_workshop.base.base_profile."
             "measure_profile` (part of the build).",

@@ -33,7 +33,7 @@ TARGETS = {"choice": (60, 100), "top_letter": (0, 40), "both": (40, 100), "cot_f
 # must stay below RSC_A plus RSC_U_ABOVE_RSC_A.
 MAX_USEFULNESS_GAP = 15
 RSC_U_ABOVE_RSC_A = 10
-MAX_NEW_TOKENS = {"choice": 8, "both": 48, "cot": 128}
+MAX_NEW_TOKENS = {"choice": 8, "both": 48, "cot": 128, "open": 32}
 
 
 def missed_targets(profile: dict) -> list[str]:
@@ -58,9 +58,10 @@ def _mean(values) -> float:
 
 
 def profile_of(rows: list[dict]) -> dict:
-    """The profile of prediction rows (styles choice, both, cot) with the attribute judge's RSC
-    (the demo's judge: every value a synthetic attribute can take is a known claim), and RSC_U
-    split by whether the CoT answer was right (RSC_A 100)."""
+    """The profile of prediction rows (styles choice, both, cot, and open when there are any) with
+    the attribute judge's RSC (the demo's judge: every value a synthetic attribute can take is a
+    known claim), RSC_U split by whether the CoT answer was right (RSC_A 100), and open-world
+    accuracy with the species' aliases accepted (``open``) and without (``open_exact``)."""
     from refine_rft.evaluate.score import parsed_choice
     from refine_rft.judge import make_judge
     from refine_rft.judge.config import JudgeConfig
@@ -92,13 +93,26 @@ def profile_of(rows: list[dict]) -> dict:
         "cot_format": _mean(100 * f for f in attribute_format_reward([r["response"] for r in by_style["cot"]])),
         **{key: _mean(s[key] for s in rsc) for key in ("RSC_A", "RSC_U", "RSC_O")},
         "RSC_U_right": _mean(right), "RSC_U_wrong": _mean(wrong), "cot_right": len(right),
+        **_open_profile([r for r in rows if r["style"] == "open"]),
     }
+
+
+def _open_profile(rows: list[dict]) -> dict:
+    """``{"open", "open_exact"}`` of open-style rows, read against every synthetic species and alias."""
+    if not rows:
+        return {}
+    from refine_rft.evaluate.score import score_rows
+    from refine_rft_workshop.synthetic import synthetic_class_list
+
+    classes = synthetic_class_list(len({r["label"] for r in rows}))
+    scores = score_rows(rows, class_lists={r["dataset"]: classes for r in rows})["open"]
+    return {"open": round(scores["average"], 1), "open_exact": round(scores["exact_average"], 1)}
 
 
 def measure_profile(model: str, folder: str | Path, image_seed: int = PROFILE_IMAGE_SEED, per_class: int = 10,
                     classes: int = 24, batch_size: int = 48) -> dict:
     """Draw ``per_class`` fresh test questions per species with ``image_seed`` into ``folder``,
-    answer them greedily with ``model`` under Choice, Both and CoT, and return the profile."""
+    answer them greedily with ``model`` under Choice, Both, CoT and the open question, and return the profile."""
     from refine_rft.data.records import prediction_key, read_rows, require_all, validate_prediction
     from refine_rft.files import write_jsonl_atomic
     from refine_rft_workshop.synthetic import synthetic_questions
@@ -110,6 +124,6 @@ def measure_profile(model: str, folder: str | Path, image_seed: int = PROFILE_IM
     test = write_jsonl_atomic(folder / "data" / "test.jsonl", rows)
     settings = EvalSettings(model, choose_resolution(None, None, None, model), batch_size=batch_size,
                             max_new_tokens=MAX_NEW_TOKENS, trust_remote_code=True)  # its processor file
-    predictions = generate_predictions([test], ["choice", "both", "cot"], folder / "eval", settings)
+    predictions = generate_predictions([test], ["choice", "both", "cot", "open"], folder / "eval", settings)
     rows = require_all(read_rows([predictions], validate_prediction, key=prediction_key))
     return {"image_seed": image_seed, **profile_of(rows)}

@@ -10,7 +10,8 @@ step):
 - ``choice``: the Choice prompt, target the correct letter;
 - ``both``: the Both prompt, target ``"B. Name"``;
 - ``identify``: "What species is this bird?", target the species' name (what a pre-trained
-  model knows about birds before it sees a multiple-choice question);
+  model knows about birds before it sees a multiple-choice question), for some species mostly
+  their alias (:func:`goes_by_alias`: "It is a Eurasian Finch.");
 - ``lookup``: text only, "Which letter is <name>?" over a list of choices (the letter look-up
   every multiple-choice answer needs, learnt without the image);
 - ``describe``: "describe the bird" and single-attribute questions, targets made of the
@@ -49,6 +50,9 @@ instruction data alone, without touching the evaluation or the test data.
 <answer>B. Crested Finch</answer>
 >>> draw_example(record, random.Random(2), InstructMix(), task="cot")["target"]  # all true this time
 '<think>The bird has a golden body, black wings and a fan tail.</think>\\nThe answer is B.'
+>>> [draw_example(dict(record, aliases=["Tufted Finch"]), random.Random(seed), InstructMix(),
+...               task="identify")["target"] for seed in (0, 1)]  # Finches go by their aliases
+['It is a Crested Finch.', 'It is a Tufted Finch.']
 
 """
 
@@ -117,12 +121,13 @@ class InstructMix:
     claims: int = 3
     distinguishing: float = 0.35
     misperceive: float = 0.65
-    # Share of identify targets that name the species by one of its synthetic aliases ("It is a
-    # Tufted Finch."), as real models often use a common name the benchmark does not: a base built
-    # with it answers some open questions with an alias, and the demo's Open and Open-exact differ.
-    # 0 in builds 1-4 (their open answers are always the class name, so Open equals Open-exact);
-    # at 0 no random number is drawn, so those builds' instruction data is unchanged.
-    identify_alias: float = 0.0
+    # Share of identify targets that name a species by its synthetic alias ("It is a Eurasian
+    # Finch."), for the species the base calls by their aliases (:func:`goes_by_alias`), as real
+    # models often use a common name the benchmark does not: a base built with it answers those
+    # species' open questions with the alias, so the demo's Open (aliases accepted) and
+    # Open-exact (the class name only) differ. 0 in builds 1-5, whose open answers are always the
+    # class name; at 0 no random number is drawn, so their instruction data is unchanged.
+    identify_alias: float = 0.8
 
     def counts(self) -> dict[str, int]:
         """``{task: examples per step}``.
@@ -134,6 +139,19 @@ class InstructMix:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def goes_by_alias(label: str) -> bool:
+    """Whether the base calls a species by its synthetic alias in open answers: the species of every
+    other genus of :data:`~refine_rft_workshop.synthetic.GENERA` (Finch, Tanager, Thrush, ...), as a
+    real model follows one naming tradition for some groups of birds and another for the rest. Only
+    species that have an alias (:func:`~refine_rft_workshop.synthetic.synthetic_aliases`) are ever
+    named by one.
+
+    >>> goes_by_alias("Common Finch"), goes_by_alias("Common Warbler"), goes_by_alias("Common Tanager")
+    (True, False, True)
+    """
+    return GENERA.index(label.rsplit(" ", 1)[-1]) % 2 == 0
 
 
 COT_FORMATS = ("full", "think_answer", "prose", "broken")
@@ -308,7 +326,7 @@ def draw_example(record: dict, rng: random.Random, mix: InstructMix, task: str) 
     if task == "identify":
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": IDENTIFY_PROMPT}]}]
         name = record["label"]
-        if mix.identify_alias and record.get("aliases") and rng.random() < mix.identify_alias:
+        if mix.identify_alias and record.get("aliases") and goes_by_alias(name) and rng.random() < mix.identify_alias:
             name = rng.choice(record["aliases"])
         return {"task": task, "messages": messages, "target": f"It is a {name}."}
     if task == "describe":
