@@ -255,8 +255,8 @@ def settings_text(config: DemoConfig, seeds: list[int], seconds: dict[int, float
         "attribute-judge RSC (0-100) under the CoT prompt; mean ± standard deviation over seeds "
         f"{', '.join(map(str, seeds))} (each seed: its own training set, test images and training seed).", "",
         "ReFine-RFT's R_cot comes from the toy teacher (`refine_rft_workshop.teacher`: "
-        + ", ".join(f"{k} {v}" for k, v in config.teacher.settings().items() if k != "model")
-        + "); RSC comes from the attribute judge, the evaluator: it sees every trait, never misreads and "
+        + ", ".join(f"{k} {v}" for k, v in config.teacher.settings().items() if k not in ("model", "seed"))
+        + ", seed: the demo's seed); RSC comes from the attribute judge, the evaluator: it sees every trait, never misreads and "
         "pays nothing for length, and trained no run.", "",
         "Wall-clock per seed: " + ", ".join(f"seed {s} {seconds[s]:.0f} s" for s in seeds)
         + f" (the first complete run of each). Reward curves (mean over seeds): `{curves.name}`.", "", "",

@@ -75,6 +75,7 @@ def seed_runs(out: Path, seed: int, rates: list[float], config: DemoConfig, over
     """Train and evaluate what seed ``seed`` needs (reusing the demo's stages); ``{"R_fa+R_cls": scores,
     rate: scores, ...}`` for the evaluator's CoT scores of each run."""
     folder = out / f"seed{seed}"
+    config = config.for_seed(seed)  # the teacher's misreads drawn with the seed, as the demo draws them
     files = prepare_data(folder, config, seed, overwrite)
     base, digest, _ = base_model()
     plans = {plan[1]: plan for plan in train_plans(config, ablation=True)}
@@ -191,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     per_seed = {seed: seed_runs(out, seed, args.rates, config, args.overwrite) for seed in args.seeds}
     rows = summarize(per_seed, args.rates)
     png = plot(rows, md.with_name(md.stem + ".png"))
-    teacher = {k: v for k, v in config.teacher.settings().items() if k not in ("model", "misread")}
+    teacher = {**{k: v for k, v in config.teacher.settings().items() if k not in ("model", "misread")},
+               "seed": "the demo's seed"}
     write_text_atomic(out / "teacher_quality.json", json.dumps(
         {"seeds": args.seeds, "rates": args.rates, "teacher": teacher, "rows": rows,
          "per_seed": {s: {str(k): v for k, v in runs.items()} for s, runs in per_seed.items()}}, indent=2) + "\n")

@@ -47,7 +47,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -84,6 +84,16 @@ class DemoConfig:
     eval_batch_size: int = 48
     # ReFine-RFT's R_cot teacher (the evaluator is the attribute judge, always).
     teacher: ToyTeacher = field(default_factory=ToyTeacher)
+
+    def for_seed(self, seed: int) -> DemoConfig:
+        """This config for the demo's ``seed``: the toy teacher draws its misreads with it too, so
+        that seeds differ in what the teacher gets wrong (it decides per question id and trait, and
+        question ids repeat from seed to seed), not only in the pictures.
+
+        >>> DemoConfig().for_seed(2).teacher.seed
+        2
+        """
+        return replace(self, teacher=replace(self.teacher, seed=seed))
 
 
 QUICK = DemoConfig(classes=8, shots=2, test_per_class=2,
@@ -353,7 +363,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0,
     """Run every stage into ``out`` and return the report folder (``config`` overrides ``quick``;
     ``overwrite`` starts afresh the stages made with other settings, which are refused otherwise;
     ``ablation`` adds GRPO (R_fa+R_cls), :data:`ABLATION_RUN`)."""
-    config = config or (QUICK if quick else DemoConfig())
+    config = (config or (QUICK if quick else DemoConfig())).for_seed(seed)
     out = Path(out)
     start = time.time()
 
