@@ -143,10 +143,15 @@ def _train_file() -> Path:
 def train(out: Path, *extra, command: str = "train", recipe: Path = RECIPE) -> subprocess.CompletedProcess:
     """The tiny recipe on the tiny base, 4 steps, a checkpoint every 2 (checkpoint-2 and checkpoint-4),
     on 4 synthetic species x 2 images (one file for the module)."""
-    return cli(command, "--config", recipe, "--model_name_or_path", tiny_instruct_path(), "--train_file",
-               _train_file(), "--output_dir", out, "--max_steps", STEPS, "--save_steps", 2, "--report_to", "none",
-               "--disable_tqdm", "true", *(("--num_generations", 2, "--max_completion_length", 8)
-                                          if command == "train" else ()), *extra, cwd=out.parent)
+    return cli(*train_argv(out, *extra, command=command, recipe=recipe), cwd=out.parent)
+
+
+def train_argv(out: Path, *extra, command: str = "train", recipe: Path = RECIPE) -> list[str]:
+    """The arguments of :func:`train`'s command line."""
+    return [str(arg) for arg in (
+        command, "--config", recipe, "--model_name_or_path", tiny_instruct_path(), "--train_file", _train_file(),
+        "--output_dir", out, "--max_steps", STEPS, "--save_steps", 2, "--report_to", "none", "--disable_tqdm",
+        "true", *(("--num_generations", 2, "--max_completion_length", 8) if command == "train" else ()), *extra)]
 
 
 def crash_after(out: Path, step: int) -> None:
@@ -199,6 +204,70 @@ def test_rerun_after_a_crash_resumes_and_a_finished_run_is_a_no_op(finished, tmp
         assert any("holds a finished run" in line for line in messages(again)), again.stderr
         assert (out / "trainer_state.json").read_bytes() == state  # no step past max_steps, nothing rewritten
         assert steps_logged(out) == list(range(STEPS))
+
+
+# Runs `refine-rft ARGS` in a fresh interpreter, then says which heavy libraries it imported.
+IMPORTS_PROBE = """
+import sys
+from refine_rft.cli import main
+status = main(sys.argv[1:])
+print(sorted(name for name in ("torch", "transformers", "peft", "trl") if name in sys.modules))
+sys.exit(status)
+"""
+
+
+def test_a_finished_run_asked_again_is_recognised_before_trl_and_changes_still_refuse(finished, tmp_path):
+    """Once the guard accepted a request's settings, the same request finds the run finished from the digest
+    recorded with them, in a fresh interpreter that imports neither TRL nor torch (refine_rft.train.request);
+    other content of the training file, or other settings, still refuse as the full guard does."""
+    out = copy_of(finished, tmp_path)
+    data = tmp_path / "train.jsonl"
+    shutil.copy(_train_file(), data)
+    argv = train_argv(out, "--train_file", data)
+    state = (out / "trainer_state.json").read_bytes()
+    first = cli(*argv, cwd=out.parent)  # a new request (another output_dir): the full path, which records it
+    assert first.returncode == 0 and any("holds a finished run" in line for line in messages(first)), first.stderr
+    recorded = json.loads((out / "run_settings.json").read_text())["request_sha256"]
+
+    probe = subprocess.run([sys.executable, "-c", IMPORTS_PROBE, *argv], cwd=out.parent, capture_output=True,
+                           text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert [f"refine-rft train: {out} holds a finished run (trainer_state.json); nothing to do (--overwrite trains "
+            "it afresh)"] == messages(probe), probe.stderr
+    assert probe.stdout.splitlines()[-1] == "[]", probe.stdout  # nothing built, nothing heavy imported
+    assert json.loads((out / "run_settings.json").read_text())["request_sha256"] == recorded
+    assert (out / "trainer_state.json").read_bytes() == state
+
+    data.write_text(data.read_text() + data.read_text().splitlines()[0] + "\n")  # the same request, other data
+    assert f"train_file {data} has other content" in one_line_error(cli(*argv, cwd=out.parent), "train")
+    shutil.copy(_train_file(), data)
+    changed = cli(*argv, "--learning_rate", "1e-3", cwd=out.parent)
+    assert "learning_rate 0.0001 -> 0.001" in one_line_error(changed, "train")
+    assert (out / "trainer_state.json").read_bytes() == state
+
+
+def test_the_request_digest_leaves_out_what_the_guard_leaves_out(tmp_path, monkeypatch):
+    """A request's digest changes with what defines the run (recipe values, included files, flags, the command,
+    the working folder), not with where it logs or where the teacher is served."""
+    from refine_rft.train.request import Request
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text("learning_rate: 0.0001\n")
+    (tmp_path / "run.yaml").write_text("include: base.yaml\noutput_dir: runs/x\njudge: {model: m, base_urls: [http://a/v1]}\n")
+    request = Request.read("train", ["--config", "run.yaml"])
+    assert (request.output_dir, request.train_file, request.overwrite) == ("runs/x", None, False)
+    same = {"judge": {"base_urls": ["http://b/v1"]}, "logging_steps": 5, "report_to": ["none"]}
+    assert Request.read("train", ["--config", "run.yaml"], overrides=same).digest == request.digest
+    for other in ({"learning_rate": 0.001}, {"judge": {"model": "n"}}, {"train_file": "q.jsonl"}):
+        assert Request.read("train", ["--config", "run.yaml"], overrides=other).digest != request.digest, other
+    assert Request.read("sft", ["--config", "run.yaml"]).digest != request.digest
+    assert Request.read("train", ["--config", "run.yaml", "--max_steps", "4"]).digest != request.digest
+    assert Request.read("train", ["--config", "run.yaml", "--overwrite"]).overwrite
+    (tmp_path / "base.yaml").write_text("learning_rate: 0.001\n")
+    assert Request.read("train", ["--config", "run.yaml"]).digest != request.digest
+    (tmp_path / "base.yaml").write_text("learning_rate: 0.0001\n")
+    monkeypatch.chdir(tmp_path.parent)
+    assert Request.read("train", ["--config", tmp_path / "run.yaml"]).digest != request.digest
 
 
 def read_ids(out: Path) -> dict:

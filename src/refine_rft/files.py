@@ -356,7 +356,7 @@ def _change(name: str, recorded, value) -> str:
 
 
 def guard_settings(settings_path: str | os.PathLike, settings: dict, outputs: Iterable[str | os.PathLike],
-                   overwrite: bool = False, flag: str = "--overwrite") -> Path:
+                   overwrite: bool = False, flag: str = "--overwrite", notes: dict | None = None) -> Path:
     """Record the ``settings`` that define ``outputs`` in ``settings_path`` (JSON), or refuse a rerun
     whose settings differ from those recorded, naming each change.
 
@@ -364,7 +364,9 @@ def guard_settings(settings_path: str | os.PathLike, settings: dict, outputs: It
     otherwise, a data file must have the same content); a setting only one side has is added (a rerun may
     add a prompt style and its token budget). With ``overwrite`` the outputs and the recorded
     settings are removed first: the output starts afresh. Outputs found without recorded settings
-    (made before settings were recorded) are adopted with a warning.
+    (made before settings were recorded) are adopted with a warning. ``notes`` are recorded beside the
+    settings once they are accepted, and never compared (a training request's digest,
+    :mod:`refine_rft.train.request`).
 
     >>> import tempfile, os
     >>> folder = tempfile.mkdtemp()
@@ -396,7 +398,8 @@ def guard_settings(settings_path: str | os.PathLike, settings: dict, outputs: It
                                   f"rerun with {flag} to start it afresh, or write elsewhere")
     elif any(output.exists() for output in outputs):
         logger.warning("%s: outputs without recorded settings; adopting the current ones", settings_path.parent)
-    return write_text_atomic(settings_path, json.dumps({**recorded, **settings}, indent=2, sort_keys=True) + "\n")
+    return write_text_atomic(settings_path, json.dumps({**recorded, **settings, **(notes or {})}, indent=2,
+                                                       sort_keys=True) + "\n")
 
 
 Named = tuple[str, "str | os.PathLike | None"]  # (what the command calls it, e.g. "--out"; a path)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from refine_rft.errors import ConfigError
 from refine_rft.train.config import GRPOScriptArguments, parse_recipe
+from refine_rft.train.request import Request
 
 
 def _dataclass_types():
@@ -90,21 +91,26 @@ def build_trainer(script_args, training_args, model_args):
     )
 
 
-def run(script_args, training_args, model_args) -> Path:
+def run(script_args, training_args, model_args, request: Request | None = None) -> Path:
     """Train; save the final adapter (or model), processor, model card and log history in ``output_dir``;
-    return it."""
+    return it. ``request``: what the settings were parsed from (recorded with them)."""
     from refine_rft.train.model import run_training
 
-    return run_training("train", build_trainer, script_args, training_args, model_args, generations=training_args.num_generations)
+    return run_training("train", build_trainer, script_args, training_args, model_args,
+                        generations=training_args.num_generations, request=request)
 
 
 def train_grpo(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:
     """Run a GRPO recipe (a YAML path or a mapping) with ``overrides`` merged over it; return the
     output folder (final adapter, processor, checkpoints, ``refine_rft_config.yaml``)."""
-    return run(*parse_recipe(_dataclass_types(), recipe=recipe, overrides=overrides))
+    request = Request.read("train", recipe=recipe, overrides=overrides)
+    return request.finished_run() or run(*parse_recipe(_dataclass_types(), recipe=recipe, overrides=overrides),
+                                         request=request)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``refine-rft train --config RECIPE.yaml [--flag value ...]``."""
-    run(*parse_recipe(_dataclass_types(), argv, prog="refine-rft train"))
+    request = Request.read("train", argv)
+    if request.finished_run() is None:  # before TRL is imported (see refine_rft.train.request)
+        run(*parse_recipe(_dataclass_types(), argv, prog="refine-rft train"), request=request)
     return 0

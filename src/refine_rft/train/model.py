@@ -5,7 +5,6 @@ come from :mod:`refine_rft.train.data`)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from refine_rft.errors import ConfigError, MissingFile
@@ -126,11 +125,13 @@ def memory_settings(training_args) -> dict:
     return settings
 
 
-def run_training(command: str, build_trainer, script_args, training_args, model_args, generations: int = 1) -> Path:
+def run_training(command: str, build_trainer, script_args, training_args, model_args, generations: int = 1,
+                 request=None) -> Path:
     """The end every trainer shares (``refine-rft train`` and ``sft``): refuse an ``output_dir`` over the
     run's inputs, then :func:`train_and_save` behind one writer's lock on ``output_dir`` (held by the
     main process for the whole run, so another run into the same folder refuses, naming this one);
-    return the folder."""
+    return the folder. ``request`` (:class:`~refine_rft.train.request.Request`) is what the settings
+    were parsed from, recorded with them."""
     from contextlib import nullcontext
 
     from refine_rft.files import honour_umask, output_lock
@@ -139,20 +140,20 @@ def run_training(command: str, build_trainer, script_args, training_args, model_
     refuse_overwriting_inputs(script_args, training_args, model_args)
     lock = output_lock(training_args.output_dir, folder=True, what="train")
     with lock if training_args.process_index == 0 else nullcontext():
-        out = train_and_save(build_trainer, script_args, training_args, model_args, generations, command)
+        out = train_and_save(build_trainer, script_args, training_args, model_args, generations, command, request)
         if training_args.process_index == 0:
             honour_umask(out)  # the final adapter, saved after the last checkpoint (safetensors: 0600)
     return out
 
 
 def train_and_save(build_trainer, script_args, training_args, model_args, generations: int = 1,
-                   command: str = "train") -> Path:
+                   command: str = "train", request=None) -> Path:
     """Check the questions per step (``generations`` completions each: GRPO's G, 1 for SFT) and the
     GPU's memory against the recipe's ``gpu_memory_gb``, decide where the run starts from its
     ``output_dir`` (:mod:`refine_rft.train.resume`: refuse changed settings, resume from the newest
     valid checkpoint, or do nothing for a finished run), build the trainer, train, and save the final
     adapter (or model), processor, model card and log history in ``output_dir``; return that folder."""
-    from refine_rft.train.resume import prepare_output_dir
+    from refine_rft.train.resume import prepare_output_dir, say_finished
 
     check_questions_per_step(script_args.questions_per_step, training_args.world_size,
                              training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps,
@@ -161,11 +162,10 @@ def train_and_save(build_trainer, script_args, training_args, model_args, genera
                      memory_settings(training_args))
     output_dir = Path(training_args.output_dir)
     train_file = Path(script_args.train_file)
-    start = prepare_output_dir(script_args, training_args, model_args, train_file, command)
+    start = prepare_output_dir(script_args, training_args, model_args, train_file, command, request)
     if start.finished:
         if training_args.process_index == 0:
-            print(f"refine-rft {command}: {output_dir} holds a finished run (trainer_state.json); nothing to "
-                  "do (--overwrite trains it afresh)", file=sys.stderr)
+            say_finished(command, output_dir)
         return output_dir
     trainer = build_trainer(script_args, training_args, model_args)
     save_run_config(trainer, script_args, training_args, model_args)

@@ -5,7 +5,8 @@
 - a folder with checkpoints **resumes** from the newest valid one, whether or not
   ``--resume_from_checkpoint`` is given: rerunning the command that crashed is the natural thing to
   do after a crash, and starting again from step 0 would overwrite the checkpoints it left;
-- a finished run (its final ``trainer_state.json`` is written last) reruns as a no-op;
+- a finished run (its final ``trainer_state.json`` is written last) reruns as a no-op; a rerun of the
+  same request says so before TRL is imported (:mod:`refine_rft.train.request`);
 - the settings that define the run (:func:`run_settings`: rewards, weights, learning rate, model,
   data and its digest, ...) are recorded in ``run_settings.json`` by the project's one settings
   guard (:func:`refine_rft.files.guard_settings`); a rerun with other settings refuses, naming each
@@ -192,10 +193,12 @@ def refuse_overwriting_inputs(script_args, training_args, model_args) -> None:
                              replaced=[("the output", path) for path in owned])
 
 
-def prepare_output_dir(script_args, training_args, model_args, train_file, command: str) -> Start:
-    """Guard the run's settings (refuse changes, or start afresh with ``--overwrite``), then choose
-    where it starts and trim the question log to the steps before it. Run on every process; the
-    main process goes first (it alone moves corrupt checkpoints aside)."""
+def prepare_output_dir(script_args, training_args, model_args, train_file, command: str,
+                       request=None) -> Start:
+    """Guard the run's settings (refuse changes, or start afresh with ``--overwrite``), recording the
+    ``request`` (a :class:`~refine_rft.train.request.Request`, ``None``: none to record) they were
+    resolved from, then choose where it starts and trim the question log to the steps before it. Run on
+    every process; the main process goes first (it alone moves corrupt checkpoints aside)."""
     from refine_rft.train.config import resolved_config
 
     output_dir = Path(training_args.output_dir)
@@ -203,11 +206,18 @@ def prepare_output_dir(script_args, training_args, model_args, train_file, comma
         settings = run_settings(resolved_config(script_args, training_args, model_args), train_file)
         outputs = [p for pattern in RUN_OUTPUTS for p in output_dir.glob(pattern)]
         if training_args.process_index == 0 or not script_args.overwrite:
-            guard_settings(output_dir / SETTINGS_FILE, settings, outputs, overwrite=script_args.overwrite)
+            guard_settings(output_dir / SETTINGS_FILE, settings, outputs, overwrite=script_args.overwrite,
+                           notes=request.notes() if request is not None else None)
         start = choose_start(training_args, command)
         if not start.finished:
             trim_sample_log(output_dir / f"sample_ids.rank{training_args.process_index}.jsonl", start.step)
     return start
+
+
+def say_finished(command: str, output_dir: Path) -> None:
+    """The line a rerun of a finished run says (before it returns, doing nothing)."""
+    print(f"refine-rft {command}: {output_dir} holds a finished run (trainer_state.json); nothing to do "
+          "(--overwrite trains it afresh)", file=sys.stderr)
 
 
 def trim_sample_log(path: Path, step: int) -> None:

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from refine_rft.train.config import SFTScriptArguments, parse_recipe
+from refine_rft.train.request import Request
 
 
 def _dataclass_types():
@@ -132,20 +133,24 @@ def build_trainer(script_args, training_args, model_args):
     return trainer
 
 
-def run(script_args, training_args, model_args) -> Path:
+def run(script_args, training_args, model_args, request: Request | None = None) -> Path:
     """Train; save the final adapter (or model), processor, model card and log history in ``output_dir``;
-    return it."""
+    return it. ``request``: what the settings were parsed from (recorded with them)."""
     from refine_rft.train.model import run_training
 
-    return run_training("sft", build_trainer, script_args, training_args, model_args)
+    return run_training("sft", build_trainer, script_args, training_args, model_args, request=request)
 
 
 def train_sft(recipe: str | os.PathLike | dict, overrides: dict | None = None) -> Path:
     """Run an SFT recipe (a YAML path or a mapping) with ``overrides`` merged over it; return the output folder."""
-    return run(*parse_recipe(_dataclass_types(), recipe=recipe, overrides=overrides))
+    request = Request.read("sft", recipe=recipe, overrides=overrides)
+    return request.finished_run() or run(*parse_recipe(_dataclass_types(), recipe=recipe, overrides=overrides),
+                                         request=request)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``refine-rft sft --config RECIPE.yaml [--flag value ...]``."""
-    run(*parse_recipe(_dataclass_types(), argv, prog="refine-rft sft"))
+    request = Request.read("sft", argv)
+    if request.finished_run() is None:  # before TRL is imported (see refine_rft.train.request)
+        run(*parse_recipe(_dataclass_types(), argv, prog="refine-rft sft"), request=request)
     return 0
