@@ -65,6 +65,29 @@ def test_base_starts_with_the_papers_flaw_right_answers_with_flawed_reasoning(tm
     assert profile["cot"] < profile["choice"] and 10 <= profile["cot_format"] <= 80, profile
 
 
+def test_base_names_some_species_by_their_alias_in_open_answers(tmp_path):
+    """The demo measures the open-world alias rule: on 48 fresh open questions (image seed 11) the
+    base names some species by their alias, which Open accepts and Open exact does not, and only
+    the species that go by their alias (build 5's identify data)."""
+    from refine_rft.evaluate import EvalSettings, generate_predictions
+    from refine_rft.evaluate.score import score_rows
+    from refine_rft.files import read_jsonl, write_jsonl_atomic
+    from refine_rft.resolution import ImageResolution
+    from refine_rft_workshop.base.instruct_data import goes_by_alias
+    from refine_rft_workshop.synthetic import synthetic_class_list, synthetic_questions
+
+    rows = synthetic_questions(tmp_path / "data", "test", per_class=2, num_classes=24, image_seed=11)
+    test = write_jsonl_atomic(tmp_path / "test.jsonl", rows)
+    predictions = generate_predictions([test], ["open"], tmp_path / "eval",
+                                       EvalSettings(str(tiny_instruct_path()), ImageResolution(), batch_size=48,
+                                                    max_new_tokens={"open": 16}, trust_remote_code=True))
+    answered = read_jsonl(predictions)
+    scores = score_rows(answered, class_lists={rows[0]["dataset"]: synthetic_class_list(24)})["open"]
+    assert scores["average"] > 60 and scores["exact_average"] <= scores["average"] - 8, scores
+    by_alias = [r for r in answered if any(a.lower() in r["response"].lower() for a in r.get("aliases", []))]
+    assert by_alias and all(goes_by_alias(r["label"]) for r in by_alias), [r["response"] for r in by_alias]
+
+
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 def test_missing_or_corrupt_files_give_one_error_saying_how_to_rebuild(tmp_path, damage):
     copy = tmp_path / "tiny_instruct"

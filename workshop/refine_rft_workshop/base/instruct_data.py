@@ -125,7 +125,7 @@ class InstructMix:
     # Finch."), for the species the base calls by their aliases (:func:`goes_by_alias`), as real
     # models often use a common name the benchmark does not: a base built with it answers those
     # species' open questions with the alias, so the demo's Open (aliases accepted) and
-    # Open-exact (the class name only) differ. 0 in builds 1-5, whose open answers are always the
+    # Open-exact (the class name only) differ. 0 in builds 1-4, whose open answers are always the
     # class name; at 0 no random number is drawn, so their instruction data is unchanged.
     identify_alias: float = 0.8
 
