@@ -248,7 +248,7 @@ def test_a_finished_run_asked_again_is_recognised_before_trl_and_changes_still_r
 
 def test_the_request_digest_leaves_out_what_the_guard_leaves_out(tmp_path, monkeypatch):
     """A request's digest changes with what defines the run (recipe values, included files, flags, the command,
-    the working folder), not with where it logs or where the teacher is served."""
+    the working folder, refine-rft's source), not with where it logs or where the teacher is served."""
     from refine_rft.train.request import Request
 
     monkeypatch.chdir(tmp_path)
@@ -266,6 +266,12 @@ def test_the_request_digest_leaves_out_what_the_guard_leaves_out(tmp_path, monke
     (tmp_path / "base.yaml").write_text("learning_rate: 0.001\n")
     assert Request.read("train", ["--config", "run.yaml"]).digest != request.digest
     (tmp_path / "base.yaml").write_text("learning_rate: 0.0001\n")
+    # refine-rft's own source: a default edited in a checkout (no new version) takes the full path.
+    import refine_rft.train.request as module
+
+    monkeypatch.setattr(module, "source_digest", lambda: "0" * 64)
+    assert Request.read("train", ["--config", "run.yaml"]).digest != request.digest
+    monkeypatch.undo()
     monkeypatch.chdir(tmp_path.parent)
     assert Request.read("train", ["--config", tmp_path / "run.yaml"]).digest != request.digest
 

@@ -21,8 +21,10 @@ The digest covers what the settings are resolved from:
   teacher is served at a new URL every time);
 - the flags, as given;
 - the working folder (a relative path means what it meant);
-- the versions of the packages whose defaults apply (refine-rft, TRL, transformers, peft, accelerate,
-  torch), and the number of processes (``WORLD_SIZE``; start-up checks it against ``questions_per_step``).
+- refine-rft's own source (every ``.py`` file of the package, about 10 ms to read), so that a default
+  edited in a checkout, without a new version, takes the full path;
+- the versions of the other packages whose defaults apply (TRL, transformers, peft, accelerate, torch),
+  and the number of processes (``WORLD_SIZE``; start-up checks it against ``questions_per_step``).
 
 The shortcut loads nothing, so it does not check the GPU against the recipe's ``gpu_memory_gb``.
 
@@ -45,9 +47,9 @@ from refine_rft.recipes import load_recipe, merge
 
 # Where the digest is recorded in the guard's record (run_settings.json).
 REQUEST_KEY = "request_sha256"
-# The packages whose defaults fill in the settings a request leaves unsaid (by version: a default edited in
-# a checkout without a new version is seen only by the full path, after another request).
-DEFAULTS_FROM = ("refine-rft", "trl", "transformers", "peft", "accelerate", "torch")
+# The packages whose defaults fill in the settings a request leaves unsaid, by version (refine-rft's own
+# defaults by its source, :func:`source_digest`, as a checkout changes them without a new version).
+DEFAULTS_FROM = ("trl", "transformers", "peft", "accelerate", "torch")
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class Request:
             defining["judge"] = {name: value for name, value in values["judge"].items()
                                  if f"judge.{name}" not in OPERATIONAL}
         described = {"command": command, "recipe": defining, "flags": argv, "cwd": os.getcwd(),
-                     "versions": {name: _version(name) for name in DEFAULTS_FROM},
+                     "source": source_digest(), "versions": {name: _version(name) for name in DEFAULTS_FROM},
                      "processes": os.environ.get("WORLD_SIZE", "1")}
         digest = hashlib.sha256(json.dumps(described, default=str).encode()).hexdigest()
         # Read here only to find the run: a folder's recorded digest was written by the request that ran
@@ -129,6 +131,20 @@ def _flag(argv: list[str], name: str) -> str | None:
         if flag in spellings:
             value = inline if equals else argv[index + 1] if index + 1 < len(argv) else None
     return value
+
+
+def source_digest() -> str:
+    """SHA-256 over the path and content of every ``.py`` file of the installed ``refine_rft`` package.
+
+    >>> len(source_digest())
+    64
+    """
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        content = path.read_bytes()
+        digest.update(f"{path.relative_to(root).as_posix()}\0{len(content)}\0".encode() + content)
+    return digest.hexdigest()
 
 
 def _version(package: str) -> str | None:
