@@ -15,8 +15,10 @@ Command-line flags override the recipe (``refine-rft train --config r.yaml --lea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -161,7 +163,34 @@ def parse_recipe(dataclass_types, argv: list[str] | None = None, recipe: str | o
     """
     from refine_rft.settings import parse
 
-    return parse(prog, dataclass_types, argv or [], config=recipe, overrides=overrides)
+    with upstream_deprecations_quiet():  # TRL's configs default gradient_checkpointing=True
+        return parse(prog, dataclass_types, argv or [], config=recipe, overrides=overrides)
+
+
+# Deprecations raised inside TRL and transformers that a run cannot act on: TRL's configs default
+# ``gradient_checkpointing=True`` and its trainers read ``model.is_gradient_checkpointing`` every step,
+# names transformers renamed to ``activation_checkpointing`` after 5.17, the version vLLM pins (so a
+# recipe cannot use the new name yet). Shown, the second fills the log with one warning per step.
+UPSTREAM_DEPRECATIONS = (r"`(is_)?gradient_checkpointing(_kwargs)?` is deprecated",)
+
+
+@contextlib.contextmanager
+def upstream_deprecations_quiet():
+    """Within it, :data:`UPSTREAM_DEPRECATIONS` are not shown; every other warning is, as before.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as shown:
+    ...     warnings.simplefilter("always")
+    ...     with upstream_deprecations_quiet():
+    ...         warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
+    ...         warnings.warn("something else", FutureWarning)
+    >>> [str(w.message) for w in shown]
+    ['something else']
+    """
+    with warnings.catch_warnings():
+        for pattern in UPSTREAM_DEPRECATIONS:
+            warnings.filterwarnings("ignore", message=pattern, category=FutureWarning)
+        yield
 
 
 def scrub_secrets(value):

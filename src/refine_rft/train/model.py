@@ -167,9 +167,12 @@ def train_and_save(build_trainer, script_args, training_args, model_args, genera
         if training_args.process_index == 0:
             say_finished(command, output_dir)
         return output_dir
-    trainer = build_trainer(script_args, training_args, model_args)
-    save_run_config(trainer, script_args, training_args, model_args)
-    trainer.train(resume_from_checkpoint=start.checkpoint)
+    from refine_rft.train.config import upstream_deprecations_quiet
+
+    with upstream_deprecations_quiet():  # one per step otherwise
+        trainer = build_trainer(script_args, training_args, model_args)
+        save_run_config(trainer, script_args, training_args, model_args)
+        trainer.train(resume_from_checkpoint=start.checkpoint)
     trainer.save_model(training_args.output_dir)
     # TRL's model card (README.md: base model, trainer, versions, how to load), as TRL's own scripts and
     # open-r1 write it; GRPO also refreshes it at each checkpoint.
