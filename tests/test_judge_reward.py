@@ -82,7 +82,7 @@ def test_judge_counters_go_to_trls_log_metric_hook():
 
 def test_runs_on_trls_daemon_event_loop_across_steps():
     """TRL runs async rewards with ``run_coroutine_threadsafe`` on one loop in a daemon thread."""
-    _, loop, ready = start_event_loop_in_daemon(name="reward-loop")
+    thread, loop, ready = start_event_loop_in_daemon(name="reward-loop")
     ready.wait()
     image = Image.new("RGB", (32, 32))
     with ScriptedJudgeServer(latency=0.05) as server:
@@ -94,7 +94,10 @@ def test_runs_on_trls_daemon_event_loop_across_steps():
             scores = future.result(timeout=30)
             assert len(scores) == 16 and all(0.0 <= s <= 1.0 for s in scores)
             assert len(set(scores)) > 1  # the scripted judge's scores vary with the text
+        asyncio.run_coroutine_threadsafe(reward.aclose(), loop).result(timeout=30)  # as training ends
     loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=5)
+    loop.close()
     assert server.max_in_flight == 8
 
 

@@ -32,7 +32,11 @@ transport:
   (the health check, see :mod:`refine_rft.judge.health`) and the run's failure rule catch them.
 
 The client binds to the event loop it is first used on (the connections and the semaphore belong
-to one loop); used from a new loop (a second ``asyncio.run``), it starts fresh connections there.
+to one loop); used from a new loop (a second ``asyncio.run``), it starts fresh connections there,
+and the previous loop's connections are closed on that loop. Whoever owns a client closes it with
+:meth:`JudgeClient.aclose` when done (a reward at the end of training, ``refine-rft judge`` at the end
+of the command); a loop that ``asyncio.run`` shuts down first closes its connections itself, so a
+client used once per ``asyncio.run`` holds the connections of one loop at a time, never more.
 """
 
 from __future__ import annotations
@@ -306,7 +310,7 @@ class JudgeClient:
         self.stats = stats or JudgeStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: Transport | None = None
-        self._retired: list[Transport] = []
+        self._keeper: asyncio.Task | None = None  # closes the transport on its loop (_bind_to_running_loop)
         self._endpoints = {url: url.rstrip("/") + "/chat/completions" for url in config.base_urls}
         self._semaphore: asyncio.Semaphore | None = None
         # Replica health outlives an event loop: a replica found down stays out for its cool-down.
@@ -323,11 +327,13 @@ class JudgeClient:
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
-        # Connections opened on a previous loop cannot be closed from this one: keep them until exit.
-        if self._transport is not None:
-            self._retired.append(self._transport)
+        self._release()
         self._loop = loop
         self._transport = Transport(self.config)
+        # Connections can only be closed on the loop that opened them. A task on that loop closes them
+        # when cancelled: by aclose(), by a later loop taking over (_release), or by asyncio.run,
+        # which cancels the tasks left before it closes its loop.
+        self._keeper = loop.create_task(_close_when_cancelled(self._transport))
         for state in self.router.state.values():
             state.in_flight = 0
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
@@ -483,8 +489,29 @@ class JudgeClient:
             f"({describe_failure(url, failure, with_url=False)}): is the server at judge.base_urls ({url}) up, "
             f"serving judge.model={self.config.model!r}? (API key from ${self.config.api_key_env})")
 
+    def _release(self) -> None:
+        """Have the loop the client is bound to close its connections, when that loop next runs (a
+        closed loop has closed them already: asyncio.run cancelled the keeper)."""
+        if self._keeper is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._keeper.cancel)
+        self._keeper, self._transport, self._loop = None, None, None
+
     async def aclose(self) -> None:
-        """Close the connections (call on the loop that used them)."""
-        if self._transport is not None and self._loop is asyncio.get_running_loop():
-            await self._transport.aclose()
-        self._transport, self._loop = None, None
+        """Close the connections: on the loop that used them, closed when this returns; called from
+        another loop, that loop closes them when it next runs. The client can be used again after
+        (it opens new connections)."""
+        if self._keeper is not None and self._loop is asyncio.get_running_loop():
+            keeper, transport = self._keeper, self._transport
+            self._keeper, self._transport, self._loop = None, None, None
+            keeper.cancel()  # its own close then finds nothing left to close
+            await transport.aclose()
+        else:
+            self._release()
+
+
+async def _close_when_cancelled(transport: Transport) -> None:
+    """Wait until cancelled, then close ``transport``: the task that owns a loop's connections."""
+    try:
+        await asyncio.get_running_loop().create_future()
+    except asyncio.CancelledError:  # the signal to close, not a failure
+        await transport.aclose()

@@ -104,6 +104,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     async def aclose(self) -> None:
         self._writer.close()
+        try:
+            await self._writer.wait_closed()  # the socket is released when this returns
+        except OSError:  # a connection the server reset is closed all the same
+            pass
 
     def get_extra_info(self, info: str):
         if info == "socket":

@@ -49,7 +49,9 @@ def make_reasoning_reward(config: JudgeConfig):
     hits) are on ``reasoning_reward.stats`` (a :class:`~refine_rft.judge.JudgeStats`). When TRL
     passes its ``log_metric`` hook, each call logs them as ``judge/*`` metrics and resets them, so
     they appear in the trainer's logs with nothing else to wire; otherwise read them with
-    ``reasoning_reward.stats.read_and_reset()``.
+    ``reasoning_reward.stats.read_and_reset()``. The judge's connections and cache are closed by
+    ``await reasoning_reward.aclose()``, on the event loop that ran the reward (training does it
+    at its end).
 
     Args:
         config: the judge settings (a recipe's ``judge:``, parsed).
@@ -92,6 +94,7 @@ def make_reasoning_reward(config: JudgeConfig):
 
     reasoning_reward.stats = judge.stats
     reasoning_reward.judge = judge
+    reasoning_reward.aclose = judge.aclose
     return reasoning_reward
 
 

@@ -94,6 +94,12 @@ class CategoryVerifier:
             self.cache.put(key, {"same": verdict}, model=self.config.model)
         return verdict
 
+    async def aclose(self) -> None:
+        """Close the client's connections and the cache (on the event loop that used them)."""
+        await self.client.aclose()
+        if self.cache is not None:
+            self.cache.close()
+
 
 def decide_by_rule(answer: str | None, label: str, vocab: ClassVocabulary) -> float | None:
     """1.0 / 0.0 where the strict rule decides, ``None`` where only a verifier can (no known class named).
@@ -114,7 +120,8 @@ def decide_by_rule(answer: str | None, label: str, vocab: ClassVocabulary) -> fl
 
 
 def make_open_verifier_reward(config: JudgeConfig, vocabulary: Mapping[str, ClassVocabulary] | None = None):
-    """The async ``open_verifier`` reward (TRL awaits it) over ``vocabulary`` (``{dataset: ...}``)."""
+    """The async ``open_verifier`` reward (TRL awaits it) over ``vocabulary`` (``{dataset: ...}``).
+    Its owner awaits ``open_verifier_reward.aclose()`` when done (training does, at its end)."""
     verifier = CategoryVerifier(config)
 
     async def open_verifier_reward(completions, label, dataset=None, options=None, aliases=None, noun=None,
@@ -139,4 +146,5 @@ def make_open_verifier_reward(config: JudgeConfig, vocabulary: Mapping[str, Clas
         return list(await asyncio.gather(*(one(i) for i in range(n))))
 
     open_verifier_reward.verifier = verifier
+    open_verifier_reward.aclose = verifier.aclose
     return open_verifier_reward

@@ -54,7 +54,8 @@ def build_trainer(script_args, training_args, model_args):
     from refine_rft.train.data import grpo_rows, load_training_inputs, to_dataset
     from refine_rft.train.model import model_init_kwargs, model_path
     from refine_rft.chat import generation_prefix
-    from refine_rft.train.monitor import monitor_rewards, umask_callback, with_template_prefix
+    from refine_rft.train.monitor import (close_rewards_callback, monitor_rewards, umask_callback,
+                                          with_template_prefix)
 
     if {"reasoning", "open_verifier"} & set(script_args.rewards) and script_args.judge is not None:
         # Before the model loads: a refused key or model must not cost minutes of loading first.
@@ -77,10 +78,11 @@ def build_trainer(script_args, training_args, model_args):
     # A chat template that opens <think> itself (a Qwen3-VL -Thinking model): score what the model said
     # with what the template wrote before it, so that a correct three-tag answer keeps R_f / R_fa = 1.
     # Outermost, so that the monitor's format metrics see the restored completions too.
+    owned = reward_funcs  # the wrappers below hold nothing: these are what close at the end
     reward_funcs = with_template_prefix(monitor_rewards(reward_funcs, sample_log), generation_prefix(processor))
 
     training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
-    return GRPOTrainer(
+    trainer = GRPOTrainer(
         model=model_path(model_args),
         reward_funcs=reward_funcs,
         args=training_args,
@@ -89,6 +91,11 @@ def build_trainer(script_args, training_args, model_args):
         peft_config=get_peft_config(model_args),
         callbacks=[umask_callback()],
     )
+    # The judge's connections belong to TRL's reward event loop: closed there when training ends.
+    closing = close_rewards_callback(trainer, owned)
+    if closing is not None:
+        trainer.add_callback(closing)
+    return trainer
 
 
 def run(script_args, training_args, model_args, request: Request | None = None) -> Path:

@@ -153,6 +153,7 @@ def train_and_save(build_trainer, script_args, training_args, model_args, genera
     ``output_dir`` (:mod:`refine_rft.train.resume`: refuse changed settings, resume from the newest
     valid checkpoint, or do nothing for a finished run), build the trainer, train, and save the final
     adapter (or model), processor, model card and log history in ``output_dir``; return that folder."""
+    from refine_rft.train.monitor import close_rewards
     from refine_rft.train.resume import prepare_output_dir, say_finished
 
     check_questions_per_step(script_args.questions_per_step, training_args.world_size,
@@ -172,7 +173,10 @@ def train_and_save(build_trainer, script_args, training_args, model_args, genera
     with upstream_deprecations_quiet():  # one per step otherwise
         trainer = build_trainer(script_args, training_args, model_args)
         save_run_config(trainer, script_args, training_args, model_args)
-        trainer.train(resume_from_checkpoint=start.checkpoint)
+        try:
+            trainer.train(resume_from_checkpoint=start.checkpoint)
+        finally:  # a run stopped by an error too: the judge's connections are closed
+            close_rewards(trainer)
     trainer.save_model(training_args.output_dir)
     # TRL's model card (README.md: base model, trainer, versions, how to load), as TRL's own scripts and
     # open-r1 write it; GRPO also refreshes it at each checkpoint.

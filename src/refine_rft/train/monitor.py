@@ -20,9 +20,11 @@ runs async rewards concurrently).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
+from transformers import TrainerCallback
 from trl.trainer.utils import get_callable_name, is_async_callable
 
 from refine_rft.files import JsonlAppender
@@ -132,3 +134,42 @@ def umask_callback():
                 honour_umask(args.output_dir)
 
     return HonourUmask()
+
+
+
+class CloseRewards(TrainerCallback):
+    """Closes, when training ends, what the rewards hold open: each reward with an ``aclose``
+    coroutine function (the judge rewards: their HTTP connections and judge cache; a reward of the
+    user's may define one too) is awaited on TRL's reward event loop, the loop whose connections
+    they are. A run stopped by an error never reaches ``on_train_end``: :func:`close_rewards` closes
+    them then."""
+
+    def __init__(self, trainer, closers: list):
+        self.trainer, self.closers = trainer, closers
+
+    def close(self) -> None:
+        closers, self.closers = self.closers, []  # once, whichever end comes first
+
+        async def close_all() -> None:
+            for close in closers:
+                await close()
+
+        if closers:
+            asyncio.run_coroutine_threadsafe(close_all(), self.trainer.async_loop).result()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.close()
+
+
+def close_rewards_callback(trainer, reward_funcs: list) -> CloseRewards | None:
+    """The :class:`CloseRewards` callback of ``trainer`` for ``reward_funcs``; ``None`` when no
+    reward holds anything."""
+    closers = [reward.aclose for reward in reward_funcs if callable(getattr(reward, "aclose", None))]
+    return CloseRewards(trainer, closers) if closers else None
+
+
+def close_rewards(trainer) -> None:
+    """Close what ``trainer``'s rewards hold (see :class:`CloseRewards`), if it has not been."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, CloseRewards):
+            callback.close()
