@@ -9,7 +9,7 @@ import pytest
 
 from refine_rft_workshop.synthetic import synthetic_questions
 from refine_rft_workshop.base.instruct_data import (TASKS, InstructMix, cot_target, describe_target, draw_example,
-                                           format_weights)
+                                           format_weights, goes_by_alias)
 from refine_rft.errors import UserError
 from refine_rft.judge.attributes import attribute_score
 from refine_rft.parsing import extract_choice
@@ -33,8 +33,9 @@ def test_every_task_has_a_target_that_fits_its_prompt(records):
                 named = record["answer"] if task == "choice" else record["options"].index(
                     first["text"].rsplit("Which letter is ", 1)[1].rstrip("?"))
                 assert extract_choice(example["target"], record["options"]) == named
-            if task == "identify":
-                assert record["label"] in example["target"]
+            if task == "identify":  # the class name, or an alias for the species that go by theirs
+                names = [record["label"]] + (record.get("aliases", []) if goes_by_alias(record["label"]) else [])
+                assert any(name in example["target"] for name in names), (example["target"], names)
 
 
 def test_descriptions_are_what_the_attribute_judge_reads_as_true(records):
@@ -200,17 +201,21 @@ def test_a_checkpoint_of_another_recipe_is_refused_and_force_starts_afresh(tmp_p
     assert out.is_dir() and not _checkpoint_path(out).exists() and not _checkpoint_settings(out).exists()
 
 
-def test_identify_targets_may_name_the_species_by_an_alias_without_changing_default_builds(records):
+def test_identify_targets_name_the_species_that_go_by_their_alias_by_it_and_no_others(records):
     from refine_rft.openworld import vocabularies
 
     with_alias = [r for r in records if r.get("aliases")]
-    assert with_alias, "the synthetic species have aliases"
+    assert {goes_by_alias(r["label"]) for r in with_alias} == {True, False}, "both kinds among the species"
     vocab = vocabularies(records)["synthetic"]
     for record in with_alias:
         target = draw_example(record, random.Random(0), InstructMix(identify_alias=1.0), task="identify")["target"]
-        # An alias: the open-world rule reads the species (Open), the exact rule does not (Open-exact).
-        assert vocab.named(target) == record["label"] and vocab.exact(target) is None
-    # At the default share no random number is drawn: builds 1-4's instruction data is unchanged.
+        if goes_by_alias(record["label"]):
+            # An alias: the open-world rule reads the species (Open), the exact rule does not (Open-exact).
+            assert vocab.named(target) == record["label"] and vocab.exact(target) is None, target
+        else:
+            assert vocab.exact(target) == record["label"], target
+    # At share 0 (builds 1-4) no random number is drawn, so their instruction data is unchanged.
     rng, untouched = random.Random(5), random.Random(5)
-    draw_example(with_alias[0], rng, InstructMix(), task="identify")
+    habitual = next(r for r in with_alias if goes_by_alias(r["label"]))
+    draw_example(habitual, rng, InstructMix(identify_alias=0.0), task="identify")
     assert rng.getstate() == untouched.getstate()
