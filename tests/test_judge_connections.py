@@ -11,6 +11,7 @@ import json
 import os
 import time
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 from PIL import Image
@@ -118,6 +119,23 @@ def test_training_steps_reuse_connections_and_the_end_of_training_closes_them():
 
 def test_rewards_that_hold_nothing_need_no_closing_callback():
     assert close_rewards_callback(SimpleNamespace(), [lambda completions, **kwargs: [0.0]]) is None
+
+
+def test_the_sample_id_log_is_closed_at_the_end_with_sync_rewards_only(tmp_path):
+    """TRL makes no reward event loop when every reward is sync: the log (a file) is closed without one."""
+    from refine_rft.train.monitor import SampleIdLog, monitor_rewards, read_sample_ids
+
+    def open_descriptors(path: Path) -> int:
+        return sum(os.readlink(f"/proc/self/fd/{fd}") == str(path) for fd in os.listdir("/proc/self/fd")
+                   if os.path.exists(f"/proc/self/fd/{fd}"))
+
+    log = SampleIdLog(tmp_path / "sample_ids.rank0.jsonl")
+    rewards = monitor_rewards([lambda completions, **kwargs: [0.0] * len(completions)], log)
+    rewards[0]([[{"role": "assistant", "content": "B"}]], id=["q1"], trainer_state=SimpleNamespace(global_step=1))
+    assert open_descriptors(log.path) == 1
+    close_rewards_callback(SimpleNamespace(), [log]).on_train_end(None, None, None)
+    assert open_descriptors(log.path) == 0
+    assert read_sample_ids(log.path) == {1: ["q1"]}
 
 
 def test_the_open_verifier_closes_its_connections_and_cache(tmp_path):

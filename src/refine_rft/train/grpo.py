@@ -54,7 +54,7 @@ def build_trainer(script_args, training_args, model_args):
     from refine_rft.train.data import grpo_rows, load_training_inputs, to_dataset
     from refine_rft.train.model import model_init_kwargs, model_path
     from refine_rft.chat import generation_prefix
-    from refine_rft.train.monitor import (close_rewards_callback, monitor_rewards, umask_callback,
+    from refine_rft.train.monitor import (SampleIdLog, close_rewards_callback, monitor_rewards, umask_callback,
                                           with_template_prefix)
 
     if {"reasoning", "open_verifier"} & set(script_args.rewards) and script_args.judge is not None:
@@ -74,11 +74,12 @@ def build_trainer(script_args, training_args, model_args):
                          f"({', '.join(script_args.rewards)}); give one weight per reward, in the same order")
     sample_log = None
     if script_args.log_sample_ids:
-        sample_log = Path(training_args.output_dir) / f"sample_ids.rank{training_args.process_index}.jsonl"
+        sample_log = SampleIdLog(Path(training_args.output_dir) / f"sample_ids.rank{training_args.process_index}.jsonl")
     # A chat template that opens <think> itself (a Qwen3-VL -Thinking model): score what the model said
     # with what the template wrote before it, so that a correct three-tag answer keeps R_f / R_fa = 1.
     # Outermost, so that the monitor's format metrics see the restored completions too.
-    owned = reward_funcs  # the wrappers below hold nothing: these are what close at the end
+    # What holds files and connections open (the wrappers below hold nothing): closed at the end.
+    owned = reward_funcs + ([sample_log] if sample_log is not None else [])
     reward_funcs = with_template_prefix(monitor_rewards(reward_funcs, sample_log), generation_prefix(processor))
 
     training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}

@@ -41,6 +41,7 @@ class SampleIdLog:
     >>> log.write(3, ["q1", "q1"])
     >>> read_sample_ids(log.path)
     {3: ['q1', 'q1']}
+    >>> asyncio.run(log.aclose())
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -51,6 +52,12 @@ class SampleIdLog:
         if self._out is None:  # opened on the first row: a resumed run has trimmed the log by then
             self._out = JsonlAppender(self.path, key=None)
         self._out.write({"step": step, "ids": list(ids)})
+
+    async def aclose(self) -> None:
+        """Close the file (a later :meth:`write` opens it again); awaited by :class:`CloseRewards` with the rewards."""
+        if self._out is not None:
+            out, self._out = self._out, None
+            out.close()
 
 
 def read_sample_ids(path: str | os.PathLike) -> dict[int, list]:
@@ -81,10 +88,9 @@ def _first_reward_monitor(func, sample_log: SampleIdLog | None):
     return _named_like(func, monitored)
 
 
-def monitor_rewards(reward_funcs: list, sample_log_path: str | os.PathLike | None = None) -> list:
-    """``reward_funcs`` wrapped for per-step monitoring (see the module docstring); the rewards
-    they return are unchanged."""
-    sample_log = SampleIdLog(sample_log_path) if sample_log_path is not None else None
+def monitor_rewards(reward_funcs: list, sample_log: SampleIdLog | None = None) -> list:
+    """``reward_funcs`` wrapped for per-step monitoring (see the module docstring), the first also
+    writing ``sample_log`` (its owner closes it); the rewards they return are unchanged."""
     return [_first_reward_monitor(func, sample_log) if index == 0 else func
             for index, func in enumerate(reward_funcs)]
 
@@ -138,7 +144,7 @@ def umask_callback():
 
 
 class CloseRewards(TrainerCallback):
-    """Closes, when training ends, what the rewards hold open: each reward with an ``aclose``
+    """Closes, when training ends, what the rewards hold open: each reward (and the sample-id log) with an ``aclose``
     coroutine function (the judge rewards: their HTTP connections and judge cache; a reward of the
     user's may define one too) is awaited on TRL's reward event loop, the loop whose connections
     they are. A run stopped by an error never reaches ``on_train_end``: :func:`close_rewards` closes
@@ -154,8 +160,11 @@ class CloseRewards(TrainerCallback):
             for close in closers:
                 await close()
 
-        if closers:
-            asyncio.run_coroutine_threadsafe(close_all(), self.trainer.async_loop).result()
+        loop = getattr(self.trainer, "async_loop", None)  # TRL makes it only for async rewards
+        if closers and loop is not None:
+            asyncio.run_coroutine_threadsafe(close_all(), loop).result()
+        elif closers:  # no async reward, so no connection: only files (the sample-id log) to close
+            asyncio.run(close_all())
 
     def on_train_end(self, args, state, control, **kwargs):
         self.close()
