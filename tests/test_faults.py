@@ -393,7 +393,8 @@ def test_end_to_end_a_second_writer_of_an_output_refuses_naming_the_first(data, 
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.05)
         line = one_line_error(cli(*judge), "judge")
-        assert first.wait(timeout=300) == 0, first.communicate()[1]
+        _, first_stderr = first.communicate(timeout=300)  # waits, and closes its pipes
+        assert first.returncode == 0, first_stderr
     assert holder_of.format(first.pid) in line and "being written by another judge run" in line
     assert len(jsonl(scores)) == 4  # each row once: nothing judged twice
     # The eval folder and the training output_dir, held by another process.
@@ -410,6 +411,7 @@ def test_end_to_end_a_second_writer_of_an_output_refuses_naming_the_first(data, 
         finally:
             holder.send_signal(signal.SIGKILL)  # gone without releasing: its pid stays in the lock file
             holder.wait()
+            holder.stdout.close()
     # A lock whose holder is gone is taken over, with a message naming it.
     result = cli("judge", predictions, "--backend", "attributes", "--out", scores, "--overwrite")
     assert result.returncode == 0, result.stderr

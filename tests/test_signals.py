@@ -43,6 +43,12 @@ def export(adapter: Path, out: Path) -> subprocess.Popen:
                              str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
 
+def ended(process: subprocess.Popen) -> tuple[int, str]:
+    """The exit status and stderr of a started export, once it ends (its pipe closed)."""
+    _, stderr = process.communicate(timeout=600)
+    return process.returncode, stderr
+
+
 def contents(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -51,7 +57,7 @@ def contents(folder: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
 def test_export_stopped_while_writing_then_rerun_equals_an_uninterrupted_export(adapter, tmp_path, stop):
     reference = tmp_path / "reference"
-    assert export(adapter, reference).wait(timeout=600) == 0
+    assert ended(export(adapter, reference))[0] == 0
     out = tmp_path / "merged"
     # A tiny model is written in milliseconds: the export is frozen (SIGSTOP) as soon as its folder
     # being written appears, so the signal lands while it writes. On a busy machine the export can
@@ -67,16 +73,17 @@ def test_export_stopped_while_writing_then_rerun_equals_an_uninterrupted_export(
         if process.poll() is None and any(p.name.startswith(".merged.") for p in tmp_path.iterdir()):
             break
         process.send_signal(signal.SIGCONT)
-        assert process.wait(timeout=600) == 0, process.stderr.read()
+        status, stderr = ended(process)
+        assert status == 0, stderr
         shutil.rmtree(out)
     else:
         pytest.fail("the export ended before it could be stopped, five times")
     process.send_signal(stop)
     process.send_signal(signal.SIGCONT)
-    status = process.wait(timeout=600)
-    assert status in (-stop, 130), process.stderr.read()
+    status, stderr = ended(process)
+    assert status in (-stop, 130), stderr
     assert not out.exists()  # never a half model under the final name
     if stop == signal.SIGINT:  # a clean stop removes what it had written
         assert not any(p.name.startswith(".merged.") for p in tmp_path.iterdir())
-    assert export(adapter, out).wait(timeout=600) == 0
+    assert ended(export(adapter, out))[0] == 0
     assert contents(out) == contents(reference)

@@ -302,7 +302,7 @@ def file_setting(path: str | os.PathLike) -> dict:
     :func:`guard_settings` compares what the setting means, not how it was spelled.
 
     >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "train.jsonl"); _ = open(path, "w").write("{}\\n")
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.jsonl"); _ = Path(path).write_text("{}\\n")
     >>> sorted(file_setting(path)), file_setting(path)["sha256"][:12]
     (['path', 'sha256'], 'ca3d163bab05')
     """
@@ -319,12 +319,12 @@ def same_setting(recorded, value) -> bool:
     wherever the file now is. Lists are compared item by item.
 
     >>> import tempfile, os
-    >>> folder = tempfile.mkdtemp(); path = os.path.join(folder, "q.jsonl"); _ = open(path, "w").write("{}\\n")
+    >>> folder = tempfile.mkdtemp(); path = os.path.join(folder, "q.jsonl"); _ = Path(path).write_text("{}\\n")
     >>> same_setting(os.path.relpath(path), path)
     True
     >>> same_setting(file_setting(path), file_setting(os.path.join(folder, ".", "q.jsonl")))
     True
-    >>> before = file_setting(path); _ = open(path, "w").write("{}\\n{}\\n")
+    >>> before = file_setting(path); _ = Path(path).write_text("{}\\n{}\\n")
     >>> same_setting(before, file_setting(path))
     False
     """
@@ -502,9 +502,9 @@ def output_lock(output: str | os.PathLike, folder: bool = False, what: str = "ou
     >>> out = os.path.join(tempfile.mkdtemp(), "scores.jsonl")
     >>> with output_lock(out) as lock:
     ...     with output_lock(out):  # the same process: nested
-    ...         open(lock).read().split()[0] == f"pid={os.getpid()}"
+    ...         Path(lock).read_text().split()[0] == f"pid={os.getpid()}"
     True
-    >>> open(lock).read()  # released: emptied
+    >>> Path(lock).read_text()  # released: emptied
     ''
     """
     lock = lock_path(output, folder).absolute()

@@ -37,7 +37,7 @@ def read_choices(path: str | Path) -> list[Choice]:
 
     >>> import json, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "c.json")
-    >>> _ = open(path, "w").write(json.dumps({"a": [{"image": "x/1.jpg", "options": ["a", "b"], "groundtruth": "a"}]}))
+    >>> _ = Path(path).write_text(json.dumps({"a": [{"image": "x/1.jpg", "options": ["a", "b"], "groundtruth": "a"}]}))
     >>> read_choices(path)
     [Choice(image='x/1.jpg', options=('a', 'b'), groundtruth='a')]
     """
