@@ -166,6 +166,7 @@ def test_a_judge_stopped_after_step_2_stops_the_run(tmp_path, cot_warm_model, sy
     from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer
     from refine_rft.train import grpo
     from refine_rft.train.config import parse_recipe
+    from refine_rft.train.monitor import close_rewards
 
     class StopJudgeAfterStep2(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -181,6 +182,7 @@ def test_a_judge_stopped_after_step_2_stops_the_run(tmp_path, cot_warm_model, sy
         with pytest.raises(JudgeUnavailable, match=r"judge: (\d+) of the \1 judgements of this training step failed "
                                                    r"\(more than judge.max_failure_rate=50%; latest: APIConnectionError"):
             trainer.train()
+        close_rewards(trainer)  # as refine-rft train does when a run stops on an error
     assert trainer.state.global_step == 2
     assert any(row.get("judge/requests") for row in trainer.state.log_history)  # steps 1-2 were judged
 
