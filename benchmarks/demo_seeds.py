@@ -208,6 +208,8 @@ def reward_curves(out: Path, seeds: list[int], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from refine_rft.report.plots import save_figure
+
     names = {folder: name for folder, name, _ in RUNS}
     fig, axes = plt.subplots(1, len(GRPO_ARMS), figsize=(6 * len(GRPO_ARMS), 3.8), squeeze=False)
     for ax, arm in zip(axes[0], GRPO_ARMS):
@@ -228,10 +230,7 @@ def reward_curves(out: Path, seeds: list[int], path: Path) -> Path:
         ax.set_ylim(0, 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def settings_text(config: DemoConfig, seeds: list[int], seconds: dict[int, float], curves: Path) -> str:

@@ -155,6 +155,8 @@ def plot(rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from refine_rft.report.plots import save_figure
+
     fig, ax = plt.subplots(figsize=(6, 4))
     rates = [100 * row["misread"] for row in rows]
     ax.axhline(0, color="grey", linewidth=1)
@@ -167,10 +169,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     ax.set_title("ReFine-RFT's reasoning gain vs teacher quality")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def main(argv: list[str] | None = None) -> int:

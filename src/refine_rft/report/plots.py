@@ -50,7 +50,7 @@ def accuracy_bars(runs: Sequence[Run], path: str | Path) -> Path | None:
         ax.set_ylabel("accuracy (%)")
         ax.grid(axis="y", alpha=0.3)
     axes[0][-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside the bars
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def curve_keys(log_history: Sequence[dict]) -> list[str]:
@@ -82,17 +82,19 @@ def training_curves(run: Run, path: str | Path) -> Path | None:
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
     fig.suptitle(f"Training: {run.name}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Lay out ``fig``, write it to ``path`` atomically (a half-written PNG never has the final name) and
+    close it; every plot of the project is saved through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     try:
         with naming_the_file(path):
-            fig.savefig(tmp, dpi=110)
+            fig.savefig(tmp, dpi=dpi)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -32,6 +32,8 @@ def plot_losses(losses: dict[str, list[float]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from refine_rft.report.plots import save_figure
+
     figure, axis = plt.subplots(figsize=(7, 4))
     from refine_rft_workshop.base.instruct_data import TASKS
 
@@ -47,10 +49,7 @@ def plot_losses(losses: dict[str, list[float]], path: Path) -> Path:
     axis.set_ylabel("loss per sequence (mean token cross-entropy)")
     axis.set_title("tiny instruct base: training loss per task")
     axis.legend(ncol=2, fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=90)
 
 
 def _final(values: list[float]) -> float:
