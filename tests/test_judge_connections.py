@@ -29,15 +29,20 @@ from refine_rft_workshop.testing.scripted_server import ScriptedJudgeServer
 OPTIONS = ["Common Finch", "Crimson-winged Finch"]
 
 
-def open_sockets() -> int:
-    """How many file descriptors of this process are sockets."""
-    count = 0
+def descriptor_targets() -> list[str]:
+    """What each file descriptor of this process points at ("socket:[...]", a file's path)."""
+    targets = []
     for fd in os.listdir("/proc/self/fd"):
         try:
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
         except OSError:  # the descriptor listdir itself used, closed since
             pass
-    return count
+    return targets
+
+
+def open_sockets() -> int:
+    """How many file descriptors of this process are sockets."""
+    return sum(target.startswith("socket:") for target in descriptor_targets())
 
 
 def settled_sockets(at_most: int) -> int:
@@ -126,8 +131,7 @@ def test_the_sample_id_log_is_closed_at_the_end_with_sync_rewards_only(tmp_path)
     from refine_rft.train.monitor import SampleIdLog, monitor_rewards, read_sample_ids
 
     def open_descriptors(path: Path) -> int:
-        return sum(os.readlink(f"/proc/self/fd/{fd}") == str(path) for fd in os.listdir("/proc/self/fd")
-                   if os.path.exists(f"/proc/self/fd/{fd}"))
+        return descriptor_targets().count(str(path))
 
     log = SampleIdLog(tmp_path / "sample_ids.rank0.jsonl")
     rewards = monitor_rewards([lambda completions, **kwargs: [0.0] * len(completions)], log)
