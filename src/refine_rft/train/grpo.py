@@ -75,11 +75,11 @@ def build_trainer(script_args, training_args, model_args):
     sample_log = None
     if script_args.log_sample_ids:
         sample_log = SampleIdLog(Path(training_args.output_dir) / f"sample_ids.rank{training_args.process_index}.jsonl")
+    # What holds files and connections open (the wrappers below hold nothing): closed at the end.
+    owned = reward_funcs + ([sample_log] if sample_log is not None else [])
     # A chat template that opens <think> itself (a Qwen3-VL -Thinking model): score what the model said
     # with what the template wrote before it, so that a correct three-tag answer keeps R_f / R_fa = 1.
     # Outermost, so that the monitor's format metrics see the restored completions too.
-    # What holds files and connections open (the wrappers below hold nothing): closed at the end.
-    owned = reward_funcs + ([sample_log] if sample_log is not None else [])
     reward_funcs = with_template_prefix(monitor_rewards(reward_funcs, sample_log), generation_prefix(processor))
 
     training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
